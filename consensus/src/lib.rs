@@ -1,0 +1,1 @@
+//! tandem-consensus: BFT protocols as pure, deterministic state machines.
