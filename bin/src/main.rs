@@ -1,11 +1,36 @@
-//! The `tandem` command.
+//! The `tandem` command: one subcommand per module under `commands/`.
 
-use clap::Parser;
+mod commands;
 
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A testbed for Byzantine-fault-tolerant replication.
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "A testbed for Byzantine-fault-tolerant replication")]
-struct Cli {}
+#[command(name = "tandem", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Run the deterministic cluster simulator over many seeds and check safety and
+    /// liveness.
+    Sim(commands::sim::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => commands::sim::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }

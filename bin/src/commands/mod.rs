@@ -1,0 +1,3 @@
+//! One module per `tandem` subcommand.
+
+pub mod sim;

@@ -1,0 +1,260 @@
+//! `tandem sim`: the deterministic simulator over many seeds, in parallel, with a
+//! progress bar and a summary per fault mix. Every violation is printed with the
+//! command that replays it; the exit code is 1 if any was found.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tandem_consensus::sim::faults::FaultMix;
+use tandem_consensus::sim::{self, SimConfig, SimReport};
+
+/// Arguments of `tandem sim`.
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Number of seeds to run.
+    #[arg(long, default_value_t = 200)]
+    seeds: u64,
+    /// First seed of the range.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Run exactly this seed and print its details (replays a failure).
+    #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
+    seed: Option<u64>,
+    /// Fault mix: none, crash, partition, lossy, silent, equivocate, slow-primary,
+    /// bad-signatures, replay, corrupt-digests, view-change-storm, mixed — or `all`,
+    /// which gives seed s the mix number s modulo the number of mixes.
+    #[arg(long, default_value = "all")]
+    faults: String,
+    /// Number of replicas (n ≥ 4; tolerates ⌊(n-1)/3⌋ faults).
+    #[arg(long, default_value_t = 4)]
+    replicas: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// With --seed: print every simulated event.
+    #[arg(long, requires = "seed")]
+    trace: bool,
+}
+
+/// Which mix a seed runs.
+enum MixChoice {
+    One(FaultMix),
+    All(Vec<FaultMix>),
+}
+
+impl MixChoice {
+    fn parse(name: &str) -> Result<MixChoice> {
+        if name == "all" {
+            return Ok(MixChoice::All(FaultMix::all()));
+        }
+        match FaultMix::from_name(name) {
+            Some(mix) => Ok(MixChoice::One(mix)),
+            None => bail!(
+                "unknown fault mix `{name}`; choose one of: all, {}",
+                FaultMix::names().join(", ")
+            ),
+        }
+    }
+
+    fn for_seed(&self, seed: u64) -> FaultMix {
+        match self {
+            MixChoice::One(mix) => *mix,
+            MixChoice::All(all) => all[(seed % all.len() as u64) as usize],
+        }
+    }
+}
+
+/// Runs `tandem sim`.
+pub fn run(args: SimArgs) -> Result<ExitCode> {
+    if args.replicas < 4 {
+        bail!("--replicas must be at least 4 (n = 3f+1 with f ≥ 1)");
+    }
+    let mixes = MixChoice::parse(&args.faults)?;
+    if let Some(seed) = args.seed {
+        return Ok(run_one(
+            seed,
+            mixes.for_seed(seed),
+            args.replicas,
+            args.trace,
+        ));
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    println!(
+        "tandem sim: {} seeds from {}, faults {}, {} replicas, {threads} threads",
+        args.seeds, args.first_seed, args.faults, args.replicas
+    );
+    let started = Instant::now();
+    let reports = run_many(&args, &mixes, threads);
+    print_summary(&reports);
+    let failures: Vec<&SimReport> = reports.iter().filter(|r| !r.ok()).collect();
+    for r in &failures {
+        println!(
+            "\nseed {} ({}) FAILED:",
+            r.config.seed,
+            r.config.faults.name()
+        );
+        for v in &r.violations {
+            println!("  {v}");
+        }
+        println!("  replay: {}", r.replay_command());
+    }
+    let elapsed = started.elapsed();
+    if failures.is_empty() {
+        println!(
+            "\nno violations in {} runs ({:.1} s)",
+            reports.len(),
+            elapsed.as_secs_f64()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "\n{} of {} runs found violations ({:.1} s)",
+            failures.len(),
+            reports.len(),
+            elapsed.as_secs_f64()
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn run_many(args: &SimArgs, mixes: &MixChoice, threads: usize) -> Vec<SimReport> {
+    let bar = ProgressBar::new(args.seeds);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds  {elapsed_precise}  eta {eta}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    let next = AtomicU64::new(0);
+    let failures = AtomicU64::new(0);
+    let reports = Mutex::new(Vec::with_capacity(args.seeds as usize));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= args.seeds {
+                        break;
+                    }
+                    let seed = args.first_seed + i;
+                    let cfg = SimConfig::new(seed, mixes.for_seed(seed), args.replicas);
+                    let report = sim::run(&cfg);
+                    if !report.ok() {
+                        let n = failures.fetch_add(1, Ordering::Relaxed) + 1;
+                        bar.set_message(format!("{n} failing"));
+                    }
+                    reports
+                        .lock()
+                        .expect("no worker panics holding the lock")
+                        .push(report);
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut reports = reports.into_inner().expect("workers finished");
+    reports.sort_by_key(|r| r.config.seed);
+    reports
+}
+
+#[derive(Default)]
+struct MixTotals {
+    runs: u64,
+    completed: u64,
+    planned: u64,
+    view_changes: u64,
+    state_transfers: u64,
+    failures: u64,
+}
+
+fn print_summary(reports: &[SimReport]) {
+    let mut by_mix: BTreeMap<FaultMix, MixTotals> = BTreeMap::new();
+    for r in reports {
+        let t = by_mix.entry(r.config.faults).or_default();
+        t.runs += 1;
+        t.completed += r.requests_completed;
+        t.planned += r.requests_planned;
+        t.view_changes += r.view_changes;
+        t.state_transfers += r.state_transfers;
+        t.failures += u64::from(!r.ok());
+    }
+    println!(
+        "\n{:<18} {:>6} {:>19} {:>13} {:>16} {:>11}",
+        "fault mix", "runs", "requests committed", "view changes", "state transfers", "violations"
+    );
+    let mut total = MixTotals::default();
+    for (mix, t) in &by_mix {
+        print_row(mix.name(), t);
+        total.runs += t.runs;
+        total.completed += t.completed;
+        total.planned += t.planned;
+        total.view_changes += t.view_changes;
+        total.state_transfers += t.state_transfers;
+        total.failures += t.failures;
+    }
+    print_row("total", &total);
+}
+
+fn print_row(name: &str, t: &MixTotals) {
+    println!(
+        "{:<18} {:>6} {:>19} {:>13} {:>16} {:>11}",
+        name,
+        t.runs,
+        format!("{}/{}", t.completed, t.planned),
+        t.view_changes,
+        t.state_transfers,
+        t.failures
+    );
+}
+
+fn run_one(seed: u64, mix: FaultMix, replicas: usize, trace: bool) -> ExitCode {
+    let mut cfg = SimConfig::new(seed, mix, replicas);
+    cfg.record_trace = trace;
+    let r = sim::run(&cfg);
+    for line in &r.trace {
+        println!("{line}");
+    }
+    println!("seed {seed}, faults {}, {replicas} replicas", mix.name());
+    if !r.byzantine.is_empty() {
+        let modes: Vec<String> = r
+            .byzantine
+            .iter()
+            .map(|(id, m)| format!("{id} {}", m.name()))
+            .collect();
+        println!("byzantine: {}", modes.join(", "));
+    }
+    println!(
+        "requests committed {}/{}, highest sequence {}, view changes {}, state transfers {}",
+        r.requests_completed,
+        r.requests_planned,
+        r.highest_delivered,
+        r.view_changes,
+        r.state_transfers
+    );
+    println!(
+        "{} events, {} of virtual time, trace {}",
+        r.events,
+        r.end,
+        r.trace_hash.to_hex()
+    );
+    if r.ok() {
+        println!("no violations");
+        ExitCode::SUCCESS
+    } else {
+        for v in &r.violations {
+            println!("violation: {v}");
+        }
+        println!("replay: {}", r.replay_command());
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,307 @@
+//! The client side of PBFT as a state machine: number requests, send them to the
+//! primary, accept a result once f+1 replicas sent the same one, retransmit to every
+//! replica on time-out, and follow the view replicas report to find the primary.
+//!
+//! Like the replica, it never reads a clock or touches a socket: the caller passes the
+//! time and carries out [`ClientAction`]s.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::crypto::verify_signature;
+use crate::request::{Reply, Request};
+use crate::types::{ClientId, ReplicaId, Time, View, max_faulty};
+
+/// What the client asks its driver to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientAction {
+    /// Send a request to one replica (the believed primary).
+    Send {
+        /// Destination.
+        to: ReplicaId,
+        /// Request.
+        request: Request,
+    },
+    /// Send a request to every replica (a retransmission).
+    Broadcast {
+        /// Request.
+        request: Request,
+    },
+}
+
+/// A request whose result f+1 replicas agreed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completed {
+    /// The request number.
+    pub number: u64,
+    /// The agreed result.
+    pub result: Bytes,
+    /// When the request was first sent.
+    pub sent_at: Time,
+    /// From first send to the (f+1)-th matching reply.
+    pub latency: Duration,
+    /// Whether it had to be retransmitted.
+    pub retransmitted: bool,
+}
+
+/// Client counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientCounters {
+    /// Requests submitted.
+    pub submitted: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// Retransmissions (each a broadcast).
+    pub retransmissions: u64,
+    /// Replies dropped: wrong client, unknown replica, or a bad signature.
+    pub rejected_replies: u64,
+    /// Replies for requests no longer outstanding.
+    pub late_replies: u64,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    request: Request,
+    sent_at: Time,
+    retransmit_at: Time,
+    retransmitted: bool,
+    replies: BTreeMap<ReplicaId, Bytes>,
+}
+
+/// A PBFT client.
+#[derive(Debug)]
+pub struct ClientCore {
+    id: ClientId,
+    replicas: usize,
+    weak: usize,
+    retransmit_after: Duration,
+    replica_keys: Option<Vec<[u8; 32]>>,
+    next_number: u64,
+    outstanding: BTreeMap<u64, Outstanding>,
+    deadlines: BTreeSet<(Time, u64)>,
+    reported_views: BTreeMap<ReplicaId, View>,
+    view: View,
+    counters: ClientCounters,
+}
+
+impl ClientCore {
+    /// A client of an `replicas`-replica cluster that retransmits after
+    /// `retransmit_after`. With `replica_keys` (signed-all mode) it verifies reply
+    /// signatures.
+    pub fn new(
+        id: ClientId,
+        replicas: usize,
+        retransmit_after: Duration,
+        replica_keys: Option<Vec<[u8; 32]>>,
+    ) -> ClientCore {
+        ClientCore {
+            id,
+            replicas,
+            weak: max_faulty(replicas) + 1,
+            retransmit_after,
+            replica_keys,
+            next_number: 1,
+            outstanding: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            reported_views: BTreeMap::new(),
+            view: View(0),
+            counters: ClientCounters::default(),
+        }
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The replica the client believes is primary.
+    pub fn primary(&self) -> ReplicaId {
+        self.view.primary(self.replicas)
+    }
+
+    /// Requests sent and not yet completed.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &ClientCounters {
+        &self.counters
+    }
+
+    /// Numbers and sends a new request; returns its number.
+    pub fn submit(&mut self, now: Time, payload: Bytes, out: &mut Vec<ClientAction>) -> u64 {
+        let number = self.next_number;
+        self.next_number += 1;
+        let request = Request {
+            client: self.id,
+            number,
+            payload,
+        };
+        let retransmit_at = now + self.retransmit_after;
+        out.push(ClientAction::Send {
+            to: self.primary(),
+            request: request.clone(),
+        });
+        self.outstanding.insert(
+            number,
+            Outstanding {
+                request,
+                sent_at: now,
+                retransmit_at,
+                retransmitted: false,
+                replies: BTreeMap::new(),
+            },
+        );
+        self.deadlines.insert((retransmit_at, number));
+        self.counters.submitted += 1;
+        number
+    }
+
+    /// Handles a reply; pushes requests it completes to `done`.
+    pub fn on_reply(&mut self, now: Time, reply: &Reply, done: &mut Vec<Completed>) {
+        if reply.client != self.id || reply.replica.index() >= self.replicas {
+            self.counters.rejected_replies += 1;
+            return;
+        }
+        if let Some(keys) = &self.replica_keys {
+            let valid = reply.signature.is_some_and(|sig| {
+                verify_signature(&keys[reply.replica.index()], &reply.signing_bytes(), &sig)
+            });
+            if !valid {
+                self.counters.rejected_replies += 1;
+                return;
+            }
+        }
+        self.note_view(reply.replica, reply.view);
+        for (number, result) in &reply.results {
+            let Some(entry) = self.outstanding.get_mut(number) else {
+                self.counters.late_replies += 1;
+                continue;
+            };
+            entry
+                .replies
+                .entry(reply.replica)
+                .or_insert_with(|| result.clone());
+            let matching = entry.replies.values().filter(|r| *r == result).count();
+            if matching >= self.weak {
+                let entry = self.outstanding.remove(number).expect("present");
+                self.deadlines.remove(&(entry.retransmit_at, *number));
+                self.counters.completed += 1;
+                done.push(Completed {
+                    number: *number,
+                    result: result.clone(),
+                    sent_at: entry.sent_at,
+                    latency: now.since(entry.sent_at),
+                    retransmitted: entry.retransmitted,
+                });
+            }
+        }
+    }
+
+    /// Adopts the highest view that at least f+1 replicas reported (so at least one
+    /// correct replica is in it).
+    fn note_view(&mut self, replica: ReplicaId, view: View) {
+        let v = self.reported_views.entry(replica).or_insert(view);
+        *v = (*v).max(view);
+        if self.reported_views.len() >= self.weak {
+            let mut views: Vec<View> = self.reported_views.values().copied().collect();
+            views.sort_unstable_by(|a, b| b.cmp(a));
+            self.view = self.view.max(views[self.weak - 1]);
+        }
+    }
+
+    /// Retransmits every request whose time-out passed, to all replicas, doubling its
+    /// time-out (up to 8× the initial one).
+    pub fn on_tick(&mut self, now: Time, out: &mut Vec<ClientAction>) {
+        while let Some(&(at, number)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(entry) = self.outstanding.get_mut(&number) else {
+                continue;
+            };
+            let waited = now.since(entry.sent_at);
+            let next = waited
+                .max(self.retransmit_after)
+                .min(self.retransmit_after * 8);
+            entry.retransmit_at = now + next;
+            entry.retransmitted = true;
+            self.deadlines.insert((entry.retransmit_at, number));
+            self.counters.retransmissions += 1;
+            out.push(ClientAction::Broadcast {
+                request: entry.request.clone(),
+            });
+        }
+    }
+
+    /// When [`ClientCore::on_tick`] next has work.
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(replica: u32, number: u64, result: &'static [u8], view: u64) -> Reply {
+        Reply {
+            view: View(view),
+            replica: ReplicaId(replica),
+            client: ClientId(3),
+            results: vec![(number, Bytes::from_static(result))],
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn accepts_after_f_plus_one_matching_replies() {
+        let mut c = ClientCore::new(ClientId(3), 4, Duration::from_secs(1), None);
+        let mut out = Vec::new();
+        let n = c.submit(Time(0), Bytes::from_static(b"op"), &mut out);
+        assert_eq!(out.len(), 1);
+        let mut done = Vec::new();
+        c.on_reply(Time(5), &reply(0, n, b"good", 0), &mut done);
+        c.on_reply(Time(6), &reply(1, n, b"evil", 0), &mut done);
+        assert!(done.is_empty());
+        c.on_reply(Time(7), &reply(2, n, b"good", 0), &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].result, Bytes::from_static(b"good"));
+        assert_eq!(done[0].latency, Duration::from_nanos(7));
+        assert_eq!(c.outstanding(), 0);
+    }
+
+    #[test]
+    fn one_replica_repeating_itself_is_not_enough() {
+        let mut c = ClientCore::new(ClientId(3), 4, Duration::from_secs(1), None);
+        let mut out = Vec::new();
+        let n = c.submit(Time(0), Bytes::from_static(b"op"), &mut out);
+        let mut done = Vec::new();
+        for _ in 0..5 {
+            c.on_reply(Time(1), &reply(1, n, b"x", 0), &mut done);
+        }
+        assert!(done.is_empty());
+    }
+
+    #[test]
+    fn retransmits_to_all_and_follows_the_view() {
+        let mut c = ClientCore::new(ClientId(3), 4, Duration::from_millis(10), None);
+        let mut out = Vec::new();
+        let n = c.submit(Time(0), Bytes::from_static(b"op"), &mut out);
+        out.clear();
+        c.on_tick(Time(5_000_000), &mut out);
+        assert!(out.is_empty());
+        c.on_tick(Time(10_000_000), &mut out);
+        assert!(matches!(out[0], ClientAction::Broadcast { .. }));
+        let mut done = Vec::new();
+        c.on_reply(Time(11_000_000), &reply(1, n, b"r", 1), &mut done);
+        assert_eq!(c.primary(), ReplicaId(0), "one report is not enough");
+        c.on_reply(Time(11_000_000), &reply(2, n, b"r", 1), &mut done);
+        assert_eq!(c.primary(), ReplicaId(1));
+        assert!(done[0].retransmitted);
+    }
+}

@@ -1,0 +1,349 @@
+//! Byzantine behaviours for experiments, as modes of a replica: the honest core runs,
+//! and the mode rewrites what it sends. Correct replicas must stay safe against each
+//! (the simulator checks), and live once at most f replicas misbehave.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::pbft::Pbft;
+use crate::pbft::message::{
+    CheckpointBody, Envelope, Message, PbftTimer, PrePrepare, Signed, SignedBody,
+};
+use crate::pbft::replica::{PbftAction, PbftEvent};
+use crate::protocol::{Action, Event};
+use crate::request::Batch;
+use crate::types::{ReplicaId, Time};
+
+/// A way for a replica to misbehave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ByzantineMode {
+    /// Sends nothing at all (a crash that keeps its connections open).
+    Silent,
+    /// As primary, sends different batches for the same sequence number to different
+    /// backups.
+    Equivocate,
+    /// As primary, holds every proposal until just under the view timeout.
+    SlowPrimary,
+    /// Corrupts every signature it produces.
+    BadSignatures,
+    /// Keeps resending old messages it sent or received.
+    Replay,
+    /// Votes for wrong digests: prepares, commits and pre-prepares with corrupted
+    /// digests, validly signed checkpoints of a wrong state, wrong results to clients.
+    CorruptDigests,
+    /// Keeps asking for view changes to ever higher views.
+    ViewChangeStorm,
+}
+
+impl ByzantineMode {
+    /// Every mode, in a fixed order.
+    pub const ALL: [ByzantineMode; 7] = [
+        ByzantineMode::Silent,
+        ByzantineMode::Equivocate,
+        ByzantineMode::SlowPrimary,
+        ByzantineMode::BadSignatures,
+        ByzantineMode::Replay,
+        ByzantineMode::CorruptDigests,
+        ByzantineMode::ViewChangeStorm,
+    ];
+
+    /// The mode's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ByzantineMode::Silent => "silent",
+            ByzantineMode::Equivocate => "equivocate",
+            ByzantineMode::SlowPrimary => "slow-primary",
+            ByzantineMode::BadSignatures => "bad-signatures",
+            ByzantineMode::Replay => "replay",
+            ByzantineMode::CorruptDigests => "corrupt-digests",
+            ByzantineMode::ViewChangeStorm => "view-change-storm",
+        }
+    }
+
+    /// Parses a name from [`ByzantineMode::name`].
+    pub fn from_name(name: &str) -> Option<ByzantineMode> {
+        ByzantineMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+const REPLAY_HISTORY: usize = 256;
+const REPLAY_PER_TICK: usize = 8;
+
+/// A mode and the state it needs.
+#[derive(Debug)]
+pub(crate) struct Byzantine {
+    mode: ByzantineMode,
+    /// Slow primary: proposals held until their release time.
+    held: VecDeque<(Time, PbftAction)>,
+    /// Replay: recent messages, sent or received.
+    history: VecDeque<Message>,
+    replay_cursor: usize,
+    /// View-change storm: how far ahead the next bogus view change goes.
+    storm_step: u64,
+    /// Slow primary: when the release timer is set for.
+    release_armed: Option<Time>,
+}
+
+impl Byzantine {
+    pub(crate) fn new(mode: ByzantineMode) -> Byzantine {
+        Byzantine {
+            mode,
+            held: VecDeque::new(),
+            history: VecDeque::new(),
+            replay_cursor: 0,
+            storm_step: 0,
+            release_armed: None,
+        }
+    }
+
+    pub(crate) fn mode(&self) -> ByzantineMode {
+        self.mode
+    }
+
+    /// Runs the honest core on `event`, then rewrites its actions.
+    pub(crate) fn handle(
+        &mut self,
+        core: &mut Pbft,
+        now: Time,
+        event: PbftEvent,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if matches!(event, Event::Timer(PbftTimer::SlowRelease)) {
+            self.release_held(now, out);
+            return;
+        }
+        let status_tick = matches!(event, Event::Timer(PbftTimer::Status));
+        if let (ByzantineMode::Replay, Event::Message { msg, .. }) = (self.mode, &event) {
+            self.remember(msg.msg.clone());
+        }
+        let start = out.len();
+        core.handle(now, event, out);
+        let produced: Vec<PbftAction> = out.drain(start..).collect();
+        for action in produced {
+            self.rewrite(core, now, action, out);
+        }
+        if status_tick {
+            self.on_tick(core, out);
+        }
+        self.arm_release(out);
+    }
+
+    /// Keeps the release timer set for the earliest held proposal.
+    fn arm_release(&mut self, out: &mut Vec<PbftAction>) {
+        let next = self.held.front().map(|(at, _)| *at);
+        if let Some(at) = next
+            && next != self.release_armed
+        {
+            out.push(Action::SetTimer {
+                timer: PbftTimer::SlowRelease,
+                at,
+            });
+        }
+        self.release_armed = next;
+    }
+
+    fn rewrite(&mut self, core: &Pbft, now: Time, action: PbftAction, out: &mut Vec<PbftAction>) {
+        match self.mode {
+            ByzantineMode::Silent => {
+                if !matches!(
+                    action,
+                    Action::Send { .. } | Action::Broadcast { .. } | Action::Reply { .. }
+                ) {
+                    out.push(action);
+                }
+            }
+            ByzantineMode::Equivocate => self.equivocate(core, action, out),
+            ByzantineMode::SlowPrimary => {
+                if carries_pre_prepare(&action) {
+                    let delay = core.cfg.view_timeout.mul_f64(0.9);
+                    self.held.push_back((now + delay, action));
+                } else {
+                    out.push(action);
+                }
+            }
+            ByzantineMode::BadSignatures => out.push(map_messages(action, |env| {
+                corrupt_signatures(env);
+            })),
+            ByzantineMode::Replay => {
+                if let Action::Send { msg, .. } | Action::Broadcast { msg } = &action {
+                    self.remember(msg.msg.clone());
+                }
+                out.push(action);
+            }
+            ByzantineMode::CorruptDigests => out.push(corrupt_digests(core, action)),
+            ByzantineMode::ViewChangeStorm => out.push(action),
+        }
+    }
+
+    /// Equivocating primary: even-numbered backups get the real batch, odd-numbered
+    /// ones a different batch under the same sequence number.
+    fn equivocate(&self, core: &Pbft, action: PbftAction, out: &mut Vec<PbftAction>) {
+        let Action::Broadcast { msg } = &action else {
+            out.push(action);
+            return;
+        };
+        let Message::PrePrepare(pp) = &msg.msg else {
+            out.push(action);
+            return;
+        };
+        let mut other = pp.batch.requests.clone();
+        if other.is_empty() {
+            out.push(action);
+            return;
+        }
+        other.remove(0);
+        let other = Arc::new(Batch::new(other));
+        let forged = PrePrepare {
+            view: pp.view,
+            seq: pp.seq,
+            digest: other.digest(),
+            batch: other,
+        };
+        for r in 0..core.n as u32 {
+            let to = ReplicaId(r);
+            if to == core.me {
+                continue;
+            }
+            let msg = if r % 2 == 0 {
+                msg.clone()
+            } else {
+                core.envelope(Message::PrePrepare(forged.clone()))
+            };
+            out.push(Action::Send { to, msg });
+        }
+    }
+
+    fn release_held(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        while self.held.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = self.held.pop_front().expect("front exists");
+            out.push(action);
+        }
+        self.release_armed = None;
+        self.arm_release(out);
+    }
+
+    fn remember(&mut self, msg: Message) {
+        if self.history.len() >= REPLAY_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(msg);
+    }
+
+    /// Periodic misbehaviour, on the status timer.
+    fn on_tick(&mut self, core: &Pbft, out: &mut Vec<PbftAction>) {
+        match self.mode {
+            ByzantineMode::Replay if !self.history.is_empty() => {
+                for _ in 0..REPLAY_PER_TICK {
+                    self.replay_cursor = (self.replay_cursor + 7) % self.history.len();
+                    let msg = self.history[self.replay_cursor].clone();
+                    out.push(Action::Broadcast {
+                        msg: core.envelope(msg),
+                    });
+                }
+            }
+            ByzantineMode::ViewChangeStorm => {
+                self.storm_step = self.storm_step % 4 + 1;
+                let target = crate::types::View(core.view.0 + self.storm_step);
+                let vc = core.make_view_change(target);
+                out.push(Action::Broadcast {
+                    msg: core.envelope(Message::ViewChange(Box::new(vc))),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn carries_pre_prepare(action: &PbftAction) -> bool {
+    matches!(
+        action,
+        Action::Send {
+            msg: Envelope {
+                msg: Message::PrePrepare(_),
+                ..
+            },
+            ..
+        } | Action::Broadcast {
+            msg: Envelope {
+                msg: Message::PrePrepare(_),
+                ..
+            }
+        }
+    )
+}
+
+/// Applies `f` to the envelope of a send or broadcast.
+fn map_messages(mut action: PbftAction, f: impl FnOnce(&mut Envelope)) -> PbftAction {
+    if let Action::Send { msg, .. } | Action::Broadcast { msg } = &mut action {
+        f(msg);
+    }
+    action
+}
+
+fn corrupt_signatures(env: &mut Envelope) {
+    if let Some(sig) = &mut env.signature {
+        sig.0[0] ^= 0x55;
+    }
+    match &mut env.msg {
+        Message::Checkpoint(cp) => cp.signature.0[0] ^= 0x55,
+        Message::ViewChange(vc) => vc.signature.0[0] ^= 0x55,
+        Message::NewView(nv) => nv.signature.0[0] ^= 0x55,
+        _ => {}
+    }
+}
+
+fn corrupt_digests(core: &Pbft, action: PbftAction) -> PbftAction {
+    match action {
+        Action::Send { to, msg } => Action::Send {
+            to,
+            msg: corrupt_envelope(core, msg),
+        },
+        Action::Broadcast { msg } => Action::Broadcast {
+            msg: corrupt_envelope(core, msg),
+        },
+        Action::Reply { client, mut reply } => {
+            for (_, result) in &mut reply.results {
+                let mut bytes = result.to_vec();
+                bytes.push(0xEE);
+                *result = Bytes::from(bytes);
+            }
+            if reply.signature.is_some() {
+                reply.signature = Some(core.keys.sign(&reply.signing_bytes()));
+            }
+            Action::Reply { client, reply }
+        }
+        other => other,
+    }
+}
+
+fn corrupt_envelope(core: &Pbft, env: Envelope) -> Envelope {
+    let msg = match env.msg {
+        Message::Prepare(mut v) => {
+            v.digest.0[0] ^= 0xFF;
+            Message::Prepare(v)
+        }
+        Message::Commit(mut v) => {
+            v.digest.0[0] ^= 0xFF;
+            Message::Commit(v)
+        }
+        Message::PrePrepare(mut pp) => {
+            pp.digest.0[0] ^= 0xFF;
+            Message::PrePrepare(pp)
+        }
+        Message::Checkpoint(cp) => {
+            let mut body: CheckpointBody = cp.body;
+            body.digest.0[0] ^= 0xFF;
+            Message::Checkpoint(Signed {
+                signature: core.keys.sign(&body.signing_bytes()),
+                body,
+                signer: cp.signer,
+            })
+        }
+        other => other,
+    };
+    core.envelope(msg)
+}

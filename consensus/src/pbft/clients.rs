@@ -1,0 +1,192 @@
+//! Exactly-once bookkeeping per client: which request numbers were delivered, and the
+//! recent results kept to answer retransmissions.
+//!
+//! Both tables are deterministic functions of the committed sequence, so every correct
+//! replica holds the same tables after the same sequence number; they are part of the
+//! checkpoint digest and travel with state transfer.
+//!
+//! Clients may keep several requests outstanding, so their requests can commit out of
+//! number order. A [`DedupWindow`] therefore remembers every delivered number above a
+//! low mark rather than only the highest one. A number more than `client_window` above
+//! the low mark slides the window up: numbers left below it count as done, so a client
+//! that skips numbers cannot grow the table without bound.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{ClientId, Digest};
+
+/// Which request numbers of one client were delivered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupWindow {
+    /// Every number ≤ `low` is done.
+    low: u64,
+    /// Done numbers above `low`; never contains `low + 1` (it is folded into `low`).
+    above: BTreeSet<u64>,
+}
+
+impl DedupWindow {
+    /// Whether `number` was already delivered (or fell below the window).
+    pub fn is_done(&self, number: u64) -> bool {
+        number <= self.low || self.above.contains(&number)
+    }
+
+    /// Marks `number` delivered; returns false if it already was.
+    pub fn admit(&mut self, number: u64, window: u64) -> bool {
+        if self.is_done(number) {
+            return false;
+        }
+        if number > self.low.saturating_add(window) {
+            let new_low = number - window;
+            self.above = self.above.split_off(&(new_low + 1));
+            self.low = new_low;
+        }
+        self.above.insert(number);
+        while self.above.first() == Some(&(self.low + 1)) {
+            self.above.pop_first();
+            self.low += 1;
+        }
+        debug_assert!(!self.above.contains(&(self.low + 1)));
+        true
+    }
+
+    fn hash_into(&self, ctx: &mut ring::digest::Context) {
+        ctx.update(&self.low.to_le_bytes());
+        ctx.update(&(self.above.len() as u64).to_le_bytes());
+        for n in &self.above {
+            ctx.update(&n.to_le_bytes());
+        }
+    }
+}
+
+/// Delivered request numbers per client.
+pub type DeliveredTable = BTreeMap<ClientId, DedupWindow>;
+
+/// Recent results per client, by request number.
+pub type ReplyCache = BTreeMap<ClientId, BTreeMap<u64, Bytes>>;
+
+/// The exactly-once tables at a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientTables {
+    /// Delivered numbers as of the checkpoint's delivery.
+    pub delivered: DeliveredTable,
+    /// Results as of the checkpoint's execution.
+    pub replies: ReplyCache,
+}
+
+impl ClientTables {
+    /// Digest over both tables, in client and number order.
+    pub fn digest(&self) -> Digest {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"tandem-client-tables-v1");
+        ctx.update(&(self.delivered.len() as u64).to_le_bytes());
+        for (client, window) in &self.delivered {
+            ctx.update(&client.0.to_le_bytes());
+            window.hash_into(&mut ctx);
+        }
+        ctx.update(&(self.replies.len() as u64).to_le_bytes());
+        for (client, results) in &self.replies {
+            ctx.update(&client.0.to_le_bytes());
+            ctx.update(&(results.len() as u64).to_le_bytes());
+            for (number, result) in results {
+                ctx.update(&number.to_le_bytes());
+                ctx.update(&(result.len() as u64).to_le_bytes());
+                ctx.update(result);
+            }
+        }
+        Digest::from_ring(ctx.finish())
+    }
+
+    /// Whether the tables respect the window bound (a peer could send anything).
+    pub fn is_well_formed(&self, window: u64) -> bool {
+        self.delivered.values().all(|w| {
+            w.above.len() as u64 <= window && w.above.first().is_none_or(|first| *first > w.low + 1)
+        }) && self
+            .replies
+            .values()
+            .all(|r| r.len() as u64 <= window && !r.is_empty())
+    }
+}
+
+/// Records `result` for `(client, number)`, keeping only results within `window` of
+/// the client's highest recorded number.
+pub fn record_result(
+    cache: &mut ReplyCache,
+    client: ClientId,
+    number: u64,
+    result: Bytes,
+    window: u64,
+) {
+    let results = cache.entry(client).or_default();
+    results.insert(number, result);
+    let highest = *results.keys().next_back().expect("just inserted");
+    let keep_from = highest.saturating_sub(window - 1);
+    if results
+        .first_key_value()
+        .is_some_and(|(n, _)| *n < keep_from)
+    {
+        *results = results.split_off(&keep_from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_numbers_are_each_admitted_once() {
+        let mut w = DedupWindow::default();
+        assert!(w.admit(2, 100));
+        assert!(w.admit(1, 100));
+        assert!(!w.admit(2, 100));
+        assert!(!w.admit(1, 100));
+        assert_eq!(w.low, 2);
+        assert!(w.above.is_empty());
+        assert!(w.admit(5, 100));
+        assert!(w.is_done(5));
+        assert!(!w.is_done(4));
+        assert!(!w.admit(0, 100), "number 0 is never valid");
+    }
+
+    #[test]
+    fn window_slides_and_stays_bounded() {
+        let mut w = DedupWindow::default();
+        for n in (2..2000).step_by(2) {
+            assert!(w.admit(n, 10));
+            assert!(w.above.len() <= 10);
+        }
+        assert!(w.is_done(1), "fell below the window");
+        assert!(!w.admit(1, 10));
+    }
+
+    #[test]
+    fn reply_cache_keeps_recent_results() {
+        let mut cache = ReplyCache::new();
+        for n in 1..=50 {
+            record_result(&mut cache, ClientId(1), n, Bytes::from(vec![n as u8]), 8);
+        }
+        let r = &cache[&ClientId(1)];
+        assert_eq!(r.len(), 8);
+        assert_eq!(*r.keys().next().unwrap(), 43);
+    }
+
+    #[test]
+    fn tables_digest_changes_with_content() {
+        let mut t = ClientTables::default();
+        let d0 = t.digest();
+        t.delivered.entry(ClientId(1)).or_default().admit(1, 10);
+        let d1 = t.digest();
+        assert_ne!(d0, d1);
+        record_result(
+            &mut t.replies,
+            ClientId(1),
+            1,
+            Bytes::from_static(b"ok"),
+            10,
+        );
+        assert_ne!(d1, t.digest());
+        assert!(t.is_well_formed(10));
+    }
+}

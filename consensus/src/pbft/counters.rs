@@ -1,0 +1,77 @@
+//! What a PBFT replica counted: progress, and every input it dropped, by reason.
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Monotonic counters of a replica.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// `(name, value)` pairs in declaration order.
+            pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Batches this replica proposed as primary.
+    batches_proposed,
+    /// Sequence numbers committed locally.
+    batches_committed,
+    /// Sequence numbers delivered to the application.
+    batches_delivered,
+    /// Requests delivered (after exactly-once filtering).
+    requests_delivered,
+    /// Requests filtered out at delivery because they were already delivered.
+    duplicate_requests_filtered,
+    /// Retransmitted requests answered from the reply cache.
+    replies_from_cache,
+    /// Stable checkpoints reached.
+    checkpoints_stable,
+    /// View changes this replica started.
+    view_changes_started,
+    /// New views this replica entered.
+    new_views_entered,
+    /// State transfers completed.
+    state_transfers,
+    /// Messages retransmitted in answer to a peer's status.
+    retransmissions,
+    /// Client requests dropped: payload over the limit.
+    dropped_oversize_request,
+    /// Requests dropped because the primary's queue or a backup's wait list was full.
+    dropped_queue_full,
+    /// Messages dropped: a signature did not verify.
+    dropped_bad_signature,
+    /// Messages dropped: a digest did not match its content.
+    dropped_bad_digest,
+    /// Messages dropped: a batch over the size limits.
+    dropped_oversize_batch,
+    /// Messages dropped: from a view already left.
+    dropped_stale_view,
+    /// Messages dropped: too far ahead to buffer.
+    dropped_future,
+    /// Messages dropped: sequence number outside the watermark window.
+    dropped_out_of_window,
+    /// Messages dropped: sent by a replica not entitled to send them.
+    dropped_wrong_sender,
+    /// Messages dropped: conflicting with an earlier message from the same sender.
+    dropped_equivocation,
+    /// Messages dropped: malformed or inconsistent content.
+    dropped_malformed,
+    /// Messages dropped: duplicates of something already known.
+    dropped_duplicate,
+    /// Messages dropped: an invalid view change or new view.
+    dropped_invalid_view_change,
+    /// Messages dropped: an invalid checkpoint certificate or state snapshot.
+    dropped_invalid_checkpoint,
+    /// Executed reports from the application that did not fit (a driver bug).
+    unexpected_executions,
+    /// Our own checkpoint digest disagreed with a stable certificate (state diverged).
+    checkpoint_mismatches,
+    /// Two different digests committed at one sequence number (must stay 0).
+    safety_conflicts,
+}

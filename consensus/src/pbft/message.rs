@@ -1,0 +1,330 @@
+//! PBFT's wire messages and timers.
+//!
+//! Prepare and commit carry the batch digest only; the batch travels once, in the
+//! pre-prepare. Checkpoints, view changes and new views are always signed, because they
+//! are forwarded as proof inside certificates. In signed-all mode every message also
+//! carries an envelope signature by its sender.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Signature, signing_bytes};
+use crate::pbft::clients::ClientTables;
+use crate::request::{Batch, Request};
+use crate::types::{Digest, ReplicaId, Seq, View};
+
+/// PBFT's timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PbftTimer {
+    /// The primary proposes a partial batch.
+    Batch,
+    /// A backup waited too long for requests to commit, or for a new view: change view.
+    View,
+    /// Send a status message to peers.
+    Status,
+    /// A lagging replica starts (or retries) state transfer.
+    Transfer,
+    /// Used by the slow-primary Byzantine mode to release held proposals.
+    SlowRelease,
+}
+
+/// A message between replicas, with an optional sender signature (signed-all mode).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The message.
+    pub msg: Message,
+    /// The sender's signature over [`Message::auth_bytes`], in signed-all mode.
+    pub signature: Option<Signature>,
+}
+
+impl Envelope {
+    /// An unsigned envelope.
+    pub fn plain(msg: Message) -> Envelope {
+        Envelope {
+            msg,
+            signature: None,
+        }
+    }
+}
+
+/// Replica-to-replica messages.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Message {
+    /// Client requests a backup forwards to the primary.
+    Forward(Vec<Request>),
+    /// The primary assigns a batch to a sequence number.
+    PrePrepare(PrePrepare),
+    /// A backup accepted a pre-prepare.
+    Prepare(Vote),
+    /// A replica is prepared and commits.
+    Commit(Vote),
+    /// A replica's state digest after executing a checkpoint sequence number.
+    Checkpoint(SignedCheckpoint),
+    /// A stable checkpoint's certificate, sent to a replica whose status shows it is
+    /// behind.
+    CheckpointCert(StableCert),
+    /// A replica moves to a new view.
+    ViewChange(Box<SignedViewChange>),
+    /// The new primary starts its view.
+    NewView(Box<SignedNewView>),
+    /// Periodic summary, so peers retransmit what this replica misses.
+    Status(Status),
+    /// Asks for a batch by digest (after a new view re-proposes one this replica lacks).
+    FetchBatch(Digest),
+    /// A batch sent in answer to [`Message::FetchBatch`].
+    BatchData(Arc<Batch>),
+    /// Asks for the state at a stable checkpoint at or after this sequence number.
+    FetchState(Seq),
+    /// A checkpoint's state, with the certificate that vouches for it.
+    StateSnapshot(Box<StateSnapshot>),
+    /// A batch the sender committed, for a peer that missed it. A receiver accepts it
+    /// once f+1 replicas vouch for the same digest.
+    Committed(CommittedBatch),
+}
+
+impl Message {
+    /// A short name for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Forward(_) => "forward",
+            Message::PrePrepare(_) => "pre-prepare",
+            Message::Prepare(_) => "prepare",
+            Message::Commit(_) => "commit",
+            Message::Checkpoint(_) => "checkpoint",
+            Message::CheckpointCert(_) => "checkpoint-cert",
+            Message::ViewChange(_) => "view-change",
+            Message::NewView(_) => "new-view",
+            Message::Status(_) => "status",
+            Message::FetchBatch(_) => "fetch-batch",
+            Message::BatchData(_) => "batch-data",
+            Message::FetchState(_) => "fetch-state",
+            Message::StateSnapshot(_) => "state-snapshot",
+            Message::Committed(_) => "committed",
+        }
+    }
+
+    /// The bytes an envelope signature covers. Messages that carry a batch or a
+    /// snapshot are bound to it through its digest, which the receiver checks anyway,
+    /// so a signature never hashes a large payload twice.
+    pub fn auth_bytes(&self) -> Vec<u8> {
+        match self {
+            Message::PrePrepare(pp) => {
+                signing_bytes(b"tandem-env-preprepare", &(pp.view, pp.seq, pp.digest))
+            }
+            Message::BatchData(b) => signing_bytes(b"tandem-env-batch", &b.digest()),
+            Message::Committed(c) => signing_bytes(b"tandem-env-committed", &(c.seq, c.digest)),
+            Message::StateSnapshot(s) => signing_bytes(
+                b"tandem-env-snapshot",
+                &(
+                    s.cert.seq,
+                    s.cert.digest,
+                    s.app_digest,
+                    Digest::of(&[&s.snapshot]),
+                ),
+            ),
+            other => signing_bytes(b"tandem-env", other),
+        }
+    }
+}
+
+/// A pre-prepare: `batch` (whose digest is `digest`) at `seq` in `view`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PrePrepare {
+    /// View.
+    pub view: View,
+    /// Sequence number.
+    pub seq: Seq,
+    /// Digest of `batch`.
+    pub digest: Digest,
+    /// The batch.
+    pub batch: Arc<Batch>,
+}
+
+/// A prepare or commit vote for `digest` at `seq` in `view`. The voter is the
+/// authenticated sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// View.
+    pub view: View,
+    /// Sequence number.
+    pub seq: Seq,
+    /// Batch digest.
+    pub digest: Digest,
+}
+
+/// A body signed by a replica, forwardable as proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// What was signed.
+    pub body: T,
+    /// Who signed it.
+    pub signer: ReplicaId,
+    /// Ed25519 signature over the domain tag and `body`.
+    pub signature: Signature,
+}
+
+/// Domain tags for signed bodies.
+pub trait SignedBody: Serialize {
+    /// The domain separation tag.
+    const DOMAIN: &'static [u8];
+
+    /// The bytes the signature covers.
+    fn signing_bytes(&self) -> Vec<u8> {
+        signing_bytes(Self::DOMAIN, self)
+    }
+}
+
+/// A checkpoint vote: the replica's checkpoint digest after executing `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointBody {
+    /// The checkpoint's sequence number.
+    pub seq: Seq,
+    /// Digest over the application digest and the client tables at `seq`.
+    pub digest: Digest,
+}
+
+impl SignedBody for CheckpointBody {
+    const DOMAIN: &'static [u8] = b"tandem-checkpoint-v1";
+}
+
+/// A signed checkpoint vote.
+pub type SignedCheckpoint = Signed<CheckpointBody>;
+
+/// Proof that a checkpoint is stable: a quorum of matching signed checkpoint votes.
+/// Sequence 0 (genesis) is stable without proof.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StableCert {
+    /// The checkpoint's sequence number.
+    pub seq: Seq,
+    /// The checkpoint digest.
+    pub digest: Digest,
+    /// The quorum of votes, from distinct signers.
+    pub votes: Vec<SignedCheckpoint>,
+}
+
+/// A prepared certificate claimed in a view change: the replica prepared `digest` at
+/// `seq` in `view` (the P set of Castro's thesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PreparedClaim {
+    /// Sequence number.
+    pub seq: Seq,
+    /// View in which it prepared (the latest such view).
+    pub view: View,
+    /// Digest.
+    pub digest: Digest,
+}
+
+/// A pre-prepared claim: the replica pre-prepared `digest` at `seq`, latest in `view`
+/// (the Q set of Castro's thesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PrePreparedClaim {
+    /// Sequence number.
+    pub seq: Seq,
+    /// Digest.
+    pub digest: Digest,
+    /// Latest view in which the replica pre-prepared `digest` at `seq`.
+    pub view: View,
+}
+
+/// A view-change message: the sender moves to `new_view` and reports its stable
+/// checkpoint and what it prepared and pre-prepared above it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChangeBody {
+    /// The view the sender moves to.
+    pub new_view: View,
+    /// The sender's latest stable checkpoint, with proof.
+    pub stable: StableCert,
+    /// P set: prepared certificates above the stable checkpoint.
+    pub prepared: Vec<PreparedClaim>,
+    /// Q set: pre-prepared claims above the stable checkpoint.
+    pub pre_prepared: Vec<PrePreparedClaim>,
+}
+
+impl SignedBody for ViewChangeBody {
+    const DOMAIN: &'static [u8] = b"tandem-view-change-v1";
+}
+
+/// A signed view change.
+pub type SignedViewChange = Signed<ViewChangeBody>;
+
+/// A new-view message: the view changes the new primary decided from, and the
+/// decision (which every replica recomputes and checks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewViewBody {
+    /// The view that starts.
+    pub view: View,
+    /// At least a quorum of view changes for `view`, from distinct replicas.
+    pub view_changes: Vec<SignedViewChange>,
+    /// The checkpoint the view starts from.
+    pub checkpoint: Seq,
+    /// `(seq, digest)` re-proposed for every sequence number above the checkpoint up to
+    /// the highest prepared one; the null digest fills gaps.
+    pub proposals: Vec<(Seq, Digest)>,
+}
+
+impl SignedBody for NewViewBody {
+    const DOMAIN: &'static [u8] = b"tandem-new-view-v1";
+}
+
+/// A signed new view.
+pub type SignedNewView = Signed<NewViewBody>;
+
+/// A replica's periodic summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Current view.
+    pub view: View,
+    /// Whether the view is running (false during a view change).
+    pub view_active: bool,
+    /// Latest stable checkpoint.
+    pub stable: Seq,
+    /// Last sequence number delivered.
+    pub last_delivered: Seq,
+}
+
+/// The state at a stable checkpoint, for state transfer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    /// Certificate for the checkpoint.
+    pub cert: StableCert,
+    /// The application digest at the checkpoint.
+    pub app_digest: Digest,
+    /// Exactly-once tables at the checkpoint.
+    pub tables: ClientTables,
+    /// The application's serialised state.
+    pub snapshot: Bytes,
+}
+
+/// A committed batch, retransmitted to a lagging peer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommittedBatch {
+    /// Sequence number.
+    pub seq: Seq,
+    /// Digest of `batch`.
+    pub digest: Digest,
+    /// The batch as committed (before exactly-once filtering).
+    pub batch: Arc<Batch>,
+}
+
+/// Checkpoint digest: binds the sequence number, the application digest and the
+/// digest of the exactly-once tables.
+pub fn checkpoint_digest(seq: Seq, app_digest: &Digest, tables_digest: &Digest) -> Digest {
+    Digest::of(&[
+        b"tandem-checkpoint-digest-v1",
+        &seq.0.to_le_bytes(),
+        &app_digest.0,
+        &tables_digest.0,
+    ])
+}
+
+/// Counts votes per digest, for quorum checks.
+pub fn tally<'a>(votes: impl Iterator<Item = &'a Digest>) -> BTreeMap<Digest, usize> {
+    let mut counts = BTreeMap::new();
+    for d in votes {
+        *counts.entry(*d).or_insert(0) += 1;
+    }
+    counts
+}

@@ -1,0 +1,645 @@
+//! PBFT's normal case: client requests, batching at the primary, pre-prepare / prepare /
+//! commit with quorum checks, in-order delivery with exactly-once filtering, execution
+//! reports, checkpoints of the client tables, and replies.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::pbft::Pbft;
+use crate::pbft::clients::{ClientTables, record_result};
+use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote};
+use crate::pbft::replica::{CommittedEntry, MAX_BUFFERED, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
+use crate::pbft::replica::{PbftAction, PendingExecution};
+use crate::protocol::{Action, Delivery, Executed};
+use crate::request::{Batch, Reply, Request};
+use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
+
+/// Queue and wait-list capacity, in batches.
+const QUEUE_BATCHES: usize = 64;
+
+impl Pbft {
+    fn queue_capacity(&self) -> usize {
+        self.cfg.max_batch.saturating_mul(QUEUE_BATCHES)
+    }
+
+    /// A request from a client's authenticated channel.
+    pub(crate) fn on_client_request(&mut self, now: Time, req: Request, out: &mut Vec<PbftAction>) {
+        if req.payload.len() > self.cfg.max_request_bytes {
+            self.counters.dropped_oversize_request += 1;
+            return;
+        }
+        if self.answer_if_done(&req, out) {
+            return;
+        }
+        if self.view_active && self.is_primary() {
+            self.enqueue(now, req);
+            self.try_propose(now, false, out);
+        } else {
+            let key = req.key();
+            if !self.awaited.contains_key(&key) {
+                if self.awaited.len() >= self.queue_capacity() {
+                    self.counters.dropped_queue_full += 1;
+                    return;
+                }
+                self.awaited.insert(key, req.clone());
+            }
+            if self.view_active {
+                let primary = self.primary();
+                self.send(primary, Message::Forward(vec![req]), out);
+            }
+        }
+    }
+
+    /// Requests a backup forwarded to us as primary.
+    pub(crate) fn on_forward(
+        &mut self,
+        now: Time,
+        _from: ReplicaId,
+        reqs: Vec<Request>,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if reqs.len() > self.cfg.max_batch {
+            self.counters.dropped_oversize_batch += 1;
+            return;
+        }
+        for req in reqs {
+            if req.payload.len() > self.cfg.max_request_bytes {
+                self.counters.dropped_oversize_request += 1;
+                continue;
+            }
+            if self.answer_if_done(&req, out) {
+                continue;
+            }
+            if self.view_active && self.is_primary() {
+                self.enqueue(now, req);
+            }
+        }
+        self.try_propose(now, false, out);
+    }
+
+    /// Answers a request that was already delivered from the reply cache. Returns
+    /// whether the request was already delivered.
+    fn answer_if_done(&mut self, req: &Request, out: &mut Vec<PbftAction>) -> bool {
+        let done = self
+            .delivered_table
+            .get(&req.client)
+            .is_some_and(|w| w.is_done(req.number));
+        if done
+            && let Some(result) = self
+                .reply_cache
+                .get(&req.client)
+                .and_then(|r| r.get(&req.number))
+        {
+            let reply = self.reply(req.client, vec![(req.number, result.clone())]);
+            out.push(Action::Reply {
+                client: req.client,
+                reply,
+            });
+            self.counters.replies_from_cache += 1;
+        }
+        done
+    }
+
+    fn enqueue(&mut self, now: Time, req: Request) {
+        let key = req.key();
+        if self.pending.contains(&key) {
+            return;
+        }
+        if self.queue.len() >= self.queue_capacity() {
+            self.counters.dropped_queue_full += 1;
+            return;
+        }
+        self.pending.insert(key);
+        self.queue.push_back(req);
+        self.queue_since.get_or_insert(now);
+    }
+
+    pub(crate) fn on_batch_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        self.try_propose(now, true, out);
+    }
+
+    /// Proposes batches while the window, the pipeline depth and the batching policy
+    /// allow: a full batch at once, a partial one when the pipeline is idle or the
+    /// batch timeout passed (`force`).
+    pub(crate) fn try_propose(&mut self, now: Time, mut force: bool, out: &mut Vec<PbftAction>) {
+        if !self.view_active || !self.is_primary() {
+            return;
+        }
+        // After a restart or a state transfer, sequence numbers up to what was
+        // delivered (or is stable) are decided: never propose there again.
+        self.next_seq = self
+            .next_seq
+            .max(self.last_delivered.next())
+            .max(self.stable.seq.next());
+        loop {
+            if self.queue.is_empty() {
+                self.queue_since = None;
+                self.cancel_timer(PbftTimer::Batch, out);
+                return;
+            }
+            if !self.in_window(self.next_seq) {
+                return;
+            }
+            let in_flight = self.next_seq.0 - self.last_delivered.0 - 1;
+            if in_flight >= self.cfg.max_in_flight {
+                return;
+            }
+            let full = self.queue.len() >= self.cfg.max_batch;
+            let idle = in_flight == 0;
+            let since = self.queue_since.unwrap_or(now);
+            let due = force || now >= since + self.cfg.batch_timeout;
+            if !(full || idle || due) {
+                if !self.timer_armed(PbftTimer::Batch) {
+                    self.set_timer(PbftTimer::Batch, since + self.cfg.batch_timeout, out);
+                }
+                return;
+            }
+            force = false;
+            self.propose_batch(now, out);
+        }
+    }
+
+    fn propose_batch(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        let mut requests = Vec::with_capacity(self.queue.len().min(self.cfg.max_batch));
+        let mut bytes = 0usize;
+        while requests.len() < self.cfg.max_batch {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            if !requests.is_empty() && bytes + front.payload.len() > self.cfg.max_batch_bytes {
+                break;
+            }
+            let req = self.queue.pop_front().expect("front exists");
+            let done = self
+                .delivered_table
+                .get(&req.client)
+                .is_some_and(|w| w.is_done(req.number));
+            if done {
+                self.pending.remove(&req.key());
+                continue;
+            }
+            bytes += req.payload.len();
+            requests.push(req);
+        }
+        self.queue_since = (!self.queue.is_empty()).then_some(now);
+        if requests.is_empty() {
+            return;
+        }
+        let batch = Arc::new(Batch::new(requests));
+        let digest = batch.digest();
+        let seq = self.next_seq;
+        self.next_seq = seq.next();
+        let slot = self.slots.entry(seq).or_default();
+        debug_assert!(
+            slot.digest.is_none(),
+            "primary proposes each seq once per view"
+        );
+        slot.digest = Some(digest);
+        slot.accepted_at = Some(now);
+        self.max_accepted = self.max_accepted.max(seq);
+        self.batches.insert(digest, batch.clone());
+        self.note_pre_prepared(seq, digest, self.view);
+        self.counters.batches_proposed += 1;
+        self.broadcast(
+            Message::PrePrepare(PrePrepare {
+                view: self.view,
+                seq,
+                digest,
+                batch,
+            }),
+            out,
+        );
+        self.check_slot(now, seq, out);
+    }
+
+    /// Buffers a normal-case message for a view not yet started. Returns false (and
+    /// counts) when it is stale or too far ahead.
+    fn buffer_if_future(&mut self, view: View, from: ReplicaId, msg: Message) -> bool {
+        if view < self.view || (view == self.view && self.view_active) {
+            self.counters.dropped_stale_view += 1;
+            return false;
+        }
+        if view.0 > self.view.0 + MAX_VIEWS_AHEAD || self.future_len >= MAX_BUFFERED {
+            self.counters.dropped_future += 1;
+            return false;
+        }
+        self.future.entry(view).or_default().push((from, msg));
+        self.future_len += 1;
+        true
+    }
+
+    /// Whether a message of `view` can be processed now; buffers or drops it otherwise.
+    fn current_view_or_buffer(&mut self, view: View, from: ReplicaId, msg: &Message) -> bool {
+        if view == self.view && self.view_active {
+            return true;
+        }
+        self.buffer_if_future(view, from, msg.clone());
+        false
+    }
+
+    pub(crate) fn on_pre_prepare(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        pp: PrePrepare,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if !self.current_view_or_buffer(pp.view, from, &Message::PrePrepare(pp.clone())) {
+            return;
+        }
+        if from != self.primary() {
+            self.counters.dropped_wrong_sender += 1;
+            return;
+        }
+        if !self.in_log_range(pp.seq) {
+            self.counters.dropped_out_of_window += 1;
+            return;
+        }
+        if !self.batch_within_limits(&pp.batch) {
+            self.counters.dropped_oversize_batch += 1;
+            return;
+        }
+        let existing = self.slots.get(&pp.seq).and_then(|s| s.digest);
+        if existing.is_some_and(|d| d != pp.digest) {
+            self.counters.dropped_equivocation += 1;
+            return;
+        }
+        if existing.is_some() && self.batches.contains_key(&pp.digest) {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        if pp.batch.digest() != pp.digest {
+            self.counters.dropped_bad_digest += 1;
+            return;
+        }
+        self.wanted_batches.remove(&pp.digest);
+        self.batches.insert(pp.digest, pp.batch);
+        self.accept_proposal(now, pp.seq, pp.digest, out);
+    }
+
+    /// Whether a batch respects the size limits.
+    pub(crate) fn batch_within_limits(&self, batch: &Batch) -> bool {
+        batch.len() <= self.cfg.max_batch
+            && batch.payload_bytes() <= self.cfg.max_batch_bytes
+            && batch
+                .requests
+                .iter()
+                .all(|r| r.payload.len() <= self.cfg.max_request_bytes)
+    }
+
+    /// A backup accepts `digest` at `seq` in the current view (from a pre-prepare or a
+    /// new view) and, once it holds the batch, sends its prepare.
+    pub(crate) fn accept_proposal(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        digest: Digest,
+        out: &mut Vec<PbftAction>,
+    ) {
+        let slot = self.slots.entry(seq).or_default();
+        slot.digest = Some(digest);
+        slot.accepted_at = Some(now);
+        self.max_accepted = self.max_accepted.max(seq);
+        if self.batches.contains_key(&digest) {
+            self.send_prepare(now, seq, digest, out);
+        } else if self.wanted_batches.insert(digest) {
+            self.broadcast(Message::FetchBatch(digest), out);
+        }
+    }
+
+    /// Sends this backup's prepare for a slot whose batch it holds.
+    pub(crate) fn send_prepare(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        digest: Digest,
+        out: &mut Vec<PbftAction>,
+    ) {
+        self.note_pre_prepared(seq, digest, self.view);
+        if self.is_primary() {
+            self.check_slot(now, seq, out);
+            return;
+        }
+        let me = self.me;
+        let slot = self.slots.entry(seq).or_default();
+        if slot.prepares.contains_key(&me) {
+            return;
+        }
+        slot.prepares.insert(me, digest);
+        let vote = Vote {
+            view: self.view,
+            seq,
+            digest,
+        };
+        self.broadcast(Message::Prepare(vote), out);
+        self.check_slot(now, seq, out);
+    }
+
+    /// Records a pre-prepared claim (the Q set), keeping the latest view per digest.
+    pub(crate) fn note_pre_prepared(&mut self, seq: Seq, digest: Digest, view: View) {
+        let claims = self.pre_prepared_claims.entry(seq).or_default();
+        let v = claims.entry(digest).or_insert(view);
+        *v = (*v).max(view);
+        if claims.len() > MAX_CLAIMS_PER_SEQ
+            && let Some(oldest) = claims.iter().min_by_key(|(_, v)| **v).map(|(d, _)| *d)
+        {
+            claims.remove(&oldest);
+        }
+    }
+
+    pub(crate) fn on_prepare(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        vote: Vote,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if !self.current_view_or_buffer(vote.view, from, &Message::Prepare(vote)) {
+            return;
+        }
+        if from == self.primary() {
+            self.counters.dropped_wrong_sender += 1;
+            return;
+        }
+        if !self.in_log_range(vote.seq) {
+            self.counters.dropped_out_of_window += 1;
+            return;
+        }
+        let slot = self.slots.entry(vote.seq).or_default();
+        if let Some(prev) = slot.prepares.get(&from) {
+            if *prev != vote.digest {
+                self.counters.dropped_equivocation += 1;
+            } else {
+                self.counters.dropped_duplicate += 1;
+            }
+            return;
+        }
+        slot.prepares.insert(from, vote.digest);
+        self.check_slot(now, vote.seq, out);
+    }
+
+    pub(crate) fn on_commit(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        vote: Vote,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if !self.current_view_or_buffer(vote.view, from, &Message::Commit(vote)) {
+            return;
+        }
+        if !self.in_log_range(vote.seq) {
+            self.counters.dropped_out_of_window += 1;
+            return;
+        }
+        let slot = self.slots.entry(vote.seq).or_default();
+        if let Some(prev) = slot.commits.get(&from) {
+            if *prev != vote.digest {
+                self.counters.dropped_equivocation += 1;
+            } else {
+                self.counters.dropped_duplicate += 1;
+            }
+            return;
+        }
+        slot.commits.insert(from, vote.digest);
+        self.check_slot(now, vote.seq, out);
+    }
+
+    /// Advances a slot through prepared and committed once its quorums are in.
+    pub(crate) fn check_slot(&mut self, now: Time, seq: Seq, out: &mut Vec<PbftAction>) {
+        let me = self.me;
+        let view = self.view;
+        let quorum = self.quorum;
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            return;
+        };
+        let Some(digest) = slot.digest else {
+            return;
+        };
+        if !self.batches.contains_key(&digest) {
+            return;
+        }
+        if !slot.prepared {
+            let matching = slot.prepares.values().filter(|d| **d == digest).count();
+            if matching + 1 < quorum {
+                return;
+            }
+            slot.prepared = true;
+            slot.commits.entry(me).or_insert(digest);
+            self.prepared_claims.insert(seq, (view, digest));
+            self.broadcast(Message::Commit(Vote { view, seq, digest }), out);
+        }
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            return;
+        };
+        if slot.committed {
+            return;
+        }
+        let matching = slot.commits.values().filter(|d| **d == digest).count();
+        if matching >= quorum {
+            slot.committed = true;
+            self.commit_locally(now, seq, digest, out);
+        }
+    }
+
+    /// Records that `digest` committed at `seq` and delivers what is now in order.
+    pub(crate) fn commit_locally(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        digest: Digest,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if let Some(existing) = self.committed.get(&seq) {
+            if existing.digest != digest {
+                self.counters.safety_conflicts += 1;
+                tracing::error!(replica = %self.me, %seq, ours = %existing.digest, other = %digest,
+                    "two digests committed at one sequence number");
+            }
+            return;
+        }
+        if seq <= self.last_delivered {
+            return;
+        }
+        let Some(batch) = self.batches.get(&digest).cloned() else {
+            return;
+        };
+        self.counters.batches_committed += 1;
+        self.committed.insert(
+            seq,
+            CommittedEntry {
+                digest,
+                batch,
+                delivered_at: None,
+            },
+        );
+        self.try_deliver(now, out);
+    }
+
+    /// Delivers committed batches in sequence order, filtering requests already
+    /// delivered.
+    pub(crate) fn try_deliver(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        if self.installing.is_some() {
+            return;
+        }
+        let mut delivered_any = false;
+        loop {
+            let seq = self.last_delivered.next();
+            let Some(entry) = self.committed.get_mut(&seq) else {
+                break;
+            };
+            entry.delivered_at = Some(now);
+            let committed_batch = entry.batch.clone();
+            let batch = self.filter_fresh(&committed_batch);
+            let checkpoint = seq.is_checkpoint(self.cfg.checkpoint_interval);
+            self.pending_execution.insert(
+                seq,
+                PendingExecution {
+                    batch: batch.clone(),
+                    delivered_at_checkpoint: checkpoint.then(|| self.delivered_table.clone()),
+                },
+            );
+            self.counters.batches_delivered += 1;
+            self.counters.requests_delivered += batch.len() as u64;
+            out.push(Action::Deliver(Delivery {
+                view: self.view,
+                seq,
+                batch,
+                checkpoint,
+            }));
+            self.last_delivered = seq;
+            delivered_any = true;
+        }
+        if delivered_any {
+            if self.view_active {
+                self.view_backoff = 0;
+            }
+            self.progressed = true;
+            self.try_propose(now, false, out);
+        }
+    }
+
+    /// The requests of `batch` not delivered before, marking them delivered.
+    fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
+        let window = self.cfg.client_window;
+        let mut fresh = Vec::new();
+        let mut all_fresh = true;
+        for req in &batch.requests {
+            let key = req.key();
+            self.awaited.remove(&key);
+            self.pending.remove(&key);
+            let admitted = self
+                .delivered_table
+                .entry(req.client)
+                .or_default()
+                .admit(req.number, window);
+            if admitted {
+                fresh.push(req.clone());
+            } else {
+                all_fresh = false;
+                self.counters.duplicate_requests_filtered += 1;
+            }
+        }
+        if all_fresh {
+            batch.clone()
+        } else {
+            Arc::new(Batch::new(fresh))
+        }
+    }
+
+    /// The application executed `seq`: record results, reply, checkpoint.
+    pub(crate) fn on_executed(&mut self, now: Time, ex: Executed, out: &mut Vec<PbftAction>) {
+        if ex.seq <= self.last_executed {
+            return; // superseded by a state transfer
+        }
+        if ex.seq != self.last_executed.next() {
+            self.counters.unexpected_executions += 1;
+            tracing::warn!(replica = %self.me, seq = %ex.seq, last = %self.last_executed,
+                "execution report out of order");
+            return;
+        }
+        let Some(pending) = self.pending_execution.remove(&ex.seq) else {
+            self.counters.unexpected_executions += 1;
+            return;
+        };
+        if ex.results.len() != pending.batch.len() {
+            self.counters.unexpected_executions += 1;
+            tracing::warn!(replica = %self.me, seq = %ex.seq, "result count differs from batch size");
+        }
+        self.last_executed = ex.seq;
+        self.record_and_reply(&pending.batch, ex.results, out);
+        if let Some(delivered) = pending.delivered_at_checkpoint {
+            let tables = ClientTables {
+                delivered,
+                replies: self.reply_cache.clone(),
+            };
+            match ex.snapshot {
+                Some(snapshot) => {
+                    self.take_checkpoint(now, ex.seq, ex.app_digest, tables, snapshot, out)
+                }
+                None => {
+                    self.counters.unexpected_executions += 1;
+                    tracing::warn!(replica = %self.me, seq = %ex.seq, "checkpoint executed without a snapshot");
+                }
+            }
+        }
+    }
+
+    /// Caches results and sends one reply per client.
+    fn record_and_reply(&mut self, batch: &Batch, results: Vec<Bytes>, out: &mut Vec<PbftAction>) {
+        let window = self.cfg.client_window;
+        let mut per_client: BTreeMap<ClientId, Vec<(u64, Bytes)>> = BTreeMap::new();
+        for (req, result) in batch.requests.iter().zip(results) {
+            record_result(
+                &mut self.reply_cache,
+                req.client,
+                req.number,
+                result.clone(),
+                window,
+            );
+            per_client
+                .entry(req.client)
+                .or_default()
+                .push((req.number, result));
+        }
+        for (client, results) in per_client {
+            let reply = self.reply(client, results);
+            out.push(Action::Reply { client, reply });
+        }
+    }
+
+    /// A reply in the current view, signed in signed-all mode.
+    pub(crate) fn reply(&self, client: ClientId, results: Vec<(u64, Bytes)>) -> Reply {
+        let mut reply = Reply {
+            view: self.view,
+            replica: self.me,
+            client,
+            results,
+            signature: None,
+        };
+        if self.cfg.signed_all {
+            reply.signature = Some(self.keys.sign(&reply.signing_bytes()));
+        }
+        reply
+    }
+
+    /// Keeps the view timer running while this backup waits for work to commit, and
+    /// restarts it whenever something is delivered.
+    pub(crate) fn update_view_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        let progressed = std::mem::take(&mut self.progressed);
+        if !self.view_active {
+            return; // the view-change timer is armed by start_view_change
+        }
+        let waiting = !self.is_primary()
+            && (!self.awaited.is_empty() || self.max_accepted > self.last_delivered);
+        let armed = self.timer_armed(PbftTimer::View);
+        if waiting && (!armed || progressed) {
+            let at = now + self.view_timeout();
+            self.set_timer(PbftTimer::View, at, out);
+        } else if !waiting && armed {
+            self.cancel_timer(PbftTimer::View, out);
+        }
+    }
+}

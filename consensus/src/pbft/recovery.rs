@@ -1,0 +1,402 @@
+//! Recovery: how a replica that lost messages, missed a view, or fell behind the stable
+//! checkpoint catches up without a view change.
+//!
+//! Every replica broadcasts a small status message periodically. A peer that sees the
+//! sender is behind answers with what it lacks, bounded per status:
+//! - an older view: the new-view message that started ours (self-certifying);
+//! - during a view change: our own view change, so the new primary gathers a quorum;
+//! - an older stable checkpoint: our stable certificate;
+//! - fewer batches delivered: committed batches, accepted once f+1 peers vouch for the
+//!   same digest;
+//! - the same view: our own pre-prepare (as primary), prepare and commit for slots the
+//!   sender has not voted on.
+//!
+//! A replica behind the stable checkpoint fetches the checkpoint's state from a peer
+//! that signed the certificate, checks it against the certificate, and hands it to the
+//! application, which checks its own digest before installing it.
+
+use std::sync::Arc;
+
+use crate::pbft::Pbft;
+use crate::pbft::message::{
+    CommittedBatch, Message, PbftTimer, PrePrepare, StateSnapshot, Status, Vote, checkpoint_digest,
+};
+use crate::pbft::replica::{OwnCheckpoint, PbftAction, PendingInstall, RETRANSMIT_LIMIT, Transfer};
+use crate::protocol::Action;
+use crate::request::Batch;
+use crate::types::{Digest, ReplicaId, Seq, Time};
+
+impl Pbft {
+    pub(crate) fn on_status_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        let status = Status {
+            view: self.view,
+            view_active: self.view_active,
+            stable: self.stable.seq,
+            last_delivered: self.last_delivered,
+        };
+        self.broadcast(Message::Status(status), out);
+        let wanted: Vec<Digest> = self
+            .wanted_batches
+            .iter()
+            .take(RETRANSMIT_LIMIT)
+            .copied()
+            .collect();
+        for d in wanted {
+            self.broadcast(Message::FetchBatch(d), out);
+        }
+        self.set_timer(PbftTimer::Status, now + self.cfg.status_interval, out);
+    }
+
+    pub(crate) fn on_status(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        st: Status,
+        out: &mut Vec<PbftAction>,
+    ) {
+        self.answer_view_lag(from, &st, out);
+        if st.stable < self.stable.seq {
+            self.send(from, Message::CheckpointCert(self.stable.clone()), out);
+            self.counters.retransmissions += 1;
+        }
+        let mut budget = RETRANSMIT_LIMIT;
+        if st.last_delivered < self.last_delivered {
+            budget = self.resend_committed(now, from, st.last_delivered, budget, out);
+        }
+        if st.view == self.view && st.view_active && self.view_active {
+            self.resend_votes(now, from, st.last_delivered, budget, out);
+        }
+    }
+
+    /// Sends a peer in an older view our new view; during a view change, our view
+    /// change (so a new primary that lost it still gathers a quorum).
+    fn answer_view_lag(&mut self, from: ReplicaId, st: &Status, out: &mut Vec<PbftAction>) {
+        let behind = st.view < self.view || (st.view == self.view && !st.view_active);
+        if !behind {
+            return;
+        }
+        if self.view_active {
+            if let Some(nv) = &self.new_view_msg {
+                let msg = Message::NewView(Box::new((**nv).clone()));
+                self.send(from, msg, out);
+                self.counters.retransmissions += 1;
+            }
+        } else if let Some(vc) = self
+            .view_changes
+            .get(&self.view)
+            .and_then(|m| m.get(&self.me))
+        {
+            let msg = Message::ViewChange(Box::new(vc.clone()));
+            self.send(from, msg, out);
+            self.counters.retransmissions += 1;
+        }
+    }
+
+    /// Committed batches above `their_last` that we delivered at least one status
+    /// interval ago (younger ones are probably still on their way).
+    fn resend_committed(
+        &mut self,
+        now: Time,
+        to: ReplicaId,
+        their_last: Seq,
+        mut budget: usize,
+        out: &mut Vec<PbftAction>,
+    ) -> usize {
+        let interval = self.cfg.status_interval;
+        let batches: Vec<CommittedBatch> = self
+            .committed
+            .range(their_last.next()..)
+            .filter(|(_, e)| e.delivered_at.is_some_and(|t| now >= t + interval))
+            .take(budget)
+            .map(|(seq, e)| CommittedBatch {
+                seq: *seq,
+                digest: e.digest,
+                batch: e.batch.clone(),
+            })
+            .collect();
+        for c in batches {
+            self.send(to, Message::Committed(c), out);
+            self.counters.retransmissions += 1;
+            budget -= 1;
+        }
+        budget
+    }
+
+    /// Our own normal-case messages for slots the peer has not voted on, older than a
+    /// status interval.
+    fn resend_votes(
+        &mut self,
+        now: Time,
+        to: ReplicaId,
+        their_last: Seq,
+        mut budget: usize,
+        out: &mut Vec<PbftAction>,
+    ) {
+        let interval = self.cfg.status_interval;
+        let primary = self.is_primary();
+        let mut msgs = Vec::new();
+        for (seq, slot) in self.slots.range(their_last.next()..) {
+            if budget == 0 {
+                break;
+            }
+            let Some(digest) = slot.digest else { continue };
+            if slot.accepted_at.is_none_or(|t| now < t + interval) {
+                continue;
+            }
+            let vote = Vote {
+                view: self.view,
+                seq: *seq,
+                digest,
+            };
+            let their_prepare = slot.prepares.contains_key(&to);
+            let their_commit = slot.commits.contains_key(&to);
+            if primary && !their_prepare && !their_commit {
+                if let Some(batch) = self.batches.get(&digest) {
+                    msgs.push(Message::PrePrepare(PrePrepare {
+                        view: self.view,
+                        seq: *seq,
+                        digest,
+                        batch: batch.clone(),
+                    }));
+                }
+            } else if !primary && slot.prepares.contains_key(&self.me) && !their_commit {
+                msgs.push(Message::Prepare(vote));
+            }
+            if slot.prepared && !their_commit {
+                msgs.push(Message::Commit(vote));
+            }
+            budget -= 1;
+        }
+        for msg in msgs {
+            self.send(to, msg, out);
+            self.counters.retransmissions += 1;
+        }
+    }
+
+    pub(crate) fn on_fetch_batch(
+        &mut self,
+        from: ReplicaId,
+        digest: Digest,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if let Some(batch) = self.batches.get(&digest) {
+            let msg = Message::BatchData(batch.clone());
+            self.send(from, msg, out);
+        }
+    }
+
+    pub(crate) fn on_batch_data(
+        &mut self,
+        now: Time,
+        batch: Arc<Batch>,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if !self.batch_within_limits(&batch) {
+            self.counters.dropped_oversize_batch += 1;
+            return;
+        }
+        let digest = batch.digest();
+        if !self.wanted_batches.remove(&digest) {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        self.batches.insert(digest, batch);
+        let waiting: Vec<Seq> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.digest == Some(digest))
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in waiting {
+            self.send_prepare(now, seq, digest, out);
+        }
+        self.try_build_new_view(now, out);
+    }
+
+    /// A committed batch vouched for by a peer; committed here once f+1 agree.
+    pub(crate) fn on_committed(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        c: CommittedBatch,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if c.seq <= self.last_delivered {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        if c.seq.0 > self.stable.seq.0.saturating_add(self.cfg.window) {
+            self.counters.dropped_out_of_window += 1;
+            return;
+        }
+        if !self.batch_within_limits(&c.batch) {
+            self.counters.dropped_oversize_batch += 1;
+            return;
+        }
+        if c.batch.digest() != c.digest {
+            self.counters.dropped_bad_digest += 1;
+            return;
+        }
+        let claims = self.committed_claims.entry(c.seq).or_default();
+        if claims.contains_key(&from) {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        claims.insert(from, c.digest);
+        let vouching = claims.values().filter(|d| **d == c.digest).count();
+        if vouching >= self.weak {
+            self.batches.insert(c.digest, c.batch);
+            self.commit_locally(now, c.seq, c.digest, out);
+        }
+    }
+
+    /// Starts the state-transfer grace period, unless one is under way.
+    pub(crate) fn arm_transfer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        if self.transfer.is_some() {
+            return;
+        }
+        self.transfer = Some(Transfer {
+            attempts: 0,
+            requested: false,
+        });
+        let grace = self.cfg.status_interval * 3;
+        self.set_timer(PbftTimer::Transfer, now + grace, out);
+    }
+
+    pub(crate) fn on_transfer_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        let Some(mut transfer) = self.transfer else {
+            return;
+        };
+        let retry_at = now + self.cfg.transfer_timeout;
+        if self.installing.is_some() {
+            self.set_timer(PbftTimer::Transfer, retry_at, out);
+            return;
+        }
+        if !self.diverged && self.last_delivered >= self.stable.seq {
+            self.transfer = None;
+            return;
+        }
+        let peers: Vec<ReplicaId> = self
+            .stable
+            .votes
+            .iter()
+            .map(|v| v.signer)
+            .filter(|r| *r != self.me)
+            .collect();
+        if peers.is_empty() {
+            self.transfer = None;
+            return;
+        }
+        let peer = peers[transfer.attempts as usize % peers.len()];
+        transfer.attempts += 1;
+        transfer.requested = true;
+        self.transfer = Some(transfer);
+        tracing::debug!(replica = %self.me, %peer, seq = %self.stable.seq, "fetching state");
+        self.send(peer, Message::FetchState(self.stable.seq), out);
+        self.set_timer(PbftTimer::Transfer, retry_at, out);
+    }
+
+    pub(crate) fn on_fetch_state(&mut self, from: ReplicaId, seq: Seq, out: &mut Vec<PbftAction>) {
+        if self.stable.seq < seq {
+            return;
+        }
+        let Some(own) = self.own_checkpoints.get(&self.stable.seq) else {
+            return;
+        };
+        let snapshot = StateSnapshot {
+            cert: self.stable.clone(),
+            app_digest: own.app_digest,
+            tables: own.tables.clone(),
+            snapshot: own.snapshot.clone(),
+        };
+        self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
+    }
+
+    pub(crate) fn on_state_snapshot(
+        &mut self,
+        _now: Time,
+        _from: ReplicaId,
+        s: StateSnapshot,
+        out: &mut Vec<PbftAction>,
+    ) {
+        let seq = s.cert.seq;
+        let useful = self.transfer.is_some_and(|t| t.requested)
+            && self.installing.is_none()
+            && seq >= self.stable.seq
+            && (seq > self.last_delivered || self.diverged);
+        if !useful {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        if !self.validate_cert(&s.cert)
+            || !s.tables.is_well_formed(self.cfg.client_window)
+            || checkpoint_digest(seq, &s.app_digest, &s.tables.digest()) != s.cert.digest
+        {
+            self.counters.dropped_invalid_checkpoint += 1;
+            return;
+        }
+        out.push(Action::InstallSnapshot {
+            seq,
+            app_digest: s.app_digest,
+            snapshot: s.snapshot.clone(),
+        });
+        self.installing = Some(PendingInstall {
+            own: OwnCheckpoint {
+                digest: s.cert.digest,
+                app_digest: s.app_digest,
+                tables: s.tables,
+                snapshot: s.snapshot,
+            },
+            cert: s.cert,
+        });
+    }
+
+    pub(crate) fn on_snapshot_installed(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        ok: bool,
+        out: &mut Vec<PbftAction>,
+    ) {
+        let Some(install) = self.installing.take() else {
+            self.counters.unexpected_executions += 1;
+            return;
+        };
+        if install.cert.seq != seq {
+            self.counters.unexpected_executions += 1;
+            self.installing = Some(install);
+            return;
+        }
+        if !ok {
+            tracing::warn!(replica = %self.me, %seq, "application rejected a fetched snapshot");
+            self.counters.dropped_invalid_checkpoint += 1;
+            return; // the transfer timer asks the next peer
+        }
+        self.last_delivered = seq;
+        self.last_executed = seq;
+        self.pending_execution.clear();
+        self.delivered_table = install.own.tables.delivered.clone();
+        self.reply_cache = install.own.tables.replies.clone();
+        self.awaited.retain(|(client, number), _| {
+            !self
+                .delivered_table
+                .get(client)
+                .is_some_and(|w| w.is_done(*number))
+        });
+        self.own_checkpoints.insert(seq, install.own);
+        self.diverged = false;
+        self.transfer = None;
+        self.cancel_timer(PbftTimer::Transfer, out);
+        self.counters.state_transfers += 1;
+        tracing::debug!(replica = %self.me, %seq, "state transfer complete");
+        if install.cert.seq > self.stable.seq {
+            self.make_stable(now, install.cert, out);
+        }
+        self.collect_garbage();
+        self.progressed = true;
+        if self.last_delivered < self.stable.seq {
+            self.arm_transfer(now, out);
+        }
+        self.try_deliver(now, out);
+    }
+}

@@ -1,0 +1,402 @@
+//! The PBFT replica's state and its event dispatch.
+//!
+//! [`Pbft`] is the honest protocol. Its behaviour is spread over sibling files by
+//! concern — `normal.rs` (requests, the three phases, delivery, replies),
+//! `checkpoint.rs`, `view_change.rs` and `recovery.rs` (status, retransmission, state
+//! transfer) — each an `impl Pbft` block over the state declared here.
+//!
+//! Invariants (checked with `debug_assert!` where they are established):
+//! - `last_executed ≤ last_delivered`, and deliveries are gap-free in sequence order;
+//! - `stable.seq` only grows; the log holds nothing at or below
+//!   `min(stable.seq, last_delivered)`;
+//! - at most one digest per sequence number is ever committed (`safety_conflicts`
+//!   counts violations, which the simulator treats as fatal);
+//! - `slots` only hold the current view, and only sequence numbers in the window.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::{Config, ConfigError};
+use crate::crypto::Keyring;
+use crate::pbft::clients::{ClientTables, DeliveredTable, ReplyCache};
+use crate::pbft::counters::Counters;
+use crate::pbft::message::{
+    Envelope, Message, PbftTimer, SignedNewView, SignedViewChange, StableCert,
+};
+use crate::protocol::{Action, Event, ReplicaStatus};
+use crate::request::{Batch, Request};
+use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
+
+/// An action of the PBFT protocol.
+pub type PbftAction = Action<Envelope, PbftTimer>;
+/// An event of the PBFT protocol.
+pub type PbftEvent = Event<Envelope, PbftTimer>;
+
+/// How many views ahead of the current one messages are buffered or view changes kept.
+pub(crate) const MAX_VIEWS_AHEAD: u64 = 16;
+/// Cap on messages buffered for views not yet started.
+pub(crate) const MAX_BUFFERED: usize = 16_384;
+/// Cap on retransmitted items in answer to one status message.
+pub(crate) const RETRANSMIT_LIMIT: usize = 16;
+/// Cap on pre-prepared claims kept per sequence number.
+pub(crate) const MAX_CLAIMS_PER_SEQ: usize = 8;
+
+/// One sequence number in the current view.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    /// Digest of the accepted pre-prepare (or new-view re-proposal).
+    pub digest: Option<Digest>,
+    /// When it was accepted.
+    pub accepted_at: Option<Time>,
+    /// Prepare votes by sender (backups only).
+    pub prepares: BTreeMap<ReplicaId, Digest>,
+    /// Commit votes by sender.
+    pub commits: BTreeMap<ReplicaId, Digest>,
+    /// Prepared: pre-prepare plus a quorum minus one matching prepares.
+    pub prepared: bool,
+    /// Committed locally: prepared plus a quorum of matching commits.
+    pub committed: bool,
+}
+
+/// A batch committed at some sequence number, kept until garbage collection.
+#[derive(Debug, Clone)]
+pub(crate) struct CommittedEntry {
+    pub digest: Digest,
+    pub batch: Arc<Batch>,
+    pub delivered_at: Option<Time>,
+}
+
+/// A delivered batch awaiting the application's report.
+#[derive(Debug)]
+pub(crate) struct PendingExecution {
+    /// The filtered batch the application executes.
+    pub batch: Arc<Batch>,
+    /// At checkpoint sequence numbers: the delivered table as of this delivery.
+    pub delivered_at_checkpoint: Option<DeliveredTable>,
+}
+
+/// This replica's own checkpoint, kept to serve state transfer.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnCheckpoint {
+    pub digest: Digest,
+    pub app_digest: Digest,
+    pub tables: ClientTables,
+    pub snapshot: Bytes,
+}
+
+/// A state snapshot handed to the application, awaiting its verdict.
+#[derive(Debug)]
+pub(crate) struct PendingInstall {
+    pub cert: StableCert,
+    pub own: OwnCheckpoint,
+}
+
+/// State transfer in progress.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transfer {
+    /// Fetch attempts so far (selects the next peer to ask).
+    pub attempts: u32,
+    /// Whether a request is out (else the timer is a grace period).
+    pub requested: bool,
+}
+
+/// An honest PBFT replica as a deterministic state machine.
+#[derive(Debug)]
+pub struct Pbft {
+    pub(crate) cfg: Config,
+    pub(crate) keys: Keyring,
+    pub(crate) me: ReplicaId,
+    pub(crate) n: usize,
+    pub(crate) quorum: usize,
+    pub(crate) weak: usize,
+
+    // View.
+    pub(crate) view: View,
+    pub(crate) view_active: bool,
+    pub(crate) view_backoff: u32,
+    pub(crate) new_view_msg: Option<Arc<SignedNewView>>,
+    pub(crate) view_changes: BTreeMap<View, BTreeMap<ReplicaId, SignedViewChange>>,
+    pub(crate) future: BTreeMap<View, Vec<(ReplicaId, Message)>>,
+    pub(crate) future_len: usize,
+
+    // Ordering.
+    pub(crate) slots: BTreeMap<Seq, Slot>,
+    pub(crate) next_seq: Seq,
+    /// Highest sequence number accepted in the current view.
+    pub(crate) max_accepted: Seq,
+    /// Set when something was delivered during the current event.
+    pub(crate) progressed: bool,
+    pub(crate) prepared_claims: BTreeMap<Seq, (View, Digest)>,
+    pub(crate) pre_prepared_claims: BTreeMap<Seq, BTreeMap<Digest, View>>,
+    pub(crate) batches: BTreeMap<Digest, Arc<Batch>>,
+    pub(crate) wanted_batches: BTreeSet<Digest>,
+    pub(crate) committed: BTreeMap<Seq, CommittedEntry>,
+    pub(crate) committed_claims: BTreeMap<Seq, BTreeMap<ReplicaId, Digest>>,
+    pub(crate) last_delivered: Seq,
+    pub(crate) pending_execution: BTreeMap<Seq, PendingExecution>,
+    pub(crate) last_executed: Seq,
+    pub(crate) installing: Option<PendingInstall>,
+
+    // Checkpoints.
+    pub(crate) stable: StableCert,
+    pub(crate) checkpoint_votes:
+        BTreeMap<Seq, BTreeMap<ReplicaId, crate::pbft::message::SignedCheckpoint>>,
+    pub(crate) own_checkpoints: BTreeMap<Seq, OwnCheckpoint>,
+    pub(crate) diverged: bool,
+    pub(crate) transfer: Option<Transfer>,
+
+    // Clients.
+    pub(crate) delivered_table: DeliveredTable,
+    pub(crate) reply_cache: ReplyCache,
+    pub(crate) queue: VecDeque<Request>,
+    pub(crate) queue_since: Option<Time>,
+    pub(crate) pending: BTreeSet<(ClientId, u64)>,
+    pub(crate) awaited: BTreeMap<(ClientId, u64), Request>,
+
+    // Timers: the deadline of every armed timer, so stale firings are ignored.
+    pub(crate) timers: BTreeMap<PbftTimer, Time>,
+
+    pub(crate) counters: Counters,
+}
+
+impl Pbft {
+    /// A replica with `keys` (its own signing key and all replicas' public keys).
+    pub fn new(cfg: Config, keys: Keyring) -> Result<Pbft, ConfigError> {
+        cfg.validate()?;
+        if keys.replica_keys().len() != cfg.replicas {
+            return Err(ConfigError {
+                field: "replicas",
+                problem: format!(
+                    "is {} but the cluster has {} replica keys",
+                    cfg.replicas,
+                    keys.replica_keys().len()
+                ),
+            });
+        }
+        let me = keys.me();
+        if me.index() >= cfg.replicas {
+            return Err(ConfigError {
+                field: "id",
+                problem: format!("{me} is not below replicas = {}", cfg.replicas),
+            });
+        }
+        let n = cfg.replicas;
+        let quorum = cfg.quorum();
+        let weak = cfg.f() + 1;
+        let mut batches = BTreeMap::new();
+        batches.insert(crate::request::null_digest(), Batch::null());
+        Ok(Pbft {
+            cfg,
+            keys,
+            me,
+            n,
+            quorum,
+            weak,
+            view: View(0),
+            view_active: true,
+            view_backoff: 0,
+            new_view_msg: None,
+            view_changes: BTreeMap::new(),
+            future: BTreeMap::new(),
+            future_len: 0,
+            slots: BTreeMap::new(),
+            next_seq: Seq(1),
+            max_accepted: Seq(0),
+            progressed: false,
+            prepared_claims: BTreeMap::new(),
+            pre_prepared_claims: BTreeMap::new(),
+            batches,
+            wanted_batches: BTreeSet::new(),
+            committed: BTreeMap::new(),
+            committed_claims: BTreeMap::new(),
+            last_delivered: Seq(0),
+            pending_execution: BTreeMap::new(),
+            last_executed: Seq(0),
+            installing: None,
+            stable: StableCert::default(),
+            checkpoint_votes: BTreeMap::new(),
+            own_checkpoints: BTreeMap::new(),
+            diverged: false,
+            transfer: None,
+            delivered_table: DeliveredTable::new(),
+            reply_cache: ReplyCache::new(),
+            queue: VecDeque::new(),
+            queue_since: None,
+            pending: BTreeSet::new(),
+            awaited: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn counters_struct(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The primary of the current view.
+    pub fn primary(&self) -> ReplicaId {
+        self.view.primary(self.n)
+    }
+
+    /// Whether this replica leads the current view.
+    pub fn is_primary(&self) -> bool {
+        self.primary() == self.me
+    }
+
+    /// Where the replica stands.
+    pub fn replica_status(&self) -> ReplicaStatus {
+        ReplicaStatus {
+            view: self.view,
+            view_active: self.view_active,
+            stable: self.stable.seq,
+            last_delivered: self.last_delivered,
+            last_executed: self.last_executed,
+        }
+    }
+
+    /// Arms the status timer.
+    pub fn start(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        self.set_timer(PbftTimer::Status, now + self.cfg.status_interval, out);
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, now: Time, event: PbftEvent, out: &mut Vec<PbftAction>) {
+        match event {
+            Event::ClientRequest(req) => self.on_client_request(now, req, out),
+            Event::Message { from, msg } => self.on_envelope(now, from, msg, out),
+            Event::Timer(timer) => self.on_timer(now, timer, out),
+            Event::Executed(executed) => self.on_executed(now, executed, out),
+            Event::SnapshotInstalled { seq, ok } => self.on_snapshot_installed(now, seq, ok, out),
+        }
+        self.update_view_timer(now, out);
+        debug_assert!(self.last_executed <= self.last_delivered);
+    }
+
+    fn on_envelope(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        env: Envelope,
+        out: &mut Vec<PbftAction>,
+    ) {
+        if from.index() >= self.n || from == self.me {
+            self.counters.dropped_wrong_sender += 1;
+            return;
+        }
+        if self.cfg.signed_all {
+            let valid = env
+                .signature
+                .is_some_and(|sig| self.keys.verify(from, &env.msg.auth_bytes(), &sig));
+            if !valid {
+                self.counters.dropped_bad_signature += 1;
+                return;
+            }
+        }
+        self.on_message(now, from, env.msg, out);
+    }
+
+    /// Dispatches an authenticated message.
+    pub(crate) fn on_message(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        msg: Message,
+        out: &mut Vec<PbftAction>,
+    ) {
+        match msg {
+            Message::Forward(reqs) => self.on_forward(now, from, reqs, out),
+            Message::PrePrepare(pp) => self.on_pre_prepare(now, from, pp, out),
+            Message::Prepare(vote) => self.on_prepare(now, from, vote, out),
+            Message::Commit(vote) => self.on_commit(now, from, vote, out),
+            Message::Checkpoint(cp) => self.on_checkpoint(now, from, cp, out),
+            Message::CheckpointCert(cert) => self.on_checkpoint_cert(now, cert, out),
+            Message::ViewChange(vc) => self.on_view_change(now, from, *vc, out),
+            Message::NewView(nv) => self.on_new_view(now, from, *nv, out),
+            Message::Status(st) => self.on_status(now, from, st, out),
+            Message::FetchBatch(d) => self.on_fetch_batch(from, d, out),
+            Message::BatchData(b) => self.on_batch_data(now, b, out),
+            Message::FetchState(seq) => self.on_fetch_state(from, seq, out),
+            Message::StateSnapshot(s) => self.on_state_snapshot(now, from, *s, out),
+            Message::Committed(c) => self.on_committed(now, from, c, out),
+        }
+    }
+
+    fn on_timer(&mut self, now: Time, timer: PbftTimer, out: &mut Vec<PbftAction>) {
+        match self.timers.get(&timer) {
+            Some(deadline) if *deadline <= now => {
+                self.timers.remove(&timer);
+            }
+            _ => return, // cancelled or re-armed later: a stale firing
+        }
+        match timer {
+            PbftTimer::Batch => self.on_batch_timer(now, out),
+            PbftTimer::View => self.on_view_timer(now, out),
+            PbftTimer::Status => self.on_status_timer(now, out),
+            PbftTimer::Transfer => self.on_transfer_timer(now, out),
+            PbftTimer::SlowRelease => {}
+        }
+    }
+
+    // ---- plumbing shared by the behaviour files ----
+
+    /// Wraps a message, signing it in signed-all mode.
+    pub(crate) fn envelope(&self, msg: Message) -> Envelope {
+        let signature = self
+            .cfg
+            .signed_all
+            .then(|| self.keys.sign(&msg.auth_bytes()));
+        Envelope { msg, signature }
+    }
+
+    pub(crate) fn send(&self, to: ReplicaId, msg: Message, out: &mut Vec<PbftAction>) {
+        if to != self.me {
+            out.push(Action::Send {
+                to,
+                msg: self.envelope(msg),
+            });
+        }
+    }
+
+    pub(crate) fn broadcast(&self, msg: Message, out: &mut Vec<PbftAction>) {
+        out.push(Action::Broadcast {
+            msg: self.envelope(msg),
+        });
+    }
+
+    pub(crate) fn set_timer(&mut self, timer: PbftTimer, at: Time, out: &mut Vec<PbftAction>) {
+        self.timers.insert(timer, at);
+        out.push(Action::SetTimer { timer, at });
+    }
+
+    pub(crate) fn cancel_timer(&mut self, timer: PbftTimer, out: &mut Vec<PbftAction>) {
+        if self.timers.remove(&timer).is_some() {
+            out.push(Action::CancelTimer { timer });
+        }
+    }
+
+    pub(crate) fn timer_armed(&self, timer: PbftTimer) -> bool {
+        self.timers.contains_key(&timer)
+    }
+
+    /// Whether `seq` is inside the watermark window.
+    pub(crate) fn in_window(&self, seq: Seq) -> bool {
+        seq > self.stable.seq && seq.0 <= self.stable.seq.0.saturating_add(self.cfg.window)
+    }
+
+    /// Current view-change timeout, doubled per consecutive failed view.
+    pub(crate) fn view_timeout(&self) -> std::time::Duration {
+        let base = self.cfg.view_timeout;
+        let factor = 1u32
+            .checked_shl(self.view_backoff.min(20))
+            .unwrap_or(u32::MAX);
+        base.saturating_mul(factor).min(self.cfg.max_view_timeout)
+    }
+}

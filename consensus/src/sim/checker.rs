@@ -1,0 +1,203 @@
+//! The simulator's judge: safety (correct replicas deliver the same batch at every
+//! sequence number, execute each request once, agree on the state digest and on every
+//! result, and clients only accept results correct replicas produced) and liveness
+//! (every request completes within the bound after the faults heal).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::protocol::Delivery;
+use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
+
+/// Something the checker found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Correct replicas disagreed, or a request ran twice, or a client accepted a
+    /// result no correct replica produced.
+    Safety(String),
+    /// Requests did not complete within the bound after the faults healed.
+    Liveness(String),
+    /// The protocol panicked.
+    Panic(String),
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Safety(s) => write!(f, "safety: {s}"),
+            Violation::Liveness(s) => write!(f, "liveness: {s}"),
+            Violation::Panic(s) => write!(f, "panic: {s}"),
+        }
+    }
+}
+
+/// Collects what correct replicas and clients did and compares it.
+#[derive(Debug, Default)]
+pub struct Checker {
+    delivered: BTreeMap<Seq, (Digest, ReplicaId)>,
+    executed_digest: BTreeMap<Seq, (Digest, ReplicaId)>,
+    results: BTreeMap<(ClientId, u64), Bytes>,
+    seen: BTreeMap<(ReplicaId, u32), BTreeSet<(ClientId, u64)>>,
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    /// What went wrong so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Records a violation found outside the checker.
+    pub fn report(&mut self, v: Violation) {
+        if self.violations.len() < 32 {
+            self.violations.push(v);
+        }
+    }
+
+    /// A correct replica (in `incarnation`) delivered `d`.
+    pub fn delivery(&mut self, replica: ReplicaId, incarnation: u32, d: &Delivery) {
+        let digest = d.batch.digest();
+        match self.delivered.get(&d.seq) {
+            Some((first, by)) if *first != digest => {
+                let msg = format!(
+                    "{replica} delivered {} at {} but {by} delivered {}",
+                    digest, d.seq, first
+                );
+                self.report(Violation::Safety(msg));
+            }
+            Some(_) => {}
+            None => {
+                self.delivered.insert(d.seq, (digest, replica));
+            }
+        }
+        let seen = self.seen.entry((replica, incarnation)).or_default();
+        let twice: Vec<String> = d
+            .batch
+            .requests
+            .iter()
+            .filter(|req| !seen.insert(req.key()))
+            .map(|req| {
+                format!(
+                    "{replica} executed request ({}, {}) twice (again at {})",
+                    req.client, req.number, d.seq
+                )
+            })
+            .collect();
+        for msg in twice {
+            self.report(Violation::Safety(msg));
+        }
+    }
+
+    /// A correct replica executed `d` with these results and state digest.
+    pub fn execution(
+        &mut self,
+        replica: ReplicaId,
+        d: &Delivery,
+        results: &[Bytes],
+        app_digest: Digest,
+    ) {
+        match self.executed_digest.get(&d.seq) {
+            Some((first, by)) if *first != app_digest => {
+                let msg = format!(
+                    "{replica} reached state {} after {} but {by} reached {}",
+                    app_digest, d.seq, first
+                );
+                self.report(Violation::Safety(msg));
+            }
+            Some(_) => {}
+            None => {
+                self.executed_digest.insert(d.seq, (app_digest, replica));
+            }
+        }
+        for (req, result) in d.batch.requests.iter().zip(results) {
+            match self.results.get(&req.key()) {
+                Some(first) if first != result => {
+                    let msg = format!(
+                        "{replica} computed a different result for ({}, {})",
+                        req.client, req.number
+                    );
+                    self.report(Violation::Safety(msg));
+                }
+                Some(_) => {}
+                None => {
+                    self.results.insert(req.key(), result.clone());
+                }
+            }
+        }
+    }
+
+    /// A client accepted `result` for its request `number`.
+    pub fn accepted(&mut self, client: ClientId, number: u64, result: &Bytes, now: Time) {
+        match self.results.get(&(client, number)) {
+            Some(r) if r == result => {}
+            Some(_) => self.report(Violation::Safety(format!(
+                "client {client} accepted a wrong result for request {number} at {now}"
+            ))),
+            None => self.report(Violation::Safety(format!(
+                "client {client} accepted a result for request {number} at {now} that no correct replica produced"
+            ))),
+        }
+    }
+
+    /// Highest sequence number any correct replica delivered.
+    pub fn highest_delivered(&self) -> Seq {
+        self.delivered
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// A digest over everything correct replicas delivered, for determinism checks.
+    pub fn delivered_digest(&self) -> Digest {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for (seq, (d, _)) in &self.delivered {
+            ctx.update(&seq.0.to_le_bytes());
+            ctx.update(&d.0);
+        }
+        Digest::from_ring(ctx.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Batch, Request};
+    use crate::types::View;
+    use std::sync::Arc;
+
+    fn delivery(seq: u64, payload: &'static [u8], number: u64) -> Delivery {
+        Delivery {
+            view: View(0),
+            seq: Seq(seq),
+            batch: Arc::new(Batch::new(vec![Request {
+                client: ClientId(0),
+                number,
+                payload: Bytes::from_static(payload),
+            }])),
+            checkpoint: false,
+        }
+    }
+
+    #[test]
+    fn conflicting_deliveries_are_violations() {
+        let mut c = Checker::default();
+        c.delivery(ReplicaId(0), 0, &delivery(1, b"a", 1));
+        c.delivery(ReplicaId(1), 0, &delivery(1, b"a", 1));
+        assert!(c.violations().is_empty());
+        c.delivery(ReplicaId(2), 0, &delivery(1, b"b", 1));
+        assert_eq!(c.violations().len(), 1);
+    }
+
+    #[test]
+    fn double_execution_and_unvouched_results_are_violations() {
+        let mut c = Checker::default();
+        c.delivery(ReplicaId(0), 0, &delivery(1, b"a", 1));
+        c.delivery(ReplicaId(0), 0, &delivery(2, b"a", 1));
+        assert!(matches!(c.violations()[0], Violation::Safety(_)));
+        c.accepted(ClientId(0), 9, &Bytes::from_static(b"r"), Time(0));
+        assert_eq!(c.violations().len(), 2);
+    }
+}

@@ -1,0 +1,637 @@
+//! The discrete-event engine, generic over any [`Protocol`]: a virtual clock, one
+//! queue of scheduled events ordered by (time, insertion), replicas that crash and
+//! restart, applications that execute deliveries, clients, and the network model.
+//!
+//! Everything random comes from one seeded ChaCha RNG and every collection is ordered,
+//! so a seed replays the same run event for event.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::client::{ClientAction, ClientCore};
+use crate::protocol::{Action, Delivery, Event, Executed, Protocol};
+use crate::request::{Reply, Request};
+use crate::sim::app::Application;
+use crate::sim::checker::{Checker, Violation};
+use crate::sim::faults::FaultEvent;
+use crate::sim::network::{Endpoint, LinkFaults, NetworkModel};
+use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
+
+/// Something scheduled to happen.
+enum Scheduled<M, T> {
+    ToReplica {
+        to: usize,
+        from: usize,
+        msg: M,
+    },
+    RequestToReplica {
+        to: usize,
+        request: Request,
+    },
+    ReplyToClient {
+        client: usize,
+        reply: Reply,
+    },
+    Timer {
+        replica: usize,
+        incarnation: u32,
+        timer: T,
+        generation: u64,
+    },
+    Executed {
+        replica: usize,
+        incarnation: u32,
+        executed: Executed,
+    },
+    Installed {
+        replica: usize,
+        incarnation: u32,
+        seq: Seq,
+        ok: bool,
+    },
+    ClientWake {
+        client: usize,
+    },
+    Fault(FaultEvent),
+}
+
+impl<M, T> Scheduled<M, T> {
+    fn tag(&self) -> (u8, u64) {
+        match self {
+            Scheduled::ToReplica { to, from, .. } => (1, (*to as u64) << 16 | *from as u64),
+            Scheduled::RequestToReplica { to, request } => (2, (*to as u64) << 32 ^ request.number),
+            Scheduled::ReplyToClient { client, .. } => (3, *client as u64),
+            Scheduled::Timer { replica, .. } => (4, *replica as u64),
+            Scheduled::Executed {
+                replica, executed, ..
+            } => (5, (*replica as u64) << 32 ^ executed.seq.0),
+            Scheduled::Installed { replica, .. } => (6, *replica as u64),
+            Scheduled::ClientWake { client } => (7, *client as u64),
+            Scheduled::Fault(_) => (8, 0),
+        }
+    }
+}
+
+/// A replica slot: the protocol instance (none while crashed) and its application.
+struct Node<P> {
+    proto: Option<P>,
+    app: Box<dyn Application>,
+    incarnation: u32,
+    exec_free_at: Time,
+    correct: bool,
+}
+
+/// A simulated client with a plan of submission times and a window of outstanding
+/// requests.
+pub struct SimClient {
+    core: ClientCore,
+    plan: VecDeque<Time>,
+    due: usize,
+    window: usize,
+    next_wake: Option<Time>,
+}
+
+impl SimClient {
+    /// A client that submits one request at each of `plan`'s times (later if its window
+    /// is full).
+    pub fn new(core: ClientCore, plan: Vec<Time>, window: usize) -> SimClient {
+        SimClient {
+            core,
+            plan: plan.into(),
+            due: 0,
+            window: window.max(1),
+            next_wake: None,
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.plan.is_empty() && self.due == 0 && self.core.outstanding() == 0
+    }
+}
+
+/// A replica's final status and counters.
+pub type FinalState = (crate::protocol::ReplicaStatus, Vec<(&'static str, u64)>);
+
+/// How a run ended.
+pub struct Outcome {
+    /// What the checker found.
+    pub violations: Vec<Violation>,
+    /// Requests completed by clients.
+    pub completed: u64,
+    /// Requests planned.
+    pub planned: u64,
+    /// Virtual time at the end.
+    pub end: Time,
+    /// Events processed.
+    pub events: u64,
+    /// Digest over the processed event sequence and final states.
+    pub trace_hash: Digest,
+    /// The trace as text, when recording was asked for.
+    pub trace: Vec<String>,
+    /// Per replica: its final status and counters (None if crashed at the end).
+    pub replicas: Vec<Option<FinalState>>,
+    /// Highest sequence number delivered by a correct replica.
+    pub highest_delivered: Seq,
+}
+
+/// Engine parameters beyond the protocol.
+pub struct EngineSetup<P: Protocol> {
+    /// Builds replica `i` (at start and at every restart, with an empty state).
+    pub factory: Box<dyn FnMut(ReplicaId) -> P>,
+    /// Builds an application in its genesis state.
+    pub app_factory: Box<dyn FnMut() -> Box<dyn Application>>,
+    /// Which replicas count as correct for the checks.
+    pub correct: Vec<bool>,
+    /// The clients.
+    pub clients: Vec<SimClient>,
+    /// The network.
+    pub net: NetworkModel,
+    /// Timed faults.
+    pub faults: Vec<(Time, FaultEvent)>,
+    /// How long executing one batch takes.
+    pub exec_delay: Duration,
+    /// The seeded RNG.
+    pub rng: ChaCha8Rng,
+    /// Record a textual trace.
+    pub record_trace: bool,
+}
+
+/// The engine.
+pub struct Engine<P: Protocol> {
+    now: Time,
+    queue: BTreeMap<(Time, u64), Scheduled<P::Message, P::Timer>>,
+    next_id: u64,
+    nodes: Vec<Node<P>>,
+    clients: Vec<SimClient>,
+    net: NetworkModel,
+    rng: ChaCha8Rng,
+    checker: Checker,
+    factory: Box<dyn FnMut(ReplicaId) -> P>,
+    app_factory: Box<dyn FnMut() -> Box<dyn Application>>,
+    timers: BTreeMap<(usize, P::Timer), u64>,
+    exec_delay: Duration,
+    events: u64,
+    trace_ctx: ring::digest::Context,
+    trace: Option<Vec<String>>,
+}
+
+impl<P: Protocol> Engine<P> {
+    /// Builds the cluster.
+    pub fn new(mut setup: EngineSetup<P>) -> Engine<P> {
+        let nodes = setup
+            .correct
+            .iter()
+            .enumerate()
+            .map(|(i, correct)| Node {
+                proto: Some((setup.factory)(ReplicaId(i as u32))),
+                app: (setup.app_factory)(),
+                incarnation: 0,
+                exec_free_at: Time::ZERO,
+                correct: *correct,
+            })
+            .collect();
+        let mut engine = Engine {
+            now: Time::ZERO,
+            queue: BTreeMap::new(),
+            next_id: 0,
+            nodes,
+            clients: setup.clients,
+            net: setup.net,
+            rng: setup.rng,
+            checker: Checker::default(),
+            factory: setup.factory,
+            app_factory: setup.app_factory,
+            timers: BTreeMap::new(),
+            exec_delay: setup.exec_delay,
+            events: 0,
+            trace_ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            trace: setup.record_trace.then(Vec::new),
+        };
+        for (at, fault) in setup.faults {
+            engine.schedule(at, Scheduled::Fault(fault));
+        }
+        for c in 0..engine.clients.len() {
+            engine.schedule(Time::ZERO, Scheduled::ClientWake { client: c });
+        }
+        for r in 0..engine.nodes.len() {
+            engine.start_replica(r);
+        }
+        engine
+    }
+
+    fn schedule(&mut self, at: Time, ev: Scheduled<P::Message, P::Timer>) {
+        let at = at.max(self.now);
+        self.queue.insert((at, self.next_id), ev);
+        self.next_id += 1;
+    }
+
+    fn start_replica(&mut self, r: usize) {
+        let mut out = Vec::new();
+        if let Some(p) = self.nodes[r].proto.as_mut() {
+            p.start(self.now, &mut out);
+        }
+        self.apply(r, out);
+    }
+
+    /// Runs until every client finished and `settle` more time passed after
+    /// `heal_at`, or until `deadline`.
+    pub fn run(mut self, heal_at: Time, deadline: Time, settle: Duration) -> Outcome {
+        let mut finish_at: Option<Time> = None;
+        while let Some(((t, _), ev)) = self.queue.pop_first() {
+            if t > deadline || finish_at.is_some_and(|f| t > f) {
+                break;
+            }
+            self.now = t;
+            self.events += 1;
+            self.trace_event(&ev);
+            self.process(ev);
+            if finish_at.is_none() && t >= heal_at && self.clients.iter().all(SimClient::finished) {
+                finish_at = Some(t + settle);
+            }
+        }
+        let planned: u64 = self
+            .clients
+            .iter()
+            .map(|c| c.core.counters().submitted + c.plan.len() as u64 + c.due as u64)
+            .sum();
+        let completed: u64 = self
+            .clients
+            .iter()
+            .map(|c| c.core.counters().completed)
+            .sum();
+        if finish_at.is_none() {
+            self.checker.report(Violation::Liveness(format!(
+                "{} of {planned} requests completed by {deadline} (faults healed at {heal_at})",
+                completed
+            )));
+        }
+        self.check_counters();
+        self.finish(planned, completed)
+    }
+
+    fn check_counters(&mut self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(p) = &node.proto else { continue };
+            if !node.correct {
+                continue;
+            }
+            for (name, value) in p.counters() {
+                if name == "safety_conflicts" && value > 0 {
+                    self.checker.report(Violation::Safety(format!(
+                        "r{i} saw {value} conflicting commits"
+                    )));
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, planned: u64, completed: u64) -> Outcome {
+        let replicas: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| n.proto.as_ref().map(|p| (p.status(), p.counters())))
+            .collect();
+        for r in replicas.iter().flatten() {
+            self.trace_ctx.update(format!("{:?}", r).as_bytes());
+        }
+        self.trace_ctx.update(&self.checker.delivered_digest().0);
+        Outcome {
+            violations: self.checker.violations().to_vec(),
+            completed,
+            planned,
+            end: self.now,
+            events: self.events,
+            trace_hash: Digest::from_ring(self.trace_ctx.finish()),
+            trace: self.trace.unwrap_or_default(),
+            replicas,
+            highest_delivered: self.checker.highest_delivered(),
+        }
+    }
+
+    fn trace_event(&mut self, ev: &Scheduled<P::Message, P::Timer>) {
+        let (tag, detail) = ev.tag();
+        self.trace_ctx.update(&self.now.0.to_le_bytes());
+        self.trace_ctx.update(&[tag]);
+        self.trace_ctx.update(&detail.to_le_bytes());
+        if let Some(lines) = &mut self.trace {
+            let line = match ev {
+                Scheduled::ToReplica { to, from, msg } => {
+                    format!("{} r{from} -> r{to}: {msg:?}", self.now)
+                }
+                Scheduled::RequestToReplica { to, request } => {
+                    format!(
+                        "{} {} -> r{to}: request {}",
+                        self.now, request.client, request.number
+                    )
+                }
+                Scheduled::ReplyToClient { client, reply } => {
+                    format!(
+                        "{} {} -> c{client}: reply {:?}",
+                        self.now,
+                        reply.replica,
+                        reply.results.iter().map(|r| r.0).collect::<Vec<_>>()
+                    )
+                }
+                Scheduled::Timer { replica, timer, .. } => {
+                    format!("{} r{replica}: timer {timer:?}", self.now)
+                }
+                Scheduled::Executed {
+                    replica, executed, ..
+                } => {
+                    format!("{} r{replica}: executed {}", self.now, executed.seq)
+                }
+                Scheduled::Installed {
+                    replica, seq, ok, ..
+                } => {
+                    format!("{} r{replica}: installed {seq} ok={ok}", self.now)
+                }
+                Scheduled::ClientWake { client } => format!("{} c{client}: wake", self.now),
+                Scheduled::Fault(f) => format!("{} fault: {f:?}", self.now),
+            };
+            lines.push(line);
+        }
+    }
+
+    fn process(&mut self, ev: Scheduled<P::Message, P::Timer>) {
+        match ev {
+            Scheduled::ToReplica { to, from, msg } => {
+                let event = Event::Message {
+                    from: ReplicaId(from as u32),
+                    msg,
+                };
+                self.feed(to, event);
+            }
+            Scheduled::RequestToReplica { to, request } => {
+                self.feed(to, Event::ClientRequest(request))
+            }
+            Scheduled::ReplyToClient { client, reply } => self.on_reply(client, reply),
+            Scheduled::Timer {
+                replica,
+                incarnation,
+                timer,
+                generation,
+            } => {
+                let current = self.timers.get(&(replica, timer)) == Some(&generation);
+                if current && self.nodes[replica].incarnation == incarnation {
+                    self.timers.remove(&(replica, timer));
+                    self.feed(replica, Event::Timer(timer));
+                }
+            }
+            Scheduled::Executed {
+                replica,
+                incarnation,
+                executed,
+            } => {
+                if self.nodes[replica].incarnation == incarnation {
+                    self.feed(replica, Event::Executed(executed));
+                }
+            }
+            Scheduled::Installed {
+                replica,
+                incarnation,
+                seq,
+                ok,
+            } => {
+                if self.nodes[replica].incarnation == incarnation {
+                    self.feed(replica, Event::SnapshotInstalled { seq, ok });
+                }
+            }
+            Scheduled::ClientWake { client } => self.wake_client(client),
+            Scheduled::Fault(f) => self.apply_fault(f),
+        }
+    }
+
+    fn feed(&mut self, r: usize, event: Event<P::Message, P::Timer>) {
+        let Some(p) = self.nodes[r].proto.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        p.handle(self.now, event, &mut out);
+        self.apply(r, out);
+    }
+
+    fn apply(&mut self, r: usize, actions: Vec<Action<P::Message, P::Timer>>) {
+        let n = self.nodes.len();
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => self.route(r, to.index(), msg),
+                Action::Broadcast { msg } => {
+                    for to in (0..n).filter(|to| *to != r) {
+                        self.route(r, to, msg.clone());
+                    }
+                }
+                Action::Deliver(d) => self.execute(r, d),
+                Action::Reply { client, reply } => {
+                    let c = client.0 as usize;
+                    if c < self.clients.len() {
+                        for at in self.net.arrivals(
+                            &mut self.rng,
+                            self.now,
+                            Endpoint::Replica(r),
+                            Endpoint::Client(c),
+                        ) {
+                            self.schedule(
+                                at,
+                                Scheduled::ReplyToClient {
+                                    client: c,
+                                    reply: reply.clone(),
+                                },
+                            );
+                        }
+                    }
+                }
+                Action::SetTimer { timer, at } => {
+                    let generation = self.next_id;
+                    self.timers.insert((r, timer), generation);
+                    let incarnation = self.nodes[r].incarnation;
+                    self.schedule(
+                        at,
+                        Scheduled::Timer {
+                            replica: r,
+                            incarnation,
+                            timer,
+                            generation,
+                        },
+                    );
+                }
+                Action::CancelTimer { timer } => {
+                    self.timers.remove(&(r, timer));
+                }
+                Action::InstallSnapshot {
+                    seq,
+                    app_digest,
+                    snapshot,
+                } => {
+                    let ok = self.nodes[r].app.restore(&snapshot, &app_digest);
+                    let at = self.exec_slot(r);
+                    let incarnation = self.nodes[r].incarnation;
+                    self.schedule(
+                        at,
+                        Scheduled::Installed {
+                            replica: r,
+                            incarnation,
+                            seq,
+                            ok,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn route(&mut self, from: usize, to: usize, msg: P::Message) {
+        if to >= self.nodes.len() || to == from {
+            return;
+        }
+        for at in self.net.arrivals(
+            &mut self.rng,
+            self.now,
+            Endpoint::Replica(from),
+            Endpoint::Replica(to),
+        ) {
+            self.schedule(
+                at,
+                Scheduled::ToReplica {
+                    to,
+                    from,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    /// The time replica `r`'s executor finishes one more batch (batches run one after
+    /// another, in order).
+    fn exec_slot(&mut self, r: usize) -> Time {
+        let node = &mut self.nodes[r];
+        node.exec_free_at = node.exec_free_at.max(self.now) + self.exec_delay;
+        node.exec_free_at
+    }
+
+    fn execute(&mut self, r: usize, d: Delivery) {
+        let (results, app_digest) = self.nodes[r].app.execute(d.seq, &d.batch);
+        if self.nodes[r].correct {
+            let incarnation = self.nodes[r].incarnation;
+            self.checker.delivery(ReplicaId(r as u32), incarnation, &d);
+            self.checker
+                .execution(ReplicaId(r as u32), &d, &results, app_digest);
+        }
+        let snapshot = d.checkpoint.then(|| self.nodes[r].app.snapshot());
+        let at = self.exec_slot(r);
+        let incarnation = self.nodes[r].incarnation;
+        let executed = Executed {
+            seq: d.seq,
+            app_digest,
+            results,
+            snapshot,
+        };
+        self.schedule(
+            at,
+            Scheduled::Executed {
+                replica: r,
+                incarnation,
+                executed,
+            },
+        );
+    }
+
+    fn on_reply(&mut self, c: usize, reply: Reply) {
+        let mut done = Vec::new();
+        self.clients[c].core.on_reply(self.now, &reply, &mut done);
+        let client = ClientId(c as u32);
+        for d in &done {
+            self.checker.accepted(client, d.number, &d.result, self.now);
+        }
+        if !done.is_empty() {
+            self.wake_client(c);
+        }
+    }
+
+    fn wake_client(&mut self, c: usize) {
+        let now = self.now;
+        let mut actions = Vec::new();
+        {
+            let client = &mut self.clients[c];
+            if client.next_wake.is_some_and(|t| t <= now) {
+                client.next_wake = None;
+            }
+            while client.plan.front().is_some_and(|t| *t <= now) {
+                client.plan.pop_front();
+                client.due += 1;
+            }
+            while client.due > 0 && client.core.outstanding() < client.window {
+                client.due -= 1;
+                let payload: [u8; 16] = self.rng.random();
+                client
+                    .core
+                    .submit(now, Bytes::copy_from_slice(&payload), &mut actions);
+            }
+            client.core.on_tick(now, &mut actions);
+        }
+        for action in actions {
+            match action {
+                ClientAction::Send { to, request } => self.send_request(c, to.index(), request),
+                ClientAction::Broadcast { request } => {
+                    for to in 0..self.nodes.len() {
+                        self.send_request(c, to, request.clone());
+                    }
+                }
+            }
+        }
+        let client = &mut self.clients[c];
+        let wanted = [client.plan.front().copied(), client.core.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(at) = wanted
+            && client.next_wake.is_none_or(|t| at < t)
+        {
+            client.next_wake = Some(at);
+            self.schedule(at, Scheduled::ClientWake { client: c });
+        }
+    }
+
+    fn send_request(&mut self, c: usize, to: usize, request: Request) {
+        for at in self.net.arrivals(
+            &mut self.rng,
+            self.now,
+            Endpoint::Client(c),
+            Endpoint::Replica(to),
+        ) {
+            self.schedule(
+                at,
+                Scheduled::RequestToReplica {
+                    to,
+                    request: request.clone(),
+                },
+            );
+        }
+    }
+
+    fn apply_fault(&mut self, fault: FaultEvent) {
+        match fault {
+            FaultEvent::Crash(r) => {
+                let node = &mut self.nodes[r];
+                node.proto = None;
+                node.incarnation += 1;
+                self.timers.retain(|(i, _), _| *i != r);
+            }
+            FaultEvent::Restart(r) => {
+                let node = &mut self.nodes[r];
+                node.incarnation += 1;
+                node.proto = Some((self.factory)(ReplicaId(r as u32)));
+                node.app = (self.app_factory)();
+                node.exec_free_at = self.now;
+                self.start_replica(r);
+            }
+            FaultEvent::Partition(groups) => self.net.partition = Some(groups),
+            FaultEvent::Heal => self.net.partition = None,
+            FaultEvent::Links(faults) => self.net.faults = faults,
+            FaultEvent::CleanLinks => self.net.faults = LinkFaults::default(),
+        }
+    }
+}
