@@ -514,6 +514,8 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         self.inner.is_connected(peer)
     }
 
+    /// The wrapped transport's counters; what the fault layer dropped, delayed or
+    /// duplicated is in [`FaultHandle::counters`].
     fn counters(&self) -> Counters {
         self.inner.counters()
     }

@@ -66,16 +66,20 @@ pub struct QuicConfig {
     pub reconnect_max: Duration,
     /// QUIC's initial RTT estimate (sets the first retransmission timers).
     pub initial_rtt: Duration,
-    /// Per-stream receive window (bytes in flight per direction).
+    /// Per-stream receive window (bytes in flight per direction). 8 MiB covers 1 Gb/s
+    /// at 60 ms RTT; on loopback 1.25 to 16 MiB measured the same.
     pub stream_receive_window: u32,
     /// Per-connection send window.
     pub send_window: u64,
     /// UDP socket send and receive buffer sizes to request (the kernel caps them at
     /// `net.core.{r,w}mem_max`); `None` keeps the system default.
     pub socket_buffer_bytes: Option<usize>,
-    /// UDP payload size of the first packets.
+    /// UDP payload size of the first packets. Must fit every path (1200 always does).
     pub initial_mtu: u16,
-    /// Upper bound of path-MTU discovery; `None` turns discovery off.
+    /// Upper bound of path-MTU discovery; `None` turns discovery off. 4000 is the
+    /// measured sweet spot on loopback (about 1.7x the throughput of 1452 for 64 KiB
+    /// frames); discovery to 8000 collapsed to a few MB/s (GSO); paths with a smaller
+    /// MTU just stop the discovery lower.
     pub mtu_discovery_upper_bound: Option<u16>,
 }
 
@@ -95,8 +99,28 @@ impl Default for QuicConfig {
             send_window: 16 << 20,
             socket_buffer_bytes: Some(4 << 20),
             initial_mtu: 1200,
-            mtu_discovery_upper_bound: Some(1452),
+            mtu_discovery_upper_bound: Some(4000),
         }
+    }
+}
+
+impl QuicConfig {
+    /// Checks the values that would make the transport misbehave.
+    pub fn validate(&self) -> Result<(), QuicError> {
+        let problem = if self.keep_alive >= self.idle_timeout {
+            "keep_alive must be below idle_timeout"
+        } else if self.max_frame_size > u32::MAX as usize {
+            "max_frame_size must fit the u32 length prefix"
+        } else if self.reconnect_initial.is_zero() || self.reconnect_max < self.reconnect_initial {
+            "reconnect delays must satisfy 0 < reconnect_initial <= reconnect_max"
+        } else if self.inbound_capacity == 0 {
+            "inbound_capacity must be positive"
+        } else if self.initial_mtu < 1200 {
+            "initial_mtu must be at least 1200 (QUIC's minimum)"
+        } else {
+            return Ok(());
+        };
+        Err(QuicError::Config(problem.to_owned()))
     }
 }
 
@@ -203,6 +227,7 @@ impl QuicTransport {
         config: QuicConfig,
     ) -> Result<(Self, Inbound), QuicError> {
         tokio::runtime::Handle::try_current().map_err(|_| QuicError::NoRuntime)?;
+        config.validate()?;
         let local_id = membership
             .id_of(&identity.public_key())
             .ok_or(QuicError::NotAMember)?;
@@ -221,7 +246,7 @@ impl QuicTransport {
                 (member.id, slot)
             })
             .collect();
-        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_capacity.max(1));
+        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_capacity);
         let shared = Arc::new(Shared {
             local_id,
             self_cells: counters.peer(local_id),
@@ -289,8 +314,9 @@ impl QuicTransport {
     }
 
     /// Closes every connection, stops the tasks and waits (at most about a second) for
-    /// the peers to be told, so that the address can be bound again.
-    pub async fn shutdown(self) {
+    /// the peers to be told. The transport sends nothing afterwards; drop it to release
+    /// the socket. (Dropping alone also closes everything, without waiting.)
+    pub async fn shutdown(&self) {
         self.close();
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }

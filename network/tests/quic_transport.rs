@@ -451,6 +451,7 @@ async fn a_gracefully_restarted_replica_is_reconnected() {
     connected(&r1, &[r(0), r(2)]).await;
 
     r1.shutdown().await;
+    drop(r1);
     let (r1, mut rx1) = cluster.restart_replica(1).await;
     connected(&r1, &[r(0), r(2)]).await;
     ping_until_received(&r0, r(1), &mut rx1).await;
