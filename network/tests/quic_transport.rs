@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tandem_network::wire::{CLOSE_BAD_FRAME, STREAM_PREAMBLE};
+use tandem_network::wire::{CLOSE_BAD_FRAME, CLOSE_WRONG_DIRECTION, STREAM_PREAMBLE};
 use tandem_network::{
     Identity, Inbound, Member, Membership, NodeId, QuicConfig, QuicTransport, Transport,
     pinned_tls, wait_until_connected,
@@ -304,6 +304,31 @@ async fn unknown_keys_are_refused_at_the_handshake_both_ways() {
     r0.send(r(1), Bytes::from_static(b"lost"));
     assert_eq!(r0.counters().peer(r(1)).frames_dropped, 1);
     accepting.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_dialing_a_lower_replica_is_refused() {
+    init_tracing();
+    let mut cluster = Cluster::new(2, 0);
+    let (r0, _rx0) = cluster.start_replica(0);
+    // r1's key dialing r0: a member, but the lower-numbered replica is the one to dial.
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let client_config =
+        pinned_tls::client_config(&cluster.replicas[1], Arc::clone(&cluster.membership))
+            .expect("config");
+    let connection = endpoint
+        .connect_with(client_config, cluster.addrs[0], "r0")
+        .expect("connect")
+        .await
+        .expect("handshake");
+    match tokio::time::timeout(WAIT, connection.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(close.error_code, CLOSE_WRONG_DIRECTION);
+        }
+        other => panic!("unexpected outcome {other:?}"),
+    }
+    assert_eq!(r0.counters().connections_rejected, 1);
+    assert!(!r0.is_connected(r(1)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
