@@ -4,6 +4,7 @@
 //! - [`protocol`]: the sans-IO [`Protocol`] trait (events in, actions out).
 //! - [`pbft`]: PBFT — normal case, checkpoints, view change, state transfer,
 //!   exactly-once clients, signatures, and Byzantine modes for experiments.
+//! - [`application`]: what a driver runs deliveries through (and a hash-chain app).
 //! - [`client`]: the client side (f+1 matching replies, retransmission, primary
 //!   tracking) as a state machine.
 //! - [`sim`]: the deterministic cluster simulator with safety and liveness checks.
@@ -12,6 +13,7 @@
 //! map inside a state transition: the same inputs give the same outputs, so a
 //! simulator seed replays exactly.
 
+pub mod application;
 pub mod client;
 pub mod config;
 pub mod crypto;

@@ -15,7 +15,7 @@ use crate::pbft::message::*;
 use crate::pbft::{Pbft, PbftAction, PbftEvent};
 use crate::protocol::{Action, Delivery, Event, Executed};
 use crate::request::{Batch, Reply, Request};
-use crate::sim::app::{Application, HashChainApp};
+use crate::application::{Application, HashChainApp};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// A cluster whose messages are delivered instantly, in order, and whose applications

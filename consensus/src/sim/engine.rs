@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::client::{ClientAction, ClientCore};
 use crate::protocol::{Action, Delivery, Event, Executed, Protocol};
 use crate::request::{Reply, Request};
-use crate::sim::app::Application;
+use crate::application::Application;
 use crate::sim::checker::{Checker, Violation};
 use crate::sim::faults::FaultEvent;
 use crate::sim::network::{Endpoint, LinkFaults, NetworkModel};

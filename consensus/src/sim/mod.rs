@@ -7,7 +7,6 @@
 //! [`run`] simulates PBFT with a fault mix; [`engine::Engine`] is the generic engine
 //! another protocol can reuse.
 
-pub mod app;
 pub mod checker;
 pub mod engine;
 pub mod faults;
@@ -23,7 +22,7 @@ use crate::client::ClientCore;
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::pbft::{ByzantineMode, PbftReplica};
-use crate::sim::app::HashChainApp;
+use crate::application::HashChainApp;
 use crate::sim::checker::Violation;
 use crate::sim::engine::{Engine, EngineSetup, SimClient};
 use crate::sim::faults::{FaultMix, plan};

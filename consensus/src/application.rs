@@ -1,13 +1,16 @@
-//! The application the simulator runs on every replica: a pluggable callback that turns
-//! a delivered batch into results and a state digest, and can snapshot and restore its
-//! state for state transfer.
+//! The application interface a replica's driver runs deliveries through — a pluggable
+//! callback that turns a delivered batch into results and a state digest, and can
+//! snapshot and restore its state for state transfer — and a hash-chain application
+//! for the simulator and for measuring consensus without execution.
 
 use bytes::Bytes;
 
 use crate::request::Batch;
 use crate::types::{Digest, Seq};
 
-/// What the simulator needs from an application.
+/// What a driver (the simulator, or a node's executor thread) needs from an
+/// application. Execution must be deterministic: every replica computes the same
+/// results and digest from the same state and batch.
 pub trait Application: Send {
     /// Executes a delivered batch: one result per request, and the new state digest.
     fn execute(&mut self, seq: Seq, batch: &Batch) -> (Vec<Bytes>, Digest);

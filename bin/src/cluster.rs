@@ -1,0 +1,356 @@
+//! The cluster file (TOML: protocol parameters, execution, the workload that defines
+//! genesis, and every member's id, address and public key) and the per-member key
+//! files. Loading validates everything and names the file and the field at fault.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use tandem_consensus::Config;
+use tandem_executor::{EXECUTOR_NAMES, ExecutorOptions, WorkloadSpec};
+use tandem_network::{Member, Membership, NodeId};
+
+/// The whole cluster description, shared by every replica and client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// PBFT parameters.
+    #[serde(default)]
+    pub protocol: Config,
+    /// How replicas execute committed batches.
+    #[serde(default)]
+    pub execution: ExecutionConfig,
+    /// The workload whose genesis every replica starts from, and the default one load
+    /// clients generate.
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    /// Transport limits.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// The replicas, ids 0..n in order.
+    #[serde(rename = "replica", default)]
+    pub replicas: Vec<ReplicaEntry>,
+    /// The clients allowed to connect.
+    #[serde(rename = "client", default)]
+    pub clients: Vec<ClientEntry>,
+}
+
+/// Execution settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutionConfig {
+    /// `sequential`, `block-stm`, `access-list`, `auto`, or `none` (no ledger: a hash
+    /// chain over the requests, to measure consensus alone).
+    pub executor: String,
+    /// Executor threads per replica.
+    pub threads: usize,
+    /// Executor tunables.
+    pub options: ExecutorOptions,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            executor: "block-stm".to_string(),
+            threads: 2,
+            options: ExecutorOptions::default(),
+        }
+    }
+}
+
+/// Transport settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Largest frame accepted or sent, in bytes.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            max_frame_bytes: 64 << 20,
+        }
+    }
+}
+
+/// One replica.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaEntry {
+    /// Its index, 0..n.
+    pub id: u32,
+    /// Where it listens (UDP, QUIC).
+    pub address: SocketAddr,
+    /// Its Ed25519 public key, hex.
+    pub public_key: String,
+}
+
+/// One client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEntry {
+    /// Its id.
+    pub id: u32,
+    /// Its Ed25519 public key, hex.
+    pub public_key: String,
+}
+
+impl ClusterFile {
+    /// Reads and validates a cluster file.
+    pub fn load(path: &Path) -> Result<ClusterFile> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read cluster file {}", path.display()))?;
+        let cluster: ClusterFile = toml::from_str(&text)
+            .map_err(|e| anyhow!("cluster file {}: {e}", path.display()))?;
+        cluster
+            .validate()
+            .map_err(|e| anyhow!("cluster file {}: {e}", path.display()))?;
+        Ok(cluster)
+    }
+
+    /// Writes the cluster file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).context("cannot encode the cluster file")?;
+        fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        self.protocol
+            .validate()
+            .map_err(|e| anyhow!("[protocol] {e}"))?;
+        if self.replicas.len() != self.protocol.replicas {
+            bail!(
+                "[protocol] replicas = {} but the file lists {} [[replica]] entries",
+                self.protocol.replicas,
+                self.replicas.len()
+            );
+        }
+        let mut keys = BTreeSet::new();
+        for (i, r) in self.replicas.iter().enumerate() {
+            if r.id as usize != i {
+                bail!("[[replica]] entry {i}: id = {} but replicas must be listed in order 0..n", r.id);
+            }
+            let key = parse_public_key(&r.public_key)
+                .map_err(|e| anyhow!("[[replica]] id = {}: public_key {e}", r.id))?;
+            if !keys.insert(key) {
+                bail!("[[replica]] id = {}: public_key is used by another member", r.id);
+            }
+        }
+        let mut client_ids = BTreeSet::new();
+        for c in &self.clients {
+            if !client_ids.insert(c.id) {
+                bail!("[[client]] id = {} appears twice", c.id);
+            }
+            let key = parse_public_key(&c.public_key)
+                .map_err(|e| anyhow!("[[client]] id = {}: public_key {e}", c.id))?;
+            if !keys.insert(key) {
+                bail!("[[client]] id = {}: public_key is used by another member", c.id);
+            }
+        }
+        let executor = self.execution.executor.as_str();
+        if executor != "none" && !EXECUTOR_NAMES.contains(&executor) {
+            bail!(
+                "[execution] executor = \"{executor}\" is not one of none, {}",
+                EXECUTOR_NAMES.join(", ")
+            );
+        }
+        if self.execution.threads == 0 {
+            bail!("[execution] threads must be at least 1");
+        }
+        self.workload
+            .validate()
+            .map_err(|e| anyhow!("[workload] {e}"))?;
+        if self.network.max_frame_bytes < 1 << 16 {
+            bail!("[network] max_frame_bytes must be at least 65536");
+        }
+        Ok(())
+    }
+
+    /// Every replica's public key, by index.
+    pub fn replica_keys(&self) -> Vec<[u8; 32]> {
+        self.replicas
+            .iter()
+            .map(|r| parse_public_key(&r.public_key).expect("validated"))
+            .collect()
+    }
+
+    /// The transport's view of the cluster.
+    pub fn membership(&self) -> Result<Arc<Membership>> {
+        let replicas = self.replicas.iter().map(|r| Member {
+            id: NodeId::Replica(r.id),
+            addr: Some(r.address),
+            public_key: parse_public_key(&r.public_key).expect("validated"),
+        });
+        let clients = self.clients.iter().map(|c| Member {
+            id: NodeId::Client(c.id),
+            addr: None,
+            public_key: parse_public_key(&c.public_key).expect("validated"),
+        });
+        Ok(Arc::new(Membership::new(replicas.chain(clients))?))
+    }
+}
+
+/// Parses a 32-byte hex public key.
+fn parse_public_key(hex_key: &str) -> Result<[u8; 32]> {
+    let bytes = hex::decode(hex_key.trim()).map_err(|e| anyhow!("is not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow!("has {} bytes, expected 32", b.len()))
+}
+
+/// A member's private key file: its id and its PKCS#8 Ed25519 key, hex encoded.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// Whose key this is, as `r0` or `c1`.
+    pub id: String,
+    /// The PKCS#8 v2 document, hex.
+    pub pkcs8: String,
+}
+
+impl KeyFile {
+    /// A key file for `id` holding `pkcs8`.
+    pub fn new(id: NodeId, pkcs8: &[u8]) -> KeyFile {
+        KeyFile {
+            id: id.to_string(),
+            pkcs8: hex::encode(pkcs8),
+        }
+    }
+
+    /// Reads a key file.
+    pub fn load(path: &Path) -> Result<KeyFile> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read key file {}", path.display()))?;
+        let key: KeyFile =
+            toml::from_str(&text).map_err(|e| anyhow!("key file {}: {e}", path.display()))?;
+        key.node_id()
+            .map_err(|e| anyhow!("key file {}: field id {e}", path.display()))?;
+        key.pkcs8_bytes()
+            .map_err(|e| anyhow!("key file {}: field pkcs8 {e}", path.display()))?;
+        Ok(key)
+    }
+
+    /// Writes the key file readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = format!(
+            "# Tandem private key for {}. Keep it secret.\n{}",
+            self.id,
+            toml::to_string(self).context("cannot encode a key file")?
+        );
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create key file {}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("cannot write key file {}", path.display()))
+    }
+
+    /// The member id.
+    pub fn node_id(&self) -> Result<NodeId> {
+        self.id
+            .parse::<NodeId>()
+            .map_err(|e| anyhow!("`{}` is not a member id like r0 or c1: {e}", self.id))
+    }
+
+    /// The PKCS#8 bytes.
+    pub fn pkcs8_bytes(&self) -> Result<Vec<u8>> {
+        hex::decode(self.pkcs8.trim()).map_err(|e| anyhow!("is not hex: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_network::Identity;
+
+    fn sample(n: usize) -> (ClusterFile, Vec<Identity>) {
+        let ids: Vec<Identity> = (0..n + 1).map(|_| Identity::generate().unwrap()).collect();
+        let cluster = ClusterFile {
+            protocol: Config {
+                replicas: n,
+                ..Config::default()
+            },
+            execution: ExecutionConfig::default(),
+            workload: WorkloadSpec::default(),
+            network: NetworkConfig::default(),
+            replicas: (0..n)
+                .map(|i| ReplicaEntry {
+                    id: i as u32,
+                    address: format!("127.0.0.1:{}", 7000 + i).parse().unwrap(),
+                    public_key: hex::encode(ids[i].public_key()),
+                })
+                .collect(),
+            clients: vec![ClientEntry {
+                id: 0,
+                public_key: hex::encode(ids[n].public_key()),
+            }],
+        };
+        (cluster, ids)
+    }
+
+    #[test]
+    fn roundtrip_through_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cluster, _) = sample(4);
+        let path = dir.path().join("cluster.toml");
+        cluster.save(&path).unwrap();
+        let back = ClusterFile::load(&path).unwrap();
+        assert_eq!(back.replica_keys(), cluster.replica_keys());
+        assert_eq!(back.membership().unwrap().replica_ids().len(), 4);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        let (mut cluster, _) = sample(4);
+        cluster.replicas[2].public_key = "zz".into();
+        cluster.save(&path).unwrap();
+        let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
+        assert!(err.contains("bad.toml") && err.contains("id = 2") && err.contains("public_key"), "{err}");
+
+        let (mut cluster, _) = sample(4);
+        cluster.protocol.window = 1;
+        cluster.save(&path).unwrap();
+        let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
+        assert!(err.contains("window"), "{err}");
+
+        fs::write(&path, "[protocol]\nreplicas = 4\nbogus = 1\n").unwrap();
+        let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
+        assert!(err.contains("bogus") && err.contains("bad.toml"), "{err}");
+
+        let (mut cluster, _) = sample(4);
+        cluster.execution.executor = "magic".into();
+        cluster.save(&path).unwrap();
+        let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
+        assert!(err.contains("executor"), "{err}");
+    }
+
+    #[test]
+    fn key_files_are_private_and_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r0.key");
+        let id = Identity::generate().unwrap();
+        KeyFile::new(NodeId::Replica(0), id.pkcs8_der()).save(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        let back = KeyFile::load(&path).unwrap();
+        assert_eq!(back.node_id().unwrap(), NodeId::Replica(0));
+        assert_eq!(back.pkcs8_bytes().unwrap(), id.pkcs8_der());
+
+        fs::write(&path, "id = \"x9\"\npkcs8 = \"00\"\n").unwrap();
+        let err = format!("{:#}", KeyFile::load(&path).unwrap_err());
+        assert!(err.contains("r0.key") && err.contains("field id"), "{err}");
+    }
+}
