@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "A testbed for Byzantine-fault-tolerant replication")]
+#[command(
+    name = "tandem",
+    version,
+    about = "A testbed for Byzantine-fault-tolerant replication"
+)]
 struct Cli {}
 
 fn main() {
