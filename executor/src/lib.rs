@@ -1,3 +1,47 @@
-//! tandem-executor: the DeFi ledger, its transactions, executors and workloads.
+//! tandem-executor: Tandem's DeFi ledger, its transactions, the executors that
+//! apply ordered batches of them, and seeded workload generators.
 //!
-//! Being built under issue 4.
+//! - [`State`]: balances, nonces, public keys, Uniswap V2 pools, lending markets;
+//!   an incremental digest (`digest.rs`), snapshots and validating restore.
+//! - [`Transaction`] / [`Receipt`]: the operations and their outcomes; the nonce
+//!   rule and abort semantics are documented in `tx.rs`.
+//! - [`Executor`]: `sequential`, `block-stm`, `access-list` and `auto`, built by
+//!   [`executor_by_name`]; all give exactly the sequential receipts and digest.
+//! - [`WorkloadSpec`]: deterministic genesis and per-client transaction streams
+//!   for `transfer`, `dex`, `lending`, `smallbank` and `mixed` workloads.
+
+mod access_list;
+pub mod amm;
+mod apply;
+mod auto;
+mod block_stm;
+mod digest;
+mod encoding;
+mod error;
+mod executor;
+pub mod lending;
+mod pool;
+mod sequential;
+mod signature;
+mod snapshot;
+mod state;
+mod tx;
+mod u256;
+pub mod workload;
+
+pub use access_list::AccessListExecutor;
+pub use auto::AutoExecutor;
+pub use block_stm::BlockStmExecutor;
+pub use error::Error;
+pub use executor::{
+    BatchOutcome, BatchStats, EXECUTOR_NAMES, Executor, ExecutorOptions, executor_by_name,
+};
+pub use pool::{MAX_THREADS, WorkerPool};
+pub use sequential::SequentialExecutor;
+pub use signature::{account_keypair, account_public_key};
+pub use state::{Account, FAUCET, Key, MarketId, PoolId, State, Token, Value};
+pub use tx::{
+    AbortReason, Access, AccessSet, CHECKING, MAX_ACCESS, MAX_TX_BYTES, Op, Receipt, SAVINGS,
+    Signature, SmallBankOp, Transaction, from_hex, to_hex,
+};
+pub use workload::{Generator, WorkloadKind, WorkloadSpec};

@@ -1,0 +1,340 @@
+//! Block-STM's multi-version memory (Gelashvili et al., PPoPP 2023, Algorithm 2):
+//! for every key, the values written by each transaction of the batch (its latest
+//! incarnation), each either a value or an ESTIMATE marker; plus, per transaction,
+//! the read set and written keys of its latest recorded incarnation.
+//!
+//! Layout: keys are spread over `SHARDS` mutex-protected hash maps; a key maps to
+//! its version chain, sorted by transaction index, inline for up to two writers.
+//! Everything is cleared but not freed between batches.
+//!
+//! Invariants:
+//! - Only the owner of transaction `t`'s current incarnation (see `scheduler.rs`)
+//!   adds, replaces, removes or marks `t`'s entries: `record` while executing,
+//!   `convert_writes_to_estimates` after winning a validation abort. Other threads
+//!   only read them, under the shard lock.
+//! - A read by transaction `t` sees the entry of the highest transaction below
+//!   `t`: an ESTIMATE there means that transaction is being re-executed and `t`
+//!   must wait for it; no entry means the pre-batch state.
+//! - `record` writes the new entries before removing the previous incarnation's
+//!   stale ones, and returns whether it wrote a key the previous incarnation did
+//!   not (then higher transactions must be revalidated).
+//! - A transaction record's lock is taken before shard locks and never the other
+//!   way round (validation reads shards while holding the record), so no deadlock.
+
+use std::hash::BuildHasher;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crossbeam::utils::CachePadded;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use smallvec::SmallVec;
+
+use super::scheduler::{TxnIndex, Version};
+use crate::apply::WriteSet;
+use crate::state::{Key, Value};
+use crate::tx::{MAX_ACCESS, Receipt};
+
+const SHARDS: usize = 64;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    txn: TxnIndex,
+    incarnation: u32,
+    estimate: bool,
+    value: Value,
+}
+
+type Chain = SmallVec<[Entry; 2]>;
+
+/// Where a read was served from; validation re-reads and compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The pre-batch state (no lower transaction wrote the key).
+    Storage,
+    /// A lower transaction's incarnation.
+    Written(Version),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadDescriptor {
+    pub(crate) key: Key,
+    pub(crate) origin: Origin,
+}
+
+/// The answer to a versioned read.
+pub(crate) enum MvRead {
+    Written(Version, Value),
+    /// The highest lower writer is being re-executed.
+    Estimate(TxnIndex),
+    Storage,
+}
+
+#[derive(Debug)]
+struct TxnRecord {
+    reads: Vec<ReadDescriptor>,
+    written: SmallVec<[Key; MAX_ACCESS]>,
+    receipt: Receipt,
+}
+
+/// Versioned writes of one batch.
+#[derive(Debug)]
+pub(crate) struct MvMemory {
+    shards: Vec<CachePadded<Mutex<FxHashMap<Key, Chain>>>>,
+    records: Vec<CachePadded<Mutex<TxnRecord>>>,
+}
+
+impl Default for MvMemory {
+    fn default() -> Self {
+        MvMemory {
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Mutex::new(FxHashMap::default())))
+                .collect(),
+            records: Vec::new(),
+        }
+    }
+}
+
+impl MvMemory {
+    /// Prepares for a batch of `n` transactions, keeping allocations.
+    pub(crate) fn reset(&mut self, n: usize) {
+        for shard in &mut self.shards {
+            shard
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+        while self.records.len() < n {
+            self.records.push(CachePadded::new(Mutex::new(TxnRecord {
+                reads: Vec::new(),
+                written: SmallVec::new(),
+                receipt: Receipt::Ok,
+            })));
+        }
+        for r in &mut self.records[..n] {
+            let r = r.get_mut().unwrap_or_else(PoisonError::into_inner);
+            r.reads.clear();
+            r.written.clear();
+            r.receipt = Receipt::Ok;
+        }
+    }
+
+    fn shard(&self, key: &Key) -> MutexGuard<'_, FxHashMap<Key, Chain>> {
+        let h = FxBuildHasher.hash_one(key);
+        // The high bits of an Fx hash are the well-mixed ones.
+        lock(&self.shards[(h >> 58) as usize % SHARDS])
+    }
+
+    /// The value of `key` as transaction `txn` should see it.
+    pub(crate) fn read(&self, key: &Key, txn: TxnIndex) -> MvRead {
+        let shard = self.shard(key);
+        let Some(chain) = shard.get(key) else {
+            return MvRead::Storage;
+        };
+        let below = chain.partition_point(|e| e.txn < txn);
+        match below.checked_sub(1).map(|i| &chain[i]) {
+            None => MvRead::Storage,
+            Some(e) if e.estimate => MvRead::Estimate(e.txn),
+            Some(e) => MvRead::Written(
+                Version {
+                    txn: e.txn,
+                    incarnation: e.incarnation,
+                },
+                e.value,
+            ),
+        }
+    }
+
+    /// Like `read` but only the origin, for validation (no value copy).
+    fn read_origin(&self, key: &Key, txn: TxnIndex) -> Option<Origin> {
+        let shard = self.shard(key);
+        let Some(chain) = shard.get(key) else {
+            return Some(Origin::Storage);
+        };
+        let below = chain.partition_point(|e| e.txn < txn);
+        match below.checked_sub(1).map(|i| &chain[i]) {
+            None => Some(Origin::Storage),
+            Some(e) if e.estimate => None,
+            Some(e) => Some(Origin::Written(Version {
+                txn: e.txn,
+                incarnation: e.incarnation,
+            })),
+        }
+    }
+
+    fn write(&self, key: Key, version: Version, value: Value) {
+        let mut shard = self.shard(&key);
+        let chain = shard.entry(key).or_default();
+        let entry = Entry {
+            txn: version.txn,
+            incarnation: version.incarnation,
+            estimate: false,
+            value,
+        };
+        let at = chain.partition_point(|e| e.txn < version.txn);
+        match chain.get_mut(at) {
+            Some(e) if e.txn == version.txn => *e = entry,
+            _ => chain.insert(at, entry),
+        }
+    }
+
+    fn remove(&self, key: &Key, txn: TxnIndex) {
+        let mut shard = self.shard(key);
+        if let Some(chain) = shard.get_mut(key) {
+            let at = chain.partition_point(|e| e.txn < txn);
+            if chain.get(at).is_some_and(|e| e.txn == txn) {
+                chain.remove(at);
+            }
+        }
+    }
+
+    fn mark_estimate(&self, key: &Key, txn: TxnIndex) {
+        let mut shard = self.shard(key);
+        if let Some(chain) = shard.get_mut(key) {
+            let at = chain.partition_point(|e| e.txn < txn);
+            if let Some(e) = chain.get_mut(at).filter(|e| e.txn == txn) {
+                e.estimate = true;
+            }
+        }
+    }
+
+    /// Publishes an incarnation's writes, read set and receipt. `reads` is swapped
+    /// with the previous read set, so the caller gets a buffer back to reuse.
+    /// Returns whether a key was written that the previous incarnation did not.
+    pub(crate) fn record(
+        &self,
+        version: Version,
+        reads: &mut Vec<ReadDescriptor>,
+        writes: &WriteSet,
+        receipt: Receipt,
+    ) -> bool {
+        let mut rec = lock(&self.records[version.txn as usize]);
+        for (key, value) in writes.entries() {
+            self.write(*key, version, *value);
+        }
+        let mut wrote_new = false;
+        for (key, _) in writes.entries() {
+            if !rec.written.contains(key) {
+                wrote_new = true;
+            }
+        }
+        for key in &rec.written {
+            if writes.get(key).is_none() {
+                self.remove(key, version.txn);
+            }
+        }
+        rec.written.clear();
+        rec.written.extend(writes.entries().iter().map(|(k, _)| *k));
+        std::mem::swap(&mut rec.reads, reads);
+        rec.receipt = receipt;
+        wrote_new
+    }
+
+    /// Whether every read of `txn`'s last recorded incarnation would still be
+    /// served from the same place.
+    pub(crate) fn validate_read_set(&self, txn: TxnIndex) -> bool {
+        let rec = lock(&self.records[txn as usize]);
+        rec.reads
+            .iter()
+            .all(|r| self.read_origin(&r.key, txn) == Some(r.origin))
+    }
+
+    /// Marks the last recorded writes of `txn` as ESTIMATEs (it was aborted and
+    /// will probably write the same keys again).
+    pub(crate) fn convert_writes_to_estimates(&self, txn: TxnIndex) {
+        let rec = lock(&self.records[txn as usize]);
+        for key in &rec.written {
+            self.mark_estimate(key, txn);
+        }
+    }
+
+    /// The receipt of `txn`'s last recorded incarnation.
+    pub(crate) fn receipt(&mut self, txn: usize) -> Receipt {
+        self.records[txn]
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .receipt
+    }
+
+    /// The final value of every key written in the batch (its highest writer's).
+    pub(crate) fn final_writes(&mut self, out: &mut Vec<(Key, Value)>) {
+        out.clear();
+        for shard in &mut self.shards {
+            let map = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
+            for (key, chain) in map.iter() {
+                if let Some(last) = chain.last() {
+                    debug_assert!(!last.estimate, "ESTIMATE left after the batch");
+                    out.push((*key, last.value));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(txn: TxnIndex, incarnation: u32) -> Version {
+        Version { txn, incarnation }
+    }
+
+    #[test]
+    fn reads_see_the_highest_lower_writer() {
+        let mut mv = MvMemory::default();
+        mv.reset(5);
+        let k = Key::Balance(1, 0);
+        mv.write(k, v(1, 0), Value::Amount(10));
+        mv.write(k, v(3, 0), Value::Amount(30));
+        assert!(matches!(mv.read(&k, 0), MvRead::Storage));
+        assert!(matches!(mv.read(&k, 1), MvRead::Storage));
+        assert!(matches!(mv.read(&k, 2), MvRead::Written(x, Value::Amount(10)) if x == v(1, 0)));
+        assert!(matches!(mv.read(&k, 4), MvRead::Written(x, Value::Amount(30)) if x == v(3, 0)));
+        mv.mark_estimate(&k, 3);
+        assert!(matches!(mv.read(&k, 4), MvRead::Estimate(3)));
+        mv.remove(&k, 3);
+        assert!(matches!(mv.read(&k, 4), MvRead::Written(x, _) if x == v(1, 0)));
+    }
+
+    #[test]
+    fn record_reports_new_locations_and_drops_stale_ones() {
+        let mut mv = MvMemory::default();
+        mv.reset(3);
+        let (a, b) = (Key::Balance(1, 0), Key::Balance(2, 0));
+        let mut ws = WriteSet::default();
+        let mut reads = vec![ReadDescriptor {
+            key: a,
+            origin: Origin::Storage,
+        }];
+        let mut two = WriteSet::default();
+        // Build write sets through the public execution path's shape.
+        two_writes(&mut two, &[(a, 1), (b, 2)]);
+        assert!(mv.record(v(1, 0), &mut reads, &two, Receipt::Ok));
+        assert!(reads.is_empty());
+        two_writes(&mut ws, &[(a, 5)]);
+        reads.push(ReadDescriptor {
+            key: a,
+            origin: Origin::Storage,
+        });
+        assert!(!mv.record(v(1, 1), &mut reads, &ws, Receipt::Ok));
+        assert!(matches!(mv.read(&b, 2), MvRead::Storage));
+        assert!(mv.validate_read_set(1));
+        mv.write(a, v(0, 0), Value::Amount(9));
+        assert!(
+            !mv.validate_read_set(1),
+            "a lower write invalidates a storage read"
+        );
+        let mut out = Vec::new();
+        mv.final_writes(&mut out);
+        assert_eq!(out, vec![(a, Value::Amount(5))]);
+    }
+
+    fn two_writes(ws: &mut WriteSet, items: &[(Key, u128)]) {
+        ws.clear();
+        for (k, amount) in items {
+            ws.push_for_test(*k, Value::Amount(*amount));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The crate's error type: everything that can be refused (names, thread counts,
+//! state entries, snapshots, workload specs, encodings) is an `Error`, never a panic.
+
+use crate::state::Key;
+
+/// Errors returned by `tandem-executor`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("unknown executor `{0}`; expected one of: sequential, block-stm, access-list, auto")]
+    UnknownExecutor(String),
+    #[error("thread count {0} is out of range 1..={max}", max = crate::pool::MAX_THREADS)]
+    ThreadCount(usize),
+    #[error("could not start a worker thread: {0}")]
+    SpawnFailed(String),
+    #[error("invalid state entry {key:?}: {reason}")]
+    InvalidEntry { key: Key, reason: &'static str },
+    #[error("snapshot rejected at byte {offset}: {reason}")]
+    Snapshot { offset: usize, reason: &'static str },
+    #[error("invalid workload spec: {0}")]
+    Workload(String),
+    #[error("could not decode {what}: {reason}")]
+    Decode { what: &'static str, reason: String },
+    #[error("could not encode {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
+    #[error("key derivation failed for account {0}")]
+    KeyDerivation(u64),
+}

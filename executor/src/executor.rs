@@ -1,0 +1,106 @@
+//! The `Executor` trait every executor implements, what a batch returns, and the
+//! constructor by name.
+
+use serde::{Deserialize, Serialize};
+
+use crate::access_list::AccessListExecutor;
+use crate::auto::AutoExecutor;
+use crate::block_stm::BlockStmExecutor;
+use crate::error::Error;
+use crate::sequential::SequentialExecutor;
+use crate::state::State;
+use crate::tx::{Receipt, Transaction};
+
+/// Names accepted by `executor_by_name`.
+pub const EXECUTOR_NAMES: [&str; 4] = ["sequential", "block-stm", "access-list", "auto"];
+
+/// Applies ordered batches to a state. Every implementation produces exactly the
+/// receipts and state (hence digest) of applying the batch in order, one
+/// transaction after another.
+pub trait Executor: Send {
+    /// The name it was built with (`sequential`, `block-stm`, `access-list`, `auto`).
+    fn name(&self) -> &str;
+
+    /// Applies `txs` in order to `state`; returns one receipt per transaction and
+    /// the new digest.
+    fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome;
+}
+
+/// The result of one batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// `receipts[i]` is the receipt of `txs[i]`.
+    pub receipts: Vec<Receipt>,
+    /// The state digest after the batch.
+    pub digest: [u8; 32],
+    /// How the executor got there (not part of the replicated result).
+    pub stats: BatchStats,
+}
+
+/// Per-batch counters. Only `transactions` is the same for every executor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchStats {
+    pub transactions: u64,
+    /// Signatures verified before execution.
+    pub signatures_verified: u64,
+    /// Transaction executions, counting Block-STM re-executions (equals
+    /// `transactions` for the sequential and access-list executors).
+    pub executions: u64,
+    /// Block-STM validations run.
+    pub validations: u64,
+    /// Block-STM incarnations aborted by a failed validation.
+    pub validation_aborts: u64,
+    /// Block-STM executions suspended on a dependency (an ESTIMATE read).
+    pub dependency_waits: u64,
+    /// Access-list: dependency edges in the batch's schedule.
+    pub dependency_edges: u64,
+    /// `auto`: the executor it ran this batch with, and why.
+    pub picked: Option<String>,
+    pub pick_reason: Option<String>,
+}
+
+impl BatchStats {
+    /// Executions beyond the first of each transaction.
+    pub fn reexecutions(&self) -> u64 {
+        self.executions.saturating_sub(self.transactions)
+    }
+}
+
+/// Tunables shared by the executors; the defaults are what benchmarks use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorOptions {
+    /// `auto`: batches smaller than this always run sequentially.
+    pub auto_min_batch: usize,
+    /// `auto`: run in parallel only if the predicted parallel time is below this
+    /// fraction of the predicted sequential time.
+    pub auto_margin: f64,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        ExecutorOptions {
+            auto_min_batch: 256,
+            auto_margin: 0.85,
+        }
+    }
+}
+
+/// Builds the executor called `name` with `threads` threads (its pool is created
+/// here, once, and reused for every batch).
+pub fn executor_by_name(
+    name: &str,
+    threads: usize,
+    options: &ExecutorOptions,
+) -> Result<Box<dyn Executor>, Error> {
+    if threads == 0 || threads > crate::pool::MAX_THREADS {
+        return Err(Error::ThreadCount(threads));
+    }
+    Ok(match name {
+        "sequential" => Box::new(SequentialExecutor::new()),
+        "block-stm" => Box::new(BlockStmExecutor::new(threads)?),
+        "access-list" => Box::new(AccessListExecutor::new(threads)?),
+        "auto" => Box::new(AutoExecutor::new(threads, options.clone())?),
+        other => return Err(Error::UnknownExecutor(other.to_string())),
+    })
+}
