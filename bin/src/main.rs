@@ -1,10 +1,19 @@
 //! The `tandem` command: one subcommand per module under `commands/`.
 
+mod cluster;
 mod commands;
+mod ledger_app;
+mod load;
+mod local;
+mod node;
+mod report;
+mod wire;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 /// A testbed for Byzantine-fault-tolerant replication.
 #[derive(Parser)]
@@ -16,6 +25,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a whole cluster on this machine under load and report throughput and
+    /// latency (the main job).
+    Local(commands::local::LocalArgs),
+    /// Write a cluster file and key files for a cluster started by hand.
+    Keygen(commands::keygen::KeygenArgs),
+    /// Run one replica of a cluster.
+    Replica(commands::replica::ReplicaArgs),
+    /// Run one load client against a cluster.
+    Client(commands::client::ClientArgs),
     /// Run the deterministic cluster simulator over many seeds and check safety and
     /// liveness.
     Sim(commands::sim::SimArgs),
@@ -23,7 +41,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Replica(_) => "info",
+        Command::Sim(_) => "off",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let result = match cli.command {
+        Command::Local(args) => commands::local::run(args),
+        Command::Keygen(args) => commands::keygen::run(args),
+        Command::Replica(args) => commands::replica::run(args),
+        Command::Client(args) => commands::client::run(args),
         Command::Sim(args) => commands::sim::run(args),
     };
     match result {

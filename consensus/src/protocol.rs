@@ -128,6 +128,8 @@ pub struct ReplicaStatus {
     pub view_active: bool,
     /// Latest stable checkpoint.
     pub stable: Seq,
+    /// Digest of the latest stable checkpoint (application state and client tables).
+    pub stable_digest: Digest,
     /// Last sequence number delivered to the application.
     pub last_delivered: Seq,
     /// Last sequence number the application reported executed.

@@ -42,13 +42,15 @@ counters! {
     retransmissions,
     /// Client requests dropped: payload over the limit.
     dropped_oversize_request,
+    /// Requests dropped: from a client id outside the cluster.
+    dropped_unknown_client,
     /// Requests dropped because the primary's queue or a backup's wait list was full.
     dropped_queue_full,
     /// Messages dropped: a signature did not verify.
     dropped_bad_signature,
     /// Messages dropped: a digest did not match its content.
     dropped_bad_digest,
-    /// Messages dropped: a batch over the size limits.
+    /// Messages dropped: a batch over the size limits, or naming unknown clients.
     dropped_oversize_batch,
     /// Messages dropped: from a view already left.
     dropped_stale_view,

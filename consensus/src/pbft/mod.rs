@@ -64,6 +64,11 @@ impl PbftReplica {
     pub fn core(&self) -> &Pbft {
         &self.core
     }
+
+    /// Accepts requests only from these clients (see [`Pbft::set_allowed_clients`]).
+    pub fn set_allowed_clients(&mut self, clients: impl IntoIterator<Item = crate::types::ClientId>) {
+        self.core.set_allowed_clients(clients);
+    }
 }
 
 impl Protocol for PbftReplica {

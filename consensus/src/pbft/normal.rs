@@ -30,6 +30,10 @@ impl Pbft {
             self.counters.dropped_oversize_request += 1;
             return;
         }
+        if !self.client_allowed(req.client) {
+            self.counters.dropped_unknown_client += 1;
+            return;
+        }
         if self.answer_if_done(&req, out) {
             return;
         }
@@ -67,6 +71,10 @@ impl Pbft {
         for req in reqs {
             if req.payload.len() > self.cfg.max_request_bytes {
                 self.counters.dropped_oversize_request += 1;
+                continue;
+            }
+            if !self.client_allowed(req.client) {
+                self.counters.dropped_unknown_client += 1;
                 continue;
             }
             if self.answer_if_done(&req, out) {
@@ -279,14 +287,14 @@ impl Pbft {
         self.accept_proposal(now, pp.seq, pp.digest, out);
     }
 
-    /// Whether a batch respects the size limits.
+    /// Whether a batch respects the size limits and names only allowed clients.
     pub(crate) fn batch_within_limits(&self, batch: &Batch) -> bool {
         batch.len() <= self.cfg.max_batch
             && batch.payload_bytes() <= self.cfg.max_batch_bytes
             && batch
                 .requests
                 .iter()
-                .all(|r| r.payload.len() <= self.cfg.max_request_bytes)
+                .all(|r| r.payload.len() <= self.cfg.max_request_bytes && self.client_allowed(r.client))
     }
 
     /// A backup accepts `digest` at `seq` in the current view (from a pre-prepare or a

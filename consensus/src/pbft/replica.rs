@@ -154,6 +154,9 @@ pub struct Pbft {
     pub(crate) queue_since: Option<Time>,
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
     pub(crate) awaited: BTreeMap<(ClientId, u64), Request>,
+    /// When set, requests from other client ids are refused, so a Byzantine primary
+    /// cannot grow the client tables with made-up clients.
+    pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
 
     // Timers: the deadline of every armed timer, so stale firings are ignored.
     pub(crate) timers: BTreeMap<PbftTimer, Time>,
@@ -226,9 +229,23 @@ impl Pbft {
             queue_since: None,
             pending: BTreeSet::new(),
             awaited: BTreeMap::new(),
+            allowed_clients: None,
             timers: BTreeMap::new(),
             counters: Counters::default(),
         })
+    }
+
+    /// Restricts requests to these clients (the cluster's members). Without it any
+    /// client id is accepted.
+    pub fn set_allowed_clients(&mut self, clients: impl IntoIterator<Item = ClientId>) {
+        self.allowed_clients = Some(clients.into_iter().collect());
+    }
+
+    /// Whether requests from `client` are accepted.
+    pub(crate) fn client_allowed(&self, client: ClientId) -> bool {
+        self.allowed_clients
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&client))
     }
 
     /// The configuration.
@@ -257,6 +274,7 @@ impl Pbft {
             view: self.view,
             view_active: self.view_active,
             stable: self.stable.seq,
+            stable_digest: self.stable.digest,
             last_delivered: self.last_delivered,
             last_executed: self.last_executed,
         }

@@ -459,6 +459,23 @@ fn signed_all_drops_unsigned_messages() {
 }
 
 #[test]
+fn batches_naming_unknown_clients_are_refused() {
+    let mut h = Harness::new(4, |_| {});
+    for p in &mut h.nodes {
+        p.set_allowed_clients([ClientId(1)]);
+    }
+    h.request(0, 9, 1);
+    assert_eq!(h.nodes[0].counters.dropped_unknown_client, 1);
+    let batch = batch_of(&[(1, 1), (77, 1)]);
+    let pp = PrePrepare { view: View(0), seq: Seq(1), digest: batch.digest(), batch };
+    h.inject(1, 0, Message::PrePrepare(pp));
+    assert_eq!(h.nodes[1].counters.dropped_oversize_batch, 1);
+    h.request(0, 1, 1);
+    h.settle();
+    assert_eq!(h.delivered_keys(2), vec![(ClientId(1), 1)]);
+}
+
+#[test]
 fn oversize_request_is_dropped_and_counted() {
     let mut h = Harness::new(4, |c| c.max_request_bytes = 8);
     let req = Request {

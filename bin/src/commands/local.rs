@@ -1,0 +1,119 @@
+//! `tandem local`: the main job — a whole cluster on this machine, a load, a summary
+//! table and a results folder. With no flags: 4 replicas, the dex workload on
+//! block-stm, about 20 seconds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use crate::commands::cluster_args::ClusterArgs;
+use crate::load::LoadMode;
+use crate::local::{self, LocalPlan, faults};
+use crate::report;
+
+/// Arguments of `tandem local`.
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Load clients (each its own key and connection).
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+    /// Open loop: total offered transactions per second, split over the clients.
+    #[arg(long, conflicts_with = "window")]
+    rate: Option<f64>,
+    /// Closed loop: requests each client keeps outstanding.
+    #[arg(long)]
+    window: Option<usize>,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Seconds at the start left out of the summary statistics.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Pad each transaction to this many bytes (e.g. 512).
+    #[arg(long, default_value_t = 0)]
+    payload: usize,
+    /// Client retransmission time-out, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    retransmit_ms: u64,
+    /// Kill a replica's process at a time: r<id>@<seconds>, e.g. r0@8 (repeatable).
+    #[arg(long)]
+    kill: Vec<String>,
+    /// Restart a replica with an empty state: r<id>@<seconds> (repeatable).
+    #[arg(long)]
+    restart: Vec<String>,
+    /// Make a replica Byzantine: r<id>=<mode> (silent, equivocate, slow-primary,
+    /// bad-signatures, replay, corrupt-digests, view-change-storm).
+    #[arg(long)]
+    byzantine: Vec<String>,
+    /// Name of the run (the results folder is <results>/<name>-<time>).
+    #[arg(long, default_value = "local")]
+    name: String,
+    /// Folder that receives results folders.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+}
+
+/// Runs `tandem local`.
+pub fn run(args: LocalArgs) -> Result<ExitCode> {
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    if !(args.duration.is_finite() && args.duration >= 1.0) {
+        bail!("--duration must be at least 1 second");
+    }
+    let warmup = args.warmup.clamp(0.0, args.duration / 2.0);
+    let mode = match (args.rate, args.window) {
+        (Some(r), _) if r > 0.0 => LoadMode::Rate(r / args.clients as f64),
+        (Some(_), _) => bail!("--rate must be positive"),
+        (None, Some(w)) if w > 0 => LoadMode::Window(w),
+        (None, Some(_)) => bail!("--window must be positive"),
+        (None, None) => LoadMode::Window(1024),
+    };
+    let plan = LocalPlan {
+        faults: faults::schedule(&args.kill, &args.restart, args.cluster.replicas)?,
+        byzantine: faults::byzantine_modes(&args.byzantine, args.cluster.replicas)?,
+        parameters: json!({
+            "replicas": args.cluster.replicas,
+            "executor": args.cluster.executor,
+            "threads": args.cluster.threads,
+            "workload": args.cluster.workload_spec()?,
+            "clients": args.clients,
+            "rate": args.rate,
+            "window": match mode { LoadMode::Window(w) => Some(w), LoadMode::Rate(_) => None },
+            "duration_secs": args.duration,
+            "warmup_secs": warmup,
+            "payload_bytes": args.payload,
+            "batch_size": args.cluster.batch_size,
+            "batch_timeout_ms": args.cluster.batch_timeout_ms,
+            "checkpoint_interval": args.cluster.checkpoint_interval,
+            "view_timeout_ms": args.cluster.view_timeout_ms,
+            "signed_all": args.cluster.signed_all,
+            "kill": args.kill,
+            "restart": args.restart,
+            "byzantine": args.byzantine,
+        }),
+        cluster: args.cluster,
+        clients: args.clients,
+        mode,
+        duration: Duration::from_secs_f64(args.duration),
+        warmup: Duration::from_secs_f64(warmup),
+        payload: args.payload,
+        retransmit_after: Duration::from_millis(args.retransmit_ms),
+        name: args.name,
+        results: args.results,
+    };
+    let outcome = local::run(plan)?;
+    println!("{}", report::render_table(&outcome.summary));
+    println!("results: {}", outcome.dir.display());
+    Ok(if outcome.summary.safety.agreed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

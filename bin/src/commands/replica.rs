@@ -1,0 +1,91 @@
+//! `tandem replica`: runs one replica of a cluster until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use tandem_consensus::pbft::ByzantineMode;
+
+use crate::cluster::{ClusterFile, KeyFile};
+use crate::node::{ReplicaSetup, run_replica};
+
+/// Arguments of `tandem replica`.
+#[derive(Args, Debug)]
+pub struct ReplicaArgs {
+    /// The cluster file.
+    #[arg(long)]
+    cluster: PathBuf,
+    /// This replica's id.
+    #[arg(long)]
+    id: u32,
+    /// This replica's private key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Write a JSON metrics line to this file every interval.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Metrics interval, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    metrics_interval_ms: u64,
+    /// Misbehave, for experiments: silent, equivocate, slow-primary, bad-signatures,
+    /// replay, corrupt-digests, view-change-storm.
+    #[arg(long)]
+    byzantine: Option<String>,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 2)]
+    runtime_threads: usize,
+}
+
+/// Runs `tandem replica`.
+pub fn run(args: ReplicaArgs) -> Result<ExitCode> {
+    let cluster = ClusterFile::load(&args.cluster)?;
+    let key = KeyFile::load(&args.key)?;
+    let byzantine = args
+        .byzantine
+        .as_deref()
+        .map(|name| {
+            ByzantineMode::from_name(name).ok_or_else(|| {
+                let names: Vec<_> = ByzantineMode::ALL.iter().map(|m| m.name()).collect();
+                anyhow!("unknown --byzantine mode `{name}`; choose one of: {}", names.join(", "))
+            })
+        })
+        .transpose()?;
+    let setup = ReplicaSetup {
+        cluster,
+        id: args.id,
+        key,
+        key_path: args.key.clone(),
+        metrics: args.metrics,
+        metrics_interval: Duration::from_millis(args.metrics_interval_ms.max(10)),
+        byzantine,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.runtime_threads.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let last = run_replica(setup, shutdown_signal()).await?;
+        tracing::info!(
+            replica = last.replica,
+            view = last.view,
+            delivered = last.last_delivered,
+            committed = last.requests_committed,
+            "replica stopped"
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("can install a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("can install a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

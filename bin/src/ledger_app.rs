@@ -1,0 +1,186 @@
+//! The replicated application: the DeFi ledger of `tandem-executor` behind consensus's
+//! [`Application`] interface. Each request payload is a bincode transaction, optionally
+//! followed by zero bytes (padding, to model larger transactions); each result is the
+//! bincode receipt. A payload that does not decode is not executed and gets an empty
+//! result — the same on every replica — which clients count as malformed.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tandem_consensus::application::Application;
+use tandem_consensus::{Batch, Digest, Seq};
+use tandem_executor::{Executor, ExecutorOptions, State, Transaction, executor_by_name};
+
+/// Running totals of what the executor did.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionTotals {
+    /// Transactions executed (successful or aborted by their own checks).
+    pub transactions: u64,
+    /// Transactions whose receipt is an abort.
+    pub failed: u64,
+    /// Payloads that did not decode.
+    pub malformed: u64,
+    /// Block-STM validation aborts.
+    pub aborts: u64,
+    /// Executions beyond the first of each transaction.
+    pub reexecutions: u64,
+    /// Batches executed.
+    pub batches: u64,
+    /// Time spent executing, in microseconds.
+    pub busy_micros: u64,
+    /// What `auto` last picked.
+    pub last_pick: Option<String>,
+}
+
+/// The ledger and the executor that applies batches to it.
+pub struct LedgerApp {
+    state: State,
+    executor: Box<dyn Executor>,
+    totals: ExecutionTotals,
+}
+
+impl LedgerApp {
+    /// Genesis `state` executed by the executor named `executor` with `threads`.
+    pub fn new(
+        state: State,
+        executor: &str,
+        threads: usize,
+        options: &ExecutorOptions,
+    ) -> anyhow::Result<LedgerApp> {
+        Ok(LedgerApp {
+            state,
+            executor: executor_by_name(executor, threads, options)?,
+            totals: ExecutionTotals::default(),
+        })
+    }
+
+    /// What the executor did so far.
+    pub fn totals(&self) -> &ExecutionTotals {
+        &self.totals
+    }
+}
+
+/// Encodes `tx` as a request payload of at least `pad_to` bytes.
+pub fn encode_payload(tx: &Transaction, pad_to: usize) -> Bytes {
+    let mut bytes = tx.encode().expect("generated transactions encode");
+    if bytes.len() < pad_to {
+        bytes.resize(pad_to, 0);
+    }
+    Bytes::from(bytes)
+}
+
+/// Decodes a request payload: a transaction, then only zero bytes.
+pub fn decode_payload(payload: &[u8]) -> Option<Transaction> {
+    let config = bincode::config::standard().with_limit::<{ tandem_executor::MAX_TX_BYTES }>();
+    let (tx, used): (Transaction, usize) = bincode::serde::decode_from_slice(payload, config).ok()?;
+    payload[used..].iter().all(|b| *b == 0).then_some(tx)
+}
+
+impl Application for LedgerApp {
+    fn execute(&mut self, _seq: Seq, batch: &Batch) -> (Vec<Bytes>, Digest) {
+        let started = Instant::now();
+        let mut txs = Vec::with_capacity(batch.len());
+        let mut decoded = Vec::with_capacity(batch.len());
+        for req in &batch.requests {
+            match decode_payload(&req.payload) {
+                Some(tx) => {
+                    txs.push(tx);
+                    decoded.push(true);
+                }
+                None => decoded.push(false),
+            }
+        }
+        let outcome = self.executor.execute(&mut self.state, &txs);
+        let mut receipts = outcome.receipts.iter();
+        let results = decoded
+            .iter()
+            .map(|ok| {
+                if !ok {
+                    self.totals.malformed += 1;
+                    return Bytes::new();
+                }
+                let receipt = receipts.next().expect("one receipt per transaction");
+                if !receipt.is_success() {
+                    self.totals.failed += 1;
+                }
+                Bytes::from(receipt.encode().expect("receipts always encode"))
+            })
+            .collect();
+        let t = &mut self.totals;
+        t.transactions += txs.len() as u64;
+        t.aborts += outcome.stats.validation_aborts;
+        t.reexecutions += outcome.stats.reexecutions();
+        t.batches += 1;
+        t.busy_micros += started.elapsed().as_micros() as u64;
+        if outcome.stats.picked.is_some() {
+            t.last_pick = outcome.stats.picked.clone();
+        }
+        (results, Digest(outcome.digest))
+    }
+
+    fn snapshot(&self) -> Bytes {
+        Bytes::from(self.state.snapshot())
+    }
+
+    fn restore(&mut self, snapshot: &[u8], expected: &Digest) -> bool {
+        match State::restore(snapshot) {
+            Ok(state) if state.digest() == expected.0 => {
+                self.state = state;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_consensus::{ClientId, Request};
+    use tandem_executor::{WorkloadKind, WorkloadSpec};
+
+    fn batch_of(payloads: Vec<Vec<u8>>) -> Batch {
+        Batch::new(
+            payloads
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| Request {
+                    client: ClientId(0),
+                    number: i as u64 + 1,
+                    payload: Bytes::from(p),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn executes_transactions_and_marks_malformed_payloads() {
+        let spec = WorkloadSpec::new(WorkloadKind::Dex);
+        let mut generator = spec.generator(0, 1).unwrap();
+        let mut payloads: Vec<Vec<u8>> = (0..20)
+            .map(|i| encode_payload(&generator.next_transaction(), if i % 2 == 0 { 512 } else { 0 }).to_vec())
+            .collect();
+        payloads.insert(3, b"garbage".to_vec());
+        let mut nonzero_padding = encode_payload(&generator.next_transaction(), 64).to_vec();
+        *nonzero_padding.last_mut().unwrap() = 1;
+        payloads.push(nonzero_padding);
+        let batch = batch_of(payloads);
+        let opts = ExecutorOptions::default();
+        let mut seq_app = LedgerApp::new(spec.genesis().unwrap(), "sequential", 1, &opts).unwrap();
+        let mut par_app = LedgerApp::new(spec.genesis().unwrap(), "block-stm", 2, &opts).unwrap();
+        let (r1, d1) = seq_app.execute(Seq(1), &batch);
+        let (r2, d2) = par_app.execute(Seq(1), &batch);
+        assert_eq!(r1, r2);
+        assert_eq!(d1, d2);
+        assert_eq!(r1.len(), 22);
+        assert!(r1[3].is_empty());
+        assert!(r1[21].is_empty());
+        assert!(!r1[4].is_empty());
+        assert_eq!(seq_app.totals().malformed, 2);
+
+        let mut restored = LedgerApp::new(spec.genesis().unwrap(), "sequential", 1, &opts).unwrap();
+        assert!(!restored.restore(&seq_app.snapshot(), &Digest([0; 32])));
+        assert!(!restored.restore(b"junk", &d1));
+        assert!(restored.restore(&seq_app.snapshot(), &d1));
+    }
+}

@@ -1,0 +1,235 @@
+//! A load client: generates workload transactions, sends them through PBFT's client
+//! state machine (to the primary; to everyone on time-out), accepts results on f+1
+//! matching replies, and records latency. Open loop (a target rate) or closed loop (a
+//! window of outstanding requests).
+
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tandem_consensus::client::{ClientAction, ClientCore, Completed};
+use tandem_consensus::{ClientId, Request, Time};
+use tandem_executor::{Receipt, WorkloadSpec};
+use tandem_network::{Identity, Membership, NodeId, QuicConfig, QuicTransport, Transport, wait_until_connected};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::ledger_app::encode_payload;
+use crate::load::stats::LoadStats;
+use crate::wire::{self, ClientFrame, ReplicaFrame};
+
+/// How much load to offer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LoadMode {
+    /// Open loop: submit at this many transactions per second, whatever the replies.
+    Rate(f64),
+    /// Closed loop: keep this many requests outstanding.
+    Window(usize),
+}
+
+/// A load client's parameters.
+#[derive(Clone, Debug)]
+pub struct LoadSettings {
+    /// Which transactions to generate (must match the cluster's genesis).
+    pub workload: WorkloadSpec,
+    /// This client's index among `client_count` (they draw disjoint senders).
+    pub client_index: u32,
+    /// How many load clients share the workload.
+    pub client_count: u32,
+    /// Offered load.
+    pub mode: LoadMode,
+    /// How long to submit.
+    pub duration: Duration,
+    /// Completions in the first `warmup` are left out of the summary statistics.
+    pub warmup: Duration,
+    /// Pad every request payload to at least this many bytes.
+    pub payload_bytes: usize,
+    /// Retransmit a request to every replica after this long without a result.
+    pub retransmit_after: Duration,
+    /// Number of replicas.
+    pub replicas: usize,
+    /// Replica public keys, to verify signed replies (signed-all mode).
+    pub replica_keys: Option<Vec<[u8; 32]>>,
+    /// Largest frame.
+    pub max_frame: usize,
+    /// After `duration`, wait at most this long for outstanding replies.
+    pub drain: Duration,
+}
+
+/// Counters shared with a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Requests completed so far.
+    pub completed: AtomicU64,
+    /// Requests submitted so far.
+    pub submitted: AtomicU64,
+}
+
+/// Requests submitted per tick at most, in open loop, so a stall is not followed by a
+/// burst larger than 50 ms of load.
+const MAX_CATCH_UP: Duration = Duration::from_millis(50);
+
+/// Runs one load client until `duration` (plus drain) has passed.
+pub async fn run_load(
+    identity: &Identity,
+    membership: Arc<Membership>,
+    client_id: u32,
+    settings: LoadSettings,
+    run_start: Instant,
+    progress: Arc<Progress>,
+) -> Result<LoadStats> {
+    let quic = QuicConfig {
+        max_frame_size: settings.max_frame,
+        ..QuicConfig::default()
+    };
+    let bind: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let (transport, mut inbound) =
+        QuicTransport::bind(identity, membership, bind, quic).context("cannot start the client transport")?;
+    let replicas: Vec<NodeId> = (0..settings.replicas as u32).map(NodeId::Replica).collect();
+    if !wait_until_connected(&transport, &replicas, Duration::from_secs(10)).await {
+        tracing::warn!("not every replica is reachable yet; starting anyway");
+    }
+
+    let mut generator = settings
+        .workload
+        .generator(settings.client_index, settings.client_count)
+        .context("cannot build the workload generator")?;
+    generator.set_nonce_floor(crate::node::metrics::unix_ms() * 1000);
+    let mut core = ClientCore::new(
+        ClientId(client_id),
+        settings.replicas,
+        settings.retransmit_after,
+        settings.replica_keys.clone(),
+    );
+    let mut stats = LoadStats::new(run_start, settings.warmup);
+    let origin = Instant::now();
+    let now = |origin: Instant| Time(origin.elapsed().as_nanos() as u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let stop_submitting = origin + settings.duration;
+    let hard_stop = stop_submitting + settings.drain;
+    let mut submitted: u64 = 0;
+    let mut actions = Vec::new();
+    let mut done = Vec::new();
+
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let t = Instant::now();
+                if t >= hard_stop || (t >= stop_submitting && core.outstanding() == 0) {
+                    break;
+                }
+                if t < stop_submitting {
+                    let want = match settings.mode {
+                        LoadMode::Rate(rate) => {
+                            let due = (rate * origin.elapsed().as_secs_f64()) as u64;
+                            let cap = (rate * MAX_CATCH_UP.as_secs_f64()).max(1.0) as u64;
+                            due.saturating_sub(submitted).min(cap)
+                        }
+                        LoadMode::Window(w) => w.saturating_sub(core.outstanding()) as u64,
+                    };
+                    for _ in 0..want {
+                        let tx = generator.next_transaction();
+                        core.submit(now(origin), encode_payload(&tx, settings.payload_bytes), &mut actions);
+                    }
+                    submitted += want;
+                    progress.submitted.fetch_add(want, Ordering::Relaxed);
+                }
+                core.on_tick(now(origin), &mut actions);
+                send_actions(&transport, &replicas, &mut actions);
+            }
+            frame = inbound.recv() => {
+                let Some((from, bytes)) = frame else { break };
+                handle_frame(&mut core, now(origin), from, &bytes, settings.max_frame, &mut done, &mut stats);
+                while let Ok((from, bytes)) = inbound.try_recv() {
+                    handle_frame(&mut core, now(origin), from, &bytes, settings.max_frame, &mut done, &mut stats);
+                }
+                let finished = done.len() as u64;
+                record(&mut stats, &mut done);
+                progress.completed.fetch_add(finished, Ordering::Relaxed);
+                if matches!(settings.mode, LoadMode::Window(_)) && Instant::now() < stop_submitting {
+                    let want = match settings.mode {
+                        LoadMode::Window(w) => w.saturating_sub(core.outstanding()),
+                        LoadMode::Rate(_) => 0,
+                    };
+                    for _ in 0..want {
+                        let tx = generator.next_transaction();
+                        core.submit(now(origin), encode_payload(&tx, settings.payload_bytes), &mut actions);
+                    }
+                    submitted += want as u64;
+                    progress.submitted.fetch_add(want as u64, Ordering::Relaxed);
+                    send_actions(&transport, &replicas, &mut actions);
+                }
+            }
+        }
+    }
+    let c = core.counters();
+    stats.finish(c.submitted, c.retransmissions, c.rejected_replies, core.outstanding() as u64);
+    transport.shutdown().await;
+    Ok(stats)
+}
+
+fn handle_frame(
+    core: &mut ClientCore,
+    now: Time,
+    from: NodeId,
+    bytes: &[u8],
+    max_frame: usize,
+    done: &mut Vec<Completed>,
+    stats: &mut LoadStats,
+) {
+    if !matches!(from, NodeId::Replica(_)) {
+        stats.bad_frames += 1;
+        return;
+    }
+    match wire::decode_replica_frame(bytes, max_frame) {
+        Ok(ReplicaFrame::Replies(replies)) => {
+            for reply in &replies {
+                if NodeId::Replica(reply.replica.0) != from {
+                    stats.bad_frames += 1;
+                    continue;
+                }
+                core.on_reply(now, reply, done);
+            }
+        }
+        Err(_) => stats.bad_frames += 1,
+    }
+}
+
+fn record(stats: &mut LoadStats, done: &mut Vec<Completed>) {
+    for c in done.drain(..) {
+        let outcome = match Receipt::decode(&c.result) {
+            Ok(r) if r.is_success() => stats::Outcome::Applied,
+            Ok(_) => stats::Outcome::Aborted,
+            Err(_) => stats::Outcome::Malformed,
+        };
+        stats.completed(c.latency, outcome);
+    }
+}
+
+/// Sends the client state machine's actions: one frame per replica.
+fn send_actions(transport: &QuicTransport, replicas: &[NodeId], actions: &mut Vec<ClientAction>) {
+    if actions.is_empty() {
+        return;
+    }
+    let mut per_replica: BTreeMap<NodeId, Vec<Request>> = BTreeMap::new();
+    for action in actions.drain(..) {
+        match action {
+            ClientAction::Send { to, request } => per_replica.entry(NodeId::Replica(to.0)).or_default().push(request),
+            ClientAction::Broadcast { request } => {
+                for r in replicas {
+                    per_replica.entry(*r).or_default().push(request.clone());
+                }
+            }
+        }
+    }
+    for (to, requests) in per_replica {
+        if let Ok(bytes) = wire::encode(&ClientFrame::Requests(requests)) {
+            transport.send(to, bytes);
+        }
+    }
+}

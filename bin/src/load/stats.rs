@@ -1,0 +1,185 @@
+//! What a load client measured: latency (HdrHistogram, microseconds) after the warm-up,
+//! per-second completions and latency for the timeline, and outcome counts. Stats of
+//! several clients merge.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+/// Highest latency recorded, in microseconds (larger values are clamped).
+const MAX_LATENCY_MICROS: u64 = 120_000_000;
+
+/// How a completed transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied to the ledger.
+    Applied,
+    /// Ordered, but aborted by its own checks (the receipt says why).
+    Aborted,
+    /// Its payload did not decode.
+    Malformed,
+}
+
+/// One second of the run.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    /// Requests completed in this second.
+    pub completed: u64,
+    /// Their latency, microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket {
+            completed: 0,
+            latency: new_histogram(),
+        }
+    }
+}
+
+/// A latency histogram in microseconds, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_MICROS, 3).expect("valid histogram bounds")
+}
+
+/// A load client's (or several merged clients') measurements.
+#[derive(Clone, Debug)]
+pub struct LoadStats {
+    run_start: Instant,
+    warmup: Duration,
+    /// Latency of requests completed after the warm-up, microseconds.
+    pub latency: Histogram<u64>,
+    /// Per second since the run started.
+    pub buckets: Vec<Bucket>,
+    /// Requests submitted.
+    pub submitted: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// Completed and applied.
+    pub applied: u64,
+    /// Completed but aborted by the ledger.
+    pub aborted: u64,
+    /// Completed but malformed.
+    pub malformed: u64,
+    /// Retransmissions to all replicas.
+    pub retransmissions: u64,
+    /// Replies rejected (bad signature, wrong client).
+    pub rejected_replies: u64,
+    /// Frames that did not decode or came from a non-replica.
+    pub bad_frames: u64,
+    /// Requests still outstanding at the end.
+    pub unfinished: u64,
+}
+
+impl LoadStats {
+    /// Empty stats for a run that started at `run_start`.
+    pub fn new(run_start: Instant, warmup: Duration) -> LoadStats {
+        LoadStats {
+            run_start,
+            warmup,
+            latency: new_histogram(),
+            buckets: Vec::new(),
+            submitted: 0,
+            completed: 0,
+            applied: 0,
+            aborted: 0,
+            malformed: 0,
+            retransmissions: 0,
+            rejected_replies: 0,
+            bad_frames: 0,
+            unfinished: 0,
+        }
+    }
+
+    /// Records a completion now.
+    pub fn completed(&mut self, latency: Duration, outcome: Outcome) {
+        let micros = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_MICROS);
+        let since = self.run_start.elapsed();
+        let second = since.as_secs() as usize;
+        while self.buckets.len() <= second {
+            self.buckets.push(Bucket::new());
+        }
+        let bucket = &mut self.buckets[second];
+        bucket.completed += 1;
+        bucket.latency.saturating_record(micros);
+        if since >= self.warmup {
+            self.latency.saturating_record(micros);
+        }
+        self.completed += 1;
+        match outcome {
+            Outcome::Applied => self.applied += 1,
+            Outcome::Aborted => self.aborted += 1,
+            Outcome::Malformed => self.malformed += 1,
+        }
+    }
+
+    /// Records the client state machine's final counters.
+    pub fn finish(&mut self, submitted: u64, retransmissions: u64, rejected: u64, unfinished: u64) {
+        self.submitted = submitted;
+        self.retransmissions = retransmissions;
+        self.rejected_replies = rejected;
+        self.unfinished = unfinished;
+    }
+
+    /// Adds another client's stats (same run start).
+    pub fn merge(&mut self, other: &LoadStats) {
+        self.latency.add(&other.latency).expect("same histogram bounds");
+        while self.buckets.len() < other.buckets.len() {
+            self.buckets.push(Bucket::new());
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            mine.completed += theirs.completed;
+            mine.latency.add(&theirs.latency).expect("same histogram bounds");
+        }
+        self.submitted += other.submitted;
+        self.completed += other.completed;
+        self.applied += other.applied;
+        self.aborted += other.aborted;
+        self.malformed += other.malformed;
+        self.retransmissions += other.retransmissions;
+        self.rejected_replies += other.rejected_replies;
+        self.bad_frames += other.bad_frames;
+        self.unfinished += other.unfinished;
+    }
+
+    /// Completions in whole seconds `[from, to)` of the run.
+    pub fn completed_between(&self, from: usize, to: usize) -> u64 {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= from && *i < to)
+            .map(|(_, b)| b.completed)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_and_merges() {
+        let start = Instant::now();
+        let mut a = LoadStats::new(start, Duration::ZERO);
+        a.completed(Duration::from_millis(5), Outcome::Applied);
+        a.completed(Duration::from_millis(7), Outcome::Aborted);
+        let mut b = LoadStats::new(start, Duration::ZERO);
+        b.completed(Duration::from_millis(9), Outcome::Malformed);
+        a.merge(&b);
+        assert_eq!(a.completed, 3);
+        assert_eq!((a.applied, a.aborted, a.malformed), (1, 1, 1));
+        assert_eq!(a.latency.len(), 3);
+        assert_eq!(a.completed_between(0, 1), 3);
+        assert!(a.latency.max() >= 9_000);
+    }
+
+    #[tokio::test]
+    async fn warmup_is_left_out_of_the_summary_histogram() {
+        let mut s = LoadStats::new(Instant::now(), Duration::from_secs(60));
+        s.completed(Duration::from_millis(1), Outcome::Applied);
+        assert_eq!(s.latency.len(), 0);
+        assert_eq!(s.buckets[0].completed, 1);
+    }
+}

@@ -1,0 +1,262 @@
+//! `tandem local`: a whole cluster on 127.0.0.1. Generates keys into a temporary
+//! folder, spawns the replica processes, runs load clients in this process, injects
+//! the requested faults on schedule, shows progress, then stops everything, checks that
+//! the replicas agree on the state digest, prints a summary and writes the results
+//! folder.
+
+pub mod aggregate;
+pub mod faults;
+pub mod launcher;
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tandem_network::Identity;
+use tokio::time::Instant;
+
+use crate::cluster::ClusterFile;
+use crate::commands::cluster_args::ClusterArgs;
+use crate::load::stats::LoadStats;
+use crate::load::{LoadMode, LoadSettings, Progress, run_load};
+use crate::local::aggregate::{ReplicaTrace, RunRecord};
+use crate::local::faults::{FaultAction, TimedFault};
+use crate::local::launcher::{Launcher, ReplicaCommand};
+use crate::node::metrics::{read_metrics, unix_ms};
+use crate::report;
+
+/// What a local run is asked to do.
+#[derive(Clone, Debug)]
+pub struct LocalPlan {
+    /// Cluster parameters.
+    pub cluster: ClusterArgs,
+    /// Load clients.
+    pub clients: usize,
+    /// Offered load per client.
+    pub mode: LoadMode,
+    /// Seconds of load.
+    pub duration: Duration,
+    /// Left out of the statistics.
+    pub warmup: Duration,
+    /// Transaction padding.
+    pub payload: usize,
+    /// Client retransmission time-out.
+    pub retransmit_after: Duration,
+    /// Name of the results folder.
+    pub name: String,
+    /// Where results folders go.
+    pub results: PathBuf,
+    /// Timed faults.
+    pub faults: Vec<TimedFault>,
+    /// Byzantine mode per replica.
+    pub byzantine: Vec<Option<String>>,
+    /// The parameters as given, for summary.json.
+    pub parameters: serde_json::Value,
+}
+
+/// What a local run produced.
+pub struct LocalOutcome {
+    /// The summary.
+    pub summary: report::RunSummary,
+    /// Where the results are.
+    pub dir: PathBuf,
+}
+
+/// Runs the plan.
+pub fn run(plan: LocalPlan) -> Result<LocalOutcome> {
+    let n = plan.cluster.replicas;
+    let keys_dir = tempfile::tempdir().context("cannot create a temporary folder for keys")?;
+    let addresses = free_ports(n)?;
+    let (cluster, keys) = plan.cluster.generate_at(&addresses, plan.clients)?;
+    let cluster_path = keys_dir.path().join("cluster.toml");
+    cluster.save(&cluster_path)?;
+    let mut key_paths = Vec::new();
+    for key in &keys {
+        let path = keys_dir.path().join(format!("{}.key", key.id));
+        key.save(&path)?;
+        key_paths.push(path);
+    }
+    let out = report::results_dir(&plan.results, &plan.name);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    cluster.save(&out.join("cluster.toml"))?;
+
+    let command = ReplicaCommand {
+        cluster: cluster_path,
+        keys: key_paths[..n].to_vec(),
+        out: out.clone(),
+        byzantine: plan.byzantine.clone(),
+        metrics_interval_ms: 250,
+    };
+    let client_identities: Vec<Identity> = keys[n..]
+        .iter()
+        .map(|k| Identity::from_pkcs8(&k.pkcs8_bytes()?).map_err(anyhow::Error::from))
+        .collect::<Result<_>>()?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started_at = report::now_rfc3339();
+    let (load, replicas, events, start_unix_ms) =
+        runtime.block_on(drive(&plan, &cluster, command, client_identities))?;
+
+    let record = RunRecord {
+        name: plan.name.clone(),
+        parameters: plan.parameters.clone(),
+        started_at,
+        start_unix_ms,
+        duration: plan.duration,
+        warmup: plan.warmup,
+        offered_tps: match plan.mode {
+            LoadMode::Rate(r) => Some(r * plan.clients as f64),
+            LoadMode::Window(_) => None,
+        },
+        load,
+        replicas,
+        events,
+        executor: (plan.cluster.executor.clone(), plan.cluster.threads),
+    };
+    let summary = aggregate::summary(&record);
+    let timeline = aggregate::timeline(&record);
+    report::write_results(&out, &summary, &timeline, &record.load.latency)?;
+    Ok(LocalOutcome { summary, dir: out })
+}
+
+type Driven = (LoadStats, Vec<ReplicaTrace>, Vec<(Duration, String)>, u64);
+
+/// Starts replicas and clients, injects faults, waits for the clients, stops the
+/// replicas and collects their metrics. Ctrl-C stops everything.
+async fn drive(
+    plan: &LocalPlan,
+    cluster: &ClusterFile,
+    command: ReplicaCommand,
+    identities: Vec<Identity>,
+) -> Result<Driven> {
+    let n = plan.cluster.replicas;
+    let mut launcher = Launcher::start(command)?;
+    let run_start = Instant::now();
+    let start_unix_ms = unix_ms();
+    let progress = Arc::new(Progress::default());
+    let membership = cluster.membership()?;
+
+    let mut clients = Vec::new();
+    for (c, identity) in identities.into_iter().enumerate() {
+        let settings = LoadSettings {
+            workload: cluster.workload.clone(),
+            client_index: c as u32,
+            client_count: plan.clients as u32,
+            mode: plan.mode,
+            duration: plan.duration,
+            warmup: plan.warmup,
+            payload_bytes: plan.payload,
+            retransmit_after: plan.retransmit_after,
+            replicas: n,
+            replica_keys: cluster.protocol.signed_all.then(|| cluster.replica_keys()),
+            max_frame: cluster.network.max_frame_bytes,
+            drain: Duration::from_secs(3),
+        };
+        let membership = membership.clone();
+        let progress = progress.clone();
+        clients.push(tokio::spawn(async move {
+            run_load(&identity, membership, c as u32, settings, run_start, progress).await
+        }));
+    }
+
+    let mut events = Vec::new();
+    let reporter = tokio::spawn(show_progress(progress.clone(), run_start, plan.duration));
+    let work = async {
+        for fault in &plan.faults {
+            tokio::time::sleep_until(run_start + fault.at).await;
+            match fault.action {
+                FaultAction::Kill(r) => launcher.kill(r).await?,
+                FaultAction::Restart(r) => launcher.restart(r).await?,
+            }
+            events.push((run_start.elapsed(), fault.action.label()));
+        }
+        let mut load = LoadStats::new(run_start, plan.warmup);
+        for client in clients {
+            load.merge(&client.await.context("a load client panicked")??);
+        }
+        Ok::<_, anyhow::Error>(load)
+    };
+    let load = tokio::select! {
+        load = work => load?,
+        _ = tokio::signal::ctrl_c() => {
+            reporter.abort();
+            launcher.stop_all(Duration::from_secs(2)).await;
+            bail!("interrupted: replicas stopped");
+        }
+    };
+    reporter.abort();
+    let alive: Vec<bool> = (0..n).map(|i| launcher.is_running(i)).collect();
+    launcher.stop_all(Duration::from_secs(5)).await;
+
+    let mut replicas = Vec::new();
+    for (i, alive_at_end) in alive.into_iter().enumerate() {
+        let mut lines = Vec::new();
+        for file in launcher.metrics_files(i) {
+            if file.exists() {
+                lines.extend(read_metrics(&file)?);
+            }
+        }
+        replicas.push(ReplicaTrace { lines, alive_at_end });
+    }
+    Ok((load, replicas, events, start_unix_ms))
+}
+
+/// A progress bar on a terminal; a line every five seconds otherwise.
+async fn show_progress(progress: Arc<Progress>, start: Instant, duration: Duration) {
+    let tty = std::io::stderr().is_terminal();
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    if tty {
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut last = (Instant::now(), 0u64);
+    let mut next_line = Duration::from_secs(5);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let elapsed = start.elapsed();
+        let done = progress.completed.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+        if now.duration_since(last.0) >= Duration::from_secs(1) {
+            last = (now, done);
+        }
+        let msg = format!(
+            "{:>5.1}/{:.0} s  {:>8.0} tx/s  {:>10} committed at clients",
+            elapsed.as_secs_f64(),
+            duration.as_secs_f64(),
+            rate,
+            done
+        );
+        if tty {
+            bar.set_position(elapsed.as_millis().min(duration.as_millis()) as u64);
+            bar.set_message(msg);
+        } else if elapsed >= next_line {
+            eprintln!("{msg}");
+            next_line += Duration::from_secs(5);
+        }
+    }
+}
+
+/// `n` UDP ports free on 127.0.0.1 right now.
+fn free_ports(n: usize) -> Result<Vec<SocketAddr>> {
+    let sockets: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()
+        .context("cannot find free UDP ports on 127.0.0.1")?;
+    sockets
+        .iter()
+        .map(|s| s.local_addr().context("no local address"))
+        .collect()
+}

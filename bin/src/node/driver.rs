@@ -1,0 +1,339 @@
+//! The replica's event loop: the thin I/O shell around a sans-IO [`Protocol`]. It turns
+//! transport frames, timer expiries and execution reports into protocol events, and
+//! protocol actions into frames, timers and execution jobs. All protocol logic lives
+//! in `tandem-consensus`; nothing here decides anything.
+//!
+//! Frames are drained in bursts and replies to one client are coalesced into one frame
+//! per loop turn, so a busy replica pays per-frame costs once per burst.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use tandem_consensus::protocol::{Action, Event, Protocol};
+use tandem_consensus::{ClientId, Reply, ReplicaId, Seq, Time};
+use tandem_network::{Inbound, NodeId, QuicTransport, Transport};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+use crate::ledger_app::ExecutionTotals;
+use crate::node::execution::{Done, ExecutionStage, Job};
+use crate::node::metrics::{ExecutionLine, MetricsLine, MetricsWriter, process_cpu_ms, unix_ms};
+use crate::wire::{self, ClientFrame, ReplicaFrame};
+
+/// Most frames handled per loop turn before timers and replies get their turn.
+const BURST: usize = 512;
+/// Stable checkpoints remembered for the metrics stream.
+const CHECKPOINT_HISTORY: usize = 32;
+
+/// Counters of what the driver itself dropped.
+#[derive(Default, Debug, Clone)]
+struct DriverCounters {
+    decode_errors: u64,
+    forged_client_ids: u64,
+    encode_errors: u64,
+}
+
+/// The event loop of one replica.
+pub struct Driver<P: Protocol> {
+    proto: P,
+    transport: QuicTransport,
+    peers: Vec<NodeId>,
+    origin: Instant,
+    timers: BTreeMap<P::Timer, Time>,
+    exec: ExecutionStage,
+    executor_name: String,
+    replies: BTreeMap<ClientId, Vec<Reply>>,
+    max_frame: usize,
+    counters: DriverCounters,
+    totals: ExecutionTotals,
+    checkpoints: VecDeque<(u64, String)>,
+    out: Vec<Action<P::Message, P::Timer>>,
+}
+
+impl<P: Protocol> Driver<P> {
+    /// A driver for `proto` over `transport`, executing through `exec`.
+    pub fn new(
+        proto: P,
+        transport: QuicTransport,
+        replicas: usize,
+        exec: ExecutionStage,
+        executor_name: String,
+        max_frame: usize,
+    ) -> Driver<P> {
+        let me = proto.id();
+        let peers = (0..replicas as u32)
+            .filter(|r| *r != me.0)
+            .map(NodeId::Replica)
+            .collect();
+        Driver {
+            proto,
+            transport,
+            peers,
+            origin: Instant::now(),
+            timers: BTreeMap::new(),
+            exec,
+            executor_name,
+            replies: BTreeMap::new(),
+            max_frame,
+            counters: DriverCounters::default(),
+            totals: ExecutionTotals::default(),
+            checkpoints: VecDeque::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    fn instant_of(&self, t: Time) -> Instant {
+        self.origin + Duration::from_nanos(t.0)
+    }
+
+    /// Runs until `shutdown` completes or the transport closes; returns the last
+    /// metrics sample.
+    pub async fn run(
+        mut self,
+        mut inbound: Inbound,
+        mut done: UnboundedReceiver<Done>,
+        mut metrics: Option<MetricsWriter>,
+        interval: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<MetricsLine> {
+        let now = self.now();
+        self.proto.start(now, &mut self.out);
+        self.apply();
+        let mut tick = tokio::time::interval(interval);
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = self.timers.values().min().map(|t| self.instant_of(*t));
+            let timer = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                report = done.recv() => {
+                    let Some(report) = report else {
+                        anyhow::bail!("the execution thread stopped");
+                    };
+                    self.on_done(report);
+                    while let Ok(report) = done.try_recv() {
+                        self.on_done(report);
+                    }
+                }
+                _ = timer => self.fire_timers(),
+                _ = tick.tick() => {
+                    if let Some(w) = metrics.as_mut() {
+                        w.write(&self.metrics_line(false))?;
+                    }
+                }
+                frame = inbound.recv() => {
+                    let Some((from, bytes)) = frame else { break };
+                    self.on_frame(from, bytes);
+                    for _ in 0..BURST {
+                        match inbound.try_recv() {
+                            Ok((from, bytes)) => self.on_frame(from, bytes),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.flush_replies();
+        }
+        let last = self.metrics_line(true);
+        if let Some(w) = metrics.as_mut() {
+            w.write(&last)?;
+        }
+        self.transport.shutdown().await;
+        Ok(last)
+    }
+
+    fn feed(&mut self, event: Event<P::Message, P::Timer>) {
+        let now = self.now();
+        self.proto.handle(now, event, &mut self.out);
+        self.apply();
+    }
+
+    fn on_frame(&mut self, from: NodeId, bytes: Bytes) {
+        match from {
+            NodeId::Replica(r) => match tandem_network::decode::<P::Message>(&bytes, self.max_frame) {
+                Ok(msg) => self.feed(Event::Message {
+                    from: ReplicaId(r),
+                    msg,
+                }),
+                Err(e) => {
+                    self.counters.decode_errors += 1;
+                    tracing::debug!(%from, error = %e, "undecodable frame from a replica");
+                }
+            },
+            NodeId::Client(c) => match wire::decode_client_frame(&bytes, self.max_frame) {
+                Ok(ClientFrame::Requests(reqs)) => {
+                    for req in reqs {
+                        if req.client != ClientId(c) {
+                            self.counters.forged_client_ids += 1;
+                            continue;
+                        }
+                        self.feed(Event::ClientRequest(req));
+                    }
+                }
+                Err(e) => {
+                    self.counters.decode_errors += 1;
+                    tracing::debug!(%from, error = %e, "undecodable frame from a client");
+                }
+            },
+        }
+    }
+
+    fn on_done(&mut self, report: Done) {
+        match report {
+            Done::Executed(executed, totals) => {
+                self.totals = totals;
+                self.feed(Event::Executed(executed));
+            }
+            Done::Installed { seq, ok } => self.feed(Event::SnapshotInstalled { seq, ok }),
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now();
+        let due: Vec<P::Timer> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for timer in due {
+            self.timers.remove(&timer);
+            self.feed(Event::Timer(timer));
+        }
+    }
+
+    /// Carries out the protocol's actions.
+    fn apply(&mut self) {
+        let actions = std::mem::take(&mut self.out);
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => {
+                    if let Some(bytes) = self.encode(&msg) {
+                        self.transport.send(NodeId::Replica(to.0), bytes);
+                    }
+                }
+                Action::Broadcast { msg } => {
+                    if let Some(bytes) = self.encode(&msg) {
+                        self.transport.broadcast(&self.peers, bytes);
+                    }
+                }
+                Action::Deliver(d) => self.exec.submit(Job::Deliver(d)),
+                Action::Reply { client, reply } => self.replies.entry(client).or_default().push(reply),
+                Action::SetTimer { timer, at } => {
+                    self.timers.insert(timer, at);
+                }
+                Action::CancelTimer { timer } => {
+                    self.timers.remove(&timer);
+                }
+                Action::InstallSnapshot {
+                    seq,
+                    app_digest,
+                    snapshot,
+                } => self.exec.submit(Job::Install {
+                    seq,
+                    app_digest,
+                    snapshot,
+                }),
+            }
+        }
+        self.note_checkpoint();
+    }
+
+    fn encode(&mut self, msg: &P::Message) -> Option<Bytes> {
+        match wire::encode(msg) {
+            Ok(b) if b.len() <= self.max_frame => Some(b),
+            Ok(b) => {
+                self.counters.encode_errors += 1;
+                tracing::warn!(bytes = b.len(), "message over the frame limit not sent");
+                None
+            }
+            Err(e) => {
+                self.counters.encode_errors += 1;
+                tracing::warn!(error = %e, "message did not encode");
+                None
+            }
+        }
+    }
+
+    fn flush_replies(&mut self) {
+        for (client, replies) in std::mem::take(&mut self.replies) {
+            match wire::encode(&ReplicaFrame::Replies(replies)) {
+                Ok(bytes) => self.transport.send(NodeId::Client(client.0), bytes),
+                Err(_) => self.counters.encode_errors += 1,
+            }
+        }
+    }
+
+    fn note_checkpoint(&mut self) {
+        let status = self.proto.status();
+        if status.stable == Seq(0) || self.checkpoints.back().is_some_and(|(s, _)| *s == status.stable.0) {
+            return;
+        }
+        self.checkpoints
+            .push_back((status.stable.0, status.stable_digest.to_hex()));
+        if self.checkpoints.len() > CHECKPOINT_HISTORY {
+            self.checkpoints.pop_front();
+        }
+    }
+
+    fn metrics_line(&self, last: bool) -> MetricsLine {
+        let status = self.proto.status();
+        let protocol: BTreeMap<String, u64> = self
+            .proto
+            .counters()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let net = self.transport.counters();
+        let mut network = BTreeMap::new();
+        network.insert("frames_in".to_string(), net.frames_in);
+        network.insert("frames_out".to_string(), net.frames_out);
+        network.insert("bytes_in".to_string(), net.bytes_in);
+        network.insert("bytes_out".to_string(), net.bytes_out);
+        network.insert("frames_dropped".to_string(), net.frames_dropped);
+        network.insert("connections_rejected".to_string(), net.connections_rejected);
+        network.insert("connections_closed_bad_frame".to_string(), net.connections_closed_bad_frame);
+        network.insert("decode_errors".to_string(), self.counters.decode_errors);
+        network.insert("forged_client_ids".to_string(), self.counters.forged_client_ids);
+        network.insert("encode_errors".to_string(), self.counters.encode_errors);
+        let t = &self.totals;
+        MetricsLine {
+            unix_ms: unix_ms(),
+            replica: self.proto.id().0,
+            view: status.view.0,
+            view_active: status.view_active,
+            stable: status.stable.0,
+            last_delivered: status.last_delivered.0,
+            last_executed: status.last_executed.0,
+            requests_committed: protocol.get("requests_delivered").copied().unwrap_or(0),
+            cpu_ms: process_cpu_ms(),
+            execution: ExecutionLine {
+                executor: self.executor_name.clone(),
+                transactions: t.transactions,
+                failed: t.failed,
+                malformed: t.malformed,
+                aborts: t.aborts,
+                reexecutions: t.reexecutions,
+                busy_micros: t.busy_micros,
+                last_pick: t.last_pick.clone(),
+            },
+            protocol,
+            network,
+            checkpoints: self.checkpoints.iter().cloned().collect(),
+            last,
+        }
+    }
+}

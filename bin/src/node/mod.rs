@@ -1,0 +1,113 @@
+//! A replica process: checks its key against the cluster file, builds the protocol,
+//! the application and its execution thread, binds the QUIC transport, and runs the
+//! driver until shutdown.
+
+pub mod driver;
+pub mod execution;
+pub mod metrics;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tandem_consensus::application::HashChainApp;
+use tandem_consensus::crypto::{Keyring, SigningKey};
+use tandem_consensus::pbft::{ByzantineMode, PbftReplica};
+use tandem_consensus::{ClientId, ReplicaId};
+use tandem_network::{Identity, NodeId, QuicConfig, QuicTransport};
+use tokio::sync::mpsc::unbounded_channel;
+
+use crate::cluster::{ClusterFile, KeyFile};
+use crate::ledger_app::LedgerApp;
+use crate::node::driver::Driver;
+use crate::node::execution::{ExecutionStage, ReplicatedApp};
+use crate::node::metrics::{MetricsLine, MetricsWriter};
+
+/// Everything a replica needs to start.
+pub struct ReplicaSetup {
+    /// The cluster.
+    pub cluster: ClusterFile,
+    /// Which replica this is.
+    pub id: u32,
+    /// Its private key.
+    pub key: KeyFile,
+    /// Where the key came from, for error messages.
+    pub key_path: PathBuf,
+    /// Where to write metrics lines, if anywhere.
+    pub metrics: Option<PathBuf>,
+    /// How often to write them.
+    pub metrics_interval: Duration,
+    /// Misbehave, for experiments.
+    pub byzantine: Option<ByzantineMode>,
+}
+
+/// Runs a replica until `shutdown` completes.
+pub async fn run_replica(setup: ReplicaSetup, shutdown: impl Future<Output = ()>) -> Result<MetricsLine> {
+    let cluster = &setup.cluster;
+    let Some(entry) = cluster.replicas.get(setup.id as usize) else {
+        bail!("--id {} is not a replica of the cluster (it has {})", setup.id, cluster.replicas.len());
+    };
+    let key_path = setup.key_path.display();
+    let key_id = setup.key.node_id()?;
+    if key_id != NodeId::Replica(setup.id) {
+        bail!("key file {key_path}: field id is `{key_id}` but this is replica r{}", setup.id);
+    }
+    let pkcs8 = setup.key.pkcs8_bytes()?;
+    let identity = Identity::from_pkcs8(&pkcs8).with_context(|| format!("key file {key_path}: field pkcs8"))?;
+    let signing = SigningKey::from_pkcs8(&pkcs8).with_context(|| format!("key file {key_path}: field pkcs8"))?;
+    let replica_keys = cluster.replica_keys();
+    if replica_keys[setup.id as usize] != identity.public_key() {
+        bail!(
+            "key file {key_path} does not match the public key of replica r{} in the cluster file",
+            setup.id
+        );
+    }
+    let keyring = Keyring::new(ReplicaId(setup.id), signing, replica_keys);
+    let mut proto = match setup.byzantine {
+        None => PbftReplica::new(cluster.protocol.clone(), keyring)?,
+        Some(mode) => {
+            tracing::warn!(replica = setup.id, mode = mode.name(), "running as a Byzantine replica");
+            PbftReplica::byzantine(cluster.protocol.clone(), keyring, mode)?
+        }
+    };
+    proto.set_allowed_clients(cluster.clients.iter().map(|c| ClientId(c.id)));
+
+    let app = build_app(cluster)?;
+    let (done_tx, done_rx) = unbounded_channel();
+    let exec = ExecutionStage::start(app, done_tx)?;
+
+    let quic = QuicConfig {
+        max_frame_size: cluster.network.max_frame_bytes,
+        ..QuicConfig::default()
+    };
+    let (transport, inbound) = QuicTransport::bind(&identity, cluster.membership()?, entry.address, quic)
+        .with_context(|| format!("cannot listen on {}", entry.address))?;
+    tracing::info!(replica = setup.id, address = %transport.local_addr(), executor = %cluster.execution.executor, "replica started");
+
+    let metrics = setup.metrics.as_deref().map(MetricsWriter::create).transpose()?;
+    let driver = Driver::new(
+        proto,
+        transport,
+        cluster.replicas.len(),
+        exec,
+        cluster.execution.executor.clone(),
+        cluster.network.max_frame_bytes,
+    );
+    driver
+        .run(inbound, done_rx, metrics, setup.metrics_interval, shutdown)
+        .await
+}
+
+/// The application the cluster file asks for, at genesis.
+fn build_app(cluster: &ClusterFile) -> Result<Box<dyn ReplicatedApp + Send>> {
+    let exec = &cluster.execution;
+    if exec.executor == "none" {
+        return Ok(Box::new(HashChainApp::default()));
+    }
+    let genesis = cluster
+        .workload
+        .genesis()
+        .context("cannot build the genesis state from [workload]")?;
+    Ok(Box::new(LedgerApp::new(genesis, &exec.executor, exec.threads, &exec.options)?))
+}
