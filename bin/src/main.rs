@@ -1,6 +1,7 @@
 //! The `tandem` command: one subcommand per module under `commands/`.
 
 mod commands;
+mod report;
 
 use std::process::ExitCode;
 
