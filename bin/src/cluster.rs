@@ -107,8 +107,8 @@ impl ClusterFile {
     pub fn load(path: &Path) -> Result<ClusterFile> {
         let text = fs::read_to_string(path)
             .with_context(|| format!("cannot read cluster file {}", path.display()))?;
-        let cluster: ClusterFile = toml::from_str(&text)
-            .map_err(|e| anyhow!("cluster file {}: {e}", path.display()))?;
+        let cluster: ClusterFile =
+            toml::from_str(&text).map_err(|e| anyhow!("cluster file {}: {e}", path.display()))?;
         cluster
             .validate()
             .map_err(|e| anyhow!("cluster file {}: {e}", path.display()))?;
@@ -136,12 +136,18 @@ impl ClusterFile {
         let mut keys = BTreeSet::new();
         for (i, r) in self.replicas.iter().enumerate() {
             if r.id as usize != i {
-                bail!("[[replica]] entry {i}: id = {} but replicas must be listed in order 0..n", r.id);
+                bail!(
+                    "[[replica]] entry {i}: id = {} but replicas must be listed in order 0..n",
+                    r.id
+                );
             }
             let key = parse_public_key(&r.public_key)
                 .map_err(|e| anyhow!("[[replica]] id = {}: public_key {e}", r.id))?;
             if !keys.insert(key) {
-                bail!("[[replica]] id = {}: public_key is used by another member", r.id);
+                bail!(
+                    "[[replica]] id = {}: public_key is used by another member",
+                    r.id
+                );
             }
         }
         let mut client_ids = BTreeSet::new();
@@ -152,7 +158,10 @@ impl ClusterFile {
             let key = parse_public_key(&c.public_key)
                 .map_err(|e| anyhow!("[[client]] id = {}: public_key {e}", c.id))?;
             if !keys.insert(key) {
-                bail!("[[client]] id = {}: public_key is used by another member", c.id);
+                bail!(
+                    "[[client]] id = {}: public_key is used by another member",
+                    c.id
+                );
             }
         }
         let executor = self.execution.executor.as_str();
@@ -318,7 +327,10 @@ mod tests {
         cluster.replicas[2].public_key = "zz".into();
         cluster.save(&path).unwrap();
         let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
-        assert!(err.contains("bad.toml") && err.contains("id = 2") && err.contains("public_key"), "{err}");
+        assert!(
+            err.contains("bad.toml") && err.contains("id = 2") && err.contains("public_key"),
+            "{err}"
+        );
 
         let (mut cluster, _) = sample(4);
         cluster.protocol.window = 1;
@@ -342,9 +354,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r0.key");
         let id = Identity::generate().unwrap();
-        KeyFile::new(NodeId::Replica(0), id.pkcs8_der()).save(&path).unwrap();
+        KeyFile::new(NodeId::Replica(0), id.pkcs8_der())
+            .save(&path)
+            .unwrap();
         let mode = fs::metadata(&path).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         let back = KeyFile::load(&path).unwrap();
         assert_eq!(back.node_id().unwrap(), NodeId::Replica(0));
         assert_eq!(back.pkcs8_bytes().unwrap(), id.pkcs8_der());

@@ -72,7 +72,8 @@ pub fn encode_payload(tx: &Transaction, pad_to: usize) -> Bytes {
 /// Decodes a request payload: a transaction, then only zero bytes.
 pub fn decode_payload(payload: &[u8]) -> Option<Transaction> {
     let config = bincode::config::standard().with_limit::<{ tandem_executor::MAX_TX_BYTES }>();
-    let (tx, used): (Transaction, usize) = bincode::serde::decode_from_slice(payload, config).ok()?;
+    let (tx, used): (Transaction, usize) =
+        bincode::serde::decode_from_slice(payload, config).ok()?;
     payload[used..].iter().all(|b| *b == 0).then_some(tx)
 }
 
@@ -158,7 +159,13 @@ mod tests {
         let spec = WorkloadSpec::new(WorkloadKind::Dex);
         let mut generator = spec.generator(0, 1).unwrap();
         let mut payloads: Vec<Vec<u8>> = (0..20)
-            .map(|i| encode_payload(&generator.next_transaction(), if i % 2 == 0 { 512 } else { 0 }).to_vec())
+            .map(|i| {
+                encode_payload(
+                    &generator.next_transaction(),
+                    if i % 2 == 0 { 512 } else { 0 },
+                )
+                .to_vec()
+            })
             .collect();
         payloads.insert(3, b"garbage".to_vec());
         let mut nonzero_padding = encode_payload(&generator.next_transaction(), 64).to_vec();

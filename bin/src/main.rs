@@ -34,6 +34,8 @@ enum Command {
     Replica(commands::replica::ReplicaArgs),
     /// Run one load client against a cluster.
     Client(commands::client::ClientArgs),
+    /// Redraw the plots of a results folder.
+    Plot(commands::plot::PlotArgs),
     /// Run the deterministic cluster simulator over many seeds and check safety and
     /// liveness.
     Sim(commands::sim::SimArgs),
@@ -46,7 +48,8 @@ fn main() -> ExitCode {
         Command::Sim(_) => "off",
         _ => "warn",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Replica(args) => commands::replica::run(args),
         Command::Client(args) => commands::client::run(args),
+        Command::Plot(args) => commands::plot::run(args),
         Command::Sim(args) => commands::sim::run(args),
     };
     match result {

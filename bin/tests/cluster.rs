@@ -45,36 +45,87 @@ fn summary(dir: &Path) -> Value {
 
 #[test]
 fn four_replicas_commit_ten_thousand_transactions_and_agree() {
-    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let base = tempfile::tempdir().unwrap();
-    run_ok(tandem().args(["local", "--duration", "8", "--warmup", "1", "--checkpoint-interval", "16"]).arg("--results").arg(base.path()));
+    run_ok(
+        tandem()
+            .args([
+                "local",
+                "--duration",
+                "8",
+                "--warmup",
+                "1",
+                "--checkpoint-interval",
+                "16",
+            ])
+            .arg("--results")
+            .arg(base.path()),
+    );
     let dir = results_folder(base.path());
     let s = summary(&dir);
     let completed = s["throughput"]["completed_txs"].as_u64().unwrap();
     assert!(completed >= 10_000, "completed {completed}");
     assert_eq!(s["safety"]["agreed"], Value::Bool(true), "{}", s["safety"]);
-    let digests: Vec<&Value> = s["replicas"].as_array().unwrap().iter().map(|r| &r["checkpoint_digest"]).collect();
+    let digests: Vec<&Value> = s["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["checkpoint_digest"])
+        .collect();
     assert_eq!(digests.len(), 4);
-    for name in ["summary.json", "timeline.csv", "latency.hgrm", "throughput.svg", "latency.svg", "replica-0.log", "replica-3.metrics.jsonl"] {
+    for name in [
+        "summary.json",
+        "timeline.csv",
+        "latency.hgrm",
+        "throughput.svg",
+        "latency.svg",
+        "replica-0.log",
+        "replica-3.metrics.jsonl",
+    ] {
         assert!(dir.join(name).exists(), "{name} missing");
     }
 }
 
 #[test]
 fn killing_the_primary_recovers_through_a_view_change_and_finishes_the_load() {
-    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let base = tempfile::tempdir().unwrap();
     run_ok(
         tandem()
-            .args(["local", "--duration", "12", "--warmup", "1", "--kill", "r0@4", "--checkpoint-interval", "16", "--view-timeout-ms", "500"])
+            .args([
+                "local",
+                "--duration",
+                "12",
+                "--warmup",
+                "1",
+                "--kill",
+                "r0@4",
+                "--checkpoint-interval",
+                "16",
+                "--view-timeout-ms",
+                "500",
+            ])
             .arg("--results")
             .arg(base.path()),
     );
     let dir = results_folder(base.path());
     let s = summary(&dir);
-    assert!(s["consensus"]["view_changes"].as_u64().unwrap() >= 1, "{}", s["consensus"]);
+    assert!(
+        s["consensus"]["view_changes"].as_u64().unwrap() >= 1,
+        "{}",
+        s["consensus"]
+    );
     assert_eq!(s["safety"]["agreed"], Value::Bool(true), "{}", s["safety"]);
-    assert!(s["safety"]["detail"].as_str().unwrap().contains("r1, r2, r3"));
+    assert!(
+        s["safety"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("r1, r2, r3")
+    );
     let replicas = s["replicas"].as_array().unwrap();
     for r in &replicas[1..] {
         assert!(r["final_view"].as_u64().unwrap() >= 1);
@@ -90,15 +141,28 @@ fn killing_the_primary_recovers_through_a_view_change_and_finishes_the_load() {
             (t > 7.0).then(|| cols[1].parse::<f64>().unwrap_or(0.0))
         })
         .sum();
-    assert!(after_kill > 1000.0, "completions after the kill: {after_kill}\n{timeline}");
+    assert!(
+        after_kill > 1000.0,
+        "completions after the kill: {after_kill}\n{timeline}"
+    );
     assert!(timeline.contains("kill r0"));
     // Every request the clients submitted completed.
-    assert_eq!(s["throughput"]["unfinished_txs"].as_u64(), Some(0), "{}", s["throughput"]);
+    assert_eq!(
+        s["throughput"]["unfinished_txs"].as_u64(),
+        Some(0),
+        "{}",
+        s["throughput"]
+    );
 }
 
 fn free_addresses(n: usize) -> Vec<String> {
-    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    sockets.iter().map(|s| s.local_addr().unwrap().to_string()).collect()
+    let sockets: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().to_string())
+        .collect()
 }
 
 struct Replicas(Vec<Child>);
@@ -122,10 +186,25 @@ fn metrics_of(path: &Path) -> Value {
 /// requests under another client's id: each is dropped and counted.
 #[test]
 fn hand_started_cluster_serves_clients_despite_a_hostile_one() {
-    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let addresses = free_addresses(4).join(",");
-    run_ok(tandem().args(["keygen", "--clients", "2", "--checkpoint-interval", "16", "--addresses", &addresses]).arg("--out").arg(dir.path()));
+    run_ok(
+        tandem()
+            .args([
+                "keygen",
+                "--clients",
+                "2",
+                "--checkpoint-interval",
+                "16",
+                "--addresses",
+                &addresses,
+            ])
+            .arg("--out")
+            .arg(dir.path()),
+    );
     let cluster = dir.path().join("cluster.toml");
     let mut replicas = Replicas(Vec::new());
     for i in 0..4 {
@@ -168,8 +247,16 @@ fn hand_started_cluster_serves_clients_despite_a_hostile_one() {
 
     std::thread::sleep(Duration::from_millis(500));
     let primary = metrics_of(&dir.path().join("r0.jsonl"));
-    assert!(primary["network"]["decode_errors"].as_u64().unwrap() >= 2, "{}", primary["network"]);
-    assert!(primary["network"]["forged_client_ids"].as_u64().unwrap() >= 1, "{}", primary["network"]);
+    assert!(
+        primary["network"]["decode_errors"].as_u64().unwrap() >= 2,
+        "{}",
+        primary["network"]
+    );
+    assert!(
+        primary["network"]["forged_client_ids"].as_u64().unwrap() >= 1,
+        "{}",
+        primary["network"]
+    );
     for i in 0..4 {
         let m = metrics_of(&dir.path().join(format!("r{i}.jsonl")));
         assert_eq!(m["protocol"]["safety_conflicts"].as_u64(), Some(0));
@@ -188,7 +275,8 @@ fn hostile_client(cluster: &Path, key: &Path) {
     let cluster_text = std::fs::read_to_string(cluster).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let identity = tandem_network::Identity::from_pkcs8(&hex::decode(pkcs8_hex).unwrap()).unwrap();
+        let identity =
+            tandem_network::Identity::from_pkcs8(&hex::decode(pkcs8_hex).unwrap()).unwrap();
         let membership = membership_from(&cluster_text);
         let (transport, _inbound) = tandem_network::QuicTransport::bind(
             &identity,
@@ -198,13 +286,18 @@ fn hostile_client(cluster: &Path, key: &Path) {
         )
         .unwrap();
         let replicas: Vec<_> = (0..4).map(tandem_network::NodeId::Replica).collect();
-        assert!(tandem_network::wait_until_connected(&transport, &replicas, Duration::from_secs(10)).await);
+        assert!(
+            tandem_network::wait_until_connected(&transport, &replicas, Duration::from_secs(10))
+                .await
+        );
         use tandem_network::Transport;
         let r0 = tandem_network::NodeId::Replica(0);
         // Garbage.
         transport.send(r0, Bytes::from_static(b"\xde\xad\xbe\xef garbage"));
         // A replica-protocol message: a client key cannot act as a replica.
-        let status = tandem_consensus::pbft::Envelope::plain(tandem_consensus::pbft::Message::FetchState(tandem_consensus::Seq(0)));
+        let status = tandem_consensus::pbft::Envelope::plain(
+            tandem_consensus::pbft::Message::FetchState(tandem_consensus::Seq(0)),
+        );
         transport.send(r0, tandem_network::encode(&status).unwrap());
         // A request under client 0's id, sent by client 1.
         let forged = vec![tandem_consensus::Request {
@@ -216,7 +309,10 @@ fn hostile_client(cluster: &Path, key: &Path) {
         enum ClientFrame {
             Requests(Vec<tandem_consensus::Request>),
         }
-        transport.send(r0, tandem_network::encode(&ClientFrame::Requests(forged)).unwrap());
+        transport.send(
+            r0,
+            tandem_network::encode(&ClientFrame::Requests(forged)).unwrap(),
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         transport.shutdown().await;
     });
@@ -229,14 +325,20 @@ fn membership_from(cluster_toml: &str) -> std::sync::Arc<tandem_network::Members
         members.push(tandem_network::Member {
             id: tandem_network::NodeId::Replica(r["id"].as_integer().unwrap() as u32),
             addr: Some(r["address"].as_str().unwrap().parse().unwrap()),
-            public_key: hex::decode(r["public_key"].as_str().unwrap()).unwrap().try_into().unwrap(),
+            public_key: hex::decode(r["public_key"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
         });
     }
     for c in v["client"].as_array().unwrap() {
         members.push(tandem_network::Member {
             id: tandem_network::NodeId::Client(c["id"].as_integer().unwrap() as u32),
             addr: None,
-            public_key: hex::decode(c["public_key"].as_str().unwrap()).unwrap().try_into().unwrap(),
+            public_key: hex::decode(c["public_key"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
         });
     }
     std::sync::Arc::new(tandem_network::Membership::new(members).unwrap())
@@ -256,10 +358,22 @@ fn bad_cluster_and_key_files_are_reported_with_the_file_and_field() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cluster.toml") && err.contains("window"), "{err}");
+    assert!(
+        err.contains("cluster.toml") && err.contains("window"),
+        "{err}"
+    );
 
-    run_ok(tandem().args(["keygen", "--clients", "1"]).arg("--out").arg(dir.path()));
-    std::fs::write(dir.path().join("r0.key"), "id = \"r0\"\npkcs8 = \"not hex\"\n").unwrap();
+    run_ok(
+        tandem()
+            .args(["keygen", "--clients", "1"])
+            .arg("--out")
+            .arg(dir.path()),
+    );
+    std::fs::write(
+        dir.path().join("r0.key"),
+        "id = \"r0\"\npkcs8 = \"not hex\"\n",
+    )
+    .unwrap();
     let out = tandem()
         .arg("replica")
         .arg("--cluster")
@@ -316,12 +430,17 @@ fn wait_until_gone(marker: &str) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("replica processes outlived tandem local: {:?}", processes_mentioning(marker));
+    panic!(
+        "replica processes outlived tandem local: {:?}",
+        processes_mentioning(marker)
+    );
 }
 
 #[test]
 fn replica_processes_never_outlive_tandem_local() {
-    let _one = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     // Killed outright: the kernel takes the replicas down with it.
     let base = tempfile::tempdir().unwrap();
     let mut local = start_local(base.path());

@@ -59,7 +59,10 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
     let cluster = ClusterFile::load(&args.cluster)?;
     let key = KeyFile::load(&args.key)?;
     let NodeId::Client(client_id) = key.node_id()? else {
-        bail!("key file {}: field id names a replica; a client needs a client key", args.key.display());
+        bail!(
+            "key file {}: field id names a replica; a client needs a client key",
+            args.key.display()
+        );
     };
     let identity = Identity::from_pkcs8(&key.pkcs8_bytes()?)?;
     let mut workload = cluster.workload.clone();
@@ -90,10 +93,21 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         max_frame: cluster.network.max_frame_bytes,
         drain: Duration::from_secs(2),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let stats = runtime.block_on(async {
         let membership = cluster.membership()?;
-        run_load(&identity, membership, client_id, settings.clone(), Instant::now(), Arc::new(Progress::default())).await
+        run_load(
+            &identity,
+            membership,
+            client_id,
+            settings.clone(),
+            Instant::now(),
+            Arc::new(Progress::default()),
+        )
+        .await
     })?;
     print_client_summary(&stats, &settings);
     Ok(ExitCode::SUCCESS)
@@ -101,13 +115,20 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
 
 /// Prints one client's results.
 fn print_client_summary(stats: &LoadStats, settings: &LoadSettings) {
-    let measured = settings.duration.saturating_sub(settings.warmup).as_secs_f64().max(1e-9);
+    let measured = settings
+        .duration
+        .saturating_sub(settings.warmup)
+        .as_secs_f64()
+        .max(1e-9);
     let from = settings.warmup.as_secs() as usize;
     let to = settings.duration.as_secs() as usize;
     let tps = stats.completed_between(from, to) as f64 / (to - from).max(1) as f64;
     let h = &stats.latency;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!("submitted {}  completed {}  ({:.0} tx/s over {:.0} s)", stats.submitted, stats.completed, tps, measured);
+    println!(
+        "submitted {}  completed {}  ({:.0} tx/s over {:.0} s)",
+        stats.submitted, stats.completed, tps, measured
+    );
     println!(
         "latency ms  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
         ms(0.5),

@@ -10,7 +10,9 @@ use tandem_consensus::Config;
 use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
-use crate::cluster::{ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaEntry};
+use crate::cluster::{
+    ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaEntry,
+};
 
 /// Cluster parameters.
 #[derive(Args, Debug, Clone)]
@@ -76,7 +78,8 @@ impl ClusterArgs {
             signed: self.signed_txs,
             ..WorkloadSpec::new(kind)
         };
-        spec.validate().map_err(|e| anyhow::anyhow!("workload: {e}"))?;
+        spec.validate()
+            .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
         Ok(spec)
     }
 
@@ -97,12 +100,20 @@ impl ClusterArgs {
 
     /// Generates keys for `clients` clients and the replicas at `host:base_port + i`,
     /// and returns the cluster file and every member's key file.
-    pub fn generate(&self, host: IpAddr, base_port: u16, clients: usize) -> Result<(ClusterFile, Vec<KeyFile>)> {
+    pub fn generate(
+        &self,
+        host: IpAddr,
+        base_port: u16,
+        clients: usize,
+    ) -> Result<(ClusterFile, Vec<KeyFile>)> {
         let ports = (0..self.replicas).map(|i| base_port.checked_add(i as u16));
         let mut addresses = Vec::new();
         for port in ports {
             let Some(port) = port else {
-                bail!("--base-port {base_port} leaves no room for {} replicas", self.replicas);
+                bail!(
+                    "--base-port {base_port} leaves no room for {} replicas",
+                    self.replicas
+                );
             };
             addresses.push(SocketAddr::new(host, port));
         }
@@ -110,7 +121,11 @@ impl ClusterArgs {
     }
 
     /// As [`ClusterArgs::generate`], with explicit replica addresses.
-    pub fn generate_at(&self, addresses: &[SocketAddr], clients: usize) -> Result<(ClusterFile, Vec<KeyFile>)> {
+    pub fn generate_at(
+        &self,
+        addresses: &[SocketAddr],
+        clients: usize,
+    ) -> Result<(ClusterFile, Vec<KeyFile>)> {
         let mut keys = Vec::new();
         let mut replicas = Vec::new();
         for (i, address) in addresses.iter().enumerate() {
@@ -120,7 +135,10 @@ impl ClusterArgs {
                 address: *address,
                 public_key: hex::encode(identity.public_key()),
             });
-            keys.push(KeyFile::new(NodeId::Replica(i as u32), identity.pkcs8_der()));
+            keys.push(KeyFile::new(
+                NodeId::Replica(i as u32),
+                identity.pkcs8_der(),
+            ));
         }
         let mut client_entries = Vec::new();
         for c in 0..clients {
@@ -154,7 +172,11 @@ pub fn parse_workload(name: &str) -> Result<WorkloadKind> {
         Some(k) => Ok(*k),
         None => bail!(
             "unknown workload `{name}`; choose one of: {}",
-            WorkloadKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            WorkloadKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

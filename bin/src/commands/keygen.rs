@@ -37,7 +37,8 @@ pub struct KeygenArgs {
 /// Runs `tandem keygen`.
 pub fn run(args: KeygenArgs) -> Result<ExitCode> {
     let (cluster, keys) = if args.addresses.is_empty() {
-        args.cluster.generate(args.host, args.base_port, args.clients)?
+        args.cluster
+            .generate(args.host, args.base_port, args.clients)?
     } else {
         if args.addresses.len() != args.cluster.replicas {
             anyhow::bail!(
@@ -48,13 +49,23 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
         }
         args.cluster.generate_at(&args.addresses, args.clients)?
     };
-    fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let cluster_path = args.out.join("cluster.toml");
     cluster.save(&cluster_path)?;
     for key in &keys {
         key.save(&args.out.join(format!("{}.key", key.id)))?;
     }
-    println!("wrote {} and {} key files to {}", cluster_path.display(), keys.len(), args.out.display());
-    println!("start replica i with: tandem replica --cluster {} --id i --key {}/ri.key", cluster_path.display(), args.out.display());
+    println!(
+        "wrote {} and {} key files to {}",
+        cluster_path.display(),
+        keys.len(),
+        args.out.display()
+    );
+    println!(
+        "start replica i with: tandem replica --cluster {} --id i --key {}/ri.key",
+        cluster_path.display(),
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -4,5 +4,6 @@ pub mod client;
 pub mod cluster_args;
 pub mod keygen;
 pub mod local;
+pub mod plot;
 pub mod replica;
 pub mod sim;

@@ -48,7 +48,10 @@ pub fn run(args: ReplicaArgs) -> Result<ExitCode> {
         .map(|name| {
             ByzantineMode::from_name(name).ok_or_else(|| {
                 let names: Vec<_> = ByzantineMode::ALL.iter().map(|m| m.name()).collect();
-                anyhow!("unknown --byzantine mode `{name}`; choose one of: {}", names.join(", "))
+                anyhow!(
+                    "unknown --byzantine mode `{name}`; choose one of: {}",
+                    names.join(", ")
+                )
             })
         })
         .transpose()?;

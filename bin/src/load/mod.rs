@@ -15,7 +15,9 @@ use anyhow::{Context, Result};
 use tandem_consensus::client::{ClientAction, ClientCore, Completed};
 use tandem_consensus::{ClientId, Request, Time};
 use tandem_executor::{Receipt, WorkloadSpec};
-use tandem_network::{Identity, Membership, NodeId, QuicConfig, QuicTransport, Transport, wait_until_connected};
+use tandem_network::{
+    Identity, Membership, NodeId, QuicConfig, QuicTransport, Transport, wait_until_connected,
+};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::ledger_app::encode_payload;
@@ -87,8 +89,8 @@ pub async fn run_load(
         ..QuicConfig::default()
     };
     let bind: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-    let (transport, mut inbound) =
-        QuicTransport::bind(identity, membership, bind, quic).context("cannot start the client transport")?;
+    let (transport, mut inbound) = QuicTransport::bind(identity, membership, bind, quic)
+        .context("cannot start the client transport")?;
     let replicas: Vec<NodeId> = (0..settings.replicas as u32).map(NodeId::Replica).collect();
     if !wait_until_connected(&transport, &replicas, Duration::from_secs(10)).await {
         tracing::warn!("not every replica is reachable yet; starting anyway");
@@ -168,7 +170,12 @@ pub async fn run_load(
         }
     }
     let c = core.counters();
-    stats.finish(c.submitted, c.retransmissions, c.rejected_replies, core.outstanding() as u64);
+    stats.finish(
+        c.submitted,
+        c.retransmissions,
+        c.rejected_replies,
+        core.outstanding() as u64,
+    );
     transport.shutdown().await;
     Ok(stats)
 }
@@ -219,7 +226,10 @@ fn send_actions(transport: &QuicTransport, replicas: &[NodeId], actions: &mut Ve
     let mut per_replica: BTreeMap<NodeId, Vec<Request>> = BTreeMap::new();
     for action in actions.drain(..) {
         match action {
-            ClientAction::Send { to, request } => per_replica.entry(NodeId::Replica(to.0)).or_default().push(request),
+            ClientAction::Send { to, request } => per_replica
+                .entry(NodeId::Replica(to.0))
+                .or_default()
+                .push(request),
             ClientAction::Broadcast { request } => {
                 for r in replicas {
                     per_replica.entry(*r).or_default().push(request.clone());

@@ -125,13 +125,17 @@ impl LoadStats {
 
     /// Adds another client's stats (same run start).
     pub fn merge(&mut self, other: &LoadStats) {
-        self.latency.add(&other.latency).expect("same histogram bounds");
+        self.latency
+            .add(&other.latency)
+            .expect("same histogram bounds");
         while self.buckets.len() < other.buckets.len() {
             self.buckets.push(Bucket::new());
         }
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             mine.completed += theirs.completed;
-            mine.latency.add(&theirs.latency).expect("same histogram bounds");
+            mine.latency
+                .add(&theirs.latency)
+                .expect("same histogram bounds");
         }
         self.submitted += other.submitted;
         self.completed += other.completed;

@@ -84,7 +84,9 @@ pub fn timeline(run: &RunRecord) -> Vec<TimelineRow> {
         .max()
         .unwrap_or(run.start_unix_ms)
         .max(run.start_unix_ms + run.duration.as_millis() as u64);
-    let seconds = (last_ms - run.start_unix_ms).div_ceil(1000).max(run.load.buckets.len() as u64);
+    let seconds = (last_ms - run.start_unix_ms)
+        .div_ceil(1000)
+        .max(run.load.buckets.len() as u64);
     (1..=seconds)
         .map(|k| {
             let from = run.start_unix_ms + (k - 1) * 1000;
@@ -104,7 +106,9 @@ pub fn timeline(run: &RunRecord) -> Vec<TimelineRow> {
             let events = run
                 .events
                 .iter()
-                .filter(|(at, _)| at.as_millis() as u64 >= (k - 1) * 1000 && (at.as_millis() as u64) < k * 1000)
+                .filter(|(at, _)| {
+                    at.as_millis() as u64 >= (k - 1) * 1000 && (at.as_millis() as u64) < k * 1000
+                })
                 .map(|(_, label)| label.clone())
                 .collect();
             TimelineRow {
@@ -113,7 +117,11 @@ pub fn timeline(run: &RunRecord) -> Vec<TimelineRow> {
                 committed_tps: committed as f64,
                 p50_ms: pct(0.5),
                 p99_ms: pct(0.99),
-                views: run.replicas.iter().map(|r| r.at(to).map_or(0, |l| l.view)).collect(),
+                views: run
+                    .replicas
+                    .iter()
+                    .map(|r| r.at(to).map_or(0, |l| l.view))
+                    .collect(),
                 events,
             }
         })
@@ -129,10 +137,22 @@ pub fn summary(run: &RunRecord) -> RunSummary {
     let end_ms = run.start_unix_ms + end_s as u64 * 1000;
     let finals: Vec<Option<&MetricsLine>> = run.replicas.iter().map(ReplicaTrace::last).collect();
     let counter = |l: &MetricsLine, k: &str| l.protocol.get(k).copied().unwrap_or(0);
-    let max_of = |k: &str| finals.iter().flatten().map(|l| counter(l, k)).max().unwrap_or(0);
+    let max_of = |k: &str| {
+        finals
+            .iter()
+            .flatten()
+            .map(|l| counter(l, k))
+            .max()
+            .unwrap_or(0)
+    };
     let sum_of = |k: &str| finals.iter().flatten().map(|l| counter(l, k)).sum::<u64>();
 
-    let committed_txs = finals.iter().flatten().map(|l| l.requests_committed).max().unwrap_or(0);
+    let committed_txs = finals
+        .iter()
+        .flatten()
+        .map(|l| l.requests_committed)
+        .max()
+        .unwrap_or(0);
     let consensus_window = run
         .replicas
         .iter()
@@ -141,7 +161,8 @@ pub fn summary(run: &RunRecord) -> RunSummary {
         .unwrap_or(0);
     let batches = max_of("batches_delivered");
     let live = finals.iter().flatten().count().max(1) as u64;
-    let exec_sum = |f: fn(&MetricsLine) -> u64| finals.iter().flatten().map(|l| f(l)).sum::<u64>() / live;
+    let exec_sum =
+        |f: fn(&MetricsLine) -> u64| finals.iter().flatten().map(|l| f(l)).sum::<u64>() / live;
 
     RunSummary {
         name: run.name.clone(),
@@ -155,11 +176,17 @@ pub fn summary(run: &RunRecord) -> RunSummary {
             completed_txs: run.load.completed,
             committed_txs,
             offered_tps: run.offered_tps,
+            submitted_txs: run.load.submitted,
+            unfinished_txs: run.load.unfinished,
         },
         latency_ms: LatencyStats::from_histogram_micros(&run.load.latency),
         consensus: ConsensusStats {
             batches,
-            mean_batch_size: if batches == 0 { 0.0 } else { committed_txs as f64 / batches as f64 },
+            mean_batch_size: if batches == 0 {
+                0.0
+            } else {
+                committed_txs as f64 / batches as f64
+            },
             view_changes: finals.iter().flatten().map(|l| l.view).max().unwrap_or(0),
             state_transfers: sum_of("state_transfers"),
             retransmissions: sum_of("retransmissions"),
@@ -169,7 +196,12 @@ pub fn summary(run: &RunRecord) -> RunSummary {
             threads: run.executor.1,
             aborts: exec_sum(|l| l.execution.aborts),
             reexecutions: exec_sum(|l| l.execution.reexecutions),
-            failed_txs: finals.iter().flatten().map(|l| l.execution.failed).max().unwrap_or(0),
+            failed_txs: finals
+                .iter()
+                .flatten()
+                .map(|l| l.execution.failed)
+                .max()
+                .unwrap_or(0),
         },
         replicas: run
             .replicas
@@ -211,10 +243,18 @@ fn replica_summary(id: usize, r: &ReplicaTrace, warm_ms: u64, end_ms: u64) -> Re
 pub fn verdict(replicas: &[ReplicaTrace]) -> SafetyVerdict {
     let histories: Vec<BTreeMap<u64, String>> = replicas
         .iter()
-        .map(|r| r.lines.iter().flat_map(|l| l.checkpoints.iter().cloned()).collect())
+        .map(|r| {
+            r.lines
+                .iter()
+                .flat_map(|l| l.checkpoints.iter().cloned())
+                .collect()
+        })
         .collect();
-    let alive: Vec<usize> = (0..replicas.len()).filter(|i| replicas[*i].alive_at_end).collect();
-    let seqs: std::collections::BTreeSet<u64> = histories.iter().flat_map(|h| h.keys().copied()).collect();
+    let alive: Vec<usize> = (0..replicas.len())
+        .filter(|i| replicas[*i].alive_at_end)
+        .collect();
+    let seqs: std::collections::BTreeSet<u64> =
+        histories.iter().flat_map(|h| h.keys().copied()).collect();
     let common = seqs
         .into_iter()
         .rev()
@@ -269,7 +309,10 @@ mod tests {
         MetricsLine {
             unix_ms: ms,
             requests_committed: committed,
-            checkpoints: checkpoints.iter().map(|(s, d)| (*s, d.to_string())).collect(),
+            checkpoints: checkpoints
+                .iter()
+                .map(|(s, d)| (*s, d.to_string()))
+                .collect(),
             ..MetricsLine::default()
         }
     }
@@ -301,7 +344,12 @@ mod tests {
     #[test]
     fn committed_counts_across_restarts() {
         let r = ReplicaTrace {
-            lines: vec![line(1000, 10, &[]), line(2000, 30, &[]), line(2500, 0, &[]), line(3000, 5, &[])],
+            lines: vec![
+                line(1000, 10, &[]),
+                line(2000, 30, &[]),
+                line(2500, 0, &[]),
+                line(3000, 5, &[]),
+            ],
             alive_at_end: true,
         };
         assert_eq!(r.committed_between(1000, 3000), 25);

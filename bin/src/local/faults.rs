@@ -94,13 +94,20 @@ pub fn byzantine_modes(specs: &[String], replicas: usize) -> Result<Vec<Option<S
         let id = parse_replica(who, replicas).map_err(|e| anyhow!("--byzantine: {e}"))?;
         if ByzantineMode::from_name(mode).is_none() {
             let names: Vec<_> = ByzantineMode::ALL.iter().map(|m| m.name()).collect();
-            bail!("--byzantine: unknown mode `{mode}`; choose one of: {}", names.join(", "));
+            bail!(
+                "--byzantine: unknown mode `{mode}`; choose one of: {}",
+                names.join(", ")
+            );
         }
         modes[id] = Some(mode.to_string());
     }
     let faulty = modes.iter().filter(|m| m.is_some()).count();
     if faulty > (replicas - 1) / 3 {
-        tracing::warn!(faulty, replicas, "more Byzantine replicas than the protocol tolerates");
+        tracing::warn!(
+            faulty,
+            replicas,
+            "more Byzantine replicas than the protocol tolerates"
+        );
     }
     Ok(modes)
 }
@@ -123,7 +130,9 @@ mod tests {
     fn parses_byzantine_modes() {
         let m = byzantine_modes(&["r1=equivocate".into()], 4).unwrap();
         assert_eq!(m[1].as_deref(), Some("equivocate"));
-        let err = byzantine_modes(&["r1=evil".into()], 4).unwrap_err().to_string();
+        let err = byzantine_modes(&["r1=evil".into()], 4)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("evil") && err.contains("silent"));
     }
 }

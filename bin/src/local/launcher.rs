@@ -66,9 +66,10 @@ impl Launcher {
         let metrics = if self.incarnations[i] == 0 {
             self.command.metrics_path(i)
         } else {
-            self.command
-                .out
-                .join(format!("replica-{i}.restart-{}.metrics.jsonl", self.incarnations[i]))
+            self.command.out.join(format!(
+                "replica-{i}.restart-{}.metrics.jsonl",
+                self.incarnations[i]
+            ))
         };
         let mut cmd = Command::new(exe);
         cmd.arg("replica")
@@ -100,7 +101,9 @@ impl Launcher {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("cannot start replica {i}"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start replica {i}"))?;
         self.children[i] = Some(child);
         Ok(())
     }
@@ -108,7 +111,10 @@ impl Launcher {
     /// Kills replica `i` at once (SIGKILL, like a crash).
     pub async fn kill(&mut self, i: usize) -> Result<()> {
         if let Some(mut child) = self.children.get_mut(i).and_then(Option::take) {
-            child.kill().await.with_context(|| format!("cannot kill replica {i}"))?;
+            child
+                .kill()
+                .await
+                .with_context(|| format!("cannot kill replica {i}"))?;
         }
         Ok(())
     }

@@ -163,7 +163,10 @@ async fn drive(
         let membership = membership.clone();
         let progress = progress.clone();
         clients.push(tokio::spawn(async move {
-            run_load(&identity, membership, c as u32, settings, run_start, progress).await
+            run_load(
+                &identity, membership, c as u32, settings, run_start, progress,
+            )
+            .await
         }));
     }
 
@@ -204,7 +207,10 @@ async fn drive(
                 lines.extend(read_metrics(&file)?);
             }
         }
-        replicas.push(ReplicaTrace { lines, alive_at_end });
+        replicas.push(ReplicaTrace {
+            lines,
+            alive_at_end,
+        });
     }
     Ok((load, replicas, events, start_unix_ms))
 }
@@ -214,9 +220,7 @@ async fn show_progress(progress: Arc<Progress>, start: Instant, duration: Durati
     let tty = std::io::stderr().is_terminal();
     let bar = ProgressBar::new(duration.as_millis() as u64);
     if tty {
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"),
-        );
+        bar.set_style(ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"));
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use bytes::Bytes;
 use tandem_consensus::protocol::{Action, Event, Protocol};
-use tandem_consensus::{ClientId, Reply, ReplicaId, Seq, Time};
+use tandem_consensus::{ClientId, ReplicaId, Reply, Seq, Time};
 use tandem_network::{Inbound, NodeId, QuicTransport, Transport};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
@@ -163,16 +163,18 @@ impl<P: Protocol> Driver<P> {
 
     fn on_frame(&mut self, from: NodeId, bytes: Bytes) {
         match from {
-            NodeId::Replica(r) => match tandem_network::decode::<P::Message>(&bytes, self.max_frame) {
-                Ok(msg) => self.feed(Event::Message {
-                    from: ReplicaId(r),
-                    msg,
-                }),
-                Err(e) => {
-                    self.counters.decode_errors += 1;
-                    tracing::debug!(%from, error = %e, "undecodable frame from a replica");
+            NodeId::Replica(r) => {
+                match tandem_network::decode::<P::Message>(&bytes, self.max_frame) {
+                    Ok(msg) => self.feed(Event::Message {
+                        from: ReplicaId(r),
+                        msg,
+                    }),
+                    Err(e) => {
+                        self.counters.decode_errors += 1;
+                        tracing::debug!(%from, error = %e, "undecodable frame from a replica");
+                    }
                 }
-            },
+            }
             NodeId::Client(c) => match wire::decode_client_frame(&bytes, self.max_frame) {
                 Ok(ClientFrame::Requests(reqs)) => {
                     for req in reqs {
@@ -231,7 +233,9 @@ impl<P: Protocol> Driver<P> {
                     }
                 }
                 Action::Deliver(d) => self.exec.submit(Job::Deliver(d)),
-                Action::Reply { client, reply } => self.replies.entry(client).or_default().push(reply),
+                Action::Reply { client, reply } => {
+                    self.replies.entry(client).or_default().push(reply)
+                }
                 Action::SetTimer { timer, at } => {
                     self.timers.insert(timer, at);
                 }
@@ -279,7 +283,12 @@ impl<P: Protocol> Driver<P> {
 
     fn note_checkpoint(&mut self) {
         let status = self.proto.status();
-        if status.stable == Seq(0) || self.checkpoints.back().is_some_and(|(s, _)| *s == status.stable.0) {
+        if status.stable == Seq(0)
+            || self
+                .checkpoints
+                .back()
+                .is_some_and(|(s, _)| *s == status.stable.0)
+        {
             return;
         }
         self.checkpoints
@@ -305,9 +314,15 @@ impl<P: Protocol> Driver<P> {
         network.insert("bytes_out".to_string(), net.bytes_out);
         network.insert("frames_dropped".to_string(), net.frames_dropped);
         network.insert("connections_rejected".to_string(), net.connections_rejected);
-        network.insert("connections_closed_bad_frame".to_string(), net.connections_closed_bad_frame);
+        network.insert(
+            "connections_closed_bad_frame".to_string(),
+            net.connections_closed_bad_frame,
+        );
         network.insert("decode_errors".to_string(), self.counters.decode_errors);
-        network.insert("forged_client_ids".to_string(), self.counters.forged_client_ids);
+        network.insert(
+            "forged_client_ids".to_string(),
+            self.counters.forged_client_ids,
+        );
         network.insert("encode_errors".to_string(), self.counters.encode_errors);
         let t = &self.totals;
         MetricsLine {

@@ -67,7 +67,10 @@ pub struct ExecutionStage {
 
 impl ExecutionStage {
     /// Starts the thread; results go to `done`.
-    pub fn start(mut app: Box<dyn ReplicatedApp + Send>, done: UnboundedSender<Done>) -> Result<ExecutionStage> {
+    pub fn start(
+        mut app: Box<dyn ReplicatedApp + Send>,
+        done: UnboundedSender<Done>,
+    ) -> Result<ExecutionStage> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("execution".into())

@@ -149,7 +149,10 @@ mod tests {
         w.write(&line).unwrap();
         w.write(&line).unwrap();
         drop(w);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"unix_ms\": 1, \"repl").unwrap();
         let back = read_metrics(&path).unwrap();
         assert_eq!(back.len(), 2);

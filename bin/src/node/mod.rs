@@ -43,19 +43,31 @@ pub struct ReplicaSetup {
 }
 
 /// Runs a replica until `shutdown` completes.
-pub async fn run_replica(setup: ReplicaSetup, shutdown: impl Future<Output = ()>) -> Result<MetricsLine> {
+pub async fn run_replica(
+    setup: ReplicaSetup,
+    shutdown: impl Future<Output = ()>,
+) -> Result<MetricsLine> {
     let cluster = &setup.cluster;
     let Some(entry) = cluster.replicas.get(setup.id as usize) else {
-        bail!("--id {} is not a replica of the cluster (it has {})", setup.id, cluster.replicas.len());
+        bail!(
+            "--id {} is not a replica of the cluster (it has {})",
+            setup.id,
+            cluster.replicas.len()
+        );
     };
     let key_path = setup.key_path.display();
     let key_id = setup.key.node_id()?;
     if key_id != NodeId::Replica(setup.id) {
-        bail!("key file {key_path}: field id is `{key_id}` but this is replica r{}", setup.id);
+        bail!(
+            "key file {key_path}: field id is `{key_id}` but this is replica r{}",
+            setup.id
+        );
     }
     let pkcs8 = setup.key.pkcs8_bytes()?;
-    let identity = Identity::from_pkcs8(&pkcs8).with_context(|| format!("key file {key_path}: field pkcs8"))?;
-    let signing = SigningKey::from_pkcs8(&pkcs8).with_context(|| format!("key file {key_path}: field pkcs8"))?;
+    let identity = Identity::from_pkcs8(&pkcs8)
+        .with_context(|| format!("key file {key_path}: field pkcs8"))?;
+    let signing = SigningKey::from_pkcs8(&pkcs8)
+        .with_context(|| format!("key file {key_path}: field pkcs8"))?;
     let replica_keys = cluster.replica_keys();
     if replica_keys[setup.id as usize] != identity.public_key() {
         bail!(
@@ -67,7 +79,11 @@ pub async fn run_replica(setup: ReplicaSetup, shutdown: impl Future<Output = ()>
     let mut proto = match setup.byzantine {
         None => PbftReplica::new(cluster.protocol.clone(), keyring)?,
         Some(mode) => {
-            tracing::warn!(replica = setup.id, mode = mode.name(), "running as a Byzantine replica");
+            tracing::warn!(
+                replica = setup.id,
+                mode = mode.name(),
+                "running as a Byzantine replica"
+            );
             PbftReplica::byzantine(cluster.protocol.clone(), keyring, mode)?
         }
     };
@@ -81,11 +97,16 @@ pub async fn run_replica(setup: ReplicaSetup, shutdown: impl Future<Output = ()>
         max_frame_size: cluster.network.max_frame_bytes,
         ..QuicConfig::default()
     };
-    let (transport, inbound) = QuicTransport::bind(&identity, cluster.membership()?, entry.address, quic)
-        .with_context(|| format!("cannot listen on {}", entry.address))?;
+    let (transport, inbound) =
+        QuicTransport::bind(&identity, cluster.membership()?, entry.address, quic)
+            .with_context(|| format!("cannot listen on {}", entry.address))?;
     tracing::info!(replica = setup.id, address = %transport.local_addr(), executor = %cluster.execution.executor, "replica started");
 
-    let metrics = setup.metrics.as_deref().map(MetricsWriter::create).transpose()?;
+    let metrics = setup
+        .metrics
+        .as_deref()
+        .map(MetricsWriter::create)
+        .transpose()?;
     let driver = Driver::new(
         proto,
         transport,
@@ -109,5 +130,10 @@ fn build_app(cluster: &ClusterFile) -> Result<Box<dyn ReplicatedApp + Send>> {
         .workload
         .genesis()
         .context("cannot build the genesis state from [workload]")?;
-    Ok(Box::new(LedgerApp::new(genesis, &exec.executor, exec.threads, &exec.options)?))
+    Ok(Box::new(LedgerApp::new(
+        genesis,
+        &exec.executor,
+        exec.threads,
+        &exec.options,
+    )?))
 }

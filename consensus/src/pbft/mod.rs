@@ -66,7 +66,10 @@ impl PbftReplica {
     }
 
     /// Accepts requests only from these clients (see [`Pbft::set_allowed_clients`]).
-    pub fn set_allowed_clients(&mut self, clients: impl IntoIterator<Item = crate::types::ClientId>) {
+    pub fn set_allowed_clients(
+        &mut self,
+        clients: impl IntoIterator<Item = crate::types::ClientId>,
+    ) {
         self.core.set_allowed_clients(clients);
     }
 }

@@ -291,10 +291,9 @@ impl Pbft {
     pub(crate) fn batch_within_limits(&self, batch: &Batch) -> bool {
         batch.len() <= self.cfg.max_batch
             && batch.payload_bytes() <= self.cfg.max_batch_bytes
-            && batch
-                .requests
-                .iter()
-                .all(|r| r.payload.len() <= self.cfg.max_request_bytes && self.client_allowed(r.client))
+            && batch.requests.iter().all(|r| {
+                r.payload.len() <= self.cfg.max_request_bytes && self.client_allowed(r.client)
+            })
     }
 
     /// A backup accepts `digest` at `seq` in the current view (from a pre-prepare or a

@@ -9,13 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use crate::application::{Application, HashChainApp};
 use crate::config::Config;
 use crate::crypto::{Keyring, Signature};
 use crate::pbft::message::*;
 use crate::pbft::{Pbft, PbftAction, PbftEvent};
 use crate::protocol::{Action, Delivery, Event, Executed};
 use crate::request::{Batch, Reply, Request};
-use crate::application::{Application, HashChainApp};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// A cluster whose messages are delivered instantly, in order, and whose applications
@@ -467,7 +467,12 @@ fn batches_naming_unknown_clients_are_refused() {
     h.request(0, 9, 1);
     assert_eq!(h.nodes[0].counters.dropped_unknown_client, 1);
     let batch = batch_of(&[(1, 1), (77, 1)]);
-    let pp = PrePrepare { view: View(0), seq: Seq(1), digest: batch.digest(), batch };
+    let pp = PrePrepare {
+        view: View(0),
+        seq: Seq(1),
+        digest: batch.digest(),
+        batch,
+    };
     h.inject(1, 0, Message::PrePrepare(pp));
     assert_eq!(h.nodes[1].counters.dropped_oversize_batch, 1);
     h.request(0, 1, 1);

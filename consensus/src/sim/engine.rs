@@ -12,10 +12,10 @@ use bytes::Bytes;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::application::Application;
 use crate::client::{ClientAction, ClientCore};
 use crate::protocol::{Action, Delivery, Event, Executed, Protocol};
 use crate::request::{Reply, Request};
-use crate::application::Application;
 use crate::sim::checker::{Checker, Violation};
 use crate::sim::faults::FaultEvent;
 use crate::sim::network::{Endpoint, LinkFaults, NetworkModel};

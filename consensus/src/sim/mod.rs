@@ -18,11 +18,11 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::application::HashChainApp;
 use crate::client::ClientCore;
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::pbft::{ByzantineMode, PbftReplica};
-use crate::application::HashChainApp;
 use crate::sim::checker::Violation;
 use crate::sim::engine::{Engine, EngineSetup, SimClient};
 use crate::sim::faults::{FaultMix, plan};

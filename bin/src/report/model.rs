@@ -1,0 +1,251 @@
+//! What a run reports: the summary (`summary.json`) and one timeline row per interval
+//! (`timeline.csv`). The cluster runner fills these; the rest of `report` writes them.
+//!
+//! JSON has no NaN or infinity: serde_json writes a non-finite `f64` as `null`, and the
+//! plain `f64` fields here read `null` back as NaN, so a summary of a degenerate run
+//! (zero duration, nothing completed) still round-trips.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Everything a run measured, as written to `summary.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    /// The run's name, e.g. `"local"`; also the results folder's prefix.
+    pub name: String,
+    /// When the run started, RFC 3339 in UTC, e.g. `"2026-11-25T10:42:50Z"`
+    /// (see [`super::now_rfc3339`]).
+    pub started_at: String,
+    /// `git rev-parse --short HEAD` of the source tree, with `-dirty` when it has
+    /// uncommitted changes (see [`super::git_revision`]).
+    pub git_revision: Option<String>,
+    /// The run's settings as the runner chose to record them. The plot titles and the
+    /// table's parameters line read the keys `replicas`, `executor` and `workload`
+    /// when present.
+    pub parameters: serde_json::Value,
+    /// Measured duration in seconds, after warm-up.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub duration_secs: f64,
+    /// Transactions per second, end-to-end and at consensus.
+    pub throughput: Throughput,
+    /// Client-side latency percentiles in milliseconds.
+    pub latency_ms: LatencyStats,
+    /// What the consensus protocol did.
+    pub consensus: ConsensusStats,
+    /// What the executor did.
+    pub executor: ExecutorStats,
+    /// One entry per replica, in id order.
+    pub replicas: Vec<ReplicaSummary>,
+    /// Whether the correct replicas' state digests agree.
+    pub safety: SafetyVerdict,
+}
+
+/// Throughput over the measured duration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Throughput {
+    /// Transactions whose f+1-th matching reply reached a client, per second.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub end_to_end_tps: f64,
+    /// Transactions committed by consensus, per second.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub consensus_tps: f64,
+    /// Transactions completed end-to-end (replies reached clients).
+    pub completed_txs: u64,
+    /// Transactions committed by consensus.
+    pub committed_txs: u64,
+    /// The load the clients tried to offer, when the load was rate-limited.
+    pub offered_tps: Option<f64>,
+    /// Transactions the clients submitted.
+    #[serde(default)]
+    pub submitted_txs: u64,
+    /// Submitted transactions without a result when the clients stopped waiting.
+    #[serde(default)]
+    pub unfinished_txs: u64,
+}
+
+/// Latency from a client's send to the f+1-th matching reply, in milliseconds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct LatencyStats {
+    /// Number of requests measured.
+    pub count: u64,
+    /// Mean latency.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub mean: f64,
+    /// Median.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub p50: f64,
+    /// 90th percentile.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub p90: f64,
+    /// 99th percentile.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub p99: f64,
+    /// 99.9th percentile.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub p999: f64,
+    /// Largest latency seen.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub max: f64,
+}
+
+impl LatencyStats {
+    /// Reads the statistics off a latency histogram recorded in microseconds (the one
+    /// passed to [`super::write_results`]), so `summary.json` and `latency.hgrm` agree.
+    /// An empty histogram gives zero count and NaN figures (nothing was measured).
+    pub fn from_histogram_micros(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self {
+                count: 0,
+                mean: f64::NAN,
+                p50: f64::NAN,
+                p90: f64::NAN,
+                p99: f64::NAN,
+                p999: f64::NAN,
+                max: f64::NAN,
+            };
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            count: histogram.len(),
+            mean: histogram.mean() / 1000.0,
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+        }
+    }
+}
+
+/// Consensus activity over the measured duration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ConsensusStats {
+    /// Batches committed.
+    pub batches: u64,
+    /// Mean transactions per committed batch.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub mean_batch_size: f64,
+    /// View changes completed.
+    pub view_changes: u64,
+    /// State transfers performed by lagging replicas.
+    pub state_transfers: u64,
+    /// Client request retransmissions.
+    pub retransmissions: u64,
+}
+
+/// Executor activity over the measured duration, summed over replicas.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ExecutorStats {
+    /// Executor name, e.g. `"block-stm"`.
+    pub name: String,
+    /// Worker threads per replica.
+    pub threads: usize,
+    /// Speculative executions aborted (parallel executors).
+    pub aborts: u64,
+    /// Transactions executed again after an abort.
+    pub reexecutions: u64,
+    /// Transactions ordered but failed their checks (receipt, no state change).
+    pub failed_txs: u64,
+}
+
+/// One replica's state at the end of the run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ReplicaSummary {
+    /// Replica id (`r<id>`).
+    pub id: u32,
+    /// CPU used by the replica process, in percent of one core (may exceed 100).
+    #[serde(deserialize_with = "number_or_nan")]
+    pub cpu_percent: f64,
+    /// The view the replica ended in.
+    pub final_view: u64,
+    /// Highest sequence number delivered in order.
+    pub last_delivered: u64,
+    /// Sequence number of the replica's stable checkpoint.
+    pub stable_checkpoint: u64,
+    /// State digest at that checkpoint, hex.
+    pub checkpoint_digest: Option<String>,
+    /// Any further counters the replica exports (messages dropped, signatures checked…).
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// The safety check at the end of a run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SafetyVerdict {
+    /// True when every compared replica reports the same digest at `checkpoint`.
+    pub agreed: bool,
+    /// The checkpoint compared.
+    pub checkpoint: u64,
+    /// The agreed digest (hex), if any.
+    pub digest: Option<String>,
+    /// A human explanation: which replicas were compared, who differs.
+    pub detail: String,
+}
+
+/// One interval of the run (normally 1 s): a line of `timeline.csv`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct TimelineRow {
+    /// End of the interval, seconds since the run started; the interval starts at the
+    /// previous row's `t_secs` (0 for the first row).
+    #[serde(deserialize_with = "number_or_nan")]
+    pub t_secs: f64,
+    /// End-to-end transactions per second (replies reached clients) in this interval.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub completed_tps: f64,
+    /// Transactions per second committed by consensus in this interval (max over
+    /// replicas).
+    #[serde(deserialize_with = "number_or_nan")]
+    pub committed_tps: f64,
+    /// Median latency of requests completed in this interval; `None` if none completed.
+    pub p50_ms: Option<f64>,
+    /// 99th-percentile latency of requests completed in this interval.
+    pub p99_ms: Option<f64>,
+    /// View of each replica (index = replica id) at the end of the interval.
+    pub views: Vec<u64>,
+    /// Fault events in this interval, e.g. `"kill r0"`, `"partition {r0} | {r1,r2,r3}"`.
+    /// In `timeline.csv` they are joined with `;`, so an event's own `;` is written as
+    /// `,` and line breaks as spaces.
+    pub events: Vec<String>,
+}
+
+/// Reads a JSON number, or `null` (how serde_json writes NaN and infinities) as NaN.
+fn number_or_nan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_stats_read_the_histogram_in_milliseconds() {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for micros in 1..=1000u64 {
+            histogram.record(micros * 100).unwrap();
+        }
+        let stats = LatencyStats::from_histogram_micros(&histogram);
+        assert_eq!(stats.count, 1000);
+        assert!((stats.p50 - 50.0).abs() < 0.1, "{stats:?}");
+        assert!((stats.p99 - 99.0).abs() < 0.1, "{stats:?}");
+        assert!((stats.max - 100.0).abs() < 0.1, "{stats:?}");
+        assert!((stats.mean - 50.05).abs() < 0.1, "{stats:?}");
+
+        let empty = LatencyStats::from_histogram_micros(&Histogram::<u64>::new(3).unwrap());
+        assert_eq!(empty.count, 0);
+        assert!(empty.p50.is_nan());
+    }
+
+    #[test]
+    fn non_finite_numbers_survive_json_as_nan() {
+        let row = TimelineRow {
+            t_secs: 1.0,
+            completed_tps: f64::NAN,
+            committed_tps: f64::INFINITY,
+            ..TimelineRow::default()
+        };
+        let json = serde_json::to_string(&row).unwrap();
+        let back: TimelineRow = serde_json::from_str(&json).unwrap();
+        assert!(back.completed_tps.is_nan() && back.committed_tps.is_nan());
+    }
+}
