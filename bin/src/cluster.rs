@@ -225,6 +225,15 @@ pub struct KeyFile {
     pub pkcs8: String,
 }
 
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("id", &self.id)
+            .field("pkcs8", &"<redacted>")
+            .finish()
+    }
+}
+
 impl KeyFile {
     /// A key file for `id` holding `pkcs8`.
     pub fn new(id: NodeId, pkcs8: &[u8]) -> KeyFile {

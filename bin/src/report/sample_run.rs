@@ -25,6 +25,8 @@ pub(crate) fn sample_summary() -> RunSummary {
             completed_txs: 246_908,
             committed_txs: 248_020,
             offered_tps: Some(20000.0),
+            submitted_txs: 246_908,
+            unfinished_txs: 0,
         },
         latency_ms: LatencyStats {
             count: 246_908,
