@@ -99,3 +99,39 @@ fn same_seed_same_trace() {
     let base = run(&SimConfig::new(7, FaultMix::Mixed, 4));
     assert_ne!(other.trace_hash, base.trace_hash, "different seeds differ");
 }
+
+/// Seeds that once found bugs, kept so the bugs stay fixed. Each line says what the
+/// seed exposed.
+#[test]
+fn regression_seeds() {
+    let cases: &[(u64, FaultMix, &str)] = &[
+        // A primary whose view-1 proposals could not commit (its peer had moved on to
+        // view 2 alone, the other backup had delivered and answered from its reply
+        // cache) ran no view timer: every correct replica stopped waiting while the
+        // clients still waited. Primaries now time out like backups.
+        (839, FaultMix::Mixed, "primary without a view timer"),
+        (1115, FaultMix::Mixed, "primary without a view timer"),
+        (1403, FaultMix::Mixed, "primary without a view timer"),
+        (1499, FaultMix::Mixed, "primary without a view timer"),
+        (1799, FaultMix::Mixed, "primary without a view timer"),
+        // A replica that timed out of a view alone kept moving to higher views, so the
+        // others never caught up with it (view chasing). The view-change timer now starts
+        // only once a quorum asked for the view.
+        (31, FaultMix::Mixed, "view chasing"),
+        // A restarted primary proposed at sequence numbers already decided.
+        (
+            13,
+            FaultMix::Crash,
+            "stale next sequence number after restart",
+        ),
+    ];
+    for (seed, mix, what) in cases {
+        let report = run(&SimConfig::new(*seed, *mix, 4));
+        assert!(
+            report.ok(),
+            "regression {what} (seed {seed}): {:?}\n    replay: {}",
+            report.violations,
+            report.replay_command()
+        );
+    }
+}

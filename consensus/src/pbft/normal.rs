@@ -632,15 +632,20 @@ impl Pbft {
         reply
     }
 
-    /// Keeps the view timer running while this backup waits for work to commit, and
-    /// restarts it whenever something is delivered.
+    /// Keeps the view timer running while this replica waits for work to commit, and
+    /// restarts it whenever something is delivered. The primary runs it too: a correct
+    /// primary whose proposals cannot commit (say its peers lost a view's messages and
+    /// moved on) must move on as well, or the correct replicas could all stop waiting
+    /// while clients still wait for f+1 replies.
     pub(crate) fn update_view_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
         let progressed = std::mem::take(&mut self.progressed);
         if !self.view_active {
             return; // the view-change timer is armed by start_view_change
         }
-        let waiting = !self.is_primary()
-            && (!self.awaited.is_empty() || self.max_accepted > self.last_delivered);
+        // Requests queued at the primary do not count: they wait only when the
+        // watermark window is full, i.e. for execution to reach the next checkpoint,
+        // which is no fault of the primary.
+        let waiting = !self.awaited.is_empty() || self.max_accepted > self.last_delivered;
         let armed = self.timer_armed(PbftTimer::View);
         if waiting && (!armed || progressed) {
             let at = now + self.view_timeout();
