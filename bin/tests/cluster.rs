@@ -413,6 +413,7 @@ fn start_local(base: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = child;
     let marker = base.to_string_lossy().to_string();
     for _ in 0..100 {
         if processes_mentioning(&marker).len() == 4 {
@@ -420,6 +421,8 @@ fn start_local(base: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("replicas did not start");
 }
 
