@@ -21,6 +21,31 @@ pub enum ReplicaFrame {
     Replies(Vec<Reply>),
 }
 
+/// Largest frame the client and reply paths build on purpose, well under the
+/// transport's limit.
+pub const TARGET_FRAME_BYTES: usize = 1 << 20;
+
+/// Splits `items` into consecutive chunks of about [`TARGET_FRAME_BYTES`] each, as
+/// estimated by `size` (every chunk holds at least one item).
+pub fn chunks_by_size<T>(items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let s = size(&item);
+        if !current.is_empty() && bytes + s > TARGET_FRAME_BYTES {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += s;
+        current.push(item);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// Encodes a frame.
 pub fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
     Ok(tandem_network::encode(value)?)
@@ -52,6 +77,11 @@ mod tests {
         let ClientFrame::Requests(reqs) = decode_client_frame(&bytes, 1 << 20).unwrap();
         assert_eq!(reqs[0].number, 7);
         assert!(decode_client_frame(b"\xff\xff\xff\xff\xff\xff", 1 << 20).is_err());
+        let chunks = chunks_by_size(vec![600_000usize, 600_000, 10, 2_000_000, 5], |n| *n);
+        assert_eq!(
+            chunks,
+            vec![vec![600_000], vec![600_000, 10], vec![2_000_000], vec![5]]
+        );
         let mut trailing = bytes.to_vec();
         trailing.push(0);
         assert!(decode_client_frame(&trailing, 1 << 20).is_err());

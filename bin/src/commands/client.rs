@@ -138,7 +138,12 @@ fn print_client_summary(stats: &LoadStats, settings: &LoadSettings) {
         h.max() as f64 / 1000.0
     );
     println!(
-        "outcomes    applied {}  aborted {}  malformed {}  unfinished {}  retransmissions {}",
-        stats.applied, stats.aborted, stats.malformed, stats.unfinished, stats.retransmissions
+        "outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  retransmissions {}",
+        stats.applied,
+        stats.aborted,
+        stats.malformed,
+        stats.unfinished,
+        stats.shed,
+        stats.retransmissions
     );
 }

@@ -29,6 +29,10 @@ pub struct LocalArgs {
     /// Closed loop: requests each client keeps outstanding.
     #[arg(long)]
     window: Option<usize>,
+    /// Saturation sweep: one run per total offered rate (open loop), then a table of
+    /// offered rate → achieved tx/s and latency, e.g. 25000,50000,75000,100000.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["rate", "window"])]
+    rates: Vec<f64>,
     /// Seconds of load.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
@@ -75,6 +79,7 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
         (None, Some(_)) => bail!("--window must be positive"),
         (None, None) => LoadMode::Window(1024),
     };
+    let args_rates = args.rates.clone();
     let plan = LocalPlan {
         faults: faults::schedule(&args.kill, &args.restart, args.cluster.replicas)?,
         byzantine: faults::byzantine_modes(&args.byzantine, args.cluster.replicas)?,
@@ -82,7 +87,8 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
             "replicas": args.cluster.replicas,
             "executor": args.cluster.executor,
             "threads": args.cluster.threads,
-            "workload": args.cluster.workload_spec()?,
+            "workload": workload_label(&args.cluster),
+            "workload_spec": args.cluster.workload_spec()?,
             "clients": args.clients,
             "rate": args.rate,
             "window": match mode { LoadMode::Window(w) => Some(w), LoadMode::Rate(_) => None },
@@ -108,6 +114,9 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
         name: args.name,
         results: args.results,
     };
+    if !args_rates.is_empty() {
+        return sweep(plan, &args_rates);
+    }
     let outcome = local::run(plan)?;
     println!("{}", report::render_table(&outcome.summary));
     println!("results: {}", outcome.dir.display());
@@ -116,4 +125,83 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Runs the plan once per offered rate and prints the saturation table.
+fn sweep(plan: LocalPlan, rates: &[f64]) -> Result<ExitCode> {
+    if rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        bail!("--rates must all be positive");
+    }
+    let mut rows = Vec::new();
+    for &rate in rates {
+        let mut p = plan.clone();
+        p.mode = LoadMode::Rate(rate / p.clients as f64);
+        p.name = format!("{}-{}", plan.name, rate as u64);
+        p.parameters["rate"] = json!(rate);
+        p.parameters["window"] = serde_json::Value::Null;
+        eprintln!("offered {rate:.0} tx/s ...");
+        let outcome = local::run(p)?;
+        rows.push((rate, outcome.summary, outcome.dir));
+    }
+    let mut table = String::from(
+        "offered tx/s   achieved tx/s   p50 ms   p90 ms   p99 ms   view changes   safety   results\n",
+    );
+    let mut csv = String::from(
+        "offered_tps,end_to_end_tps,consensus_tps,p50_ms,p90_ms,p99_ms,view_changes,agreed,results\n",
+    );
+    for (rate, s, dir) in &rows {
+        let l = &s.latency_ms;
+        table.push_str(&format!(
+            "{:>12.0}   {:>13.0}   {:>6.1}   {:>6.1}   {:>6.1}   {:>12}   {:>6}   {}\n",
+            rate,
+            s.throughput.end_to_end_tps,
+            l.p50,
+            l.p90,
+            l.p99,
+            s.consensus.view_changes,
+            if s.safety.agreed { "ok" } else { "FAIL" },
+            dir.display()
+        ));
+        csv.push_str(&format!(
+            "{rate},{},{},{},{},{},{},{},{}\n",
+            s.throughput.end_to_end_tps,
+            s.throughput.consensus_tps,
+            l.p50,
+            l.p90,
+            l.p99,
+            s.consensus.view_changes,
+            s.safety.agreed,
+            dir.display()
+        ));
+    }
+    println!("{table}");
+    let dir = report::results_dir(&plan.results, &format!("{}-saturation", plan.name));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let csv_path = dir.join("saturation.csv");
+    std::fs::write(&csv_path, csv)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", csv_path.display()))?;
+    println!("saturation table: {}", csv_path.display());
+    let all_agreed = rows.iter().all(|(_, s, _)| s.safety.agreed);
+    Ok(if all_agreed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A short description of the workload, e.g. `dex (10000 accounts, 4 pools, zipf 0)`.
+fn workload_label(c: &ClusterArgs) -> String {
+    let mut parts = vec![format!("{} accounts", c.accounts)];
+    if matches!(c.workload.as_str(), "dex" | "mixed") {
+        parts.push(format!("{} pools", c.pools));
+    }
+    parts.push(format!("zipf {}", c.zipf));
+    if c.work > 0 {
+        parts.push(format!("work {}", c.work));
+    }
+    if c.signed_txs {
+        parts.push("signed".to_string());
+    }
+    format!("{} ({})", c.workload, parts.join(", "))
 }

@@ -74,6 +74,9 @@ pub struct Progress {
 /// Requests submitted per tick at most, in open loop, so a stall is not followed by a
 /// burst larger than 50 ms of load.
 const MAX_CATCH_UP: Duration = Duration::from_millis(50);
+/// In open loop, at most this much of the offered load may be outstanding; the rest is
+/// shed (counted, never sent).
+const OUTSTANDING_CAP: Duration = Duration::from_secs(2);
 
 /// Runs one load client until `duration` (plus drain) has passed.
 pub async fn run_load(
@@ -115,6 +118,11 @@ pub async fn run_load(
     let stop_submitting = origin + settings.duration;
     let hard_stop = stop_submitting + settings.drain;
     let mut submitted: u64 = 0;
+    let mut shed: u64 = 0;
+    let max_outstanding = match settings.mode {
+        LoadMode::Rate(rate) => ((rate * OUTSTANDING_CAP.as_secs_f64()) as usize).max(64),
+        LoadMode::Window(w) => w,
+    };
     let mut actions = Vec::new();
     let mut done = Vec::new();
 
@@ -130,7 +138,13 @@ pub async fn run_load(
                         LoadMode::Rate(rate) => {
                             let due = (rate * origin.elapsed().as_secs_f64()) as u64;
                             let cap = (rate * MAX_CATCH_UP.as_secs_f64()).max(1.0) as u64;
-                            due.saturating_sub(submitted).min(cap)
+                            let want = due.saturating_sub(submitted + shed).min(cap);
+                            // Past the outstanding cap the offered load is shed, not
+                            // queued: an overloaded cluster is measured, not buried
+                            // under its own retransmissions.
+                            let room = max_outstanding.saturating_sub(core.outstanding()) as u64;
+                            shed += want.saturating_sub(room);
+                            want.min(room)
                         }
                         LoadMode::Window(w) => w.saturating_sub(core.outstanding()) as u64,
                     };
@@ -238,8 +252,10 @@ fn send_actions(transport: &QuicTransport, replicas: &[NodeId], actions: &mut Ve
         }
     }
     for (to, requests) in per_replica {
-        if let Ok(bytes) = wire::encode(&ClientFrame::Requests(requests)) {
-            transport.send(to, bytes);
+        for chunk in wire::chunks_by_size(requests, |r| r.payload.len() + 16) {
+            if let Ok(bytes) = wire::encode(&ClientFrame::Requests(chunk)) {
+                transport.send(to, bytes);
+            }
         }
     }
 }

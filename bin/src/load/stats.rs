@@ -71,6 +71,8 @@ pub struct LoadStats {
     pub bad_frames: u64,
     /// Requests still outstanding at the end.
     pub unfinished: u64,
+    /// Offered requests not sent because too many were outstanding (open loop).
+    pub shed: u64,
 }
 
 impl LoadStats {
@@ -90,6 +92,7 @@ impl LoadStats {
             rejected_replies: 0,
             bad_frames: 0,
             unfinished: 0,
+            shed: 0,
         }
     }
 
@@ -146,6 +149,7 @@ impl LoadStats {
         self.rejected_replies += other.rejected_replies;
         self.bad_frames += other.bad_frames;
         self.unfinished += other.unfinished;
+        self.shed += other.shed;
     }
 
     /// Completions in whole seconds `[from, to)` of the run.

@@ -178,6 +178,7 @@ pub fn summary(run: &RunRecord) -> RunSummary {
             offered_tps: run.offered_tps,
             submitted_txs: run.load.submitted,
             unfinished_txs: run.load.unfinished,
+            shed_txs: run.load.shed,
         },
         latency_ms: LatencyStats::from_histogram_micros(&run.load.latency),
         consensus: ConsensusStats {

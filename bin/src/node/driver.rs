@@ -274,9 +274,18 @@ impl<P: Protocol> Driver<P> {
 
     fn flush_replies(&mut self) {
         for (client, replies) in std::mem::take(&mut self.replies) {
-            match wire::encode(&ReplicaFrame::Replies(replies)) {
-                Ok(bytes) => self.transport.send(NodeId::Client(client.0), bytes),
-                Err(_) => self.counters.encode_errors += 1,
+            let size = |r: &Reply| {
+                32 + r
+                    .results
+                    .iter()
+                    .map(|(_, res)| res.len() + 12)
+                    .sum::<usize>()
+            };
+            for chunk in wire::chunks_by_size(replies, size) {
+                match wire::encode(&ReplicaFrame::Replies(chunk)) {
+                    Ok(bytes) => self.transport.send(NodeId::Client(client.0), bytes),
+                    Err(_) => self.counters.encode_errors += 1,
+                }
             }
         }
     }

@@ -63,6 +63,10 @@ pub struct Throughput {
     /// Submitted transactions without a result when the clients stopped waiting.
     #[serde(default)]
     pub unfinished_txs: u64,
+    /// Offered transactions not sent because too many were outstanding (open loop
+    /// past saturation).
+    #[serde(default)]
+    pub shed_txs: u64,
 }
 
 /// Latency from a client's send to the f+1-th matching reply, in milliseconds.

@@ -27,6 +27,7 @@ pub(crate) fn sample_summary() -> RunSummary {
             offered_tps: Some(20000.0),
             submitted_txs: 246_908,
             unfinished_txs: 0,
+            shed_txs: 0,
         },
         latency_ms: LatencyStats {
             count: 246_908,

@@ -40,6 +40,9 @@ pub fn render_table(summary: &RunSummary) -> String {
     if t.unfinished_txs > 0 {
         offered.push_str(&format!("   {} unfinished", grouped(t.unfinished_txs)));
     }
+    if t.shed_txs > 0 {
+        offered.push_str(&format!("   {} shed", grouped(t.shed_txs)));
+    }
     lines.push((
         "end-to-end",
         format!(
