@@ -2,6 +2,12 @@
 //! primary, accept a result once f+1 replicas sent the same one, retransmit to every
 //! replica on time-out, and follow the view replicas report to find the primary.
 //!
+//! Replicas remember, per client, only the request numbers within the protocol's
+//! `client_window` of the highest one they delivered (older numbers count as done). So
+//! a client never numbers a request `client_window` or more above its oldest
+//! outstanding one: [`ClientCore::submit`] refuses until that request completes. That
+//! is what guarantees a lost request is still executed when it is retransmitted.
+//!
 //! Like the replica, it never reads a clock or touches a socket: the caller passes the
 //! time and carries out [`ClientAction`]s.
 
@@ -59,6 +65,9 @@ pub struct ClientCounters {
     pub rejected_replies: u64,
     /// Replies for requests no longer outstanding.
     pub late_replies: u64,
+    /// Submissions refused because the oldest outstanding request would fall out of
+    /// the replicas' exactly-once window.
+    pub window_full: u64,
 }
 
 #[derive(Debug)]
@@ -78,6 +87,7 @@ pub struct ClientCore {
     weak: usize,
     retransmit_after: Duration,
     replica_keys: Option<Vec<[u8; 32]>>,
+    window: u64,
     next_number: u64,
     outstanding: BTreeMap<u64, Outstanding>,
     deadlines: BTreeSet<(Time, u64)>,
@@ -87,12 +97,14 @@ pub struct ClientCore {
 }
 
 impl ClientCore {
-    /// A client of an `replicas`-replica cluster that retransmits after
-    /// `retransmit_after`. With `replica_keys` (signed-all mode) it verifies reply
-    /// signatures.
+    /// A client of an `replicas`-replica cluster whose replicas keep an exactly-once
+    /// window of `window` request numbers per client (the protocol's
+    /// `client_window`), retransmitting after `retransmit_after`. With `replica_keys`
+    /// (signed-all mode) it verifies reply signatures.
     pub fn new(
         id: ClientId,
         replicas: usize,
+        window: u64,
         retransmit_after: Duration,
         replica_keys: Option<Vec<[u8; 32]>>,
     ) -> ClientCore {
@@ -102,6 +114,7 @@ impl ClientCore {
             weak: max_faulty(replicas) + 1,
             retransmit_after,
             replica_keys,
+            window: window.max(1),
             next_number: 1,
             outstanding: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -131,8 +144,27 @@ impl ClientCore {
         &self.counters
     }
 
-    /// Numbers and sends a new request; returns its number.
-    pub fn submit(&mut self, now: Time, payload: Bytes, out: &mut Vec<ClientAction>) -> u64 {
+    /// Whether a new request can be numbered without its oldest outstanding request
+    /// falling out of the replicas' exactly-once window.
+    pub fn can_submit(&self) -> bool {
+        self.outstanding
+            .keys()
+            .next()
+            .is_none_or(|oldest| self.next_number < oldest + self.window)
+    }
+
+    /// Numbers and sends a new request and returns its number, or returns `None` (and
+    /// counts it) when [`ClientCore::can_submit`] says no.
+    pub fn submit(
+        &mut self,
+        now: Time,
+        payload: Bytes,
+        out: &mut Vec<ClientAction>,
+    ) -> Option<u64> {
+        if !self.can_submit() {
+            self.counters.window_full += 1;
+            return None;
+        }
         let number = self.next_number;
         self.next_number += 1;
         let request = Request {
@@ -157,7 +189,7 @@ impl ClientCore {
         );
         self.deadlines.insert((retransmit_at, number));
         self.counters.submitted += 1;
-        number
+        Some(number)
     }
 
     /// Handles a reply; pushes requests it completes to `done`.
@@ -260,9 +292,11 @@ mod tests {
 
     #[test]
     fn accepts_after_f_plus_one_matching_replies() {
-        let mut c = ClientCore::new(ClientId(3), 4, Duration::from_secs(1), None);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None);
         let mut out = Vec::new();
-        let n = c.submit(Time(0), Bytes::from_static(b"op"), &mut out);
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"op"), &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
         let mut done = Vec::new();
         c.on_reply(Time(5), &reply(0, n, b"good", 0), &mut done);
@@ -276,10 +310,40 @@ mod tests {
     }
 
     #[test]
-    fn one_replica_repeating_itself_is_not_enough() {
-        let mut c = ClientCore::new(ClientId(3), 4, Duration::from_secs(1), None);
+    fn never_numbers_a_request_beyond_the_window_of_the_oldest_outstanding_one() {
+        let mut c = ClientCore::new(ClientId(3), 4, 3, Duration::from_secs(1), None);
         let mut out = Vec::new();
-        let n = c.submit(Time(0), Bytes::from_static(b"op"), &mut out);
+        let first = c
+            .submit(Time(0), Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        let mut done = Vec::new();
+        for _ in 0..2 {
+            let n = c
+                .submit(Time(0), Bytes::from_static(b"b"), &mut out)
+                .unwrap();
+            c.on_reply(Time(1), &reply(0, n, b"r", 0), &mut done);
+            c.on_reply(Time(1), &reply(1, n, b"r", 0), &mut done);
+        }
+        // Requests 2 and 3 completed, 1 is still outstanding: number 4 would leave it
+        // out of a window of 3.
+        assert!(!c.can_submit());
+        assert_eq!(c.submit(Time(2), Bytes::from_static(b"c"), &mut out), None);
+        assert_eq!(c.counters().window_full, 1);
+        c.on_reply(Time(3), &reply(0, first, b"r", 0), &mut done);
+        c.on_reply(Time(3), &reply(1, first, b"r", 0), &mut done);
+        assert_eq!(
+            c.submit(Time(4), Bytes::from_static(b"d"), &mut out),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn one_replica_repeating_itself_is_not_enough() {
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None);
+        let mut out = Vec::new();
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"op"), &mut out)
+            .unwrap();
         let mut done = Vec::new();
         for _ in 0..5 {
             c.on_reply(Time(1), &reply(1, n, b"x", 0), &mut done);
@@ -289,9 +353,11 @@ mod tests {
 
     #[test]
     fn retransmits_to_all_and_follows_the_view() {
-        let mut c = ClientCore::new(ClientId(3), 4, Duration::from_millis(10), None);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_millis(10), None);
         let mut out = Vec::new();
-        let n = c.submit(Time(0), Bytes::from_static(b"op"), &mut out);
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"op"), &mut out)
+            .unwrap();
         out.clear();
         c.on_tick(Time(5_000_000), &mut out);
         assert!(out.is_empty());

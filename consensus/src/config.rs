@@ -45,8 +45,9 @@ pub struct Config {
     #[serde(rename = "transfer_timeout_ms", with = "duration_ms")]
     pub transfer_timeout: Duration,
     /// Exactly-once window per client: request numbers more than this far below the
-    /// client's highest executed number are rejected, and this many recent results are
-    /// kept to answer retransmissions.
+    /// client's highest executed number count as done, and this many recent results
+    /// are kept to answer retransmissions. Clients keep their outstanding numbers
+    /// within it (see `client::ClientCore`).
     pub client_window: u64,
     /// Sign every message, not only the ones forwarded as proof.
     pub signed_all: bool,
@@ -72,7 +73,7 @@ impl Default for Config {
             max_view_timeout: Duration::from_millis(16_000),
             status_interval: Duration::from_millis(100),
             transfer_timeout: Duration::from_millis(2000),
-            client_window: 16_384,
+            client_window: 65_536,
             signed_all: false,
             #[cfg(test)]
             quorum_override: None,

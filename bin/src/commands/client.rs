@@ -90,6 +90,7 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         retransmit_after: Duration::from_millis(args.retransmit_ms),
         replicas: cluster.replicas.len(),
         replica_keys: cluster.protocol.signed_all.then(|| cluster.replica_keys()),
+        exactly_once_window: cluster.protocol.client_window,
         max_frame: cluster.network.max_frame_bytes,
         drain: Duration::from_secs(2),
     };

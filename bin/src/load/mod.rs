@@ -56,6 +56,8 @@ pub struct LoadSettings {
     pub replicas: usize,
     /// Replica public keys, to verify signed replies (signed-all mode).
     pub replica_keys: Option<Vec<[u8; 32]>>,
+    /// The replicas' exactly-once window per client (protocol `client_window`).
+    pub exactly_once_window: u64,
     /// Largest frame.
     pub max_frame: usize,
     /// After `duration`, wait at most this long for outstanding replies.
@@ -107,6 +109,7 @@ pub async fn run_load(
     let mut core = ClientCore::new(
         ClientId(client_id),
         settings.replicas,
+        settings.exactly_once_window,
         settings.retransmit_after,
         settings.replica_keys.clone(),
     );
@@ -148,12 +151,12 @@ pub async fn run_load(
                         }
                         LoadMode::Window(w) => w.saturating_sub(core.outstanding()) as u64,
                     };
-                    for _ in 0..want {
-                        let tx = generator.next_transaction();
-                        core.submit(now(origin), encode_payload(&tx, settings.payload_bytes), &mut actions);
+                    let sent = submit(&mut core, &mut generator, want, now(origin), settings.payload_bytes, &mut actions);
+                    if matches!(settings.mode, LoadMode::Rate(_)) {
+                        shed += want - sent;
                     }
-                    submitted += want;
-                    progress.submitted.fetch_add(want, Ordering::Relaxed);
+                    submitted += sent;
+                    progress.submitted.fetch_add(sent, Ordering::Relaxed);
                 }
                 core.on_tick(now(origin), &mut actions);
                 send_actions(&transport, &replicas, &mut actions);
@@ -172,12 +175,9 @@ pub async fn run_load(
                         LoadMode::Window(w) => w.saturating_sub(core.outstanding()),
                         LoadMode::Rate(_) => 0,
                     };
-                    for _ in 0..want {
-                        let tx = generator.next_transaction();
-                        core.submit(now(origin), encode_payload(&tx, settings.payload_bytes), &mut actions);
-                    }
-                    submitted += want as u64;
-                    progress.submitted.fetch_add(want as u64, Ordering::Relaxed);
+                    let sent = submit(&mut core, &mut generator, want as u64, now(origin), settings.payload_bytes, &mut actions);
+                    submitted += sent;
+                    progress.submitted.fetch_add(sent, Ordering::Relaxed);
                     send_actions(&transport, &replicas, &mut actions);
                 }
             }
@@ -192,6 +192,25 @@ pub async fn run_load(
     );
     transport.shutdown().await;
     Ok(stats)
+}
+
+/// Submits up to `want` new transactions while the exactly-once window allows;
+/// returns how many were sent.
+fn submit(
+    core: &mut ClientCore,
+    generator: &mut tandem_executor::Generator,
+    want: u64,
+    now: Time,
+    payload_bytes: usize,
+    actions: &mut Vec<ClientAction>,
+) -> u64 {
+    let mut sent = 0;
+    while sent < want && core.can_submit() {
+        let tx = generator.next_transaction();
+        core.submit(now, encode_payload(&tx, payload_bytes), actions);
+        sent += 1;
+    }
+    sent
 }
 
 fn handle_frame(

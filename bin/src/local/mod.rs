@@ -157,6 +157,7 @@ async fn drive(
             retransmit_after: plan.retransmit_after,
             replicas: n,
             replica_keys: cluster.protocol.signed_all.then(|| cluster.replica_keys()),
+            exactly_once_window: cluster.protocol.client_window,
             max_frame: cluster.network.max_frame_bytes,
             drain: Duration::from_secs(3),
         };

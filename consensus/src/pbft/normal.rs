@@ -106,6 +106,10 @@ impl Pbft {
                 reply,
             });
             self.counters.replies_from_cache += 1;
+        } else if done {
+            // Below the client's exactly-once window, result no longer kept: a client
+            // that broke the window contract (correct clients never do).
+            self.counters.stale_requests += 1;
         }
         done
     }

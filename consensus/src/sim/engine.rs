@@ -563,7 +563,10 @@ impl<P: Protocol> Engine<P> {
                 client.plan.pop_front();
                 client.due += 1;
             }
-            while client.due > 0 && client.core.outstanding() < client.window {
+            while client.due > 0
+                && client.core.outstanding() < client.window
+                && client.core.can_submit()
+            {
                 client.due -= 1;
                 let payload: [u8; 16] = self.rng.random();
                 client
