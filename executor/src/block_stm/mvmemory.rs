@@ -4,7 +4,7 @@
 //! the read set and written keys of its latest recorded incarnation.
 //!
 //! Layout: keys are spread over `SHARDS` mutex-protected hash maps; a key maps to
-//! its version chain, sorted by transaction index, inline for up to two writers.
+//! its version chain, sorted by transaction index, inline for a single writer (the common case).
 //! Everything is cleared but not freed between batches.
 //!
 //! Invariants:
@@ -21,19 +21,21 @@
 //! - A transaction record's lock is taken before shard locks and never the other
 //!   way round (validation reads shards while holding the record), so no deadlock.
 
-use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crossbeam::utils::CachePadded;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::scheduler::{TxnIndex, Version};
 use crate::apply::WriteSet;
-use crate::state::{Key, Value};
+use crate::state::{Key, SHARDS as STATE_SHARDS, Shard, Value, key_hash};
 use crate::tx::{MAX_ACCESS, Receipt};
 
+/// Multi-version shards: 4 per state shard (same hash, two more bits), so the
+/// final versions of a state shard are found in 4 consecutive shards here.
 const SHARDS: usize = 64;
+const PER_STATE_SHARD: usize = SHARDS / STATE_SHARDS;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -47,7 +49,7 @@ struct Entry {
     value: Value,
 }
 
-type Chain = SmallVec<[Entry; 2]>;
+type Chain = SmallVec<[Entry; 1]>;
 
 /// Where a read was served from; validation re-reads and compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,9 +124,7 @@ impl MvMemory {
     }
 
     fn shard(&self, key: &Key) -> MutexGuard<'_, FxHashMap<Key, Chain>> {
-        let h = FxBuildHasher.hash_one(key);
-        // The high bits of an Fx hash are the well-mixed ones.
-        lock(&self.shards[(h >> 58) as usize % SHARDS])
+        lock(&self.shards[(key_hash(key) >> 58) as usize])
     }
 
     /// The value of `key` as transaction `txn` should see it.
@@ -258,15 +258,16 @@ impl MvMemory {
             .receipt
     }
 
-    /// The final value of every key written in the batch (its highest writer's).
-    pub(crate) fn final_writes(&mut self, out: &mut Vec<(Key, Value)>) {
-        out.clear();
-        for shard in &mut self.shards {
-            let map = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
+    /// Writes the final value of every key of state shard `shard` written in
+    /// the batch (its highest writer's) into `out`. Runs after all workers have
+    /// finished, so the locks are uncontended.
+    pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
+        for m in shard * PER_STATE_SHARD..(shard + 1) * PER_STATE_SHARD {
+            let map = lock(&self.shards[m]);
             for (key, chain) in map.iter() {
                 if let Some(last) = chain.last() {
                     debug_assert!(!last.estimate, "ESTIMATE left after the batch");
-                    out.push((*key, last.value));
+                    out.write(*key, last.value);
                 }
             }
         }
@@ -326,9 +327,9 @@ mod tests {
             !mv.validate_read_set(1),
             "a lower write invalidates a storage read"
         );
-        let mut out = Vec::new();
-        mv.final_writes(&mut out);
-        assert_eq!(out, vec![(a, Value::Amount(5))]);
+        let mut state = crate::state::State::new();
+        state.finish_batch_with(None, |i, shard| mv.commit_shard(i, shard));
+        assert_eq!(state.entries(), vec![(a, Value::Amount(5))]);
     }
 
     fn two_writes(ws: &mut WriteSet, items: &[(Key, u128)]) {
