@@ -1,15 +1,14 @@
-//! The `tandem` command.
+//! The `tandem` command: one subcommand per module under `commands/`.
 
 mod commands;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
+/// A testbed for Byzantine-fault-tolerant replication.
 #[derive(Parser)]
-#[command(
-    name = "tandem",
-    version,
-    about = "A testbed for Byzantine-fault-tolerant replication"
-)]
+#[command(name = "tandem", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,9 +22,17 @@ enum Command {
     BenchExec(commands::bench_exec::BenchExecArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
         Command::Exec(args) => commands::exec::run(args),
         Command::BenchExec(args) => commands::bench_exec::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
     }
 }

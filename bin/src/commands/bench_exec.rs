@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -190,7 +191,7 @@ fn summarize_picks(runs: &[Run]) -> String {
         .join(" ")
 }
 
-pub fn run(args: BenchExecArgs) -> Result<()> {
+pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
     if args.batch == 0 || args.batches == 0 || args.rounds == 0 {
         bail!("--batch, --batches and --rounds must be at least 1");
     }
@@ -335,5 +336,5 @@ pub fn run(args: BenchExecArgs) -> Result<()> {
         std::fs::write(path, csv).with_context(|| format!("{}: cannot write", path.display()))?;
         println!("\nwrote {}", path.display());
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

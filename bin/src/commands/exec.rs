@@ -4,6 +4,7 @@
 //! workload genesis, in the transaction file format.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -44,7 +45,7 @@ fn read(path: &PathBuf) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
 }
 
-pub fn run(args: ExecArgs) -> Result<()> {
+pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let genesis_name = args.genesis.display().to_string();
     let genesis_text = read(&args.genesis)?;
     if let Some(n) = args.emit_txs {
@@ -58,15 +59,15 @@ pub fn run(args: ExecArgs) -> Result<()> {
         let txs = spec.generator(0, 1)?.batch(n);
         let out = Json::Array(txs.iter().map(transaction_json).collect());
         println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut executor = executor_by_name(&args.executor, args.threads, &ExecutorOptions::default())?;
     let mut state = parse_genesis(&genesis_name, &genesis_text)?;
     let Some(txs_path) = &args.txs else {
         bail!("--txs is required");
     };
     let txs_name = txs_path.display().to_string();
     let txs = parse_transactions(&txs_name, &read(txs_path)?)?;
-    let mut executor = executor_by_name(&args.executor, args.threads, &ExecutorOptions::default())?;
     let batch_size = match args.batch_size {
         Some(0) => bail!("--batch-size must be at least 1"),
         Some(n) => n,
@@ -111,5 +112,5 @@ pub fn run(args: ExecArgs) -> Result<()> {
         );
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

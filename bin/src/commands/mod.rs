@@ -1,4 +1,4 @@
-//! The `tandem` subcommands, one module each.
+//! One module per `tandem` subcommand.
 
 pub mod bench_exec;
 pub mod exec;
