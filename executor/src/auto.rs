@@ -15,7 +15,9 @@
 //!    transaction), first measured when `auto` is built (1024 independent
 //!    transfers through each executor, a few milliseconds) and then learned from
 //!    every batch it runs, separately for contended (`P < 2 × threads`) and
-//!    independent batches. Predicted speedup: `min(threads, P) × t / (t + o_X)`.
+//!    independent batches; every batch run sequentially moves the learned value
+//!    5% back towards the calibrated one, so one bad batch does not rule an
+//!    executor out forever. Predicted speedup: `min(threads, P) × t / (t + o_X)`.
 //! 6. The rest of the batch runs on the best `X` if its prediction beats
 //!    sequential by the margin (`1 / auto_margin`), else sequentially.
 //!
@@ -53,6 +55,8 @@ pub struct AutoExecutor {
     prechecks: Vec<Option<AbortReason>>,
     /// Learned overhead in ns per transaction: `[contended?][executor]`.
     overhead_ns: [[f64; 2]; 2],
+    /// What calibration measured; learned values drift back towards it.
+    calibrated_ns: [[f64; 2]; 2],
     levels: FxHashMap<Key, u32>,
 }
 
@@ -78,10 +82,12 @@ impl AutoExecutor {
             options,
             prechecks: Vec::new(),
             overhead_ns: [[f64::INFINITY; 2]; 2],
+            calibrated_ns: [[f64::INFINITY; 2]; 2],
             levels: FxHashMap::default(),
         };
         if threads > 1 {
-            auto.overhead_ns = auto.calibrate();
+            auto.calibrated_ns = auto.calibrate();
+            auto.overhead_ns = auto.calibrated_ns;
         }
         Ok(auto)
     }
@@ -249,6 +255,17 @@ impl Executor for AutoExecutor {
                 self.sequential.run(state, rest, rest_pre, &mut receipts);
                 stats.transactions += rest.len() as u64;
                 stats.executions += rest.len() as u64;
+                // Forget slowly: a bad batch (say, a busy machine) must not rule
+                // a parallel executor out forever.
+                for x in [BLOCK_STM, ACCESS_LIST] {
+                    let (o, c) = (
+                        self.overhead_ns[contended][x],
+                        self.calibrated_ns[contended][x],
+                    );
+                    if o.is_finite() && c.is_finite() {
+                        self.overhead_ns[contended][x] = o + 0.05 * (c - o);
+                    }
+                }
                 ("sequential", summary)
             } else {
                 let start = Instant::now();
