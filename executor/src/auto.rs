@@ -139,6 +139,9 @@ impl AutoExecutor {
                 al.commit_shard(i, shard)
             }
         });
+        if which == BLOCK_STM {
+            self.block_stm.mark_committed();
+        }
     }
 
     /// Measures each parallel executor's overhead once, on independent transfers.

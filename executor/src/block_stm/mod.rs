@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
 use crate::pool::WorkerPool;
 use crate::signature;
-use crate::state::{Key, Shard, State, Value};
+use crate::state::{Key, SHARDS, Shard, State, Value};
 use crate::tx::{AbortReason, Receipt, Transaction};
 
 /// Block-STM over a reusable pool of threads.
@@ -35,6 +35,11 @@ pub struct BlockStmExecutor {
     scheduler: Scheduler,
     mv: MvMemory,
     prechecks: Vec<Option<AbortReason>>,
+    /// Size of the last batch run.
+    last_n: usize,
+    /// Whether the last batch was committed (which resets the per-transaction
+    /// slots in parallel); if not, the next batch resets them serially.
+    clean: bool,
 }
 
 impl std::fmt::Debug for BlockStmExecutor {
@@ -110,6 +115,8 @@ impl BlockStmExecutor {
             scheduler: Scheduler::default(),
             mv: MvMemory::default(),
             prechecks: Vec::new(),
+            last_n: 0,
+            clean: true,
         }
     }
 
@@ -133,8 +140,9 @@ impl Executor for BlockStmExecutor {
         };
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);
         self.prechecks = prechecks;
-        let mv = &self.mv;
-        state.finish_batch_with(Some(&self.pool), |i, shard| mv.commit_shard(i, shard));
+        let this = &*self;
+        state.finish_batch_with(Some(&self.pool), |i, shard| this.commit_shard(i, shard));
+        self.mark_committed();
         BatchOutcome {
             receipts,
             digest: state.digest(),
@@ -157,23 +165,25 @@ impl BlockStmExecutor {
     ) {
         let n = txs.len();
         stats.transactions += n as u64;
-        if n == 0 || n >= u32::MAX as usize {
-            self.mv.reset(0);
-        }
-        if n == 0 {
-            return;
-        }
+        let clean = std::mem::replace(&mut self.clean, false);
         if n >= u32::MAX as usize {
             // Transaction indices are u32; such a batch cannot be built in memory
             // anyway. Refuse it as a whole rather than misbehave.
+            self.scheduler.reset(0, clean);
+            self.mv.reset(0, clean);
+            self.last_n = 0;
             receipts.extend(std::iter::repeat_n(
                 Receipt::Aborted(AbortReason::Internal),
                 n,
             ));
             return;
         }
-        self.scheduler.reset(n);
-        self.mv.reset(n);
+        self.scheduler.reset(n, clean);
+        self.mv.reset(n, clean);
+        self.last_n = n;
+        if n == 0 {
+            return;
+        }
         let batch = Batch {
             txs,
             prechecks,
@@ -191,9 +201,20 @@ impl BlockStmExecutor {
         stats.dependency_waits += totals.dependency_waits;
     }
 
-    /// Writes the batch's final versions for state shard `shard`.
+    /// Writes the batch's final versions for state shard `shard` (called once
+    /// for each of the `SHARDS` shards, in parallel), and resets the matching
+    /// slice of the per-transaction slots for the next batch.
     pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
         self.mv.commit_shard(shard, out);
+        let n = self.last_n;
+        let range = shard * n / SHARDS..(shard + 1) * n / SHARDS;
+        self.scheduler.clean_range(range.clone());
+        self.mv.clean_range(range);
+    }
+
+    /// Records that `commit_shard` ran for every shard.
+    pub(crate) fn mark_committed(&mut self) {
+        self.clean = true;
     }
 }
 
