@@ -1,12 +1,15 @@
 //! `tandem bench-exec`: executors × thread counts × workloads on identical
-//! pre-generated batches; prints tx/s, speedup over sequential, Block-STM's aborts
-//! and re-executions per transaction and what `auto` picked, as a table and
-//! optionally as CSV. Every run's final digest is checked against sequential's.
+//! pre-generated batches; prints tx/s, speedup over sequential, Block-STM's
+//! aborts (failed validations: a whole execution wasted), waits (executions
+//! suspended at an ESTIMATE read, before doing their work) and re-executions
+//! (both) per transaction, and what `auto` picked, as a table and optionally as
+//! CSV. Every run's final digest is checked against sequential's.
 //!
 //! `--work auto` (the default) first calibrates how many SHA-256 rounds make one
 //! transfer cost `--target-us` (20 µs) sequentially, and prints the calibration.
-//! Runs are interleaved over `--rounds` rounds and the median is reported, so that
-//! drift on a shared machine hits every configuration alike.
+//! Runs are interleaved over `--rounds` rounds (the order rotating every round)
+//! and the median is reported, so that drift on a shared machine hits every
+//! configuration alike.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -42,7 +45,7 @@ pub struct BenchExecArgs {
     #[arg(long, default_value_t = 5)]
     batches: usize,
     /// Runs per configuration; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// SHA-256 rounds per transaction, or `auto` to calibrate to --target-us.
     #[arg(long, default_value = "auto")]
@@ -80,6 +83,7 @@ struct Row {
     us_per_tx: f64,
     speedup: f64,
     aborts_per_tx: Option<f64>,
+    waits_per_tx: Option<f64>,
     reexec_per_tx: Option<f64>,
     picked: String,
 }
@@ -89,6 +93,7 @@ struct Run {
     digest: [u8; 32],
     executions: u64,
     aborts: u64,
+    waits: u64,
     transactions: u64,
     picked: Vec<String>,
 }
@@ -114,6 +119,7 @@ fn run_batches(exec: &mut dyn Executor, genesis: &State, batches: &[Vec<Transact
         digest: [0; 32],
         executions: 0,
         aborts: 0,
+        waits: 0,
         transactions: 0,
         picked: Vec::new(),
     };
@@ -123,7 +129,8 @@ fn run_batches(exec: &mut dyn Executor, genesis: &State, batches: &[Vec<Transact
         run.seconds += start.elapsed().as_secs_f64();
         run.digest = outcome.digest;
         run.executions += outcome.stats.executions;
-        run.aborts += outcome.stats.validation_aborts + outcome.stats.dependency_waits;
+        run.aborts += outcome.stats.validation_aborts;
+        run.waits += outcome.stats.dependency_waits;
         run.transactions += outcome.stats.transactions;
         if let Some(p) = outcome.stats.picked {
             run.picked.push(p);
@@ -249,9 +256,13 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
             .map(|(name, t)| executor_by_name(name, *t, &ExecutorOptions::default()))
             .collect::<Result<_, _>>()?;
         let mut runs: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
-        for _ in 0..args.rounds {
-            for (i, exec) in execs.iter_mut().enumerate() {
-                runs[i].push(run_batches(exec.as_mut(), &genesis, &batches));
+        // Interleave the configurations, rotating their order every round, so
+        // that drift on a shared machine hits every configuration alike.
+        for round in 0..args.rounds {
+            let count = execs.len();
+            for k in 0..count {
+                let i = (round + k) % count;
+                runs[i].push(run_batches(execs[i].as_mut(), &genesis, &batches));
             }
         }
         let expected = runs[0][0].digest;
@@ -277,6 +288,7 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
                 us_per_tx: seconds * 1e6 / txs,
                 speedup: seq_seconds / seconds,
                 aborts_per_tx: is_bstm.then(|| rs[0].aborts as f64 / txs),
+                waits_per_tx: is_bstm.then(|| rs[0].waits as f64 / txs),
                 reexec_per_tx: is_bstm
                     .then(|| rs[0].executions.saturating_sub(rs[0].transactions) as f64 / txs),
                 picked: summarize_picks(rs),
@@ -287,14 +299,22 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "\n{:<10} {:<12} {:>7} {:>10} {:>8} {:>8} {:>9} {:>9}  picked",
-        "workload", "executor", "threads", "tx/s", "µs/tx", "speedup", "aborts/tx", "reexec/tx"
+        "\n{:<10} {:<12} {:>7} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}  picked",
+        "workload",
+        "executor",
+        "threads",
+        "tx/s",
+        "µs/tx",
+        "speedup",
+        "aborts/tx",
+        "waits/tx",
+        "reexec/tx"
     );
     let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
     for r in &rows {
         let _ = writeln!(
             table,
-            "{:<10} {:<12} {:>7} {:>10.0} {:>8.2} {:>7.2}x {:>9} {:>9}  {}",
+            "{:<10} {:<12} {:>7} {:>10.0} {:>8.2} {:>7.2}x {:>9} {:>9} {:>9}  {}",
             r.workload,
             r.executor,
             r.threads,
@@ -302,6 +322,7 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
             r.us_per_tx,
             r.speedup,
             opt(r.aborts_per_tx),
+            opt(r.waits_per_tx),
             opt(r.reexec_per_tx),
             if r.picked.is_empty() { "-" } else { &r.picked }
         );
@@ -310,13 +331,13 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
 
     if let Some(path) = &args.csv {
         let mut csv = String::from(
-            "workload,accounts,pools,zipf,work,batch,executor,threads,tx_per_s,us_per_tx,speedup,aborts_per_tx,reexecutions_per_tx,picked\n",
+            "workload,accounts,pools,zipf,work,batch,executor,threads,tx_per_s,us_per_tx,speedup,aborts_per_tx,waits_per_tx,reexecutions_per_tx,picked\n",
         );
         let field = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
         for r in &rows {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{},{:.1},{:.3},{:.3},{},{},{}",
+                "{},{},{},{},{},{},{},{},{:.1},{:.3},{:.3},{},{},{},{}",
                 r.workload,
                 args.accounts,
                 args.pools,
@@ -329,6 +350,7 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
                 r.us_per_tx,
                 r.speedup,
                 field(r.aborts_per_tx),
+                field(r.waits_per_tx),
                 field(r.reexec_per_tx),
                 r.picked
             );
