@@ -36,6 +36,10 @@ enum Command {
     Client(commands::client::ClientArgs),
     /// Redraw the plots of a results folder.
     Plot(commands::plot::PlotArgs),
+    /// Apply a transaction file to a genesis and print receipts and digest as JSON.
+    Exec(commands::exec::ExecArgs),
+    /// Benchmark executors × threads × workloads against sequential.
+    BenchExec(commands::bench_exec::BenchExecArgs),
     /// Run the deterministic cluster simulator over many seeds and check safety and
     /// liveness.
     Sim(commands::sim::SimArgs),
@@ -61,6 +65,8 @@ fn main() -> ExitCode {
         Command::Replica(args) => commands::replica::run(args),
         Command::Client(args) => commands::client::run(args),
         Command::Plot(args) => commands::plot::run(args),
+        Command::Exec(args) => commands::exec::run(args),
+        Command::BenchExec(args) => commands::bench_exec::run(args),
         Command::Sim(args) => commands::sim::run(args),
     };
     match result {

@@ -13,7 +13,8 @@
 //! value no later writer can overwrite). A transaction's slot holds, for every key
 //! it declares writable, the value after it: what it wrote, or what it read when
 //! it did not write it (aborts pass values through). At the end the state takes,
-//! for every key, the value in its last writer's slot.
+//! for every key, the value in its last writer's slot (in parallel, per state
+//! shard: the last-writer maps are kept per shard).
 //!
 //! Scheduling: `pending[i]` = number of sources + 1; the extra 1 is a token taken by
 //! an in-order scan, so a transaction runs either when the scan reaches it with its
@@ -38,7 +39,7 @@ use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
 use crate::pool::WorkerPool;
 use crate::signature;
-use crate::state::{Key, State, Value};
+use crate::state::{Key, SHARDS, Shard, State, Value, key_hash, shard_of};
 use crate::tx::{AbortReason, AccessSet, MAX_ACCESS, Receipt, Transaction};
 
 const NONE: u32 = u32::MAX;
@@ -72,7 +73,8 @@ unsafe impl Sync for Slot {}
 /// Declared-set scheduling over a reusable pool of threads.
 pub struct AccessListExecutor {
     pool: Arc<WorkerPool>,
-    last_writer: FxHashMap<Key, u32>,
+    /// Per state shard: the last declared writer of each key.
+    last_writer: Vec<FxHashMap<Key, u32>>,
     plans: Vec<Plan>,
     pred_offsets: Vec<u32>,
     preds: Vec<u32>,
@@ -187,7 +189,7 @@ impl AccessListExecutor {
     pub fn with_pool(pool: Arc<WorkerPool>) -> AccessListExecutor {
         AccessListExecutor {
             pool,
-            last_writer: FxHashMap::default(),
+            last_writer: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
             plans: Vec::new(),
             pred_offsets: Vec::new(),
             preds: Vec::new(),
@@ -204,7 +206,9 @@ impl AccessListExecutor {
     fn plan(&mut self, txs: &[Transaction]) {
         use std::collections::hash_map::Entry;
         let n = txs.len();
-        self.last_writer.clear();
+        for map in &mut self.last_writer {
+            map.clear();
+        }
         self.plans.clear();
         self.preds.clear();
         self.pred_offsets.clear();
@@ -218,7 +222,8 @@ impl AccessListExecutor {
             let mut sources = [NONE; MAX_ACCESS];
             let first_pred = self.preds.len();
             for (j, key) in access.keys().iter().enumerate() {
-                let source = match self.last_writer.entry(*key) {
+                let map = &mut self.last_writer[shard_of(key_hash(key))];
+                let source = match map.entry(*key) {
                     Entry::Occupied(mut e) => {
                         let s = *e.get();
                         if access.is_write(j) {
@@ -269,11 +274,12 @@ impl AccessListExecutor {
         }
     }
 
-    /// Runs `txs` given their signature verdicts, appends their receipts and
-    /// writes the results into `state` without finishing the batch.
+    /// Runs `txs` given their signature verdicts and appends their receipts. The
+    /// results stay in the output slots until the batch is finished with
+    /// `commit_shard` (in parallel, per state shard).
     pub(crate) fn run(
         &mut self,
-        state: &mut State,
+        state: &State,
         txs: &[Transaction],
         prechecks: &[Option<AbortReason>],
         receipts: &mut Vec<Receipt>,
@@ -282,10 +288,8 @@ impl AccessListExecutor {
         let n = txs.len();
         stats.transactions += n as u64;
         stats.executions += n as u64;
-        if n == 0 {
-            return;
-        }
         if n >= NONE as usize {
+            self.plan(&[]);
             receipts.extend(std::iter::repeat_n(
                 Receipt::Aborted(AbortReason::Internal),
                 n,
@@ -293,6 +297,9 @@ impl AccessListExecutor {
             return;
         }
         self.plan(txs);
+        if n == 0 {
+            return;
+        }
         stats.dependency_edges += self.preds.len() as u64;
         while self.slots.len() < n {
             self.slots.push(Slot(UnsafeCell::new(EMPTY_OUTPUT)));
@@ -314,14 +321,17 @@ impl AccessListExecutor {
         self.pool.broadcast(&|_| worker(&batch));
         drop(batch);
         receipts.extend(self.slots[..n].iter_mut().map(|s| s.0.get_mut().receipt));
-        for (key, &w) in &self.last_writer {
+    }
+
+    /// Writes, for every key of state shard `shard` written in the batch, the
+    /// value in its last writer's slot.
+    pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
+        for (key, &w) in &self.last_writer[shard] {
             let plan = &self.plans[w as usize];
-            let value = plan
-                .access
-                .position(key)
-                .and_then(|j| self.slots[w as usize].0.get_mut().values[j]);
-            if let Some(v) = value {
-                state.write(*key, v);
+            // SAFETY: called after the broadcast joined: no writer is running.
+            let slot = unsafe { &*self.slots[w as usize].0.get() };
+            if let Some(v) = plan.access.position(key).and_then(|j| slot.values[j]) {
+                out.write(*key, v);
             }
         }
     }
@@ -416,7 +426,8 @@ impl Executor for AccessListExecutor {
         };
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);
         self.prechecks = prechecks;
-        state.finish_batch(Some(&self.pool));
+        let this = &*self;
+        state.finish_batch_with(Some(&self.pool), |i, shard| this.commit_shard(i, shard));
         BatchOutcome {
             receipts,
             digest: state.digest(),

@@ -12,9 +12,12 @@
 //!    their dependency DAG, hence the available parallelism `P` (sample size over
 //!    path length; 1 when every transaction conflicts with the previous one).
 //! 5. Each parallel executor `X` has an overhead `o_X` (extra thread-time per
-//!    transaction), first measured once on a synthetic batch and then learned from
+//!    transaction), first measured when `auto` is built (1024 independent
+//!    transfers through each executor, a few milliseconds) and then learned from
 //!    every batch it runs, separately for contended (`P < 2 × threads`) and
-//!    independent batches. Predicted speedup: `min(threads, P) × t / (t + o_X)`.
+//!    independent batches; every batch run sequentially moves the learned value
+//!    5% back towards the calibrated one, so one bad batch does not rule an
+//!    executor out forever. Predicted speedup: `min(threads, P) × t / (t + o_X)`.
 //! 6. The rest of the batch runs on the best `X` if its prediction beats
 //!    sequential by the margin (`1 / auto_margin`), else sequentially.
 //!
@@ -51,7 +54,9 @@ pub struct AutoExecutor {
     options: ExecutorOptions,
     prechecks: Vec<Option<AbortReason>>,
     /// Learned overhead in ns per transaction: `[contended?][executor]`.
-    overhead_ns: Option<[[f64; 2]; 2]>,
+    overhead_ns: [[f64; 2]; 2],
+    /// What calibration measured; learned values drift back towards it.
+    calibrated_ns: [[f64; 2]; 2],
     levels: FxHashMap<Key, u32>,
 }
 
@@ -65,18 +70,26 @@ impl std::fmt::Debug for AutoExecutor {
 }
 
 impl AutoExecutor {
+    /// Builds the executor and, with more than one thread, measures the parallel
+    /// executors' overheads on this machine (a few milliseconds, once).
     pub fn new(threads: usize, options: ExecutorOptions) -> Result<AutoExecutor, Error> {
         let pool = Arc::new(WorkerPool::new(threads)?);
-        Ok(AutoExecutor {
+        let mut auto = AutoExecutor {
             sequential: SequentialExecutor::new(),
             block_stm: BlockStmExecutor::with_pool(Arc::clone(&pool)),
             access_list: AccessListExecutor::with_pool(Arc::clone(&pool)),
             pool,
             options,
             prechecks: Vec::new(),
-            overhead_ns: None,
+            overhead_ns: [[f64::INFINITY; 2]; 2],
+            calibrated_ns: [[f64::INFINITY; 2]; 2],
             levels: FxHashMap::default(),
-        })
+        };
+        if threads > 1 {
+            auto.calibrated_ns = auto.calibrate();
+            auto.overhead_ns = auto.calibrated_ns;
+        }
+        Ok(auto)
     }
 
     /// Parallelism of `txs` from their declared sets: length over critical path.
@@ -100,9 +113,40 @@ impl AutoExecutor {
         txs.len().max(1) as f64 / f64::from(depth)
     }
 
+    /// Runs `txs` on parallel executor `which` and commits its results (the
+    /// digest is folded later, with the whole batch).
+    fn run_parallel(
+        &mut self,
+        which: usize,
+        state: &mut State,
+        txs: &[Transaction],
+        prechecks: &[Option<AbortReason>],
+        receipts: &mut Vec<Receipt>,
+        stats: &mut BatchStats,
+    ) {
+        if which == BLOCK_STM {
+            self.block_stm.run(state, txs, prechecks, receipts, stats);
+        } else {
+            self.access_list.run(state, txs, prechecks, receipts, stats);
+        }
+        let (bs, al) = (&self.block_stm, &self.access_list);
+        // Committing finishes the shards too; the sequential prefix's writes are
+        // part of that fold, which is exactly what a sequential finish would do.
+        state.finish_batch_with(Some(&self.pool), |i, shard| {
+            if which == BLOCK_STM {
+                bs.commit_shard(i, shard)
+            } else {
+                al.commit_shard(i, shard)
+            }
+        });
+        if which == BLOCK_STM {
+            self.block_stm.mark_committed();
+        }
+    }
+
     /// Measures each parallel executor's overhead once, on independent transfers.
     fn calibrate(&mut self) -> [[f64; 2]; 2] {
-        const N: u64 = 2048;
+        const N: u64 = 1024;
         let mut state = State::new();
         let funded = (1..=N).map(|a| (Key::Balance(a, 0), Value::Amount(1_000_000)));
         if state.set_many(funded).is_err() {
@@ -123,7 +167,7 @@ impl AutoExecutor {
             .collect();
         let prechecks = vec![None; txs.len()];
         let mut best = [f64::INFINITY; 3];
-        for _ in 0..3 {
+        for _ in 0..2 {
             for (slot, which) in best.iter_mut().zip(0..3) {
                 let mut s = state.clone();
                 let mut receipts = Vec::with_capacity(txs.len());
@@ -131,12 +175,14 @@ impl AutoExecutor {
                 let start = Instant::now();
                 match which {
                     0 => self.sequential.run(&mut s, &txs, &prechecks, &mut receipts),
-                    1 => self
-                        .block_stm
-                        .run(&mut s, &txs, &prechecks, &mut receipts, &mut stats),
-                    _ => self
-                        .access_list
-                        .run(&mut s, &txs, &prechecks, &mut receipts, &mut stats),
+                    _ => self.run_parallel(
+                        which - 1,
+                        &mut s,
+                        &txs,
+                        &prechecks,
+                        &mut receipts,
+                        &mut stats,
+                    ),
                 }
                 *slot = slot.min(start.elapsed().as_nanos() as f64);
             }
@@ -180,14 +226,7 @@ impl Executor for AutoExecutor {
             };
             ("sequential", why)
         } else {
-            let overhead = match self.overhead_ns {
-                Some(o) => o,
-                None => {
-                    let o = self.calibrate();
-                    self.overhead_ns = Some(o);
-                    o
-                }
-            };
+            let overhead = self.overhead_ns;
             // 1. Measure: a sequential prefix.
             let k = (n / 64).clamp(32, 256).min(n);
             let start = Instant::now();
@@ -219,22 +258,26 @@ impl Executor for AutoExecutor {
                 self.sequential.run(state, rest, rest_pre, &mut receipts);
                 stats.transactions += rest.len() as u64;
                 stats.executions += rest.len() as u64;
+                // Forget slowly: a bad batch (say, a busy machine) must not rule
+                // a parallel executor out forever.
+                for x in [BLOCK_STM, ACCESS_LIST] {
+                    let (o, c) = (
+                        self.overhead_ns[contended][x],
+                        self.calibrated_ns[contended][x],
+                    );
+                    if o.is_finite() && c.is_finite() {
+                        self.overhead_ns[contended][x] = o + 0.05 * (c - o);
+                    }
+                }
                 ("sequential", summary)
             } else {
                 let start = Instant::now();
-                if best == BLOCK_STM {
-                    self.block_stm
-                        .run(state, rest, rest_pre, &mut receipts, &mut stats);
-                } else {
-                    self.access_list
-                        .run(state, rest, rest_pre, &mut receipts, &mut stats);
-                }
+                self.run_parallel(best, state, rest, rest_pre, &mut receipts, &mut stats);
                 // 3. Learn: the overhead this batch implies.
                 let elapsed = start.elapsed().as_nanos() as f64 / rest.len() as f64;
                 let observed = (width * elapsed - t).clamp(0.0, 1e6);
-                if let Some(o) = self.overhead_ns.as_mut() {
-                    o[contended][best] = 0.5 * o[contended][best] + 0.5 * observed;
-                }
+                let o = &mut self.overhead_ns[contended][best];
+                *o = 0.5 * *o + 0.5 * observed;
                 (NAMES[best], summary)
             }
         };

@@ -157,6 +157,29 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Arbitrary bytes, and valid snapshots with arbitrary edits, never panic;
+        /// whatever is accepted has the recorded digest.
+        #[test]
+        fn restore_never_panics(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            edits in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..4),
+        ) {
+            let _ = State::restore(&noise);
+            let mut snap = sample().snapshot();
+            for (at, byte) in edits {
+                let i = at % snap.len();
+                snap[i] = byte;
+            }
+            if let Ok(state) = State::restore(&snap) {
+                let digest = state.digest();
+                proptest::prop_assert_eq!(digest.as_slice(), &snap[8..40]);
+            }
+        }
+    }
+
     #[test]
     fn empty_state_round_trips() {
         let s = State::new();

@@ -6,10 +6,13 @@
 //!   stored value is a default (zero balance, zero nonce, empty position): a write
 //!   of a default removes the entry, so the digest depends only on the meaning of
 //!   the state, never on whether a zero was written or never set;
-//! - outside a batch, `digest` equals the sum of the cached leaves of all entries
-//!   (`digest.rs`). During a batch, executors `write` entries (each first write of
-//!   a key records its old leaf) and `finish_batch` recomputes one leaf per
-//!   changed key and folds the differences into the digest.
+//! - outside a batch, `digest` equals the sum of the leaves of all entries
+//!   (`digest.rs`). During a batch, executors `write` entries; the first write of
+//!   a key in a batch records its old value (the entry remembers where, by batch
+//!   epoch, so later writes update that record without another lookup), and
+//!   `finish_batch` hashes old and new value of every changed key — in parallel
+//!   over the shards — and folds the differences into the digest. It never
+//!   probes the map again except to drop entries that became default.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -118,37 +121,169 @@ pub(crate) fn check_entry(key: &Key, value: &Value) -> Result<(), &'static str> 
     Ok(())
 }
 
+/// Number of hash shards of the state map. Shards only change the layout, never
+/// the digest or any result; they let the commit phase of a parallel batch run on
+/// every thread (each shard is written and finished by one thread).
+pub(crate) const SHARDS: usize = 16;
+
+/// The hash that places a key in a shard (Fx: deterministic, fast; the top bits
+/// are the well-mixed ones). Block-STM's multi-version memory uses the same hash
+/// so that its shards map onto state shards.
+pub(crate) fn key_hash(key: &Key) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(key)
+}
+
+/// The state shard of a key hash.
+pub(crate) fn shard_of(hash: u64) -> usize {
+    (hash >> 60) as usize
+}
+
 #[derive(Clone, Debug)]
 struct Entry {
     value: Value,
-    /// The leaf of `value` as of the last `finish_batch` (stale while `dirty`).
-    leaf: Limbs,
-    /// Written since the last `finish_batch` (its pre-batch leaf is in `dirty`).
-    dirty: bool,
+    /// The shard epoch (batch) in which this entry was first written, if it is
+    /// the current one; `slot` then indexes its record in `Shard::dirty`.
+    epoch: u64,
+    slot: u32,
+}
+
+/// A key changed in the current batch: its value before the batch and now.
+#[derive(Clone, Debug)]
+struct Dirty {
+    key: Key,
+    old: Option<Value>,
+    new: Value,
+}
+
+/// One shard of the state map, with the keys changed in the current batch.
+#[derive(Clone, Debug)]
+pub(crate) struct Shard {
+    map: FxHashMap<Key, Entry>,
+    dirty: Vec<Dirty>,
+    /// Current batch number of this shard; entries from earlier batches are clean.
+    epoch: u64,
+    /// Result of the last `finish`: leaves added and removed, public keys added.
+    added: Limbs,
+    removed: Limbs,
+    keys_added: isize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            map: FxHashMap::default(),
+            dirty: Vec::new(),
+            epoch: 1,
+            added: Limbs::ZERO,
+            removed: Limbs::ZERO,
+            keys_added: 0,
+        }
+    }
+}
+
+impl Shard {
+    /// Writes `value` at `key` (which must hash to this shard) inside a batch.
+    /// Writing the current value again is free.
+    pub(crate) fn write(&mut self, key: Key, value: Value) {
+        use std::collections::hash_map::Entry as MapEntry;
+        match self.map.entry(key) {
+            MapEntry::Occupied(slot) => {
+                let entry = slot.into_mut();
+                if entry.epoch == self.epoch {
+                    if let Some(d) = self.dirty.get_mut(entry.slot as usize) {
+                        d.new = value;
+                    }
+                } else {
+                    if entry.value == value {
+                        return;
+                    }
+                    entry.epoch = self.epoch;
+                    entry.slot = self.dirty.len() as u32;
+                    self.dirty.push(Dirty {
+                        key,
+                        old: Some(entry.value),
+                        new: value,
+                    });
+                }
+                entry.value = value;
+            }
+            MapEntry::Vacant(slot) => {
+                if value.is_default() {
+                    return;
+                }
+                slot.insert(Entry {
+                    value,
+                    epoch: self.epoch,
+                    slot: self.dirty.len() as u32,
+                });
+                self.dirty.push(Dirty {
+                    key,
+                    old: None,
+                    new: value,
+                });
+            }
+        }
+    }
+
+    /// Ends the batch for this shard: hashes the old and new value of every
+    /// changed key (none for keys written back to their old value), removes
+    /// entries that became default, and records the sums in `added`/`removed`.
+    fn finish(&mut self) {
+        let mut added = Limbs::ZERO;
+        let mut removed = Limbs::ZERO;
+        let mut keys_added = 0isize;
+        for d in self.dirty.drain(..) {
+            if d.old == Some(d.new) {
+                continue;
+            }
+            if let Some(old) = &d.old {
+                removed.add(leaf(&d.key, old));
+            }
+            if d.new.is_default() {
+                self.map.remove(&d.key);
+            } else {
+                added.add(leaf(&d.key, &d.new));
+            }
+            if matches!(d.key, Key::PublicKey(_)) {
+                keys_added += isize::from(!d.new.is_default()) - isize::from(d.old.is_some());
+            }
+        }
+        self.epoch += 1;
+        self.added = added;
+        self.removed = removed;
+        self.keys_added = keys_added;
+    }
 }
 
 /// The ledger state. Cloning copies the whole map (used by benchmarks and tests).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct State {
-    entries: FxHashMap<Key, Entry>,
+    shards: Vec<Shard>,
     digest: Limbs,
-    /// Keys written in the current batch with the leaf they had before it
-    /// (`Limbs::ZERO` for keys that were absent).
-    dirty: Vec<(Key, Limbs)>,
-    /// Scratch for `finish_batch`: the new leaf of each dirty key, or `None` to delete.
-    new_leaves: Vec<Option<Limbs>>,
     /// Number of `PublicKey` entries (signature checks are skipped when zero).
     public_keys: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            digest: Limbs::ZERO,
+            public_keys: 0,
+        }
+    }
 }
 
 impl PartialEq for State {
     fn eq(&self, other: &Self) -> bool {
         self.digest == other.digest
-            && self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .all(|(k, e)| other.entries.get(k).map(|o| o.value) == Some(e.value))
+            && self.shards.iter().zip(&other.shards).all(|(a, b)| {
+                a.map.len() == b.map.len()
+                    && a.map
+                        .iter()
+                        .all(|(k, e)| b.map.get(k).map(|o| o.value) == Some(e.value))
+            })
     }
 }
 
@@ -175,21 +310,28 @@ impl State {
 
     /// Number of stored (non-default) entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.shards.iter().map(|s| s.map.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The value at `key`, `None` if absent (meaning the default).
     pub fn get(&self, key: &Key) -> Option<Value> {
-        self.entries.get(key).map(|e| e.value)
+        self.shards[shard_of(key_hash(key))]
+            .map
+            .get(key)
+            .map(|e| e.value)
     }
 
     /// All entries in key order.
     pub fn entries(&self) -> Vec<(Key, Value)> {
-        let mut all: Vec<(Key, Value)> = self.entries.iter().map(|(k, e)| (*k, e.value)).collect();
+        let mut all: Vec<(Key, Value)> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.map.iter().map(|(k, e)| (*k, e.value)))
+            .collect();
         all.sort_unstable_by_key(|(k, _)| *k);
         all
     }
@@ -269,106 +411,63 @@ impl State {
         Ok(())
     }
 
-    /// Writes `value` at `key` inside a batch. The digest is brought up to date by
-    /// `finish_batch`. Writing the current value again is free.
+    /// Writes `value` at `key` inside a batch; `finish_batch` folds it into the
+    /// digest.
     pub(crate) fn write(&mut self, key: Key, value: Value) {
-        use std::collections::hash_map::Entry as MapEntry;
-        match self.entries.entry(key) {
-            MapEntry::Occupied(mut slot) => {
-                let entry = slot.get_mut();
-                if entry.value == value {
-                    return;
-                }
-                if !entry.dirty {
-                    entry.dirty = true;
-                    self.dirty.push((key, entry.leaf));
-                }
-                entry.value = value;
-            }
-            MapEntry::Vacant(slot) => {
-                if value.is_default() {
-                    return;
-                }
-                slot.insert(Entry {
-                    value,
-                    leaf: Limbs::ZERO,
-                    dirty: true,
-                });
-                self.dirty.push((key, Limbs::ZERO));
-            }
-        }
+        self.shards[shard_of(key_hash(&key))].write(key, value);
     }
 
-    /// Ends a batch: one SHA-256 per changed key (spread over `pool`'s threads when
-    /// given), then the digest is updated and default values are removed.
+    /// Ends a batch (see `finish_batch_with`) with nothing more to write.
     pub(crate) fn finish_batch(&mut self, pool: Option<&WorkerPool>) {
-        if self.dirty.is_empty() {
-            return;
-        }
-        let dirty = std::mem::take(&mut self.dirty);
-        let mut new_leaves = std::mem::take(&mut self.new_leaves);
-        new_leaves.clear();
-        new_leaves.resize(dirty.len(), None);
-        let entries = &self.entries;
-        let compute = |offset: usize, out: &mut [Option<Limbs>]| {
-            for (slot, (key, _)) in out.iter_mut().zip(&dirty[offset..]) {
-                *slot = entries
-                    .get(key)
-                    .and_then(|e| (!e.value.is_default()).then(|| leaf(key, &e.value)));
+        self.finish_batch_with(pool, |_, _| {});
+    }
+
+    /// Ends a batch: for every shard, `commit(i, shard)` first writes whatever
+    /// the executor still holds for shard `i` (its final versions), then the
+    /// shard hashes its changed keys. With a pool, shards are spread over its
+    /// threads; the digest is the same either way.
+    pub(crate) fn finish_batch_with(
+        &mut self,
+        pool: Option<&WorkerPool>,
+        commit: impl Fn(usize, &mut Shard) + Sync,
+    ) {
+        let work = |offset: usize, shards: &mut [Shard]| {
+            for (i, shard) in shards.iter_mut().enumerate() {
+                commit(offset + i, shard);
+                shard.finish();
             }
         };
         match pool {
-            Some(pool) if pool.threads() > 1 && dirty.len() >= 256 => {
-                pool.parallel_chunks(&mut new_leaves, 256, compute)
-            }
-            _ => compute(0, &mut new_leaves),
+            Some(pool) if pool.threads() > 1 => pool.parallel_chunks(&mut self.shards, 1, work),
+            _ => work(0, &mut self.shards),
         }
-        for ((key, old), new) in dirty.iter().zip(&new_leaves) {
-            self.digest.sub(*old);
-            match new {
-                Some(l) => {
-                    self.digest.add(*l);
-                    if let Some(e) = self.entries.get_mut(key) {
-                        e.leaf = *l;
-                        e.dirty = false;
-                    }
-                }
-                None => {
-                    if let Some(e) = self.entries.remove(key)
-                        && matches!(e.value, Value::PublicKey(_))
-                    {
-                        self.public_keys -= 1;
-                    }
-                }
-            }
-            if *old == Limbs::ZERO && new.is_some() && matches!(key, Key::PublicKey(_)) {
-                self.public_keys += 1;
-            }
+        for shard in &self.shards {
+            self.digest.sub(shard.removed);
+            self.digest.add(shard.added);
+            self.public_keys = self.public_keys.saturating_add_signed(shard.keys_added);
         }
-        self.dirty = dirty;
-        self.dirty.clear();
-        self.new_leaves = new_leaves;
     }
 
-    /// Inserts an already validated entry with its leaf (snapshot restore).
+    /// Inserts an already validated entry outside any batch (snapshot restore).
     pub(crate) fn insert_verified(&mut self, key: Key, value: Value) {
-        let l = leaf(&key, &value);
-        self.digest.add(l);
+        self.digest.add(leaf(&key, &value));
         if matches!(key, Key::PublicKey(_)) {
             self.public_keys += 1;
         }
-        self.entries.insert(
+        self.shards[shard_of(key_hash(&key))].map.insert(
             key,
             Entry {
                 value,
-                leaf: l,
-                dirty: false,
+                epoch: 0,
+                slot: 0,
             },
         );
     }
 
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
+        for shard in &mut self.shards {
+            shard.map.reserve(additional / SHARDS + 1);
+        }
     }
 }
 
@@ -439,5 +538,25 @@ mod tests {
         s.set(Key::PublicKey(1), Value::PublicKey([2; 32])).unwrap();
         assert!(s.has_public_keys());
         assert_eq!(s.public_keys, 1);
+    }
+
+    #[test]
+    fn parallel_finish_gives_the_same_digest() {
+        let pool = WorkerPool::new(3).unwrap();
+        let mut a = State::new();
+        let mut b = State::new();
+        for round in 0..3u128 {
+            for k in 0..2000u64 {
+                let v = Value::Amount((u128::from(k) * 7 + round) % 5);
+                a.write(Key::Balance(k, 0), v);
+                b.write(Key::Balance(k, 0), v);
+            }
+            a.finish_batch(None);
+            b.finish_batch(Some(&pool));
+            assert_eq!(a.digest(), b.digest());
+            assert_eq!(a, b);
+        }
+        let rebuilt = State::from_entries(a.entries()).unwrap();
+        assert_eq!(rebuilt.digest(), a.digest());
     }
 }

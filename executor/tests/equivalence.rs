@@ -377,14 +377,15 @@ fn equivalent_on_generated_workloads() {
         auto_min_batch: 2,
         auto_margin: 1e9,
     };
-    for (kind, accounts, pools, zipf) in [
-        (WorkloadKind::Transfer, 2, 1, 0.0),
-        (WorkloadKind::Transfer, 100_000, 1, 0.5),
-        (WorkloadKind::Dex, 1000, 1, 0.0),
-        (WorkloadKind::Dex, 1000, 2, 1.0),
-        (WorkloadKind::Lending, 100, 1, 1.2),
-        (WorkloadKind::Smallbank, 50, 1, 0.9),
-        (WorkloadKind::Mixed, 500, 4, 0.7),
+    for (kind, accounts, pools, zipf, signed) in [
+        (WorkloadKind::Transfer, 2, 1, 0.0, false),
+        (WorkloadKind::Transfer, 100_000, 1, 0.5, false),
+        (WorkloadKind::Transfer, 300, 1, 0.8, true),
+        (WorkloadKind::Dex, 1000, 1, 0.0, false),
+        (WorkloadKind::Dex, 1000, 2, 1.0, false),
+        (WorkloadKind::Lending, 100, 1, 1.2, false),
+        (WorkloadKind::Smallbank, 50, 1, 0.9, false),
+        (WorkloadKind::Mixed, 500, 4, 0.7, false),
     ] {
         let spec = WorkloadSpec {
             kind,
@@ -392,6 +393,7 @@ fn equivalent_on_generated_workloads() {
             pools,
             markets: 2,
             zipf,
+            signed,
             seed: 11,
             ..WorkloadSpec::default()
         };

@@ -1,7 +1,10 @@
 //! One module per `tandem` subcommand.
 
+pub mod bench_exec;
 pub mod client;
 pub mod cluster_args;
+pub mod exec;
+mod exec_format;
 pub mod keygen;
 pub mod local;
 pub mod plot;

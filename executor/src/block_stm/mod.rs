@@ -8,9 +8,9 @@
 //! sets are used.
 //!
 //! Per batch: signature pre-check (parallel), one `broadcast` running the worker
-//! loop on every thread of the executor's pool, then the highest version of every
-//! written key is committed to the state and the digest leaves are hashed in
-//! parallel. Per-thread scratch (read set, write set, dependents) is reused, so
+//! loop on every thread of the executor's pool, then — again on every thread, one
+//! state shard at a time — the highest version of every written key is committed
+//! to the state and the digest updated. Per-thread scratch (read set, write set, dependents) is reused, so
 //! executing a transaction allocates nothing in the steady state.
 
 mod mvmemory;
@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
 use crate::pool::WorkerPool;
 use crate::signature;
-use crate::state::{Key, State, Value};
+use crate::state::{Key, SHARDS, Shard, State, Value};
 use crate::tx::{AbortReason, Receipt, Transaction};
 
 /// Block-STM over a reusable pool of threads.
@@ -35,7 +35,11 @@ pub struct BlockStmExecutor {
     scheduler: Scheduler,
     mv: MvMemory,
     prechecks: Vec<Option<AbortReason>>,
-    final_writes: Vec<(Key, Value)>,
+    /// Size of the last batch run.
+    last_n: usize,
+    /// Whether the last batch was committed (which resets the per-transaction
+    /// slots in parallel); if not, the next batch resets them serially.
+    clean: bool,
 }
 
 impl std::fmt::Debug for BlockStmExecutor {
@@ -111,7 +115,8 @@ impl BlockStmExecutor {
             scheduler: Scheduler::default(),
             mv: MvMemory::default(),
             prechecks: Vec::new(),
-            final_writes: Vec::new(),
+            last_n: 0,
+            clean: true,
         }
     }
 
@@ -135,7 +140,9 @@ impl Executor for BlockStmExecutor {
         };
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);
         self.prechecks = prechecks;
-        state.finish_batch(Some(&self.pool));
+        let this = &*self;
+        state.finish_batch_with(Some(&self.pool), |i, shard| this.commit_shard(i, shard));
+        self.mark_committed();
         BatchOutcome {
             receipts,
             digest: state.digest(),
@@ -145,11 +152,12 @@ impl Executor for BlockStmExecutor {
 }
 
 impl BlockStmExecutor {
-    /// Runs Block-STM over `txs` given their signature verdicts, appends their
-    /// receipts and writes the results into `state` without finishing the batch.
+    /// Runs Block-STM over `txs` given their signature verdicts and appends
+    /// their receipts. The results stay in the multi-version memory until the
+    /// batch is finished with `commit_shard` (in parallel, per state shard).
     pub(crate) fn run(
         &mut self,
-        state: &mut State,
+        state: &State,
         txs: &[Transaction],
         prechecks: &[Option<AbortReason>],
         receipts: &mut Vec<Receipt>,
@@ -157,20 +165,25 @@ impl BlockStmExecutor {
     ) {
         let n = txs.len();
         stats.transactions += n as u64;
-        if n == 0 {
-            return;
-        }
+        let clean = std::mem::replace(&mut self.clean, false);
         if n >= u32::MAX as usize {
             // Transaction indices are u32; such a batch cannot be built in memory
             // anyway. Refuse it as a whole rather than misbehave.
+            self.scheduler.reset(0, clean);
+            self.mv.reset(0, clean);
+            self.last_n = 0;
             receipts.extend(std::iter::repeat_n(
                 Receipt::Aborted(AbortReason::Internal),
                 n,
             ));
             return;
         }
-        self.scheduler.reset(n);
-        self.mv.reset(n);
+        self.scheduler.reset(n, clean);
+        self.mv.reset(n, clean);
+        self.last_n = n;
+        if n == 0 {
+            return;
+        }
         let batch = Batch {
             txs,
             prechecks,
@@ -182,14 +195,26 @@ impl BlockStmExecutor {
         self.pool.broadcast(&|_| worker(&batch));
         let totals = *batch.totals.lock().unwrap_or_else(PoisonError::into_inner);
         receipts.extend((0..n).map(|i| self.mv.receipt(i)));
-        self.mv.final_writes(&mut self.final_writes);
-        for (key, value) in &self.final_writes {
-            state.write(*key, *value);
-        }
         stats.executions += totals.executions;
         stats.validations += totals.validations;
         stats.validation_aborts += totals.validation_aborts;
         stats.dependency_waits += totals.dependency_waits;
+    }
+
+    /// Writes the batch's final versions for state shard `shard` (called once
+    /// for each of the `SHARDS` shards, in parallel), and resets the matching
+    /// slice of the per-transaction slots for the next batch.
+    pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
+        self.mv.commit_shard(shard, out);
+        let n = self.last_n;
+        let range = shard * n / SHARDS..(shard + 1) * n / SHARDS;
+        self.scheduler.clean_range(range.clone());
+        self.mv.clean_range(range);
+    }
+
+    /// Records that `commit_shard` ran for every shard.
+    pub(crate) fn mark_committed(&mut self) {
+        self.clean = true;
     }
 }
 

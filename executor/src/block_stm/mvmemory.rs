@@ -4,7 +4,8 @@
 //! the read set and written keys of its latest recorded incarnation.
 //!
 //! Layout: keys are spread over `SHARDS` mutex-protected hash maps; a key maps to
-//! its version chain, sorted by transaction index, inline for up to two writers.
+//! its version chain, sorted by transaction index, inline for a single writer
+//! (the common case), and the highest transaction that has read it.
 //! Everything is cleared but not freed between batches.
 //!
 //! Invariants:
@@ -17,23 +18,27 @@
 //!   must wait for it; no entry means the pre-batch state.
 //! - `record` writes the new entries before removing the previous incarnation's
 //!   stale ones, and returns whether it wrote a key the previous incarnation did
-//!   not (then higher transactions must be revalidated).
+//!   not and a higher transaction already read (then higher transactions must be
+//!   revalidated). Reads mark the chain under the shard lock, so a read either
+//!   precedes the write (and is seen by this check) or sees the write.
 //! - A transaction record's lock is taken before shard locks and never the other
 //!   way round (validation reads shards while holding the record), so no deadlock.
 
-use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crossbeam::utils::CachePadded;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::scheduler::{TxnIndex, Version};
 use crate::apply::WriteSet;
-use crate::state::{Key, Value};
+use crate::state::{Key, SHARDS as STATE_SHARDS, Shard, Value, key_hash};
 use crate::tx::{MAX_ACCESS, Receipt};
 
+/// Multi-version shards: 4 per state shard (same hash, two more bits), so the
+/// final versions of a state shard are found in 4 consecutive shards here.
 const SHARDS: usize = 64;
+const PER_STATE_SHARD: usize = SHARDS / STATE_SHARDS;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -47,7 +52,15 @@ struct Entry {
     value: Value,
 }
 
-type Chain = SmallVec<[Entry; 2]>;
+/// The versions of one key, and who has read it.
+#[derive(Debug, Default)]
+struct Chain {
+    /// By ascending transaction index.
+    versions: SmallVec<[Entry; 1]>,
+    /// 1 + the highest transaction that has read this key through the
+    /// multi-version memory in this batch (0: none).
+    max_reader: u32,
+}
 
 /// Where a read was served from; validation re-reads and compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,13 +111,23 @@ impl Default for MvMemory {
 }
 
 impl MvMemory {
-    /// Prepares for a batch of `n` transactions, keeping allocations.
-    pub(crate) fn reset(&mut self, n: usize) {
-        for shard in &mut self.shards {
-            shard
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
+    /// Prepares for a batch of `n` transactions, keeping allocations. With
+    /// `clean`, the caller guarantees the previous batch was committed (which
+    /// empties the shards) and its records reset by `clean_range`.
+    pub(crate) fn reset(&mut self, n: usize, clean: bool) {
+        if !clean {
+            for shard in &mut self.shards {
+                shard
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
+            }
+            for r in &mut self.records {
+                let r = r.get_mut().unwrap_or_else(PoisonError::into_inner);
+                r.reads.clear();
+                r.written.clear();
+                r.receipt = Receipt::Ok;
+            }
         }
         while self.records.len() < n {
             self.records.push(CachePadded::new(Mutex::new(TxnRecord {
@@ -113,8 +136,12 @@ impl MvMemory {
                 receipt: Receipt::Ok,
             })));
         }
-        for r in &mut self.records[..n] {
-            let r = r.get_mut().unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// Resets the records in `range` for the next batch.
+    pub(crate) fn clean_range(&self, range: std::ops::Range<usize>) {
+        for r in &self.records[range] {
+            let mut r = lock(r);
             r.reads.clear();
             r.written.clear();
             r.receipt = Receipt::Ok;
@@ -122,19 +149,17 @@ impl MvMemory {
     }
 
     fn shard(&self, key: &Key) -> MutexGuard<'_, FxHashMap<Key, Chain>> {
-        let h = FxBuildHasher.hash_one(key);
-        // The high bits of an Fx hash are the well-mixed ones.
-        lock(&self.shards[(h >> 58) as usize % SHARDS])
+        lock(&self.shards[(key_hash(key) >> 58) as usize])
     }
 
-    /// The value of `key` as transaction `txn` should see it.
+    /// The value of `key` as transaction `txn` should see it; records `txn` as
+    /// a reader of the key.
     pub(crate) fn read(&self, key: &Key, txn: TxnIndex) -> MvRead {
-        let shard = self.shard(key);
-        let Some(chain) = shard.get(key) else {
-            return MvRead::Storage;
-        };
-        let below = chain.partition_point(|e| e.txn < txn);
-        match below.checked_sub(1).map(|i| &chain[i]) {
+        let mut shard = self.shard(key);
+        let chain = shard.entry(*key).or_default();
+        chain.max_reader = chain.max_reader.max(txn + 1);
+        let below = chain.versions.partition_point(|e| e.txn < txn);
+        match below.checked_sub(1).map(|i| &chain.versions[i]) {
             None => MvRead::Storage,
             Some(e) if e.estimate => MvRead::Estimate(e.txn),
             Some(e) => MvRead::Written(
@@ -147,14 +172,15 @@ impl MvMemory {
         }
     }
 
-    /// Like `read` but only the origin, for validation (no value copy).
+    /// Like `read` but only the origin, for validation (no value copy; the
+    /// reader is already recorded).
     fn read_origin(&self, key: &Key, txn: TxnIndex) -> Option<Origin> {
         let shard = self.shard(key);
         let Some(chain) = shard.get(key) else {
             return Some(Origin::Storage);
         };
-        let below = chain.partition_point(|e| e.txn < txn);
-        match below.checked_sub(1).map(|i| &chain[i]) {
+        let below = chain.versions.partition_point(|e| e.txn < txn);
+        match below.checked_sub(1).map(|i| &chain.versions[i]) {
             None => Some(Origin::Storage),
             Some(e) if e.estimate => None,
             Some(e) => Some(Origin::Written(Version {
@@ -164,7 +190,9 @@ impl MvMemory {
         }
     }
 
-    fn write(&self, key: Key, version: Version, value: Value) {
+    /// Adds or replaces `version`'s entry for `key`; returns whether a higher
+    /// transaction has already read the key (its read may now be stale).
+    fn write(&self, key: Key, version: Version, value: Value) -> bool {
         let mut shard = self.shard(&key);
         let chain = shard.entry(key).or_default();
         let entry = Entry {
@@ -173,19 +201,20 @@ impl MvMemory {
             estimate: false,
             value,
         };
-        let at = chain.partition_point(|e| e.txn < version.txn);
-        match chain.get_mut(at) {
+        let at = chain.versions.partition_point(|e| e.txn < version.txn);
+        match chain.versions.get_mut(at) {
             Some(e) if e.txn == version.txn => *e = entry,
-            _ => chain.insert(at, entry),
+            _ => chain.versions.insert(at, entry),
         }
+        chain.max_reader > version.txn + 1
     }
 
     fn remove(&self, key: &Key, txn: TxnIndex) {
         let mut shard = self.shard(key);
         if let Some(chain) = shard.get_mut(key) {
-            let at = chain.partition_point(|e| e.txn < txn);
-            if chain.get(at).is_some_and(|e| e.txn == txn) {
-                chain.remove(at);
+            let at = chain.versions.partition_point(|e| e.txn < txn);
+            if chain.versions.get(at).is_some_and(|e| e.txn == txn) {
+                chain.versions.remove(at);
             }
         }
     }
@@ -193,8 +222,8 @@ impl MvMemory {
     fn mark_estimate(&self, key: &Key, txn: TxnIndex) {
         let mut shard = self.shard(key);
         if let Some(chain) = shard.get_mut(key) {
-            let at = chain.partition_point(|e| e.txn < txn);
-            if let Some(e) = chain.get_mut(at).filter(|e| e.txn == txn) {
+            let at = chain.versions.partition_point(|e| e.txn < txn);
+            if let Some(e) = chain.versions.get_mut(at).filter(|e| e.txn == txn) {
                 e.estimate = true;
             }
         }
@@ -202,7 +231,12 @@ impl MvMemory {
 
     /// Publishes an incarnation's writes, read set and receipt. `reads` is swapped
     /// with the previous read set, so the caller gets a buffer back to reuse.
-    /// Returns whether a key was written that the previous incarnation did not.
+    /// Returns whether it wrote a key that the previous incarnation did not write
+    /// *and* that a higher transaction has already read: only then can a higher
+    /// transaction that already passed validation hold a stale read, so only
+    /// then must they all be revalidated. (The paper revalidates on every new
+    /// key; the reader mark, set under the same shard lock as the write, makes
+    /// the check exact per key: a read after the write sees the write.)
     pub(crate) fn record(
         &self,
         version: Version,
@@ -211,12 +245,10 @@ impl MvMemory {
         receipt: Receipt,
     ) -> bool {
         let mut rec = lock(&self.records[version.txn as usize]);
-        for (key, value) in writes.entries() {
-            self.write(*key, version, *value);
-        }
         let mut wrote_new = false;
-        for (key, _) in writes.entries() {
-            if !rec.written.contains(key) {
+        for (key, value) in writes.entries() {
+            let read_above = self.write(*key, version, *value);
+            if read_above && !rec.written.contains(key) {
                 wrote_new = true;
             }
         }
@@ -258,17 +290,20 @@ impl MvMemory {
             .receipt
     }
 
-    /// The final value of every key written in the batch (its highest writer's).
-    pub(crate) fn final_writes(&mut self, out: &mut Vec<(Key, Value)>) {
-        out.clear();
-        for shard in &mut self.shards {
-            let map = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
+    /// Writes the final value of every key of state shard `shard` written in
+    /// the batch (its highest writer's) into `out`, and empties those
+    /// multi-version shards for the next batch. Runs after all workers have
+    /// finished, so the locks are uncontended.
+    pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
+        for m in shard * PER_STATE_SHARD..(shard + 1) * PER_STATE_SHARD {
+            let mut map = lock(&self.shards[m]);
             for (key, chain) in map.iter() {
-                if let Some(last) = chain.last() {
+                if let Some(last) = chain.versions.last() {
                     debug_assert!(!last.estimate, "ESTIMATE left after the batch");
-                    out.push((*key, last.value));
+                    out.write(*key, last.value);
                 }
             }
+            map.clear();
         }
     }
 }
@@ -284,7 +319,7 @@ mod tests {
     #[test]
     fn reads_see_the_highest_lower_writer() {
         let mut mv = MvMemory::default();
-        mv.reset(5);
+        mv.reset(5, true);
         let k = Key::Balance(1, 0);
         mv.write(k, v(1, 0), Value::Amount(10));
         mv.write(k, v(3, 0), Value::Amount(30));
@@ -301,7 +336,7 @@ mod tests {
     #[test]
     fn record_reports_new_locations_and_drops_stale_ones() {
         let mut mv = MvMemory::default();
-        mv.reset(3);
+        mv.reset(3, true);
         let (a, b) = (Key::Balance(1, 0), Key::Balance(2, 0));
         let mut ws = WriteSet::default();
         let mut reads = vec![ReadDescriptor {
@@ -311,6 +346,8 @@ mod tests {
         let mut two = WriteSet::default();
         // Build write sets through the public execution path's shape.
         two_writes(&mut two, &[(a, 1), (b, 2)]);
+        // Transaction 2 read `b` before 1 wrote it: 1's new location matters.
+        assert!(matches!(mv.read(&b, 2), MvRead::Storage));
         assert!(mv.record(v(1, 0), &mut reads, &two, Receipt::Ok));
         assert!(reads.is_empty());
         two_writes(&mut ws, &[(a, 5)]);
@@ -326,9 +363,9 @@ mod tests {
             !mv.validate_read_set(1),
             "a lower write invalidates a storage read"
         );
-        let mut out = Vec::new();
-        mv.final_writes(&mut out);
-        assert_eq!(out, vec![(a, Value::Amount(5))]);
+        let mut state = crate::state::State::new();
+        state.finish_batch_with(None, |i, shard| mv.commit_shard(i, shard));
+        assert_eq!(state.entries(), vec![(a, Value::Amount(5))]);
     }
 
     fn two_writes(ws: &mut WriteSet, items: &[(Key, u128)]) {

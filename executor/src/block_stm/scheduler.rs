@@ -90,8 +90,18 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    /// Prepares for a batch of `n` transactions, keeping allocations.
-    pub(crate) fn reset(&mut self, n: usize) {
+    /// Prepares for a batch of `n` transactions, keeping allocations. With
+    /// `clean`, the caller guarantees every existing slot was reset by
+    /// `clean_range` after the previous batch, so only counters are reset here.
+    pub(crate) fn reset(&mut self, n: usize, clean: bool) {
+        if !clean {
+            for t in &mut self.txns {
+                let s = t.get_mut().unwrap_or_else(PoisonError::into_inner);
+                s.incarnation = 0;
+                s.status = Status::ReadyToExecute;
+                s.dependents.clear();
+            }
+        }
         while self.txns.len() < n {
             self.txns.push(CachePadded::new(Mutex::new(TxnState {
                 incarnation: 0,
@@ -99,18 +109,23 @@ impl Scheduler {
                 dependents: Vec::new(),
             })));
         }
-        for t in &mut self.txns[..n] {
-            let s = t.get_mut().unwrap_or_else(PoisonError::into_inner);
-            s.incarnation = 0;
-            s.status = Status::ReadyToExecute;
-            s.dependents.clear();
-        }
         self.block_size = n;
         self.execution_idx.store(0, SeqCst);
         self.validation_idx.store(0, SeqCst);
         self.decrease_cnt.store(0, SeqCst);
         self.num_active_tasks.store(0, SeqCst);
         self.done_marker.store(n == 0, SeqCst);
+    }
+
+    /// Resets the slots in `range` for the next batch (run in parallel after a
+    /// batch, once no worker uses them any more).
+    pub(crate) fn clean_range(&self, range: std::ops::Range<usize>) {
+        for t in &self.txns[range] {
+            let mut s = lock(t);
+            s.incarnation = 0;
+            s.status = Status::ReadyToExecute;
+            s.dependents.clear();
+        }
     }
 
     fn state(&self, txn: TxnIndex) -> MutexGuard<'_, TxnState> {
@@ -260,7 +275,7 @@ impl Scheduler {
         }
         if self.validation_idx.load(SeqCst) > version.txn as usize {
             if wrote_new_location {
-                // Higher transactions may have read around the new location.
+                // A higher transaction read the new location before it existed.
                 self.decrease_validation_idx(version.txn as usize);
             } else {
                 return Some(Task::Validate(version));
@@ -306,7 +321,7 @@ mod tests {
     #[test]
     fn single_thread_walks_execute_then_validate() {
         let mut s = Scheduler::default();
-        s.reset(2);
+        s.reset(2, true);
         let mut deps = Vec::new();
         let t0 = s.next_task();
         assert_eq!(
@@ -338,7 +353,7 @@ mod tests {
     #[test]
     fn abort_reincarnates_and_dependency_resumes() {
         let mut s = Scheduler::default();
-        s.reset(2);
+        s.reset(2, true);
         let mut deps = Vec::new();
         let Some(Task::Execute(v0)) = s.next_task() else {
             panic!("expected execution of txn 0")

@@ -591,7 +591,7 @@ impl Generator {
         }
         let op = self.op(kind, sender);
         let slot = &mut self.nonces[idx as usize];
-        let nonce = (*slot).max(self.nonce_floor) + 1;
+        let nonce = (*slot).max(self.nonce_floor).saturating_add(1);
         *slot = nonce;
         let mut tx = Transaction::new(sender, nonce, op).with_work(self.spec.work);
         if self.spec.signed {

@@ -1,0 +1,362 @@
+//! `tandem bench-exec`: executors × thread counts × workloads on identical
+//! pre-generated batches; prints tx/s, speedup over sequential, Block-STM's
+//! aborts (failed validations: a whole execution wasted), waits (executions
+//! suspended at an ESTIMATE read, before doing their work) and re-executions
+//! (both) per transaction, and what `auto` picked, as a table and optionally as
+//! CSV. Every run's final digest is checked against sequential's.
+//!
+//! `--work auto` (the default) first calibrates how many SHA-256 rounds make one
+//! transfer cost `--target-us` (20 µs) sequentially, and prints the calibration.
+//! Runs are interleaved over `--rounds` rounds (the order rotating every round)
+//! and the median is reported, so that drift on a shared machine hits every
+//! configuration alike.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use tandem_executor::{
+    Executor, ExecutorOptions, State, Transaction, WorkloadKind, WorkloadSpec, executor_by_name,
+    to_hex,
+};
+
+#[derive(Args, Debug)]
+pub struct BenchExecArgs {
+    /// Executors to compare (sequential always runs: it is the baseline).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sequential,block-stm,access-list,auto"
+    )]
+    executors: Vec<String>,
+    /// Thread counts for the parallel executors.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Workloads: transfer, dex, lending, smallbank, mixed.
+    #[arg(long, value_delimiter = ',', default_value = "transfer,dex")]
+    workloads: Vec<String>,
+    /// Transactions per batch.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// Batches per run (consecutive, on one state).
+    #[arg(long, default_value_t = 5)]
+    batches: usize,
+    /// Runs per configuration; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// SHA-256 rounds per transaction, or `auto` to calibrate to --target-us.
+    #[arg(long, default_value = "auto")]
+    work: String,
+    /// Sequential cost of one transfer that `--work auto` aims for, in µs.
+    #[arg(long, default_value_t = 20.0)]
+    target_us: f64,
+    /// Accounts of every workload.
+    #[arg(long, default_value_t = 100_000)]
+    accounts: u64,
+    /// AMM pools (dex, mixed).
+    #[arg(long, default_value_t = 2)]
+    pools: u32,
+    /// Lending markets (lending, mixed).
+    #[arg(long, default_value_t = 2)]
+    markets: u32,
+    /// Zipf skew of sender/receiver choice (0 = uniform).
+    #[arg(long, default_value_t = 0.5)]
+    zipf: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Sign every transaction (verification runs on the executor's pool).
+    #[arg(long)]
+    signed: bool,
+    /// Also write the rows as CSV to this file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+struct Row {
+    workload: String,
+    executor: String,
+    threads: usize,
+    tx_per_s: f64,
+    us_per_tx: f64,
+    speedup: f64,
+    aborts_per_tx: Option<f64>,
+    waits_per_tx: Option<f64>,
+    reexec_per_tx: Option<f64>,
+    picked: String,
+}
+
+struct Run {
+    seconds: f64,
+    digest: [u8; 32],
+    executions: u64,
+    aborts: u64,
+    waits: u64,
+    transactions: u64,
+    picked: Vec<String>,
+}
+
+fn spec(args: &BenchExecArgs, kind: WorkloadKind, work: u32) -> WorkloadSpec {
+    WorkloadSpec {
+        kind,
+        accounts: args.accounts,
+        pools: args.pools,
+        markets: args.markets,
+        zipf: args.zipf,
+        seed: args.seed,
+        work,
+        signed: args.signed,
+        ..WorkloadSpec::default()
+    }
+}
+
+fn run_batches(exec: &mut dyn Executor, genesis: &State, batches: &[Vec<Transaction>]) -> Run {
+    let mut state = genesis.clone();
+    let mut run = Run {
+        seconds: 0.0,
+        digest: [0; 32],
+        executions: 0,
+        aborts: 0,
+        waits: 0,
+        transactions: 0,
+        picked: Vec::new(),
+    };
+    for batch in batches {
+        let start = Instant::now();
+        let outcome = exec.execute(&mut state, batch);
+        run.seconds += start.elapsed().as_secs_f64();
+        run.digest = outcome.digest;
+        run.executions += outcome.stats.executions;
+        run.aborts += outcome.stats.validation_aborts;
+        run.waits += outcome.stats.dependency_waits;
+        run.transactions += outcome.stats.transactions;
+        if let Some(p) = outcome.stats.picked {
+            run.picked.push(p);
+        }
+    }
+    run
+}
+
+/// Sequential µs per transaction of `txs` (best of three).
+fn sequential_us(genesis: &State, txs: &[Transaction]) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let mut exec = tandem_executor::SequentialExecutor::new();
+        let run = run_batches(&mut exec, genesis, std::slice::from_ref(&txs.to_vec()));
+        best = best.min(run.seconds);
+    }
+    best * 1e6 / txs.len().max(1) as f64
+}
+
+/// Rounds of SHA-256 that make a transfer cost `target_us` sequentially.
+fn calibrate(args: &BenchExecArgs) -> Result<(u32, String)> {
+    const N: usize = 4000;
+    const PROBE: u32 = 200;
+    let base = spec(args, WorkloadKind::Transfer, 0);
+    let genesis = base.genesis()?;
+    let txs = base.generator(0, 1)?.batch(N);
+    let t0 = sequential_us(&genesis, &txs);
+    let heavy: Vec<Transaction> = txs.iter().cloned().map(|t| t.with_work(PROBE)).collect();
+    let t1 = sequential_us(&genesis, &heavy);
+    let per_round = ((t1 - t0) / f64::from(PROBE)).max(1e-3);
+    let rounds = ((args.target_us - t0) / per_round).round().max(0.0) as u32;
+    let check: Vec<Transaction> = txs.iter().cloned().map(|t| t.with_work(rounds)).collect();
+    let t = sequential_us(&genesis, &check);
+    Ok((
+        rounds,
+        format!(
+            "work: {rounds} rounds of SHA-256 per transaction (calibrated: a native transfer \
+             costs {t0:.2} µs, one round {:.0} ns; with the work a transfer costs {t:.1} µs \
+             sequentially, target {:.0} µs)",
+            per_round * 1000.0,
+            args.target_us
+        ),
+    ))
+}
+
+fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn summarize_picks(runs: &[Run]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for p in runs.iter().flat_map(|r| &r.picked) {
+        *counts.entry(p.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k}×{v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
+    if args.batch == 0 || args.batches == 0 || args.rounds == 0 {
+        bail!("--batch, --batches and --rounds must be at least 1");
+    }
+    let kinds: Vec<WorkloadKind> = args
+        .workloads
+        .iter()
+        .map(|w| w.parse())
+        .collect::<Result<_, _>>()?;
+    for name in &args.executors {
+        executor_by_name(name, 1, &ExecutorOptions::default())
+            .with_context(|| format!("--executors: `{name}`"))?;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = load_average();
+    println!(
+        "machine: {cores} cores, load average {} ({})",
+        load.map_or("unknown".into(), |l| format!("{l:.2}")),
+        match load {
+            Some(l) if l < 1.0 => "quiet",
+            Some(_) => "busy: compare ratios within this run, not absolute figures",
+            None => "unknown",
+        }
+    );
+    let (work, note) = if args.work == "auto" {
+        calibrate(&args)?
+    } else {
+        let w: u32 = args
+            .work
+            .parse()
+            .with_context(|| format!("--work: expected `auto` or a number, got `{}`", args.work))?;
+        (w, format!("work: {w} rounds of SHA-256 per transaction"))
+    };
+    println!("{note}");
+    println!(
+        "runs: {} batches × {} transactions, median of {} interleaved runs; accounts {}, pools {}, markets {}, zipf {}",
+        args.batches, args.batch, args.rounds, args.accounts, args.pools, args.markets, args.zipf
+    );
+
+    let mut rows: Vec<Row> = Vec::new();
+    for kind in kinds {
+        let spec = spec(&args, kind, work);
+        let genesis = spec.genesis()?;
+        let mut generator = spec.generator(0, 1)?;
+        let batches: Vec<Vec<Transaction>> = (0..args.batches)
+            .map(|_| generator.batch(args.batch))
+            .collect();
+        let mut configs: Vec<(String, usize)> = vec![("sequential".into(), 1)];
+        for name in args.executors.iter().filter(|n| *n != "sequential") {
+            for &t in &args.threads {
+                configs.push((name.clone(), t));
+            }
+        }
+        let mut execs: Vec<Box<dyn Executor>> = configs
+            .iter()
+            .map(|(name, t)| executor_by_name(name, *t, &ExecutorOptions::default()))
+            .collect::<Result<_, _>>()?;
+        let mut runs: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
+        // Interleave the configurations, rotating their order every round, so
+        // that drift on a shared machine hits every configuration alike.
+        for round in 0..args.rounds {
+            let count = execs.len();
+            for k in 0..count {
+                let i = (round + k) % count;
+                runs[i].push(run_batches(execs[i].as_mut(), &genesis, &batches));
+            }
+        }
+        let expected = runs[0][0].digest;
+        for ((name, t), rs) in configs.iter().zip(&runs) {
+            if let Some(bad) = rs.iter().find(|r| r.digest != expected) {
+                bail!(
+                    "{kind}: {name} with {t} threads ended at digest {} but sequential at {}",
+                    to_hex(&bad.digest),
+                    to_hex(&expected)
+                );
+            }
+        }
+        let seq_seconds = median(runs[0].iter().map(|r| r.seconds).collect());
+        for ((name, t), rs) in configs.iter().zip(&runs) {
+            let seconds = median(rs.iter().map(|r| r.seconds).collect());
+            let txs = rs[0].transactions as f64;
+            let is_bstm = name == "block-stm";
+            rows.push(Row {
+                workload: kind.to_string(),
+                executor: name.clone(),
+                threads: *t,
+                tx_per_s: txs / seconds,
+                us_per_tx: seconds * 1e6 / txs,
+                speedup: seq_seconds / seconds,
+                aborts_per_tx: is_bstm.then(|| rs[0].aborts as f64 / txs),
+                waits_per_tx: is_bstm.then(|| rs[0].waits as f64 / txs),
+                reexec_per_tx: is_bstm
+                    .then(|| rs[0].executions.saturating_sub(rs[0].transactions) as f64 / txs),
+                picked: summarize_picks(rs),
+            });
+        }
+    }
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "\n{:<10} {:<12} {:>7} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}  picked",
+        "workload",
+        "executor",
+        "threads",
+        "tx/s",
+        "µs/tx",
+        "speedup",
+        "aborts/tx",
+        "waits/tx",
+        "reexec/tx"
+    );
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for r in &rows {
+        let _ = writeln!(
+            table,
+            "{:<10} {:<12} {:>7} {:>10.0} {:>8.2} {:>7.2}x {:>9} {:>9} {:>9}  {}",
+            r.workload,
+            r.executor,
+            r.threads,
+            r.tx_per_s,
+            r.us_per_tx,
+            r.speedup,
+            opt(r.aborts_per_tx),
+            opt(r.waits_per_tx),
+            opt(r.reexec_per_tx),
+            if r.picked.is_empty() { "-" } else { &r.picked }
+        );
+    }
+    print!("{table}");
+
+    if let Some(path) = &args.csv {
+        let mut csv = String::from(
+            "workload,accounts,pools,zipf,work,batch,executor,threads,tx_per_s,us_per_tx,speedup,aborts_per_tx,waits_per_tx,reexecutions_per_tx,picked\n",
+        );
+        let field = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
+        for r in &rows {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{},{},{:.1},{:.3},{:.3},{},{},{},{}",
+                r.workload,
+                args.accounts,
+                args.pools,
+                args.zipf,
+                work,
+                args.batch,
+                r.executor,
+                r.threads,
+                r.tx_per_s,
+                r.us_per_tx,
+                r.speedup,
+                field(r.aborts_per_tx),
+                field(r.waits_per_tx),
+                field(r.reexec_per_tx),
+                r.picked
+            );
+        }
+        std::fs::write(path, csv).with_context(|| format!("{}: cannot write", path.display()))?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
