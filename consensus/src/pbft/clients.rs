@@ -1,9 +1,11 @@
 //! Exactly-once bookkeeping per client: which request numbers were delivered, and the
 //! recent results kept to answer retransmissions.
 //!
-//! Both tables are deterministic functions of the committed sequence, so every correct
-//! replica holds the same tables after the same sequence number; they are part of the
-//! checkpoint digest and travel with state transfer.
+//! The delivered table is replicated state: a deterministic function of the committed
+//! sequence, part of the checkpoint digest, and shipped with state transfer. The reply
+//! cache is local soft state: it only serves retransmissions, and at least f+1 correct
+//! replicas executed every request of a stable checkpoint and hold its result, so it
+//! needs no agreement — and the checkpoint costs O(clients), not O(cached results).
 //!
 //! Clients may keep several requests outstanding, so their requests can commit out of
 //! number order. A [`DedupWindow`] therefore remembers every delivered number above a
@@ -67,46 +69,31 @@ pub type DeliveredTable = BTreeMap<ClientId, DedupWindow>;
 /// Recent results per client, by request number.
 pub type ReplyCache = BTreeMap<ClientId, BTreeMap<u64, Bytes>>;
 
-/// The exactly-once tables at a checkpoint.
+/// The exactly-once state at a checkpoint: the delivered numbers of every client.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientTables {
     /// Delivered numbers as of the checkpoint's delivery.
     pub delivered: DeliveredTable,
-    /// Results as of the checkpoint's execution.
-    pub replies: ReplyCache,
 }
 
 impl ClientTables {
-    /// Digest over both tables, in client and number order.
+    /// Digest over the table, in client order.
     pub fn digest(&self) -> Digest {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(b"tandem-client-tables-v1");
+        ctx.update(b"tandem-client-tables-v2");
         ctx.update(&(self.delivered.len() as u64).to_le_bytes());
         for (client, window) in &self.delivered {
             ctx.update(&client.0.to_le_bytes());
             window.hash_into(&mut ctx);
         }
-        ctx.update(&(self.replies.len() as u64).to_le_bytes());
-        for (client, results) in &self.replies {
-            ctx.update(&client.0.to_le_bytes());
-            ctx.update(&(results.len() as u64).to_le_bytes());
-            for (number, result) in results {
-                ctx.update(&number.to_le_bytes());
-                ctx.update(&(result.len() as u64).to_le_bytes());
-                ctx.update(result);
-            }
-        }
         Digest::from_ring(ctx.finish())
     }
 
-    /// Whether the tables respect the window bound (a peer could send anything).
+    /// Whether the table respects the window bound (a peer could send anything).
     pub fn is_well_formed(&self, window: u64) -> bool {
         self.delivered.values().all(|w| {
             w.above.len() as u64 <= window && w.above.first().is_none_or(|first| *first > w.low + 1)
-        }) && self
-            .replies
-            .values()
-            .all(|r| r.len() as u64 <= window && !r.is_empty())
+        })
     }
 }
 
@@ -179,14 +166,13 @@ mod tests {
         t.delivered.entry(ClientId(1)).or_default().admit(1, 10);
         let d1 = t.digest();
         assert_ne!(d0, d1);
-        record_result(
-            &mut t.replies,
-            ClientId(1),
-            1,
-            Bytes::from_static(b"ok"),
-            10,
-        );
+        t.delivered.entry(ClientId(1)).or_default().admit(3, 10);
         assert_ne!(d1, t.digest());
         assert!(t.is_well_formed(10));
+        t.delivered.entry(ClientId(2)).or_default().above.insert(1);
+        assert!(
+            !t.is_well_formed(10),
+            "1 should have been folded into the low mark"
+        );
     }
 }

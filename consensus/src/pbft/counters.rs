@@ -30,9 +30,9 @@ counters! {
     duplicate_requests_filtered,
     /// Retransmitted requests answered from the reply cache.
     replies_from_cache,
-    /// Retransmitted requests already below the client's exactly-once window, whose
-    /// result is no longer kept (the client numbered too far ahead).
-    stale_requests,
+    /// Retransmitted requests already delivered whose result this replica does not
+    /// hold (out of the client's window, or skipped by state transfer).
+    uncached_retransmissions,
     /// Stable checkpoints reached.
     checkpoints_stable,
     /// View changes this replica started.

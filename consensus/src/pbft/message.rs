@@ -292,7 +292,7 @@ pub struct StateSnapshot {
     pub cert: StableCert,
     /// The application digest at the checkpoint.
     pub app_digest: Digest,
-    /// Exactly-once tables at the checkpoint.
+    /// Exactly-once table at the checkpoint.
     pub tables: ClientTables,
     /// The application's serialised state.
     pub snapshot: Bytes,
@@ -310,7 +310,7 @@ pub struct CommittedBatch {
 }
 
 /// Checkpoint digest: binds the sequence number, the application digest and the
-/// digest of the exactly-once tables.
+/// digest of the exactly-once table.
 pub fn checkpoint_digest(seq: Seq, app_digest: &Digest, tables_digest: &Digest) -> Digest {
     Digest::of(&[
         b"tandem-checkpoint-digest-v1",

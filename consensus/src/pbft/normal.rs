@@ -107,9 +107,10 @@ impl Pbft {
             });
             self.counters.replies_from_cache += 1;
         } else if done {
-            // Below the client's exactly-once window, result no longer kept: a client
-            // that broke the window contract (correct clients never do).
-            self.counters.stale_requests += 1;
+            // Delivered, but its result is not cached here: it fell out of the
+            // client's window (a client that broke the window contract), or this
+            // replica skipped it through state transfer (its peers answer).
+            self.counters.uncached_retransmissions += 1;
         }
         done
     }
@@ -582,10 +583,7 @@ impl Pbft {
         self.last_executed = ex.seq;
         self.record_and_reply(&pending.batch, ex.results, out);
         if let Some(delivered) = pending.delivered_at_checkpoint {
-            let tables = ClientTables {
-                delivered,
-                replies: self.reply_cache.clone(),
-            };
+            let tables = ClientTables { delivered };
             match ex.snapshot {
                 Some(snapshot) => {
                     self.take_checkpoint(now, ex.seq, ex.app_digest, tables, snapshot, out)

@@ -376,7 +376,6 @@ impl Pbft {
         self.last_executed = seq;
         self.pending_execution.clear();
         self.delivered_table = install.own.tables.delivered.clone();
-        self.reply_cache = install.own.tables.replies.clone();
         self.awaited.retain(|(client, number), _| {
             !self
                 .delivered_table
