@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use tandem_consensus::application::Application;
+use tandem_consensus::application::{Application, FrozenState};
 use tandem_consensus::{Batch, Digest, Seq};
 use tandem_executor::{Executor, ExecutorOptions, State, Transaction, executor_by_name};
 
@@ -57,6 +57,16 @@ impl LedgerApp {
     /// What the executor did so far.
     pub fn totals(&self) -> &ExecutionTotals {
         &self.totals
+    }
+}
+
+/// A copy of the ledger taken at a checkpoint; serialising it (sorting every entry) is
+/// the expensive part, done on the snapshot thread.
+struct FrozenLedger(State);
+
+impl FrozenState for FrozenLedger {
+    fn encode(&self) -> Bytes {
+        Bytes::from(self.0.snapshot())
     }
 }
 
@@ -121,6 +131,10 @@ impl Application for LedgerApp {
 
     fn snapshot(&self) -> Bytes {
         Bytes::from(self.state.snapshot())
+    }
+
+    fn freeze(&self) -> Box<dyn FrozenState> {
+        Box::new(FrozenLedger(self.state.clone()))
     }
 
     fn restore(&mut self, snapshot: &[u8], expected: &Digest) -> bool {

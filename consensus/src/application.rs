@@ -16,8 +16,29 @@ pub trait Application: Send {
     fn execute(&mut self, seq: Seq, batch: &Batch) -> (Vec<Bytes>, Digest);
     /// The current state, serialised.
     fn snapshot(&self) -> Bytes;
+    /// A copy of the current state, cheap to take, to serialise later off the
+    /// execution path (a node serialises checkpoints on another thread). By default
+    /// the state is serialised at once.
+    fn freeze(&self) -> Box<dyn FrozenState> {
+        Box::new(EncodedState(self.snapshot()))
+    }
     /// Replaces the state with `snapshot` if it decodes and its digest is `expected`.
     fn restore(&mut self, snapshot: &[u8], expected: &Digest) -> bool;
+}
+
+/// A frozen copy of an application's state.
+pub trait FrozenState: Send {
+    /// The serialised state ([`Application::snapshot`] of the state at freezing time).
+    fn encode(&self) -> Bytes;
+}
+
+/// A state already serialised.
+pub struct EncodedState(pub Bytes);
+
+impl FrozenState for EncodedState {
+    fn encode(&self) -> Bytes {
+        self.0.clone()
+    }
 }
 
 /// A hash-chain application: the state is a running digest over every executed request

@@ -31,6 +31,15 @@ pub enum Event<M, T> {
     Timer(T),
     /// The application executed a delivered batch.
     Executed(Executed),
+    /// The application's serialised state at a checkpoint sequence number (one whose
+    /// delivery had `checkpoint` set), produced after its [`Executed`] report and
+    /// possibly much later: peers fetch it during state transfer.
+    Snapshot {
+        /// The checkpoint.
+        seq: Seq,
+        /// The serialised state after executing `seq`.
+        snapshot: Bytes,
+    },
     /// The application finished installing a snapshot asked for by
     /// [`Action::InstallSnapshot`].
     SnapshotInstalled {
@@ -50,9 +59,6 @@ pub struct Executed {
     pub app_digest: Digest,
     /// One result per request of the delivered batch, in order.
     pub results: Vec<Bytes>,
-    /// The serialised application state after `seq`, present when the delivery asked
-    /// for a checkpoint. Peers fetch it during state transfer.
-    pub snapshot: Option<Bytes>,
 }
 
 /// What a protocol asks its driver to do.
@@ -115,7 +121,8 @@ pub struct Delivery {
     /// The requests to execute: the committed batch minus requests already executed
     /// (exactly-once filtering happens before delivery, identically on every replica).
     pub batch: Arc<Batch>,
-    /// Whether the application must return a snapshot with [`Executed`].
+    /// Whether this is a checkpoint: the application then also reports its state with
+    /// [`Event::Snapshot`].
     pub checkpoint: bool,
 }
 

@@ -199,6 +199,7 @@ impl<P: Protocol> Driver<P> {
                 self.totals = totals;
                 self.feed(Event::Executed(executed));
             }
+            Done::Snapshot { seq, snapshot } => self.feed(Event::Snapshot { seq, snapshot }),
             Done::Installed { seq, ok } => self.feed(Event::SnapshotInstalled { seq, ok }),
         }
     }

@@ -1,13 +1,15 @@
 //! The execution stage: a thread of its own that applies committed batches (and
 //! fetched snapshots) to the application in delivery order while consensus goes on,
-//! and reports each result back to the protocol driver.
+//! and reports each result back to the protocol driver. At a checkpoint it freezes a
+//! copy of the state and hands it to a second thread that serialises it, so the next
+//! batches do not wait for the snapshot.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use tandem_consensus::application::Application;
+use tandem_consensus::application::{Application, FrozenState};
 use tandem_consensus::{Delivery, Digest, Executed, Seq};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -32,6 +34,13 @@ pub enum Job {
 pub enum Done {
     /// A batch was executed.
     Executed(Executed, ExecutionTotals),
+    /// A checkpoint's state was serialised.
+    Snapshot {
+        /// The checkpoint.
+        seq: Seq,
+        /// The serialised state.
+        snapshot: Bytes,
+    },
     /// A snapshot was installed (or rejected).
     Installed {
         /// Its checkpoint.
@@ -63,6 +72,7 @@ impl ReplicatedApp for tandem_consensus::application::HashChainApp {
 pub struct ExecutionStage {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    snapshotter: Option<JoinHandle<()>>,
 }
 
 impl ExecutionStage {
@@ -72,6 +82,22 @@ impl ExecutionStage {
         done: UnboundedSender<Done>,
     ) -> Result<ExecutionStage> {
         let (jobs, rx) = mpsc::channel::<Job>();
+        let (frozen_tx, frozen_rx) = mpsc::channel::<(Seq, Box<dyn FrozenState>)>();
+        let snapshot_done = done.clone();
+        let snapshotter = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                for (seq, frozen) in frozen_rx {
+                    let snapshot = frozen.encode();
+                    if snapshot_done
+                        .send(Done::Snapshot { seq, snapshot })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the snapshot thread")?;
         let thread = std::thread::Builder::new()
             .name("execution".into())
             .spawn(move || {
@@ -79,13 +105,15 @@ impl ExecutionStage {
                     let report = match job {
                         Job::Deliver(d) => {
                             let (results, app_digest) = app.execute(d.seq, &d.batch);
-                            let snapshot = d.checkpoint.then(|| app.snapshot());
                             let executed = Executed {
                                 seq: d.seq,
                                 app_digest,
                                 results,
-                                snapshot,
                             };
+                            if d.checkpoint {
+                                // Dropped only if the snapshot thread is gone, i.e. at shutdown.
+                                let _ = frozen_tx.send((d.seq, app.freeze()));
+                            }
                             Done::Executed(executed, app.totals())
                         }
                         Job::Install {
@@ -106,6 +134,7 @@ impl ExecutionStage {
         Ok(ExecutionStage {
             jobs: Some(jobs),
             thread: Some(thread),
+            snapshotter: Some(snapshotter),
         })
     }
 
@@ -122,6 +151,9 @@ impl Drop for ExecutionStage {
     fn drop(&mut self) {
         self.jobs.take();
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(thread) = self.snapshotter.take() {
             let _ = thread.join();
         }
     }

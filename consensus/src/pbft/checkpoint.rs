@@ -22,7 +22,6 @@ impl Pbft {
         seq: Seq,
         app_digest: Digest,
         tables: ClientTables,
-        snapshot: Bytes,
         out: &mut Vec<PbftAction>,
     ) {
         let digest = checkpoint_digest(seq, &app_digest, &tables.digest());
@@ -32,7 +31,7 @@ impl Pbft {
                 digest,
                 app_digest,
                 tables,
-                snapshot,
+                snapshot: None,
             },
         );
         if self.stable.seq == seq && self.stable.digest != digest {
@@ -50,6 +49,14 @@ impl Pbft {
         };
         self.broadcast(Message::Checkpoint(vote.clone()), out);
         self.add_checkpoint_vote(now, vote, out);
+    }
+
+    /// The application's state at one of our checkpoints, for serving state transfer.
+    pub(crate) fn on_snapshot(&mut self, seq: Seq, snapshot: Bytes) {
+        match self.own_checkpoints.get_mut(&seq) {
+            Some(own) => own.snapshot = Some(snapshot),
+            None => self.counters.unexpected_executions += u64::from(seq > self.stable.seq),
+        }
     }
 
     fn note_divergence(&mut self, seq: Seq) {

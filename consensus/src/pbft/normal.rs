@@ -584,15 +584,7 @@ impl Pbft {
         self.record_and_reply(&pending.batch, ex.results, out);
         if let Some(delivered) = pending.delivered_at_checkpoint {
             let tables = ClientTables { delivered };
-            match ex.snapshot {
-                Some(snapshot) => {
-                    self.take_checkpoint(now, ex.seq, ex.app_digest, tables, snapshot, out)
-                }
-                None => {
-                    self.counters.unexpected_executions += 1;
-                    tracing::warn!(replica = %self.me, seq = %ex.seq, "checkpoint executed without a snapshot");
-                }
-            }
+            self.take_checkpoint(now, ex.seq, ex.app_digest, tables, out);
         }
     }
 

@@ -303,11 +303,14 @@ impl Pbft {
         let Some(own) = self.own_checkpoints.get(&self.stable.seq) else {
             return;
         };
+        let Some(state) = own.snapshot.clone() else {
+            return; // not serialised yet: the requester retries elsewhere
+        };
         let snapshot = StateSnapshot {
             cert: self.stable.clone(),
             app_digest: own.app_digest,
             tables: own.tables.clone(),
-            snapshot: own.snapshot.clone(),
+            snapshot: state,
         };
         self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
@@ -345,7 +348,7 @@ impl Pbft {
                 digest: s.cert.digest,
                 app_digest: s.app_digest,
                 tables: s.tables,
-                snapshot: s.snapshot,
+                snapshot: Some(s.snapshot),
             },
             cert: s.cert,
         });

@@ -83,7 +83,8 @@ pub(crate) struct OwnCheckpoint {
     pub digest: Digest,
     pub app_digest: Digest,
     pub tables: ClientTables,
-    pub snapshot: Bytes,
+    /// The application's state, once it reported it.
+    pub snapshot: Option<Bytes>,
 }
 
 /// A state snapshot handed to the application, awaiting its verdict.
@@ -292,6 +293,7 @@ impl Pbft {
             Event::Message { from, msg } => self.on_envelope(now, from, msg, out),
             Event::Timer(timer) => self.on_timer(now, timer, out),
             Event::Executed(executed) => self.on_executed(now, executed, out),
+            Event::Snapshot { seq, snapshot } => self.on_snapshot(seq, snapshot),
             Event::SnapshotInstalled { seq, ok } => self.on_snapshot_installed(now, seq, ok, out),
         }
         self.update_view_timer(now, out);

@@ -97,9 +97,11 @@ impl Harness {
                             seq,
                             app_digest,
                             results,
-                            snapshot,
                         }),
                     );
+                    if let Some(snapshot) = snapshot {
+                        self.feed(i, Event::Snapshot { seq, snapshot });
+                    }
                 }
                 Action::Reply { reply, .. } => self.replies.push(reply),
                 Action::SetTimer { timer, at } => {

@@ -47,6 +47,12 @@ enum Scheduled<M, T> {
         incarnation: u32,
         executed: Executed,
     },
+    Snapshot {
+        replica: usize,
+        incarnation: u32,
+        seq: Seq,
+        snapshot: Bytes,
+    },
     Installed {
         replica: usize,
         incarnation: u32,
@@ -70,6 +76,7 @@ impl<M, T> Scheduled<M, T> {
                 replica, executed, ..
             } => (5, (*replica as u64) << 32 ^ executed.seq.0),
             Scheduled::Installed { replica, .. } => (6, *replica as u64),
+            Scheduled::Snapshot { replica, seq, .. } => (9, (*replica as u64) << 32 ^ seq.0),
             Scheduled::ClientWake { client } => (7, *client as u64),
             Scheduled::Fault(_) => (8, 0),
         }
@@ -349,6 +356,9 @@ impl<P: Protocol> Engine<P> {
                 } => {
                     format!("{} r{replica}: installed {seq} ok={ok}", self.now)
                 }
+                Scheduled::Snapshot { replica, seq, .. } => {
+                    format!("{} r{replica}: snapshot {seq}", self.now)
+                }
                 Scheduled::ClientWake { client } => format!("{} c{client}: wake", self.now),
                 Scheduled::Fault(f) => format!("{} fault: {f:?}", self.now),
             };
@@ -398,6 +408,16 @@ impl<P: Protocol> Engine<P> {
             } => {
                 if self.nodes[replica].incarnation == incarnation {
                     self.feed(replica, Event::SnapshotInstalled { seq, ok });
+                }
+            }
+            Scheduled::Snapshot {
+                replica,
+                incarnation,
+                seq,
+                snapshot,
+            } => {
+                if self.nodes[replica].incarnation == incarnation {
+                    self.feed(replica, Event::Snapshot { seq, snapshot });
                 }
             }
             Scheduled::ClientWake { client } => self.wake_client(client),
@@ -527,7 +547,6 @@ impl<P: Protocol> Engine<P> {
             seq: d.seq,
             app_digest,
             results,
-            snapshot,
         };
         self.schedule(
             at,
@@ -537,6 +556,19 @@ impl<P: Protocol> Engine<P> {
                 executed,
             },
         );
+        if let Some(snapshot) = snapshot {
+            let seq = d.seq;
+            let later = at + self.exec_delay;
+            self.schedule(
+                later,
+                Scheduled::Snapshot {
+                    replica: r,
+                    incarnation,
+                    seq,
+                    snapshot,
+                },
+            );
+        }
     }
 
     fn on_reply(&mut self, c: usize, reply: Reply) {
