@@ -8,6 +8,14 @@
 //! outstanding one: [`ClientCore::submit`] refuses until that request completes. That
 //! is what guarantees a lost request is still executed when it is retransmitted.
 //!
+//! A request is retransmitted when its time-out passes and it looks lost: a request
+//! sent after it already completed (requests from one client are queued in order, so
+//! it was dropped), or nothing at all completed for a time-out (the primary may be
+//! faulty). While the cluster keeps completing this client's older requests, a late
+//! request is only queued behind them, and retransmitting it to every replica would
+//! add load exactly when the cluster has none to spare. The time-out itself adapts to
+//! the round trips the client sees (RFC 6298).
+//!
 //! Like the replica, it never reads a clock or touches a socket: the caller passes the
 //! time and carries out [`ClientAction`]s.
 
@@ -61,6 +69,9 @@ pub struct ClientCounters {
     pub completed: u64,
     /// Retransmissions (each a broadcast).
     pub retransmissions: u64,
+    /// Time-outs that passed while older requests were still completing: the
+    /// request was queued, not lost, and its retransmission was postponed.
+    pub postponed_retransmissions: u64,
     /// Replies dropped: wrong client, unknown replica, or a bad signature.
     pub rejected_replies: u64,
     /// Replies for requests no longer outstanding.
@@ -79,6 +90,35 @@ struct Outstanding {
     replies: BTreeMap<ReplicaId, Bytes>,
 }
 
+/// A smoothed round-trip estimate (RFC 6298): `srtt` and `rttvar` in nanoseconds.
+#[derive(Clone, Copy, Debug, Default)]
+struct RttEstimate {
+    srtt: Option<u64>,
+    rttvar: u64,
+}
+
+impl RttEstimate {
+    fn sample(&mut self, rtt: Duration) {
+        let r = rtt.as_nanos().min(u64::MAX as u128) as u64;
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(srtt) => {
+                self.rttvar = (3 * (self.rttvar / 4)).saturating_add(srtt.abs_diff(r) / 4);
+                self.srtt = Some((7 * (srtt / 8)).saturating_add(r / 8));
+            }
+        }
+    }
+
+    /// `srtt + 4·rttvar`, zero before the first sample.
+    fn timeout(&self) -> Duration {
+        let srtt = self.srtt.unwrap_or(0);
+        Duration::from_nanos(srtt.saturating_add(self.rttvar.saturating_mul(4)))
+    }
+}
+
 /// A PBFT client.
 #[derive(Debug)]
 pub struct ClientCore {
@@ -86,6 +126,11 @@ pub struct ClientCore {
     replicas: usize,
     weak: usize,
     retransmit_after: Duration,
+    rtt: RttEstimate,
+    /// When a request last completed, and when the latest-sent completed request
+    /// was sent: what tells a lost request from a queued one.
+    last_completion_at: Option<Time>,
+    latest_completed_sent_at: Option<Time>,
     replica_keys: Option<Vec<[u8; 32]>>,
     window: u64,
     next_number: u64,
@@ -113,6 +158,9 @@ impl ClientCore {
             replicas,
             weak: max_faulty(replicas) + 1,
             retransmit_after,
+            rtt: RttEstimate::default(),
+            last_completion_at: None,
+            latest_completed_sent_at: None,
             replica_keys,
             window: window.max(1),
             next_number: 1,
@@ -172,7 +220,7 @@ impl ClientCore {
             number,
             payload,
         };
-        let retransmit_at = now + self.retransmit_after;
+        let retransmit_at = now + self.retransmit_timeout();
         out.push(ClientAction::Send {
             to: self.primary(),
             request: request.clone(),
@@ -222,6 +270,13 @@ impl ClientCore {
                 let entry = self.outstanding.remove(number).expect("present");
                 self.deadlines.remove(&(entry.retransmit_at, *number));
                 self.counters.completed += 1;
+                // Measured from the first send even if retransmitted: an over-estimate,
+                // never an under-estimate (Karn's ambiguity), and a cluster slower
+                // than the time-out still teaches the client to wait longer.
+                self.rtt.sample(now.since(entry.sent_at));
+                self.last_completion_at = Some(now);
+                self.latest_completed_sent_at =
+                    self.latest_completed_sent_at.max(Some(entry.sent_at));
                 done.push(Completed {
                     number: *number,
                     result: result.clone(),
@@ -245,9 +300,26 @@ impl ClientCore {
         }
     }
 
-    /// Retransmits every request whose time-out passed, to all replicas, doubling its
-    /// time-out (up to 8× the initial one).
+    /// The current retransmission time-out: the configured one, or more when replies
+    /// take longer (RFC 6298's smoothed round trip plus four deviations), at most 8×
+    /// the configured one. Retransmitting to all replicas while a loaded cluster is
+    /// merely slow would multiply its load just when it has none to spare.
+    pub fn retransmit_timeout(&self) -> Duration {
+        self.rtt
+            .timeout()
+            .max(self.retransmit_after)
+            .min(self.max_retransmit_timeout())
+    }
+
+    fn max_retransmit_timeout(&self) -> Duration {
+        self.retransmit_after * 8
+    }
+
+    /// Retransmits every request whose time-out passed and that looks lost (see the
+    /// module comment), to all replicas, doubling its time-out (up to 8× the
+    /// configured one); the others wait another time-out.
     pub fn on_tick(&mut self, now: Time, out: &mut Vec<ClientAction>) {
+        let (timeout, max_timeout) = (self.retransmit_timeout(), self.max_retransmit_timeout());
         while let Some(&(at, number)) = self.deadlines.first() {
             if at > now {
                 break;
@@ -256,10 +328,20 @@ impl ClientCore {
             let Some(entry) = self.outstanding.get_mut(&number) else {
                 continue;
             };
+            let overtaken = self
+                .latest_completed_sent_at
+                .is_some_and(|t| t > entry.sent_at);
+            let quiet_since = self
+                .last_completion_at
+                .map_or(entry.sent_at, |t| t.max(entry.sent_at));
+            if !overtaken && now.since(quiet_since) < timeout {
+                entry.retransmit_at = now + timeout;
+                self.deadlines.insert((entry.retransmit_at, number));
+                self.counters.postponed_retransmissions += 1;
+                continue;
+            }
             let waited = now.since(entry.sent_at);
-            let next = waited
-                .max(self.retransmit_after)
-                .min(self.retransmit_after * 8);
+            let next = waited.max(timeout).min(max_timeout);
             entry.retransmit_at = now + next;
             entry.retransmitted = true;
             self.deadlines.insert((entry.retransmit_at, number));
@@ -369,5 +451,74 @@ mod tests {
         c.on_reply(Time(11_000_000), &reply(2, n, b"r", 1), &mut done);
         assert_eq!(c.primary(), ReplicaId(1));
         assert!(done[0].retransmitted);
+    }
+
+    #[test]
+    fn a_slow_cluster_stretches_the_retransmission_timeout_up_to_eight_times() {
+        let base = Duration::from_millis(10);
+        let mut c = ClientCore::new(ClientId(3), 4, 1 << 20, base, None);
+        assert_eq!(c.retransmit_timeout(), base, "no sample yet");
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let mut now = Time(0);
+        for _ in 0..20 {
+            let n = c.submit(now, Bytes::from_static(b"op"), &mut out).unwrap();
+            now = now + Duration::from_millis(30);
+            c.on_tick(now, &mut out);
+            c.on_reply(now, &reply(0, n, b"r", 0), &mut done);
+            c.on_reply(now, &reply(1, n, b"r", 0), &mut done);
+        }
+        assert_eq!(done.len(), 20);
+        let rto = c.retransmit_timeout();
+        assert!(
+            rto >= Duration::from_millis(30),
+            "learned the 30 ms round trip: {rto:?}"
+        );
+        // The next request waits the learned time-out, not the configured one.
+        out.clear();
+        c.submit(now, Bytes::from_static(b"op"), &mut out).unwrap();
+        out.clear();
+        c.on_tick(now + Duration::from_millis(20), &mut out);
+        assert!(out.is_empty(), "retransmitted before the learned time-out");
+        c.on_tick(now + rto, &mut out);
+        assert_eq!(out.len(), 1);
+        // Never beyond 8× the configured time-out, however slow the replies.
+        for _ in 0..50 {
+            c.rtt.sample(Duration::from_secs(10));
+        }
+        assert_eq!(c.retransmit_timeout(), base * 8);
+    }
+
+    #[test]
+    fn a_queued_request_waits_while_older_ones_complete_but_an_overtaken_one_is_resent() {
+        let ms = Duration::from_millis;
+        let mut c = ClientCore::new(ClientId(3), 4, 64, ms(10), None);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let complete = |c: &mut ClientCore, at: Time, n: u64, done: &mut Vec<Completed>| {
+            c.on_reply(at, &reply(0, n, b"r", 0), done);
+            c.on_reply(at, &reply(1, n, b"r", 0), done);
+        };
+        let a = c
+            .submit(Time(0), Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        let b = c
+            .submit(Time(0) + ms(1), Bytes::from_static(b"b"), &mut out)
+            .unwrap();
+        let late = c
+            .submit(Time(0) + ms(2), Bytes::from_static(b"c"), &mut out)
+            .unwrap();
+        out.clear();
+        // `a` completes just before the others' time-outs: they are queued, not lost.
+        complete(&mut c, Time(0) + ms(9), a, &mut done);
+        c.on_tick(Time(0) + ms(12), &mut out);
+        assert!(
+            out.is_empty(),
+            "retransmitted a request the cluster is still serving"
+        );
+        assert_eq!(c.counters().postponed_retransmissions, 2);
+        // `late` completes before `b`: `b` was overtaken, so it was dropped somewhere.
+        complete(&mut c, Time(0) + ms(13), late, &mut done);
+        c.on_tick(Time(0) + ms(40), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(&out[0], ClientAction::Broadcast { request } if request.number == b));
     }
 }

@@ -5,6 +5,12 @@
 //!
 //! Frames are drained in bursts and replies to one client are coalesced into one frame
 //! per loop turn, so a busy replica pays per-frame costs once per burst.
+//!
+//! Replica traffic comes first: a burst handles every replica frame at once and only
+//! queues client frames, undecoded, in a bounded backlog that is served a few frames
+//! per loop turn. Under overload, prepares and commits therefore never wait behind
+//! tens of thousands of client requests (which stalled consensus into view changes),
+//! and client frames beyond the backlog are shed and counted: the clients retransmit.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -23,8 +29,12 @@ use crate::node::execution::{Done, ExecutionStage, Job};
 use crate::node::metrics::{ExecutionLine, MetricsLine, MetricsWriter, process_cpu_ms, unix_ms};
 use crate::wire::{self, ClientFrame, ReplicaFrame};
 
-/// Most frames handled per loop turn before timers and replies get their turn.
-const BURST: usize = 512;
+/// Most frames taken from the transport per loop turn.
+const BURST: usize = 4096;
+/// Client frames decoded and handed to the protocol per loop turn.
+const CLIENT_FRAMES_PER_TURN: usize = 32;
+/// Bytes of undecoded client frames a replica queues before it sheds new ones.
+const CLIENT_BACKLOG_BYTES: usize = 32 << 20;
 /// Stable checkpoints remembered for the metrics stream.
 const CHECKPOINT_HISTORY: usize = 32;
 
@@ -34,6 +44,32 @@ struct DriverCounters {
     decode_errors: u64,
     forged_client_ids: u64,
     encode_errors: u64,
+    client_frames_shed: u64,
+}
+
+/// Client frames waiting for their turn, oldest first.
+#[derive(Default)]
+struct ClientBacklog {
+    frames: VecDeque<(u32, Bytes)>,
+    bytes: usize,
+}
+
+impl ClientBacklog {
+    /// Queues a frame; false (and nothing queued) if the backlog is full.
+    fn push(&mut self, client: u32, frame: Bytes) -> bool {
+        if self.bytes + frame.len() > CLIENT_BACKLOG_BYTES {
+            return false;
+        }
+        self.bytes += frame.len();
+        self.frames.push_back((client, frame));
+        true
+    }
+
+    fn pop(&mut self) -> Option<(u32, Bytes)> {
+        let (client, frame) = self.frames.pop_front()?;
+        self.bytes -= frame.len();
+        Some((client, frame))
+    }
 }
 
 /// The event loop of one replica.
@@ -48,6 +84,7 @@ pub struct Driver<P: Protocol> {
     replies: BTreeMap<ClientId, Vec<Reply>>,
     max_frame: usize,
     counters: DriverCounters,
+    client_backlog: ClientBacklog,
     totals: ExecutionTotals,
     checkpoints: VecDeque<(u64, String)>,
     out: Vec<Action<P::Message, P::Timer>>,
@@ -79,6 +116,7 @@ impl<P: Protocol> Driver<P> {
             replies: BTreeMap::new(),
             max_frame,
             counters: DriverCounters::default(),
+            client_backlog: ClientBacklog::default(),
             totals: ExecutionTotals::default(),
             checkpoints: VecDeque::new(),
             out: Vec::new(),
@@ -136,15 +174,17 @@ impl<P: Protocol> Driver<P> {
                 }
                 frame = inbound.recv() => {
                     let Some((from, bytes)) = frame else { break };
-                    self.on_frame(from, bytes);
+                    self.take_frame(from, bytes);
                     for _ in 0..BURST {
                         match inbound.try_recv() {
-                            Ok((from, bytes)) => self.on_frame(from, bytes),
+                            Ok((from, bytes)) => self.take_frame(from, bytes),
                             Err(_) => break,
                         }
                     }
                 }
+                _ = std::future::ready(()), if !self.client_backlog.frames.is_empty() => {}
             }
+            self.serve_clients();
             self.flush_replies();
         }
         let last = self.metrics_line(true);
@@ -159,6 +199,28 @@ impl<P: Protocol> Driver<P> {
         let now = self.now();
         self.proto.handle(now, event, &mut self.out);
         self.apply();
+    }
+
+    /// Handles a replica's frame now; queues a client's for [`Driver::serve_clients`].
+    fn take_frame(&mut self, from: NodeId, bytes: Bytes) {
+        match from {
+            NodeId::Replica(_) => self.on_frame(from, bytes),
+            NodeId::Client(c) => {
+                if !self.client_backlog.push(c, bytes) {
+                    self.counters.client_frames_shed += 1;
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles a few queued client frames.
+    fn serve_clients(&mut self) {
+        for _ in 0..CLIENT_FRAMES_PER_TURN {
+            let Some((client, bytes)) = self.client_backlog.pop() else {
+                break;
+            };
+            self.on_frame(NodeId::Client(client), bytes);
+        }
     }
 
     fn on_frame(&mut self, from: NodeId, bytes: Bytes) {
@@ -334,6 +396,10 @@ impl<P: Protocol> Driver<P> {
             self.counters.forged_client_ids,
         );
         network.insert("encode_errors".to_string(), self.counters.encode_errors);
+        network.insert(
+            "client_frames_shed".to_string(),
+            self.counters.client_frames_shed,
+        );
         let t = &self.totals;
         MetricsLine {
             unix_ms: unix_ms(),

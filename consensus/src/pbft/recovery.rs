@@ -2,7 +2,9 @@
 //! checkpoint catches up without a view change.
 //!
 //! Every replica broadcasts a small status message periodically. A peer that sees the
-//! sender is behind answers with what it lacks, bounded per status:
+//! sender is behind answers with what it lacks, bounded per status, and sends batches
+//! and votes only if the sender delivered nothing for two status intervals (a peer
+//! that progresses is slow, not missing anything):
 //! - an older view: the new-view message that started ours (self-certifying);
 //! - during a view change: our own view change, so the new primary gathers a quorum;
 //! - an older stable checkpoint: our stable certificate;
@@ -21,7 +23,9 @@ use crate::pbft::Pbft;
 use crate::pbft::message::{
     CommittedBatch, Message, PbftTimer, PrePrepare, StateSnapshot, Status, Vote, checkpoint_digest,
 };
-use crate::pbft::replica::{OwnCheckpoint, PbftAction, PendingInstall, RETRANSMIT_LIMIT, Transfer};
+use crate::pbft::replica::{
+    OwnCheckpoint, PbftAction, PeerProgress, PendingInstall, RETRANSMIT_LIMIT, Transfer,
+};
 use crate::protocol::Action;
 use crate::request::Batch;
 use crate::types::{Digest, ReplicaId, Seq, Time};
@@ -59,12 +63,30 @@ impl Pbft {
             self.send(from, Message::CheckpointCert(self.stable.clone()), out);
             self.counters.retransmissions += 1;
         }
+        // Resending to a peer that progresses on its own multiplies the traffic of an
+        // overloaded link until it drops frames: under overload this once turned a
+        // slow backup into a cascade of view changes.
+        let patience = self.cfg.status_interval * 2;
+        let progress = self.peers.entry(from).or_insert(PeerProgress {
+            delivered: st.last_delivered,
+            since: now,
+            resent_to: None,
+        });
+        if !progress.wants_resend(now, st.last_delivered, patience) {
+            progress.resent_to = None;
+            return;
+        }
         let mut budget = RETRANSMIT_LIMIT;
+        let mut resent_to = None;
         if st.last_delivered < self.last_delivered {
-            budget = self.resend_committed(now, from, st.last_delivered, budget, out);
+            (budget, resent_to) = self.resend_committed(now, from, st.last_delivered, budget, out);
         }
         if st.view == self.view && st.view_active && self.view_active {
-            self.resend_votes(now, from, st.last_delivered, budget, out);
+            let votes_to = self.resend_votes(now, from, st.last_delivered, budget, out);
+            resent_to = resent_to.max(votes_to);
+        }
+        if let Some(progress) = self.peers.get_mut(&from) {
+            progress.resent_to = resent_to;
         }
     }
 
@@ -101,7 +123,7 @@ impl Pbft {
         their_last: Seq,
         mut budget: usize,
         out: &mut Vec<PbftAction>,
-    ) -> usize {
+    ) -> (usize, Option<Seq>) {
         let interval = self.cfg.status_interval;
         let batches: Vec<CommittedBatch> = self
             .committed
@@ -114,12 +136,13 @@ impl Pbft {
                 batch: e.batch.clone(),
             })
             .collect();
+        let resent_to = batches.last().map(|c| c.seq);
         for c in batches {
             self.send(to, Message::Committed(c), out);
             self.counters.retransmissions += 1;
             budget -= 1;
         }
-        budget
+        (budget, resent_to)
     }
 
     /// Our own normal-case messages for slots the peer has not voted on, older than a
@@ -131,10 +154,11 @@ impl Pbft {
         their_last: Seq,
         mut budget: usize,
         out: &mut Vec<PbftAction>,
-    ) {
+    ) -> Option<Seq> {
         let interval = self.cfg.status_interval;
         let primary = self.is_primary();
         let mut msgs = Vec::new();
+        let mut resent_to = None;
         for (seq, slot) in self.slots.range(their_last.next()..) {
             if budget == 0 {
                 break;
@@ -165,12 +189,14 @@ impl Pbft {
             if slot.prepared && !their_commit {
                 msgs.push(Message::Commit(vote));
             }
+            resent_to = Some(*seq);
             budget -= 1;
         }
         for msg in msgs {
             self.send(to, msg, out);
             self.counters.retransmissions += 1;
         }
+        resent_to
     }
 
     pub(crate) fn on_fetch_batch(

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -40,6 +41,33 @@ pub(crate) const MAX_VIEWS_AHEAD: u64 = 16;
 pub(crate) const MAX_BUFFERED: usize = 16_384;
 /// Cap on retransmitted items in answer to one status message.
 pub(crate) const RETRANSMIT_LIMIT: usize = 16;
+
+/// A peer's progress as its status messages report it (see `recovery.rs`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PeerProgress {
+    /// `last_delivered` in its latest status.
+    pub delivered: Seq,
+    /// When that number last grew.
+    pub since: Time,
+    /// The highest sequence number our latest resend to it covered.
+    pub resent_to: Option<Seq>,
+}
+
+impl PeerProgress {
+    /// Records a status reporting `delivered` at `now`; returns whether the peer
+    /// should get retransmissions: it consumed everything we resent last time (it is
+    /// catching up from our resends), or it delivered nothing for `patience`. A peer
+    /// that progresses on its own is slow, not missing messages: they are queued, in
+    /// order, on its link.
+    pub fn wants_resend(&mut self, now: Time, delivered: Seq, patience: Duration) -> bool {
+        let consumed = self.resent_to.is_some_and(|r| delivered >= r);
+        if delivered != self.delivered {
+            self.delivered = delivered;
+            self.since = now;
+        }
+        consumed || now.since(self.since) >= patience
+    }
+}
 /// Cap on pre-prepared claims kept per sequence number.
 pub(crate) const MAX_CLAIMS_PER_SEQ: usize = 8;
 
@@ -147,6 +175,9 @@ pub struct Pbft {
     pub(crate) own_checkpoints: BTreeMap<Seq, OwnCheckpoint>,
     pub(crate) diverged: bool,
     pub(crate) transfer: Option<Transfer>,
+    /// What each peer's latest status reported, and how far our last resend to it
+    /// went: retransmissions go only to peers that stopped progressing.
+    pub(crate) peers: BTreeMap<ReplicaId, PeerProgress>,
 
     // Clients.
     pub(crate) delivered_table: DeliveredTable,
@@ -224,6 +255,7 @@ impl Pbft {
             own_checkpoints: BTreeMap::new(),
             diverged: false,
             transfer: None,
+            peers: BTreeMap::new(),
             delivered_table: DeliveredTable::new(),
             reply_cache: ReplyCache::new(),
             queue: VecDeque::new(),
