@@ -43,38 +43,46 @@ fn summary(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
+/// Runs `tandem local ARGS --results BASE` to success; returns its results folder
+/// and summary.
+fn run_local(base: &Path, args: &[&str]) -> (PathBuf, Value) {
+    run_ok(tandem().arg("local").args(args).arg("--results").arg(base));
+    let dir = results_folder(base);
+    let s = summary(&dir);
+    (dir, s)
+}
+
 #[test]
 fn four_replicas_commit_ten_thousand_transactions_and_agree() {
     let _one = ONE_CLUSTER_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let base = tempfile::tempdir().unwrap();
-    run_ok(
-        tandem()
-            .args([
-                "local",
-                "--duration",
-                "8",
-                "--warmup",
-                "1",
-                "--checkpoint-interval",
-                "16",
-            ])
-            .arg("--results")
-            .arg(base.path()),
+    let (dir, s) = run_local(
+        base.path(),
+        &[
+            "--duration",
+            "8",
+            "--warmup",
+            "1",
+            "--checkpoint-interval",
+            "16",
+        ],
     );
-    let dir = results_folder(base.path());
-    let s = summary(&dir);
     let completed = s["throughput"]["completed_txs"].as_u64().unwrap();
     assert!(completed >= 10_000, "completed {completed}");
     assert_eq!(s["safety"]["agreed"], Value::Bool(true), "{}", s["safety"]);
-    let digests: Vec<&Value> = s["replicas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| &r["checkpoint_digest"])
-        .collect();
-    assert_eq!(digests.len(), 4);
+    let replicas = s["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 4);
+    for r in replicas {
+        assert!(
+            r["checkpoint_digest"].is_string(),
+            "no stable checkpoint: {r}"
+        );
+        if r["stable_checkpoint"] == s["safety"]["checkpoint"] {
+            assert_eq!(r["checkpoint_digest"], s["safety"]["digest"], "{r}");
+        }
+    }
     for name in [
         "summary.json",
         "timeline.csv",
@@ -94,26 +102,21 @@ fn killing_the_primary_recovers_through_a_view_change_and_finishes_the_load() {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let base = tempfile::tempdir().unwrap();
-    run_ok(
-        tandem()
-            .args([
-                "local",
-                "--duration",
-                "12",
-                "--warmup",
-                "1",
-                "--kill",
-                "r0@4",
-                "--checkpoint-interval",
-                "16",
-                "--view-timeout-ms",
-                "500",
-            ])
-            .arg("--results")
-            .arg(base.path()),
+    let (dir, s) = run_local(
+        base.path(),
+        &[
+            "--duration",
+            "12",
+            "--warmup",
+            "1",
+            "--kill",
+            "r0@4",
+            "--checkpoint-interval",
+            "16",
+            "--view-timeout-ms",
+            "500",
+        ],
     );
-    let dir = results_folder(base.path());
-    let s = summary(&dir);
     assert!(
         s["consensus"]["view_changes"].as_u64().unwrap() >= 1,
         "{}",
@@ -179,6 +182,46 @@ impl Drop for Replicas {
 fn metrics_of(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap();
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// An open-loop client whose requests go unanswered (no replica is running) stops
+/// sending once 2 s of its rate is outstanding, and reports what it shed.
+#[test]
+fn an_open_loop_client_sheds_what_an_unresponsive_cluster_cannot_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let addresses = free_addresses(4).join(",");
+    run_ok(
+        tandem()
+            .args(["keygen", "--clients", "1", "--addresses", &addresses])
+            .arg("--out")
+            .arg(dir.path()),
+    );
+    let out = run_ok(
+        tandem()
+            .args([
+                "client",
+                "--rate",
+                "1000",
+                "--duration",
+                "4",
+                "--warmup",
+                "0",
+            ])
+            .arg("--cluster")
+            .arg(dir.path().join("cluster.toml"))
+            .arg("--key")
+            .arg(dir.path().join("c0.key")),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    let count = |name: &str| -> u64 {
+        let at = words.iter().position(|w| *w == name).expect(name);
+        words[at + 1].parse().unwrap()
+    };
+    let (submitted, shed) = (count("submitted"), count("shed"));
+    assert!(shed >= 1000, "shed {shed}\n{stdout}");
+    assert!(submitted <= 2100, "submitted {submitted}\n{stdout}");
+    assert_eq!(count("unfinished"), submitted, "{stdout}");
 }
 
 /// A cluster started by hand (keygen, four `tandem replica`, `tandem client`) keeps

@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use crate::crypto::verify_signature;
 use crate::request::{Reply, Request};
-use crate::types::{ClientId, ReplicaId, Time, View, max_faulty};
+use crate::types::{ClientId, ReplicaId, Time, View, kth_highest_view, max_faulty};
 
 /// What the client asks its driver to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,12 +291,15 @@ impl ClientCore {
     /// Adopts the highest view that at least f+1 replicas reported (so at least one
     /// correct replica is in it).
     fn note_view(&mut self, replica: ReplicaId, view: View) {
-        let v = self.reported_views.entry(replica).or_insert(view);
+        let v = self.reported_views.entry(replica).or_insert(View(0));
+        if view <= *v {
+            // Nothing new (the common case, reply after reply): a replica's view at
+            // or below what it reported before cannot raise the (f+1)-th highest.
+            return;
+        }
         *v = (*v).max(view);
-        if self.reported_views.len() >= self.weak {
-            let mut views: Vec<View> = self.reported_views.values().copied().collect();
-            views.sort_unstable_by(|a, b| b.cmp(a));
-            self.view = self.view.max(views[self.weak - 1]);
+        if let Some(vouched) = kth_highest_view(self.reported_views.values().copied(), self.weak) {
+            self.view = self.view.max(vouched);
         }
     }
 

@@ -181,6 +181,17 @@ impl fmt::Display for Time {
     }
 }
 
+/// The `k`-th highest of `views` (k ≥ 1), if there are at least `k`: with k = f+1,
+/// a view at least one correct replica vouches for.
+pub fn kth_highest_view(views: impl Iterator<Item = View>, k: usize) -> Option<View> {
+    let mut views: Vec<View> = views.collect();
+    if k == 0 || views.len() < k {
+        return None;
+    }
+    let (_, kth, _) = views.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    Some(*kth)
+}
+
 /// Largest tolerated number of faulty replicas for a cluster of `n`.
 pub fn max_faulty(n: usize) -> usize {
     n.saturating_sub(1) / 3
@@ -196,6 +207,16 @@ pub fn quorum_size(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kth_highest_view_needs_k_reports() {
+        let views = || [3, 1, 4, 1].into_iter().map(View);
+        assert_eq!(kth_highest_view(views(), 1), Some(View(4)));
+        assert_eq!(kth_highest_view(views(), 2), Some(View(3)));
+        assert_eq!(kth_highest_view(views(), 4), Some(View(1)));
+        assert_eq!(kth_highest_view(views(), 5), None);
+        assert_eq!(kth_highest_view(views(), 0), None);
+    }
 
     #[test]
     fn quorum_is_two_f_plus_one_for_three_f_plus_one() {

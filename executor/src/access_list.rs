@@ -37,7 +37,7 @@ use rustc_hash::FxHashMap;
 use crate::apply::{ReadError, StateView, WriteSet, apply};
 use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
-use crate::pool::WorkerPool;
+use crate::pool::{WorkerPool, backoff};
 use crate::signature;
 use crate::state::{Key, SHARDS, Shard, State, Value, key_hash, shard_of};
 use crate::tx::{AbortReason, AccessSet, MAX_ACCESS, Receipt, Transaction};
@@ -323,9 +323,15 @@ impl AccessListExecutor {
         receipts.extend(self.slots[..n].iter_mut().map(|s| s.0.get_mut().receipt));
     }
 
+    /// Writes the last `run`'s results into `state` and finishes the batch there
+    /// (every shard committed and its digest folded, in parallel on the pool).
+    pub(crate) fn commit(&self, state: &mut State) {
+        state.finish_batch_with(Some(&self.pool), |i, shard| self.commit_shard(i, shard));
+    }
+
     /// Writes, for every key of state shard `shard` written in the batch, the
     /// value in its last writer's slot.
-    pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
+    fn commit_shard(&self, shard: usize, out: &mut Shard) {
         for (key, &w) in &self.last_writer[shard] {
             let plan = &self.plans[w as usize];
             // SAFETY: called after the broadcast joined: no writer is running.
@@ -354,12 +360,7 @@ fn worker(b: &Batch<'_>) {
                 if b.completed.load(Ordering::Acquire) >= n {
                     break;
                 }
-                idle = idle.saturating_add(1);
-                if idle < 32 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
+                backoff(&mut idle);
                 continue;
             }
         };
@@ -426,8 +427,7 @@ impl Executor for AccessListExecutor {
         };
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);
         self.prechecks = prechecks;
-        let this = &*self;
-        state.finish_batch_with(Some(&self.pool), |i, shard| this.commit_shard(i, shard));
+        self.commit(state);
         BatchOutcome {
             receipts,
             digest: state.digest(),

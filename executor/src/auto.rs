@@ -113,8 +113,9 @@ impl AutoExecutor {
         txs.len().max(1) as f64 / f64::from(depth)
     }
 
-    /// Runs `txs` on parallel executor `which` and commits its results (the
-    /// digest is folded later, with the whole batch).
+    /// Runs `txs` on parallel executor `which` and finishes the batch: committing
+    /// folds every dirty shard, so the sequential prefix's writes are folded with
+    /// the parallel results, exactly as a sequential finish would.
     fn run_parallel(
         &mut self,
         which: usize,
@@ -126,21 +127,10 @@ impl AutoExecutor {
     ) {
         if which == BLOCK_STM {
             self.block_stm.run(state, txs, prechecks, receipts, stats);
+            self.block_stm.commit(state);
         } else {
             self.access_list.run(state, txs, prechecks, receipts, stats);
-        }
-        let (bs, al) = (&self.block_stm, &self.access_list);
-        // Committing finishes the shards too; the sequential prefix's writes are
-        // part of that fold, which is exactly what a sequential finish would do.
-        state.finish_batch_with(Some(&self.pool), |i, shard| {
-            if which == BLOCK_STM {
-                bs.commit_shard(i, shard)
-            } else {
-                al.commit_shard(i, shard)
-            }
-        });
-        if which == BLOCK_STM {
-            self.block_stm.mark_committed();
+            self.access_list.commit(state);
         }
     }
 
@@ -217,6 +207,7 @@ impl Executor for AutoExecutor {
         let threads = self.pool.threads();
         let (picked, reason) = if threads == 1 || n < self.options.auto_min_batch.max(2) {
             self.sequential.run(state, txs, &prechecks, &mut receipts);
+            state.finish_batch(Some(&self.pool));
             stats.transactions = n as u64;
             stats.executions = n as u64;
             let why = if threads == 1 {
@@ -256,6 +247,7 @@ impl Executor for AutoExecutor {
             );
             if rest.is_empty() || predicted[best] * self.options.auto_margin < 1.0 {
                 self.sequential.run(state, rest, rest_pre, &mut receipts);
+                state.finish_batch(Some(&self.pool));
                 stats.transactions += rest.len() as u64;
                 stats.executions += rest.len() as u64;
                 // Forget slowly: a bad batch (say, a busy machine) must not rule
@@ -282,7 +274,6 @@ impl Executor for AutoExecutor {
             }
         };
         self.prechecks = prechecks;
-        state.finish_batch(Some(&self.pool));
         stats.picked = Some(picked.to_string());
         stats.pick_reason = Some(reason);
         BatchOutcome {

@@ -213,6 +213,18 @@ impl Drop for WorkerPool {
     }
 }
 
+/// Spin briefly, then yield: a worker with nothing to do waits for others that may be
+/// about to publish work, and on a machine with fewer cores than threads they need
+/// the CPU. `idle` counts consecutive idle turns; the caller resets it after work.
+pub(crate) fn backoff(idle: &mut u32) {
+    *idle = idle.saturating_add(1);
+    if *idle < 32 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

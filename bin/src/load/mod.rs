@@ -21,7 +21,7 @@ use tandem_network::{
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::ledger_app::encode_payload;
-use crate::load::stats::LoadStats;
+use crate::load::stats::{FinalCounts, LoadStats};
 use crate::wire::{self, ClientFrame, ReplicaFrame};
 
 /// How much load to offer.
@@ -170,12 +170,9 @@ pub async fn run_load(
                 let finished = done.len() as u64;
                 record(&mut stats, &mut done);
                 progress.completed.fetch_add(finished, Ordering::Relaxed);
-                if matches!(settings.mode, LoadMode::Window(_)) && Instant::now() < stop_submitting {
-                    let want = match settings.mode {
-                        LoadMode::Window(w) => w.saturating_sub(core.outstanding()),
-                        LoadMode::Rate(_) => 0,
-                    };
-                    let sent = submit(&mut core, &mut generator, want as u64, now(origin), settings.payload_bytes, &mut actions);
+                if let LoadMode::Window(w) = settings.mode && Instant::now() < stop_submitting {
+                    let want = w.saturating_sub(core.outstanding()) as u64;
+                    let sent = submit(&mut core, &mut generator, want, now(origin), settings.payload_bytes, &mut actions);
                     submitted += sent;
                     progress.submitted.fetch_add(sent, Ordering::Relaxed);
                     send_actions(&transport, &replicas, &mut actions);
@@ -184,12 +181,13 @@ pub async fn run_load(
         }
     }
     let c = core.counters();
-    stats.finish(
-        c.submitted,
-        c.retransmissions,
-        c.rejected_replies,
-        core.outstanding() as u64,
-    );
+    stats.finish(FinalCounts {
+        submitted: c.submitted,
+        retransmissions: c.retransmissions,
+        rejected_replies: c.rejected_replies,
+        unfinished: core.outstanding() as u64,
+        shed,
+    });
     transport.shutdown().await;
     Ok(stats)
 }

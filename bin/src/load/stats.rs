@@ -75,6 +75,21 @@ pub struct LoadStats {
     pub shed: u64,
 }
 
+/// What a client knows only when it stops (see [`LoadStats::finish`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FinalCounts {
+    /// Requests submitted.
+    pub submitted: u64,
+    /// Retransmissions (each to every replica).
+    pub retransmissions: u64,
+    /// Replies rejected (wrong client, unknown replica, bad signature).
+    pub rejected_replies: u64,
+    /// Requests still without a result.
+    pub unfinished: u64,
+    /// Offered requests never sent because too many were outstanding.
+    pub shed: u64,
+}
+
 impl LoadStats {
     /// Empty stats for a run that started at `run_start`.
     pub fn new(run_start: Instant, warmup: Duration) -> LoadStats {
@@ -119,11 +134,12 @@ impl LoadStats {
     }
 
     /// Records the client state machine's final counters.
-    pub fn finish(&mut self, submitted: u64, retransmissions: u64, rejected: u64, unfinished: u64) {
-        self.submitted = submitted;
-        self.retransmissions = retransmissions;
-        self.rejected_replies = rejected;
-        self.unfinished = unfinished;
+    pub fn finish(&mut self, counts: FinalCounts) {
+        self.submitted = counts.submitted;
+        self.retransmissions = counts.retransmissions;
+        self.rejected_replies = counts.rejected_replies;
+        self.unfinished = counts.unfinished;
+        self.shed = counts.shed;
     }
 
     /// Adds another client's stats (same run start).

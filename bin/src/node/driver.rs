@@ -282,8 +282,9 @@ impl<P: Protocol> Driver<P> {
 
     /// Carries out the protocol's actions.
     fn apply(&mut self) {
-        let actions = std::mem::take(&mut self.out);
-        for action in actions {
+        // Drained and handed back, so the buffer's capacity is reused event after event.
+        let mut actions = std::mem::take(&mut self.out);
+        for action in actions.drain(..) {
             match action {
                 Action::Send { to, msg } => {
                     if let Some(bytes) = self.encode(&msg) {
@@ -316,6 +317,7 @@ impl<P: Protocol> Driver<P> {
                 }),
             }
         }
+        self.out = actions;
         self.note_checkpoint();
     }
 

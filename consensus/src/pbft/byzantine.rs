@@ -291,7 +291,7 @@ fn corrupt_signatures(env: &mut Envelope) {
     match &mut env.msg {
         Message::Checkpoint(cp) => cp.signature.0[0] ^= 0x55,
         Message::ViewChange(vc) => vc.signature.0[0] ^= 0x55,
-        Message::NewView(nv) => nv.signature.0[0] ^= 0x55,
+        Message::NewView(nv) => Arc::make_mut(nv).signature.0[0] ^= 0x55,
         _ => {}
     }
 }

@@ -66,6 +66,11 @@ impl DedupWindow {
 /// Delivered request numbers per client.
 pub type DeliveredTable = BTreeMap<ClientId, DedupWindow>;
 
+/// Whether `client`'s request `number` was delivered (or fell below its window).
+pub fn is_delivered(table: &DeliveredTable, client: ClientId, number: u64) -> bool {
+    table.get(&client).is_some_and(|w| w.is_done(number))
+}
+
 /// Recent results per client, by request number.
 pub type ReplyCache = BTreeMap<ClientId, BTreeMap<u64, Bytes>>;
 

@@ -5,7 +5,6 @@
 //! are forwarded as proof inside certificates. In signed-all mode every message also
 //! carries an envelope signature by its sender.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -69,7 +68,7 @@ pub enum Message {
     /// A replica moves to a new view.
     ViewChange(Box<SignedViewChange>),
     /// The new primary starts its view.
-    NewView(Box<SignedNewView>),
+    NewView(Arc<SignedNewView>),
     /// Periodic summary, so peers retransmit what this replica misses.
     Status(Status),
     /// Asks for a batch by digest (after a new view re-proposes one this replica lacks).
@@ -86,26 +85,6 @@ pub enum Message {
 }
 
 impl Message {
-    /// A short name for counters and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Message::Forward(_) => "forward",
-            Message::PrePrepare(_) => "pre-prepare",
-            Message::Prepare(_) => "prepare",
-            Message::Commit(_) => "commit",
-            Message::Checkpoint(_) => "checkpoint",
-            Message::CheckpointCert(_) => "checkpoint-cert",
-            Message::ViewChange(_) => "view-change",
-            Message::NewView(_) => "new-view",
-            Message::Status(_) => "status",
-            Message::FetchBatch(_) => "fetch-batch",
-            Message::BatchData(_) => "batch-data",
-            Message::FetchState(_) => "fetch-state",
-            Message::StateSnapshot(_) => "state-snapshot",
-            Message::Committed(_) => "committed",
-        }
-    }
-
     /// The bytes an envelope signature covers. Messages that carry a batch or a
     /// snapshot are bound to it through its digest, which the receiver checks anyway,
     /// so a signature never hashes a large payload twice.
@@ -318,13 +297,4 @@ pub fn checkpoint_digest(seq: Seq, app_digest: &Digest, tables_digest: &Digest) 
         &app_digest.0,
         &tables_digest.0,
     ])
-}
-
-/// Counts votes per digest, for quorum checks.
-pub fn tally<'a>(votes: impl Iterator<Item = &'a Digest>) -> BTreeMap<Digest, usize> {
-    let mut counts = BTreeMap::new();
-    for d in votes {
-        *counts.entry(*d).or_insert(0) += 1;
-    }
-    counts
 }

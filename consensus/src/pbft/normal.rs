@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::pbft::Pbft;
-use crate::pbft::clients::{ClientTables, record_result};
+use crate::pbft::clients::{ClientTables, is_delivered, record_result};
 use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote};
 use crate::pbft::replica::{CommittedEntry, MAX_BUFFERED, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
 use crate::pbft::replica::{PbftAction, PendingExecution};
@@ -20,7 +20,7 @@ use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 const QUEUE_BATCHES: usize = 64;
 
 impl Pbft {
-    fn queue_capacity(&self) -> usize {
+    pub(crate) fn queue_capacity(&self) -> usize {
         self.cfg.max_batch.saturating_mul(QUEUE_BATCHES)
     }
 
@@ -90,10 +90,7 @@ impl Pbft {
     /// Answers a request that was already delivered from the reply cache. Returns
     /// whether the request was already delivered.
     fn answer_if_done(&mut self, req: &Request, out: &mut Vec<PbftAction>) -> bool {
-        let done = self
-            .delivered_table
-            .get(&req.client)
-            .is_some_and(|w| w.is_done(req.number));
+        let done = is_delivered(&self.delivered_table, req.client, req.number);
         if done
             && let Some(result) = self
                 .reply_cache
@@ -185,10 +182,7 @@ impl Pbft {
                 break;
             }
             let req = self.queue.pop_front().expect("front exists");
-            let done = self
-                .delivered_table
-                .get(&req.client)
-                .is_some_and(|w| w.is_done(req.number));
+            let done = is_delivered(&self.delivered_table, req.client, req.number);
             if done {
                 self.pending.remove(&req.key());
                 continue;
@@ -533,12 +527,13 @@ impl Pbft {
         }
     }
 
-    /// The requests of `batch` not delivered before, marking them delivered.
+    /// The requests of `batch` not delivered before, marking them delivered. The
+    /// batch itself when all are fresh (the normal case: no copy).
     fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
         let window = self.cfg.client_window;
-        let mut fresh = Vec::new();
-        let mut all_fresh = true;
-        for req in &batch.requests {
+        // Built only from the first duplicate on.
+        let mut fresh: Option<Vec<Request>> = None;
+        for (i, req) in batch.requests.iter().enumerate() {
             let key = req.key();
             self.awaited.remove(&key);
             self.pending.remove(&key);
@@ -547,17 +542,19 @@ impl Pbft {
                 .entry(req.client)
                 .or_default()
                 .admit(req.number, window);
-            if admitted {
-                fresh.push(req.clone());
-            } else {
-                all_fresh = false;
-                self.counters.duplicate_requests_filtered += 1;
+            match (&mut fresh, admitted) {
+                (Some(f), true) => f.push(req.clone()),
+                (None, true) => {}
+                (Some(_), false) => self.counters.duplicate_requests_filtered += 1,
+                (None, false) => {
+                    fresh = Some(batch.requests[..i].to_vec());
+                    self.counters.duplicate_requests_filtered += 1;
+                }
             }
         }
-        if all_fresh {
-            batch.clone()
-        } else {
-            Arc::new(Batch::new(fresh))
+        match fresh {
+            None => batch.clone(),
+            Some(f) => Arc::new(Batch::new(f)),
         }
     }
 

@@ -20,6 +20,7 @@
 use std::sync::Arc;
 
 use crate::pbft::Pbft;
+use crate::pbft::clients::is_delivered;
 use crate::pbft::message::{
     CommittedBatch, Message, PbftTimer, PrePrepare, StateSnapshot, Status, Vote, checkpoint_digest,
 };
@@ -99,7 +100,7 @@ impl Pbft {
         }
         if self.view_active {
             if let Some(nv) = &self.new_view_msg {
-                let msg = Message::NewView(Box::new((**nv).clone()));
+                let msg = Message::NewView(Arc::clone(nv));
                 self.send(from, msg, out);
                 self.counters.retransmissions += 1;
             }
@@ -172,6 +173,7 @@ impl Pbft {
                 seq: *seq,
                 digest,
             };
+            let before = msgs.len();
             let their_prepare = slot.prepares.contains_key(&to);
             let their_commit = slot.commits.contains_key(&to);
             if primary && !their_prepare && !their_commit {
@@ -189,7 +191,9 @@ impl Pbft {
             if slot.prepared && !their_commit {
                 msgs.push(Message::Commit(vote));
             }
-            resent_to = Some(*seq);
+            if msgs.len() > before {
+                resent_to = Some(*seq);
+            }
             budget -= 1;
         }
         for msg in msgs {
@@ -251,7 +255,7 @@ impl Pbft {
             self.counters.dropped_duplicate += 1;
             return;
         }
-        if c.seq.0 > self.stable.seq.0.saturating_add(self.cfg.window) {
+        if c.seq > self.high_watermark() {
             self.counters.dropped_out_of_window += 1;
             return;
         }
@@ -405,12 +409,9 @@ impl Pbft {
         self.last_executed = seq;
         self.pending_execution.clear();
         self.delivered_table = install.own.tables.delivered.clone();
-        self.awaited.retain(|(client, number), _| {
-            !self
-                .delivered_table
-                .get(client)
-                .is_some_and(|w| w.is_done(*number))
-        });
+        let delivered = &self.delivered_table;
+        self.awaited
+            .retain(|(client, number), _| !is_delivered(delivered, *client, *number));
         self.own_checkpoints.insert(seq, install.own);
         self.diverged = false;
         self.transfer = None;

@@ -286,11 +286,6 @@ impl Pbft {
         &self.cfg
     }
 
-    /// Counters.
-    pub fn counters_struct(&self) -> &Counters {
-        &self.counters
-    }
-
     /// The primary of the current view.
     pub fn primary(&self) -> ReplicaId {
         self.view.primary(self.n)
@@ -371,7 +366,7 @@ impl Pbft {
             Message::Checkpoint(cp) => self.on_checkpoint(now, from, cp, out),
             Message::CheckpointCert(cert) => self.on_checkpoint_cert(now, cert, out),
             Message::ViewChange(vc) => self.on_view_change(now, from, *vc, out),
-            Message::NewView(nv) => self.on_new_view(now, from, *nv, out),
+            Message::NewView(nv) => self.on_new_view(now, from, nv, out),
             Message::Status(st) => self.on_status(now, from, st, out),
             Message::FetchBatch(d) => self.on_fetch_batch(from, d, out),
             Message::BatchData(b) => self.on_batch_data(now, b, out),
@@ -438,9 +433,14 @@ impl Pbft {
         self.timers.contains_key(&timer)
     }
 
+    /// The high watermark: the last sequence number the window admits.
+    pub(crate) fn high_watermark(&self) -> Seq {
+        Seq(self.stable.seq.0.saturating_add(self.cfg.window))
+    }
+
     /// Whether `seq` is inside the watermark window.
     pub(crate) fn in_window(&self, seq: Seq) -> bool {
-        seq > self.stable.seq && seq.0 <= self.stable.seq.0.saturating_add(self.cfg.window)
+        seq > self.stable.seq && seq <= self.high_watermark()
     }
 
     /// Current view-change timeout, doubled per consecutive failed view.
@@ -450,5 +450,46 @@ impl Pbft {
             .checked_shl(self.view_backoff.min(20))
             .unwrap_or(u32::MAX);
         base.saturating_mul(factor).min(self.cfg.max_view_timeout)
+    }
+}
+
+#[cfg(test)]
+mod peer_progress_tests {
+    use super::*;
+
+    #[test]
+    fn resends_go_to_stuck_peers_and_to_peers_that_consumed_the_last_resend() {
+        let patience = Duration::from_millis(200);
+        let at = |ms: u64| Time::ZERO + Duration::from_millis(ms);
+        let mut p = PeerProgress {
+            delivered: Seq(10),
+            since: at(0),
+            resent_to: None,
+        };
+        assert!(
+            !p.wants_resend(at(100), Seq(10), patience),
+            "stuck, but not for long"
+        );
+        assert!(
+            !p.wants_resend(at(150), Seq(12), patience),
+            "progressing on its own"
+        );
+        assert!(
+            !p.wants_resend(at(300), Seq(12), patience),
+            "the clock restarted at 150"
+        );
+        assert!(
+            p.wants_resend(at(350), Seq(12), patience),
+            "stuck for the patience"
+        );
+        p.resent_to = Some(Seq(20));
+        assert!(
+            !p.wants_resend(at(400), Seq(15), patience),
+            "still consuming the resend"
+        );
+        assert!(
+            p.wants_resend(at(450), Seq(20), patience),
+            "consumed it, still behind"
+        );
     }
 }

@@ -436,7 +436,7 @@ fn forged_view_changes_and_new_views_are_dropped_and_counted() {
         body: nv_body,
         signer: ReplicaId(1),
     };
-    h.inject(2, 1, Message::NewView(Box::new(nv)));
+    h.inject(2, 1, Message::NewView(Arc::new(nv)));
     assert_eq!(h.nodes[2].counters.dropped_invalid_view_change, 1);
     assert_eq!(h.nodes[2].view, View(0));
 }

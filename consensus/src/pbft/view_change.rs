@@ -14,7 +14,7 @@ use crate::pbft::message::{
     SignedNewView, SignedViewChange, StableCert, ViewChangeBody,
 };
 use crate::pbft::replica::{MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD, PbftAction};
-use crate::types::{ReplicaId, Seq, Time, View};
+use crate::types::{ReplicaId, Seq, Time, View, kth_highest_view};
 
 impl Pbft {
     /// The view timer fired: the primary made no progress on work we wait for, or the
@@ -60,7 +60,7 @@ impl Pbft {
 
     /// The primary's queued requests become requests we wait for as a backup.
     fn requeue_as_awaited(&mut self) {
-        let cap = self.cfg.max_batch.saturating_mul(64);
+        let cap = self.queue_capacity();
         for req in self.queue.drain(..) {
             if self.awaited.len() < cap {
                 self.awaited.entry(req.key()).or_insert(req);
@@ -80,7 +80,7 @@ impl Pbft {
     /// above it.
     pub(crate) fn make_view_change(&self, target: View) -> SignedViewChange {
         let low = self.stable.seq.next();
-        let high = Seq(self.stable.seq.0.saturating_add(self.cfg.window));
+        let high = self.high_watermark();
         let prepared = self
             .prepared_claims
             .range(low..=high)
@@ -182,12 +182,9 @@ impl Pbft {
                 highest.insert(*sender, *view);
             }
         }
-        if highest.len() < self.weak {
+        let Some(join) = kth_highest_view(highest.into_values(), self.weak) else {
             return;
-        }
-        let mut views: Vec<View> = highest.into_values().collect();
-        views.sort_unstable_by(|a, b| b.cmp(a));
-        let join = views[self.weak - 1];
+        };
         if join > self.view {
             self.start_view_change(now, join, out);
         }
@@ -266,7 +263,7 @@ impl Pbft {
             signer: self.me,
         };
         let nv = Arc::new(nv);
-        self.broadcast(Message::NewView(Box::new((*nv).clone())), out);
+        self.broadcast(Message::NewView(Arc::clone(&nv)), out);
         self.enter_new_view(now, nv, checkpoint, out);
     }
 
@@ -274,7 +271,7 @@ impl Pbft {
         &mut self,
         now: Time,
         _from: ReplicaId,
-        nv: SignedNewView,
+        nv: Arc<SignedNewView>,
         out: &mut Vec<PbftAction>,
     ) {
         let view = nv.body.view;
@@ -283,7 +280,7 @@ impl Pbft {
             return;
         }
         match self.validate_new_view(&nv) {
-            Some(checkpoint) => self.enter_new_view(now, Arc::new(nv), checkpoint, out),
+            Some(checkpoint) => self.enter_new_view(now, nv, checkpoint, out),
             None => self.counters.dropped_invalid_view_change += 1,
         }
     }
@@ -404,6 +401,6 @@ impl Pbft {
     /// what it delivered or what is stable, and inside the window.
     pub(crate) fn in_log_range(&self, seq: Seq) -> bool {
         let low = self.stable.seq.min(self.last_delivered);
-        seq > low && seq.0 <= self.stable.seq.0.saturating_add(self.cfg.window)
+        seq > low && seq <= self.high_watermark()
     }
 }

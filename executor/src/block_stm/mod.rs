@@ -24,7 +24,7 @@ use scheduler::{Scheduler, Task, TxnIndex, Version};
 use crate::apply::{ReadError, StateView, WriteSet, apply};
 use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
-use crate::pool::WorkerPool;
+use crate::pool::{WorkerPool, backoff};
 use crate::signature;
 use crate::state::{Key, SHARDS, Shard, State, Value};
 use crate::tx::{AbortReason, Receipt, Transaction};
@@ -140,9 +140,7 @@ impl Executor for BlockStmExecutor {
         };
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);
         self.prechecks = prechecks;
-        let this = &*self;
-        state.finish_batch_with(Some(&self.pool), |i, shard| this.commit_shard(i, shard));
-        self.mark_committed();
+        self.commit(state);
         BatchOutcome {
             receipts,
             digest: state.digest(),
@@ -154,7 +152,7 @@ impl Executor for BlockStmExecutor {
 impl BlockStmExecutor {
     /// Runs Block-STM over `txs` given their signature verdicts and appends
     /// their receipts. The results stay in the multi-version memory until the
-    /// batch is finished with `commit_shard` (in parallel, per state shard).
+    /// batch is finished with `commit` (in parallel, per state shard).
     pub(crate) fn run(
         &mut self,
         state: &State,
@@ -204,7 +202,7 @@ impl BlockStmExecutor {
     /// Writes the batch's final versions for state shard `shard` (called once
     /// for each of the `SHARDS` shards, in parallel), and resets the matching
     /// slice of the per-transaction slots for the next batch.
-    pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
+    fn commit_shard(&self, shard: usize, out: &mut Shard) {
         self.mv.commit_shard(shard, out);
         let n = self.last_n;
         let range = shard * n / SHARDS..(shard + 1) * n / SHARDS;
@@ -212,8 +210,11 @@ impl BlockStmExecutor {
         self.mv.clean_range(range);
     }
 
-    /// Records that `commit_shard` ran for every shard.
-    pub(crate) fn mark_committed(&mut self) {
+    /// Writes the last `run`'s results into `state` and finishes the batch there
+    /// (every shard committed and its digest folded, in parallel on the pool).
+    pub(crate) fn commit(&mut self, state: &mut State) {
+        let this = &*self;
+        state.finish_batch_with(Some(&self.pool), |i, shard| this.commit_shard(i, shard));
         self.clean = true;
     }
 }
@@ -257,17 +258,6 @@ fn worker(b: &Batch<'_>) {
     t.validations += stats.validations;
     t.validation_aborts += stats.validation_aborts;
     t.dependency_waits += stats.dependency_waits;
-}
-
-/// Spin briefly, then yield: other threads may be about to publish work, and on
-/// a machine with fewer cores than threads they need the CPU.
-fn backoff(idle: &mut u32) {
-    *idle = idle.saturating_add(1);
-    if *idle < 32 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
-    }
 }
 
 fn try_execute(
