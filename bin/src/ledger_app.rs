@@ -9,7 +9,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tandem_consensus::application::{Application, FrozenState};
 use tandem_consensus::{Batch, Digest, Seq};
-use tandem_executor::{Executor, ExecutorOptions, State, Transaction, executor_by_name};
+use tandem_executor::{Executor, ExecutorOptions, State, executor_by_name};
+use tandem_experiments::payload::decode_payload;
 
 /// Running totals of what the executor did.
 #[derive(Clone, Debug, Default)]
@@ -68,23 +69,6 @@ impl FrozenState for FrozenLedger {
     fn encode(&self) -> Bytes {
         Bytes::from(self.0.snapshot())
     }
-}
-
-/// Encodes `tx` as a request payload of at least `pad_to` bytes.
-pub fn encode_payload(tx: &Transaction, pad_to: usize) -> Bytes {
-    let mut bytes = tx.encode().expect("generated transactions encode");
-    if bytes.len() < pad_to {
-        bytes.resize(pad_to, 0);
-    }
-    Bytes::from(bytes)
-}
-
-/// Decodes a request payload: a transaction, then only zero bytes.
-pub fn decode_payload(payload: &[u8]) -> Option<Transaction> {
-    let config = bincode::config::standard().with_limit::<{ tandem_executor::MAX_TX_BYTES }>();
-    let (tx, used): (Transaction, usize) =
-        bincode::serde::decode_from_slice(payload, config).ok()?;
-    payload[used..].iter().all(|b| *b == 0).then_some(tx)
 }
 
 impl Application for LedgerApp {
@@ -153,6 +137,7 @@ mod tests {
     use super::*;
     use tandem_consensus::{ClientId, Request};
     use tandem_executor::{WorkloadKind, WorkloadSpec};
+    use tandem_experiments::payload::encode_payload;
 
     fn batch_of(payloads: Vec<Vec<u8>>) -> Batch {
         Batch::new(

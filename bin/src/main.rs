@@ -1,13 +1,8 @@
 //! The `tandem` command: one subcommand per module under `commands/`.
 
-mod cluster;
 mod commands;
 mod ledger_app;
-mod load;
-mod local;
 mod node;
-mod report;
-mod wire;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -11,10 +11,10 @@ use clap::Args;
 use tandem_network::{Identity, NodeId};
 use tokio::time::Instant;
 
-use crate::cluster::{ClusterFile, KeyFile};
-use crate::commands::cluster_args::parse_workload;
-use crate::load::stats::LoadStats;
-use crate::load::{LoadMode, LoadSettings, Progress, run_load};
+use tandem_experiments::cluster::{ClusterFile, KeyFile};
+use tandem_experiments::cluster_params::parse_workload;
+use tandem_experiments::load::stats::LoadStats;
+use tandem_experiments::load::{LoadMode, LoadSettings, Progress, run_load};
 
 /// Arguments of `tandem client`.
 #[derive(Args, Debug)]

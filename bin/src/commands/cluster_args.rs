@@ -1,20 +1,11 @@
-//! Command-line parameters that describe a cluster (protocol, execution, workload),
-//! shared by `tandem keygen` and `tandem local`, and how they become a cluster file.
+//! The command-line flags that describe a cluster (protocol, execution, workload),
+//! shared by `tandem keygen` and `tandem local`; they fill
+//! [`tandem_experiments::cluster_params::ClusterParams`].
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-
-use anyhow::{Result, bail};
 use clap::Args;
-use tandem_consensus::Config;
-use tandem_executor::{WorkloadKind, WorkloadSpec};
-use tandem_network::{Identity, NodeId};
+use tandem_experiments::cluster_params::ClusterParams;
 
-use crate::cluster::{
-    ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaEntry,
-};
-
-/// Cluster parameters.
+/// Cluster flags.
 #[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
     /// Number of replicas (n = 3f+1 ≥ 4).
@@ -65,118 +56,24 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// The workload spec these arguments describe.
-    pub fn workload_spec(&self) -> Result<WorkloadSpec> {
-        let kind = parse_workload(&self.workload)?;
-        let spec = WorkloadSpec {
-            kind,
+    /// The parameters these flags describe.
+    pub fn params(&self) -> ClusterParams {
+        ClusterParams {
+            replicas: self.replicas,
+            executor: self.executor.clone(),
+            threads: self.threads,
+            workload: self.workload.clone(),
             accounts: self.accounts,
             pools: self.pools,
             zipf: self.zipf,
-            seed: self.workload_seed,
             work: self.work,
-            signed: self.signed_txs,
-            ..WorkloadSpec::new(kind)
-        };
-        spec.validate()
-            .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
-        Ok(spec)
-    }
-
-    /// The protocol parameters these arguments describe.
-    pub fn protocol(&self) -> Config {
-        Config {
-            replicas: self.replicas,
+            signed_txs: self.signed_txs,
+            workload_seed: self.workload_seed,
+            batch_size: self.batch_size,
+            batch_timeout_ms: self.batch_timeout_ms,
             checkpoint_interval: self.checkpoint_interval,
-            window: (2 * self.checkpoint_interval).max(Config::default().window),
-            max_batch: self.batch_size,
-            batch_timeout: Duration::from_millis(self.batch_timeout_ms),
-            view_timeout: Duration::from_millis(self.view_timeout_ms),
-            max_view_timeout: Duration::from_millis(self.view_timeout_ms * 16),
+            view_timeout_ms: self.view_timeout_ms,
             signed_all: self.signed_all,
-            ..Config::default()
         }
-    }
-
-    /// Generates keys for `clients` clients and the replicas at `host:base_port + i`,
-    /// and returns the cluster file and every member's key file.
-    pub fn generate(
-        &self,
-        host: IpAddr,
-        base_port: u16,
-        clients: usize,
-    ) -> Result<(ClusterFile, Vec<KeyFile>)> {
-        let ports = (0..self.replicas).map(|i| base_port.checked_add(i as u16));
-        let mut addresses = Vec::new();
-        for port in ports {
-            let Some(port) = port else {
-                bail!(
-                    "--base-port {base_port} leaves no room for {} replicas",
-                    self.replicas
-                );
-            };
-            addresses.push(SocketAddr::new(host, port));
-        }
-        self.generate_at(&addresses, clients)
-    }
-
-    /// As [`ClusterArgs::generate`], with explicit replica addresses.
-    pub fn generate_at(
-        &self,
-        addresses: &[SocketAddr],
-        clients: usize,
-    ) -> Result<(ClusterFile, Vec<KeyFile>)> {
-        let mut keys = Vec::new();
-        let mut replicas = Vec::new();
-        for (i, address) in addresses.iter().enumerate() {
-            let identity = Identity::generate()?;
-            replicas.push(ReplicaEntry {
-                id: i as u32,
-                address: *address,
-                public_key: hex::encode(identity.public_key()),
-            });
-            keys.push(KeyFile::new(
-                NodeId::Replica(i as u32),
-                identity.pkcs8_der(),
-            ));
-        }
-        let mut client_entries = Vec::new();
-        for c in 0..clients {
-            let identity = Identity::generate()?;
-            client_entries.push(ClientEntry {
-                id: c as u32,
-                public_key: hex::encode(identity.public_key()),
-            });
-            keys.push(KeyFile::new(NodeId::Client(c as u32), identity.pkcs8_der()));
-        }
-        let cluster = ClusterFile {
-            protocol: self.protocol(),
-            execution: ExecutionConfig {
-                executor: self.executor.clone(),
-                threads: self.threads,
-                ..ExecutionConfig::default()
-            },
-            workload: self.workload_spec()?,
-            network: NetworkConfig::default(),
-            replicas,
-            clients: client_entries,
-        };
-        cluster.validate()?;
-        Ok((cluster, keys))
-    }
-}
-
-/// Parses a workload kind name.
-pub fn parse_workload(name: &str) -> Result<WorkloadKind> {
-    match WorkloadKind::ALL.iter().find(|k| k.as_str() == name) {
-        Some(k) => Ok(*k),
-        None => bail!(
-            "unknown workload `{name}`; choose one of: {}",
-            WorkloadKind::ALL
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     }
 }

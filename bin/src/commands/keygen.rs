@@ -38,6 +38,7 @@ pub struct KeygenArgs {
 pub fn run(args: KeygenArgs) -> Result<ExitCode> {
     let (cluster, keys) = if args.addresses.is_empty() {
         args.cluster
+            .params()
             .generate(args.host, args.base_port, args.clients)?
     } else {
         if args.addresses.len() != args.cluster.replicas {
@@ -47,7 +48,9 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
                 args.cluster.replicas
             );
         }
-        args.cluster.generate_at(&args.addresses, args.clients)?
+        args.cluster
+            .params()
+            .generate_at(&args.addresses, args.clients)?
     };
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

@@ -11,9 +11,9 @@ use clap::Args;
 use serde_json::json;
 
 use crate::commands::cluster_args::ClusterArgs;
-use crate::load::LoadMode;
-use crate::local::{self, LocalPlan, faults};
-use crate::report;
+use tandem_experiments::load::LoadMode;
+use tandem_experiments::report;
+use tandem_experiments::runner::{self as local, LocalPlan, faults};
 
 /// Arguments of `tandem local`.
 #[derive(Args, Debug)]
@@ -88,7 +88,7 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
             "executor": args.cluster.executor,
             "threads": args.cluster.threads,
             "workload": workload_label(&args.cluster),
-            "workload_spec": args.cluster.workload_spec()?,
+            "workload_spec": args.cluster.params().workload_spec()?,
             "clients": args.clients,
             "rate": args.rate,
             "window": match mode { LoadMode::Window(w) => Some(w), LoadMode::Rate(_) => None },
@@ -104,7 +104,9 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
             "restart": args.restart,
             "byzantine": args.byzantine,
         }),
-        cluster: args.cluster,
+        cluster: args.cluster.params(),
+        replica_program: std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot find the tandem executable: {e}"))?,
         clients: args.clients,
         mode,
         duration: Duration::from_secs_f64(args.duration),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use crate::report;
+use tandem_experiments::report;
 
 /// Arguments of `tandem plot`.
 #[derive(Args, Debug)]

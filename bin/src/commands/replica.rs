@@ -8,8 +8,8 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use tandem_consensus::pbft::ByzantineMode;
 
-use crate::cluster::{ClusterFile, KeyFile};
 use crate::node::{ReplicaSetup, run_replica};
+use tandem_experiments::cluster::{ClusterFile, KeyFile};
 
 /// Arguments of `tandem replica`.
 #[derive(Args, Debug)]

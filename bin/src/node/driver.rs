@@ -20,14 +20,15 @@ use anyhow::Result;
 use bytes::Bytes;
 use tandem_consensus::protocol::{Action, Event, Protocol};
 use tandem_consensus::{ClientId, ReplicaId, Reply, Seq, Time};
+use tandem_experiments::frames::{self as wire, ClientFrame, ReplicaFrame};
+use tandem_experiments::metrics::{ExecutionLine, MetricsLine, unix_ms};
 use tandem_network::{Inbound, NodeId, QuicTransport, Transport};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use crate::ledger_app::ExecutionTotals;
 use crate::node::execution::{Done, ExecutionStage, Job};
-use crate::node::metrics::{ExecutionLine, MetricsLine, MetricsWriter, process_cpu_ms, unix_ms};
-use crate::wire::{self, ClientFrame, ReplicaFrame};
+use crate::node::metrics::{MetricsWriter, process_cpu_ms};
 
 /// Most frames taken from the transport per loop turn.
 const BURST: usize = 4096;

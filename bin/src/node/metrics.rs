@@ -1,70 +1,13 @@
-//! The replica's metrics stream: one JSON line per interval (and a final one at
-//! shutdown) with its view, progress, counters, CPU time and recent stable checkpoints.
-//! `tandem local` reads these files to build the timeline and check that replicas
-//! agree on the state digest.
+//! The replica's metrics stream: a [`MetricsWriter`] that appends one
+//! [`MetricsLine`] (the format in `tandem-experiments`) per interval, and the process's
+//! CPU time that goes into each line.
 
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-
-/// One metrics sample of a replica.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct MetricsLine {
-    /// Wall-clock time of the sample, milliseconds since the Unix epoch.
-    pub unix_ms: u64,
-    /// The replica.
-    pub replica: u32,
-    /// Current view.
-    pub view: u64,
-    /// Whether the view is running (not in a view change).
-    pub view_active: bool,
-    /// Latest stable checkpoint.
-    pub stable: u64,
-    /// Last sequence number delivered.
-    pub last_delivered: u64,
-    /// Last sequence number executed.
-    pub last_executed: u64,
-    /// Requests delivered by consensus (after exactly-once filtering), in total.
-    pub requests_committed: u64,
-    /// Process CPU time (user + system), milliseconds, in total.
-    pub cpu_ms: u64,
-    /// Executor totals.
-    pub execution: ExecutionLine,
-    /// Protocol counters.
-    pub protocol: BTreeMap<String, u64>,
-    /// Transport and decoding counters.
-    pub network: BTreeMap<String, u64>,
-    /// Recent stable checkpoints, oldest first: (sequence number, digest hex).
-    pub checkpoints: Vec<(u64, String)>,
-    /// Set on the line written at shutdown.
-    pub last: bool,
-}
-
-/// Executor totals in a metrics line.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ExecutionLine {
-    /// Executor name.
-    pub executor: String,
-    /// Transactions executed.
-    pub transactions: u64,
-    /// Transactions aborted by their own checks.
-    pub failed: u64,
-    /// Payloads that did not decode.
-    pub malformed: u64,
-    /// Block-STM validation aborts.
-    pub aborts: u64,
-    /// Re-executions.
-    pub reexecutions: u64,
-    /// Microseconds spent executing.
-    pub busy_micros: u64,
-    /// What `auto` picked last.
-    pub last_pick: Option<String>,
-}
+use tandem_experiments::metrics::MetricsLine;
 
 /// Appends metrics lines to a file.
 pub struct MetricsWriter {
@@ -87,27 +30,6 @@ impl MetricsWriter {
         self.out.write_all(b"\n")?;
         self.out.flush().context("cannot write the metrics file")
     }
-}
-
-/// Reads every complete line of a metrics file (a line cut short by a crash is
-/// skipped).
-pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut lines = Vec::new();
-    for line in BufReader::new(f).lines() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        if let Ok(parsed) = serde_json::from_str::<MetricsLine>(&line) {
-            lines.push(parsed);
-        }
-    }
-    Ok(lines)
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// This process's CPU time (user + system) in milliseconds, from `/proc/self/stat`.
@@ -134,6 +56,7 @@ pub fn process_cpu_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tandem_experiments::metrics::read_metrics;
 
     #[test]
     fn lines_roundtrip_and_a_torn_last_line_is_skipped() {

@@ -15,14 +15,15 @@ use tandem_consensus::application::HashChainApp;
 use tandem_consensus::crypto::{Keyring, SigningKey};
 use tandem_consensus::pbft::{ByzantineMode, PbftReplica};
 use tandem_consensus::{ClientId, ReplicaId};
+use tandem_experiments::cluster::{ClusterFile, KeyFile};
+use tandem_experiments::metrics::MetricsLine;
 use tandem_network::{Identity, NodeId, QuicConfig, QuicTransport};
 use tokio::sync::mpsc::unbounded_channel;
 
-use crate::cluster::{ClusterFile, KeyFile};
 use crate::ledger_app::LedgerApp;
 use crate::node::driver::Driver;
 use crate::node::execution::{ExecutionStage, ReplicatedApp};
-use crate::node::metrics::{MetricsLine, MetricsWriter};
+use crate::node::metrics::MetricsWriter;
 
 /// Everything a replica needs to start.
 pub struct ReplicaSetup {

@@ -1,4 +1,4 @@
-//! Replica processes of a local cluster: spawned from this executable, logging to
+//! Replica processes of a local cluster: spawned from the `tandem` executable, logging to
 //! files, killed or restarted on demand, and never outliving the launcher — they die
 //! with it through `PR_SET_PDEATHSIG` even if it is killed, and on drop otherwise.
 
@@ -13,6 +13,8 @@ use tokio::process::{Child, Command};
 /// How to start replica `i`.
 #[derive(Clone, Debug)]
 pub struct ReplicaCommand {
+    /// The `tandem` executable; replicas run as `PROGRAM replica --cluster ... --id i`.
+    pub program: PathBuf,
     /// The cluster file.
     pub cluster: PathBuf,
     /// Key file of each replica, by id.
@@ -60,7 +62,6 @@ impl Launcher {
     }
 
     fn spawn(&mut self, i: usize) -> Result<()> {
-        let exe = std::env::current_exe().context("cannot find the tandem executable")?;
         let log = open_log(&self.command.log_path(i), self.incarnations[i] > 0)?;
         // A restarted replica appends to a fresh metrics file of its own incarnation.
         let metrics = if self.incarnations[i] == 0 {
@@ -71,7 +72,7 @@ impl Launcher {
                 self.incarnations[i]
             ))
         };
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(&self.command.program);
         cmd.arg("replica")
             .arg("--cluster")
             .arg(&self.command.cluster)

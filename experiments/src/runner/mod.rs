@@ -4,9 +4,8 @@
 //! the replicas agree on the state digest, prints a summary and writes the results
 //! folder.
 
-pub mod aggregate;
 pub mod faults;
-pub mod launcher;
+pub mod process_backend;
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, UdpSocket};
@@ -20,21 +19,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tandem_network::Identity;
 use tokio::time::Instant;
 
+use crate::aggregate::{self, ReplicaTrace, RunRecord};
 use crate::cluster::ClusterFile;
-use crate::commands::cluster_args::ClusterArgs;
+use crate::cluster_params::ClusterParams;
 use crate::load::stats::LoadStats;
 use crate::load::{LoadMode, LoadSettings, Progress, run_load};
-use crate::local::aggregate::{ReplicaTrace, RunRecord};
-use crate::local::faults::{FaultAction, TimedFault};
-use crate::local::launcher::{Launcher, ReplicaCommand};
-use crate::node::metrics::{read_metrics, unix_ms};
+use crate::metrics::{read_metrics, unix_ms};
 use crate::report;
+use crate::runner::faults::{FaultAction, TimedFault};
+use crate::runner::process_backend::{Launcher, ReplicaCommand};
 
 /// What a local run is asked to do.
 #[derive(Clone, Debug)]
 pub struct LocalPlan {
     /// Cluster parameters.
-    pub cluster: ClusterArgs,
+    pub cluster: ClusterParams,
+    /// The `tandem` executable whose `replica` command runs each replica.
+    pub replica_program: PathBuf,
     /// Load clients.
     pub clients: usize,
     /// Offered load per client.
@@ -86,6 +87,7 @@ pub fn run(plan: LocalPlan) -> Result<LocalOutcome> {
     cluster.save(&out.join("cluster.toml"))?;
 
     let command = ReplicaCommand {
+        program: plan.replica_program.clone(),
         cluster: cluster_path,
         keys: key_paths[..n].to_vec(),
         out: out.clone(),

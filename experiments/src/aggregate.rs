@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::load::stats::LoadStats;
-use crate::node::metrics::MetricsLine;
+use crate::metrics::MetricsLine;
 use crate::report::{
     ConsensusStats, ExecutorStats, LatencyStats, ReplicaSummary, RunSummary, SafetyVerdict,
     Throughput, TimelineRow,

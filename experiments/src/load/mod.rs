@@ -20,9 +20,9 @@ use tandem_network::{
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::ledger_app::encode_payload;
+use crate::frames::{self as wire, ClientFrame, ReplicaFrame};
 use crate::load::stats::{FinalCounts, LoadStats};
-use crate::wire::{self, ClientFrame, ReplicaFrame};
+use crate::payload::encode_payload;
 
 /// How much load to offer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -105,7 +105,7 @@ pub async fn run_load(
         .workload
         .generator(settings.client_index, settings.client_count)
         .context("cannot build the workload generator")?;
-    generator.set_nonce_floor(crate::node::metrics::unix_ms() * 1000);
+    generator.set_nonce_floor(crate::metrics::unix_ms() * 1000);
     let mut core = ClientCore::new(
         ClientId(client_id),
         settings.replicas,

@@ -1,0 +1,167 @@
+//! The parameters that describe a cluster to generate (protocol, execution, workload),
+//! which the flags of `tandem keygen` and `tandem local` fill, and how they become a
+//! cluster file and key files.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use tandem_consensus::Config;
+use tandem_executor::{WorkloadKind, WorkloadSpec};
+use tandem_network::{Identity, NodeId};
+
+use crate::cluster::{
+    ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaEntry,
+};
+
+/// Cluster parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterParams {
+    /// Number of replicas (n = 3f+1 ≥ 4).
+    pub replicas: usize,
+    /// Executor: sequential, block-stm, access-list, auto, or none (consensus only).
+    pub executor: String,
+    /// Executor threads per replica.
+    pub threads: usize,
+    /// Workload: transfer, dex, lending, smallbank or mixed.
+    pub workload: String,
+    /// Accounts in the genesis state.
+    pub accounts: u64,
+    /// AMM pools (dex, mixed).
+    pub pools: u32,
+    /// Zipf skew of account choice (0 = uniform).
+    pub zipf: f64,
+    /// Extra SHA-256 rounds per transaction (models contract cost).
+    pub work: u32,
+    /// Sign every transaction with its sender's Ed25519 key (verified on replicas).
+    pub signed_txs: bool,
+    /// Workload seed.
+    pub workload_seed: u64,
+    /// Maximum requests per batch.
+    pub batch_size: usize,
+    /// Batch timeout, milliseconds.
+    pub batch_timeout_ms: u64,
+    /// Checkpoint interval (sequence numbers).
+    pub checkpoint_interval: u64,
+    /// Initial view-change timeout, milliseconds.
+    pub view_timeout_ms: u64,
+    /// Sign every protocol message, not only checkpoints and view changes.
+    pub signed_all: bool,
+}
+
+impl ClusterParams {
+    /// The workload spec these arguments describe.
+    pub fn workload_spec(&self) -> Result<WorkloadSpec> {
+        let kind = parse_workload(&self.workload)?;
+        let spec = WorkloadSpec {
+            kind,
+            accounts: self.accounts,
+            pools: self.pools,
+            zipf: self.zipf,
+            seed: self.workload_seed,
+            work: self.work,
+            signed: self.signed_txs,
+            ..WorkloadSpec::new(kind)
+        };
+        spec.validate()
+            .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
+        Ok(spec)
+    }
+
+    /// The protocol parameters these arguments describe.
+    pub fn protocol(&self) -> Config {
+        Config {
+            replicas: self.replicas,
+            checkpoint_interval: self.checkpoint_interval,
+            window: (2 * self.checkpoint_interval).max(Config::default().window),
+            max_batch: self.batch_size,
+            batch_timeout: Duration::from_millis(self.batch_timeout_ms),
+            view_timeout: Duration::from_millis(self.view_timeout_ms),
+            max_view_timeout: Duration::from_millis(self.view_timeout_ms * 16),
+            signed_all: self.signed_all,
+            ..Config::default()
+        }
+    }
+
+    /// Generates keys for `clients` clients and the replicas at `host:base_port + i`,
+    /// and returns the cluster file and every member's key file.
+    pub fn generate(
+        &self,
+        host: IpAddr,
+        base_port: u16,
+        clients: usize,
+    ) -> Result<(ClusterFile, Vec<KeyFile>)> {
+        let ports = (0..self.replicas).map(|i| base_port.checked_add(i as u16));
+        let mut addresses = Vec::new();
+        for port in ports {
+            let Some(port) = port else {
+                bail!(
+                    "--base-port {base_port} leaves no room for {} replicas",
+                    self.replicas
+                );
+            };
+            addresses.push(SocketAddr::new(host, port));
+        }
+        self.generate_at(&addresses, clients)
+    }
+
+    /// As [`ClusterParams::generate`], with explicit replica addresses.
+    pub fn generate_at(
+        &self,
+        addresses: &[SocketAddr],
+        clients: usize,
+    ) -> Result<(ClusterFile, Vec<KeyFile>)> {
+        let mut keys = Vec::new();
+        let mut replicas = Vec::new();
+        for (i, address) in addresses.iter().enumerate() {
+            let identity = Identity::generate()?;
+            replicas.push(ReplicaEntry {
+                id: i as u32,
+                address: *address,
+                public_key: hex::encode(identity.public_key()),
+            });
+            keys.push(KeyFile::new(
+                NodeId::Replica(i as u32),
+                identity.pkcs8_der(),
+            ));
+        }
+        let mut client_entries = Vec::new();
+        for c in 0..clients {
+            let identity = Identity::generate()?;
+            client_entries.push(ClientEntry {
+                id: c as u32,
+                public_key: hex::encode(identity.public_key()),
+            });
+            keys.push(KeyFile::new(NodeId::Client(c as u32), identity.pkcs8_der()));
+        }
+        let cluster = ClusterFile {
+            protocol: self.protocol(),
+            execution: ExecutionConfig {
+                executor: self.executor.clone(),
+                threads: self.threads,
+                ..ExecutionConfig::default()
+            },
+            workload: self.workload_spec()?,
+            network: NetworkConfig::default(),
+            replicas,
+            clients: client_entries,
+        };
+        cluster.validate()?;
+        Ok((cluster, keys))
+    }
+}
+
+/// Parses a workload kind name.
+pub fn parse_workload(name: &str) -> Result<WorkloadKind> {
+    match WorkloadKind::ALL.iter().find(|k| k.as_str() == name) {
+        Some(k) => Ok(*k),
+        None => bail!(
+            "unknown workload `{name}`; choose one of: {}",
+            WorkloadKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
