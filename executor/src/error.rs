@@ -22,6 +22,10 @@ pub enum Error {
     Decode { what: &'static str, reason: String },
     #[error("could not encode {what}: {reason}")]
     Encode { what: &'static str, reason: String },
+    /// A file (transactions, genesis) was refused; `message` names the entry, its
+    /// line and the field.
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
     #[error("key derivation failed for account {0}")]
     KeyDerivation(u64),
 }

@@ -19,8 +19,10 @@ mod digest;
 mod encoding;
 mod error;
 mod executor;
+mod json;
 pub mod lending;
 mod pool;
+mod public_key;
 mod sequential;
 mod signature;
 mod snapshot;
@@ -36,7 +38,9 @@ pub use error::Error;
 pub use executor::{
     BatchOutcome, BatchStats, EXECUTOR_NAMES, Executor, ExecutorOptions, executor_by_name,
 };
+pub use json::{Genesis, read_transactions};
 pub use pool::{MAX_THREADS, WorkerPool};
+pub use public_key::{WeakKey, check_public_key};
 pub use sequential::SequentialExecutor;
 pub use signature::{account_keypair, account_public_key};
 pub use state::{Account, FAUCET, Key, MarketId, PoolId, State, Token, Value};

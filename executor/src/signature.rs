@@ -70,8 +70,14 @@ impl Transaction {
         Ok(())
     }
 
-    /// Whether the signature verifies under `public_key` (false when unsigned).
+    /// Whether the signature verifies under `public_key` (false when unsigned, and
+    /// false for a weak or invalid key: see `public_key.rs`).
     pub fn verify_signature(&self, public_key: &[u8; 32]) -> bool {
+        crate::public_key::check_public_key(public_key).is_ok() && self.verify_under(public_key)
+    }
+
+    /// Verification under a key already checked (every key in the state was).
+    pub(crate) fn verify_under(&self, public_key: &[u8; 32]) -> bool {
         let Some(sig) = &self.signature else {
             return false;
         };
@@ -90,7 +96,7 @@ fn check_one(state: &State, tx: &Transaction) -> Option<AbortReason> {
         (None, None) => None,
         (Some(_), None) => Some(AbortReason::MissingSignature),
         (None, Some(_)) => Some(AbortReason::BadSignature),
-        (Some(pk), Some(_)) => (!tx.verify_signature(&pk)).then_some(AbortReason::BadSignature),
+        (Some(pk), Some(_)) => (!tx.verify_under(&pk)).then_some(AbortReason::BadSignature),
     }
 }
 

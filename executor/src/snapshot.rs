@@ -96,7 +96,10 @@ mod tests {
     fn sample() -> State {
         State::from_entries([
             (Key::Nonce(1), Value::Nonce(3)),
-            (Key::PublicKey(1), Value::PublicKey([7; 32])),
+            (
+                Key::PublicKey(1),
+                Value::PublicKey(crate::signature::account_public_key(1, 1).unwrap()),
+            ),
             (Key::Balance(1, 0), Value::Amount(1000)),
             (Key::Balance(2, 1), Value::Amount(5)),
             (

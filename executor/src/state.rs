@@ -108,6 +108,7 @@ pub(crate) fn check_entry(key: &Key, value: &Value) -> Result<(), &'static str> 
                 return Err("a pool with reserves needs LP supply");
             }
         }
+        Value::PublicKey(k) => crate::public_key::check_public_key(k).map_err(|e| e.as_str())?,
         Value::Market(m) => {
             if m.collateral_factor_bps > BPS {
                 return Err("collateral factor above 10000 bps");
@@ -534,8 +535,13 @@ mod tests {
     #[test]
     fn public_key_count_follows_writes() {
         let mut s = State::new();
-        s.set(Key::PublicKey(1), Value::PublicKey([1; 32])).unwrap();
-        s.set(Key::PublicKey(1), Value::PublicKey([2; 32])).unwrap();
+        let (k1, k2) = (
+            crate::signature::account_public_key(1, 1).unwrap(),
+            crate::signature::account_public_key(1, 2).unwrap(),
+        );
+        s.set(Key::PublicKey(1), Value::PublicKey(k1)).unwrap();
+        s.set(Key::PublicKey(1), Value::PublicKey(k2)).unwrap();
+        assert!(s.set(Key::PublicKey(2), Value::PublicKey([1; 32])).is_err());
         assert!(s.has_public_keys());
         assert_eq!(s.public_keys, 1);
     }

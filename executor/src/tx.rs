@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::json;
 use crate::state::{Account, Key, MarketId, PoolId, Token};
 
 /// The SmallBank checking account is the balance of this token.
@@ -27,7 +28,10 @@ pub const SAVINGS: Token = 1;
 pub const MAX_TX_BYTES: usize = 1024;
 
 /// A transaction: who, which nonce, how much extra contract computation, what.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serde: in binary formats (bincode) the fields in order; in human-readable ones
+/// (JSON) the flat object of the transaction file (`json/transaction.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
     pub sender: Account,
     pub nonce: u64,
@@ -39,8 +43,9 @@ pub struct Transaction {
     pub signature: Option<Signature>,
 }
 
-/// The operation a transaction performs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The operation a transaction performs. Serde: the variant and its fields in binary
+/// formats; `{"op": "transfer", "to": 2, …}` in human-readable ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Move `amount` of `token` from the sender to `to`.
     Transfer {
@@ -112,8 +117,8 @@ pub enum Op {
 /// SmallBank (Alomari et al., ICDE 2008). Balances are unsigned here: where the
 /// original lets a checking account go negative (a `WriteCheck` above the
 /// checking balance, with a penalty of 1 when savings do not cover it either),
-/// this aborts with `InsufficientBalance`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// this aborts with `InsufficientBalance`. Serde: as `Op::SmallBank` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmallBankOp {
     /// Read checking + savings (the receipt carries the total).
     Balance,
@@ -260,6 +265,30 @@ pub enum AbortReason {
 }
 
 impl AbortReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [AbortReason; 20] = [
+        AbortReason::BadNonce,
+        AbortReason::MissingSignature,
+        AbortReason::BadSignature,
+        AbortReason::NotFaucet,
+        AbortReason::ZeroAmount,
+        AbortReason::InsufficientBalance,
+        AbortReason::Overflow,
+        AbortReason::UnknownPool,
+        AbortReason::TokenMismatch,
+        AbortReason::InsufficientLiquidity,
+        AbortReason::InsufficientOutput,
+        AbortReason::Slippage,
+        AbortReason::InsufficientLiquidityMinted,
+        AbortReason::InsufficientLiquidityBurned,
+        AbortReason::InsufficientLpBalance,
+        AbortReason::UnknownMarket,
+        AbortReason::UnderCollateralised,
+        AbortReason::InsufficientDeposit,
+        AbortReason::RepayExceedsDebt,
+        AbortReason::Internal,
+    ];
+
     /// The snake_case name (same as the serde form).
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -288,8 +317,10 @@ impl AbortReason {
 }
 
 /// The result of one transaction. Deterministic and small: replicas compare
-/// receipts byte for byte.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// receipts byte for byte. Serde: the variant in binary formats; `{"status": "ok",
+/// "amount": "5"}` / `{"status": "aborted", "reason": "slippage"}` in human-readable
+/// ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receipt {
     /// Applied; nothing to report (transfer, mint, lending, most SmallBank).
     Ok,
@@ -311,6 +342,160 @@ impl Receipt {
         match self {
             Receipt::Aborted(r) => Some(*r),
             _ => None,
+        }
+    }
+}
+
+// Binary serde forms: serde's remote derives with exactly the types' shapes (the
+// bincode encoding replicas carry); the human-readable forms are in json/.
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Transaction")]
+struct TransactionBinary {
+    sender: Account,
+    nonce: u64,
+    work: u32,
+    op: Op,
+    signature: Option<Signature>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Op")]
+enum OpBinary {
+    Transfer {
+        to: Account,
+        token: Token,
+        amount: u128,
+    },
+    Mint {
+        to: Account,
+        token: Token,
+        amount: u128,
+    },
+    Swap {
+        pool: PoolId,
+        token_in: Token,
+        token_out: Token,
+        amount_in: u128,
+        min_out: u128,
+    },
+    AddLiquidity {
+        pool: PoolId,
+        token_a: Token,
+        token_b: Token,
+        amount_a: u128,
+        amount_b: u128,
+        min_liquidity: u128,
+    },
+    RemoveLiquidity {
+        pool: PoolId,
+        token_a: Token,
+        token_b: Token,
+        liquidity: u128,
+        min_a: u128,
+        min_b: u128,
+    },
+    Deposit {
+        market: MarketId,
+        token: Token,
+        amount: u128,
+    },
+    Withdraw {
+        market: MarketId,
+        token: Token,
+        amount: u128,
+    },
+    Borrow {
+        market: MarketId,
+        token: Token,
+        amount: u128,
+    },
+    Repay {
+        market: MarketId,
+        token: Token,
+        amount: u128,
+    },
+    SmallBank(#[serde(with = "SmallBankBinary")] SmallBankOp),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "SmallBankOp")]
+enum SmallBankBinary {
+    Balance,
+    DepositChecking { amount: u128 },
+    TransactSavings { amount: i128 },
+    Amalgamate { to: Account },
+    WriteCheck { amount: u128 },
+    SendPayment { to: Account, amount: u128 },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Receipt")]
+enum ReceiptBinary {
+    Ok,
+    Amount(u128),
+    Amounts(u128, u128),
+    Aborted(AbortReason),
+}
+
+/// Implements `Serialize`/`Deserialize` by format: `$binary` (a remote derive) for
+/// binary formats, the `json` module's functions for human-readable ones.
+macro_rules! serde_by_format {
+    ($ty:ty, $binary:ident, $ser:path, $de:path) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    $ser(self, serializer)
+                } else {
+                    $binary::serialize(self, serializer)
+                }
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    $de(deserializer)
+                } else {
+                    $binary::deserialize(deserializer)
+                }
+            }
+        }
+    };
+}
+
+serde_by_format!(
+    Transaction,
+    TransactionBinary,
+    json::serialize_transaction,
+    json::deserialize_transaction
+);
+serde_by_format!(Op, OpBinary, json::serialize_op, json::deserialize_op);
+serde_by_format!(
+    Receipt,
+    ReceiptBinary,
+    json::serialize_receipt,
+    json::deserialize_receipt
+);
+
+impl Serialize for SmallBankOp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            json::serialize_op(&Op::SmallBank(*self), serializer)
+        } else {
+            SmallBankBinary::serialize(self, serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SmallBankOp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            match json::deserialize_op(deserializer)? {
+                Op::SmallBank(sb) => Ok(sb),
+                _ => Err(serde::de::Error::custom("expected a SmallBank operation")),
+            }
+        } else {
+            SmallBankBinary::deserialize(deserializer)
         }
     }
 }

@@ -1,19 +1,16 @@
 //! `tandem exec`: apply a transaction file to a genesis with a chosen executor and
 //! print the receipts and the state digest as JSON (for checking executors from
 //! outside). `--emit-txs N` instead writes N transactions generated from a
-//! workload genesis, in the transaction file format.
+//! workload genesis, in the transaction file format. The file formats are the
+//! executor types' serde forms (`tandem_executor::Genesis`, `read_transactions`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::{Value as Json, json};
-use tandem_executor::{ExecutorOptions, WorkloadSpec, executor_by_name, to_hex};
-
-use super::exec_format::{
-    entry_json, parse_genesis, parse_transactions, receipt_json, transaction_json,
-};
+use serde_json::json;
+use tandem_executor::{ExecutorOptions, Genesis, executor_by_name, read_transactions, to_hex};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -32,7 +29,7 @@ pub struct ExecArgs {
     /// Split the file into batches of this many transactions (default: one batch).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Also print every state entry after the last batch.
+    /// Also print the final state, as an explicit genesis (usable as `--genesis`).
     #[arg(long)]
     dump_state: bool,
     /// Instead of executing: print N transactions of the genesis file's workload
@@ -47,27 +44,23 @@ fn read(path: &PathBuf) -> Result<String> {
 
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let genesis_name = args.genesis.display().to_string();
-    let genesis_text = read(&args.genesis)?;
+    let genesis = Genesis::read(&genesis_name, &read(&args.genesis)?)?;
     if let Some(n) = args.emit_txs {
-        let json: Json = serde_json::from_str(&genesis_text)
-            .with_context(|| format!("{genesis_name}: not valid JSON"))?;
-        let Some(spec) = json.get("workload") else {
+        let Genesis::Workload(spec) = &genesis else {
             bail!("{genesis_name}: --emit-txs needs a genesis with a `workload` section");
         };
-        let spec: WorkloadSpec = serde_json::from_value(spec.clone())
-            .with_context(|| format!("{genesis_name}: field `workload`"))?;
         let txs = spec.generator(0, 1)?.batch(n);
-        let out = Json::Array(txs.iter().map(transaction_json).collect());
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&txs)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut executor = executor_by_name(&args.executor, args.threads, &ExecutorOptions::default())?;
-    let mut state = parse_genesis(&genesis_name, &genesis_text)?;
+    let mut state = genesis
+        .state()
+        .with_context(|| format!("{genesis_name}: invalid genesis"))?;
     let Some(txs_path) = &args.txs else {
         bail!("--txs is required");
     };
-    let txs_name = txs_path.display().to_string();
-    let txs = parse_transactions(&txs_name, &read(txs_path)?)?;
+    let txs = read_transactions(&txs_path.display().to_string(), &read(txs_path)?)?;
     let batch_size = match args.batch_size {
         Some(0) => bail!("--batch-size must be at least 1"),
         Some(n) => n,
@@ -79,13 +72,11 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     for (b, chunk) in txs.chunks(batch_size).enumerate() {
         let outcome = executor.execute(&mut state, chunk);
         let base = b * batch_size;
-        receipts.extend(
-            outcome
-                .receipts
-                .iter()
-                .enumerate()
-                .map(|(i, r)| receipt_json(base + i, r)),
-        );
+        for (i, receipt) in outcome.receipts.iter().enumerate() {
+            let mut entry = serde_json::to_value(receipt)?;
+            entry["index"] = json!(base + i);
+            receipts.push(entry);
+        }
         batches.push(json!({
             "first": base,
             "transactions": chunk.len(),
@@ -103,13 +94,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         "batches": batches,
     });
     if args.dump_state {
-        out["state"] = Json::Array(
-            state
-                .entries()
-                .iter()
-                .map(|(k, v)| entry_json(k, v))
-                .collect(),
-        );
+        out["state"] = serde_json::to_value(Genesis::from_state(&state))?;
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)

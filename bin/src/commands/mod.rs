@@ -4,7 +4,6 @@ pub mod bench_exec;
 pub mod client;
 pub mod cluster_args;
 pub mod exec;
-mod exec_format;
 pub mod keygen;
 pub mod local;
 pub mod plot;

@@ -216,13 +216,44 @@ pub struct WorkloadSpec {
     pub markets: u32,
     /// Zipf exponent of sender and receiver choice; 0 is uniform.
     pub zipf: f64,
-    /// Operation weights by name; empty means the kind's default mix.
+    /// Operation weights by name; empty means the kind's default mix. A name may
+    /// appear once (JSON would otherwise keep the last).
+    #[serde(deserialize_with = "unique_keys")]
     pub mix: BTreeMap<String, u32>,
     pub seed: u64,
     /// Extra SHA-256 rounds per transaction (contract cost).
     pub work: u32,
     /// Register account keys at genesis and sign every transaction.
     pub signed: bool,
+}
+
+/// A map that refuses a key given twice.
+fn unique_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, u32>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = BTreeMap<String, u32>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of operation names to weights")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, weight)) = map.next_entry::<String, u32>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate key `{key}`"
+                    )));
+                }
+                out.insert(key, weight);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Visit)
 }
 
 impl Default for WorkloadSpec {
