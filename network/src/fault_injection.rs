@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::transport::ShutdownFuture;
 use crate::{Counters, NodeId, Transport};
 
 /// How long a link delays each frame.
@@ -518,5 +519,9 @@ impl<T: Transport> Transport for FaultyTransport<T> {
     /// duplicated is in [`FaultHandle::counters`].
     fn counters(&self) -> Counters {
         self.inner.counters()
+    }
+
+    fn shutdown(&self) -> ShutdownFuture<'_> {
+        self.inner.shutdown()
     }
 }

@@ -2,7 +2,7 @@
 //! and clients, and the fault-injection layer around them.
 //!
 //! - [`Transport`]: send a frame to a peer without waiting; receive `(sender, frame)`
-//!   on the [`Inbound`] channel the constructor returns; read [`Counters`].
+//!   on the [`Inbound`] channel the constructor returns; read [`Counters`]; `shutdown`.
 //! - [`QuicTransport`]: quinn + rustls (ring), mutual TLS pinned to the members' Ed25519
 //!   keys ([`Identity`], [`Membership`]), one connection per peer pair, one ordered
 //!   stream per direction of length-prefixed frames ([`wire`]), reconnection with
@@ -38,4 +38,4 @@ pub use identity::{
 pub use memory_transport::{DEFAULT_MEMORY_INBOUND_CAPACITY, MemoryHub, MemoryTransport};
 pub use node_id::{NodeId, ParseNodeIdError};
 pub use quic_transport::{QuicConfig, QuicError, QuicTransport};
-pub use transport::{Inbound, Transport, wait_until_connected};
+pub use transport::{Inbound, ShutdownFuture, Transport, wait_until_connected};

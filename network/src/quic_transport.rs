@@ -37,6 +37,7 @@ use tracing::Instrument;
 use crate::counters::{CounterCells, PeerCells};
 use crate::identity::{Identity, Membership};
 use crate::pinned_tls::{self, PinnedKeyVerifier, TlsError};
+use crate::transport::ShutdownFuture;
 use crate::wire::{
     self, CLOSE_BAD_FRAME, CLOSE_PROTOCOL, CLOSE_REPLACED, CLOSE_SHUTDOWN, CLOSE_WRONG_DIRECTION,
     FrameDecoder, FrameError, STREAM_PREAMBLE,
@@ -393,6 +394,11 @@ impl Transport for QuicTransport {
 
     fn counters(&self) -> Counters {
         self.shared.counters.snapshot()
+    }
+
+    fn shutdown(&self) -> ShutdownFuture<'_> {
+        // The inherent method: close, then wait at most about a second.
+        Box::pin(QuicTransport::shutdown(self))
     }
 }
 

@@ -7,6 +7,8 @@
 //! labeled with the sender's authenticated [`NodeId`], on the [`Inbound`] receiver the
 //! transport's constructor returned (made to be polled in `tokio::select!`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +18,10 @@ use crate::{Counters, NodeId};
 
 /// The receiving half of a transport: frames with their sender's id.
 pub type Inbound = tokio::sync::mpsc::Receiver<(NodeId, Bytes)>;
+
+/// What [`Transport::shutdown`] returns: a boxed future, so the trait stays usable as
+/// `dyn Transport`.
+pub type ShutdownFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Carries opaque frames between the members of a cluster.
 pub trait Transport: Send + Sync + 'static {
@@ -40,6 +46,13 @@ pub trait Transport: Send + Sync + 'static {
 
     /// A snapshot of the counters.
     fn counters(&self) -> Counters;
+
+    /// Closes every link and waits, for a bounded time, until peers have been told; the
+    /// transport sends nothing afterwards. The default has nothing to close and
+    /// completes at once (dropping such a transport is enough).
+    fn shutdown(&self) -> ShutdownFuture<'_> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Arc<T> {
@@ -61,6 +74,10 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
 
     fn counters(&self) -> Counters {
         (**self).counters()
+    }
+
+    fn shutdown(&self) -> ShutdownFuture<'_> {
+        (**self).shutdown()
     }
 }
 

@@ -487,6 +487,20 @@ async fn a_gracefully_restarted_replica_is_reconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_through_the_trait_closes_the_links() {
+    init_tracing();
+    let mut cluster = Cluster::new(2, 0);
+    let (r0, _rx0) = cluster.start_replica(0);
+    let (r1, _rx1) = cluster.start_replica(1);
+    connected(&r0, &[r(1)]).await;
+    // As a driver generic over the transport would call it.
+    let transport: &dyn Transport = &r1;
+    transport.shutdown().await;
+    eventually("r0 sees the link to r1 closed", || !r0.is_connected(r(1))).await;
+    eventually("r1 dropped its link to r0", || !r1.is_connected(r(0))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_replica_is_reconnected_after_restart() {
     init_tracing();
     let mut cluster = Cluster::new(3, 0);

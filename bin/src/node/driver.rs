@@ -1,4 +1,5 @@
-//! The replica's event loop: the thin I/O shell around a sans-IO [`Protocol`]. It turns
+//! The replica's event loop: the thin I/O shell around a sans-IO [`Protocol`] and a
+//! [`Transport`] (generic over both). It turns
 //! transport frames, timer expiries and execution reports into protocol events, and
 //! protocol actions into frames, timers and execution jobs. All protocol logic lives
 //! in `tandem-consensus`; nothing here decides anything.
@@ -22,7 +23,7 @@ use tandem_consensus::protocol::{Action, Event, Protocol};
 use tandem_consensus::{ClientId, ReplicaId, Reply, Seq, Time};
 use tandem_experiments::frames::{self as wire, ClientFrame, ReplicaFrame};
 use tandem_experiments::metrics::{ExecutionLine, MetricsLine, unix_ms};
-use tandem_network::{Inbound, NodeId, QuicTransport, Transport};
+use tandem_network::{Inbound, NodeId, Transport};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
@@ -73,10 +74,11 @@ impl ClientBacklog {
     }
 }
 
-/// The event loop of one replica.
-pub struct Driver<P: Protocol> {
+/// The event loop of one replica: protocol `P` over transport `T` (QUIC in
+/// `tandem replica`; any [`Transport`] works, e.g. the in-memory one in tests).
+pub struct Driver<P: Protocol, T: Transport> {
     proto: P,
-    transport: QuicTransport,
+    transport: T,
     peers: Vec<NodeId>,
     origin: Instant,
     timers: BTreeMap<P::Timer, Time>,
@@ -91,16 +93,16 @@ pub struct Driver<P: Protocol> {
     out: Vec<Action<P::Message, P::Timer>>,
 }
 
-impl<P: Protocol> Driver<P> {
+impl<P: Protocol, T: Transport> Driver<P, T> {
     /// A driver for `proto` over `transport`, executing through `exec`.
     pub fn new(
         proto: P,
-        transport: QuicTransport,
+        transport: T,
         replicas: usize,
         exec: ExecutionStage,
         executor_name: String,
         max_frame: usize,
-    ) -> Driver<P> {
+    ) -> Driver<P, T> {
         let me = proto.id();
         let peers = (0..replicas as u32)
             .filter(|r| *r != me.0)
@@ -428,6 +430,108 @@ impl<P: Protocol> Driver<P> {
             network,
             checkpoints: self.checkpoints.iter().cloned().collect(),
             last,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_consensus::application::HashChainApp;
+    use tandem_consensus::crypto::{Keyring, SigningKey};
+    use tandem_consensus::pbft::PbftReplica;
+    use tandem_consensus::{Config, Request};
+    use tandem_experiments::frames::decode_replica_frame;
+    use tandem_network::MemoryHub;
+    use tokio::sync::{mpsc::unbounded_channel, oneshot};
+
+    const MAX_FRAME: usize = 1 << 20;
+
+    /// Four drivers over the in-memory transport (not QUIC) order a client's requests:
+    /// every replica delivers them all and replies with the same result to each.
+    #[tokio::test(flavor = "current_thread")]
+    async fn drivers_over_the_in_memory_transport_serve_a_client() {
+        let n = 4;
+        let hub = MemoryHub::default();
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
+            .collect();
+        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
+        let config = Config {
+            replicas: n,
+            batch_timeout: Duration::from_millis(1),
+            ..Config::default()
+        };
+        let mut stops = Vec::new();
+        let mut replicas = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
+            let mut proto = PbftReplica::new(config.clone(), keyring).unwrap();
+            proto.set_allowed_clients([ClientId(0)]);
+            let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
+            let (done_tx, done_rx) = unbounded_channel();
+            let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();
+            let driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME);
+            let (stop, stopped) = oneshot::channel::<()>();
+            stops.push(stop);
+            replicas.push(tokio::spawn(driver.run(
+                inbound,
+                done_rx,
+                None,
+                Duration::from_millis(50),
+                async move {
+                    let _ = stopped.await;
+                },
+            )));
+        }
+
+        let (client, mut replies) = hub.join(NodeId::Client(0));
+        let requests: Vec<Request> = (1..=20)
+            .map(|number| Request {
+                client: ClientId(0),
+                number,
+                payload: Bytes::from(format!("tx {number}")),
+            })
+            .collect();
+        let frame = wire::encode(&ClientFrame::Requests(requests)).unwrap();
+        client.broadcast(
+            &(0..n as u32).map(NodeId::Replica).collect::<Vec<_>>(),
+            frame,
+        );
+
+        let mut results: BTreeMap<u64, BTreeMap<u32, Bytes>> = BTreeMap::new();
+        let answered = |results: &BTreeMap<u64, BTreeMap<u32, Bytes>>| {
+            results.len() == 20 && results.values().all(|by_replica| by_replica.len() == n)
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !answered(&results) {
+                let (from, bytes) = replies.recv().await.expect("the hub stays open");
+                let NodeId::Replica(r) = from else { continue };
+                let ReplicaFrame::Replies(batch) = decode_replica_frame(&bytes, MAX_FRAME).unwrap();
+                for reply in batch {
+                    for (number, result) in reply.results {
+                        results.entry(number).or_default().insert(r, result);
+                    }
+                }
+            }
+        })
+        .await
+        .expect("every request answered by every replica");
+        for (number, by_replica) in &results {
+            let first = by_replica.values().next().unwrap();
+            assert!(
+                by_replica.values().all(|r| r == first),
+                "request {number}: replies differ"
+            );
+        }
+
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        for replica in replicas {
+            let last = replica.await.unwrap().unwrap();
+            assert!(last.last, "the final metrics line is marked");
+            assert_eq!(last.requests_committed, 20, "replica r{}", last.replica);
         }
     }
 }
