@@ -1,8 +1,8 @@
 //! The replica's event loop: the thin I/O shell around a sans-IO [`Protocol`] and a
-//! [`Transport`] (generic over both). It turns
-//! transport frames, timer expiries and execution reports into protocol events, and
-//! protocol actions into frames, timers and execution jobs. All protocol logic lives
-//! in `tandem-consensus`; nothing here decides anything.
+//! [`Transport`] (generic over both). It turns transport frames, timer expiries and
+//! execution reports into protocol events, and protocol actions into frames, timers and
+//! execution jobs. All protocol logic lives in `tandem-consensus`; nothing here decides
+//! anything.
 //!
 //! Frames are drained in bursts and replies to one client are coalesced into one frame
 //! per loop turn, so a busy replica pays per-frame costs once per burst.
