@@ -6,7 +6,7 @@
 pub mod stats;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -93,7 +93,7 @@ pub async fn run_load(
         max_frame_size: settings.max_frame,
         ..QuicConfig::default()
     };
-    let bind: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let bind = client_bind_address(membership.iter().filter_map(|m| m.addr));
     let (transport, mut inbound) = QuicTransport::bind(identity, membership, bind, quic)
         .context("cannot start the client transport")?;
     let replicas: Vec<NodeId> = (0..settings.replicas as u32).map(NodeId::Replica).collect();
@@ -192,6 +192,18 @@ pub async fn run_load(
     Ok(stats)
 }
 
+/// The address a load client binds: the unspecified address of the replicas' address
+/// family with a port the system picks, so the client reaches replicas on this host and
+/// on others alike. `[::]:0` if any replica has an IPv6 address (on Linux such a socket
+/// is dual-stack and reaches the IPv4 ones too), `0.0.0.0:0` otherwise.
+pub fn client_bind_address(replicas: impl IntoIterator<Item = SocketAddr>) -> SocketAddr {
+    if replicas.into_iter().any(|a| a.is_ipv6()) {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    }
+}
+
 /// Submits up to `want` new transactions while the exactly-once window allows;
 /// returns how many were sent.
 fn submit(
@@ -274,5 +286,80 @@ fn send_actions(transport: &QuicTransport, replicas: &[NodeId], actions: &mut Ve
                 transport.send(to, bytes);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn clients_bind_the_unspecified_address_of_the_replicas_family() {
+        let v4 = client_bind_address(addrs(&["10.0.0.1:7100", "10.0.0.2:7100"]));
+        assert_eq!(v4, "0.0.0.0:0".parse::<SocketAddr>().unwrap());
+        let local = client_bind_address(addrs(&["127.0.0.1:7100"]));
+        assert!(local.ip().is_unspecified() && local.is_ipv4() && local.port() == 0);
+        let v6 = client_bind_address(addrs(&["[2001:db8::1]:7100", "[2001:db8::2]:7100"]));
+        assert_eq!(v6, "[::]:0".parse::<SocketAddr>().unwrap());
+        let mixed = client_bind_address(addrs(&["10.0.0.1:7100", "[2001:db8::2]:7100"]));
+        assert!(mixed.is_ipv6() && mixed.ip().is_unspecified());
+    }
+
+    /// A client bound by [`client_bind_address`] reaches a replica on IPv6 loopback
+    /// (which the old fixed `127.0.0.1:0` bind could not) and, from the same dual-stack
+    /// socket, one on IPv4 loopback.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_client_reaches_ipv6_and_ipv4_replicas() {
+        let Ok(v6) = std::net::UdpSocket::bind("[::1]:0") else {
+            eprintln!("no IPv6 loopback on this machine; skipped");
+            return;
+        };
+        let v4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sockets = [v6, v4];
+        let ids: Vec<Identity> = (0..3).map(|_| Identity::generate().unwrap()).collect();
+        let member =
+            |id: NodeId, addr: Option<SocketAddr>, key: &Identity| tandem_network::Member {
+                id,
+                addr,
+                public_key: key.public_key(),
+            };
+        let membership = Arc::new(
+            Membership::new([
+                member(
+                    NodeId::Replica(0),
+                    Some(sockets[0].local_addr().unwrap()),
+                    &ids[0],
+                ),
+                member(
+                    NodeId::Replica(1),
+                    Some(sockets[1].local_addr().unwrap()),
+                    &ids[1],
+                ),
+                member(NodeId::Client(0), None, &ids[2]),
+            ])
+            .unwrap(),
+        );
+        let mut replicas = Vec::new();
+        for (socket, id) in sockets.into_iter().zip(&ids) {
+            let (t, _inbound) =
+                QuicTransport::with_socket(id, membership.clone(), socket, QuicConfig::default())
+                    .unwrap();
+            replicas.push(t);
+        }
+        let bind = client_bind_address(membership.iter().filter_map(|m| m.addr));
+        let (client, _inbound) =
+            QuicTransport::bind(&ids[2], membership, bind, QuicConfig::default()).unwrap();
+        let both = [NodeId::Replica(0), NodeId::Replica(1)];
+        let up = wait_until_connected(&client, &both, Duration::from_secs(10)).await;
+        let connected = client.connected_peers();
+        client.shutdown().await;
+        for r in &replicas {
+            r.shutdown().await;
+        }
+        assert!(up, "connected to {connected:?} only");
     }
 }
