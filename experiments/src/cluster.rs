@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -207,6 +207,29 @@ impl ClusterFile {
     }
 }
 
+/// The name of the cluster file in a cluster folder.
+pub const CLUSTER_TOML: &str = "cluster.toml";
+
+/// Writes a cluster folder: `dir/cluster.toml` and one `dir/<id>.key` per member (e.g.
+/// `r0.key`, `c1.key`), creating `dir` if needed. Returns the cluster file's path and
+/// the key files' paths in the order of `keys`.
+pub fn save_cluster_folder(
+    dir: &Path,
+    cluster: &ClusterFile,
+    keys: &[KeyFile],
+) -> Result<(PathBuf, Vec<PathBuf>)> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let cluster_path = dir.join(CLUSTER_TOML);
+    cluster.save(&cluster_path)?;
+    let mut key_paths = Vec::with_capacity(keys.len());
+    for key in keys {
+        let path = dir.join(format!("{}.key", key.id));
+        key.save(&path)?;
+        key_paths.push(path);
+    }
+    Ok((cluster_path, key_paths))
+}
+
 /// Parses a 32-byte hex public key.
 fn parse_public_key(hex_key: &str) -> Result<[u8; 32]> {
     let bytes = hex::decode(hex_key.trim()).map_err(|e| anyhow!("is not hex: {e}"))?;
@@ -378,5 +401,24 @@ mod tests {
         fs::write(&path, "id = \"x9\"\npkcs8 = \"00\"\n").unwrap();
         let err = format!("{:#}", KeyFile::load(&path).unwrap_err());
         assert!(err.contains("r0.key") && err.contains("field id"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_folder_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("new");
+        let (cluster, ids) = sample(4);
+        let mut keys: Vec<KeyFile> = (0..4)
+            .map(|i| KeyFile::new(NodeId::Replica(i as u32), ids[i].pkcs8_der()))
+            .collect();
+        keys.push(KeyFile::new(NodeId::Client(0), ids[4].pkcs8_der()));
+        let (cluster_path, key_paths) = save_cluster_folder(&folder, &cluster, &keys).unwrap();
+        assert_eq!(cluster_path, folder.join("cluster.toml"));
+        assert_eq!(key_paths[4], folder.join("c0.key"));
+        let back = ClusterFile::load(&cluster_path).unwrap();
+        assert_eq!(back.replica_keys(), cluster.replica_keys());
+        for (path, key) in key_paths.iter().zip(&keys) {
+            assert_eq!(KeyFile::load(path).unwrap().pkcs8, key.pkcs8);
+        }
     }
 }

@@ -49,6 +49,31 @@ pub struct ClusterParams {
     pub signed_all: bool,
 }
 
+impl Default for ClusterParams {
+    /// Four replicas running the dex workload (10,000 accounts, 4 pools, uniform) on
+    /// Block-STM with 2 threads; batches of up to 1024 requests or 2 ms, a checkpoint
+    /// every 128 sequence numbers, a 1 s initial view-change timeout.
+    fn default() -> Self {
+        ClusterParams {
+            replicas: 4,
+            executor: "block-stm".to_string(),
+            threads: 2,
+            workload: "dex".to_string(),
+            accounts: 10_000,
+            pools: 4,
+            zipf: 0.0,
+            work: 0,
+            signed_txs: false,
+            workload_seed: 1,
+            batch_size: 1024,
+            batch_timeout_ms: 2,
+            checkpoint_interval: 128,
+            view_timeout_ms: 1000,
+            signed_all: false,
+        }
+    }
+}
+
 impl ClusterParams {
     /// The workload spec these arguments describe.
     pub fn workload_spec(&self) -> Result<WorkloadSpec> {

@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use tandem_experiments::cluster::{ClusterFile, KeyFile};
 use tandem_experiments::cluster_params::parse_workload;
-use tandem_experiments::load::stats::LoadStats;
 use tandem_experiments::load::{LoadMode, LoadSettings, Progress, run_load};
 
 /// Arguments of `tandem client`.
@@ -54,6 +53,9 @@ pub struct ClientArgs {
     retransmit_ms: u64,
 }
 
+/// Closed-loop window when neither `--rate` nor `--window` is given.
+const DEFAULT_WINDOW: usize = 256;
+
 /// Runs `tandem client`.
 pub fn run(args: ClientArgs) -> Result<ExitCode> {
     let cluster = ClusterFile::load(&args.cluster)?;
@@ -72,27 +74,17 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
     if args.client_index >= args.client_count {
         bail!("--client-index must be below --client-count");
     }
-    let mode = match (args.rate, args.window) {
-        (Some(r), _) if r > 0.0 => LoadMode::Rate(r),
-        (Some(_), _) => bail!("--rate must be positive"),
-        (None, Some(w)) if w > 0 => LoadMode::Window(w),
-        (None, Some(_)) => bail!("--window must be positive"),
-        (None, None) => LoadMode::Window(256),
-    };
+    let mode = LoadMode::from_flags(args.rate, args.window, DEFAULT_WINDOW)?;
     let settings = LoadSettings {
         workload,
         client_index: args.client_index,
         client_count: args.client_count,
-        mode,
         duration: Duration::from_secs_f64(args.duration),
         warmup: Duration::from_secs_f64(args.warmup.min(args.duration / 2.0)),
         payload_bytes: args.payload,
         retransmit_after: Duration::from_millis(args.retransmit_ms),
-        replicas: cluster.replicas.len(),
-        replica_keys: cluster.protocol.signed_all.then(|| cluster.replica_keys()),
-        exactly_once_window: cluster.protocol.client_window,
-        max_frame: cluster.network.max_frame_bytes,
         drain: Duration::from_secs(2),
+        ..LoadSettings::for_cluster(&cluster, mode)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -110,41 +102,9 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         )
         .await
     })?;
-    print_client_summary(&stats, &settings);
+    println!(
+        "{}",
+        stats.render_client_summary(settings.duration, settings.warmup)
+    );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints one client's results.
-fn print_client_summary(stats: &LoadStats, settings: &LoadSettings) {
-    let measured = settings
-        .duration
-        .saturating_sub(settings.warmup)
-        .as_secs_f64()
-        .max(1e-9);
-    let from = settings.warmup.as_secs() as usize;
-    let to = settings.duration.as_secs() as usize;
-    let tps = stats.completed_between(from, to) as f64 / (to - from).max(1) as f64;
-    let h = &stats.latency;
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "submitted {}  completed {}  ({:.0} tx/s over {:.0} s)",
-        stats.submitted, stats.completed, tps, measured
-    );
-    println!(
-        "latency ms  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        ms(0.999),
-        h.max() as f64 / 1000.0
-    );
-    println!(
-        "outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  retransmissions {}",
-        stats.applied,
-        stats.aborted,
-        stats.malformed,
-        stats.unfinished,
-        stats.shed,
-        stats.retransmissions
-    );
 }

@@ -1,6 +1,7 @@
 //! The command-line flags that describe a cluster (protocol, execution, workload),
 //! shared by `tandem keygen` and `tandem local`; they fill
-//! [`tandem_experiments::cluster_params::ClusterParams`].
+//! [`tandem_experiments::cluster_params::ClusterParams`], whose `Default` gives the
+//! flags' defaults.
 
 use clap::Args;
 use tandem_experiments::cluster_params::ClusterParams;
@@ -9,46 +10,46 @@ use tandem_experiments::cluster_params::ClusterParams;
 #[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
     /// Number of replicas (n = 3f+1 ≥ 4).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = ClusterParams::default().replicas)]
     pub replicas: usize,
     /// Executor: sequential, block-stm, access-list, auto, or none (consensus only).
-    #[arg(long, default_value = "block-stm")]
+    #[arg(long, default_value_t = ClusterParams::default().executor)]
     pub executor: String,
     /// Executor threads per replica.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = ClusterParams::default().threads)]
     pub threads: usize,
     /// Workload: transfer, dex, lending, smallbank or mixed.
-    #[arg(long, default_value = "dex")]
+    #[arg(long, default_value_t = ClusterParams::default().workload)]
     pub workload: String,
     /// Accounts in the genesis state.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = ClusterParams::default().accounts)]
     pub accounts: u64,
     /// AMM pools (dex, mixed).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = ClusterParams::default().pools)]
     pub pools: u32,
     /// Zipf skew of account choice (0 = uniform).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = ClusterParams::default().zipf)]
     pub zipf: f64,
     /// Extra SHA-256 rounds per transaction (models contract cost).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = ClusterParams::default().work)]
     pub work: u32,
     /// Sign every transaction with its sender's Ed25519 key (verified on replicas).
     #[arg(long)]
     pub signed_txs: bool,
     /// Workload seed.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = ClusterParams::default().workload_seed)]
     pub workload_seed: u64,
     /// Maximum requests per batch.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = ClusterParams::default().batch_size)]
     pub batch_size: usize,
     /// Batch timeout, milliseconds.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = ClusterParams::default().batch_timeout_ms)]
     pub batch_timeout_ms: u64,
     /// Checkpoint interval (sequence numbers).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = ClusterParams::default().checkpoint_interval)]
     pub checkpoint_interval: u64,
     /// Initial view-change timeout, milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = ClusterParams::default().view_timeout_ms)]
     pub view_timeout_ms: u64,
     /// Sign every protocol message, not only checkpoints and view changes.
     #[arg(long)]

@@ -1,13 +1,14 @@
 //! `tandem keygen`: writes a cluster file and one private key file per member, so a
 //! cluster can be started by hand (and span machines, after editing addresses).
 
-use std::fs;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+
+use tandem_experiments::cluster::save_cluster_folder;
 
 use crate::commands::cluster_args::ClusterArgs;
 
@@ -52,13 +53,7 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
             .params()
             .generate_at(&args.addresses, args.clients)?
     };
-    fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let cluster_path = args.out.join("cluster.toml");
-    cluster.save(&cluster_path)?;
-    for key in &keys {
-        key.save(&args.out.join(format!("{}.key", key.id)))?;
-    }
+    let (cluster_path, _) = save_cluster_folder(&args.out, &cluster, &keys)?;
     println!(
         "wrote {} and {} key files to {}",
         cluster_path.display(),

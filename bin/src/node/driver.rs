@@ -21,7 +21,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use tandem_consensus::protocol::{Action, Event, Protocol};
 use tandem_consensus::{ClientId, ReplicaId, Reply, Seq, Time};
-use tandem_experiments::frames::{self as wire, ClientFrame, ReplicaFrame};
+use tandem_experiments::frames::{self, ClientFrame, ReplicaFrame};
 use tandem_experiments::metrics::{ExecutionLine, MetricsLine, unix_ms};
 use tandem_network::{Inbound, NodeId, Transport};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -240,7 +240,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                     }
                 }
             }
-            NodeId::Client(c) => match wire::decode_client_frame(&bytes, self.max_frame) {
+            NodeId::Client(c) => match frames::decode_client_frame(&bytes, self.max_frame) {
                 Ok(ClientFrame::Requests(reqs)) => {
                     for req in reqs {
                         if req.client != ClientId(c) {
@@ -325,7 +325,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
     }
 
     fn encode(&mut self, msg: &P::Message) -> Option<Bytes> {
-        match wire::encode(msg) {
+        match frames::encode(msg) {
             Ok(b) if b.len() <= self.max_frame => Some(b),
             Ok(b) => {
                 self.counters.encode_errors += 1;
@@ -349,8 +349,8 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                     .map(|(_, res)| res.len() + 12)
                     .sum::<usize>()
             };
-            for chunk in wire::chunks_by_size(replies, size) {
-                match wire::encode(&ReplicaFrame::Replies(chunk)) {
+            for chunk in frames::chunks_by_size(replies, size) {
+                match frames::encode(&ReplicaFrame::Replies(chunk)) {
                     Ok(bytes) => self.transport.send(NodeId::Client(client.0), bytes),
                     Err(_) => self.counters.encode_errors += 1,
                 }
@@ -493,7 +493,7 @@ mod tests {
                 payload: Bytes::from(format!("tx {number}")),
             })
             .collect();
-        let frame = wire::encode(&ClientFrame::Requests(requests)).unwrap();
+        let frame = frames::encode(&ClientFrame::Requests(requests)).unwrap();
         client.broadcast(
             &(0..n as u32).map(NodeId::Replica).collect::<Vec<_>>(),
             frame,

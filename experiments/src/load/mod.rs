@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tandem_consensus::client::{ClientAction, ClientCore, Completed};
 use tandem_consensus::{ClientId, Request, Time};
 use tandem_executor::{Receipt, WorkloadSpec};
@@ -20,7 +20,8 @@ use tandem_network::{
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::frames::{self as wire, ClientFrame, ReplicaFrame};
+use crate::cluster::ClusterFile;
+use crate::frames::{self, ClientFrame, ReplicaFrame};
 use crate::load::stats::{FinalCounts, LoadStats};
 use crate::payload::encode_payload;
 
@@ -31,6 +32,34 @@ pub enum LoadMode {
     Rate(f64),
     /// Closed loop: keep this many requests outstanding.
     Window(usize),
+}
+
+impl LoadMode {
+    /// The mode the flags `--rate` (open loop, transactions per second) or `--window`
+    /// (closed loop, requests outstanding) ask for; with neither, a closed loop of
+    /// `default_window`. The error names the flag.
+    pub fn from_flags(
+        rate: Option<f64>,
+        window: Option<usize>,
+        default_window: usize,
+    ) -> Result<LoadMode> {
+        match (rate, window) {
+            (Some(r), _) if r > 0.0 => Ok(LoadMode::Rate(r)),
+            (Some(_), _) => bail!("--rate must be positive"),
+            (None, Some(w)) if w > 0 => Ok(LoadMode::Window(w)),
+            (None, Some(_)) => bail!("--window must be positive"),
+            (None, None) => Ok(LoadMode::Window(default_window)),
+        }
+    }
+
+    /// What each of `clients` clients offers when they share this load: an open-loop
+    /// rate is split evenly; a window is per client.
+    pub fn per_client(self, clients: usize) -> LoadMode {
+        match self {
+            LoadMode::Rate(r) => LoadMode::Rate(r / clients.max(1) as f64),
+            window => window,
+        }
+    }
 }
 
 /// A load client's parameters.
@@ -62,6 +91,31 @@ pub struct LoadSettings {
     pub max_frame: usize,
     /// After `duration`, wait at most this long for outstanding replies.
     pub drain: Duration,
+}
+
+impl LoadSettings {
+    /// Settings for one client of `cluster` offering `mode`: the cluster's workload,
+    /// replica count, replica keys (signed-all mode), exactly-once window and frame
+    /// limit; the client is the only one (index 0 of 1), submits for 20 s after a 2 s
+    /// warm-up without padding, retransmits after 1 s and drains for 2 s. Callers
+    /// override what they ask for.
+    pub fn for_cluster(cluster: &ClusterFile, mode: LoadMode) -> LoadSettings {
+        LoadSettings {
+            workload: cluster.workload.clone(),
+            client_index: 0,
+            client_count: 1,
+            mode,
+            duration: Duration::from_secs(20),
+            warmup: Duration::from_secs(2),
+            payload_bytes: 0,
+            retransmit_after: Duration::from_secs(1),
+            replicas: cluster.replicas.len(),
+            replica_keys: cluster.protocol.signed_all.then(|| cluster.replica_keys()),
+            exactly_once_window: cluster.protocol.client_window,
+            max_frame: cluster.network.max_frame_bytes,
+            drain: Duration::from_secs(2),
+        }
+    }
 }
 
 /// Counters shared with a progress display.
@@ -236,7 +290,7 @@ fn handle_frame(
         stats.bad_frames += 1;
         return;
     }
-    match wire::decode_replica_frame(bytes, max_frame) {
+    match frames::decode_replica_frame(bytes, max_frame) {
         Ok(ReplicaFrame::Replies(replies)) => {
             for reply in &replies {
                 if NodeId::Replica(reply.replica.0) != from {
@@ -281,8 +335,8 @@ fn send_actions(transport: &QuicTransport, replicas: &[NodeId], actions: &mut Ve
         }
     }
     for (to, requests) in per_replica {
-        for chunk in wire::chunks_by_size(requests, |r| r.payload.len() + 16) {
-            if let Ok(bytes) = wire::encode(&ClientFrame::Requests(chunk)) {
+        for chunk in frames::chunks_by_size(requests, |r| r.payload.len() + 16) {
+            if let Ok(bytes) = frames::encode(&ClientFrame::Requests(chunk)) {
                 transport.send(to, bytes);
             }
         }
@@ -295,6 +349,33 @@ mod tests {
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn load_mode_from_flags() {
+        let rate = LoadMode::from_flags(Some(1000.0), None, 8).unwrap();
+        assert_eq!(rate, LoadMode::Rate(1000.0));
+        assert_eq!(rate.per_client(4), LoadMode::Rate(250.0));
+        assert_eq!(
+            LoadMode::from_flags(None, Some(3), 8)
+                .unwrap()
+                .per_client(4),
+            LoadMode::Window(3)
+        );
+        assert_eq!(
+            LoadMode::from_flags(None, None, 8).unwrap(),
+            LoadMode::Window(8)
+        );
+        for (rate, window, flag) in [
+            (Some(0.0), None, "--rate"),
+            (Some(f64::NAN), None, "--rate"),
+            (None, Some(0), "--window"),
+        ] {
+            let err = LoadMode::from_flags(rate, window, 8)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(flag), "{err}");
+        }
     }
 
     #[test]

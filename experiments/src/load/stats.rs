@@ -179,6 +179,39 @@ impl LoadStats {
     }
 }
 
+impl LoadStats {
+    /// The three lines `tandem client` prints: throughput over the whole seconds from
+    /// `warmup` to `duration`, latency percentiles (ms) and outcome counts.
+    pub fn render_client_summary(&self, duration: Duration, warmup: Duration) -> String {
+        let measured = duration.saturating_sub(warmup).as_secs_f64().max(1e-9);
+        let from = warmup.as_secs() as usize;
+        let to = duration.as_secs() as usize;
+        let tps = self.completed_between(from, to) as f64 / to.saturating_sub(from).max(1) as f64;
+        let h = &self.latency;
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "submitted {}  completed {}  ({:.0} tx/s over {:.0} s)\n\
+             latency ms  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
+             outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  retransmissions {}",
+            self.submitted,
+            self.completed,
+            tps,
+            measured,
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(0.999),
+            h.max() as f64 / 1000.0,
+            self.applied,
+            self.aborted,
+            self.malformed,
+            self.unfinished,
+            self.shed,
+            self.retransmissions
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +238,32 @@ mod tests {
         s.completed(Duration::from_millis(1), Outcome::Applied);
         assert_eq!(s.latency.len(), 0);
         assert_eq!(s.buckets[0].completed, 1);
+    }
+
+    #[tokio::test]
+    async fn client_summary_names_every_figure() {
+        let mut s = LoadStats::new(Instant::now(), Duration::ZERO);
+        for _ in 0..4 {
+            s.completed(Duration::from_millis(3), Outcome::Applied);
+        }
+        s.finish(FinalCounts {
+            submitted: 6,
+            retransmissions: 1,
+            rejected_replies: 0,
+            unfinished: 1,
+            shed: 1,
+        });
+        let text = s.render_client_summary(Duration::from_secs(1), Duration::ZERO);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "submitted 6  completed 4  (4 tx/s over 1 s)");
+        assert!(
+            lines[1].starts_with("latency ms  p50 3.0  p90 3.0"),
+            "{text}"
+        );
+        assert_eq!(
+            lines[2],
+            "outcomes    applied 4  aborted 0  malformed 0  unfinished 1  shed 1  retransmissions 1"
+        );
     }
 }

@@ -13,7 +13,7 @@ mod hgrm;
 mod model;
 mod plot;
 #[cfg(test)]
-mod sample_run;
+pub(crate) mod sample_run;
 mod summary;
 mod table;
 mod timeline;

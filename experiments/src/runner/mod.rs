@@ -1,37 +1,44 @@
-//! `tandem local`: a whole cluster on 127.0.0.1. Generates keys into a temporary
-//! folder, spawns the replica processes, runs load clients in this process, injects
-//! the requested faults on schedule, shows progress, then stops everything, checks that
-//! the replicas agree on the state digest, prints a summary and writes the results
-//! folder.
+//! The runner: a whole cluster on 127.0.0.1 under load. [`run`] generates keys into a
+//! temporary folder, starts the replica processes ([`process_backend`]), runs the load
+//! clients in this process, injects the planned faults on schedule ([`faults`]), shows
+//! progress, then stops everything, aggregates what replicas and clients recorded
+//! (with the digest agreement verdict) and writes the results folder.
+//! [`LocalOptions`] turns what `tandem local` asks for into a [`RunPlan`];
+//! [`saturation`] runs a plan once per offered rate.
 
 pub mod faults;
+mod local_options;
 pub mod process_backend;
+mod progress;
+pub mod saturation;
 
-use std::io::IsTerminal;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use tandem_network::Identity;
 use tokio::time::Instant;
 
 use crate::aggregate::{self, ReplicaTrace, RunRecord};
-use crate::cluster::ClusterFile;
+use crate::cluster::{ClusterFile, save_cluster_folder};
 use crate::cluster_params::ClusterParams;
 use crate::load::stats::LoadStats;
 use crate::load::{LoadMode, LoadSettings, Progress, run_load};
 use crate::metrics::{read_metrics, unix_ms};
 use crate::report;
 use crate::runner::faults::{FaultAction, TimedFault};
-use crate::runner::process_backend::{Launcher, ReplicaCommand};
+use crate::runner::process_backend::{ProcessBackend, ReplicaCommand};
 
-/// What a local run is asked to do.
+pub use local_options::LocalOptions;
+
+/// How often replicas write a metrics line during a run, milliseconds.
+const METRICS_INTERVAL_MS: u64 = 250;
+
+/// What a run is asked to do.
 #[derive(Clone, Debug)]
-pub struct LocalPlan {
+pub struct RunPlan {
     /// Cluster parameters.
     pub cluster: ClusterParams,
     /// The `tandem` executable whose `replica` command runs each replica.
@@ -60,28 +67,22 @@ pub struct LocalPlan {
     pub parameters: serde_json::Value,
 }
 
-/// What a local run produced.
-pub struct LocalOutcome {
+/// What a run produced.
+pub struct RunOutcome {
     /// The summary.
     pub summary: report::RunSummary,
     /// Where the results are.
     pub dir: PathBuf,
 }
 
-/// Runs the plan.
-pub fn run(plan: LocalPlan) -> Result<LocalOutcome> {
+/// Runs the plan: the cluster, its load and its faults; writes the results folder and
+/// returns it with the summary. Ctrl-C stops the replicas and is an error.
+pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
     let n = plan.cluster.replicas;
     let keys_dir = tempfile::tempdir().context("cannot create a temporary folder for keys")?;
     let addresses = free_ports(n)?;
     let (cluster, keys) = plan.cluster.generate_at(&addresses, plan.clients)?;
-    let cluster_path = keys_dir.path().join("cluster.toml");
-    cluster.save(&cluster_path)?;
-    let mut key_paths = Vec::new();
-    for key in &keys {
-        let path = keys_dir.path().join(format!("{}.key", key.id));
-        key.save(&path)?;
-        key_paths.push(path);
-    }
+    let (cluster_path, key_paths) = save_cluster_folder(keys_dir.path(), &cluster, &keys)?;
     let out = report::results_dir(&plan.results, &plan.name);
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     cluster.save(&out.join("cluster.toml"))?;
@@ -92,7 +93,7 @@ pub fn run(plan: LocalPlan) -> Result<LocalOutcome> {
         keys: key_paths[..n].to_vec(),
         out: out.clone(),
         byzantine: plan.byzantine.clone(),
-        metrics_interval_ms: 250,
+        metrics_interval_ms: METRICS_INTERVAL_MS,
     };
     let client_identities: Vec<Identity> = keys[n..]
         .iter()
@@ -105,7 +106,7 @@ pub fn run(plan: LocalPlan) -> Result<LocalOutcome> {
         .build()?;
     let started_at = report::now_rfc3339();
     let (load, replicas, events, start_unix_ms) =
-        runtime.block_on(drive(&plan, &cluster, command, client_identities))?;
+        runtime.block_on(drive(plan, &cluster, command, client_identities))?;
 
     let record = RunRecord {
         name: plan.name.clone(),
@@ -126,7 +127,7 @@ pub fn run(plan: LocalPlan) -> Result<LocalOutcome> {
     let summary = aggregate::summary(&record);
     let timeline = aggregate::timeline(&record);
     report::write_results(&out, &summary, &timeline, &record.load.latency)?;
-    Ok(LocalOutcome { summary, dir: out })
+    Ok(RunOutcome { summary, dir: out })
 }
 
 type Driven = (LoadStats, Vec<ReplicaTrace>, Vec<(Duration, String)>, u64);
@@ -134,13 +135,13 @@ type Driven = (LoadStats, Vec<ReplicaTrace>, Vec<(Duration, String)>, u64);
 /// Starts replicas and clients, injects faults, waits for the clients, stops the
 /// replicas and collects their metrics. Ctrl-C stops everything.
 async fn drive(
-    plan: &LocalPlan,
+    plan: &RunPlan,
     cluster: &ClusterFile,
     command: ReplicaCommand,
     identities: Vec<Identity>,
 ) -> Result<Driven> {
     let n = plan.cluster.replicas;
-    let mut launcher = Launcher::start(command)?;
+    let mut backend = ProcessBackend::start(command)?;
     let run_start = Instant::now();
     let start_unix_ms = unix_ms();
     let progress = Arc::new(Progress::default());
@@ -149,19 +150,14 @@ async fn drive(
     let mut clients = Vec::new();
     for (c, identity) in identities.into_iter().enumerate() {
         let settings = LoadSettings {
-            workload: cluster.workload.clone(),
             client_index: c as u32,
             client_count: plan.clients as u32,
-            mode: plan.mode,
             duration: plan.duration,
             warmup: plan.warmup,
             payload_bytes: plan.payload,
             retransmit_after: plan.retransmit_after,
-            replicas: n,
-            replica_keys: cluster.protocol.signed_all.then(|| cluster.replica_keys()),
-            exactly_once_window: cluster.protocol.client_window,
-            max_frame: cluster.network.max_frame_bytes,
             drain: Duration::from_secs(3),
+            ..LoadSettings::for_cluster(cluster, plan.mode)
         };
         let membership = membership.clone();
         let progress = progress.clone();
@@ -174,13 +170,13 @@ async fn drive(
     }
 
     let mut events = Vec::new();
-    let reporter = tokio::spawn(show_progress(progress.clone(), run_start, plan.duration));
+    let reporter = tokio::spawn(progress::show(progress.clone(), run_start, plan.duration));
     let work = async {
         for fault in &plan.faults {
             tokio::time::sleep_until(run_start + fault.at).await;
             match fault.action {
-                FaultAction::Kill(r) => launcher.kill(r).await?,
-                FaultAction::Restart(r) => launcher.restart(r).await?,
+                FaultAction::Kill(r) => backend.kill(r).await?,
+                FaultAction::Restart(r) => backend.restart(r).await?,
             }
             events.push((run_start.elapsed(), fault.action.label()));
         }
@@ -194,18 +190,18 @@ async fn drive(
         load = work => load?,
         _ = tokio::signal::ctrl_c() => {
             reporter.abort();
-            launcher.stop_all(Duration::from_secs(2)).await;
+            backend.stop_all(Duration::from_secs(2)).await;
             bail!("interrupted: replicas stopped");
         }
     };
     reporter.abort();
-    let alive: Vec<bool> = (0..n).map(|i| launcher.is_running(i)).collect();
-    launcher.stop_all(Duration::from_secs(5)).await;
+    let alive: Vec<bool> = (0..n).map(|i| backend.is_running(i)).collect();
+    backend.stop_all(Duration::from_secs(5)).await;
 
     let mut replicas = Vec::new();
     for (i, alive_at_end) in alive.into_iter().enumerate() {
         let mut lines = Vec::new();
-        for file in launcher.metrics_files(i) {
+        for file in backend.metrics_files(i) {
             if file.exists() {
                 lines.extend(read_metrics(&file)?);
             }
@@ -216,44 +212,6 @@ async fn drive(
         });
     }
     Ok((load, replicas, events, start_unix_ms))
-}
-
-/// A progress bar on a terminal; a line every five seconds otherwise.
-async fn show_progress(progress: Arc<Progress>, start: Instant, duration: Duration) {
-    let tty = std::io::stderr().is_terminal();
-    let bar = ProgressBar::new(duration.as_millis() as u64);
-    if tty {
-        bar.set_style(ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"));
-    } else {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let mut last = (Instant::now(), 0u64);
-    let mut next_line = Duration::from_secs(5);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let elapsed = start.elapsed();
-        let done = progress.completed.load(Ordering::Relaxed);
-        let now = Instant::now();
-        let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
-        if now.duration_since(last.0) >= Duration::from_secs(1) {
-            last = (now, done);
-        }
-        let msg = format!(
-            "{:>5.1}/{:.0} s  {:>8.0} tx/s  {:>10} committed at clients",
-            elapsed.as_secs_f64(),
-            duration.as_secs_f64(),
-            rate,
-            done
-        );
-        if tty {
-            bar.set_position(elapsed.as_millis().min(duration.as_millis()) as u64);
-            bar.set_message(msg);
-        } else if elapsed >= next_line {
-            eprintln!("{msg}");
-            next_line += Duration::from_secs(5);
-        }
-    }
 }
 
 /// `n` UDP ports free on 127.0.0.1 right now.

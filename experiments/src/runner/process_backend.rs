@@ -1,6 +1,7 @@
-//! Replica processes of a local cluster: spawned from the `tandem` executable, logging to
-//! files, killed or restarted on demand, and never outliving the launcher — they die
-//! with it through `PR_SET_PDEATHSIG` even if it is killed, and on drop otherwise.
+//! The process backend of the runner: each replica of a local cluster is a process of
+//! the `tandem` executable (`tandem replica ...`), logging to files, killed or
+//! restarted on demand, and never outliving the runner — replicas die with it through
+//! `PR_SET_PDEATHSIG` even if it is killed, and on drop otherwise.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -40,25 +41,25 @@ impl ReplicaCommand {
 }
 
 /// The running replicas.
-pub struct Launcher {
+pub struct ProcessBackend {
     command: ReplicaCommand,
     children: Vec<Option<Child>>,
     incarnations: Vec<u32>,
 }
 
-impl Launcher {
+impl ProcessBackend {
     /// Starts every replica.
-    pub fn start(command: ReplicaCommand) -> Result<Launcher> {
+    pub fn start(command: ReplicaCommand) -> Result<ProcessBackend> {
         let n = command.keys.len();
-        let mut launcher = Launcher {
+        let mut backend = ProcessBackend {
             command,
             children: (0..n).map(|_| None).collect(),
             incarnations: vec![0; n],
         };
         for i in 0..n {
-            launcher.spawn(i)?;
+            backend.spawn(i)?;
         }
-        Ok(launcher)
+        Ok(backend)
     }
 
     fn spawn(&mut self, i: usize) -> Result<()> {
@@ -179,4 +180,72 @@ fn open_log(path: &Path, append: bool) -> Result<File> {
         .truncate(!append)
         .open(path)
         .with_context(|| format!("cannot open log file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for `tandem`: records its arguments, then waits to be stopped.
+    fn fake_program(dir: &Path) -> PathBuf {
+        let path = dir.join("fake-tandem");
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec sleep 30\n",
+            dir.join("calls").display()
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// The calls recorded so far, once there are `n` of them.
+    async fn calls(dir: &Path, n: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if lines.len() >= n || tokio::time::Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn runs_the_given_program_and_kills_restarts_and_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = ReplicaCommand {
+            program: fake_program(dir.path()),
+            cluster: dir.path().join("cluster.toml"),
+            keys: vec![dir.path().join("r0.key"), dir.path().join("r1.key")],
+            out: dir.path().to_path_buf(),
+            byzantine: vec![None, Some("silent".into())],
+            metrics_interval_ms: 250,
+        };
+        let mut backend = ProcessBackend::start(command).unwrap();
+        assert!(backend.is_running(0) && backend.is_running(1));
+        assert_eq!(calls(dir.path(), 2).await.len(), 2);
+        backend.kill(0).await.unwrap();
+        assert!(!backend.is_running(0));
+        backend.restart(0).await.unwrap();
+        assert!(backend.is_running(0));
+        assert_eq!(backend.metrics_files(0).len(), 2);
+        let calls = calls(dir.path(), 3).await;
+        backend.stop_all(Duration::from_secs(5)).await;
+        assert!(!backend.is_running(0) && !backend.is_running(1));
+
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        let r1 = calls.iter().find(|c| c.contains("--id 1")).unwrap();
+        assert!(r1.starts_with("replica --cluster "), "{r1}");
+        assert!(
+            r1.ends_with("--metrics-interval-ms 250 --byzantine silent"),
+            "{r1}"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.contains("replica-0.restart-1.metrics.jsonl"))
+        );
+    }
 }

@@ -1,0 +1,235 @@
+//! What `tandem local` asks for, as plain values ([`LocalOptions`]: its flags, parsed),
+//! and how that becomes a [`RunPlan`]: checked, the load split over the clients, the
+//! fault flags parsed into a schedule, and the parameters recorded for `summary.json`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde_json::json;
+
+use crate::cluster_params::ClusterParams;
+use crate::load::LoadMode;
+use crate::runner::{RunPlan, faults};
+
+/// Closed-loop window per client when neither a rate nor a window is given.
+const DEFAULT_WINDOW: usize = 1024;
+
+/// The options of `tandem local` (each field is the flag of the same name).
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// The cluster.
+    pub cluster: ClusterParams,
+    /// The `tandem` executable that runs the replicas.
+    pub replica_program: PathBuf,
+    /// Load clients (at least 1).
+    pub clients: usize,
+    /// Open loop: total offered transactions per second.
+    pub rate: Option<f64>,
+    /// Closed loop: requests each client keeps outstanding.
+    pub window: Option<usize>,
+    /// Seconds of load (at least 1).
+    pub duration_secs: f64,
+    /// Seconds left out of the statistics at the start (at most half the duration).
+    pub warmup_secs: f64,
+    /// Pad each transaction to this many bytes.
+    pub payload: usize,
+    /// Client retransmission time-out, milliseconds.
+    pub retransmit_ms: u64,
+    /// `r<id>@<seconds>` replicas to kill.
+    pub kill: Vec<String>,
+    /// `r<id>@<seconds>` replicas to restart with an empty state.
+    pub restart: Vec<String>,
+    /// `r<id>=<mode>` Byzantine replicas.
+    pub byzantine: Vec<String>,
+    /// Name of the run.
+    pub name: String,
+    /// Folder that receives results folders.
+    pub results: PathBuf,
+}
+
+impl LocalOptions {
+    /// The plan these options describe; the error names the flag at fault.
+    pub fn plan(self) -> Result<RunPlan> {
+        if self.clients == 0 {
+            bail!("--clients must be at least 1");
+        }
+        if !(self.duration_secs.is_finite() && self.duration_secs >= 1.0) {
+            bail!("--duration must be at least 1 second");
+        }
+        let warmup = self.warmup_secs.clamp(0.0, self.duration_secs / 2.0);
+        let mode =
+            LoadMode::from_flags(self.rate, self.window, DEFAULT_WINDOW)?.per_client(self.clients);
+        let replicas = self.cluster.replicas;
+        let faults = faults::schedule(&self.kill, &self.restart, replicas)?;
+        let byzantine = faults::byzantine_modes(&self.byzantine, replicas)?;
+        let c = &self.cluster;
+        let parameters = json!({
+            "replicas": c.replicas,
+            "executor": c.executor,
+            "threads": c.threads,
+            "workload": workload_label(c),
+            "workload_spec": c.workload_spec()?,
+            "clients": self.clients,
+            "rate": self.rate,
+            "window": match mode { LoadMode::Window(w) => Some(w), LoadMode::Rate(_) => None },
+            "duration_secs": self.duration_secs,
+            "warmup_secs": warmup,
+            "payload_bytes": self.payload,
+            "batch_size": c.batch_size,
+            "batch_timeout_ms": c.batch_timeout_ms,
+            "checkpoint_interval": c.checkpoint_interval,
+            "view_timeout_ms": c.view_timeout_ms,
+            "signed_all": c.signed_all,
+            "kill": self.kill,
+            "restart": self.restart,
+            "byzantine": self.byzantine,
+        });
+        Ok(RunPlan {
+            faults,
+            byzantine,
+            parameters,
+            cluster: self.cluster,
+            replica_program: self.replica_program,
+            clients: self.clients,
+            mode,
+            duration: Duration::from_secs_f64(self.duration_secs),
+            warmup: Duration::from_secs_f64(warmup),
+            payload: self.payload,
+            retransmit_after: Duration::from_millis(self.retransmit_ms),
+            name: self.name,
+            results: self.results,
+        })
+    }
+}
+
+/// A short description of the workload, e.g. `dex (10000 accounts, 4 pools, zipf 0)`.
+fn workload_label(c: &ClusterParams) -> String {
+    let mut parts = vec![format!("{} accounts", c.accounts)];
+    if matches!(c.workload.as_str(), "dex" | "mixed") {
+        parts.push(format!("{} pools", c.pools));
+    }
+    parts.push(format!("zipf {}", c.zipf));
+    if c.work > 0 {
+        parts.push(format!("work {}", c.work));
+    }
+    if c.signed_txs {
+        parts.push("signed".to_string());
+    }
+    format!("{} ({})", c.workload, parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::faults::FaultAction;
+
+    fn options() -> LocalOptions {
+        LocalOptions {
+            cluster: ClusterParams::default(),
+            replica_program: PathBuf::from("tandem"),
+            clients: 2,
+            rate: None,
+            window: None,
+            duration_secs: 20.0,
+            warmup_secs: 3.0,
+            payload: 0,
+            retransmit_ms: 1000,
+            kill: Vec::new(),
+            restart: Vec::new(),
+            byzantine: Vec::new(),
+            name: "local".into(),
+            results: PathBuf::from("results"),
+        }
+    }
+
+    #[test]
+    fn the_default_plan_is_a_closed_loop_over_four_replicas() {
+        let plan = options().plan().unwrap();
+        assert_eq!(plan.mode, LoadMode::Window(DEFAULT_WINDOW));
+        assert_eq!(plan.warmup, Duration::from_secs(3));
+        assert!(plan.faults.is_empty());
+        assert_eq!(plan.byzantine, vec![None; 4]);
+        assert_eq!(
+            plan.parameters["workload"],
+            "dex (10000 accounts, 4 pools, zipf 0)"
+        );
+        assert_eq!(plan.parameters["window"], 1024);
+        assert_eq!(plan.parameters["rate"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn rates_are_split_faults_scheduled_and_warmup_clamped() {
+        let plan = LocalOptions {
+            rate: Some(10_000.0),
+            duration_secs: 4.0,
+            warmup_secs: 3.0,
+            kill: vec!["r0@2".into()],
+            byzantine: vec!["r1=silent".into()],
+            ..options()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(plan.mode, LoadMode::Rate(5_000.0));
+        assert_eq!(plan.warmup, Duration::from_secs(2));
+        assert_eq!(plan.faults[0].action, FaultAction::Kill(0));
+        assert_eq!(plan.byzantine[1].as_deref(), Some("silent"));
+        assert_eq!(plan.parameters["rate"], 10_000.0);
+        assert_eq!(plan.parameters["window"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn bad_options_name_the_flag() {
+        let cases = [
+            (
+                LocalOptions {
+                    clients: 0,
+                    ..options()
+                },
+                "--clients",
+            ),
+            (
+                LocalOptions {
+                    duration_secs: 0.5,
+                    ..options()
+                },
+                "--duration",
+            ),
+            (
+                LocalOptions {
+                    rate: Some(-1.0),
+                    ..options()
+                },
+                "--rate",
+            ),
+            (
+                LocalOptions {
+                    window: Some(0),
+                    ..options()
+                },
+                "--window",
+            ),
+            (
+                LocalOptions {
+                    kill: vec!["r7@1".into()],
+                    ..options()
+                },
+                "--kill",
+            ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        workload: "nope".into(),
+                        ..ClusterParams::default()
+                    },
+                    ..options()
+                },
+                "workload",
+            ),
+        ];
+        for (opts, flag) in cases {
+            let err = format!("{:#}", opts.plan().unwrap_err());
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
+}
