@@ -1,9 +1,18 @@
 //! Tandem's testbed (`tandem-experiments`): everything around the replicas that makes a
-//! run an experiment. The cluster file and key files, the request and reply frames
-//! clients and replicas exchange, the request payload, the metrics line replicas write;
-//! the runner that starts a cluster (its process backend), injects faults and drives
-//! load clients; aggregation of what they recorded; and the results folder with its
-//! summary table and plots. The `tandem` command is a thin shell over this crate.
+//! run an experiment. The `tandem` command is a thin shell over this crate.
+//!
+//! - [`cluster`]: the cluster file and key files; [`cluster_params`]: the parameters a
+//!   cluster file is generated from.
+//! - [`frames`]: the frames clients and replicas exchange; [`payload`]: the ledger's
+//!   request payload; [`metrics`]: the metrics line replicas write.
+//! - [`load`]: the load client and its statistics.
+//! - [`runner`]: a cluster on this machine under load, its process backend, faults,
+//!   progress and saturation sweeps; [`aggregate`]: what a run recorded → summary and
+//!   timeline.
+//! - [`report`]: the results folder, the summary table and the plots.
+//!
+//! Dependencies: `tandem-consensus`, `tandem-network`, `tandem-executor`; none of them
+//! depends on this crate.
 
 pub mod aggregate;
 pub mod cluster;
