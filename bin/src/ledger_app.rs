@@ -3,13 +3,18 @@
 //! followed by zero bytes (padding, to model larger transactions); each result is the
 //! bincode receipt. A payload that does not decode is not executed and gets an empty
 //! result — the same on every replica — which clients count as malformed.
+//!
+//! [`Admission`] is the node's check before ordering a client request: a transaction
+//! whose cost is above the cluster's `max_tx_cost` is refused (and counted) there, so
+//! it never costs consensus or execution anything; if a Byzantine primary orders one
+//! anyway, every executor aborts it with `cost_limit`.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use tandem_consensus::application::{Application, FrozenState};
 use tandem_consensus::{Batch, Digest, Seq};
-use tandem_executor::{Executor, ExecutorOptions, State, executor_by_name};
+use tandem_executor::{ExecutionLimits, Executor, ExecutorOptions, State, executor_by_name};
 use tandem_experiments::payload::decode_payload;
 
 /// Running totals of what the executor did.
@@ -68,6 +73,31 @@ struct FrozenLedger(State);
 impl FrozenState for FrozenLedger {
     fn encode(&self) -> Bytes {
         Bytes::from(self.0.snapshot())
+    }
+}
+
+/// The admission check the driver runs on every client request before the protocol
+/// sees it. The default admits everything (the hash-chain application).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Admission {
+    limits: Option<ExecutionLimits>,
+}
+
+impl Admission {
+    /// Refuses transactions above `limits.max_tx_cost`.
+    pub fn ledger(limits: ExecutionLimits) -> Admission {
+        Admission {
+            limits: Some(limits),
+        }
+    }
+
+    /// Whether a request with this payload may be ordered. A payload that does not
+    /// decode is admitted: it executes as an empty result at no cost.
+    pub fn admits(&self, payload: &[u8]) -> bool {
+        match (&self.limits, decode_payload(payload)) {
+            (Some(limits), Some(tx)) => limits.admits(&tx).is_ok(),
+            _ => true,
+        }
     }
 }
 
@@ -188,5 +218,59 @@ mod tests {
         assert!(!restored.restore(&seq_app.snapshot(), &Digest([0; 32])));
         assert!(!restored.restore(b"junk", &d1));
         assert!(restored.restore(&seq_app.snapshot(), &d1));
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+    use tandem_executor::{Op, Receipt, Transaction};
+    use tandem_experiments::payload::encode_payload;
+
+    fn transfer(work: u32) -> Transaction {
+        Transaction::new(
+            1,
+            1,
+            Op::Transfer {
+                to: 2,
+                token: 0,
+                amount: 1,
+            },
+        )
+        .with_work(work)
+    }
+
+    /// `work = u32::MAX` (minutes of hashing on every replica) is refused before
+    /// ordering; garbage is admitted (it costs nothing); the hash-chain app admits all.
+    #[test]
+    fn admission_refuses_transactions_above_the_cost_limit() {
+        let admission = Admission::ledger(ExecutionLimits::default());
+        assert!(admission.admits(&encode_payload(&transfer(100), 0)));
+        assert!(!admission.admits(&encode_payload(&transfer(u32::MAX), 512)));
+        assert!(admission.admits(b"garbage"));
+        assert!(Admission::default().admits(&encode_payload(&transfer(u32::MAX), 0)));
+    }
+
+    /// If a Byzantine primary orders one anyway, it aborts at once on every replica.
+    #[test]
+    fn an_ordered_over_limit_transaction_aborts_without_running() {
+        let genesis = State::from_entries([(
+            tandem_executor::Key::Balance(1, 0),
+            tandem_executor::Value::Amount(10),
+        )])
+        .unwrap();
+        let mut app = LedgerApp::new(genesis, "block-stm", 2, &ExecutorOptions::default()).unwrap();
+        let batch = Batch::new(vec![tandem_consensus::Request {
+            client: tandem_consensus::ClientId(0),
+            number: 1,
+            payload: encode_payload(&transfer(u32::MAX), 0),
+        }]);
+        let started = Instant::now();
+        let (results, _) = app.execute(Seq(1), &batch);
+        assert!(started.elapsed().as_secs() < 60);
+        assert_eq!(
+            Receipt::decode(&results[0]).unwrap(),
+            Receipt::Aborted(tandem_executor::AbortReason::CostLimit)
+        );
     }
 }

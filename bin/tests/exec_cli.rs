@@ -152,8 +152,9 @@ fn receipts_and_state_are_printed() {
     // 100*997*4000 / (1000*1000 + 99700) = 362.6.. -> 362 < 400: slippage.
     assert_eq!(r[1]["status"], "aborted");
     assert_eq!(r[1]["reason"], "slippage");
-    // The aborted swap did not use nonce 2.
-    assert_eq!(r[2]["status"], "ok");
+    // The swap ran and failed: it used nonce 2, so the transfer with nonce 2 is stale.
+    assert_eq!(r[2]["status"], "aborted");
+    assert_eq!(r[2]["reason"], "bad_nonce");
     assert_eq!(json["digest"].as_str().unwrap().len(), 64);
     // The dumped state is a genesis: executing nothing from it gives the same digest.
     let dumped = write(dir.path(), "dumped.json", &json["state"].to_string());
@@ -167,4 +168,43 @@ fn receipts_and_state_are_printed() {
     let again: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["genesis_digest"], json["digest"]);
     assert!(json["state"]["pools"].as_array().unwrap().len() == 1);
+}
+
+/// `work = 4294967295` ran about 9.5 minutes on every replica; it now aborts at
+/// once with `cost_limit`, and the batch budget is a flag too.
+#[test]
+fn over_limit_work_aborts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = write(
+        dir.path(),
+        "g.json",
+        r#"{"balances": [{"account": 1, "token": 0, "amount": 100}]}"#,
+    );
+    let txs = write(
+        dir.path(),
+        "t.json",
+        r#"[{"sender": 1, "nonce": 1, "op": "transfer", "to": 2, "token": 0, "amount": 1, "work": 4294967295},
+            {"sender": 1, "nonce": 1, "op": "transfer", "to": 2, "token": 0, "amount": 1, "work": 50},
+            {"sender": 1, "nonce": 2, "op": "transfer", "to": 2, "token": 0, "amount": 1, "work": 50}]"#,
+    );
+    let out = tandem(&[
+        "exec",
+        "--genesis",
+        &genesis,
+        "--txs",
+        &txs,
+        "--max-batch-cost",
+        "100",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &json["receipts"];
+    assert_eq!(r[0]["reason"], "cost_limit");
+    assert_eq!(r[1]["status"], "ok");
+    assert_eq!(r[2]["reason"], "batch_budget");
+    assert_eq!(json["batches"][0]["stats"]["gas"], 70);
 }

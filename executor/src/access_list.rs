@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rustc_hash::FxHashMap;
 
 use crate::apply::{ReadError, StateView, WriteSet, apply};
+use crate::cost::ExecutionLimits;
 use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
 use crate::pool::{WorkerPool, backoff};
@@ -73,6 +74,7 @@ unsafe impl Sync for Slot {}
 /// Declared-set scheduling over a reusable pool of threads.
 pub struct AccessListExecutor {
     pool: Arc<WorkerPool>,
+    limits: ExecutionLimits,
     /// Per state shard: the last declared writer of each key.
     last_writer: Vec<FxHashMap<Key, u32>>,
     plans: Vec<Plan>,
@@ -185,10 +187,17 @@ impl AccessListExecutor {
         )?)))
     }
 
+    /// The same, with cost limits other than the defaults.
+    pub fn with_limits(mut self, limits: ExecutionLimits) -> AccessListExecutor {
+        self.limits = limits;
+        self
+    }
+
     /// An access-list executor running on an existing pool.
     pub fn with_pool(pool: Arc<WorkerPool>) -> AccessListExecutor {
         AccessListExecutor {
             pool,
+            limits: ExecutionLimits::default(),
             last_writer: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
             plans: Vec::new(),
             pred_offsets: Vec::new(),
@@ -420,9 +429,11 @@ impl Executor for AccessListExecutor {
     fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome {
         let mut prechecks = std::mem::take(&mut self.prechecks);
         let verified = signature::precheck(state, txs, Some(&self.pool), &mut prechecks);
+        let gas = self.limits.charge(txs, &mut prechecks);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut stats = BatchStats {
             signatures_verified: verified,
+            gas,
             ..BatchStats::default()
         };
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);

@@ -4,10 +4,13 @@
 //! per-transaction outputs) and in what they do with the returned write set.
 //!
 //! Order of checks (it decides which reason an invalid transaction reports):
-//! signature verdict → nonce → the operation's own checks → contract work → nonce
-//! bump. Reads happen during the operation, the `work` rounds after it, and the
-//! writes become visible only when the executor commits the write set: a contract
-//! call's conflict window spans its whole execution.
+//! pre-execution verdict (signature, cost limit, batch budget: `precheck`) → nonce →
+//! the operation's own checks → contract work → nonce bump. Reads happen during the
+//! operation, the `work` rounds after it, and the writes become visible only when the
+//! executor commits the write set: a contract call's conflict window spans its whole
+//! execution. A transaction that passed the nonce check has run: if its operation
+//! then fails, its work still runs and its nonce is still written (nothing else), so
+//! it cannot be replayed for free (`cost.rs`).
 
 use std::hint::black_box;
 
@@ -95,7 +98,10 @@ impl WriteSet {
 }
 
 enum Halt {
+    /// Failed before running: write nothing.
     Abort(AbortReason),
+    /// Ran and failed: write the nonce only.
+    Failed(AbortReason),
     Wait(u32),
 }
 
@@ -207,6 +213,12 @@ pub(crate) fn apply<V: StateView>(
             writes.clear();
             Ok(Receipt::Aborted(reason))
         }
+        Err(Halt::Failed(reason)) => {
+            writes.clear();
+            // The nonce key is always declared, and the cleared set has room.
+            let charged = writes.put(Key::Nonce(tx.sender), Value::Nonce(tx.nonce));
+            Ok(Receipt::Aborted(charged.err().unwrap_or(reason)))
+        }
         Err(Halt::Wait(t)) => {
             writes.clear();
             Err(Blocked(t))
@@ -220,11 +232,15 @@ fn execute<V: StateView>(tx: &Transaction, ctx: &mut Ctx<'_, V>) -> Step<Receipt
         return Err(AbortReason::BadNonce.into());
     }
     let outcome = operation(tx, ctx);
-    if let Err(Halt::Wait(t)) = outcome {
-        return Err(Halt::Wait(t));
-    }
+    let receipt = match outcome {
+        Err(Halt::Wait(t)) => return Err(Halt::Wait(t)),
+        Err(Halt::Abort(reason) | Halt::Failed(reason)) => {
+            contract_work(tx);
+            return Err(Halt::Failed(reason));
+        }
+        Ok(receipt) => receipt,
+    };
     contract_work(tx);
-    let receipt = outcome?;
     ctx.put(Key::Nonce(tx.sender), Value::Nonce(tx.nonce))?;
     Ok(receipt)
 }
@@ -537,7 +553,13 @@ mod tests {
             if receipt.is_success() {
                 successes += 1;
             } else {
-                assert!(writes.entries().is_empty(), "an abort must write nothing");
+                // An abort writes at most the sender's nonce (charged when it ran).
+                let nonce_only = [(Key::Nonce(tx.sender), Value::Nonce(tx.nonce))];
+                assert!(
+                    writes.entries().is_empty() || writes.entries() == nonce_only,
+                    "an abort may write only its nonce: {:?}",
+                    writes.entries()
+                );
             }
             for (k, v) in writes.entries() {
                 state.write(*k, *v);
@@ -588,7 +610,7 @@ mod tests {
     }
 
     #[test]
-    fn aborted_transactions_change_nothing_including_the_nonce() {
+    fn a_failed_transaction_writes_its_nonce_only_and_a_precheck_abort_nothing() {
         let mut state = State::new();
         state.set(Key::Balance(1, 0), Value::Amount(10)).unwrap();
         let before = state.digest();
@@ -612,7 +634,20 @@ mod tests {
             &mut writes,
         );
         assert_eq!(r, Ok(Receipt::Aborted(AbortReason::InsufficientBalance)));
-        assert!(writes.entries().is_empty());
+        assert_eq!(writes.entries(), &[(Key::Nonce(1), Value::Nonce(1))]);
+        for verdict in [
+            AbortReason::BadSignature,
+            AbortReason::CostLimit,
+            AbortReason::BatchBudget,
+        ] {
+            let mut view = Recording {
+                state: &state,
+                reads: Vec::new(),
+            };
+            let r = apply(&tx, Some(verdict), &mut view, &mut writes);
+            assert_eq!(r, Ok(Receipt::Aborted(verdict)));
+            assert!(writes.entries().is_empty() && view.reads.is_empty());
+        }
         assert_eq!(state.digest(), before);
     }
 }

@@ -199,9 +199,11 @@ impl Executor for AutoExecutor {
         let n = txs.len();
         let mut prechecks = std::mem::take(&mut self.prechecks);
         let verified = signature::precheck(state, txs, Some(&self.pool), &mut prechecks);
+        let gas = self.options.limits.charge(txs, &mut prechecks);
         let mut receipts: Vec<Receipt> = Vec::with_capacity(n);
         let mut stats = BatchStats {
             signatures_verified: verified,
+            gas,
             ..BatchStats::default()
         };
         let threads = self.pool.threads();

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::access_list::AccessListExecutor;
 use crate::auto::AutoExecutor;
 use crate::block_stm::BlockStmExecutor;
+use crate::cost::ExecutionLimits;
 use crate::error::Error;
 use crate::sequential::SequentialExecutor;
 use crate::state::State;
@@ -43,6 +44,8 @@ pub struct BatchStats {
     pub transactions: u64,
     /// Signatures verified before execution.
     pub signatures_verified: u64,
+    /// Gas charged to the batch's budget (`cost.rs`).
+    pub gas: u64,
     /// Transaction executions, counting Block-STM re-executions (equals
     /// `transactions` for the sequential and access-list executors).
     pub executions: u64,
@@ -75,6 +78,11 @@ pub struct ExecutorOptions {
     /// `auto`: run in parallel only if the predicted parallel time is below this
     /// fraction of the predicted sequential time.
     pub auto_margin: f64,
+    /// The cost limits (the cluster file's `[execution]` `max_tx_cost` and
+    /// `max_batch_cost`, not this table: they change results, so every replica must
+    /// agree on them, unlike the tunables above).
+    #[serde(skip)]
+    pub limits: ExecutionLimits,
 }
 
 impl Default for ExecutorOptions {
@@ -82,6 +90,7 @@ impl Default for ExecutorOptions {
         ExecutorOptions {
             auto_min_batch: 256,
             auto_margin: 0.85,
+            limits: ExecutionLimits::default(),
         }
     }
 }
@@ -97,9 +106,9 @@ pub fn executor_by_name(
         return Err(Error::ThreadCount(threads));
     }
     Ok(match name {
-        "sequential" => Box::new(SequentialExecutor::new()),
-        "block-stm" => Box::new(BlockStmExecutor::new(threads)?),
-        "access-list" => Box::new(AccessListExecutor::new(threads)?),
+        "sequential" => Box::new(SequentialExecutor::new().with_limits(options.limits)),
+        "block-stm" => Box::new(BlockStmExecutor::new(threads)?.with_limits(options.limits)),
+        "access-list" => Box::new(AccessListExecutor::new(threads)?.with_limits(options.limits)),
         "auto" => Box::new(AutoExecutor::new(threads, options.clone())?),
         other => return Err(Error::UnknownExecutor(other.to_string())),
     })

@@ -15,6 +15,7 @@ pub mod amm;
 mod apply;
 mod auto;
 mod block_stm;
+mod cost;
 mod digest;
 mod encoding;
 mod error;
@@ -34,6 +35,7 @@ pub mod workload;
 pub use access_list::AccessListExecutor;
 pub use auto::AutoExecutor;
 pub use block_stm::BlockStmExecutor;
+pub use cost::{ExecutionLimits, OverLimit, SIGNATURE_COST, op_cost};
 pub use error::Error;
 pub use executor::{
     BatchOutcome, BatchStats, EXECUTOR_NAMES, Executor, ExecutorOptions, executor_by_name,

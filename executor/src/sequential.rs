@@ -2,6 +2,7 @@
 //! must match. Transactions run in order straight against the state.
 
 use crate::apply::{ReadError, StateView, WriteSet, apply};
+use crate::cost::ExecutionLimits;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
 use crate::signature;
 use crate::state::{Key, State, Value};
@@ -12,6 +13,7 @@ use crate::tx::{AbortReason, Receipt, Transaction};
 pub struct SequentialExecutor {
     writes: WriteSet,
     prechecks: Vec<Option<AbortReason>>,
+    limits: ExecutionLimits,
 }
 
 struct Direct<'a>(&'a State);
@@ -25,6 +27,12 @@ impl StateView for Direct<'_> {
 impl SequentialExecutor {
     pub fn new() -> SequentialExecutor {
         SequentialExecutor::default()
+    }
+
+    /// The same, with cost limits other than the defaults.
+    pub fn with_limits(mut self, limits: ExecutionLimits) -> SequentialExecutor {
+        self.limits = limits;
+        self
     }
 
     /// Applies `txs` in order given their signature verdicts, writing into
@@ -58,6 +66,7 @@ impl Executor for SequentialExecutor {
     fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome {
         let mut prechecks = std::mem::take(&mut self.prechecks);
         let verified = signature::precheck(state, txs, None, &mut prechecks);
+        let gas = self.limits.charge(txs, &mut prechecks);
         let mut receipts = Vec::with_capacity(txs.len());
         self.run(state, txs, &prechecks, &mut receipts);
         self.prechecks = prechecks;
@@ -68,6 +77,7 @@ impl Executor for SequentialExecutor {
             stats: BatchStats {
                 transactions: txs.len() as u64,
                 signatures_verified: verified,
+                gas,
                 executions: txs.len() as u64,
                 ..BatchStats::default()
             },

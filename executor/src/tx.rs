@@ -6,9 +6,10 @@
 //!   nonce is at least 1). Replays are rejected, but a client whose transactions are
 //!   reordered by the network loses only the ones that arrive after a higher nonce
 //!   was used, not every later one.
-//! - **Aborts change nothing:** a transaction that fails any check (including the
-//!   nonce check) is still ordered and gets `Receipt::Aborted(reason)`, but writes
-//!   nothing, not even its nonce.
+//! - **Aborts:** a transaction that fails any check is still ordered and gets
+//!   `Receipt::Aborted(reason)`. One that fails before it runs (signature, cost
+//!   limit, batch budget, bad nonce) writes nothing; one that ran and failed its own
+//!   checks writes its nonce and nothing else (`cost.rs` states the rules).
 //! - **Signatures:** an account with a registered public key must sign; a signature
 //!   from an account without one is rejected. Checked before execution.
 //! - **Amounts** are `u128` with checked arithmetic: overflow aborts (`Overflow`).
@@ -262,11 +263,15 @@ pub enum AbortReason {
     /// A state entry of the wrong kind, or an executor reading outside the
     /// declared keys. Never expected; present so that no input can cause a panic.
     Internal,
+    /// The transaction's cost is above the per-transaction limit (`cost.rs`).
+    CostLimit,
+    /// The batch's cost budget had no room left for this transaction.
+    BatchBudget,
 }
 
 impl AbortReason {
     /// Every reason, in declaration order.
-    pub const ALL: [AbortReason; 20] = [
+    pub const ALL: [AbortReason; 22] = [
         AbortReason::BadNonce,
         AbortReason::MissingSignature,
         AbortReason::BadSignature,
@@ -287,6 +292,8 @@ impl AbortReason {
         AbortReason::InsufficientDeposit,
         AbortReason::RepayExceedsDebt,
         AbortReason::Internal,
+        AbortReason::CostLimit,
+        AbortReason::BatchBudget,
     ];
 
     /// The snake_case name (same as the serde form).
@@ -312,6 +319,8 @@ impl AbortReason {
             AbortReason::InsufficientDeposit => "insufficient_deposit",
             AbortReason::RepayExceedsDebt => "repay_exceeds_debt",
             AbortReason::Internal => "internal",
+            AbortReason::CostLimit => "cost_limit",
+            AbortReason::BatchBudget => "batch_budget",
         }
     }
 }

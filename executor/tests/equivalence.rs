@@ -1,8 +1,9 @@
 //! Every executor gives exactly the sequential receipts, digest and state, on
 //! random batches across contention levels (2 accounts up to 100k, 1 pool up to
 //! 64), thread counts 1–8, with invalid transactions (bad nonces, unknown pools,
-//! overflow, slippage, bad signatures) mixed in, over consecutive batches that
-//! reuse the same executor instances.
+//! overflow, slippage, bad signatures) mixed in, under cost limits from generous
+//! to tight (transactions over the per-transaction limit, batches whose budget runs
+//! out), over consecutive batches that reuse the same executor instances.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -13,25 +14,51 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tandem_executor::lending::Market;
 use tandem_executor::{
-    Account, Executor, ExecutorOptions, FAUCET, Key, Op, SmallBankOp, State, Transaction, Value,
-    WorkloadKind, WorkloadSpec, account_keypair, account_public_key, amm::Pool, executor_by_name,
-    lending::Position,
+    Account, ExecutionLimits, Executor, ExecutorOptions, FAUCET, Key, Op, SmallBankOp, State,
+    Transaction, Value, WorkloadKind, WorkloadSpec, account_keypair, account_public_key, amm::Pool,
+    executor_by_name, lending::Position,
 };
 
 const TOKENS: u32 = 3;
 const KEY_SEED: u64 = 42;
 
-/// The executors under test for one thread count; `auto` twice: with its normal
-/// policy and forced onto its parallel path.
-fn executors(threads: usize) -> Vec<Box<dyn Executor>> {
+/// Cost limits the cases draw from: the defaults, then tighter ones under which
+/// some transactions exceed the per-transaction limit (every signed one in the
+/// last) and batches exhaust their budget.
+const LIMITS: [ExecutionLimits; 3] = [
+    ExecutionLimits {
+        max_tx_cost: 1_000_000,
+        max_batch_cost: 20_000_000,
+    },
+    ExecutionLimits {
+        max_tx_cost: 1000,
+        max_batch_cost: 3000,
+    },
+    ExecutionLimits {
+        max_tx_cost: 100,
+        max_batch_cost: 600,
+    },
+];
+
+fn options(limits: ExecutionLimits) -> ExecutorOptions {
+    ExecutorOptions {
+        limits,
+        ..ExecutorOptions::default()
+    }
+}
+
+/// The executors under test for one thread count and limits; `auto` twice: with
+/// its normal policy and forced onto its parallel path.
+fn executors(threads: usize, limits: ExecutionLimits) -> Vec<Box<dyn Executor>> {
     let forced = ExecutorOptions {
         auto_min_batch: 2,
         auto_margin: 1e9,
+        limits,
     };
     vec![
-        executor_by_name("block-stm", threads, &ExecutorOptions::default()).unwrap(),
-        executor_by_name("access-list", threads, &ExecutorOptions::default()).unwrap(),
-        executor_by_name("auto", threads, &ExecutorOptions::default()).unwrap(),
+        executor_by_name("block-stm", threads, &options(limits)).unwrap(),
+        executor_by_name("access-list", threads, &options(limits)).unwrap(),
+        executor_by_name("auto", threads, &options(limits)).unwrap(),
         executor_by_name("auto", threads, &forced).unwrap(),
     ]
 }
@@ -43,6 +70,8 @@ struct Case {
     threads: usize,
     sizes: Vec<usize>,
     signed: bool,
+    /// Index into `LIMITS`.
+    limits: usize,
     seed: u64,
 }
 
@@ -252,7 +281,13 @@ fn random_batch(
             };
             nonces.insert(sender, nonce.max(last));
             let op = random_op(case, rng, sender);
-            let mut tx = Transaction::new(sender, nonce, op).with_work(rng.random_range(0..3));
+            // Mostly native cost; sometimes contract-sized work that tight limits refuse.
+            let work = if rng.random_range(0..8) == 0 {
+                rng.random_range(50..1500)
+            } else {
+                rng.random_range(0..3)
+            };
+            let mut tx = Transaction::new(sender, nonce, op).with_work(work);
             if case.signed {
                 match rng.random_range(0..10) {
                     0 => {}
@@ -267,10 +302,9 @@ fn random_batch(
         .collect()
 }
 
-fn check_case(
-    case: &Case,
-    cache: &RefCell<HashMap<usize, Vec<Box<dyn Executor>>>>,
-) -> Result<(), TestCaseError> {
+type Cache = RefCell<HashMap<(usize, usize), Vec<Box<dyn Executor>>>>;
+
+fn check_case(case: &Case, cache: &Cache) -> Result<(), TestCaseError> {
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
     let genesis = random_state(case, &mut rng);
     let mut nonces = HashMap::new();
@@ -281,7 +315,8 @@ fn check_case(
         .collect();
 
     let mut reference = genesis.clone();
-    let mut sequential = executor_by_name("sequential", 1, &ExecutorOptions::default()).unwrap();
+    let limits = LIMITS[case.limits];
+    let mut sequential = executor_by_name("sequential", 1, &options(limits)).unwrap();
     let expected: Vec<_> = batches
         .iter()
         .map(|b| sequential.execute(&mut reference, b))
@@ -289,8 +324,8 @@ fn check_case(
 
     let mut cache = cache.borrow_mut();
     let execs = cache
-        .entry(case.threads)
-        .or_insert_with(|| executors(case.threads));
+        .entry((case.threads, case.limits))
+        .or_insert_with(|| executors(case.threads, limits));
     for exec in execs.iter_mut() {
         let mut state = genesis.clone();
         for (i, (batch, want)) in batches.iter().zip(&expected).enumerate() {
@@ -305,6 +340,7 @@ fn check_case(
             );
             prop_assert_eq!(got.digest, want.digest, "{} batch {}", exec.name(), i);
             prop_assert_eq!(got.stats.transactions, batch.len() as u64);
+            prop_assert_eq!(got.stats.gas, want.stats.gas);
         }
         prop_assert!(state == reference, "{} final state differs", exec.name());
         prop_assert_eq!(state.snapshot(), reference.snapshot());
@@ -319,16 +355,20 @@ fn run(accounts: impl Strategy<Value = u64>, pools: impl Strategy<Value = u32>, 
         1usize..=8,
         prop::collection::vec(1usize..120, 1..=3),
         prop::bool::weighted(0.2),
+        0..LIMITS.len(),
         any::<u64>(),
     )
-        .prop_map(|(accounts, pools, threads, sizes, signed, seed)| Case {
-            accounts,
-            pools,
-            threads,
-            sizes,
-            signed,
-            seed,
-        });
+        .prop_map(
+            |(accounts, pools, threads, sizes, signed, limits, seed)| Case {
+                accounts,
+                pools,
+                threads,
+                sizes,
+                signed,
+                limits,
+                seed,
+            },
+        );
     // PROPTEST_CASES overrides the (CI-sized) count, e.g. for a long stress run.
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
@@ -376,6 +416,7 @@ fn equivalent_on_generated_workloads() {
     let options = ExecutorOptions {
         auto_min_batch: 2,
         auto_margin: 1e9,
+        limits: ExecutionLimits::default(),
     };
     for (kind, accounts, pools, zipf, signed) in [
         (WorkloadKind::Transfer, 2, 1, 0.0, false),
@@ -428,5 +469,69 @@ fn executor_names_are_checked() {
     assert!(executor_by_name("sequential", 0, &options).is_err());
     for name in tandem_executor::EXECUTOR_NAMES {
         assert_eq!(executor_by_name(name, 2, &options).unwrap().name(), name);
+    }
+}
+
+/// Tight limits on a contended workload with contract-sized work: transactions over
+/// the limit and beyond the batch budget abort identically on every executor, and
+/// both kinds (and operation failures that charge the nonce) actually occur.
+#[test]
+fn cost_aborts_are_identical_on_every_executor() {
+    let spec = WorkloadSpec {
+        kind: WorkloadKind::Dex,
+        accounts: 40,
+        pools: 2,
+        zipf: 1.0,
+        seed: 5,
+        ..WorkloadSpec::default()
+    };
+    let genesis = spec.genesis().unwrap();
+    let mut generator = spec.generator(0, 1).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let batches: Vec<Vec<Transaction>> = (0..3)
+        .map(|_| {
+            generator
+                .batch(400)
+                .into_iter()
+                .map(|tx| {
+                    let work = rng.random_range(0..200);
+                    tx.with_work(work)
+                })
+                .collect()
+        })
+        .collect();
+    let limits = ExecutionLimits {
+        max_tx_cost: 200,
+        max_batch_cost: 20_000,
+    };
+    let mut reference = genesis.clone();
+    let mut seq = executor_by_name("sequential", 1, &options(limits)).unwrap();
+    let want: Vec<_> = batches
+        .iter()
+        .map(|b| seq.execute(&mut reference, b))
+        .collect();
+    let count = |reason: &str| {
+        want.iter()
+            .flat_map(|o| &o.receipts)
+            .filter(|r| r.abort_reason().is_some_and(|a| a.as_str() == reason))
+            .count()
+    };
+    assert!(count("cost_limit") > 0, "no transaction over the limit");
+    assert!(count("batch_budget") > 0, "no batch exhausted its budget");
+    assert!(
+        want.iter().all(|o| o.stats.gas <= limits.max_batch_cost),
+        "a batch spent more than its budget"
+    );
+    for threads in [2, 4] {
+        for mut exec in executors(threads, limits) {
+            let mut state = genesis.clone();
+            for (b, w) in batches.iter().zip(&want) {
+                let got = exec.execute(&mut state, b);
+                assert_eq!(got.receipts, w.receipts, "{} x{threads}", exec.name());
+                assert_eq!(got.digest, w.digest, "{} x{threads}", exec.name());
+                assert_eq!(got.stats.gas, w.stats.gas);
+            }
+            assert!(state == reference);
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tandem_consensus::Config;
-use tandem_executor::{EXECUTOR_NAMES, ExecutorOptions, WorkloadSpec};
+use tandem_executor::{EXECUTOR_NAMES, ExecutionLimits, ExecutorOptions, WorkloadSpec};
 use tandem_network::{Member, Membership, NodeId};
 
 /// The whole cluster description, shared by every replica and client.
@@ -50,8 +50,27 @@ pub struct ExecutionConfig {
     pub executor: String,
     /// Executor threads per replica.
     pub threads: usize,
+    /// Most gas one transaction may cost (`tandem_executor::ExecutionLimits`): above
+    /// it a request is refused at admission and aborts with `cost_limit` if ordered.
+    pub max_tx_cost: u64,
+    /// Most gas one batch may spend; a transaction that does not fit aborts with
+    /// `batch_budget`.
+    pub max_batch_cost: u64,
     /// Executor tunables.
     pub options: ExecutorOptions,
+}
+
+impl ExecutionConfig {
+    /// The executor options with this section's cost limits.
+    pub fn executor_options(&self) -> ExecutorOptions {
+        ExecutorOptions {
+            limits: ExecutionLimits {
+                max_tx_cost: self.max_tx_cost,
+                max_batch_cost: self.max_batch_cost,
+            },
+            ..self.options.clone()
+        }
+    }
 }
 
 impl Default for ExecutionConfig {
@@ -59,6 +78,8 @@ impl Default for ExecutionConfig {
         ExecutionConfig {
             executor: "block-stm".to_string(),
             threads: 2,
+            max_tx_cost: ExecutionLimits::default().max_tx_cost,
+            max_batch_cost: ExecutionLimits::default().max_batch_cost,
             options: ExecutorOptions::default(),
         }
     }
@@ -173,6 +194,12 @@ impl ClusterFile {
         }
         if self.execution.threads == 0 {
             bail!("[execution] threads must be at least 1");
+        }
+        if self.execution.max_tx_cost == 0 {
+            bail!("[execution] max_tx_cost must be at least 1");
+        }
+        if self.execution.max_batch_cost < self.execution.max_tx_cost {
+            bail!("[execution] max_batch_cost must be at least max_tx_cost");
         }
         self.workload
             .validate()

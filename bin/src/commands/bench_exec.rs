@@ -19,8 +19,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tandem_executor::{
-    Executor, ExecutorOptions, State, Transaction, WorkloadKind, WorkloadSpec, executor_by_name,
-    to_hex,
+    ExecutionLimits, Executor, ExecutorOptions, State, Transaction, WorkloadKind, WorkloadSpec,
+    executor_by_name, to_hex,
 };
 
 #[derive(Args, Debug)]
@@ -96,6 +96,15 @@ struct Run {
     waits: u64,
     transactions: u64,
     picked: Vec<String>,
+}
+
+/// Executor options without cost limits: the benchmark measures the executors on
+/// whatever `--work` asks for, not the cluster's budget.
+fn unlimited() -> ExecutorOptions {
+    ExecutorOptions {
+        limits: ExecutionLimits::UNLIMITED,
+        ..ExecutorOptions::default()
+    }
 }
 
 fn spec(args: &BenchExecArgs, kind: WorkloadKind, work: u32) -> WorkloadSpec {
@@ -208,7 +217,7 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
         .map(|w| w.parse())
         .collect::<Result<_, _>>()?;
     for name in &args.executors {
-        executor_by_name(name, 1, &ExecutorOptions::default())
+        executor_by_name(name, 1, &unlimited())
             .with_context(|| format!("--executors: `{name}`"))?;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -253,7 +262,7 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
         }
         let mut execs: Vec<Box<dyn Executor>> = configs
             .iter()
-            .map(|(name, t)| executor_by_name(name, *t, &ExecutorOptions::default()))
+            .map(|(name, t)| executor_by_name(name, *t, &unlimited()))
             .collect::<Result<_, _>>()?;
         let mut runs: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
         // Interleave the configurations, rotating their order every round, so

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
-use tandem_executor::{ExecutorOptions, Genesis, executor_by_name, read_transactions, to_hex};
+use tandem_executor::{
+    ExecutionLimits, ExecutorOptions, Genesis, executor_by_name, read_transactions, to_hex,
+};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -26,6 +28,13 @@ pub struct ExecArgs {
     /// Threads of the executor's pool.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Most gas one transaction may cost (as the cluster file's
+    /// `[execution] max_tx_cost`); above it a transaction aborts with `cost_limit`.
+    #[arg(long, default_value_t = ExecutionLimits::default().max_tx_cost)]
+    max_tx_cost: u64,
+    /// Most gas one batch may spend (`[execution] max_batch_cost`).
+    #[arg(long, default_value_t = ExecutionLimits::default().max_batch_cost)]
+    max_batch_cost: u64,
     /// Split the file into batches of this many transactions (default: one batch).
     #[arg(long)]
     batch_size: Option<usize>,
@@ -53,7 +62,14 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&txs)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut executor = executor_by_name(&args.executor, args.threads, &ExecutorOptions::default())?;
+    let options = ExecutorOptions {
+        limits: ExecutionLimits {
+            max_tx_cost: args.max_tx_cost,
+            max_batch_cost: args.max_batch_cost,
+        },
+        ..ExecutorOptions::default()
+    };
+    let mut executor = executor_by_name(&args.executor, args.threads, &options)?;
     let mut state = genesis
         .state()
         .with_context(|| format!("{genesis_name}: invalid genesis"))?;

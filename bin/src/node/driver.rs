@@ -27,7 +27,7 @@ use tandem_network::{Inbound, NodeId, Transport};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
-use crate::ledger_app::ExecutionTotals;
+use crate::ledger_app::{Admission, ExecutionTotals};
 use crate::node::execution::{Done, ExecutionStage, Job};
 use crate::node::metrics::{MetricsWriter, process_cpu_ms};
 
@@ -47,6 +47,8 @@ struct DriverCounters {
     forged_client_ids: u64,
     encode_errors: u64,
     client_frames_shed: u64,
+    /// Client requests refused at admission (cost above `max_tx_cost`).
+    over_cost_limit: u64,
 }
 
 /// Client frames waiting for their turn, oldest first.
@@ -88,6 +90,7 @@ pub struct Driver<P: Protocol, T: Transport> {
     max_frame: usize,
     counters: DriverCounters,
     client_backlog: ClientBacklog,
+    admission: Admission,
     totals: ExecutionTotals,
     checkpoints: VecDeque<(u64, String)>,
     out: Vec<Action<P::Message, P::Timer>>,
@@ -120,10 +123,17 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             max_frame,
             counters: DriverCounters::default(),
             client_backlog: ClientBacklog::default(),
+            admission: Admission::default(),
             totals: ExecutionTotals::default(),
             checkpoints: VecDeque::new(),
             out: Vec::new(),
         }
+    }
+
+    /// Checks every client request with `admission` before the protocol sees it.
+    pub fn with_admission(mut self, admission: Admission) -> Driver<P> {
+        self.admission = admission;
+        self
     }
 
     fn now(&self) -> Time {
@@ -245,6 +255,10 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                     for req in reqs {
                         if req.client != ClientId(c) {
                             self.counters.forged_client_ids += 1;
+                            continue;
+                        }
+                        if !self.admission.admits(&req.payload) {
+                            self.counters.over_cost_limit += 1;
                             continue;
                         }
                         self.feed(Event::ClientRequest(req));
@@ -405,6 +419,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             "client_frames_shed".to_string(),
             self.counters.client_frames_shed,
         );
+        network.insert("over_cost_limit".to_string(), self.counters.over_cost_limit);
         let t = &self.totals;
         MetricsLine {
             unix_ms: unix_ms(),

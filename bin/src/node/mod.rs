@@ -15,12 +15,12 @@ use tandem_consensus::application::HashChainApp;
 use tandem_consensus::crypto::{Keyring, SigningKey};
 use tandem_consensus::pbft::{ByzantineMode, PbftReplica};
 use tandem_consensus::{ClientId, ReplicaId};
-use tandem_experiments::cluster::{ClusterFile, KeyFile};
+use tandem_experiments::cluster::{ClusterFile, ExecutionConfig, KeyFile};
 use tandem_experiments::metrics::MetricsLine;
 use tandem_network::{Identity, NodeId, QuicConfig, QuicTransport};
 use tokio::sync::mpsc::unbounded_channel;
 
-use crate::ledger_app::LedgerApp;
+use crate::ledger_app::{Admission, LedgerApp};
 use crate::node::driver::Driver;
 use crate::node::execution::{ExecutionStage, ReplicatedApp};
 use crate::node::metrics::MetricsWriter;
@@ -115,10 +115,21 @@ pub async fn run_replica(
         exec,
         cluster.execution.executor.clone(),
         cluster.network.max_frame_bytes,
-    );
+    )
+    .with_admission(admission(&cluster.execution));
     driver
         .run(inbound, done_rx, metrics, setup.metrics_interval, shutdown)
         .await
+}
+
+/// What the driver checks before a client request is ordered: the cost limit when
+/// the replicas execute a ledger, nothing for the hash-chain application.
+fn admission(exec: &ExecutionConfig) -> Admission {
+    if exec.executor == "none" {
+        Admission::default()
+    } else {
+        Admission::ledger(exec.executor_options().limits)
+    }
 }
 
 /// The application the cluster file asks for, at genesis.
@@ -135,6 +146,6 @@ fn build_app(cluster: &ClusterFile) -> Result<Box<dyn ReplicatedApp + Send>> {
         genesis,
         &exec.executor,
         exec.threads,
-        &exec.options,
+        &exec.executor_options(),
     )?))
 }

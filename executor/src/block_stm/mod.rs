@@ -22,6 +22,7 @@ use mvmemory::{MvMemory, MvRead, Origin, ReadDescriptor};
 use scheduler::{Scheduler, Task, TxnIndex, Version};
 
 use crate::apply::{ReadError, StateView, WriteSet, apply};
+use crate::cost::ExecutionLimits;
 use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
 use crate::pool::{WorkerPool, backoff};
@@ -32,6 +33,7 @@ use crate::tx::{AbortReason, Receipt, Transaction};
 /// Block-STM over a reusable pool of threads.
 pub struct BlockStmExecutor {
     pool: Arc<WorkerPool>,
+    limits: ExecutionLimits,
     scheduler: Scheduler,
     mv: MvMemory,
     prechecks: Vec<Option<AbortReason>>,
@@ -108,10 +110,17 @@ impl BlockStmExecutor {
         )?)))
     }
 
+    /// The same, with cost limits other than the defaults.
+    pub fn with_limits(mut self, limits: ExecutionLimits) -> BlockStmExecutor {
+        self.limits = limits;
+        self
+    }
+
     /// A Block-STM executor running on an existing pool.
     pub fn with_pool(pool: Arc<WorkerPool>) -> BlockStmExecutor {
         BlockStmExecutor {
             pool,
+            limits: ExecutionLimits::default(),
             scheduler: Scheduler::default(),
             mv: MvMemory::default(),
             prechecks: Vec::new(),
@@ -133,9 +142,11 @@ impl Executor for BlockStmExecutor {
     fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome {
         let mut prechecks = std::mem::take(&mut self.prechecks);
         let verified = signature::precheck(state, txs, Some(&self.pool), &mut prechecks);
+        let gas = self.limits.charge(txs, &mut prechecks);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut stats = BatchStats {
             signatures_verified: verified,
+            gas,
             ..BatchStats::default()
         };
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);
