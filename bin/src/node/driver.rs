@@ -131,7 +131,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
     }
 
     /// Checks every client request with `admission` before the protocol sees it.
-    pub fn with_admission(mut self, admission: Admission) -> Driver<P> {
+    pub fn with_admission(mut self, admission: Admission) -> Self {
         self.admission = admission;
         self
     }
