@@ -303,6 +303,8 @@ fn hand_started_cluster_serves_clients_despite_a_hostile_one() {
     for i in 0..4 {
         let m = metrics_of(&dir.path().join(format!("r{i}.jsonl")));
         assert_eq!(m["protocol"]["safety_conflicts"].as_u64(), Some(0));
+        assert_eq!(m["common"]["conflicting_commits"].as_u64(), Some(0));
+        assert!(m["common"]["requests_delivered"].as_u64().unwrap() > 0);
     }
 }
 
@@ -429,6 +431,63 @@ fn bad_cluster_and_key_files_are_reported_with_the_file_and_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("r0.key") && err.contains("pkcs8"), "{err}");
+}
+
+/// Every command that takes a protocol or a Byzantine mode by name checks it: an
+/// unknown name is an error listing the known ones, before anything starts.
+#[test]
+fn protocol_and_byzantine_mode_names_are_checked_at_the_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let failure = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{cmd:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    for args in [
+        &["keygen", "--protocol", "raft", "--out", "unused"][..],
+        &["local", "--protocol", "raft"],
+        &["sim", "--protocol", "raft", "--seeds", "1"],
+    ] {
+        let err = failure(tandem().args(args));
+        assert!(
+            err.contains("unknown protocol `raft`; known protocols: pbft"),
+            "{err}"
+        );
+    }
+    let err = failure(tandem().args(["local", "--byzantine", "r1=timeout-storm"]));
+    assert!(
+        err.contains("pbft has no Byzantine mode `timeout-storm`") && err.contains("equivocate"),
+        "{err}"
+    );
+    let err = failure(tandem().args(["sim", "--faults", "timeout-storm", "--seeds", "1"]));
+    assert!(err.contains("view-change-storm"), "{err}");
+
+    run_ok(
+        tandem()
+            .args(["keygen", "--protocol", "pbft", "--view-timeout-ms", "700"])
+            .arg("--out")
+            .arg(dir.path()),
+    );
+    let cluster = dir.path().join("cluster.toml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    assert!(
+        text.contains("[protocol]\nname = \"pbft\"")
+            && text.contains("[protocol.pbft]")
+            && text.contains("view_timeout_ms = 700"),
+        "{text}"
+    );
+    let err = failure(
+        tandem()
+            .arg("replica")
+            .arg("--cluster")
+            .arg(&cluster)
+            .args(["--id", "0", "--byzantine", "timeout-storm", "--key"])
+            .arg(dir.path().join("r0.key")),
+    );
+    assert!(
+        err.contains("pbft has no Byzantine mode `timeout-storm`"),
+        "{err}"
+    );
 }
 
 /// Replica processes whose command line mentions `marker`.

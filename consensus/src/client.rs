@@ -1,6 +1,7 @@
-//! The client side of PBFT as a state machine: number requests, send them to the
-//! primary, accept a result once f+1 replicas sent the same one, retransmit to every
-//! replica on time-out, and follow the view replicas report to find the primary.
+//! The client side of any protocol as a state machine: number requests, send them
+//! where the protocol's [`ClientRouting`] says (PBFT: the primary of the view replicas
+//! report), accept a result once f+1 replicas sent the same one, and retransmit to
+//! every replica on time-out.
 //!
 //! Replicas remember, per client, only the request numbers within the protocol's
 //! `client_window` of the highest one they delivered (older numbers count as done). So
@@ -10,7 +11,7 @@
 //!
 //! A request is retransmitted when its time-out passes and it looks lost: a request
 //! sent after it already completed (requests from one client are queued in order, so
-//! it was dropped), or nothing at all completed for a time-out (the primary may be
+//! it was dropped), or nothing at all completed for a time-out (where it went may be
 //! faulty). While the cluster keeps completing this client's older requests, a late
 //! request is only queued behind them, and retransmitting it to every replica would
 //! add load exactly when the cluster has none to spare. The time-out itself adapts to
@@ -26,12 +27,36 @@ use bytes::Bytes;
 
 use crate::crypto::verify_signature;
 use crate::request::{Reply, Request};
-use crate::types::{ClientId, ReplicaId, Time, View, kth_highest_view, max_faulty};
+use crate::types::{ClientId, ReplicaId, Time, View, max_faulty};
+
+/// Where a client sends a new request: a policy each protocol supplies
+/// (`Protocol::client_routing`), fed with the view or round every accepted reply
+/// reports. PBFT follows the primary of the (f+1)-th highest reported view; a
+/// rotating-leader protocol may send to the next few leaders, or to all.
+pub trait ClientRouting: std::fmt::Debug + Send {
+    /// Replica `replica` (an index below n, its reply's signature checked when
+    /// replies are signed) reported `view` in a reply.
+    fn on_reply(&mut self, replica: ReplicaId, view: View);
+
+    /// Where a new request goes now.
+    fn destination(&self) -> Destination;
+}
+
+/// The replicas a new request goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// One replica.
+    One(ReplicaId),
+    /// Several replicas (each gets its own [`ClientAction::Send`]).
+    Several(Vec<ReplicaId>),
+    /// Every replica (one [`ClientAction::Broadcast`]).
+    All,
+}
 
 /// What the client asks its driver to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientAction {
-    /// Send a request to one replica (the believed primary).
+    /// Send a request to one replica (where the routing policy points).
     Send {
         /// Destination.
         to: ReplicaId,
@@ -119,7 +144,7 @@ impl RttEstimate {
     }
 }
 
-/// A PBFT client.
+/// A client of any protocol: its [`ClientRouting`] decides where new requests go.
 #[derive(Debug)]
 pub struct ClientCore {
     id: ClientId,
@@ -136,22 +161,23 @@ pub struct ClientCore {
     next_number: u64,
     outstanding: BTreeMap<u64, Outstanding>,
     deadlines: BTreeSet<(Time, u64)>,
-    reported_views: BTreeMap<ReplicaId, View>,
-    view: View,
+    routing: Box<dyn ClientRouting>,
     counters: ClientCounters,
 }
 
 impl ClientCore {
     /// A client of an `replicas`-replica cluster whose replicas keep an exactly-once
     /// window of `window` request numbers per client (the protocol's
-    /// `client_window`), retransmitting after `retransmit_after`. With `replica_keys`
-    /// (signed-all mode) it verifies reply signatures.
+    /// `client_window`), retransmitting after `retransmit_after` and routing new
+    /// requests with `routing` (the protocol's `Protocol::client_routing`). With
+    /// `replica_keys` (signed-all mode) it verifies reply signatures.
     pub fn new(
         id: ClientId,
         replicas: usize,
         window: u64,
         retransmit_after: Duration,
         replica_keys: Option<Vec<[u8; 32]>>,
+        routing: Box<dyn ClientRouting>,
     ) -> ClientCore {
         ClientCore {
             id,
@@ -166,8 +192,7 @@ impl ClientCore {
             next_number: 1,
             outstanding: BTreeMap::new(),
             deadlines: BTreeSet::new(),
-            reported_views: BTreeMap::new(),
-            view: View(0),
+            routing,
             counters: ClientCounters::default(),
         }
     }
@@ -177,9 +202,9 @@ impl ClientCore {
         self.id
     }
 
-    /// The replica the client believes is primary.
-    pub fn primary(&self) -> ReplicaId {
-        self.view.primary(self.replicas)
+    /// Where a new request would go now.
+    pub fn destination(&self) -> Destination {
+        self.routing.destination()
     }
 
     /// Requests sent and not yet completed.
@@ -221,10 +246,21 @@ impl ClientCore {
             payload,
         };
         let retransmit_at = now + self.retransmit_timeout();
-        out.push(ClientAction::Send {
-            to: self.primary(),
-            request: request.clone(),
-        });
+        match self.routing.destination() {
+            Destination::One(to) => out.push(ClientAction::Send {
+                to,
+                request: request.clone(),
+            }),
+            Destination::Several(targets) => {
+                out.extend(targets.into_iter().map(|to| ClientAction::Send {
+                    to,
+                    request: request.clone(),
+                }))
+            }
+            Destination::All => out.push(ClientAction::Broadcast {
+                request: request.clone(),
+            }),
+        }
         self.outstanding.insert(
             number,
             Outstanding {
@@ -255,7 +291,7 @@ impl ClientCore {
                 return;
             }
         }
-        self.note_view(reply.replica, reply.view);
+        self.routing.on_reply(reply.replica, reply.view);
         for (number, result) in &reply.results {
             let Some(entry) = self.outstanding.get_mut(number) else {
                 self.counters.late_replies += 1;
@@ -285,21 +321,6 @@ impl ClientCore {
                     retransmitted: entry.retransmitted,
                 });
             }
-        }
-    }
-
-    /// Adopts the highest view that at least f+1 replicas reported (so at least one
-    /// correct replica is in it).
-    fn note_view(&mut self, replica: ReplicaId, view: View) {
-        let v = self.reported_views.entry(replica).or_insert(View(0));
-        if view <= *v {
-            // Nothing new (the common case, reply after reply): a replica's view at
-            // or below what it reported before cannot raise the (f+1)-th highest.
-            return;
-        }
-        *v = (*v).max(view);
-        if let Some(vouched) = kth_highest_view(self.reported_views.values().copied(), self.weak) {
-            self.view = self.view.max(vouched);
         }
     }
 
@@ -364,6 +385,11 @@ impl ClientCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pbft::PrimaryRouting;
+
+    fn routing() -> Box<dyn ClientRouting> {
+        Box::new(PrimaryRouting::new(4))
+    }
 
     fn reply(replica: u32, number: u64, result: &'static [u8], view: u64) -> Reply {
         Reply {
@@ -377,7 +403,7 @@ mod tests {
 
     #[test]
     fn accepts_after_f_plus_one_matching_replies() {
-        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
         let mut out = Vec::new();
         let n = c
             .submit(Time(0), Bytes::from_static(b"op"), &mut out)
@@ -396,7 +422,7 @@ mod tests {
 
     #[test]
     fn never_numbers_a_request_beyond_the_window_of_the_oldest_outstanding_one() {
-        let mut c = ClientCore::new(ClientId(3), 4, 3, Duration::from_secs(1), None);
+        let mut c = ClientCore::new(ClientId(3), 4, 3, Duration::from_secs(1), None, routing());
         let mut out = Vec::new();
         let first = c
             .submit(Time(0), Bytes::from_static(b"a"), &mut out)
@@ -424,7 +450,7 @@ mod tests {
 
     #[test]
     fn one_replica_repeating_itself_is_not_enough() {
-        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
         let mut out = Vec::new();
         let n = c
             .submit(Time(0), Bytes::from_static(b"op"), &mut out)
@@ -438,7 +464,14 @@ mod tests {
 
     #[test]
     fn retransmits_to_all_and_follows_the_view() {
-        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_millis(10), None);
+        let mut c = ClientCore::new(
+            ClientId(3),
+            4,
+            64,
+            Duration::from_millis(10),
+            None,
+            routing(),
+        );
         let mut out = Vec::new();
         let n = c
             .submit(Time(0), Bytes::from_static(b"op"), &mut out)
@@ -450,16 +483,20 @@ mod tests {
         assert!(matches!(out[0], ClientAction::Broadcast { .. }));
         let mut done = Vec::new();
         c.on_reply(Time(11_000_000), &reply(1, n, b"r", 1), &mut done);
-        assert_eq!(c.primary(), ReplicaId(0), "one report is not enough");
+        assert_eq!(
+            c.destination(),
+            Destination::One(ReplicaId(0)),
+            "one report is not enough"
+        );
         c.on_reply(Time(11_000_000), &reply(2, n, b"r", 1), &mut done);
-        assert_eq!(c.primary(), ReplicaId(1));
+        assert_eq!(c.destination(), Destination::One(ReplicaId(1)));
         assert!(done[0].retransmitted);
     }
 
     #[test]
     fn a_slow_cluster_stretches_the_retransmission_timeout_up_to_eight_times() {
         let base = Duration::from_millis(10);
-        let mut c = ClientCore::new(ClientId(3), 4, 1 << 20, base, None);
+        let mut c = ClientCore::new(ClientId(3), 4, 1 << 20, base, None, routing());
         assert_eq!(c.retransmit_timeout(), base, "no sample yet");
         let (mut out, mut done) = (Vec::new(), Vec::new());
         let mut now = Time(0);
@@ -494,7 +531,7 @@ mod tests {
     #[test]
     fn a_queued_request_waits_while_older_ones_complete_but_an_overtaken_one_is_resent() {
         let ms = Duration::from_millis;
-        let mut c = ClientCore::new(ClientId(3), 4, 64, ms(10), None);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, ms(10), None, routing());
         let (mut out, mut done) = (Vec::new(), Vec::new());
         let complete = |c: &mut ClientCore, at: Time, n: u64, done: &mut Vec<Completed>| {
             c.on_reply(at, &reply(0, n, b"r", 0), done);
@@ -523,5 +560,70 @@ mod tests {
         c.on_tick(Time(0) + ms(40), &mut out);
         assert_eq!(out.len(), 1);
         assert!(matches!(&out[0], ClientAction::Broadcast { request } if request.number == b));
+    }
+
+    /// A rotating-leader policy: the next two leaders after the highest round
+    /// reported.
+    #[derive(Debug, Default)]
+    struct NextTwoLeaders {
+        round: u64,
+    }
+
+    impl ClientRouting for NextTwoLeaders {
+        fn on_reply(&mut self, _: ReplicaId, view: View) {
+            self.round = self.round.max(view.0);
+        }
+
+        fn destination(&self) -> Destination {
+            let leader = |k: u64| ReplicaId(((self.round + k) % 4) as u32);
+            Destination::Several(vec![leader(1), leader(2)])
+        }
+    }
+
+    #[derive(Debug)]
+    struct Everyone;
+
+    impl ClientRouting for Everyone {
+        fn on_reply(&mut self, _: ReplicaId, _: View) {}
+
+        fn destination(&self) -> Destination {
+            Destination::All
+        }
+    }
+
+    #[test]
+    fn new_requests_go_where_the_protocols_routing_says() {
+        let routing = Box::new(NextTwoLeaders::default());
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        let to: Vec<_> = out
+            .iter()
+            .map(|a| match a {
+                ClientAction::Send { to, .. } => *to,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(to, [ReplicaId(1), ReplicaId(2)]);
+        c.on_reply(Time(1), &reply(0, n, b"r", 2), &mut done);
+        assert_eq!(
+            c.destination(),
+            Destination::Several(vec![ReplicaId(3), ReplicaId(0)])
+        );
+
+        let mut c = ClientCore::new(
+            ClientId(3),
+            4,
+            64,
+            Duration::from_secs(1),
+            None,
+            Box::new(Everyone),
+        );
+        out.clear();
+        c.submit(Time(0), Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        assert!(matches!(&out[..], [ClientAction::Broadcast { .. }]));
     }
 }

@@ -1,12 +1,17 @@
 //! tandem-consensus: BFT protocols as pure, deterministic state machines, a client
 //! state machine, and the seeded simulator that checks them.
 //!
-//! - [`protocol`]: the sans-IO [`Protocol`] trait (events in, actions out).
+//! - [`protocol`]: the sans-IO [`Protocol`] trait (events in, actions out, how a
+//!   protocol is built, its Byzantine modes, where clients send requests).
+//! - [`params`]: the parameters every protocol shares and the trait for a protocol's
+//!   own ones.
+//! - [`registry`]: the protocols by name, and the dispatch that picks a monomorphised
+//!   driver for one.
 //! - [`pbft`]: PBFT — normal case, checkpoints, view change, state transfer,
 //!   exactly-once clients, signatures, and Byzantine modes for experiments.
 //! - [`application`]: what a driver runs deliveries through (and a hash-chain app).
-//! - [`client`]: the client side (f+1 matching replies, retransmission, primary
-//!   tracking) as a state machine.
+//! - [`client`]: the client side (f+1 matching replies, retransmission, routing
+//!   requests where the protocol says) as a state machine.
 //! - [`sim`]: the deterministic cluster simulator with safety and liveness checks.
 //!
 //! Nothing here reads a clock, spawns a thread, draws OS randomness or iterates a hash
@@ -15,15 +20,19 @@
 
 pub mod application;
 pub mod client;
-pub mod config;
 pub mod crypto;
+pub mod params;
 pub mod pbft;
 pub mod protocol;
+pub mod registry;
 pub mod request;
 pub mod sim;
 pub mod types;
 
-pub use config::{Config, ConfigError};
-pub use protocol::{Action, Delivery, Event, Executed, Protocol, ReplicaStatus};
+pub use params::{CommonParams, ParamsError, ProtocolParams};
+pub use protocol::{
+    Action, ByzantineBehaviour, CommonCounters, Delivery, Event, Executed, Protocol, ReplicaStatus,
+};
+pub use registry::{ProtocolKind, ProtocolVisitor, RegistryError};
 pub use request::{Batch, Reply, Request};
 pub use types::{ClientId, Digest, ReplicaId, Seq, Time, View};

@@ -4,14 +4,24 @@
 //! application. It feeds a protocol [`Event`]s together with the current [`Time`] and
 //! carries out the [`Action`]s the protocol answers with. Protocols never block, never
 //! read a clock and never spawn work, so the same inputs always give the same outputs.
+//!
+//! Besides events and actions, a protocol names itself, builds itself from the
+//! [`CommonParams`] and its own [`Protocol::Params`], lists its Byzantine modes
+//! ([`ByzantineBehaviour`]), tells clients where to send requests
+//! ([`Protocol::client_routing`]) and reports [`CommonCounters`] under the same meaning
+//! as every other protocol, so drivers, the simulator's checker and reports need not
+//! know which protocol runs. `registry.rs` lists the protocols by name.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use crate::client::ClientRouting;
+use crate::crypto::Keyring;
+use crate::params::{CommonParams, ParamsError, ProtocolParams};
 use crate::request::{Batch, Reply, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
@@ -111,12 +121,15 @@ pub enum Action<M, T> {
     },
 }
 
-/// A committed batch handed to the application.
+/// A committed batch handed to the application: what was committed at which position
+/// (`seq`) with which digest (`batch.digest()`). The simulator's checker compares
+/// deliveries of correct replicas position by position, whatever the protocol.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    /// The view it committed in.
+    /// The view (PBFT) or round (HotStuff) it committed in.
     pub view: View,
-    /// Its sequence number.
+    /// Its sequence number: a protocol numbers what it delivers 1, 2, 3, … whatever
+    /// its own numbering (a chained protocol: the block's height, not its round).
     pub seq: Seq,
     /// The requests to execute: the committed batch minus requests already executed
     /// (exactly-once filtering happens before delivery, identically on every replica).
@@ -129,9 +142,10 @@ pub struct Delivery {
 /// A point-in-time summary of a replica, for drivers, progress bars and reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReplicaStatus {
-    /// Current view.
+    /// Current view (a rotating-leader protocol: its current round).
     pub view: View,
-    /// Whether the replica is running a view (false while a view change is under way).
+    /// Whether the replica is running a view (false while a view change is under way;
+    /// a protocol without view changes: always true).
     pub view_active: bool,
     /// Latest stable checkpoint.
     pub stable: Seq,
@@ -143,12 +157,81 @@ pub struct ReplicaStatus {
     pub last_executed: Seq,
 }
 
+/// Counters every protocol keeps with the same meaning, so the simulator's checker,
+/// the node's metrics and reports compare protocols without knowing their own counter
+/// names ([`Protocol::counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommonCounters {
+    /// Batches delivered to the application.
+    pub batches_delivered: u64,
+    /// Requests delivered to the application, after exactly-once filtering.
+    pub requests_delivered: u64,
+    /// Times this replica gave up on its view for lack of progress and moved on: PBFT's
+    /// view changes it started; a rotating-leader protocol's round time-outs.
+    pub view_changes: u64,
+    /// State transfers completed (a snapshot fetched and installed).
+    pub state_transfers: u64,
+    /// Positions at which this replica saw two different digests commit: evidence
+    /// that two quorums shared no correct replica. Must stay 0; the simulator reports
+    /// any as a safety violation.
+    pub conflicting_commits: u64,
+}
+
+/// A protocol's Byzantine modes, for experiments: behaviours of a faulty replica that
+/// correct replicas must stay safe against. Each has a kebab-case name used on command
+/// lines, in scenario files and in the simulator's fault mixes.
+pub trait ByzantineBehaviour: Copy + Debug + Eq + Ord + Send + Sync + 'static {
+    /// Every mode that makes sense for the protocol, in a fixed order (the order the
+    /// simulator's fault mixes list and draw them in).
+    const ALL: &'static [Self];
+
+    /// The mode's name.
+    fn name(self) -> &'static str;
+
+    /// Parses a name from [`ByzantineBehaviour::name`].
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|m| m.name() == name)
+    }
+}
+
 /// A state-machine-replication protocol as a pure state machine.
-pub trait Protocol {
+///
+/// A second protocol implements this trait (with [`ProtocolParams`] for its own
+/// parameters and [`ByzantineBehaviour`] for its modes) and registers in
+/// `registry.rs`; drivers and the simulator are generic over it.
+pub trait Protocol: Sized + 'static {
+    /// The protocol's name: on command lines (`--protocol`), in a cluster file's
+    /// `[protocol] name`, and as its own section `[protocol.<NAME>]`.
+    const NAME: &'static str;
     /// Replica-to-replica messages.
     type Message: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Timer names.
     type Timer: Copy + Clone + Debug + Ord + Send + 'static;
+    /// The protocol's own parameters.
+    type Params: ProtocolParams;
+    /// The protocol's Byzantine modes.
+    type Byzantine: ByzantineBehaviour;
+
+    /// Builds replica `keys.me()` of a cluster, honest or misbehaving in `byzantine`.
+    ///
+    /// # Errors
+    /// A [`ParamsError`] naming the field when the parameters are invalid or do not
+    /// fit the keyring (its replica count, this replica's id).
+    fn build(
+        common: &CommonParams,
+        own: &Self::Params,
+        keys: Keyring,
+        byzantine: Option<Self::Byzantine>,
+    ) -> Result<Self, ParamsError>;
+
+    /// The policy clients of an `replicas`-replica cluster use to choose where a new
+    /// request goes.
+    fn client_routing(replicas: usize) -> Box<dyn ClientRouting>;
+
+    /// Accepts requests only from these clients (the cluster's members); without it
+    /// any client id is accepted.
+    fn set_allowed_clients(&mut self, clients: &[ClientId]);
 
     /// This replica's id.
     fn id(&self) -> ReplicaId;
@@ -167,7 +250,10 @@ pub trait Protocol {
     /// Where the replica stands.
     fn status(&self) -> ReplicaStatus;
 
-    /// Counters of what the replica did and dropped, as `(name, value)` pairs in a
-    /// fixed order.
+    /// The counters every protocol keeps.
+    fn common_counters(&self) -> CommonCounters;
+
+    /// The protocol's own counters of what the replica did and dropped, as
+    /// `(name, value)` pairs in a fixed order.
     fn counters(&self) -> Vec<(&'static str, u64)>;
 }

@@ -2,15 +2,19 @@
 //! request commits after the faults heal. A failure names the seed and the command
 //! that replays it.
 
+use tandem_consensus::ProtocolKind;
 use tandem_consensus::sim::faults::FaultMix;
 use tandem_consensus::sim::{SimConfig, SimReport, run};
 
-/// Runs `seeds` seeds of `mix` with `n` replicas and fails with every violation found.
+const PBFT: ProtocolKind = ProtocolKind::Pbft;
+
+/// Runs `seeds` seeds of PBFT under `mix` with `n` replicas and fails with every
+/// violation found.
 fn sweep(mix: FaultMix, n: usize, seeds: std::ops::Range<u64>) -> Vec<SimReport> {
     let mut failures = Vec::new();
     let mut reports = Vec::new();
     for seed in seeds {
-        let report = run(&SimConfig::new(seed, mix, n));
+        let report = run(&SimConfig::new(PBFT, seed, mix, n));
         if !report.ok() {
             failures.push(format!(
                 "seed {seed}: {}\n    replay: {}",
@@ -62,14 +66,20 @@ mix_tests! {
     primary_crash => FaultMix::Crash,
     partitions => FaultMix::Partition,
     lossy_duplicating_reordering_links => FaultMix::Lossy,
-    byzantine_silent => FaultMix::Byzantine(B::Silent),
-    byzantine_equivocating_primary => FaultMix::Byzantine(B::Equivocate),
-    byzantine_slow_primary => FaultMix::Byzantine(B::SlowPrimary),
-    byzantine_bad_signatures => FaultMix::Byzantine(B::BadSignatures),
-    byzantine_replay => FaultMix::Byzantine(B::Replay),
-    byzantine_corrupt_digests => FaultMix::Byzantine(B::CorruptDigests),
-    byzantine_view_change_storm => FaultMix::Byzantine(B::ViewChangeStorm),
+    byzantine_silent => FaultMix::byzantine(B::Silent),
+    byzantine_equivocating_primary => FaultMix::byzantine(B::Equivocate),
+    byzantine_slow_primary => FaultMix::byzantine(B::SlowPrimary),
+    byzantine_bad_signatures => FaultMix::byzantine(B::BadSignatures),
+    byzantine_replay => FaultMix::byzantine(B::Replay),
+    byzantine_corrupt_digests => FaultMix::byzantine(B::CorruptDigests),
+    byzantine_view_change_storm => FaultMix::byzantine(B::ViewChangeStorm),
     everything_mixed => FaultMix::Mixed,
+}
+
+/// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
+#[test]
+fn every_mix_of_the_protocol_is_swept() {
+    assert_eq!(FaultMix::all(PBFT).len(), 12);
 }
 
 #[test]
@@ -80,14 +90,14 @@ fn faults_actually_exercise_recovery() {
     assert!(crash.iter().map(|r| r.view_changes).sum::<u64>() > 0);
     let partition = sweep(FaultMix::Partition, 4, 0..20);
     assert!(partition.iter().map(|r| r.state_transfers).sum::<u64>() > 0);
-    let equivocation = sweep(FaultMix::Byzantine(B::Equivocate), 4, 0..20);
+    let equivocation = sweep(FaultMix::byzantine(B::Equivocate), 4, 0..20);
     assert!(equivocation.iter().all(|r| r.view_changes > 0));
 }
 
 #[test]
 fn same_seed_same_trace() {
-    for mix in FaultMix::all() {
-        let mut cfg = SimConfig::new(7, mix, 4);
+    for mix in FaultMix::all(PBFT) {
+        let mut cfg = SimConfig::new(PBFT, 7, mix, 4);
         cfg.record_trace = true;
         let a = run(&cfg);
         let b = run(&cfg);
@@ -95,8 +105,8 @@ fn same_seed_same_trace() {
         assert_eq!(a.trace, b.trace, "{}", mix.name());
         assert!(a.trace.len() > 100);
     }
-    let other = run(&SimConfig::new(8, FaultMix::Mixed, 4));
-    let base = run(&SimConfig::new(7, FaultMix::Mixed, 4));
+    let other = run(&SimConfig::new(PBFT, 8, FaultMix::Mixed, 4));
+    let base = run(&SimConfig::new(PBFT, 7, FaultMix::Mixed, 4));
     assert_ne!(other.trace_hash, base.trace_hash, "different seeds differ");
 }
 
@@ -126,7 +136,7 @@ fn regression_seeds() {
         ),
     ];
     for (seed, mix, what) in cases {
-        let report = run(&SimConfig::light(*seed, *mix, 4));
+        let report = run(&SimConfig::light(PBFT, *seed, *mix, 4));
         assert!(
             report.ok(),
             "regression {what} (seed {seed}): {:?}\n    replay: {}",
@@ -142,7 +152,7 @@ fn regression_seeds() {
 #[test]
 fn lost_requests_still_execute_after_the_window_moved_on() {
     for seed in 0..6 {
-        let mut cfg = SimConfig::new(seed, FaultMix::Byzantine(B::Equivocate), 4);
+        let mut cfg = SimConfig::new(PBFT, seed, FaultMix::byzantine(B::Equivocate), 4);
         cfg.clients = 2;
         cfg.requests_per_client = 400;
         cfg.client_window = 16;

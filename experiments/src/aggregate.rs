@@ -137,14 +137,6 @@ pub fn summary(run: &RunRecord) -> RunSummary {
     let end_ms = run.start_unix_ms + end_s as u64 * 1000;
     let finals: Vec<Option<&MetricsLine>> = run.replicas.iter().map(ReplicaTrace::last).collect();
     let counter = |l: &MetricsLine, k: &str| l.protocol.get(k).copied().unwrap_or(0);
-    let max_of = |k: &str| {
-        finals
-            .iter()
-            .flatten()
-            .map(|l| counter(l, k))
-            .max()
-            .unwrap_or(0)
-    };
     let sum_of = |k: &str| finals.iter().flatten().map(|l| counter(l, k)).sum::<u64>();
 
     let committed_txs = finals
@@ -159,7 +151,12 @@ pub fn summary(run: &RunRecord) -> RunSummary {
         .map(|r| r.committed_between(warm_ms, end_ms))
         .max()
         .unwrap_or(0);
-    let batches = max_of("batches_delivered");
+    let batches = finals
+        .iter()
+        .flatten()
+        .map(|l| l.common.batches_delivered)
+        .max()
+        .unwrap_or(0);
     let live = finals.iter().flatten().count().max(1) as u64;
     let exec_sum =
         |f: fn(&MetricsLine) -> u64| finals.iter().flatten().map(|l| f(l)).sum::<u64>() / live;
@@ -189,7 +186,11 @@ pub fn summary(run: &RunRecord) -> RunSummary {
                 committed_txs as f64 / batches as f64
             },
             view_changes: finals.iter().flatten().map(|l| l.view).max().unwrap_or(0),
-            state_transfers: sum_of("state_transfers"),
+            state_transfers: finals
+                .iter()
+                .flatten()
+                .map(|l| l.common.state_transfers)
+                .sum(),
             retransmissions: sum_of("retransmissions"),
         },
         executor: ExecutorStats {

@@ -1,6 +1,7 @@
-//! The cluster file (TOML: protocol parameters, execution, the workload that defines
-//! genesis, and every member's id, address and public key) and the per-member key
-//! files. Loading validates everything and names the file and the field at fault.
+//! The cluster file (TOML: the protocol and its parameters, execution, the workload
+//! that defines genesis, and every member's id, address and public key) and the
+//! per-member key files. Loading validates everything and names the file and the
+//! field at fault.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -12,17 +13,19 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use tandem_consensus::Config;
 use tandem_executor::{EXECUTOR_NAMES, ExecutionLimits, ExecutorOptions, WorkloadSpec};
 use tandem_network::{Member, Membership, NodeId};
+
+use crate::protocol_section::ProtocolSection;
 
 /// The whole cluster description, shared by every replica and client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
-    /// PBFT parameters.
+    /// The protocol, the parameters every protocol shares, and each protocol's own
+    /// section (see [`ProtocolSection`]).
     #[serde(default)]
-    pub protocol: Config,
+    pub protocol: ProtocolSection,
     /// How replicas execute committed batches.
     #[serde(default)]
     pub execution: ExecutionConfig,
@@ -144,13 +147,11 @@ impl ClusterFile {
 
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<()> {
-        self.protocol
-            .validate()
-            .map_err(|e| anyhow!("[protocol] {e}"))?;
-        if self.replicas.len() != self.protocol.replicas {
+        self.protocol.validate()?;
+        if self.replicas.len() != self.protocol.common.replicas {
             bail!(
                 "[protocol] replicas = {} but the file lists {} [[replica]] entries",
-                self.protocol.replicas,
+                self.protocol.common.replicas,
                 self.replicas.len()
             );
         }
@@ -340,15 +341,20 @@ impl KeyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tandem_consensus::pbft::{PbftParams, PbftReplica};
+    use tandem_consensus::{CommonParams, ProtocolKind};
     use tandem_network::Identity;
 
     fn sample(n: usize) -> (ClusterFile, Vec<Identity>) {
         let ids: Vec<Identity> = (0..n + 1).map(|_| Identity::generate().unwrap()).collect();
         let cluster = ClusterFile {
-            protocol: Config {
-                replicas: n,
-                ..Config::default()
-            },
+            protocol: ProtocolSection::new(
+                ProtocolKind::Pbft,
+                CommonParams {
+                    replicas: n,
+                    ..CommonParams::default()
+                },
+            ),
             execution: ExecutionConfig::default(),
             workload: WorkloadSpec::default(),
             network: NetworkConfig::default(),
@@ -392,10 +398,20 @@ mod tests {
         );
 
         let (mut cluster, _) = sample(4);
-        cluster.protocol.window = 1;
+        let own = PbftParams {
+            window: 1,
+            ..PbftParams::default()
+        };
+        cluster
+            .protocol
+            .set_own_params::<PbftReplica>(&own)
+            .unwrap();
         cluster.save(&path).unwrap();
         let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
-        assert!(err.contains("window"), "{err}");
+        assert!(
+            err.contains("bad.toml") && err.contains("[protocol.pbft]") && err.contains("window"),
+            "{err}"
+        );
 
         fs::write(&path, "[protocol]\nreplicas = 4\nbogus = 1\n").unwrap();
         let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());

@@ -6,17 +6,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use tandem_consensus::Config;
+use tandem_consensus::{CommonParams, ProtocolKind};
 use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
 use crate::cluster::{
     ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaEntry,
 };
+use crate::protocol_section::ProtocolSection;
 
 /// Cluster parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterParams {
+    /// The protocol the replicas run.
+    pub protocol: ProtocolKind,
     /// Number of replicas (n = 3f+1 ≥ 4).
     pub replicas: usize,
     /// Executor: sequential, block-stm, access-list, auto, or none (consensus only).
@@ -43,7 +46,7 @@ pub struct ClusterParams {
     pub batch_timeout_ms: u64,
     /// Checkpoint interval (sequence numbers).
     pub checkpoint_interval: u64,
-    /// Initial view-change timeout, milliseconds.
+    /// Initial time-out on the leader (PBFT: the view-change timer), milliseconds.
     pub view_timeout_ms: u64,
     /// Sign every protocol message, not only checkpoints and view changes.
     pub signed_all: bool,
@@ -55,6 +58,7 @@ impl Default for ClusterParams {
     /// every 128 sequence numbers, a 1 s initial view-change timeout.
     fn default() -> Self {
         ClusterParams {
+            protocol: ProtocolKind::default(),
             replicas: 4,
             executor: "block-stm".to_string(),
             threads: 2,
@@ -93,19 +97,20 @@ impl ClusterParams {
         Ok(spec)
     }
 
-    /// The protocol parameters these arguments describe.
-    pub fn protocol(&self) -> Config {
-        Config {
+    /// The `[protocol]` section these arguments describe: the common parameters, and
+    /// the protocol's own defaults for them with the leader time-out set.
+    pub fn protocol_section(&self) -> Result<ProtocolSection> {
+        let common = CommonParams {
             replicas: self.replicas,
             checkpoint_interval: self.checkpoint_interval,
-            window: (2 * self.checkpoint_interval).max(Config::default().window),
             max_batch: self.batch_size,
             batch_timeout: Duration::from_millis(self.batch_timeout_ms),
-            view_timeout: Duration::from_millis(self.view_timeout_ms),
-            max_view_timeout: Duration::from_millis(self.view_timeout_ms * 16),
             signed_all: self.signed_all,
-            ..Config::default()
-        }
+            ..CommonParams::default()
+        };
+        let mut section = ProtocolSection::new(self.protocol, common);
+        section.set_view_timeout(Duration::from_millis(self.view_timeout_ms))?;
+        Ok(section)
     }
 
     /// Generates keys for `clients` clients and the replicas at `host:base_port + i`,
@@ -160,7 +165,7 @@ impl ClusterParams {
             keys.push(KeyFile::new(NodeId::Client(c as u32), identity.pkcs8_der()));
         }
         let cluster = ClusterFile {
-            protocol: self.protocol(),
+            protocol: self.protocol_section()?,
             execution: ExecutionConfig {
                 executor: self.executor.clone(),
                 threads: self.threads,

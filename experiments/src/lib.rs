@@ -21,5 +21,6 @@ pub mod frames;
 pub mod load;
 pub mod metrics;
 pub mod payload;
+pub mod protocol_section;
 pub mod report;
 pub mod runner;

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use tandem_consensus::CommonCounters;
 
 /// One metrics sample of a replica.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -31,11 +32,14 @@ pub struct MetricsLine {
     pub last_executed: u64,
     /// Requests delivered by consensus (after exactly-once filtering), in total.
     pub requests_committed: u64,
+    /// The counters every protocol keeps, under the same names whatever the protocol.
+    #[serde(default)]
+    pub common: CommonCounters,
     /// Process CPU time (user + system), milliseconds, in total.
     pub cpu_ms: u64,
     /// Executor totals.
     pub execution: ExecutionLine,
-    /// Protocol counters.
+    /// The protocol's own counters.
     pub protocol: BTreeMap<String, u64>,
     /// Transport and decoding counters.
     pub network: BTreeMap<String, u64>,

@@ -4,11 +4,15 @@
 //! flags' defaults.
 
 use clap::Args;
+use tandem_consensus::ProtocolKind;
 use tandem_experiments::cluster_params::ClusterParams;
 
 /// Cluster flags.
 #[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
+    /// Consensus protocol: pbft (the only one so far).
+    #[arg(long, default_value_t = ClusterParams::default().protocol)]
+    pub protocol: ProtocolKind,
     /// Number of replicas (n = 3f+1 ≥ 4).
     #[arg(long, default_value_t = ClusterParams::default().replicas)]
     pub replicas: usize,
@@ -48,7 +52,8 @@ pub struct ClusterArgs {
     /// Checkpoint interval (sequence numbers).
     #[arg(long, default_value_t = ClusterParams::default().checkpoint_interval)]
     pub checkpoint_interval: u64,
-    /// Initial view-change timeout, milliseconds.
+    /// Initial time-out on the leader, milliseconds (PBFT: the view-change timer,
+    /// doubling up to 16×).
     #[arg(long, default_value_t = ClusterParams::default().view_timeout_ms)]
     pub view_timeout_ms: u64,
     /// Sign every protocol message, not only checkpoints and view changes.
@@ -60,6 +65,7 @@ impl ClusterArgs {
     /// The parameters these flags describe.
     pub fn params(&self) -> ClusterParams {
         ClusterParams {
+            protocol: self.protocol,
             replicas: self.replicas,
             executor: self.executor.clone(),
             threads: self.threads,

@@ -48,8 +48,9 @@ pub struct LocalArgs {
     /// Restart a replica with an empty state: r<id>@<seconds> (repeatable).
     #[arg(long)]
     restart: Vec<String>,
-    /// Make a replica Byzantine: r<id>=<mode> (silent, equivocate, slow-primary,
-    /// bad-signatures, replay, corrupt-digests, view-change-storm).
+    /// Make a replica Byzantine: r<id>=<mode>, a mode of the chosen protocol (pbft:
+    /// silent, equivocate, slow-primary, bad-signatures, replay, corrupt-digests,
+    /// view-change-storm).
     #[arg(long)]
     byzantine: Vec<String>,
     /// Name of the run (the results folder is <results>/<name>-<time>).

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use tandem_consensus::pbft::ByzantineMode;
 
 use crate::node::{ReplicaSetup, run_replica};
 use tandem_experiments::cluster::{ClusterFile, KeyFile};
@@ -29,8 +28,9 @@ pub struct ReplicaArgs {
     /// Metrics interval, milliseconds.
     #[arg(long, default_value_t = 1000)]
     metrics_interval_ms: u64,
-    /// Misbehave, for experiments: silent, equivocate, slow-primary, bad-signatures,
-    /// replay, corrupt-digests, view-change-storm.
+    /// Misbehave, for experiments: a Byzantine mode of the cluster's protocol (pbft:
+    /// silent, equivocate, slow-primary, bad-signatures, replay, corrupt-digests,
+    /// view-change-storm).
     #[arg(long)]
     byzantine: Option<String>,
     /// Threads for the protocol and the network (1: a single-threaded runtime, which
@@ -47,13 +47,12 @@ pub fn run(args: ReplicaArgs) -> Result<ExitCode> {
         .byzantine
         .as_deref()
         .map(|name| {
-            ByzantineMode::from_name(name).ok_or_else(|| {
-                let names: Vec<_> = ByzantineMode::ALL.iter().map(|m| m.name()).collect();
-                anyhow!(
-                    "unknown --byzantine mode `{name}`; choose one of: {}",
-                    names.join(", ")
-                )
-            })
+            cluster
+                .protocol
+                .name
+                .byzantine_mode(name)
+                .map(str::to_string)
+                .map_err(|e| anyhow!("--byzantine: {e}"))
         })
         .transpose()?;
     let setup = ReplicaSetup {

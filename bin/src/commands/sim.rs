@@ -1,6 +1,6 @@
-//! `tandem sim`: the deterministic simulator over many seeds, in parallel, with a
-//! progress bar and a summary per fault mix. Every violation is printed with the
-//! command that replays it; the exit code is 1 if any was found.
+//! `tandem sim`: the deterministic simulator over many seeds of one protocol, in
+//! parallel, with a progress bar and a summary per fault mix. Every violation is
+//! printed with the command that replays it; the exit code is 1 if any was found.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -11,12 +11,16 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use tandem_consensus::ProtocolKind;
 use tandem_consensus::sim::faults::FaultMix;
 use tandem_consensus::sim::{self, SimConfig, SimReport};
 
 /// Arguments of `tandem sim`.
 #[derive(Args, Debug)]
 pub struct SimArgs {
+    /// The protocol to simulate: pbft (the only one so far).
+    #[arg(long, default_value = "pbft")]
+    protocol: ProtocolKind,
     /// Number of seeds to run.
     #[arg(long, default_value_t = 200)]
     seeds: u64,
@@ -26,9 +30,10 @@ pub struct SimArgs {
     /// Run exactly this seed and print its details (replays a failure).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
-    /// Fault mix: none, crash, partition, lossy, silent, equivocate, slow-primary,
-    /// bad-signatures, replay, corrupt-digests, view-change-storm, mixed — or `all`,
-    /// which gives seed s the mix number s modulo the number of mixes.
+    /// Fault mix: none, crash, partition, lossy, one per Byzantine mode of the
+    /// protocol (pbft: silent, equivocate, slow-primary, bad-signatures, replay,
+    /// corrupt-digests, view-change-storm), mixed — or `all`, which gives seed s the
+    /// mix number s modulo the number of mixes.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Number of replicas (n ≥ 4; tolerates ⌊(n-1)/3⌋ faults).
@@ -49,15 +54,15 @@ enum MixChoice {
 }
 
 impl MixChoice {
-    fn parse(name: &str) -> Result<MixChoice> {
+    fn parse(protocol: ProtocolKind, name: &str) -> Result<MixChoice> {
         if name == "all" {
-            return Ok(MixChoice::All(FaultMix::all()));
+            return Ok(MixChoice::All(FaultMix::all(protocol)));
         }
-        match FaultMix::from_name(name) {
+        match FaultMix::from_name(protocol, name) {
             Some(mix) => Ok(MixChoice::One(mix)),
             None => bail!(
-                "unknown fault mix `{name}`; choose one of: all, {}",
-                FaultMix::names().join(", ")
+                "unknown fault mix `{name}` for {protocol}; choose one of: all, {}",
+                FaultMix::names(protocol).join(", ")
             ),
         }
     }
@@ -75,26 +80,23 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     if args.replicas < 4 {
         bail!("--replicas must be at least 4 (n = 3f+1 with f ≥ 1)");
     }
-    let mixes = MixChoice::parse(&args.faults)?;
+    let mixes = MixChoice::parse(args.protocol, &args.faults)?;
     if let Some(seed) = args.seed {
-        return Ok(run_one(
-            seed,
-            mixes.for_seed(seed),
-            args.replicas,
-            args.trace,
-        ));
+        let mut cfg = SimConfig::new(args.protocol, seed, mixes.for_seed(seed), args.replicas);
+        cfg.record_trace = args.trace;
+        return Ok(run_one(&cfg));
     }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     println!(
-        "tandem sim: {} seeds from {}, faults {}, {} replicas, {threads} threads",
-        args.seeds, args.first_seed, args.faults, args.replicas
+        "tandem sim: {}, {} seeds from {}, faults {}, {} replicas, {threads} threads",
+        args.protocol, args.seeds, args.first_seed, args.faults, args.replicas
     );
     let started = Instant::now();
     let reports = run_many(&args, &mixes, threads);
-    print_summary(&reports);
+    print_summary(&reports, &FaultMix::all(args.protocol));
     let failures: Vec<&SimReport> = reports.iter().filter(|r| !r.ok()).collect();
     for r in &failures {
         println!(
@@ -146,7 +148,8 @@ fn run_many(args: &SimArgs, mixes: &MixChoice, threads: usize) -> Vec<SimReport>
                         break;
                     }
                     let seed = args.first_seed + i;
-                    let cfg = SimConfig::new(seed, mixes.for_seed(seed), args.replicas);
+                    let cfg =
+                        SimConfig::new(args.protocol, seed, mixes.for_seed(seed), args.replicas);
                     let report = sim::run(&cfg);
                     if !report.ok() {
                         let n = failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -177,10 +180,13 @@ struct MixTotals {
     failures: u64,
 }
 
-fn print_summary(reports: &[SimReport]) {
-    let mut by_mix: BTreeMap<FaultMix, MixTotals> = BTreeMap::new();
+/// One row per mix that ran, in the order of `order` (the protocol's mix list).
+fn print_summary(reports: &[SimReport], order: &[FaultMix]) {
+    let position = |mix: &FaultMix| order.iter().position(|m| m == mix);
+    let mut by_mix: BTreeMap<(Option<usize>, FaultMix), MixTotals> = BTreeMap::new();
     for r in reports {
-        let t = by_mix.entry(r.config.faults).or_default();
+        let mix = r.config.faults;
+        let t = by_mix.entry((position(&mix), mix)).or_default();
         t.runs += 1;
         t.completed += r.requests_completed;
         t.planned += r.requests_planned;
@@ -193,7 +199,7 @@ fn print_summary(reports: &[SimReport]) {
         "fault mix", "runs", "requests committed", "view changes", "state transfers", "violations"
     );
     let mut total = MixTotals::default();
-    for (mix, t) in &by_mix {
+    for ((_, mix), t) in &by_mix {
         print_row(mix.name(), t);
         total.runs += t.runs;
         total.completed += t.completed;
@@ -217,19 +223,23 @@ fn print_row(name: &str, t: &MixTotals) {
     );
 }
 
-fn run_one(seed: u64, mix: FaultMix, replicas: usize, trace: bool) -> ExitCode {
-    let mut cfg = SimConfig::new(seed, mix, replicas);
-    cfg.record_trace = trace;
-    let r = sim::run(&cfg);
+fn run_one(cfg: &SimConfig) -> ExitCode {
+    let r = sim::run(cfg);
     for line in &r.trace {
         println!("{line}");
     }
-    println!("seed {seed}, faults {}, {replicas} replicas", mix.name());
+    println!(
+        "{}, seed {}, faults {}, {} replicas",
+        cfg.protocol,
+        cfg.seed,
+        cfg.faults.name(),
+        cfg.replicas
+    );
     if !r.byzantine.is_empty() {
         let modes: Vec<String> = r
             .byzantine
             .iter()
-            .map(|(id, m)| format!("{id} {}", m.name()))
+            .map(|(id, m)| format!("{id} {m}"))
             .collect();
         println!("byzantine: {}", modes.join(", "));
     }

@@ -391,6 +391,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
 
     fn metrics_line(&self, last: bool) -> MetricsLine {
         let status = self.proto.status();
+        let common = self.proto.common_counters();
         let protocol: BTreeMap<String, u64> = self
             .proto
             .counters()
@@ -429,7 +430,8 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             stable: status.stable.0,
             last_delivered: status.last_delivered.0,
             last_executed: status.last_executed.0,
-            requests_committed: protocol.get("requests_delivered").copied().unwrap_or(0),
+            requests_committed: common.requests_delivered,
+            common,
             cpu_ms: process_cpu_ms(),
             execution: ExecutionLine {
                 executor: self.executor_name.clone(),
@@ -454,8 +456,8 @@ mod tests {
     use super::*;
     use tandem_consensus::application::HashChainApp;
     use tandem_consensus::crypto::{Keyring, SigningKey};
-    use tandem_consensus::pbft::PbftReplica;
-    use tandem_consensus::{Config, Request};
+    use tandem_consensus::pbft::{PbftParams, PbftReplica};
+    use tandem_consensus::{CommonParams, ProtocolParams, Request, registry};
     use tandem_experiments::frames::decode_replica_frame;
     use tandem_network::MemoryHub;
     use tokio::sync::{mpsc::unbounded_channel, oneshot};
@@ -472,17 +474,18 @@ mod tests {
             .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
             .collect();
         let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
-        let config = Config {
+        let common = CommonParams {
             replicas: n,
             batch_timeout: Duration::from_millis(1),
-            ..Config::default()
+            ..CommonParams::default()
         };
+        let own = PbftParams::defaults_for(&common);
         let mut stops = Vec::new();
         let mut replicas = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
             let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
-            let mut proto = PbftReplica::new(config.clone(), keyring).unwrap();
-            proto.set_allowed_clients([ClientId(0)]);
+            let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
+            proto.set_allowed_clients(&[ClientId(0)]);
             let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
             let (done_tx, done_rx) = unbounded_channel();
             let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();

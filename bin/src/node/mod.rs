@@ -1,4 +1,5 @@
-//! A replica process: checks its key against the cluster file, builds the protocol,
+//! A replica process: checks its key against the cluster file, builds the protocol the
+//! cluster file names (through the registry: one monomorphised driver per protocol),
 //! the application and its execution thread, binds the QUIC transport, and runs the
 //! driver until shutdown.
 
@@ -8,21 +9,22 @@ pub mod metrics;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tandem_consensus::application::HashChainApp;
 use tandem_consensus::crypto::{Keyring, SigningKey};
-use tandem_consensus::pbft::{ByzantineMode, PbftReplica};
-use tandem_consensus::{ClientId, ReplicaId};
+use tandem_consensus::registry;
+use tandem_consensus::{ClientId, Protocol, ProtocolVisitor, ReplicaId};
 use tandem_experiments::cluster::{ClusterFile, ExecutionConfig, KeyFile};
 use tandem_experiments::metrics::MetricsLine;
-use tandem_network::{Identity, NodeId, QuicConfig, QuicTransport};
-use tokio::sync::mpsc::unbounded_channel;
+use tandem_network::{Identity, Inbound, NodeId, QuicConfig, QuicTransport};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::ledger_app::{Admission, LedgerApp};
 use crate::node::driver::Driver;
-use crate::node::execution::{ExecutionStage, ReplicatedApp};
+use crate::node::execution::{Done, ExecutionStage, ReplicatedApp};
 use crate::node::metrics::MetricsWriter;
 
 /// Everything a replica needs to start.
@@ -39,8 +41,8 @@ pub struct ReplicaSetup {
     pub metrics: Option<PathBuf>,
     /// How often to write them.
     pub metrics_interval: Duration,
-    /// Misbehave, for experiments.
-    pub byzantine: Option<ByzantineMode>,
+    /// Misbehave, for experiments: the name of one of the protocol's Byzantine modes.
+    pub byzantine: Option<String>,
 }
 
 /// Runs a replica until `shutdown` completes.
@@ -77,18 +79,9 @@ pub async fn run_replica(
         );
     }
     let keyring = Keyring::new(ReplicaId(setup.id), signing, replica_keys);
-    let mut proto = match setup.byzantine {
-        None => PbftReplica::new(cluster.protocol.clone(), keyring)?,
-        Some(mode) => {
-            tracing::warn!(
-                replica = setup.id,
-                mode = mode.name(),
-                "running as a Byzantine replica"
-            );
-            PbftReplica::byzantine(cluster.protocol.clone(), keyring, mode)?
-        }
-    };
-    proto.set_allowed_clients(cluster.clients.iter().map(|c| ClientId(c.id)));
+    if let Some(mode) = &setup.byzantine {
+        tracing::warn!(replica = setup.id, mode, "running as a Byzantine replica");
+    }
 
     let app = build_app(cluster)?;
     let (done_tx, done_rx) = unbounded_channel();
@@ -101,24 +94,77 @@ pub async fn run_replica(
     let (transport, inbound) =
         QuicTransport::bind(&identity, cluster.membership()?, entry.address, quic)
             .with_context(|| format!("cannot listen on {}", entry.address))?;
-    tracing::info!(replica = setup.id, address = %transport.local_addr(), executor = %cluster.execution.executor, "replica started");
+    tracing::info!(replica = setup.id, address = %transport.local_addr(), protocol = %cluster.protocol.name, executor = %cluster.execution.executor, "replica started");
 
     let metrics = setup
         .metrics
         .as_deref()
         .map(MetricsWriter::create)
         .transpose()?;
+    let parts = Parts {
+        setup: &setup,
+        keyring,
+        transport,
+        inbound,
+        exec,
+        done_rx,
+        metrics,
+        shutdown: Box::pin(shutdown),
+    };
+    cluster.protocol.name.dispatch(parts).await
+}
+
+/// What a replica has before it knows its protocol's type: everything but the
+/// protocol and its driver.
+struct Parts<'a> {
+    setup: &'a ReplicaSetup,
+    keyring: Keyring,
+    transport: QuicTransport,
+    inbound: Inbound,
+    exec: ExecutionStage,
+    done_rx: UnboundedReceiver<Done>,
+    metrics: Option<MetricsWriter>,
+    shutdown: Pin<Box<dyn Future<Output = ()> + 'a>>,
+}
+
+impl<'a> ProtocolVisitor for Parts<'a> {
+    type Output = Pin<Box<dyn Future<Output = Result<MetricsLine>> + 'a>>;
+
+    fn visit<P: Protocol>(self) -> Self::Output {
+        Box::pin(run_protocol::<P>(self))
+    }
+}
+
+/// Builds protocol `P`'s replica and runs its driver until shutdown.
+async fn run_protocol<P: Protocol>(parts: Parts<'_>) -> Result<MetricsLine> {
+    let setup = parts.setup;
+    let cluster = &setup.cluster;
+    let own = cluster.protocol.own_params::<P>()?;
+    let mut proto: P = registry::build(
+        &cluster.protocol.common,
+        &own,
+        parts.keyring,
+        setup.byzantine.as_deref(),
+    )?;
+    let clients: Vec<ClientId> = cluster.clients.iter().map(|c| ClientId(c.id)).collect();
+    proto.set_allowed_clients(&clients);
     let driver = Driver::new(
         proto,
-        transport,
+        parts.transport,
         cluster.replicas.len(),
-        exec,
+        parts.exec,
         cluster.execution.executor.clone(),
         cluster.network.max_frame_bytes,
     )
     .with_admission(admission(&cluster.execution));
     driver
-        .run(inbound, done_rx, metrics, setup.metrics_interval, shutdown)
+        .run(
+            parts.inbound,
+            parts.done_rx,
+            parts.metrics,
+            setup.metrics_interval,
+            parts.shutdown,
+        )
         .await
 }
 

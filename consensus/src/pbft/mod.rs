@@ -2,30 +2,37 @@
 //!
 //! [`PbftReplica`] is the [`Protocol`] implementation: the honest core [`Pbft`], and
 //! optionally a [`ByzantineMode`] that rewrites what the core sends, for experiments.
+//! Its parameters are [`PbftParams`] (the cluster file's `[protocol.pbft]`) beside the
+//! common ones; clients route requests with [`PrimaryRouting`].
 
 mod byzantine;
 mod checkpoint;
 pub mod clients;
+pub mod config;
 mod counters;
 pub mod decision;
 pub mod message;
 mod normal;
 mod recovery;
 mod replica;
+mod routing;
 mod view_change;
 
 #[cfg(test)]
 mod tests;
 
 pub use byzantine::ByzantineMode;
+pub use config::{PbftConfig, PbftParams};
 pub use counters::Counters;
 pub use message::{Envelope, Message, PbftTimer};
 pub use replica::{Pbft, PbftAction, PbftEvent};
+pub use routing::PrimaryRouting;
 
-use crate::config::{Config, ConfigError};
+use crate::client::ClientRouting;
 use crate::crypto::Keyring;
-use crate::protocol::{Protocol, ReplicaStatus};
-use crate::types::{ReplicaId, Time};
+use crate::params::{CommonParams, ParamsError};
+use crate::protocol::{ByzantineBehaviour, CommonCounters, Protocol, ReplicaStatus};
+use crate::types::{ClientId, ReplicaId, Time};
 
 /// A PBFT replica: honest, or misbehaving in one [`ByzantineMode`].
 #[derive(Debug)]
@@ -36,7 +43,7 @@ pub struct PbftReplica {
 
 impl PbftReplica {
     /// An honest replica.
-    pub fn new(cfg: Config, keys: Keyring) -> Result<PbftReplica, ConfigError> {
+    pub fn new(cfg: PbftConfig, keys: Keyring) -> Result<PbftReplica, ParamsError> {
         Ok(PbftReplica {
             core: Pbft::new(cfg, keys)?,
             byzantine: None,
@@ -45,10 +52,10 @@ impl PbftReplica {
 
     /// A replica that misbehaves in `mode`.
     pub fn byzantine(
-        cfg: Config,
+        cfg: PbftConfig,
         keys: Keyring,
         mode: ByzantineMode,
-    ) -> Result<PbftReplica, ConfigError> {
+    ) -> Result<PbftReplica, ParamsError> {
         Ok(PbftReplica {
             core: Pbft::new(cfg, keys)?,
             byzantine: Some(byzantine::Byzantine::new(mode)),
@@ -64,19 +71,43 @@ impl PbftReplica {
     pub fn core(&self) -> &Pbft {
         &self.core
     }
+}
 
-    /// Accepts requests only from these clients (see [`Pbft::set_allowed_clients`]).
-    pub fn set_allowed_clients(
-        &mut self,
-        clients: impl IntoIterator<Item = crate::types::ClientId>,
-    ) {
-        self.core.set_allowed_clients(clients);
+impl ByzantineBehaviour for ByzantineMode {
+    const ALL: &'static [ByzantineMode] = &ByzantineMode::ALL;
+
+    fn name(self) -> &'static str {
+        ByzantineMode::name(self)
     }
 }
 
 impl Protocol for PbftReplica {
+    const NAME: &'static str = "pbft";
     type Message = Envelope;
     type Timer = PbftTimer;
+    type Params = PbftParams;
+    type Byzantine = ByzantineMode;
+
+    fn build(
+        common: &CommonParams,
+        own: &PbftParams,
+        keys: Keyring,
+        byzantine: Option<ByzantineMode>,
+    ) -> Result<PbftReplica, ParamsError> {
+        let cfg = PbftConfig::new(common, own);
+        match byzantine {
+            None => PbftReplica::new(cfg, keys),
+            Some(mode) => PbftReplica::byzantine(cfg, keys, mode),
+        }
+    }
+
+    fn client_routing(replicas: usize) -> Box<dyn ClientRouting> {
+        Box::new(PrimaryRouting::new(replicas))
+    }
+
+    fn set_allowed_clients(&mut self, clients: &[ClientId]) {
+        self.core.set_allowed_clients(clients.iter().copied());
+    }
 
     fn id(&self) -> ReplicaId {
         self.core.me
@@ -95,6 +126,17 @@ impl Protocol for PbftReplica {
 
     fn status(&self) -> ReplicaStatus {
         self.core.replica_status()
+    }
+
+    fn common_counters(&self) -> CommonCounters {
+        let c = &self.core.counters;
+        CommonCounters {
+            batches_delivered: c.batches_delivered,
+            requests_delivered: c.requests_delivered,
+            view_changes: c.view_changes_started,
+            state_transfers: c.state_transfers,
+            conflicting_commits: c.safety_conflicts,
+        }
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

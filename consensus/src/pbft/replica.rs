@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::{Config, ConfigError};
 use crate::crypto::Keyring;
+use crate::params::ParamsError;
 use crate::pbft::clients::{ClientTables, DeliveredTable, ReplyCache};
+use crate::pbft::config::PbftConfig;
 use crate::pbft::counters::Counters;
 use crate::pbft::message::{
     Envelope, Message, PbftTimer, SignedNewView, SignedViewChange, StableCert,
@@ -134,7 +135,7 @@ pub(crate) struct Transfer {
 /// An honest PBFT replica as a deterministic state machine.
 #[derive(Debug)]
 pub struct Pbft {
-    pub(crate) cfg: Config,
+    pub(crate) cfg: PbftConfig,
     pub(crate) keys: Keyring,
     pub(crate) me: ReplicaId,
     pub(crate) n: usize,
@@ -198,10 +199,10 @@ pub struct Pbft {
 
 impl Pbft {
     /// A replica with `keys` (its own signing key and all replicas' public keys).
-    pub fn new(cfg: Config, keys: Keyring) -> Result<Pbft, ConfigError> {
+    pub fn new(cfg: PbftConfig, keys: Keyring) -> Result<Pbft, ParamsError> {
         cfg.validate()?;
         if keys.replica_keys().len() != cfg.replicas {
-            return Err(ConfigError {
+            return Err(ParamsError {
                 field: "replicas",
                 problem: format!(
                     "is {} but the cluster has {} replica keys",
@@ -212,7 +213,7 @@ impl Pbft {
         }
         let me = keys.me();
         if me.index() >= cfg.replicas {
-            return Err(ConfigError {
+            return Err(ParamsError {
                 field: "id",
                 problem: format!("{me} is not below replicas = {}", cfg.replicas),
             });
@@ -282,7 +283,7 @@ impl Pbft {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &PbftConfig {
         &self.cfg
     }
 

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use crate::application::{Application, HashChainApp};
-use crate::config::Config;
 use crate::crypto::{Keyring, Signature};
+use crate::pbft::config::PbftConfig;
 use crate::pbft::message::*;
 use crate::pbft::{Pbft, PbftAction, PbftEvent};
 use crate::protocol::{Action, Delivery, Event, Executed};
@@ -32,14 +32,14 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(n: usize, tweak: impl Fn(&mut Config)) -> Harness {
-        let mut cfg = Config {
+    fn new(n: usize, tweak: impl Fn(&mut PbftConfig)) -> Harness {
+        let mut cfg = PbftConfig {
             replicas: n,
             checkpoint_interval: 4,
             window: 8,
             max_batch: 4,
             batch_timeout: Duration::from_millis(1),
-            ..Config::default()
+            ..PbftConfig::default()
         };
         tweak(&mut cfg);
         let nodes: Vec<Pbft> = Keyring::test_cluster(n, 1)

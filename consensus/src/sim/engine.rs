@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::application::Application;
 use crate::client::{ClientAction, ClientCore};
-use crate::protocol::{Action, Delivery, Event, Executed, Protocol};
+use crate::protocol::{Action, CommonCounters, Delivery, Event, Executed, Protocol};
 use crate::request::{Reply, Request};
 use crate::sim::checker::{Checker, Violation};
 use crate::sim::faults::FaultEvent;
@@ -120,7 +120,7 @@ impl SimClient {
     }
 }
 
-/// A replica's final status and counters.
+/// A replica's final status and its protocol's own counters.
 pub type FinalState = (crate::protocol::ReplicaStatus, Vec<(&'static str, u64)>);
 
 /// How a run ended.
@@ -141,6 +141,8 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Per replica: its final status and counters (None if crashed at the end).
     pub replicas: Vec<Option<FinalState>>,
+    /// Per replica: its common counters at the end (None if crashed at the end).
+    pub common: Vec<Option<CommonCounters>>,
     /// Highest sequence number delivered by a correct replica.
     pub highest_delivered: Seq,
 }
@@ -280,18 +282,18 @@ impl<P: Protocol> Engine<P> {
         self.finish(planned, completed)
     }
 
+    /// Reports every correct replica that saw two digests commit at one position.
     fn check_counters(&mut self) {
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(p) = &node.proto else { continue };
             if !node.correct {
                 continue;
             }
-            for (name, value) in p.counters() {
-                if name == "safety_conflicts" && value > 0 {
-                    self.checker.report(Violation::Safety(format!(
-                        "r{i} saw {value} conflicting commits"
-                    )));
-                }
+            let conflicts = p.common_counters().conflicting_commits;
+            if conflicts > 0 {
+                self.checker.report(Violation::Safety(format!(
+                    "r{i} saw {conflicts} conflicting commits"
+                )));
             }
         }
     }
@@ -301,6 +303,11 @@ impl<P: Protocol> Engine<P> {
             .nodes
             .iter()
             .map(|n| n.proto.as_ref().map(|p| (p.status(), p.counters())))
+            .collect();
+        let common = self
+            .nodes
+            .iter()
+            .map(|n| n.proto.as_ref().map(P::common_counters))
             .collect();
         for r in replicas.iter().flatten() {
             self.trace_ctx.update(format!("{:?}", r).as_bytes());
@@ -315,6 +322,7 @@ impl<P: Protocol> Engine<P> {
             trace_hash: Digest::from_ring(self.trace_ctx.finish()),
             trace: self.trace.unwrap_or_default(),
             replicas,
+            common,
             highest_delivered: self.checker.highest_delivered(),
         }
     }

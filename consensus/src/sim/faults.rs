@@ -2,6 +2,10 @@
 //! Byzantine, when replicas crash and restart, when partitions start and heal, and how
 //! lossy the links are. Every fault stops by the plan's heal time, and at most f
 //! replicas are ever faulty (crashed or Byzantine).
+//!
+//! Byzantine behaviours are named by the protocol's own modes
+//! ([`ByzantineBehaviour`]): [`FaultMix::all`] builds one mix per mode of the protocol,
+//! so each protocol is tested against the misbehaviours that make sense for it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +13,8 @@ use std::time::Duration;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use crate::pbft::ByzantineMode;
+use crate::protocol::ByzantineBehaviour;
+use crate::registry::ProtocolKind;
 use crate::sim::network::LinkFaults;
 use crate::types::{Time, max_faulty};
 
@@ -25,25 +30,37 @@ pub enum FaultMix {
     Partition,
     /// Links lose, duplicate and reorder messages.
     Lossy,
-    /// f replicas (the first primary among them) misbehave in one mode.
-    Byzantine(ByzantineMode),
+    /// f replicas (replica 0, the first primary or leader, among them) misbehave in
+    /// the protocol's Byzantine mode of this name.
+    Byzantine(&'static str),
     /// All of the above at once: lossy links, partitions, and f faulty replicas that
-    /// crash or misbehave in random modes.
+    /// crash or misbehave in random modes of the protocol.
     Mixed,
 }
 
 impl FaultMix {
-    /// Every mix, in the order the test suite and `tandem sim --faults all` run them.
-    pub fn all() -> Vec<FaultMix> {
+    /// Every mix for `protocol`, in the order the test suite and
+    /// `tandem sim --faults all` run them: one per Byzantine mode of the protocol.
+    pub fn all(protocol: ProtocolKind) -> Vec<FaultMix> {
         let mut all = vec![
             FaultMix::None,
             FaultMix::Crash,
             FaultMix::Partition,
             FaultMix::Lossy,
         ];
-        all.extend(ByzantineMode::ALL.into_iter().map(FaultMix::Byzantine));
+        all.extend(
+            protocol
+                .byzantine_modes()
+                .into_iter()
+                .map(FaultMix::Byzantine),
+        );
         all.push(FaultMix::Mixed);
         all
+    }
+
+    /// The mix of Byzantine replicas in `mode`.
+    pub fn byzantine(mode: impl ByzantineBehaviour) -> FaultMix {
+        FaultMix::Byzantine(mode.name())
     }
 
     /// The mix's name on the command line.
@@ -53,19 +70,24 @@ impl FaultMix {
             FaultMix::Crash => "crash",
             FaultMix::Partition => "partition",
             FaultMix::Lossy => "lossy",
-            FaultMix::Byzantine(mode) => mode.name(),
+            FaultMix::Byzantine(mode) => mode,
             FaultMix::Mixed => "mixed",
         }
     }
 
-    /// Parses a name from [`FaultMix::name`].
-    pub fn from_name(name: &str) -> Option<FaultMix> {
-        FaultMix::all().into_iter().find(|m| m.name() == name)
+    /// Parses a name from [`FaultMix::name`] among `protocol`'s mixes.
+    pub fn from_name(protocol: ProtocolKind, name: &str) -> Option<FaultMix> {
+        FaultMix::all(protocol)
+            .into_iter()
+            .find(|m| m.name() == name)
     }
 
-    /// Every name, for help texts and errors.
-    pub fn names() -> Vec<&'static str> {
-        FaultMix::all().into_iter().map(FaultMix::name).collect()
+    /// Every name of `protocol`'s mixes, for help texts and errors.
+    pub fn names(protocol: ProtocolKind) -> Vec<&'static str> {
+        FaultMix::all(protocol)
+            .into_iter()
+            .map(FaultMix::name)
+            .collect()
     }
 }
 
@@ -89,8 +111,8 @@ pub enum FaultEvent {
 /// The faults of one run.
 #[derive(Clone, Debug, Default)]
 pub struct FaultPlan {
-    /// Replicas that misbehave for the whole run.
-    pub byzantine: BTreeMap<usize, ByzantineMode>,
+    /// Replicas that misbehave for the whole run, and the name of their mode.
+    pub byzantine: BTreeMap<usize, &'static str>,
     /// Timed faults, in time order.
     pub events: Vec<(Time, FaultEvent)>,
     /// When the last fault ends: the network is healthy and no replica crashes or
@@ -113,8 +135,16 @@ impl FaultPlan {
     }
 }
 
-/// Draws the plan for `mix` in a cluster of `n`, with faults inside `[0, period]`.
-pub fn plan(mix: FaultMix, n: usize, period: Duration, rng: &mut impl Rng) -> FaultPlan {
+/// Draws the plan for `mix` in a cluster of `n`, with faults inside `[0, period]`;
+/// [`FaultMix::Mixed`] draws Byzantine modes from `modes` (the protocol's, in their
+/// fixed order).
+pub fn plan(
+    mix: FaultMix,
+    modes: &[&'static str],
+    n: usize,
+    period: Duration,
+    rng: &mut impl Rng,
+) -> FaultPlan {
     let mut p = FaultPlan::default();
     let end = Time::ZERO + period;
     match mix {
@@ -150,10 +180,10 @@ pub fn plan(mix: FaultMix, n: usize, period: Duration, rng: &mut impl Rng) -> Fa
             p.events.push((end, FaultEvent::CleanLinks));
             add_partitions(&mut p, n, period, rng);
             for r in pick_faulty(n, max_faulty(n), rng) {
-                if rng.random_bool(0.3) {
+                if modes.is_empty() || rng.random_bool(0.3) {
                     add_crash(&mut p, r, period, rng);
                 } else {
-                    let mode = ByzantineMode::ALL[rng.random_range(0..ByzantineMode::ALL.len())];
+                    let mode = modes[rng.random_range(0..modes.len())];
                     p.byzantine.insert(r, mode);
                 }
             }
@@ -223,11 +253,12 @@ mod tests {
 
     #[test]
     fn plans_respect_the_fault_budget_and_heal_in_time() {
-        for mix in FaultMix::all() {
+        let modes = ProtocolKind::Pbft.byzantine_modes();
+        for mix in FaultMix::all(ProtocolKind::Pbft) {
             for n in [4, 7, 10] {
                 for seed in 0..50 {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    let p = plan(mix, n, Duration::from_secs(3), &mut rng);
+                    let p = plan(mix, &modes, n, Duration::from_secs(3), &mut rng);
                     assert!(p.faulty().len() <= max_faulty(n), "{mix:?} n={n}");
                     assert!(p.events.iter().all(|(t, _)| *t <= p.heal_at));
                     assert!(p.events.windows(2).all(|w| w[0].0 <= w[1].0));
@@ -238,9 +269,32 @@ mod tests {
 
     #[test]
     fn names_roundtrip() {
-        for mix in FaultMix::all() {
-            assert_eq!(FaultMix::from_name(mix.name()), Some(mix));
+        for kind in ProtocolKind::ALL {
+            for mix in FaultMix::all(*kind) {
+                assert_eq!(FaultMix::from_name(*kind, mix.name()), Some(mix));
+            }
+            assert_eq!(FaultMix::from_name(*kind, "nope"), None);
         }
-        assert_eq!(FaultMix::from_name("nope"), None);
+    }
+
+    #[test]
+    fn byzantine_mixes_are_the_protocols_modes() {
+        let mixes = FaultMix::all(ProtocolKind::Pbft);
+        let modes = ProtocolKind::Pbft.byzantine_modes();
+        assert_eq!(mixes.len(), 5 + modes.len());
+        assert_eq!(
+            FaultMix::byzantine(crate::pbft::ByzantineMode::SlowPrimary),
+            FaultMix::Byzantine("slow-primary")
+        );
+        assert!(mixes.contains(&FaultMix::Byzantine("view-change-storm")));
+    }
+
+    #[test]
+    fn mixed_without_modes_only_crashes() {
+        for seed in 0..20 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let p = plan(FaultMix::Mixed, &[], 4, Duration::from_secs(3), &mut rng);
+            assert!(p.byzantine.is_empty());
+        }
     }
 }

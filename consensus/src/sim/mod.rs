@@ -4,8 +4,11 @@
 //! liveness. One seed is one run; a failing seed replays exactly with the command
 //! [`SimReport::replay_command`] prints.
 //!
-//! [`run`] simulates PBFT with a fault mix; [`engine::Engine`] is the generic engine
-//! another protocol can reuse.
+//! [`run`] simulates the protocol [`SimConfig::protocol`] names with a fault mix: it
+//! dispatches through the registry to [`engine::Engine`], generic over the protocol.
+//! Neither the engine nor the checker knows which protocol runs: safety is judged on
+//! deliveries (position, batch digest), executions and client results, plus the
+//! protocol's count of conflicting commits ([`crate::protocol::CommonCounters`]).
 
 pub mod checker;
 pub mod engine;
@@ -20,9 +23,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::application::HashChainApp;
 use crate::client::ClientCore;
-use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::pbft::{ByzantineMode, PbftReplica};
+use crate::params::{CommonParams, ProtocolParams};
+use crate::protocol::Protocol;
+use crate::registry::{self, ProtocolKind, ProtocolVisitor};
 use crate::sim::checker::Violation;
 use crate::sim::engine::{Engine, EngineSetup, SimClient};
 use crate::sim::faults::{FaultMix, plan};
@@ -32,6 +36,8 @@ use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 /// One simulation run's parameters.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    /// The protocol simulated.
+    pub protocol: ProtocolKind,
     /// The seed: everything random derives from it.
     pub seed: u64,
     /// Number of replicas.
@@ -52,30 +58,38 @@ pub struct SimConfig {
     pub liveness_bound: Duration,
     /// Record a textual trace of every event.
     pub record_trace: bool,
-    /// Test-only: a broken quorum size, to show the checker catches it.
+    /// Test-only: run the protocol with a safety rule broken
+    /// ([`ProtocolParams::break_safety`]), to show the checker catches it.
     #[cfg(test)]
-    pub quorum_override: Option<usize>,
+    pub break_safety: bool,
 }
 
 impl SimConfig {
-    /// The run for `seed`, `mix` and `replicas`. The load also derives from the seed:
-    /// 2–4 clients keeping 1, 4 or 16 requests outstanding, 30–120 requests each,
-    /// against an exactly-once window of 32 that their numbering slides across.
-    pub fn new(seed: u64, faults: FaultMix, replicas: usize) -> SimConfig {
+    /// The run of `protocol` for `seed`, `mix` and `replicas`. The load also derives
+    /// from the seed: 2–4 clients keeping 1, 4 or 16 requests outstanding, 30–120
+    /// requests each, against an exactly-once window of 32 that their numbering slides
+    /// across.
+    pub fn new(protocol: ProtocolKind, seed: u64, faults: FaultMix, replicas: usize) -> SimConfig {
         let mut load = ChaCha8Rng::seed_from_u64(seed ^ 0x10AD_10AD);
         SimConfig {
             clients: load.random_range(2..=4),
             requests_per_client: load.random_range(30..=120),
             client_window: [1, 4, 16][load.random_range(0..3)],
             exactly_once_window: 32,
-            ..SimConfig::light(seed, faults, replicas)
+            ..SimConfig::light(protocol, seed, faults, replicas)
         }
     }
 
     /// A light, fixed load (3 clients × 30 requests, 4 outstanding, window 64): the
     /// configuration early regression seeds were found with.
-    pub fn light(seed: u64, faults: FaultMix, replicas: usize) -> SimConfig {
+    pub fn light(
+        protocol: ProtocolKind,
+        seed: u64,
+        faults: FaultMix,
+        replicas: usize,
+    ) -> SimConfig {
         SimConfig {
+            protocol,
             seed,
             replicas,
             faults,
@@ -87,38 +101,34 @@ impl SimConfig {
             liveness_bound: Duration::from_secs(40),
             record_trace: false,
             #[cfg(test)]
-            quorum_override: None,
+            break_safety: false,
         }
     }
 
-    /// The protocol parameters the simulator runs with: small batches and checkpoint
-    /// intervals so a short run exercises checkpoints, garbage collection and state
-    /// transfer; every eighth seed signs every message.
-    pub fn protocol_config(&self) -> Config {
-        Config {
+    /// The common parameters every protocol runs with in the simulator: small batches
+    /// and checkpoint intervals so a short run exercises checkpoints, garbage
+    /// collection and state transfer; every eighth seed signs every message. The
+    /// protocol's own come from [`ProtocolParams::for_simulator`].
+    pub fn common_params(&self) -> CommonParams {
+        CommonParams {
             replicas: self.replicas,
-            checkpoint_interval: 8,
-            window: 32,
-            max_in_flight: 8,
             max_batch: 6,
             max_batch_bytes: 64 << 10,
             max_request_bytes: 1 << 10,
             batch_timeout: Duration::from_millis(5),
-            view_timeout: Duration::from_millis(300),
-            max_view_timeout: Duration::from_millis(2400),
-            status_interval: Duration::from_millis(100),
-            transfer_timeout: Duration::from_millis(500),
+            checkpoint_interval: 8,
             client_window: self.exactly_once_window,
             signed_all: self.seed % 8 == 7,
-            #[cfg(test)]
-            quorum_override: self.quorum_override,
+            status_interval: Duration::from_millis(100),
+            transfer_timeout: Duration::from_millis(500),
         }
     }
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         format!(
-            "cargo run --release -- sim --seed {} --faults {} --replicas {}",
+            "cargo run --release -- sim --protocol {} --seed {} --faults {} --replicas {}",
+            self.protocol,
             self.seed,
             self.faults.name(),
             self.replicas
@@ -137,14 +147,15 @@ pub struct SimReport {
     pub requests_completed: u64,
     /// Requests planned.
     pub requests_planned: u64,
-    /// View changes started by correct replicas still up at the end.
+    /// View changes (a rotating-leader protocol: round time-outs) of correct replicas
+    /// still up at the end.
     pub view_changes: u64,
     /// State transfers completed by correct replicas still up at the end.
     pub state_transfers: u64,
     /// Highest sequence number delivered.
     pub highest_delivered: Seq,
-    /// Replicas that were Byzantine, and how.
-    pub byzantine: Vec<(ReplicaId, ByzantineMode)>,
+    /// Replicas that were Byzantine, and the name of their mode.
+    pub byzantine: Vec<(ReplicaId, &'static str)>,
     /// Events processed.
     pub events: u64,
     /// Virtual time at the end.
@@ -167,10 +178,22 @@ impl SimReport {
     }
 }
 
-/// Simulates PBFT under `cfg`. A panic inside the protocol is caught and reported as
-/// a violation.
+/// Simulates `cfg.protocol` under `cfg`. A panic inside the protocol is caught and
+/// reported as a violation.
 pub fn run(cfg: &SimConfig) -> SimReport {
-    match catch_unwind(AssertUnwindSafe(|| run_inner(cfg))) {
+    struct Run<'a>(&'a SimConfig);
+    impl ProtocolVisitor for Run<'_> {
+        type Output = SimReport;
+        fn visit<P: Protocol>(self) -> SimReport {
+            run_protocol::<P>(self.0)
+        }
+    }
+    cfg.protocol.dispatch(Run(cfg))
+}
+
+/// Simulates protocol `P` under `cfg` (whose `protocol` should name `P`).
+fn run_protocol<P: Protocol>(cfg: &SimConfig) -> SimReport {
+    match catch_unwind(AssertUnwindSafe(|| run_inner::<P>(cfg))) {
         Ok(report) => report,
         Err(panic) => {
             let msg = panic
@@ -196,23 +219,28 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     }
 }
 
-fn run_inner(cfg: &SimConfig) -> SimReport {
+fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let fault_plan = plan(cfg.faults, cfg.replicas, cfg.fault_period, &mut rng);
-    let protocol = cfg.protocol_config();
+    let modes = cfg.protocol.byzantine_modes();
+    let fault_plan = plan(cfg.faults, &modes, cfg.replicas, cfg.fault_period, &mut rng);
+    let common = cfg.common_params();
+    #[allow(unused_mut)] // only tests break the protocol
+    let mut own = P::Params::for_simulator(&common);
+    #[cfg(test)]
+    if cfg.break_safety {
+        own.break_safety(&common);
+    }
     let keys = Keyring::test_cluster(cfg.replicas, cfg.seed);
     let replica_keys = keys[0].replica_keys().to_vec();
     let byzantine = fault_plan.byzantine.clone();
     let factory = {
         let byzantine = byzantine.clone();
-        let protocol = protocol.clone();
+        let common = common.clone();
         move |id: ReplicaId| {
             let ring = keys[id.index()].clone();
-            let replica = match byzantine.get(&id.index()) {
-                Some(mode) => PbftReplica::byzantine(protocol.clone(), ring, *mode),
-                None => PbftReplica::new(protocol.clone(), ring),
-            };
-            replica.expect("simulator protocol config is valid")
+            let mode = byzantine.get(&id.index()).copied();
+            registry::build::<P>(&common, &own, ring, mode)
+                .expect("simulator parameters and fault-mix modes are valid")
         }
     };
     let span = cfg.fault_period + Duration::from_secs(1);
@@ -227,7 +255,8 @@ fn run_inner(cfg: &SimConfig) -> SimReport {
                 cfg.replicas,
                 cfg.exactly_once_window,
                 Duration::from_millis(500),
-                protocol.signed_all.then(|| replica_keys.clone()),
+                common.signed_all.then(|| replica_keys.clone()),
+                P::client_routing(cfg.replicas),
             );
             SimClient::new(core, times, cfg.client_window)
         })
@@ -239,7 +268,7 @@ fn run_inner(cfg: &SimConfig) -> SimReport {
     let correct = (0..cfg.replicas)
         .map(|r| !byzantine.contains_key(&r))
         .collect();
-    let engine: Engine<PbftReplica> = Engine::new(EngineSetup {
+    let engine: Engine<P> = Engine::new(EngineSetup {
         factory: Box::new(factory),
         app_factory: Box::new(|| Box::new(HashChainApp::default())),
         correct,
@@ -256,18 +285,13 @@ fn run_inner(cfg: &SimConfig) -> SimReport {
 
     let mut view_changes = 0;
     let mut state_transfers = 0;
-    for (i, r) in outcome.replicas.iter().enumerate() {
-        let Some((_, counters)) = r else { continue };
+    for (i, counters) in outcome.common.iter().enumerate() {
+        let Some(counters) = counters else { continue };
         if byzantine.contains_key(&i) {
             continue;
         }
-        for (name, value) in counters {
-            match *name {
-                "view_changes_started" => view_changes += value,
-                "state_transfers" => state_transfers += value,
-                _ => {}
-            }
-        }
+        view_changes += counters.view_changes;
+        state_transfers += counters.state_transfers;
     }
     SimReport {
         config: cfg.clone(),
@@ -291,6 +315,11 @@ fn run_inner(cfg: &SimConfig) -> SimReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pbft::ByzantineMode;
+
+    fn equivocate() -> FaultMix {
+        FaultMix::byzantine(ByzantineMode::Equivocate)
+    }
 
     /// With quorums of 2f instead of 2f+1, an equivocating primary splits the correct
     /// replicas: the checker must notice. This proves the checker can fail.
@@ -298,8 +327,8 @@ mod tests {
     fn broken_quorum_is_caught() {
         let mut caught = None;
         for seed in 0..50 {
-            let mut cfg = SimConfig::new(seed, FaultMix::Byzantine(ByzantineMode::Equivocate), 4);
-            cfg.quorum_override = Some(2);
+            let mut cfg = SimConfig::new(ProtocolKind::Pbft, seed, equivocate(), 4);
+            cfg.break_safety = true;
             let report = run(&cfg);
             if report
                 .violations
@@ -311,13 +340,13 @@ mod tests {
             }
         }
         let report = caught.expect("a 2f quorum must produce a safety violation");
-        assert!(report.replay_command().contains("--seed"));
+        assert!(report.replay_command().contains("--protocol pbft --seed"));
     }
 
     #[test]
     fn correct_quorum_survives_the_same_seeds() {
         for seed in 0..10 {
-            let cfg = SimConfig::new(seed, FaultMix::Byzantine(ByzantineMode::Equivocate), 4);
+            let cfg = SimConfig::new(ProtocolKind::Pbft, seed, equivocate(), 4);
             let report = run(&cfg);
             assert!(report.ok(), "seed {seed}: {:?}", report.violations);
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tandem_consensus::client::{ClientAction, ClientCore, Completed};
-use tandem_consensus::{ClientId, Request, Time};
+use tandem_consensus::{ClientId, ProtocolKind, Request, Time};
 use tandem_executor::{Receipt, WorkloadSpec};
 use tandem_network::{
     Identity, Membership, NodeId, QuicConfig, QuicTransport, Transport, wait_until_connected,
@@ -81,6 +81,8 @@ pub struct LoadSettings {
     pub payload_bytes: usize,
     /// Retransmit a request to every replica after this long without a result.
     pub retransmit_after: Duration,
+    /// The protocol the replicas run: it decides where new requests go.
+    pub protocol: ProtocolKind,
     /// Number of replicas.
     pub replicas: usize,
     /// Replica public keys, to verify signed replies (signed-all mode).
@@ -95,7 +97,7 @@ pub struct LoadSettings {
 
 impl LoadSettings {
     /// Settings for one client of `cluster` offering `mode`: the cluster's workload,
-    /// replica count, replica keys (signed-all mode), exactly-once window and frame
+    /// protocol, replica count, replica keys (signed-all mode), exactly-once window and frame
     /// limit; the client is the only one (index 0 of 1), submits for 20 s after a 2 s
     /// warm-up without padding, retransmits after 1 s and drains for 2 s. Callers
     /// override what they ask for.
@@ -109,9 +111,14 @@ impl LoadSettings {
             warmup: Duration::from_secs(2),
             payload_bytes: 0,
             retransmit_after: Duration::from_secs(1),
+            protocol: cluster.protocol.name,
             replicas: cluster.replicas.len(),
-            replica_keys: cluster.protocol.signed_all.then(|| cluster.replica_keys()),
-            exactly_once_window: cluster.protocol.client_window,
+            replica_keys: cluster
+                .protocol
+                .common
+                .signed_all
+                .then(|| cluster.replica_keys()),
+            exactly_once_window: cluster.protocol.common.client_window,
             max_frame: cluster.network.max_frame_bytes,
             drain: Duration::from_secs(2),
         }
@@ -166,6 +173,7 @@ pub async fn run_load(
         settings.exactly_once_window,
         settings.retransmit_after,
         settings.replica_keys.clone(),
+        settings.protocol.client_routing(settings.replicas),
     );
     let mut stats = LoadStats::new(run_start, settings.warmup);
     let origin = Instant::now();

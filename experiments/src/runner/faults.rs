@@ -1,11 +1,11 @@
 //! Faults `tandem local` injects on the command line: replicas killed or restarted at
 //! a point of the run (`--kill r0@5`, `--restart r0@12`), and Byzantine replicas
-//! (`--byzantine r1=equivocate`).
+//! (`--byzantine r1=equivocate`, a mode of the cluster's protocol).
 
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use tandem_consensus::pbft::ByzantineMode;
+use tandem_consensus::ProtocolKind;
 
 /// What happens to a replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,21 +84,22 @@ pub fn schedule(kills: &[String], restarts: &[String], replicas: usize) -> Resul
     Ok(out)
 }
 
-/// The Byzantine mode of each replica from `--byzantine r<id>=<mode>`.
-pub fn byzantine_modes(specs: &[String], replicas: usize) -> Result<Vec<Option<String>>> {
+/// The Byzantine mode of each replica from `--byzantine r<id>=<mode>`, each checked
+/// against `protocol`'s modes.
+pub fn byzantine_modes(
+    specs: &[String],
+    protocol: ProtocolKind,
+    replicas: usize,
+) -> Result<Vec<Option<String>>> {
     let mut modes = vec![None; replicas];
     for spec in specs {
         let (who, mode) = spec
             .split_once('=')
             .ok_or_else(|| anyhow!("--byzantine: `{spec}` is not of the form r<id>=<mode>"))?;
         let id = parse_replica(who, replicas).map_err(|e| anyhow!("--byzantine: {e}"))?;
-        if ByzantineMode::from_name(mode).is_none() {
-            let names: Vec<_> = ByzantineMode::ALL.iter().map(|m| m.name()).collect();
-            bail!(
-                "--byzantine: unknown mode `{mode}`; choose one of: {}",
-                names.join(", ")
-            );
-        }
+        let mode = protocol
+            .byzantine_mode(mode)
+            .map_err(|e| anyhow!("--byzantine: {e}"))?;
         modes[id] = Some(mode.to_string());
     }
     let faulty = modes.iter().filter(|m| m.is_some()).count();
@@ -128,11 +129,15 @@ mod tests {
 
     #[test]
     fn parses_byzantine_modes() {
-        let m = byzantine_modes(&["r1=equivocate".into()], 4).unwrap();
+        let pbft = ProtocolKind::Pbft;
+        let m = byzantine_modes(&["r1=equivocate".into()], pbft, 4).unwrap();
         assert_eq!(m[1].as_deref(), Some("equivocate"));
-        let err = byzantine_modes(&["r1=evil".into()], 4)
+        let err = byzantine_modes(&["r1=evil".into()], pbft, 4)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("evil") && err.contains("silent"));
+        assert!(
+            err.contains("pbft has no Byzantine mode `evil`") && err.contains("silent"),
+            "{err}"
+        );
     }
 }

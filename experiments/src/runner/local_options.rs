@@ -62,9 +62,10 @@ impl LocalOptions {
             LoadMode::from_flags(self.rate, self.window, DEFAULT_WINDOW)?.per_client(self.clients);
         let replicas = self.cluster.replicas;
         let faults = faults::schedule(&self.kill, &self.restart, replicas)?;
-        let byzantine = faults::byzantine_modes(&self.byzantine, replicas)?;
+        let byzantine = faults::byzantine_modes(&self.byzantine, self.cluster.protocol, replicas)?;
         let c = &self.cluster;
         let parameters = json!({
+            "protocol": c.protocol.name(),
             "replicas": c.replicas,
             "executor": c.executor,
             "threads": c.threads,

@@ -1,0 +1,218 @@
+//! Protocol parameters: the [`CommonParams`] every protocol shares (the `[protocol]`
+//! section of a cluster file), the [`ProtocolParams`] trait a protocol's own section
+//! implements (`[protocol.<name>]`), and the [`ParamsError`] validation returns.
+//!
+//! The split is what makes a comparison between protocols fair: whatever shapes the
+//! load a protocol orders (cluster size, batching limits, the client window), how
+//! often it checkpoints and gossips, and whether every message is signed is set once,
+//! for every protocol alike. Only the mechanisms one protocol has and another lacks
+//! (PBFT's watermark window, pipelining depth and view-change timer; a HotStuff
+//! pacemaker's round timer) live in the protocol's own section.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{max_faulty, quorum_size};
+
+/// Parameters every protocol shares; every replica of a cluster uses the same values.
+///
+/// Why each is common: `replicas`, the batching limits and `client_window` decide the
+/// load a protocol orders and what a client may send, so they must match for a
+/// comparison to measure the protocols; `checkpoint_interval` and `transfer_timeout`
+/// drive stable checkpoints and state transfer, which every protocol reuses to
+/// garbage-collect and to let a lagging replica rejoin; `status_interval` is the
+/// background catch-up gossip every protocol needs after message loss; `signed_all`
+/// measures the cost of signatures, which must be switched on for all protocols alike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommonParams {
+    /// Number of replicas, n ≥ 4; tolerates f = ⌊(n-1)/3⌋ faults.
+    pub replicas: usize,
+    /// Maximum requests in one batch (one proposal).
+    pub max_batch: usize,
+    /// Maximum payload bytes in one batch.
+    pub max_batch_bytes: usize,
+    /// Maximum payload bytes of one request.
+    pub max_request_bytes: usize,
+    /// The proposer (PBFT's primary, a HotStuff leader) proposes a non-full batch this
+    /// long after its first request arrived, unless it is idle (then at once).
+    #[serde(rename = "batch_timeout_ms", with = "duration_ms")]
+    pub batch_timeout: Duration,
+    /// A checkpoint is taken every this many sequence numbers (K).
+    pub checkpoint_interval: u64,
+    /// Exactly-once window per client: request numbers more than this far below the
+    /// client's highest executed number count as done, and this many recent results
+    /// are kept to answer retransmissions. Clients keep their outstanding numbers
+    /// within it (see `client::ClientCore`).
+    pub client_window: u64,
+    /// Sign every message, not only the ones forwarded as proof, and every reply.
+    pub signed_all: bool,
+    /// Replicas exchange status messages this often; peers answer what a lagging
+    /// replica misses (retransmission, certificates, committed batches).
+    #[serde(rename = "status_interval_ms", with = "duration_ms")]
+    pub status_interval: Duration,
+    /// How long a state-transfer request waits for an answer before asking another peer.
+    #[serde(rename = "transfer_timeout_ms", with = "duration_ms")]
+    pub transfer_timeout: Duration,
+}
+
+impl Default for CommonParams {
+    fn default() -> CommonParams {
+        CommonParams {
+            replicas: 4,
+            max_batch: 1024,
+            max_batch_bytes: 8 << 20,
+            max_request_bytes: 64 << 10,
+            batch_timeout: Duration::from_millis(2),
+            checkpoint_interval: 128,
+            client_window: 65_536,
+            signed_all: false,
+            status_interval: Duration::from_millis(100),
+            transfer_timeout: Duration::from_millis(2000),
+        }
+    }
+}
+
+/// A parameter is out of range.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("protocol parameter `{field}` {problem}")]
+pub struct ParamsError {
+    /// The field, as the cluster file spells it (`batch_timeout_ms`, `window`).
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl ParamsError {
+    /// The error for `field`.
+    pub fn new(field: &'static str, problem: impl Into<String>) -> ParamsError {
+        ParamsError {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl CommonParams {
+    /// Number of faults tolerated.
+    pub fn f(&self) -> usize {
+        max_faulty(self.replicas)
+    }
+
+    /// Quorum size (2f+1 for n = 3f+1).
+    pub fn quorum(&self) -> usize {
+        quorum_size(self.replicas)
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        let err = |field, problem: &str| Err(ParamsError::new(field, problem));
+        if self.replicas < 4 {
+            return err("replicas", "must be at least 4 (n = 3f+1 with f ≥ 1)");
+        }
+        if self.replicas > 1024 {
+            return err("replicas", "must be at most 1024");
+        }
+        if self.max_batch == 0 {
+            return err("max_batch", "must be at least 1");
+        }
+        if self.max_request_bytes == 0 || self.max_request_bytes > self.max_batch_bytes {
+            return err("max_request_bytes", "must be between 1 and max_batch_bytes");
+        }
+        if self.checkpoint_interval == 0 {
+            return err("checkpoint_interval", "must be at least 1");
+        }
+        if self.client_window == 0 {
+            return err("client_window", "must be at least 1");
+        }
+        if self.status_interval.is_zero() {
+            return err("status_interval_ms", "must be positive");
+        }
+        if self.transfer_timeout.is_zero() {
+            return err("transfer_timeout_ms", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// A protocol's own parameters: its section `[protocol.<name>]` of a cluster file
+/// (fields in the file's units, e.g. `*_ms` for durations), and what the simulator
+/// runs it with. Every replica of a cluster uses the same values.
+pub trait ProtocolParams:
+    Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// Defaults that fit `common` (e.g. a window at least twice its checkpoint
+    /// interval): what `tandem keygen` writes.
+    fn defaults_for(common: &CommonParams) -> Self;
+
+    /// Checks every field against itself and `common`; the error names the first bad
+    /// field as the protocol's section spells it.
+    fn validate(&self, common: &CommonParams) -> Result<(), ParamsError>;
+
+    /// Sets how long a replica waits for its leader to make progress before it gives
+    /// up on it (PBFT: the initial view-change timer; a pacemaker: the initial round
+    /// time-out); the cap on its back-off scales with it. `--view-timeout-ms` sets it.
+    fn set_view_timeout(&mut self, initial: Duration);
+
+    /// The parameters the simulator runs the protocol with, beside the
+    /// simulator's common parameters (`sim::SimConfig::common_params`): time-outs scaled to its network (0.2–7 ms per
+    /// message), so a short run exercises leader failures.
+    fn for_simulator(common: &CommonParams) -> Self;
+
+    /// Test-only: break a safety rule (a quorum too small, a commit rule too short) so
+    /// the simulator's checker can be shown to catch it.
+    #[cfg(test)]
+    fn break_safety(&mut self, common: &CommonParams);
+}
+
+/// Durations as whole milliseconds in cluster files.
+pub(crate) mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u128::from(u64::MAX)) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        CommonParams::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let c = CommonParams {
+            replicas: 3,
+            ..CommonParams::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "replicas");
+        let c = CommonParams {
+            max_request_bytes: 1 << 30,
+            ..CommonParams::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "max_request_bytes");
+        let c = CommonParams {
+            status_interval: Duration::ZERO,
+            ..CommonParams::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "status_interval_ms");
+        assert_eq!(
+            e.to_string(),
+            "protocol parameter `status_interval_ms` must be positive"
+        );
+    }
+}
