@@ -42,9 +42,10 @@ impl fmt::Display for ClientId {
 pub struct View(pub u64);
 
 impl View {
-    /// The view after this one.
+    /// The view after this one (saturating: view numbers come from peers, and no
+    /// arithmetic on a peer's number may overflow).
     pub fn next(self) -> View {
-        View(self.0 + 1)
+        View(self.0.saturating_add(1))
     }
 
     /// The primary of this view in a cluster of `n` replicas.
@@ -67,9 +68,10 @@ impl fmt::Display for View {
 pub struct Seq(pub u64);
 
 impl Seq {
-    /// The sequence number after this one.
+    /// The sequence number after this one (saturating: sequence numbers come from
+    /// peers, and no arithmetic on a peer's number may overflow).
     pub fn next(self) -> Seq {
-        Seq(self.0 + 1)
+        Seq(self.0.saturating_add(1))
     }
 
     /// Whether a checkpoint is taken after executing this sequence number.
@@ -243,6 +245,14 @@ mod tests {
     fn primary_rotates() {
         assert_eq!(View(0).primary(4), ReplicaId(0));
         assert_eq!(View(5).primary(4), ReplicaId(1));
+    }
+
+    #[test]
+    fn successors_saturate_at_the_largest_number() {
+        assert_eq!(Seq(u64::MAX).next(), Seq(u64::MAX));
+        assert_eq!(View(u64::MAX).next(), View(u64::MAX));
+        assert_eq!(Seq(u64::MAX - 1) + 5, Seq(u64::MAX));
+        assert_eq!(Seq(3).next(), Seq(4));
     }
 
     #[test]

@@ -247,7 +247,7 @@ impl Byzantine {
             }
             ByzantineMode::ViewChangeStorm => {
                 self.storm_step = self.storm_step % 4 + 1;
-                let target = crate::types::View(core.view.0 + self.storm_step);
+                let target = crate::types::View(core.view.0.saturating_add(self.storm_step));
                 let vc = core.make_view_change(target);
                 out.push(Action::Broadcast {
                     msg: core.envelope(Message::ViewChange(Box::new(vc))),

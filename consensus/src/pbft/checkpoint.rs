@@ -87,7 +87,13 @@ impl Pbft {
             self.counters.dropped_malformed += 1;
             return;
         }
-        if seq.0 > self.stable.seq.0 + 4 * self.cfg.window {
+        if seq.0
+            > self
+                .stable
+                .seq
+                .0
+                .saturating_add(self.cfg.window.saturating_mul(4))
+        {
             self.counters.dropped_future += 1;
             return;
         }

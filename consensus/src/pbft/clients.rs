@@ -35,23 +35,41 @@ impl DedupWindow {
         number <= self.low || self.above.contains(&number)
     }
 
-    /// Marks `number` delivered; returns false if it already was.
+    /// Marks `number` delivered; returns false if it already was. Any `number` is
+    /// handled without overflow, up to `u64::MAX` (numbers come from clients).
     pub fn admit(&mut self, number: u64, window: u64) -> bool {
         if self.is_done(number) {
             return false;
         }
+        let window = window.max(1);
         if number > self.low.saturating_add(window) {
+            // number > low + window ≥ window, so neither step overflows.
             let new_low = number - window;
             self.above = self.above.split_off(&(new_low + 1));
             self.low = new_low;
         }
         self.above.insert(number);
-        while self.above.first() == Some(&(self.low + 1)) {
+        while let Some(next) = self.low.checked_add(1)
+            && self.above.first() == Some(&next)
+        {
             self.above.pop_first();
-            self.low += 1;
+            self.low = next;
         }
-        debug_assert!(!self.above.contains(&(self.low + 1)));
+        debug_assert!(
+            self.low
+                .checked_add(1)
+                .is_none_or(|next| !self.above.contains(&next))
+        );
         true
+    }
+
+    /// A window with arbitrary contents, as a faulty peer could send it (tests only).
+    #[cfg(test)]
+    pub(crate) fn forged(low: u64, above: impl IntoIterator<Item = u64>) -> DedupWindow {
+        DedupWindow {
+            low,
+            above: above.into_iter().collect(),
+        }
     }
 
     fn hash_into(&self, ctx: &mut ring::digest::Context) {
@@ -94,10 +112,14 @@ impl ClientTables {
         Digest::from_ring(ctx.finish())
     }
 
-    /// Whether the table respects the window bound (a peer could send anything).
+    /// Whether the table respects the window bound (a peer could send anything, any
+    /// number up to `u64::MAX` included).
     pub fn is_well_formed(&self, window: u64) -> bool {
         self.delivered.values().all(|w| {
-            w.above.len() as u64 <= window && w.above.first().is_none_or(|first| *first > w.low + 1)
+            w.above.len() as u64 <= window
+                && w.above
+                    .first()
+                    .is_none_or(|first| w.low.checked_add(1).is_some_and(|next| *first > next))
         })
     }
 }
@@ -151,6 +173,48 @@ mod tests {
         }
         assert!(w.is_done(1), "fell below the window");
         assert!(!w.admit(1, 10));
+    }
+
+    /// Issue 10 item 5: `admit` used to compute `low + 1` after folding `u64::MAX`
+    /// into the low mark (a panic with overflow checks, a wrap without).
+    #[test]
+    fn numbers_near_u64_max_are_admitted_without_overflow() {
+        for window in [1, 2, 32, u64::MAX] {
+            let mut w = DedupWindow::default();
+            assert!(w.admit(u64::MAX - 1, window));
+            assert!(w.admit(u64::MAX, window));
+            assert!(!w.admit(u64::MAX, window));
+            assert!(!w.admit(u64::MAX - 1, window));
+            assert!(w.is_done(u64::MAX));
+            assert!(w.above.len() as u64 <= window);
+        }
+        let mut w = DedupWindow::default();
+        assert!(w.admit(u64::MAX, 1));
+        assert_eq!(w.low, u64::MAX, "folded into the low mark");
+        assert!(w.above.is_empty());
+    }
+
+    /// Issue 10 item 5: `is_well_formed` computed `low + 1` on a table a peer sent,
+    /// before the table's digest was checked.
+    #[test]
+    fn tables_with_a_low_mark_at_u64_max_are_checked_without_overflow() {
+        let mut t = ClientTables::default();
+        t.delivered.insert(
+            ClientId(1),
+            DedupWindow {
+                low: u64::MAX,
+                above: BTreeSet::new(),
+            },
+        );
+        assert!(t.is_well_formed(10));
+        t.delivered.insert(
+            ClientId(2),
+            DedupWindow {
+                low: u64::MAX,
+                above: [u64::MAX].into(),
+            },
+        );
+        assert!(!t.is_well_formed(10), "nothing lies above u64::MAX");
     }
 
     #[test]

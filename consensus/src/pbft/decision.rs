@@ -74,7 +74,7 @@ pub fn decide(view_changes: &[SignedViewChange], quorum: usize, weak: usize) -> 
 
     let mut proposals = Vec::new();
     if let Some(highest) = highest {
-        for n in (h.0 + 1)..=highest.0 {
+        for n in h.next().0..=highest.0 {
             let n = Seq(n);
             match decide_one(&claims, n, quorum, weak) {
                 Some(d) => proposals.push((n, d)),

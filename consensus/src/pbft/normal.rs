@@ -152,7 +152,11 @@ impl Pbft {
             if !self.in_window(self.next_seq) {
                 return;
             }
-            let in_flight = self.next_seq.0 - self.last_delivered.0 - 1;
+            let in_flight = self
+                .next_seq
+                .0
+                .saturating_sub(self.last_delivered.0)
+                .saturating_sub(1);
             if in_flight >= self.cfg.max_in_flight {
                 return;
             }
@@ -228,7 +232,7 @@ impl Pbft {
             self.counters.dropped_stale_view += 1;
             return false;
         }
-        if view.0 > self.view.0 + MAX_VIEWS_AHEAD || self.future_len >= MAX_BUFFERED {
+        if view.0 > self.view.0.saturating_add(MAX_VIEWS_AHEAD) || self.future_len >= MAX_BUFFERED {
             self.counters.dropped_future += 1;
             return false;
         }

@@ -318,7 +318,7 @@ impl Pbft {
             return;
         }
         let peer = peers[transfer.attempts as usize % peers.len()];
-        transfer.attempts += 1;
+        transfer.attempts = transfer.attempts.wrapping_add(1);
         transfer.requested = true;
         self.transfer = Some(transfer);
         tracing::debug!(replica = %self.me, %peer, seq = %self.stable.seq, "fetching state");

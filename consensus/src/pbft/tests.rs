@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 use crate::application::{Application, HashChainApp};
 use crate::crypto::{Keyring, Signature};
+use crate::pbft::clients::{ClientTables, DedupWindow};
 use crate::pbft::config::PbftConfig;
 use crate::pbft::message::*;
 use crate::pbft::{Pbft, PbftAction, PbftEvent};
@@ -29,6 +30,8 @@ struct Harness {
     delivered: Vec<Vec<Delivery>>,
     replies: Vec<Reply>,
     silenced: Vec<bool>,
+    /// Replicas that receive nothing from their peers (messages to them are lost).
+    deaf: Vec<bool>,
 }
 
 impl Harness {
@@ -51,6 +54,7 @@ impl Harness {
             timers: vec![BTreeMap::new(); n],
             delivered: vec![Vec::new(); n],
             silenced: vec![false; n],
+            deaf: vec![false; n],
             nodes,
             now: Time::ZERO,
             inflight: VecDeque::new(),
@@ -125,7 +129,9 @@ impl Harness {
     /// Delivers messages until none are in flight.
     fn settle(&mut self) {
         while let Some((from, to, msg)) = self.inflight.pop_front() {
-            self.feed(to.index(), Event::Message { from, msg });
+            if !self.deaf[to.index()] {
+                self.feed(to.index(), Event::Message { from, msg });
+            }
         }
     }
 
@@ -494,13 +500,126 @@ fn oversize_request_is_dropped_and_counted() {
     assert_eq!(h.nodes[0].counters.dropped_oversize_request, 1);
 }
 
+/// Issue 10 item 5: a status reporting `u64::MAX` delivered made `resend_votes`
+/// compute the next sequence number with an overflow.
+#[test]
+fn status_reporting_the_last_sequence_number_does_not_overflow() {
+    let mut h = Harness::new(4, |_| {});
+    h.silenced[3] = true; // only its forged statuses reach replica 1
+    h.request(0, 1, 1);
+    h.settle();
+    // The same report twice, a patience apart: the peer looks stuck, so replica 1
+    // resends what lies above the reported number.
+    for last in [u64::MAX - 1, u64::MAX] {
+        for _ in 0..3 {
+            let st = Status {
+                view: View(0),
+                view_active: true,
+                stable: Seq(u64::MAX),
+                last_delivered: Seq(last),
+            };
+            h.inject(1, 3, Message::Status(st));
+            h.advance(Duration::from_millis(300));
+        }
+    }
+    assert_eq!(h.delivered_keys(1), vec![(ClientId(1), 1)]);
+}
+
+/// Issue 10 item 5: request numbers at the top of the range are ordered once and
+/// answered from the cache, without overflow in the exactly-once window.
+#[test]
+fn request_numbers_near_u64_max_never_overflow() {
+    // A window of one folds u64::MAX into the low mark at once.
+    let mut h = Harness::new(4, |c| c.client_window = 1);
+    for number in [u64::MAX, u64::MAX - 1, u64::MAX] {
+        for i in 0..4 {
+            h.request(i, 1, number);
+        }
+        h.settle();
+        h.advance(Duration::from_millis(5));
+    }
+    for i in 0..4 {
+        let keys = h.delivered_keys(i);
+        assert!(keys.len() <= 2, "each number at most once: {keys:?}");
+        assert!(h.nodes[i].counters.safety_conflicts == 0);
+    }
+}
+
+/// Issue 10 item 5: a genuine stable certificate replayed with forged client tables
+/// (a low mark at `u64::MAX`) reached `low + 1` before the digest check.
+#[test]
+fn snapshot_with_forged_tables_at_u64_max_is_refused() {
+    let mut h = Harness::new(4, |_| {});
+    h.deaf[3] = true;
+    for k in 1..=12 {
+        h.request(0, 1, k);
+        h.settle();
+        h.advance(Duration::from_millis(2));
+    }
+    let cert = h.nodes[0].stable.clone();
+    assert!(cert.seq >= Seq(8));
+    h.inject(3, 0, Message::CheckpointCert(cert.clone()));
+    h.advance(Duration::from_secs(1)); // replica 3 asks for the state; answers are lost
+    assert!(h.nodes[3].transfer.is_some_and(|t| t.requested));
+    let forged = StateSnapshot {
+        cert,
+        app_digest: Digest([5; 32]),
+        tables: {
+            let mut t = ClientTables::default();
+            t.delivered
+                .insert(ClientId(1), DedupWindow::forged(u64::MAX, vec![]));
+            t.delivered
+                .insert(ClientId(2), DedupWindow::forged(u64::MAX, vec![u64::MAX]));
+            t
+        },
+        snapshot: Bytes::from_static(b"state"),
+    };
+    h.inject(3, 0, Message::StateSnapshot(Box::new(forged)));
+    assert_eq!(h.nodes[3].counters.dropped_invalid_checkpoint, 1);
+    assert!(h.nodes[3].installing.is_none());
+}
+
 fn arb_digest() -> impl Strategy<Value = Digest> + Clone {
     prop_oneof![Just(Digest([0; 32])), any::<[u8; 32]>().prop_map(Digest)]
 }
 
+/// Small numbers (inside the window) and numbers at the top of the range, where
+/// arithmetic on a peer's number would overflow.
+fn arb_number() -> impl Strategy<Value = u64> + Clone {
+    prop_oneof![0u64..40, (u64::MAX - 3)..=u64::MAX]
+}
+
+/// Requests from clients 0..3 with small or huge numbers.
+fn arb_requests(max: usize) -> impl Strategy<Value = Vec<(u32, u64)>> + Clone {
+    proptest::collection::vec(
+        (0u32..3, prop_oneof![0u64..5, (u64::MAX - 2)..=u64::MAX]),
+        0..max,
+    )
+}
+
+/// Client tables as a peer could forge them: any low mark, any numbers above it.
+fn arb_tables() -> impl Strategy<Value = ClientTables> {
+    proptest::collection::vec(
+        (
+            0u32..3,
+            arb_number(),
+            proptest::collection::vec(arb_number(), 0..3),
+        ),
+        0..3,
+    )
+    .prop_map(|entries| {
+        let mut t = ClientTables::default();
+        for (client, low, above) in entries {
+            t.delivered
+                .insert(ClientId(client), DedupWindow::forged(low, above));
+        }
+        t
+    })
+}
+
 fn arb_message() -> impl Strategy<Value = Message> {
-    let seq = (0u64..40).prop_map(Seq);
-    let view = (0u64..4).prop_map(View);
+    let seq = arb_number().prop_map(Seq);
+    let view = prop_oneof![0u64..4, (u64::MAX - 1)..=u64::MAX].prop_map(View);
     let vote = || {
         (view.clone(), seq.clone(), arb_digest()).prop_map(|(view, seq, digest)| Vote {
             view,
@@ -512,20 +631,15 @@ fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         vote().prop_map(Message::Prepare),
         vote().prop_map(Message::Commit),
-        (
-            view.clone(),
-            seq.clone(),
-            proptest::collection::vec((0u32..3, 0u64..5), 0..6)
-        )
-            .prop_map(|(view, seq, reqs)| {
-                let batch = batch_of(&reqs);
-                Message::PrePrepare(PrePrepare {
-                    view,
-                    seq,
-                    digest: batch.digest(),
-                    batch,
-                })
-            }),
+        (view.clone(), seq.clone(), arb_requests(6)).prop_map(|(view, seq, reqs)| {
+            let batch = batch_of(&reqs);
+            Message::PrePrepare(PrePrepare {
+                view,
+                seq,
+                digest: batch.digest(),
+                batch,
+            })
+        }),
         (seq.clone(), arb_digest(), 0u32..6, sig.clone()).prop_map(
             |(seq, digest, signer, signature)| {
                 Message::Checkpoint(Signed {
@@ -535,6 +649,18 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 })
             }
         ),
+        (seq.clone(), arb_digest(), sig.clone()).prop_map(|(seq, digest, signature)| {
+            let vote = Signed {
+                body: CheckpointBody { seq, digest },
+                signer: ReplicaId(1),
+                signature,
+            };
+            Message::CheckpointCert(StableCert {
+                seq,
+                digest,
+                votes: vec![vote.clone(), vote.clone(), vote],
+            })
+        }),
         (view.clone(), seq.clone(), 0u32..6, sig.clone()).prop_map(|(v, s, signer, signature)| {
             let body = ViewChangeBody {
                 new_view: v,
@@ -552,17 +678,36 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 signature,
             }))
         }),
-        (view.clone(), seq.clone(), any::<bool>()).prop_map(|(view, s, active)| Message::Status(
-            Status {
-                view,
+        // Few distinct values, so a faulty peer repeats its report, looks stuck, and
+        // gets resends computed from its numbers.
+        (
+            0u64..2,
+            prop_oneof![Just(0), Just(u64::MAX)],
+            prop_oneof![Just(0), Just(u64::MAX - 1), Just(u64::MAX)],
+            any::<bool>()
+        )
+            .prop_map(|(view, stable, s, active)| Message::Status(Status {
+                view: View(view),
                 view_active: active,
-                stable: Seq(0),
-                last_delivered: s,
-            }
-        )),
+                stable: Seq(stable),
+                last_delivered: Seq(s),
+            })),
         arb_digest().prop_map(Message::FetchBatch),
+        arb_requests(3).prop_map(|reqs| Message::BatchData(batch_of(&reqs))),
         seq.clone().prop_map(Message::FetchState),
-        (seq, proptest::collection::vec((0u32..3, 0u64..5), 0..3)).prop_map(|(seq, reqs)| {
+        (seq.clone(), arb_digest(), arb_tables()).prop_map(|(seq, digest, tables)| {
+            Message::StateSnapshot(Box::new(StateSnapshot {
+                cert: StableCert {
+                    seq,
+                    digest,
+                    votes: vec![],
+                },
+                app_digest: digest,
+                tables,
+                snapshot: Bytes::from_static(b"junk"),
+            }))
+        }),
+        (seq, arb_requests(3)).prop_map(|(seq, reqs)| {
             let batch = batch_of(&reqs);
             Message::Committed(CommittedBatch {
                 seq,
@@ -570,24 +715,44 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 batch,
             })
         }),
-        proptest::collection::vec((0u32..3, 0u64..5), 0..6)
-            .prop_map(|reqs| Message::Forward(batch_of(&reqs).requests.clone())),
+        arb_requests(6).prop_map(|reqs| Message::Forward(batch_of(&reqs).requests.clone())),
+    ]
+}
+
+/// What a faulty peer or a faulty client can throw at a replica.
+#[derive(Clone, Debug)]
+enum Junk {
+    Peer(Message),
+    Client(u32, u64),
+}
+
+fn arb_junk() -> impl Strategy<Value = Junk> {
+    prop_oneof![
+        4 => arb_message().prop_map(Junk::Peer),
+        1 => (0u32..3, arb_number()).prop_map(|(c, n)| Junk::Client(c, n)),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// No sequence of messages from a faulty peer (replica 3), however malformed,
-    /// panics a replica; the correct replicas stay safe and keep committing.
+    /// No sequence of messages from a faulty peer (replica 3) or requests from a
+    /// faulty client, however malformed and whatever their numbers (up to `u64::MAX`,
+    /// with overflow checks on: the test profile has them), panics a replica; the
+    /// correct replicas stay safe and keep committing.
     #[test]
-    fn arbitrary_messages_never_panic_a_replica(msgs in proptest::collection::vec(arb_message(), 1..60)) {
-        let mut h = Harness::new(4, |_| {});
-        for msg in msgs {
+    fn arbitrary_messages_never_panic_a_replica(junk in proptest::collection::vec(arb_junk(), 1..60)) {
+        // A tiny exactly-once window, so huge request numbers reach the low mark.
+        let mut h = Harness::new(4, |c| c.client_window = 2);
+        for item in junk {
             for to in 0..3 {
-                h.inject(to, 3, msg.clone());
+                match &item {
+                    Junk::Peer(msg) => h.inject(to, 3, msg.clone()),
+                    Junk::Client(c, n) => h.request(to, *c, *n),
+                }
             }
             h.settle();
+            h.advance(Duration::from_millis(100));
         }
         h.advance(Duration::from_secs(3));
         h.request(h.nodes[1].primary().index(), 9, 1);

@@ -130,7 +130,7 @@ impl Pbft {
             self.counters.dropped_stale_view += 1;
             return;
         }
-        if target.0 > self.view.0 + MAX_VIEWS_AHEAD {
+        if target.0 > self.view.0.saturating_add(MAX_VIEWS_AHEAD) {
             self.counters.dropped_future += 1;
             return;
         }
@@ -210,7 +210,7 @@ impl Pbft {
             && body.prepared.iter().all(|p| in_range(p.seq, p.view));
         let mut seen = BTreeSet::new();
         let pre_prepared_ok = body.pre_prepared.len() as u64
-            <= self.cfg.window * MAX_CLAIMS_PER_SEQ as u64
+            <= self.cfg.window.saturating_mul(MAX_CLAIMS_PER_SEQ as u64)
             && body
                 .pre_prepared
                 .iter()
