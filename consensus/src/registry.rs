@@ -12,24 +12,31 @@
 //!    - `const NAME` — the name (`"hotstuff"`): `--protocol`, the cluster file's
 //!      `[protocol] name`, and its own section `[protocol.hotstuff]`;
 //!    - `type Params` implementing [`ProtocolParams`](crate::params::ProtocolParams)
-//!      (serde, `#[serde(default, deny_unknown_fields)]`, durations as `*_ms`;
-//!      `defaults_for`, `validate` naming the field, `for_simulator`, and the
-//!      test-only `break_safety` the simulator's broken-rule test flips);
+//!      (serde with `#[serde(default, deny_unknown_fields)]`, durations as `*_ms`;
+//!      `defaults_for`, `validate` naming the field, `set_view_timeout` — what
+//!      `--view-timeout-ms` sets, e.g. the pacemaker's initial round time-out —,
+//!      `for_simulator`, and the test-only `break_safety` that the simulator's
+//!      broken-rule test flips, e.g. commit on a 1-chain);
 //!    - `type Byzantine` implementing
-//!      [`ByzantineBehaviour`](crate::protocol::ByzantineBehaviour) (`ALL`, `name`):
-//!      the simulator builds one fault mix per mode, in `ALL`'s order;
+//!      [`ByzantineBehaviour`] (`ALL`, `name`):
+//!      the simulator builds one fault mix per mode, in `ALL`'s order, and
+//!      `--byzantine` accepts exactly these names;
 //!    - `build` (from [`CommonParams`], its params, a `Keyring`, an optional mode),
-//!      `client_routing` (a [`ClientRouting`](crate::client::ClientRouting): where
-//!      clients send new requests), `set_allowed_clients`, and `common_counters`
-//!      ([`CommonCounters`](crate::protocol::CommonCounters): its count of
-//!      conflicting commits is what the simulator's checker reports as a safety
-//!      violation);
-//!    - the events/actions interface (`start`, `handle`, `status`, `counters`).
+//!      `client_routing` (a [`ClientRouting`]: where
+//!      clients send new requests, e.g. `Destination::Several` for the next leaders),
+//!      `set_allowed_clients`, and `common_counters`
+//!      ([`CommonCounters`](crate::protocol::CommonCounters): its
+//!      `conflicting_commits` is what the simulator's checker reports as a safety
+//!      violation; `view_changes` counts round time-outs);
+//!    - the events/actions interface (`start`, `handle`, `status`, `counters`), with
+//!      `Delivery::seq` numbering deliveries 1, 2, 3, … (block heights, not rounds).
 //! 2. Register it here: a variant of [`ProtocolKind`], its entry in
 //!    [`ProtocolKind::ALL`], and its arm in [`ProtocolKind::dispatch`].
+//! 3. Sweep it in `consensus/tests/simulator.rs` (one test per mix of
+//!    `FaultMix::all(ProtocolKind::HotStuff)`), as PBFT is.
 //!
-//! The simulator (`sim::run`, `tandem sim --protocol`), the node and `tandem local`
-//! then take it by name; nothing else names a protocol.
+//! The simulator (`sim::run`, `tandem sim --protocol`), the node, `tandem local` and
+//! `keygen` then take it by name; nothing else names a protocol.
 
 use std::fmt;
 use std::str::FromStr;
