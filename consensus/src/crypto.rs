@@ -1,5 +1,7 @@
 //! Ed25519 signatures (ring) for the messages that are forwarded as proof: checkpoints,
-//! view changes and new views (and every message in signed-all mode).
+//! view changes and new views, votes and time-outs that form certificates (and every
+//! message in signed-all mode). [`Signed`] is a body with its signer and signature;
+//! [`SignedBody`] gives each kind of body its domain tag.
 //!
 //! A replica's [`Keyring`] holds its own signing key and every replica's public key.
 //! Signatures cover a domain tag and the bincode encoding of the signed body, so a
@@ -136,6 +138,28 @@ pub fn signing_bytes<T: Serialize + ?Sized>(domain: &[u8], body: &T) -> Vec<u8> 
         .expect("encoding a protocol message into a Vec cannot fail");
     out.extend_from_slice(&encoded);
     out
+}
+
+/// A body signed by a replica, forwardable as proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// What was signed.
+    pub body: T,
+    /// Who signed it.
+    pub signer: ReplicaId,
+    /// Ed25519 signature over the domain tag and `body`.
+    pub signature: Signature,
+}
+
+/// Domain tags for signed bodies.
+pub trait SignedBody: Serialize {
+    /// The domain separation tag.
+    const DOMAIN: &'static [u8];
+
+    /// The bytes the signature covers.
+    fn signing_bytes(&self) -> Vec<u8> {
+        signing_bytes(Self::DOMAIN, self)
+    }
 }
 
 const VERIFIED_CACHE_CAPACITY: usize = 4096;

@@ -9,6 +9,8 @@
 //!   driver for one.
 //! - [`pbft`]: PBFT — normal case, checkpoints, view change, state transfer,
 //!   exactly-once clients, signatures, and Byzantine modes for experiments.
+//! - [`exactly_once`] and [`checkpoint`]: what every protocol shares to execute each
+//!   request once, take stable checkpoints and transfer state to a lagging replica.
 //! - [`application`]: what a driver runs deliveries through (and a hash-chain app).
 //! - [`client`]: the client side (f+1 matching replies, retransmission, routing
 //!   requests where the protocol says) as a state machine.
@@ -19,8 +21,10 @@
 //! simulator seed replays exactly.
 
 pub mod application;
+pub mod checkpoint;
 pub mod client;
 pub mod crypto;
+pub mod exactly_once;
 pub mod params;
 pub mod pbft;
 pub mod protocol;

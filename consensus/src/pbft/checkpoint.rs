@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use crate::checkpoint::{OwnCheckpoint, VoteOutcome};
+use crate::exactly_once::ClientTables;
 use crate::pbft::Pbft;
-use crate::pbft::clients::ClientTables;
 use crate::pbft::message::{
     CheckpointBody, Message, Signed, SignedBody, SignedCheckpoint, StableCert, checkpoint_digest,
 };
-use crate::pbft::replica::{OwnCheckpoint, PbftAction};
+use crate::pbft::replica::PbftAction;
 use crate::types::{Digest, ReplicaId, Seq, Time};
 
 impl Pbft {
@@ -113,25 +114,10 @@ impl Pbft {
         vote: SignedCheckpoint,
         out: &mut Vec<PbftAction>,
     ) {
-        let CheckpointBody { seq, digest } = vote.body;
-        let votes = self.checkpoint_votes.entry(seq).or_default();
-        if votes.contains_key(&vote.signer) {
-            self.counters.dropped_duplicate += 1;
-            return;
-        }
-        votes.insert(vote.signer, vote);
-        let matching: Vec<SignedCheckpoint> = votes
-            .values()
-            .filter(|v| v.body.digest == digest)
-            .cloned()
-            .collect();
-        if matching.len() >= self.quorum {
-            let cert = StableCert {
-                seq,
-                digest,
-                votes: matching,
-            };
-            self.make_stable(now, cert, out);
+        match self.checkpoint_votes.add(vote, self.quorum) {
+            VoteOutcome::Duplicate => self.counters.dropped_duplicate += 1,
+            VoteOutcome::Recorded => {}
+            VoteOutcome::Stable(cert) => self.make_stable(now, cert, out),
         }
     }
 
@@ -153,34 +139,9 @@ impl Pbft {
         self.make_stable(now, cert, out);
     }
 
-    /// Whether `cert` proves a stable checkpoint: genesis, or a quorum of valid votes
-    /// from distinct replicas on the same sequence number and digest.
+    /// Whether `cert` proves a stable checkpoint ([`StableCert::verify`]).
     pub(crate) fn validate_cert(&mut self, cert: &StableCert) -> bool {
-        if cert.seq == Seq(0) {
-            return cert.votes.is_empty() && cert.digest == Digest::default();
-        }
-        if !cert.seq.is_checkpoint(self.cfg.checkpoint_interval)
-            || cert.votes.len() < self.quorum
-            || cert.votes.len() > self.n
-        {
-            return false;
-        }
-        let mut signers = BTreeSet::new();
-        for vote in &cert.votes {
-            if vote.body.seq != cert.seq || vote.body.digest != cert.digest {
-                return false;
-            }
-            if !signers.insert(vote.signer) {
-                return false;
-            }
-            if !self
-                .keys
-                .verify(vote.signer, &vote.body.signing_bytes(), &vote.signature)
-            {
-                return false;
-            }
-        }
-        true
+        cert.verify(&mut self.keys, self.quorum, self.cfg.checkpoint_interval)
     }
 
     /// Moves the low watermark to a (validated) stable certificate and collects
@@ -216,7 +177,7 @@ impl Pbft {
         self.committed_claims = self.committed_claims.split_off(&keep_claims);
         self.prepared_claims = self.prepared_claims.split_off(&keep_claims);
         self.pre_prepared_claims = self.pre_prepared_claims.split_off(&keep_claims);
-        self.checkpoint_votes = self.checkpoint_votes.split_off(&keep_claims);
+        self.checkpoint_votes.prune_through(stable);
         self.own_checkpoints = self.own_checkpoints.split_off(&stable);
 
         let mut referenced: BTreeSet<Digest> = BTreeSet::new();

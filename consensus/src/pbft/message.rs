@@ -3,17 +3,20 @@
 //! Prepare and commit carry the batch digest only; the batch travels once, in the
 //! pre-prepare. Checkpoints, view changes and new views are always signed, because they
 //! are forwarded as proof inside certificates. In signed-all mode every message also
-//! carries an envelope signature by its sender.
+//! carries an envelope signature by its sender. Checkpoint votes, stable certificates
+//! and state snapshots are the protocol-neutral ones of `crate::checkpoint`.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use crate::checkpoint::{
+    CheckpointBody, SignedCheckpoint, StableCert, StateSnapshot, checkpoint_digest,
+};
 use crate::crypto::{Signature, signing_bytes};
-use crate::pbft::clients::ClientTables;
+pub use crate::crypto::{Signed, SignedBody};
 use crate::request::{Batch, Request};
-use crate::types::{Digest, ReplicaId, Seq, View};
+use crate::types::{Digest, Seq, View};
 
 /// PBFT's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -134,56 +137,6 @@ pub struct Vote {
     pub digest: Digest,
 }
 
-/// A body signed by a replica, forwardable as proof.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signed<T> {
-    /// What was signed.
-    pub body: T,
-    /// Who signed it.
-    pub signer: ReplicaId,
-    /// Ed25519 signature over the domain tag and `body`.
-    pub signature: Signature,
-}
-
-/// Domain tags for signed bodies.
-pub trait SignedBody: Serialize {
-    /// The domain separation tag.
-    const DOMAIN: &'static [u8];
-
-    /// The bytes the signature covers.
-    fn signing_bytes(&self) -> Vec<u8> {
-        signing_bytes(Self::DOMAIN, self)
-    }
-}
-
-/// A checkpoint vote: the replica's checkpoint digest after executing `seq`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckpointBody {
-    /// The checkpoint's sequence number.
-    pub seq: Seq,
-    /// Digest over the application digest and the client tables at `seq`.
-    pub digest: Digest,
-}
-
-impl SignedBody for CheckpointBody {
-    const DOMAIN: &'static [u8] = b"tandem-checkpoint-v1";
-}
-
-/// A signed checkpoint vote.
-pub type SignedCheckpoint = Signed<CheckpointBody>;
-
-/// Proof that a checkpoint is stable: a quorum of matching signed checkpoint votes.
-/// Sequence 0 (genesis) is stable without proof.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StableCert {
-    /// The checkpoint's sequence number.
-    pub seq: Seq,
-    /// The checkpoint digest.
-    pub digest: Digest,
-    /// The quorum of votes, from distinct signers.
-    pub votes: Vec<SignedCheckpoint>,
-}
-
 /// A prepared certificate claimed in a view change: the replica prepared `digest` at
 /// `seq` in `view` (the P set of Castro's thesis).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -264,19 +217,6 @@ pub struct Status {
     pub last_delivered: Seq,
 }
 
-/// The state at a stable checkpoint, for state transfer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StateSnapshot {
-    /// Certificate for the checkpoint.
-    pub cert: StableCert,
-    /// The application digest at the checkpoint.
-    pub app_digest: Digest,
-    /// Exactly-once table at the checkpoint.
-    pub tables: ClientTables,
-    /// The application's serialised state.
-    pub snapshot: Bytes,
-}
-
 /// A committed batch, retransmitted to a lagging peer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CommittedBatch {
@@ -286,15 +226,4 @@ pub struct CommittedBatch {
     pub digest: Digest,
     /// The batch as committed (before exactly-once filtering).
     pub batch: Arc<Batch>,
-}
-
-/// Checkpoint digest: binds the sequence number, the application digest and the
-/// digest of the exactly-once table.
-pub fn checkpoint_digest(seq: Seq, app_digest: &Digest, tables_digest: &Digest) -> Digest {
-    Digest::of(&[
-        b"tandem-checkpoint-digest-v1",
-        &seq.0.to_le_bytes(),
-        &app_digest.0,
-        &tables_digest.0,
-    ])
 }

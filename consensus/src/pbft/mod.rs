@@ -7,7 +7,6 @@
 
 mod byzantine;
 mod checkpoint;
-pub mod clients;
 pub mod config;
 mod counters;
 pub mod decision;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_result};
 use crate::pbft::Pbft;
-use crate::pbft::clients::{ClientTables, is_delivered, record_result};
 use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote};
 use crate::pbft::replica::{CommittedEntry, MAX_BUFFERED, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
 use crate::pbft::replica::{PbftAction, PendingExecution};
@@ -531,35 +531,21 @@ impl Pbft {
         }
     }
 
-    /// The requests of `batch` not delivered before, marking them delivered. The
-    /// batch itself when all are fresh (the normal case: no copy).
+    /// The requests of `batch` not delivered before, marking them delivered
+    /// ([`filter_fresh`]).
     fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
-        let window = self.cfg.client_window;
-        // Built only from the first duplicate on.
-        let mut fresh: Option<Vec<Request>> = None;
-        for (i, req) in batch.requests.iter().enumerate() {
-            let key = req.key();
-            self.awaited.remove(&key);
-            self.pending.remove(&key);
-            let admitted = self
-                .delivered_table
-                .entry(req.client)
-                .or_default()
-                .admit(req.number, window);
-            match (&mut fresh, admitted) {
-                (Some(f), true) => f.push(req.clone()),
-                (None, true) => {}
-                (Some(_), false) => self.counters.duplicate_requests_filtered += 1,
-                (None, false) => {
-                    fresh = Some(batch.requests[..i].to_vec());
-                    self.counters.duplicate_requests_filtered += 1;
-                }
-            }
-        }
-        match fresh {
-            None => batch.clone(),
-            Some(f) => Arc::new(Batch::new(f)),
-        }
+        let (awaited, pending) = (&mut self.awaited, &mut self.pending);
+        let (fresh, duplicates) = filter_fresh(
+            &mut self.delivered_table,
+            batch,
+            self.cfg.client_window,
+            |req| {
+                awaited.remove(&req.key());
+                pending.remove(&req.key());
+            },
+        );
+        self.counters.duplicate_requests_filtered += duplicates;
+        fresh
     }
 
     /// The application executed `seq`: record results, reply, checkpoint.

@@ -19,14 +19,12 @@
 
 use std::sync::Arc;
 
+use crate::exactly_once::is_delivered;
 use crate::pbft::Pbft;
-use crate::pbft::clients::is_delivered;
 use crate::pbft::message::{
     CommittedBatch, Message, PbftTimer, PrePrepare, StateSnapshot, Status, Vote, checkpoint_digest,
 };
-use crate::pbft::replica::{
-    OwnCheckpoint, PbftAction, PeerProgress, PendingInstall, RETRANSMIT_LIMIT, Transfer,
-};
+use crate::pbft::replica::{PbftAction, PeerProgress, RETRANSMIT_LIMIT, Transfer};
 use crate::protocol::Action;
 use crate::request::Batch;
 use crate::types::{Digest, ReplicaId, Seq, Time};
@@ -333,14 +331,8 @@ impl Pbft {
         let Some(own) = self.own_checkpoints.get(&self.stable.seq) else {
             return;
         };
-        let Some(state) = own.snapshot.clone() else {
+        let Some(snapshot) = StateSnapshot::of(&self.stable, own) else {
             return; // not serialised yet: the requester retries elsewhere
-        };
-        let snapshot = StateSnapshot {
-            cert: self.stable.clone(),
-            app_digest: own.app_digest,
-            tables: own.tables.clone(),
-            snapshot: state,
         };
         self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
@@ -361,10 +353,14 @@ impl Pbft {
             self.counters.dropped_duplicate += 1;
             return;
         }
-        if !self.validate_cert(&s.cert)
-            || !s.tables.is_well_formed(self.cfg.client_window)
-            || checkpoint_digest(seq, &s.app_digest, &s.tables.digest()) != s.cert.digest
-        {
+        let expected = checkpoint_digest(seq, &s.app_digest, &s.tables.digest());
+        if !s.verify(
+            &mut self.keys,
+            self.quorum,
+            self.cfg.checkpoint_interval,
+            self.cfg.client_window,
+            expected,
+        ) {
             self.counters.dropped_invalid_checkpoint += 1;
             return;
         }
@@ -373,15 +369,7 @@ impl Pbft {
             app_digest: s.app_digest,
             snapshot: s.snapshot.clone(),
         });
-        self.installing = Some(PendingInstall {
-            own: OwnCheckpoint {
-                digest: s.cert.digest,
-                app_digest: s.app_digest,
-                tables: s.tables,
-                snapshot: Some(s.snapshot),
-            },
-            cert: s.cert,
-        });
+        self.installing = Some(s.into_pending());
     }
 
     pub(crate) fn on_snapshot_installed(

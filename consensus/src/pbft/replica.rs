@@ -17,11 +17,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
+use crate::checkpoint::{CheckpointVotes, OwnCheckpoint, PendingInstall};
 use crate::crypto::Keyring;
+use crate::exactly_once::{DeliveredTable, ReplyCache};
 use crate::params::ParamsError;
-use crate::pbft::clients::{ClientTables, DeliveredTable, ReplyCache};
 use crate::pbft::config::PbftConfig;
 use crate::pbft::counters::Counters;
 use crate::pbft::message::{
@@ -106,23 +105,6 @@ pub(crate) struct PendingExecution {
     pub delivered_at_checkpoint: Option<DeliveredTable>,
 }
 
-/// This replica's own checkpoint, kept to serve state transfer.
-#[derive(Debug, Clone)]
-pub(crate) struct OwnCheckpoint {
-    pub digest: Digest,
-    pub app_digest: Digest,
-    pub tables: ClientTables,
-    /// The application's state, once it reported it.
-    pub snapshot: Option<Bytes>,
-}
-
-/// A state snapshot handed to the application, awaiting its verdict.
-#[derive(Debug)]
-pub(crate) struct PendingInstall {
-    pub cert: StableCert,
-    pub own: OwnCheckpoint,
-}
-
 /// State transfer in progress.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Transfer {
@@ -171,8 +153,7 @@ pub struct Pbft {
 
     // Checkpoints.
     pub(crate) stable: StableCert,
-    pub(crate) checkpoint_votes:
-        BTreeMap<Seq, BTreeMap<ReplicaId, crate::pbft::message::SignedCheckpoint>>,
+    pub(crate) checkpoint_votes: CheckpointVotes,
     pub(crate) own_checkpoints: BTreeMap<Seq, OwnCheckpoint>,
     pub(crate) diverged: bool,
     pub(crate) transfer: Option<Transfer>,
@@ -252,7 +233,7 @@ impl Pbft {
             last_executed: Seq(0),
             installing: None,
             stable: StableCert::default(),
-            checkpoint_votes: BTreeMap::new(),
+            checkpoint_votes: CheckpointVotes::default(),
             own_checkpoints: BTreeMap::new(),
             diverged: false,
             transfer: None,

@@ -1,5 +1,6 @@
-//! Exactly-once bookkeeping per client: which request numbers were delivered, and the
-//! recent results kept to answer retransmissions.
+//! Exactly-once bookkeeping per client, shared by every protocol: which request
+//! numbers were delivered, the filtering of a committed batch against them
+//! ([`filter_fresh`]), and the recent results kept to answer retransmissions.
 //!
 //! The delivered table is replicated state: a deterministic function of the committed
 //! sequence, part of the checkpoint digest, and shipped with state transfer. The reply
@@ -14,10 +15,12 @@
 //! that skips numbers cannot grow the table without bound.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::request::{Batch, Request};
 use crate::types::{ClientId, Digest};
 
 /// Which request numbers of one client were delivered.
@@ -87,6 +90,44 @@ pub type DeliveredTable = BTreeMap<ClientId, DedupWindow>;
 /// Whether `client`'s request `number` was delivered (or fell below its window).
 pub fn is_delivered(table: &DeliveredTable, client: ClientId, number: u64) -> bool {
     table.get(&client).is_some_and(|w| w.is_done(number))
+}
+
+/// The requests of a committed `batch` not delivered before, in order, marking each
+/// delivered in `table` (window `window`); `seen` is called for every request of the
+/// batch, fresh or not. Returns the filtered batch — `batch` itself when every
+/// request is fresh (the normal case: no copy) — and the number of duplicates left
+/// out. Every replica runs it on the same committed sequence with the same table, so
+/// all deliver the same filtered batches.
+pub fn filter_fresh(
+    table: &mut DeliveredTable,
+    batch: &Arc<Batch>,
+    window: u64,
+    mut seen: impl FnMut(&Request),
+) -> (Arc<Batch>, u64) {
+    // Built only from the first duplicate on.
+    let mut fresh: Option<Vec<Request>> = None;
+    let mut duplicates = 0u64;
+    for (i, req) in batch.requests.iter().enumerate() {
+        seen(req);
+        let admitted = table
+            .entry(req.client)
+            .or_default()
+            .admit(req.number, window);
+        match (&mut fresh, admitted) {
+            (Some(f), true) => f.push(req.clone()),
+            (None, true) => {}
+            (Some(_), false) => duplicates += 1,
+            (None, false) => {
+                fresh = Some(batch.requests[..i].to_vec());
+                duplicates += 1;
+            }
+        }
+    }
+    let filtered = match fresh {
+        None => batch.clone(),
+        Some(f) => Arc::new(Batch::new(f)),
+    };
+    (filtered, duplicates)
 }
 
 /// Recent results per client, by request number.
@@ -215,6 +256,26 @@ mod tests {
             },
         );
         assert!(!t.is_well_formed(10), "nothing lies above u64::MAX");
+    }
+
+    #[test]
+    fn filter_fresh_leaves_out_delivered_requests_and_copies_only_then() {
+        let req = |number| Request {
+            client: ClientId(1),
+            number,
+            payload: Bytes::from_static(b"p"),
+        };
+        let mut table = DeliveredTable::new();
+        let batch = Arc::new(Batch::new(vec![req(1), req(2)]));
+        let mut seen = 0;
+        let (out, dups) = filter_fresh(&mut table, &batch, 8, |_| seen += 1);
+        assert!(Arc::ptr_eq(&out, &batch), "all fresh: no copy");
+        assert_eq!((dups, seen), (0, 2));
+        let again = Arc::new(Batch::new(vec![req(3), req(2), req(4), req(1)]));
+        let (out, dups) = filter_fresh(&mut table, &again, 8, |_| {});
+        assert_eq!(dups, 2);
+        let numbers: Vec<u64> = out.requests.iter().map(|r| r.number).collect();
+        assert_eq!(numbers, [3, 4]);
     }
 
     #[test]
