@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use crate::application::{Application, HashChainApp};
 use crate::crypto::{Keyring, Signature};
-use crate::pbft::clients::{ClientTables, DedupWindow};
+use crate::exactly_once::{ClientTables, DedupWindow};
 use crate::pbft::config::PbftConfig;
 use crate::pbft::message::*;
 use crate::pbft::{Pbft, PbftAction, PbftEvent};
