@@ -1,14 +1,30 @@
 //! The fault layer: [`FaultyTransport`] wraps any [`Transport`] and applies, on the
-//! sending side, the rules of a [`FaultHandle`] that can be changed at run time: per
-//! directed link `(from, to)`, drop / duplicate / reorder probabilities and a delay
-//! (fixed or drawn from a distribution); and partitions (groups of nodes that cannot
-//! reach each other) and isolated nodes, undone by [`FaultHandle::heal`].
+//! sending side, the [`FaultRules`] of a [`FaultHandle`] that can be changed at run
+//! time.
+//!
+//! The words are the fault vocabulary Tandem uses everywhere (scenario files, the
+//! simulator's fault plans, this layer); scenario actions are the kebab-case forms of
+//! the names here:
+//! - per directed link `(from, to)`, or for every link without a rule of its own
+//!   ([`FaultRules::default`]), [`LinkFaults`]: `loss`, `duplicate` and `reorder`
+//!   probabilities, a `delay` ([`Delay`]: fixed, uniform, normal, exponential, or a
+//!   `ramp` that rises over time) and a `flap` ([`Flap`]: the link goes down for part
+//!   of every period);
+//! - `partition` (groups of nodes that cannot reach each other), `isolate` (a node
+//!   cut off from every other), `one_way_cuts` (a directed link that carries nothing,
+//!   the reverse direction untouched), all undone by `heal`.
 //!
 //! Where faults apply: at the sender. A rule for `from → to` is applied by the
 //! `FaultyTransport` whose local id is `from`, so wrap every node's transport; one
-//! handle can be shared by all the nodes of a process (in-process tests) or each process
-//! can hold its own and apply the same schedule. Frames a node sends to itself are never
-//! faulted.
+//! handle can be shared by all the nodes of a process (in-process tests, a process of
+//! load clients) or each process can hold its own and be given the same rules
+//! ([`FaultHandle::replace`] takes a whole [`FaultRules`], which serializes, so a
+//! launcher can send it over a control channel). Frames a node sends to itself are
+//! never faulted.
+//!
+//! Time: a ramp's delay and a flap's phase count from the moment their rule was
+//! installed; [`FaultHandle::replace`] keeps that moment for rules that did not change,
+//! so re-sending the same rules does not restart a ramp.
 //!
 //! Ordering: delays never reorder frames on a link (each link has a FIFO delay line
 //! whose release times never go backwards, as on an ordered QUIC stream); reordering
@@ -18,6 +34,10 @@
 //! Randomness: each `FaultyTransport` draws from its own generator seeded from the seed
 //! given at construction and its node id, so a run is reproducible when each node's
 //! sends happen in a reproducible order.
+//!
+//! Memory: rules are bounded by the caller (at most one per directed link); each link
+//! holds at most one held-back frame, and a delay line holds the frames sent on its
+//! link during one delay.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,7 +63,7 @@ pub enum Delay {
     None,
     /// Always this long.
     Fixed(Duration),
-    /// Uniform in `[min, max]`.
+    /// Uniform in `[min, max]` (a delay of `(min + max) / 2` with jitter).
     Uniform {
         /// Lower bound.
         min: Duration,
@@ -62,10 +82,25 @@ pub enum Delay {
         /// Mean.
         mean: Duration,
     },
+    /// A delay that moves linearly from `from` to `to` over `over` after its rule was
+    /// installed, then stays at `to`; each frame's delay is drawn uniformly within
+    /// `jitter` of that level (never below zero). Rising delays model a network before
+    /// its global stabilisation time (GST) in partial-synchrony experiments.
+    Ramp {
+        /// Delay when the rule is installed.
+        from: Duration,
+        /// Delay from `over` onwards.
+        to: Duration,
+        /// How long the ramp takes.
+        over: Duration,
+        /// Half-width of the uniform draw around the ramp's level.
+        jitter: Duration,
+    },
 }
 
 impl Delay {
-    fn sample(&self, rng: &mut StdRng) -> Duration {
+    /// A delay drawn for a frame sent `elapsed` after the rule was installed.
+    fn sample(&self, rng: &mut StdRng, elapsed: Duration) -> Duration {
         match *self {
             Delay::None => Duration::ZERO,
             Delay::Fixed(d) => d,
@@ -84,8 +119,32 @@ impl Delay {
                 }
             }
             Delay::Exponential { .. } => Duration::ZERO,
+            Delay::Ramp {
+                from,
+                to,
+                over,
+                jitter,
+            } => {
+                let level = ramp_level(from, to, over, elapsed).as_secs_f64();
+                let j = jitter.as_secs_f64();
+                if j > 0.0 {
+                    seconds(rng.random_range(level - j..=level + j))
+                } else {
+                    seconds(level)
+                }
+            }
         }
     }
+}
+
+/// The level of a ramp from `from` to `to` over `over`, `elapsed` after it started.
+fn ramp_level(from: Duration, to: Duration, over: Duration, elapsed: Duration) -> Duration {
+    if over.is_zero() || elapsed >= over {
+        return to;
+    }
+    let progress = elapsed.as_secs_f64() / over.as_secs_f64();
+    let (a, b) = (from.as_secs_f64(), to.as_secs_f64());
+    seconds(a + (b - a) * progress)
 }
 
 /// A duration from seconds, clamped to `[0, 1 hour]` (and zero for NaN).
@@ -93,12 +152,31 @@ fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.clamp(0.0, 3600.0)).unwrap_or(Duration::ZERO)
 }
 
+/// A link that goes down for `down` at the start of every `period` (counted from when
+/// its rule was installed) and carries frames the rest of the time. Frames sent while
+/// it is down are lost and counted as blocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flap {
+    /// Length of one down-and-up cycle.
+    pub period: Duration,
+    /// How long the link is down in each cycle.
+    pub down: Duration,
+}
+
+impl Flap {
+    /// Whether the link is down `elapsed` after the rule was installed.
+    pub fn is_down(&self, elapsed: Duration) -> bool {
+        let period = self.period.as_nanos();
+        period > 0 && elapsed.as_nanos() % period < self.down.as_nanos()
+    }
+}
+
 /// The faults of one directed link. Probabilities are clamped to `[0, 1]`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LinkFaults {
-    /// Probability that a frame is dropped.
-    pub drop: f64,
+    /// Probability that a frame is lost.
+    pub loss: f64,
     /// Probability that a frame is sent twice.
     pub duplicate: f64,
     /// Probability that a frame is held back and sent after the next one.
@@ -107,16 +185,19 @@ pub struct LinkFaults {
     pub reorder_max_hold: Duration,
     /// Delay of every frame.
     pub delay: Delay,
+    /// The link goes down periodically.
+    pub flap: Option<Flap>,
 }
 
 impl Default for LinkFaults {
     fn default() -> Self {
         Self {
-            drop: 0.0,
+            loss: 0.0,
             duplicate: 0.0,
             reorder: 0.0,
             reorder_max_hold: Duration::from_millis(50),
             delay: Delay::None,
+            flap: None,
         }
     }
 }
@@ -124,19 +205,56 @@ impl Default for LinkFaults {
 impl LinkFaults {
     fn clamped(mut self) -> Self {
         let unit = |p: f64| if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
-        self.drop = unit(self.drop);
+        self.loss = unit(self.loss);
         self.duplicate = unit(self.duplicate);
         self.reorder = unit(self.reorder);
         self
     }
 }
 
+/// The rule of one directed link.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkRule {
+    /// The sender, which applies the rule.
+    pub from: NodeId,
+    /// The receiver.
+    pub to: NodeId,
+    /// What happens to frames on the link.
+    pub faults: LinkFaults,
+}
+
+/// Every rule of the fault layer at one moment, as plain data: what
+/// [`FaultHandle::replace`] installs and [`FaultHandle::rules`] reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultRules {
+    /// Faults of every link without a rule of its own.
+    pub default: Option<LinkFaults>,
+    /// Per directed link (at most one rule per link; a later one wins).
+    pub links: Vec<LinkRule>,
+    /// Groups of nodes that cannot reach each other; nodes in no group reach everyone.
+    pub partition: Vec<Vec<NodeId>>,
+    /// Nodes cut off from every other node.
+    pub isolated: Vec<NodeId>,
+    /// Directed links `(from, to)` that carry nothing (the reverse direction is not
+    /// affected).
+    pub one_way_cuts: Vec<(NodeId, NodeId)>,
+}
+
+impl FaultRules {
+    /// True when there is no rule at all.
+    pub fn is_empty(&self) -> bool {
+        *self == FaultRules::default()
+    }
+}
+
 /// What the fault layer did, summed over the transports sharing a handle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FaultCounters {
-    /// Frames dropped by a `drop` probability.
-    pub dropped: u64,
-    /// Frames dropped because a partition or isolation separated the two nodes.
+    /// Frames lost to a `loss` probability.
+    pub lost: u64,
+    /// Frames not sent because a partition, isolation, one-way cut or flapping link
+    /// separated the two nodes.
     pub blocked: u64,
     /// Frames sent with a non-zero delay.
     pub delayed: u64,
@@ -148,7 +266,7 @@ pub struct FaultCounters {
 
 #[derive(Default)]
 struct FaultCells {
-    dropped: AtomicU64,
+    lost: AtomicU64,
     blocked: AtomicU64,
     delayed: AtomicU64,
     duplicated: AtomicU64,
@@ -159,17 +277,64 @@ fn bump(cell: &AtomicU64) {
     cell.fetch_add(1, Ordering::Relaxed);
 }
 
-#[derive(Default)]
-struct FaultRules {
-    default: Option<LinkFaults>,
-    links: HashMap<(NodeId, NodeId), LinkFaults>,
-    group_of: HashMap<NodeId, usize>,
-    isolated: BTreeSet<NodeId>,
+/// A link rule and when it was installed (ramps and flaps count from there).
+#[derive(Clone, Copy)]
+struct Installed {
+    faults: LinkFaults,
+    since: Instant,
 }
 
-impl FaultRules {
+impl Installed {
+    fn now(faults: LinkFaults) -> Self {
+        Installed {
+            faults: faults.clamped(),
+            since: Instant::now(),
+        }
+    }
+
+    /// The same rule keeps its start time; a changed one starts now.
+    fn replacing(faults: LinkFaults, old: Option<&Installed>) -> Self {
+        let faults = faults.clamped();
+        match old {
+            Some(old) if old.faults == faults => *old,
+            _ => Installed::now(faults),
+        }
+    }
+}
+
+#[derive(Default)]
+struct ActiveRules {
+    default: Option<Installed>,
+    links: HashMap<(NodeId, NodeId), Installed>,
+    partition: Vec<Vec<NodeId>>,
+    group_of: HashMap<NodeId, usize>,
+    isolated: BTreeSet<NodeId>,
+    cuts: BTreeSet<(NodeId, NodeId)>,
+}
+
+/// What happens to one frame, decided under the rules' lock.
+enum Verdict {
+    Blocked,
+    Clean,
+    Faulty(LinkFaults, Duration),
+}
+
+impl ActiveRules {
+    fn set_partition(&mut self, groups: Vec<Vec<NodeId>>) {
+        self.group_of.clear();
+        for (index, group) in groups.iter().enumerate() {
+            for node in group {
+                self.group_of.insert(*node, index);
+            }
+        }
+        self.partition = groups;
+    }
+
     fn blocked(&self, from: NodeId, to: NodeId) -> bool {
         if self.isolated.contains(&from) || self.isolated.contains(&to) {
+            return true;
+        }
+        if self.cuts.contains(&(from, to)) {
             return true;
         }
         match (self.group_of.get(&from), self.group_of.get(&to)) {
@@ -178,15 +343,45 @@ impl FaultRules {
         }
     }
 
-    fn faults(&self, from: NodeId, to: NodeId) -> Option<LinkFaults> {
-        self.links.get(&(from, to)).copied().or(self.default)
+    fn verdict(&self, from: NodeId, to: NodeId) -> Verdict {
+        if self.blocked(from, to) {
+            return Verdict::Blocked;
+        }
+        let Some(rule) = self.links.get(&(from, to)).or(self.default.as_ref()) else {
+            return Verdict::Clean;
+        };
+        let elapsed = rule.since.elapsed();
+        if rule.faults.flap.is_some_and(|f| f.is_down(elapsed)) {
+            return Verdict::Blocked;
+        }
+        Verdict::Faulty(rule.faults, elapsed)
+    }
+
+    fn to_rules(&self) -> FaultRules {
+        let mut links: Vec<LinkRule> = self
+            .links
+            .iter()
+            .map(|((from, to), rule)| LinkRule {
+                from: *from,
+                to: *to,
+                faults: rule.faults,
+            })
+            .collect();
+        links.sort_by_key(|l| (l.from, l.to));
+        FaultRules {
+            default: self.default.map(|d| d.faults),
+            links,
+            partition: self.partition.clone(),
+            isolated: self.isolated.iter().copied().collect(),
+            one_way_cuts: self.cuts.iter().copied().collect(),
+        }
     }
 }
 
 /// Changes the fault rules at run time. Clones share the rules and the counters.
 #[derive(Clone, Default)]
 pub struct FaultHandle {
-    rules: Arc<RwLock<FaultRules>>,
+    rules: Arc<RwLock<ActiveRules>>,
     cells: Arc<FaultCells>,
 }
 
@@ -196,31 +391,33 @@ impl FaultHandle {
         Self::default()
     }
 
-    fn rules(&self) -> std::sync::RwLockWriteGuard<'_, FaultRules> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, ActiveRules> {
         self.rules.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sets the faults of the link `from → to` (that direction only).
     pub fn set_link(&self, from: NodeId, to: NodeId, faults: LinkFaults) {
-        self.rules().links.insert((from, to), faults.clamped());
+        self.write()
+            .links
+            .insert((from, to), Installed::now(faults));
     }
 
     /// Sets the faults of both directions between `a` and `b`.
     pub fn set_link_both_ways(&self, a: NodeId, b: NodeId, faults: LinkFaults) {
-        let faults = faults.clamped();
-        let mut rules = self.rules();
-        rules.links.insert((a, b), faults);
-        rules.links.insert((b, a), faults);
+        let rule = Installed::now(faults);
+        let mut rules = self.write();
+        rules.links.insert((a, b), rule);
+        rules.links.insert((b, a), rule);
     }
 
     /// Removes the rule of the link `from → to` (the default rule, if any, applies).
     pub fn clear_link(&self, from: NodeId, to: NodeId) {
-        self.rules().links.remove(&(from, to));
+        self.write().links.remove(&(from, to));
     }
 
     /// Sets the faults of every link that has no rule of its own (`None` removes them).
     pub fn set_default(&self, faults: Option<LinkFaults>) {
-        self.rules().default = faults.map(LinkFaults::clamped);
+        self.write().default = faults.map(Installed::now);
     }
 
     /// Splits the listed nodes into groups that cannot reach each other (replacing any
@@ -230,37 +427,72 @@ impl FaultHandle {
         G: IntoIterator<Item = I>,
         I: IntoIterator<Item = NodeId>,
     {
-        let mut group_of = HashMap::new();
-        for (index, group) in groups.into_iter().enumerate() {
-            for node in group {
-                group_of.insert(node, index);
-            }
-        }
-        self.rules().group_of = group_of;
+        let groups = groups
+            .into_iter()
+            .map(|g| g.into_iter().collect())
+            .collect();
+        self.write().set_partition(groups);
     }
 
     /// Cuts `node` off from every other node until [`FaultHandle::heal`].
     pub fn isolate(&self, node: NodeId) {
-        self.rules().isolated.insert(node);
+        self.write().isolated.insert(node);
     }
 
-    /// Removes partitions and isolations (link rules stay).
+    /// Stops every frame from `from` to `to` (not the other way) until
+    /// [`FaultHandle::heal`].
+    pub fn one_way_cut(&self, from: NodeId, to: NodeId) {
+        self.write().cuts.insert((from, to));
+    }
+
+    /// Removes partitions, isolations and one-way cuts (link rules stay).
     pub fn heal(&self) {
-        let mut rules = self.rules();
-        rules.group_of.clear();
+        let mut rules = self.write();
+        rules.set_partition(Vec::new());
         rules.isolated.clear();
+        rules.cuts.clear();
     }
 
     /// Removes every rule: no faults at all.
     pub fn clear(&self) {
-        *self.rules() = FaultRules::default();
+        *self.write() = ActiveRules::default();
+    }
+
+    /// Installs `rules` in place of every current rule. A link rule equal to the one
+    /// it replaces keeps its start time (a ramp or flap continues where it was).
+    pub fn replace(&self, rules: FaultRules) {
+        let mut active = self.write();
+        let default = rules
+            .default
+            .map(|d| Installed::replacing(d, active.default.as_ref()));
+        let mut links = HashMap::with_capacity(rules.links.len());
+        for rule in rules.links {
+            let key = (rule.from, rule.to);
+            links.insert(
+                key,
+                Installed::replacing(rule.faults, active.links.get(&key)),
+            );
+        }
+        active.default = default;
+        active.links = links;
+        active.set_partition(rules.partition);
+        active.isolated = rules.isolated.into_iter().collect();
+        active.cuts = rules.one_way_cuts.into_iter().collect();
+    }
+
+    /// The rules in force now.
+    pub fn rules(&self) -> FaultRules {
+        self.rules
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .to_rules()
     }
 
     /// What the fault layer has done so far.
     pub fn counters(&self) -> FaultCounters {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         FaultCounters {
-            dropped: load(&self.cells.dropped),
+            lost: load(&self.cells.lost),
             blocked: load(&self.cells.blocked),
             delayed: load(&self.cells.delayed),
             duplicated: load(&self.cells.duplicated),
@@ -449,31 +681,32 @@ impl<T: Transport> Transport for FaultyTransport<T> {
             self.inner.send(to, frame);
             return;
         }
-        let faults = {
-            let rules = self
-                .handle
-                .rules
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            if rules.blocked(from, to) {
+        let verdict = self
+            .handle
+            .rules
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verdict(from, to);
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let (faults, elapsed) = match verdict {
+            Verdict::Blocked => {
                 bump(&self.handle.cells.blocked);
                 return;
             }
-            rules.faults(from, to)
-        };
-        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(faults) = faults else {
-            // No rule, but frames may still wait in the delay line or be held back.
-            let held = links.get_mut(&to).and_then(|link| link.held.take());
-            self.dispatch(&mut links, to, frame, Duration::ZERO);
-            if let Some(held) = held {
-                self.dispatch(&mut links, to, held.frame, Duration::ZERO);
+            Verdict::Clean => {
+                // No rule, but frames may still wait in the delay line or be held back.
+                let held = links.get_mut(&to).and_then(|link| link.held.take());
+                self.dispatch(&mut links, to, frame, Duration::ZERO);
+                if let Some(held) = held {
+                    self.dispatch(&mut links, to, held.frame, Duration::ZERO);
+                }
+                return;
             }
-            return;
+            Verdict::Faulty(faults, elapsed) => (faults, elapsed),
         };
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
-        if rng.random_bool(faults.drop) {
-            bump(&self.handle.cells.dropped);
+        if rng.random_bool(faults.loss) {
+            bump(&self.handle.cells.lost);
             return;
         }
         let copies = if rng.random_bool(faults.duplicate) {
@@ -485,9 +718,9 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         for _ in 0..copies {
             let link = links.entry(to).or_default();
             if let Some(held) = link.held.take() {
-                let first = faults.delay.sample(&mut rng);
+                let first = faults.delay.sample(&mut rng, elapsed);
                 self.dispatch(&mut links, to, frame.clone(), first);
-                let second = faults.delay.sample(&mut rng);
+                let second = faults.delay.sample(&mut rng, elapsed);
                 self.dispatch(&mut links, to, held.frame, second);
             } else if rng.random_bool(faults.reorder) {
                 bump(&self.handle.cells.reordered);
@@ -505,7 +738,7 @@ impl<T: Transport> Transport for FaultyTransport<T> {
                     faults.reorder_max_hold,
                 ));
             } else {
-                let delay = faults.delay.sample(&mut rng);
+                let delay = faults.delay.sample(&mut rng, elapsed);
                 self.dispatch(&mut links, to, frame.clone(), delay);
             }
         }
@@ -515,7 +748,7 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         self.inner.is_connected(peer)
     }
 
-    /// The wrapped transport's counters; what the fault layer dropped, delayed or
+    /// The wrapped transport's counters; what the fault layer lost, blocked, delayed or
     /// duplicated is in [`FaultHandle::counters`].
     fn counters(&self) -> Counters {
         self.inner.counters()
@@ -523,5 +756,96 @@ impl<T: Transport> Transport for FaultyTransport<T> {
 
     fn shutdown(&self) -> ShutdownFuture<'_> {
         self.inner.shutdown()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn a_flap_is_down_at_the_start_of_each_period() {
+        let flap = Flap {
+            period: ms(1000),
+            down: ms(300),
+        };
+        assert!(flap.is_down(ms(0)));
+        assert!(flap.is_down(ms(299)));
+        assert!(!flap.is_down(ms(300)));
+        assert!(!flap.is_down(ms(999)));
+        assert!(flap.is_down(ms(2100)));
+        let no_period = Flap {
+            period: Duration::ZERO,
+            down: ms(5),
+        };
+        assert!(!no_period.is_down(ms(1)));
+    }
+
+    #[test]
+    fn a_ramp_rises_linearly_then_holds() {
+        assert_eq!(ramp_level(ms(0), ms(1000), ms(10_000), ms(0)), ms(0));
+        assert_eq!(ramp_level(ms(0), ms(1000), ms(10_000), ms(5000)), ms(500));
+        assert_eq!(
+            ramp_level(ms(0), ms(1000), ms(10_000), ms(60_000)),
+            ms(1000)
+        );
+        assert_eq!(ramp_level(ms(800), ms(200), ms(1000), ms(500)), ms(500));
+        assert_eq!(ramp_level(ms(1), ms(2), Duration::ZERO, ms(0)), ms(2));
+        let mut rng = StdRng::seed_from_u64(1);
+        let ramp = Delay::Ramp {
+            from: ms(0),
+            to: ms(100),
+            over: ms(1000),
+            jitter: ms(10),
+        };
+        for _ in 0..100 {
+            let d = ramp.sample(&mut rng, ms(500));
+            assert!(d >= ms(40) && d <= ms(60), "{d:?}");
+            assert!(ramp.sample(&mut rng, ms(0)) <= ms(10));
+        }
+    }
+
+    #[test]
+    fn replacing_with_the_same_rule_keeps_its_start_time() {
+        let handle = FaultHandle::new();
+        let a = NodeId::Replica(0);
+        let b = NodeId::Replica(1);
+        let ramp = LinkFaults {
+            delay: Delay::Ramp {
+                from: ms(0),
+                to: ms(100),
+                over: ms(1000),
+                jitter: Duration::ZERO,
+            },
+            ..LinkFaults::default()
+        };
+        handle.set_link(a, b, ramp);
+        let since = |h: &FaultHandle| h.rules.read().unwrap().links[&(a, b)].since;
+        let first = since(&handle);
+        std::thread::sleep(ms(5));
+        let mut rules = handle.rules();
+        rules.partition = vec![vec![a], vec![b]];
+        handle.replace(rules.clone());
+        assert_eq!(since(&handle), first, "unchanged rule keeps its start");
+        rules.links[0].faults.loss = 0.5;
+        handle.replace(rules);
+        assert!(since(&handle) > first, "a changed rule starts again");
+    }
+
+    #[test]
+    fn probabilities_are_clamped() {
+        let handle = FaultHandle::new();
+        handle.set_default(Some(LinkFaults {
+            loss: 7.0,
+            duplicate: f64::NAN,
+            reorder: -1.0,
+            ..LinkFaults::default()
+        }));
+        let d = handle.rules().default.unwrap();
+        assert_eq!((d.loss, d.duplicate, d.reorder), (1.0, 0.0, 0.0));
     }
 }

@@ -8,8 +8,9 @@
 //!   stream per direction of length-prefixed frames ([`wire`]), reconnection with
 //!   back-off.
 //! - [`MemoryTransport`] on a [`MemoryHub`]: the same contract without sockets.
-//! - [`FaultyTransport`] + [`FaultHandle`]: drop, delay, duplicate, reorder, partition,
-//!   changeable at run time, seeded.
+//! - [`FaultyTransport`] + [`FaultHandle`]: loss, delay (and rising-delay ramps),
+//!   duplicate, reorder, flapping links, partitions, isolation, one-way cuts, heal;
+//!   changeable at run time as a whole [`FaultRules`] value, seeded.
 //! - [`codec`]: bincode 2 encoding of messages, always decoded under a size limit.
 //!
 //! The crate knows nothing of the protocol; it depends on no other Tandem crate.
@@ -29,7 +30,8 @@ pub mod wire;
 pub use codec::{DecodeError, EncodeError, decode, encode};
 pub use counters::{Counters, PeerCounters};
 pub use fault_injection::{
-    Delay, FaultCounters, FaultError, FaultHandle, FaultyTransport, LinkFaults,
+    Delay, FaultCounters, FaultError, FaultHandle, FaultRules, FaultyTransport, Flap, LinkFaults,
+    LinkRule,
 };
 pub use identity::{
     Identity, IdentityError, Member, Membership, MembershipError, PUBLIC_KEY_LEN, PublicKey,

@@ -1,13 +1,15 @@
-//! Tests of the in-memory transport and of the fault layer around it: drop, duplicate,
-//! reorder, delay, partitions and isolation, per direction, changed at run time,
-//! reproducible from a seed. Assertions count frames; none measures time.
+//! Tests of the in-memory transport and of the fault layer around it: loss, duplicate,
+//! reorder, delay and ramps, flapping links, partitions, isolation and one-way cuts, per
+//! direction, changed at run time (also as a whole `FaultRules` value), reproducible
+//! from a seed. Assertions count frames; time is virtual (paused tokio clock) where a
+//! test depends on it.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use tandem_network::{
-    Delay, FaultHandle, FaultyTransport, Inbound, LinkFaults, MemoryHub, MemoryTransport, NodeId,
-    Transport,
+    Delay, FaultHandle, FaultRules, FaultyTransport, Flap, Inbound, LinkFaults, LinkRule,
+    MemoryHub, MemoryTransport, NodeId, Transport,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -79,7 +81,7 @@ async fn memory_transport_delivers_in_order_and_counts() {
 }
 
 #[tokio::test]
-async fn drops_are_counted_and_reproducible_from_the_seed() {
+async fn losses_are_counted_and_reproducible_from_the_seed() {
     async fn run(seed: u64) -> (Vec<u64>, u64) {
         let handle = FaultHandle::new();
         let mut nodes = cluster(2, &handle, seed);
@@ -87,14 +89,14 @@ async fn drops_are_counted_and_reproducible_from_the_seed() {
             r(0),
             r(1),
             LinkFaults {
-                drop: 0.3,
+                loss: 0.3,
                 ..LinkFaults::default()
             },
         );
         for seq in 0..1000 {
             nodes[0].0.send(r(1), seq_frame(seq));
         }
-        let dropped = handle.counters().dropped;
+        let dropped = handle.counters().lost;
         let received: Vec<u64> = (0..1000 - dropped)
             .map(|_| seq_of(&nodes[1].1.try_recv().expect("frame").1))
             .collect();
@@ -126,7 +128,7 @@ async fn faults_apply_per_direction() {
         r(0),
         r(1),
         LinkFaults {
-            drop: 1.0,
+            loss: 1.0,
             ..LinkFaults::default()
         },
     );
@@ -141,7 +143,7 @@ async fn faults_apply_per_direction() {
             .len(),
         10
     );
-    assert_eq!(handle.counters().dropped, 10);
+    assert_eq!(handle.counters().lost, 10);
 
     handle.clear_link(r(0), r(1));
     nodes[0].0.send(r(1), seq_frame(99));
@@ -268,4 +270,113 @@ async fn partitions_block_across_groups_until_healed() {
     handle.heal();
     nodes[3].0.send(r(0), seq_frame(9));
     assert_eq!(seq_of(&nodes[0].1.try_recv().expect("healed").1), 9);
+}
+
+#[tokio::test]
+async fn a_one_way_cut_blocks_one_direction_until_healed() {
+    let handle = FaultHandle::new();
+    let mut nodes = cluster(3, &handle, 9);
+    handle.one_way_cut(r(0), r(1));
+    nodes[0].0.send(r(1), seq_frame(1));
+    nodes[1].0.send(r(0), seq_frame(2));
+    nodes[0].0.send(r(2), seq_frame(3));
+    assert!(nodes[1].1.try_recv().is_err(), "r0 -> r1 is cut");
+    assert_eq!(seq_of(&nodes[0].1.try_recv().expect("reverse open").1), 2);
+    assert_eq!(seq_of(&nodes[2].1.try_recv().expect("other link").1), 3);
+    assert_eq!(handle.counters().blocked, 1);
+    handle.heal();
+    nodes[0].0.send(r(1), seq_frame(4));
+    assert_eq!(seq_of(&nodes[1].1.try_recv().expect("healed").1), 4);
+}
+
+#[tokio::test]
+async fn a_flapping_link_blocks_while_down() {
+    let handle = FaultHandle::new();
+    let mut nodes = cluster(2, &handle, 4);
+    let always_down = Flap {
+        period: Duration::from_secs(3600),
+        down: Duration::from_secs(3600),
+    };
+    handle.set_link(
+        r(0),
+        r(1),
+        LinkFaults {
+            flap: Some(always_down),
+            ..LinkFaults::default()
+        },
+    );
+    nodes[0].0.send(r(1), seq_frame(1));
+    assert!(nodes[1].1.try_recv().is_err(), "down");
+    assert_eq!(handle.counters().blocked, 1);
+    let never_down = Flap {
+        period: Duration::from_secs(3600),
+        down: Duration::ZERO,
+    };
+    handle.set_link(
+        r(0),
+        r(1),
+        LinkFaults {
+            flap: Some(never_down),
+            ..LinkFaults::default()
+        },
+    );
+    nodes[0].0.send(r(1), seq_frame(2));
+    assert_eq!(seq_of(&nodes[1].1.try_recv().expect("up").1), 2);
+}
+
+/// What a launcher sends over its control channel: a whole rule set, installed in
+/// place of the old one, identical after a trip through the wire encoding.
+#[tokio::test]
+async fn rules_replace_as_a_whole_and_survive_the_wire() {
+    let handle = FaultHandle::new();
+    let mut nodes = cluster(4, &handle, 2);
+    handle.isolate(r(3));
+    let rules = FaultRules {
+        default: Some(LinkFaults {
+            delay: Delay::Ramp {
+                from: Duration::ZERO,
+                to: Duration::from_millis(200),
+                over: Duration::from_secs(10),
+                jitter: Duration::from_millis(5),
+            },
+            ..LinkFaults::default()
+        }),
+        links: vec![LinkRule {
+            from: r(0),
+            to: r(2),
+            faults: LinkFaults {
+                loss: 1.0,
+                ..LinkFaults::default()
+            },
+        }],
+        partition: vec![vec![r(0), r(1)], vec![r(2)]],
+        isolated: Vec::new(),
+        one_way_cuts: vec![(r(1), r(0))],
+    };
+    let wire = tandem_network::encode(&rules).unwrap();
+    let back: FaultRules = tandem_network::decode(&wire, 1 << 16).unwrap();
+    assert_eq!(back, rules);
+    handle.replace(back);
+    assert_eq!(
+        handle.rules(),
+        rules,
+        "the isolation is gone, the rest is in"
+    );
+
+    nodes[1].0.send(r(0), seq_frame(1)); // cut
+    nodes[1].0.send(r(2), seq_frame(2)); // partitioned
+    nodes[3].0.send(r(0), seq_frame(3)); // no longer isolated; default ramp starts at 0
+    assert_eq!(handle.counters().blocked, 2);
+    let (from, frame) = drain(&mut nodes[0].1, 1, Duration::from_millis(20))
+        .await
+        .remove(0);
+    assert_eq!((from, seq_of(&frame)), (r(3), 3));
+
+    handle.replace(FaultRules::default());
+    assert!(handle.rules().is_empty());
+    nodes[1].0.send(r(0), seq_frame(4));
+    let (_, frame) = drain(&mut nodes[0].1, 1, Duration::from_millis(20))
+        .await
+        .remove(0);
+    assert_eq!(seq_of(&frame), 4);
 }
