@@ -212,6 +212,14 @@ pub fn summary(run: &RunRecord) -> RunSummary {
             .map(|(i, r)| replica_summary(i, r, warm_ms, end_ms))
             .collect(),
         safety: verdict(&run.replicas),
+        tandem_version: env!("CARGO_PKG_VERSION").to_string(),
+        machine: None,
+        scenario: None,
+        faults: Vec::new(),
+        phases: Vec::new(),
+        recoveries: Vec::new(),
+        liveness: None,
+        expectations: Vec::new(),
     }
 }
 

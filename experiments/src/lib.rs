@@ -9,6 +9,8 @@
 //! - [`runner`]: a cluster on this machine under load, its process backend, faults,
 //!   progress and saturation sweeps; [`aggregate`]: what a run recorded → summary and
 //!   timeline.
+//! - [`scenario`]: scenario files (cluster, workload, load, timed faults,
+//!   expectations), the fault vocabulary and targets.
 //! - [`report`]: the results folder, the summary table and the plots.
 //!
 //! Dependencies: `tandem-consensus`, `tandem-network`, `tandem-executor`; none of them
@@ -24,3 +26,4 @@ pub mod payload;
 pub mod protocol_section;
 pub mod report;
 pub mod runner;
+pub mod scenario;

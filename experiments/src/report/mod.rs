@@ -21,7 +21,8 @@ mod utc;
 
 pub use folder::{results_dir, rewrite_plots, write_results};
 pub use model::{
-    ConsensusStats, ExecutorStats, LatencyStats, ReplicaSummary, RunSummary, SafetyVerdict,
+    ConsensusStats, ExecutorStats, ExpectationOutcome, FaultSpan, LatencyStats, LivenessObserved,
+    Machine, Phase, PhaseKind, Recovery, ReplicaSummary, RunSummary, SafetyVerdict, ScenarioRecord,
     Throughput, TimelineRow,
 };
 pub use summary::{git_revision, now_rfc3339};

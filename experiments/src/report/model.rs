@@ -40,6 +40,150 @@ pub struct RunSummary {
     pub replicas: Vec<ReplicaSummary>,
     /// Whether the correct replicas' state digests agree.
     pub safety: SafetyVerdict,
+    /// `tandem --version` of the binary that ran.
+    #[serde(default)]
+    pub tandem_version: String,
+    /// The machine the run used.
+    #[serde(default)]
+    pub machine: Option<Machine>,
+    /// The scenario that was run (for `tandem local`, the one its flags stand for):
+    /// everything needed to run it again.
+    #[serde(default)]
+    pub scenario: Option<ScenarioRecord>,
+    /// Every fault as it happened: when it started and ended, on which replicas.
+    #[serde(default)]
+    pub faults: Vec<FaultSpan>,
+    /// The run cut at every fault's start and end: before, during, after.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+    /// Per fault, how long throughput took to come back.
+    #[serde(default)]
+    pub recoveries: Vec<Recovery>,
+    /// Whether requests still completed after the last fault event.
+    #[serde(default)]
+    pub liveness: Option<LivenessObserved>,
+    /// The scenario's expectations and whether each held.
+    #[serde(default)]
+    pub expectations: Vec<ExpectationOutcome>,
+}
+
+/// The machine a run used.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Machine {
+    /// Logical CPUs available to the process.
+    pub cores: usize,
+    /// 1, 5 and 15 minute load averages when the run started (`/proc/loadavg`).
+    pub load_average: [f64; 3],
+}
+
+/// The scenario a run executed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ScenarioRecord {
+    /// The file, if it came from one.
+    pub path: Option<String>,
+    /// Its full text.
+    pub text: String,
+    /// SHA-256 of the text, hex.
+    pub sha256: String,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// One fault as it happened in the run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct FaultSpan {
+    /// The fault's number in the scenario file (1-based).
+    pub fault: usize,
+    /// What happened, e.g. `crash r0`, `partition {r0} | {r1,r2,r3}`.
+    pub label: String,
+    /// When it started, seconds since the run started.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub start_s: f64,
+    /// When its effect ended (its end, or the restart, resume or heal that undid it);
+    /// `None` if it lasted to the end of the run. Equal to `start_s` for an instant
+    /// action (restart, resume, heal).
+    pub end_s: Option<f64>,
+    /// The replicas it hit.
+    pub replicas: Vec<u32>,
+}
+
+/// Which part of the run a phase is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseKind {
+    /// Before the first fault.
+    Before,
+    /// At least one fault is active.
+    During,
+    /// No fault active, after one ended (the last such phase is "after every fault").
+    After,
+}
+
+/// A stretch of the measured run between two fault events.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Phase {
+    /// Before, during or after.
+    pub kind: PhaseKind,
+    /// The faults active (during) or just ended (after).
+    pub label: String,
+    /// Seconds since the run started.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub start_s: f64,
+    /// Seconds since the run started.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub end_s: f64,
+    /// End-to-end transactions per second.
+    #[serde(deserialize_with = "number_or_nan")]
+    pub tps: f64,
+    /// Median latency of requests completed in the phase, milliseconds.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: Option<f64>,
+    /// View changes during the phase (highest view at its end minus at its start).
+    pub views: u64,
+}
+
+/// How long throughput took to come back after a fault.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Recovery {
+    /// The fault's number in the scenario file.
+    pub fault: usize,
+    /// Its label.
+    pub label: String,
+    /// The throughput before it (tx/s over up to 5 s before it started).
+    #[serde(deserialize_with = "number_or_nan")]
+    pub before_tps: f64,
+    /// `fault` when the cluster recovered while the fault lasted (measured from its
+    /// start), `heal` when only after it ended (measured from its end).
+    pub from: String,
+    /// Seconds until throughput was back to 90% of `before_tps`; `None` if it never
+    /// was before the load ended.
+    pub recovery_s: Option<f64>,
+}
+
+/// What the run showed about liveness after its last fault event.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LivenessObserved {
+    /// The last fault start or end, seconds since the run started (0 without faults).
+    #[serde(deserialize_with = "number_or_nan")]
+    pub last_event_s: f64,
+    /// Requests completed from one second after it to the end of the load.
+    pub completed_after: u64,
+    /// Requests completed in the last two seconds of the load.
+    pub completed_at_end: u64,
+}
+
+/// One expectation and whether it held.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ExpectationOutcome {
+    /// The `[expect]` field, e.g. `min_tps_after`.
+    pub name: String,
+    /// What was expected, e.g. `>= 5000 tx/s`.
+    pub expected: String,
+    /// What the run showed.
+    pub observed: String,
+    /// Whether it held.
+    pub passed: bool,
 }
 
 /// Throughput over the measured duration.

@@ -69,6 +69,14 @@ pub(crate) fn sample_summary() -> RunSummary {
             digest: Some("3f2a9c1e77d04b1a9e2f".into()),
             detail: "4 of 4 replicas compared".into(),
         },
+        tandem_version: "0.1.0".into(),
+        machine: None,
+        scenario: None,
+        faults: Vec::new(),
+        phases: Vec::new(),
+        recoveries: Vec::new(),
+        liveness: None,
+        expectations: Vec::new(),
     }
 }
 
