@@ -175,10 +175,10 @@ impl<'a> SourceText<'a> {
                     *n += 1;
                     current = format!("[[{name}]] {n}");
                 }
-            } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
-                if is_table_name(name.trim()) {
-                    current = format!("[{}]", name.trim());
-                }
+            } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next())
+                && is_table_name(name.trim())
+            {
+                current = format!("[{}]", name.trim());
             }
         }
         current

@@ -278,7 +278,7 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
 /// Seconds as written (finite, ≥ 0) → a duration.
 fn seconds(src: &SourceText<'_>, value: &Spanned<f64>) -> Checked<Duration> {
     let v = *value.get_ref();
-    if !v.is_finite() || v < 0.0 || v > 1e7 {
+    if !v.is_finite() || !(0.0..=1e7).contains(&v) {
         return Err(src.error(
             value.span(),
             format!("{v} is not a number of seconds (finite, ≥ 0)"),
@@ -290,7 +290,7 @@ fn seconds(src: &SourceText<'_>, value: &Spanned<f64>) -> Checked<Duration> {
 /// Milliseconds as written (finite, ≥ 0) → a duration.
 fn millis(src: &SourceText<'_>, value: &Spanned<f64>) -> Checked<Duration> {
     let v = *value.get_ref();
-    if !v.is_finite() || v < 0.0 || v > 3.6e6 {
+    if !v.is_finite() || !(0.0..=3.6e6).contains(&v) {
         return Err(src.error(
             value.span(),
             format!("{v} is not a number of milliseconds (finite, between 0 and one hour)"),
