@@ -12,9 +12,11 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use tandem_consensus::application::{Application, FrozenState};
+use tandem_consensus::application::{Application, ChunkRejected, FrozenState};
 use tandem_consensus::{Batch, Digest, Seq};
-use tandem_executor::{ExecutionLimits, Executor, ExecutorOptions, State, executor_by_name};
+use tandem_executor::{
+    ChunkedRestore, ExecutionLimits, Executor, ExecutorOptions, State, executor_by_name,
+};
 use tandem_experiments::payload::decode_payload;
 
 /// Running totals of what the executor did.
@@ -43,6 +45,8 @@ pub struct LedgerApp {
     state: State,
     executor: Box<dyn Executor>,
     totals: ExecutionTotals,
+    /// A chunked restore in progress.
+    pending: Option<ChunkedRestore>,
 }
 
 impl LedgerApp {
@@ -57,6 +61,7 @@ impl LedgerApp {
             state,
             executor: executor_by_name(executor, threads, options)?,
             totals: ExecutionTotals::default(),
+            pending: None,
         })
     }
 
@@ -73,6 +78,16 @@ struct FrozenLedger(State);
 impl FrozenState for FrozenLedger {
     fn encode(&self) -> Bytes {
         Bytes::from(self.0.snapshot())
+    }
+
+    /// Chunks of `State::snapshot_chunks` (a bound below
+    /// `tandem_executor::MIN_CHUNK_BYTES` is raised to it).
+    fn chunks(&self, max_chunk_bytes: usize) -> Vec<Bytes> {
+        self.0
+            .snapshot_chunks(max_chunk_bytes)
+            .into_iter()
+            .map(Bytes::from)
+            .collect()
     }
 }
 
@@ -154,6 +169,36 @@ impl Application for LedgerApp {
     fn restore(&mut self, snapshot: &[u8], expected: &Digest) -> bool {
         match State::restore(snapshot) {
             Ok(state) if state.digest() == expected.0 => {
+                self.state = state;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn restore_begin(&mut self, expected: &Digest) {
+        self.pending = Some(ChunkedRestore::new(expected.0));
+    }
+
+    fn restore_chunk(&mut self, index: u64, chunk: &[u8]) -> Result<(), ChunkRejected> {
+        let pending = self
+            .pending
+            .as_mut()
+            .ok_or_else(|| ChunkRejected("no restore in progress".into()))?;
+        let index = u32::try_from(index)
+            .map_err(|_| ChunkRejected(format!("chunk index {index} out of range")))?;
+        pending
+            .apply(index, chunk)
+            .map_err(|e| ChunkRejected(e.to_string()))
+    }
+
+    fn restore_complete(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.is_complete())
+    }
+
+    fn restore_finish(&mut self) -> bool {
+        match self.pending.take().map(ChunkedRestore::finish) {
+            Some(Ok(state)) => {
                 self.state = state;
                 true
             }
@@ -272,5 +317,55 @@ mod admission_tests {
             Receipt::decode(&results[0]).unwrap(),
             Receipt::Aborted(tandem_executor::AbortReason::CostLimit)
         );
+    }
+}
+
+#[cfg(test)]
+mod chunked_tests {
+    use super::*;
+    use tandem_executor::{MIN_CHUNK_BYTES, WorkloadKind, WorkloadSpec};
+
+    /// A ledger far larger than one (test-sized) frame moves in verified chunks; a
+    /// Byzantine sender's bad chunk is refused at once and an honest one's accepted.
+    #[test]
+    fn a_ledger_larger_than_a_frame_transfers_in_chunks() {
+        let spec = WorkloadSpec {
+            kind: WorkloadKind::Mixed,
+            accounts: 3000,
+            ..WorkloadSpec::default()
+        };
+        let opts = ExecutorOptions::default();
+        let mut sender = LedgerApp::new(spec.genesis().unwrap(), "sequential", 1, &opts).unwrap();
+        let mut generator = spec.generator(0, 1).unwrap();
+        let payloads = (0..200)
+            .map(|i| tandem_consensus::Request {
+                client: tandem_consensus::ClientId(0),
+                number: i + 1,
+                payload: tandem_experiments::payload::encode_payload(
+                    &generator.next_transaction(),
+                    0,
+                ),
+            })
+            .collect();
+        let (_, digest) = sender.execute(Seq(1), &Batch::new(payloads));
+        let frame = MIN_CHUNK_BYTES;
+        assert!(
+            sender.snapshot().len() > 20 * frame,
+            "the ledger must exceed a frame"
+        );
+        let chunks = sender.freeze().chunks(frame);
+        assert!(chunks.iter().all(|c| c.len() <= frame));
+        let mut receiver = LedgerApp::new(State::new(), "sequential", 1, &opts).unwrap();
+        receiver.restore_begin(&digest);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut bad = chunk.to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 0x40;
+            assert!(receiver.restore_chunk(i as u64, &bad).is_err(), "chunk {i}");
+            receiver.restore_chunk(i as u64, chunk).unwrap();
+        }
+        assert!(receiver.restore_complete());
+        assert!(receiver.restore_finish());
+        assert_eq!(receiver.snapshot(), sender.snapshot());
     }
 }

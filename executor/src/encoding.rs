@@ -1,5 +1,6 @@
 //! The canonical byte encoding of state keys and values, shared by the digest (a
-//! leaf is SHA-256 of `key ‖ value`) and by snapshots (a sequence of `key ‖ value`).
+//! Merkle leaf is SHA-256 of `0x00 ‖ key ‖ value`, `merkle.rs`), by snapshots and
+//! by snapshot chunks (sequences of `key ‖ value`).
 //!
 //! Every item starts with a one-byte tag followed by fixed-width big-endian
 //! fields, so encodings are self-delimiting and keys sort bytewise in the same
@@ -44,7 +45,7 @@ impl<const N: usize> Buf<N> {
         &self.bytes[..self.len]
     }
 
-    fn put(&mut self, data: &[u8]) {
+    pub(crate) fn put(&mut self, data: &[u8]) {
         // Callers size N for the longest encoding; `get_mut` keeps this panic-free
         // even if that were ever wrong (the encoding would then be truncated and
         // the digest tests would fail loudly).

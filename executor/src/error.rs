@@ -14,6 +14,8 @@ pub enum Error {
     SpawnFailed(String),
     #[error("invalid state entry {key:?}: {reason}")]
     InvalidEntry { key: Key, reason: &'static str },
+    #[error("state chunk {index} rejected: {reason}")]
+    Chunk { index: u32, reason: String },
     #[error("snapshot rejected at byte {offset}: {reason}")]
     Snapshot { offset: usize, reason: &'static str },
     #[error("invalid workload spec: {0}")]

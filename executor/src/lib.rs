@@ -2,7 +2,8 @@
 //! apply ordered batches of them, and seeded workload generators.
 //!
 //! - [`State`]: balances, nonces, public keys, Uniswap V2 pools, lending markets;
-//!   an incremental digest (`digest.rs`), snapshots and validating restore.
+//!   an incremental Merkle digest (`merkle.rs`), snapshots (whole, or in chunks each
+//!   verifiable against the root: `chunks.rs`) and validating restore.
 //! - [`Transaction`] / [`Receipt`]: the operations and their outcomes; the nonce
 //!   rule and abort semantics are documented in `tx.rs`.
 //! - [`Executor`]: `sequential`, `block-stm`, `access-list` and `auto`, built by
@@ -15,13 +16,14 @@ pub mod amm;
 mod apply;
 mod auto;
 mod block_stm;
+mod chunks;
 mod cost;
-mod digest;
 mod encoding;
 mod error;
 mod executor;
 mod json;
 pub mod lending;
+mod merkle;
 mod pool;
 mod public_key;
 mod sequential;
@@ -35,6 +37,7 @@ pub mod workload;
 pub use access_list::AccessListExecutor;
 pub use auto::AutoExecutor;
 pub use block_stm::BlockStmExecutor;
+pub use chunks::{ChunkedRestore, MIN_CHUNK_BYTES};
 pub use cost::{ExecutionLimits, OverLimit, SIGNATURE_COST, op_cost};
 pub use error::Error;
 pub use executor::{

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! magic   "TNDMSNP1"                     8 bytes
-//! digest  the state digest              32 bytes
+//! digest  the state digest (Merkle root) 32 bytes
 //! count   number of entries              8 bytes
 //! entries count × (key ‖ value)          canonical encoding (encoding.rs), keys strictly ascending
 //! ```
@@ -13,7 +13,9 @@
 //! byte-identical snapshots. `State::restore` never trusts its input: it bounds the
 //! entry count by the input length, checks every tag, length, key/value kind and
 //! value invariant, requires strictly ascending keys and no trailing bytes, and
-//! recomputes the digest, which must equal the one recorded.
+//! recomputes the digest, which must equal the one recorded. This single-frame form
+//! stays for tools and for the consensus path until it switches to the chunked
+//! transfer of `chunks.rs`.
 
 use crate::encoding::{
     Buf, MAX_KEY_LEN, MAX_VALUE_LEN, MIN_ENTRY_LEN, Reader, encode_key, encode_value,
@@ -59,8 +61,7 @@ impl State {
                 "entry count larger than the input can hold",
             ));
         }
-        let mut state = State::new();
-        state.reserve(count as usize);
+        let mut entries = Vec::with_capacity(count as usize);
         let mut previous = None;
         for _ in 0..count {
             let at = r.position();
@@ -74,11 +75,13 @@ impl State {
                 return Err(fail(at, "default value stored (not canonical)"));
             }
             previous = Some(key);
-            state.insert_verified(key, value);
+            entries.push((key, value));
         }
         if r.remaining() != 0 {
             return Err(fail(r.position(), "trailing bytes after the last entry"));
         }
+        let mut state = State::new();
+        state.insert_verified(&entries);
         if state.digest() != recorded {
             return Err(fail(8, "digest does not match the entries"));
         }

@@ -6,21 +6,22 @@
 //!   stored value is a default (zero balance, zero nonce, empty position): a write
 //!   of a default removes the entry, so the digest depends only on the meaning of
 //!   the state, never on whether a zero was written or never set;
-//! - outside a batch, `digest` equals the sum of the leaves of all entries
-//!   (`digest.rs`). During a batch, executors `write` entries; the first write of
+//! - outside a batch, `digest` is the root of the Merkle tree over all entries
+//!   (`merkle.rs`). During a batch, executors `write` entries; the first write of
 //!   a key in a batch records its old value (the entry remembers where, by batch
 //!   epoch, so later writes update that record without another lookup), and
-//!   `finish_batch` hashes old and new value of every changed key — in parallel
-//!   over the shards — and folds the differences into the digest. It never
-//!   probes the map again except to drop entries that became default.
+//!   `finish_batch` hashes the new leaf of every changed key — in parallel over the
+//!   shards — and hands the changes to the tree, which rehashes the buckets and
+//!   nodes above them (in parallel over its subtrees). It never probes the map
+//!   again except to drop entries that became default.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::amm::Pool;
-use crate::digest::{Limbs, leaf};
 use crate::error::Error;
 use crate::lending::{BPS, Market, Position};
+use crate::merkle::{Change, MerkleTree, bucket_of, leaf_hash};
 use crate::pool::WorkerPool;
 
 /// An account id. Account 0 is the faucet, the only sender allowed to mint.
@@ -164,9 +165,8 @@ pub(crate) struct Shard {
     dirty: Vec<Dirty>,
     /// Current batch number of this shard; entries from earlier batches are clean.
     epoch: u64,
-    /// Result of the last `finish`: leaves added and removed, public keys added.
-    added: Limbs,
-    removed: Limbs,
+    /// Result of the last `finish`: the changed keys for the tree, public keys added.
+    changes: Vec<Change>,
     keys_added: isize,
 }
 
@@ -176,8 +176,7 @@ impl Default for Shard {
             map: FxHashMap::default(),
             dirty: Vec::new(),
             epoch: 1,
-            added: Limbs::ZERO,
-            removed: Limbs::ZERO,
+            changes: Vec::new(),
             keys_added: 0,
         }
     }
@@ -227,32 +226,32 @@ impl Shard {
         }
     }
 
-    /// Ends the batch for this shard: hashes the old and new value of every
-    /// changed key (none for keys written back to their old value), removes
-    /// entries that became default, and records the sums in `added`/`removed`.
+    /// Ends the batch for this shard: hashes the new leaf of every changed key
+    /// (none for keys written back to their old value), removes entries that became
+    /// default, and records the changes for the tree in `changes`.
     fn finish(&mut self) {
-        let mut added = Limbs::ZERO;
-        let mut removed = Limbs::ZERO;
         let mut keys_added = 0isize;
+        self.changes.clear();
         for d in self.dirty.drain(..) {
             if d.old == Some(d.new) {
                 continue;
             }
-            if let Some(old) = &d.old {
-                removed.add(leaf(&d.key, old));
-            }
-            if d.new.is_default() {
+            let leaf = if d.new.is_default() {
                 self.map.remove(&d.key);
+                None
             } else {
-                added.add(leaf(&d.key, &d.new));
-            }
+                Some(leaf_hash(&d.key, &d.new))
+            };
+            self.changes.push(Change {
+                bucket: bucket_of(&d.key),
+                key: d.key,
+                leaf,
+            });
             if matches!(d.key, Key::PublicKey(_)) {
                 keys_added += isize::from(!d.new.is_default()) - isize::from(d.old.is_some());
             }
         }
         self.epoch += 1;
-        self.added = added;
-        self.removed = removed;
         self.keys_added = keys_added;
     }
 }
@@ -261,7 +260,7 @@ impl Shard {
 #[derive(Clone, Debug)]
 pub struct State {
     shards: Vec<Shard>,
-    digest: Limbs,
+    tree: MerkleTree,
     /// Number of `PublicKey` entries (signature checks are skipped when zero).
     public_keys: usize,
 }
@@ -270,7 +269,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            digest: Limbs::ZERO,
+            tree: MerkleTree::default(),
             public_keys: 0,
         }
     }
@@ -278,7 +277,7 @@ impl Default for State {
 
 impl PartialEq for State {
     fn eq(&self, other: &Self) -> bool {
-        self.digest == other.digest
+        self.digest() == other.digest()
             && self.shards.iter().zip(&other.shards).all(|(a, b)| {
                 a.map.len() == b.map.len()
                     && a.map
@@ -304,9 +303,15 @@ impl State {
         Ok(state)
     }
 
-    /// The 32-byte state digest (see `digest.rs`): O(1), maintained incrementally.
+    /// The 32-byte state digest, the Merkle root of `merkle.rs`: O(1), maintained
+    /// incrementally.
     pub fn digest(&self) -> [u8; 32] {
-        self.digest.to_be_bytes()
+        self.tree.root()
+    }
+
+    /// The Merkle tree (chunked snapshots read buckets and range proofs from it).
+    pub(crate) fn tree(&self) -> &MerkleTree {
+        &self.tree
     }
 
     /// Number of stored (non-default) entries.
@@ -443,15 +448,28 @@ impl State {
             _ => work(0, &mut self.shards),
         }
         for shard in &self.shards {
-            self.digest.sub(shard.removed);
-            self.digest.add(shard.added);
             self.public_keys = self.public_keys.saturating_add_signed(shard.keys_added);
         }
+        let changes = self.shards.iter_mut().flat_map(|s| s.changes.drain(..));
+        self.tree.apply(changes, pool);
     }
 
-    /// Inserts an already validated entry outside any batch (snapshot restore).
-    pub(crate) fn insert_verified(&mut self, key: Key, value: Value) {
-        self.digest.add(leaf(&key, &value));
+    /// Inserts already validated entries with distinct keys outside any batch
+    /// (snapshot restore), then updates the tree once.
+    pub(crate) fn insert_verified(&mut self, entries: &[(Key, Value)]) {
+        self.reserve(entries.len());
+        for (key, value) in entries {
+            self.insert_one(*key, *value);
+        }
+        let changes = entries.iter().map(|(k, v)| Change {
+            bucket: bucket_of(k),
+            key: *k,
+            leaf: Some(leaf_hash(k, v)),
+        });
+        self.tree.apply(changes, None);
+    }
+
+    fn insert_one(&mut self, key: Key, value: Value) {
         if matches!(key, Key::PublicKey(_)) {
             self.public_keys += 1;
         }
@@ -564,5 +582,36 @@ mod tests {
         }
         let rebuilt = State::from_entries(a.entries()).unwrap();
         assert_eq!(rebuilt.digest(), a.digest());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The digest is a function of the entries only: any sequence of writes,
+        /// cut into any batches, finished with or without a pool, ends at the digest
+        /// of the final entries built from scratch.
+        #[test]
+        fn digest_is_a_function_of_the_entries(
+            writes in proptest::collection::vec((0u64..300, 0u32..3, 0u128..4), 1..400),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+            parallel in proptest::prelude::any::<bool>(),
+        ) {
+            let pool = WorkerPool::new(2).unwrap();
+            let mut s = State::new();
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut last = std::collections::BTreeMap::new();
+            for (i, (a, t, v)) in writes.iter().enumerate() {
+                s.write(Key::Balance(*a, *t), Value::Amount(*v));
+                last.insert(Key::Balance(*a, *t), Value::Amount(*v));
+                if cuts.binary_search(&i).is_ok() {
+                    s.finish_batch(parallel.then_some(&pool));
+                }
+            }
+            s.finish_batch(parallel.then_some(&pool));
+            let fresh = State::from_entries(last).unwrap();
+            proptest::prop_assert_eq!(s.digest(), fresh.digest());
+            proptest::prop_assert!(s == fresh);
+        }
     }
 }
