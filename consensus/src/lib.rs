@@ -35,7 +35,8 @@ pub mod types;
 
 pub use params::{CommonParams, ParamsError, ProtocolParams};
 pub use protocol::{
-    Action, ByzantineBehaviour, CommonCounters, Delivery, Event, Executed, Protocol, ReplicaStatus,
+    Action, ByzantineBehaviour, CommonCounters, Delivery, DurableCheckpoint, Event, Executed,
+    Protocol, RecoveryError, ReplicaStatus,
 };
 pub use registry::{ProtocolKind, ProtocolVisitor, RegistryError};
 pub use request::{Batch, Reply, Request};

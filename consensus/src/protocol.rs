@@ -5,6 +5,13 @@
 //! carries out the [`Action`]s the protocol answers with. Protocols never block, never
 //! read a clock and never spawn work, so the same inputs always give the same outputs.
 //!
+//! Durability is part of the interface: a protocol names what must survive a crash
+//! with [`Action::Persist`] (records of its own type, [`Protocol::Record`]), offers
+//! compaction points with [`Protocol::durable_checkpoint`], and after a restart from
+//! disk gets its records back, in order, through [`Protocol::recover`] before
+//! [`Protocol::start`]. A driver without a log ignores `Persist`; its replica then
+//! restarts amnesiac.
+//!
 //! Besides events and actions, a protocol names itself, builds itself from the
 //! [`CommonParams`] and its own [`Protocol::Params`], lists its Byzantine modes
 //! ([`ByzantineBehaviour`]), tells clients where to send requests
@@ -71,9 +78,10 @@ pub struct Executed {
     pub results: Vec<Bytes>,
 }
 
-/// What a protocol asks its driver to do.
+/// What a protocol asks its driver to do: `M` its messages, `T` its timers, `R` its
+/// log records.
 #[derive(Clone, Debug)]
-pub enum Action<M, T> {
+pub enum Action<M, T, R> {
     /// Send `msg` to one replica.
     Send {
         /// Destination.
@@ -119,6 +127,45 @@ pub enum Action<M, T> {
         /// The serialised state.
         snapshot: Bytes,
     },
+    /// Make `record` durable before anything this replica sends after it leaves: a
+    /// `Send`, `Broadcast` or `Reply` that follows it in this event's actions, or comes
+    /// from a later event, goes out only once the record (and every record before it)
+    /// is on stable storage. Records are appended in the order they are emitted; a
+    /// driver may batch many into one write and one fsync (group commit), holding back
+    /// only the messages that follow them. Everything else (deliveries, timers,
+    /// installs) need not wait. A driver without a log drops the record.
+    Persist(R),
+}
+
+/// A compaction point of a replica's log, offered by [`Protocol::durable_checkpoint`]:
+/// the application's state at a stable checkpoint and the protocol's durable state,
+/// which together replace every record logged before. Recovery restores the
+/// application from `snapshot` (checking `app_digest`) and replays `base` first, then
+/// every record logged after it.
+#[derive(Clone, Debug)]
+pub struct DurableCheckpoint<R> {
+    /// The stable checkpoint the application state is at.
+    pub seq: Seq,
+    /// The application's digest at `seq` (the one the stable certificate vouches for).
+    pub app_digest: Digest,
+    /// The application's serialised state at `seq` ([`Application::snapshot`]).
+    ///
+    /// [`Application::snapshot`]: crate::application::Application::snapshot
+    pub snapshot: Bytes,
+    /// The protocol's durable state now (view, votes, certificates, committed batches
+    /// above `seq`...): the first record of the compacted log.
+    pub base: R,
+}
+
+/// A record [`Protocol::recover`] could not apply: the log does not describe a state
+/// this protocol could have written (its driver then refuses the log).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("log record {index}: {problem}")]
+pub struct RecoveryError {
+    /// The record's position among those replayed, from 0.
+    pub index: u64,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
 /// A committed batch handed to the application: what was committed at which position
@@ -212,6 +259,8 @@ pub trait Protocol: Sized + 'static {
     type Params: ProtocolParams;
     /// The protocol's Byzantine modes.
     type Byzantine: ByzantineBehaviour;
+    /// What the protocol logs ([`Action::Persist`]) and replays ([`Protocol::recover`]).
+    type Record: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
 
     /// Builds replica `keys.me()` of a cluster, honest or misbehaving in `byzantine`.
     ///
@@ -236,15 +285,33 @@ pub trait Protocol: Sized + 'static {
     /// This replica's id.
     fn id(&self) -> ReplicaId;
 
-    /// Called once before any event: set initial timers.
-    fn start(&mut self, now: Time, out: &mut Vec<Action<Self::Message, Self::Timer>>);
+    /// Replays record number `index` (from 0) of this replica's log after a restart
+    /// from disk, in log order, before [`Protocol::start`] and without sending
+    /// anything. The application was restored to the snapshot of the log's
+    /// [`DurableCheckpoint`] (whose `base` is record 0), or is at genesis if the log
+    /// was never compacted. A record that no replica could have logged is an error.
+    ///
+    /// # Errors
+    /// [`RecoveryError`] naming the record; the driver then refuses the whole log.
+    fn recover(&mut self, index: u64, record: Self::Record) -> Result<(), RecoveryError>;
+
+    /// The latest point the log can be compacted at: a stable checkpoint whose
+    /// application state this replica holds, with the protocol's durable state now.
+    /// `None` until there is one. A driver asks when it wants to compact (by its own
+    /// policy, e.g. after a segment's worth of records) and writes it before dropping
+    /// older records.
+    fn durable_checkpoint(&self) -> Option<DurableCheckpoint<Self::Record>>;
+
+    /// Called once before any event (after [`Protocol::recover`] on a restart from
+    /// disk): set initial timers, and resume what the recovered state calls for.
+    fn start(&mut self, now: Time, out: &mut Vec<Action<Self::Message, Self::Timer, Self::Record>>);
 
     /// Handles one event, appending the resulting actions to `out`.
     fn handle(
         &mut self,
         now: Time,
         event: Event<Self::Message, Self::Timer>,
-        out: &mut Vec<Action<Self::Message, Self::Timer>>,
+        out: &mut Vec<Action<Self::Message, Self::Timer, Self::Record>>,
     );
 
     /// Where the replica stands.

@@ -29,7 +29,13 @@
 //!      `conflicting_commits` is what the simulator's checker reports as a safety
 //!      violation; `view_changes` counts round time-outs);
 //!    - the events/actions interface (`start`, `handle`, `status`, `counters`), with
-//!      `Delivery::seq` numbering deliveries 1, 2, 3, … (block heights, not rounds).
+//!      `Delivery::seq` numbering deliveries 1, 2, 3, … (block heights, not rounds);
+//!    - durability: `type Record` (its log records), `Action::Persist` before every
+//!      message that depends on a fact (HotStuff: its last voted round and its
+//!      locked/highest quorum certificates before a vote, blocks before voting for
+//!      them), `recover` (replays the records in order before `start`) and
+//!      `durable_checkpoint` (a stable checkpoint's snapshot and the durable state
+//!      that replace older records); `pbft/durable.rs` is the model.
 //! 2. Register it here: a variant of [`ProtocolKind`], its entry in
 //!    [`ProtocolKind::ALL`], and its arm in [`ProtocolKind::dispatch`].
 //! 3. Sweep it in `consensus/tests/simulator.rs` (one test per mix of

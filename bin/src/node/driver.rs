@@ -93,7 +93,7 @@ pub struct Driver<P: Protocol, T: Transport> {
     admission: Admission,
     totals: ExecutionTotals,
     checkpoints: VecDeque<(u64, String)>,
-    out: Vec<Action<P::Message, P::Timer>>,
+    out: Vec<Action<P::Message, P::Timer, P::Record>>,
 }
 
 impl<P: Protocol, T: Transport> Driver<P, T> {
@@ -323,6 +323,8 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 Action::CancelTimer { timer } => {
                     self.timers.remove(&timer);
                 }
+                // No write-ahead log yet: the replica restarts amnesiac.
+                Action::Persist(_) => {}
                 Action::InstallSnapshot {
                     seq,
                     app_digest,

@@ -10,6 +10,7 @@ mod checkpoint;
 pub mod config;
 mod counters;
 pub mod decision;
+pub mod durable;
 pub mod message;
 mod normal;
 mod recovery;
@@ -23,6 +24,7 @@ mod tests;
 pub use byzantine::ByzantineMode;
 pub use config::{PbftConfig, PbftParams};
 pub use counters::Counters;
+pub use durable::{DurableState, PbftRecord};
 pub use message::{Envelope, Message, PbftTimer};
 pub use replica::{Pbft, PbftAction, PbftEvent};
 pub use routing::PrimaryRouting;
@@ -30,7 +32,9 @@ pub use routing::PrimaryRouting;
 use crate::client::ClientRouting;
 use crate::crypto::Keyring;
 use crate::params::{CommonParams, ParamsError};
-use crate::protocol::{ByzantineBehaviour, CommonCounters, Protocol, ReplicaStatus};
+use crate::protocol::{
+    ByzantineBehaviour, CommonCounters, DurableCheckpoint, Protocol, RecoveryError, ReplicaStatus,
+};
 use crate::types::{ClientId, ReplicaId, Time};
 
 /// A PBFT replica: honest, or misbehaving in one [`ByzantineMode`].
@@ -86,6 +90,7 @@ impl Protocol for PbftReplica {
     type Timer = PbftTimer;
     type Params = PbftParams;
     type Byzantine = ByzantineMode;
+    type Record = PbftRecord;
 
     fn build(
         common: &CommonParams,
@@ -110,6 +115,17 @@ impl Protocol for PbftReplica {
 
     fn id(&self) -> ReplicaId {
         self.core.me
+    }
+
+    fn recover(&mut self, index: u64, _record: PbftRecord) -> Result<(), RecoveryError> {
+        Err(RecoveryError {
+            index,
+            problem: "PBFT does not replay its log yet".into(),
+        })
+    }
+
+    fn durable_checkpoint(&self) -> Option<DurableCheckpoint<PbftRecord>> {
+        None
     }
 
     fn start(&mut self, now: Time, out: &mut Vec<PbftAction>) {

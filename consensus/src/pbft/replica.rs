@@ -23,6 +23,7 @@ use crate::exactly_once::{DeliveredTable, ReplyCache};
 use crate::params::ParamsError;
 use crate::pbft::config::PbftConfig;
 use crate::pbft::counters::Counters;
+use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{
     Envelope, Message, PbftTimer, SignedNewView, SignedViewChange, StableCert,
 };
@@ -31,7 +32,7 @@ use crate::request::{Batch, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// An action of the PBFT protocol.
-pub type PbftAction = Action<Envelope, PbftTimer>;
+pub type PbftAction = Action<Envelope, PbftTimer, PbftRecord>;
 /// An event of the PBFT protocol.
 pub type PbftEvent = Event<Envelope, PbftTimer>;
 

@@ -114,6 +114,7 @@ impl Harness {
                 Action::CancelTimer { timer } => {
                     self.timers[i].remove(&timer);
                 }
+                Action::Persist(_) => {}
                 Action::InstallSnapshot {
                     seq,
                     app_digest,

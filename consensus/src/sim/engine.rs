@@ -442,7 +442,7 @@ impl<P: Protocol> Engine<P> {
         self.apply(r, out);
     }
 
-    fn apply(&mut self, r: usize, actions: Vec<Action<P::Message, P::Timer>>) {
+    fn apply(&mut self, r: usize, actions: Vec<Action<P::Message, P::Timer, P::Record>>) {
         let n = self.nodes.len();
         for action in actions {
             match action {
@@ -489,6 +489,8 @@ impl<P: Protocol> Engine<P> {
                 Action::CancelTimer { timer } => {
                     self.timers.remove(&(r, timer));
                 }
+                // Replicas restart amnesiac: nothing is kept.
+                Action::Persist(_) => {}
                 Action::InstallSnapshot {
                     seq,
                     app_digest,
