@@ -15,7 +15,7 @@ use crate::pbft::message::{
 use crate::pbft::replica::{PbftAction, PbftEvent};
 use crate::protocol::{Action, Event};
 use crate::request::Batch;
-use crate::types::{ReplicaId, Time};
+use crate::types::{ClientId, ReplicaId, Time};
 
 /// A way for a replica to misbehave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -37,11 +37,18 @@ pub enum ByzantineMode {
     CorruptDigests,
     /// Keeps asking for view changes to ever higher views.
     ViewChangeStorm,
+    /// Ignores every request of client [`CENSORED_CLIENT`] — from the client or
+    /// forwarded by a backup — and serves everyone else: as primary it never proposes
+    /// that client's requests (issue 10 item 2).
+    Censor,
 }
+
+/// The client a [`ByzantineMode::Censor`] replica censors.
+pub const CENSORED_CLIENT: ClientId = ClientId(0);
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 7] = [
+    pub const ALL: [ByzantineMode; 8] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowPrimary,
@@ -49,6 +56,7 @@ impl ByzantineMode {
         ByzantineMode::Replay,
         ByzantineMode::CorruptDigests,
         ByzantineMode::ViewChangeStorm,
+        ByzantineMode::Censor,
     ];
 
     /// The mode's name on the command line.
@@ -61,6 +69,7 @@ impl ByzantineMode {
             ByzantineMode::Replay => "replay",
             ByzantineMode::CorruptDigests => "corrupt-digests",
             ByzantineMode::ViewChangeStorm => "view-change-storm",
+            ByzantineMode::Censor => "censor",
         }
     }
 
@@ -116,6 +125,9 @@ impl Byzantine {
             self.release_held(now, out);
             return;
         }
+        let Some(event) = self.censor(event) else {
+            return;
+        };
         let status_tick = matches!(event, Event::Timer(PbftTimer::Status));
         if let (ByzantineMode::Replay, Event::Message { msg, .. }) = (self.mode, &event) {
             self.remember(msg.msg.clone());
@@ -130,6 +142,37 @@ impl Byzantine {
             self.on_tick(core, out);
         }
         self.arm_release(out);
+    }
+
+    /// Censor: removes the censored client's requests from what the core sees.
+    fn censor(&self, event: PbftEvent) -> Option<PbftEvent> {
+        if self.mode != ByzantineMode::Censor {
+            return Some(event);
+        }
+        match event {
+            Event::ClientRequest(req) if req.client == CENSORED_CLIENT => None,
+            Event::Message {
+                from,
+                msg:
+                    Envelope {
+                        msg: Message::Forward(reqs),
+                        signature,
+                    },
+            } => {
+                let reqs: Vec<_> = reqs
+                    .into_iter()
+                    .filter(|r| r.client != CENSORED_CLIENT)
+                    .collect();
+                Some(Event::Message {
+                    from,
+                    msg: Envelope {
+                        msg: Message::Forward(reqs),
+                        signature,
+                    },
+                })
+            }
+            other => Some(other),
+        }
     }
 
     /// Keeps the release timer set for the earliest held proposal.
@@ -175,7 +218,7 @@ impl Byzantine {
                 out.push(action);
             }
             ByzantineMode::CorruptDigests => out.push(corrupt_digests(core, action)),
-            ByzantineMode::ViewChangeStorm => out.push(action),
+            ByzantineMode::ViewChangeStorm | ByzantineMode::Censor => out.push(action),
         }
     }
 

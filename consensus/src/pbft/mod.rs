@@ -21,7 +21,7 @@ mod view_change;
 #[cfg(test)]
 mod tests;
 
-pub use byzantine::ByzantineMode;
+pub use byzantine::{ByzantineMode, CENSORED_CLIENT};
 pub use config::{PbftConfig, PbftParams};
 pub use counters::Counters;
 pub use durable::{DurableState, PbftRecord};

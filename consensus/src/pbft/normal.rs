@@ -41,13 +41,9 @@ impl Pbft {
             self.enqueue(now, req);
             self.try_propose(now, false, out);
         } else {
-            let key = req.key();
-            if !self.awaited.contains_key(&key) {
-                if self.awaited.len() >= self.queue_capacity() {
-                    self.counters.dropped_queue_full += 1;
-                    return;
-                }
-                self.awaited.insert(key, req.clone());
+            if !self.await_request(req.clone()) {
+                self.counters.dropped_queue_full += 1;
+                return;
             }
             if self.view_active {
                 let primary = self.primary();
@@ -613,26 +609,62 @@ impl Pbft {
         reply
     }
 
-    /// Keeps the view timer running while this replica waits for work to commit, and
-    /// restarts it whenever something is delivered. The primary runs it too: a correct
-    /// primary whose proposals cannot commit (say its peers lost a view's messages and
-    /// moved on) must move on as well, or the correct replicas could all stop waiting
-    /// while clients still wait for f+1 replies.
+    /// PBFT's per-request view timer (Castro and Liskov, OSDI '99, section 4.4): while
+    /// a backup waits for some request it knows of, the timer runs for one of them —
+    /// the oldest — and stops only when that request executes (then it restarts for
+    /// the next oldest, if any). Deliveries of other requests do not re-arm it, so a
+    /// primary that orders everyone's requests but one client's is replaced. Without
+    /// awaited requests the timer runs while accepted proposals wait to commit,
+    /// restarted on each delivery. The primary runs it too: a correct primary whose
+    /// proposals cannot commit (say its peers lost a view's messages and moved on)
+    /// must move on as well, or the correct replicas could all stop waiting while
+    /// clients still wait for f+1 replies.
     pub(crate) fn update_view_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
         let progressed = std::mem::take(&mut self.progressed);
         if !self.view_active {
+            self.timed_request = None;
             return; // the view-change timer is armed by start_view_change
+        }
+        let armed = self.timer_armed(PbftTimer::View);
+        if let Some(key) = self.timed_request {
+            if is_delivered(&self.delivered_table, key.0, key.1) {
+                // Executed (or slid below its client's window): no longer waited for.
+                self.awaited.remove(&key);
+            }
+            if !self.awaited.contains_key(&key) || !armed {
+                self.timed_request = None;
+            }
+        }
+        if self.timed_request.is_some() {
+            return; // runs on, whatever else was delivered
+        }
+        if let Some(key) = self.oldest_awaited() {
+            self.timed_request = Some(key);
+            let at = now + self.view_timeout();
+            self.set_timer(PbftTimer::View, at, out);
+            return;
         }
         // Requests queued at the primary do not count: they wait only when the
         // watermark window is full, i.e. for execution to reach the next checkpoint,
         // which is no fault of the primary.
-        let waiting = !self.awaited.is_empty() || self.max_accepted > self.last_delivered;
-        let armed = self.timer_armed(PbftTimer::View);
+        let waiting = self.max_accepted > self.last_delivered;
         if waiting && (!armed || progressed) {
             let at = now + self.view_timeout();
             self.set_timer(PbftTimer::View, at, out);
         } else if !waiting && armed {
             self.cancel_timer(PbftTimer::View, out);
         }
+    }
+
+    /// The awaited request that arrived first, skipping (and dropping) those already
+    /// delivered.
+    fn oldest_awaited(&mut self) -> Option<(ClientId, u64)> {
+        let table = &self.delivered_table;
+        self.awaited
+            .retain(|(client, number), _| !is_delivered(table, *client, *number));
+        self.awaited
+            .iter()
+            .min_by_key(|(_, (arrival, _))| *arrival)
+            .map(|(key, _)| *key)
     }
 }

@@ -168,7 +168,15 @@ pub struct Pbft {
     pub(crate) queue: VecDeque<Request>,
     pub(crate) queue_since: Option<Time>,
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
-    pub(crate) awaited: BTreeMap<(ClientId, u64), Request>,
+    /// Requests a backup knows of and waits to see executed, with their arrival
+    /// order (a counter, for picking the oldest).
+    pub(crate) awaited: BTreeMap<(ClientId, u64), (u64, Request)>,
+    /// Arrival counter of `awaited`.
+    pub(crate) awaited_arrivals: u64,
+    /// The awaited request the view timer runs for (PBFT's per-request timer): set
+    /// when the timer is armed for it, cleared only when it executes or the view
+    /// changes, never re-armed by other deliveries.
+    pub(crate) timed_request: Option<(ClientId, u64)>,
     /// When set, requests from other client ids are refused, so a Byzantine primary
     /// cannot grow the client tables with made-up clients.
     pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
@@ -245,6 +253,8 @@ impl Pbft {
             queue_since: None,
             pending: BTreeSet::new(),
             awaited: BTreeMap::new(),
+            awaited_arrivals: 0,
+            timed_request: None,
             allowed_clients: None,
             timers: BTreeMap::new(),
             counters: Counters::default(),
@@ -414,6 +424,21 @@ impl Pbft {
 
     pub(crate) fn timer_armed(&self, timer: PbftTimer) -> bool {
         self.timers.contains_key(&timer)
+    }
+
+    /// Adds a request to those a backup waits for (unless already there); returns
+    /// false when the wait list is full.
+    pub(crate) fn await_request(&mut self, req: Request) -> bool {
+        let key = req.key();
+        if self.awaited.contains_key(&key) {
+            return true;
+        }
+        if self.awaited.len() >= self.queue_capacity() {
+            return false;
+        }
+        self.awaited_arrivals = self.awaited_arrivals.wrapping_add(1);
+        self.awaited.insert(key, (self.awaited_arrivals, req));
+        true
     }
 
     /// The high watermark: the last sequence number the window admits.

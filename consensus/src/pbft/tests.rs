@@ -275,6 +275,35 @@ fn silent_primary_is_replaced_by_a_view_change() {
     }
 }
 
+/// Issue 10 item 2: a primary that orders other clients' requests but never client
+/// 9's is replaced. The backups wait for client 9's request; its timer is not re-armed
+/// by the deliveries of client 1's requests.
+#[test]
+fn primary_censoring_one_client_is_replaced() {
+    let mut h = Harness::new(4, |_| {});
+    // Client 9 timed out and sent to every backup; the primary drops it (here: the
+    // backups' forwards never reach it).
+    for i in 1..4 {
+        h.request(i, 9, 1);
+    }
+    h.inflight
+        .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
+    h.settle();
+    // Meanwhile client 1's requests commit every 200 ms (a fifth of the view timer).
+    for number in 1..=10 {
+        h.request(0, 1, number);
+        h.settle();
+        h.advance(Duration::from_millis(200));
+    }
+    for i in 1..4 {
+        assert!(h.nodes[i].view >= View(1), "replica {i} still in view 0");
+        assert!(
+            h.delivered_keys(i).contains(&(ClientId(9), 1)),
+            "replica {i}: the censored request executed in the new view"
+        );
+    }
+}
+
 #[test]
 fn pre_prepare_from_a_backup_is_dropped_and_counted() {
     let mut h = Harness::new(4, |_| {});

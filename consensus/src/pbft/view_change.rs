@@ -14,6 +14,7 @@ use crate::pbft::message::{
     SignedNewView, SignedViewChange, StableCert, ViewChangeBody,
 };
 use crate::pbft::replica::{MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD, PbftAction};
+use crate::request::Request;
 use crate::types::{ReplicaId, Seq, Time, View, kth_highest_view};
 
 impl Pbft {
@@ -61,9 +62,10 @@ impl Pbft {
     /// The primary's queued requests become requests we wait for as a backup.
     fn requeue_as_awaited(&mut self) {
         let cap = self.queue_capacity();
-        for req in self.queue.drain(..) {
+        let queued: Vec<Request> = self.queue.drain(..).collect();
+        for req in queued {
             if self.awaited.len() < cap {
-                self.awaited.entry(req.key()).or_insert(req);
+                self.await_request(req);
             }
         }
         self.pending.clear();
@@ -372,8 +374,9 @@ impl Pbft {
         self.prune_future();
         if primary {
             self.next_seq = last.max(self.last_delivered).next();
-            let awaited: Vec<_> = std::mem::take(&mut self.awaited).into_values().collect();
-            for req in awaited {
+            let mut awaited: Vec<_> = std::mem::take(&mut self.awaited).into_values().collect();
+            awaited.sort_by_key(|(arrival, _)| *arrival);
+            for (_, req) in awaited {
                 self.on_client_request(now, req, out);
             }
         } else {
@@ -391,7 +394,9 @@ impl Pbft {
             return;
         }
         let primary = self.primary();
-        let reqs: Vec<_> = self.awaited.values().cloned().collect();
+        let mut reqs: Vec<_> = self.awaited.values().cloned().collect();
+        reqs.sort_by_key(|(arrival, _)| *arrival);
+        let reqs: Vec<Request> = reqs.into_iter().map(|(_, req)| req).collect();
         for chunk in reqs.chunks(self.cfg.max_batch) {
             self.send(primary, Message::Forward(chunk.to_vec()), out);
         }

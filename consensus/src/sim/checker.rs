@@ -141,6 +141,19 @@ impl Checker {
         }
     }
 
+    /// Liveness for every client, not just in total (issue 10 item 2: a censoring
+    /// primary starves one client while the others finish): each `(client,
+    /// completed, planned)` with requests left is a violation naming the client.
+    pub fn client_liveness(&mut self, per_client: &[(ClientId, u64, u64)]) {
+        for (client, completed, planned) in per_client {
+            if completed < planned {
+                self.report(Violation::Liveness(format!(
+                    "client {client} completed {completed} of its {planned} requests"
+                )));
+            }
+        }
+    }
+
     /// Highest sequence number any correct replica delivered.
     pub fn highest_delivered(&self) -> Seq {
         self.delivered
@@ -199,5 +212,13 @@ mod tests {
         assert!(matches!(c.violations()[0], Violation::Safety(_)));
         c.accepted(ClientId(0), 9, &Bytes::from_static(b"r"), Time(0));
         assert_eq!(c.violations().len(), 2);
+    }
+
+    #[test]
+    fn a_starved_client_is_named() {
+        let mut c = Checker::default();
+        c.client_liveness(&[(ClientId(0), 3, 10), (ClientId(1), 10, 10)]);
+        assert_eq!(c.violations().len(), 1);
+        assert!(c.violations()[0].to_string().contains("client c0"));
     }
 }

@@ -277,6 +277,17 @@ impl<P: Protocol> Engine<P> {
                 "{} of {planned} requests completed by {deadline} (faults healed at {heal_at})",
                 completed
             )));
+            let per_client: Vec<(ClientId, u64, u64)> = self
+                .clients
+                .iter()
+                .enumerate()
+                .map(|(c, client)| {
+                    let counters = client.core.counters();
+                    let planned = counters.submitted + client.plan.len() as u64 + client.due as u64;
+                    (ClientId(c as u32), counters.completed, planned)
+                })
+                .collect();
+            self.checker.client_liveness(&per_client);
         }
         self.check_counters();
         self.finish(planned, completed)
