@@ -38,6 +38,8 @@ enum Command {
     /// Run the deterministic cluster simulator over many seeds and check safety and
     /// liveness.
     Sim(commands::sim::SimArgs),
+    /// Build a container image holding the tandem binary (FROM scratch, nothing pulled).
+    Image(commands::image::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => commands::exec::run(args),
         Command::BenchExec(args) => commands::bench_exec::run(args),
         Command::Sim(args) => commands::sim::run(args),
+        Command::Image(args) => commands::image::run(args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@
 //! - [`scenario`]: scenario files (cluster, workload, load, timed faults,
 //!   expectations), the fault vocabulary and targets.
 //! - [`report`]: the results folder, the summary table and the plots.
+//! - [`deploy`]: beyond one machine: the container image, Docker and Compose.
 //!
 //! Dependencies: `tandem-consensus`, `tandem-network`, `tandem-executor`; none of them
 //! depends on this crate.
@@ -19,6 +20,7 @@
 pub mod aggregate;
 pub mod cluster;
 pub mod cluster_params;
+pub mod deploy;
 pub mod frames;
 pub mod load;
 pub mod metrics;

@@ -4,6 +4,7 @@ pub mod bench_exec;
 pub mod client;
 pub mod cluster_args;
 pub mod exec;
+pub mod image;
 pub mod keygen;
 pub mod local;
 pub mod plot;
