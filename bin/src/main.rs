@@ -40,6 +40,11 @@ enum Command {
     Sim(commands::sim::SimArgs),
     /// Build a container image holding the tandem binary (FROM scratch, nothing pulled).
     Image(commands::image::ImageArgs),
+    /// Write a deployment of a cluster: a Compose file (also a Swarm stack), keys, a
+    /// results folder.
+    Deploy(commands::deploy::DeployArgs),
+    /// Check a replica's health from its metrics file (container health checks).
+    Health(commands::health::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
         Command::BenchExec(args) => commands::bench_exec::run(args),
         Command::Sim(args) => commands::sim::run(args),
         Command::Image(args) => commands::image::run(args),
+        Command::Deploy(args) => commands::deploy::run(args),
+        Command::Health(args) => commands::health::run(args),
     };
     match result {
         Ok(code) => code,

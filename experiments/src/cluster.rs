@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,12 @@ use tandem_executor::{EXECUTOR_NAMES, ExecutionLimits, ExecutorOptions, Workload
 use tandem_network::{Member, Membership, NodeId};
 
 use crate::protocol_section::ProtocolSection;
+pub use crate::replica_address::ReplicaAddress;
+use crate::replica_address::resolve_all;
+
+/// How long a member waits at start for replica host names to resolve (containers
+/// and services that start together appear in DNS one by one).
+pub const RESOLVE_WAIT: Duration = Duration::from_secs(30);
 
 /// The whole cluster description, shared by every replica and client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -110,8 +117,8 @@ impl Default for NetworkConfig {
 pub struct ReplicaEntry {
     /// Its index, 0..n.
     pub id: u32,
-    /// Where it listens (UDP, QUIC).
-    pub address: SocketAddr,
+    /// Where it listens (UDP, QUIC): `ip:port` or `host:port`, resolved at start.
+    pub address: ReplicaAddress,
     /// Its Ed25519 public key, hex.
     pub public_key: String,
 }
@@ -219,11 +226,32 @@ impl ClusterFile {
             .collect()
     }
 
-    /// The transport's view of the cluster.
+    /// Every replica's address, host names resolved (waiting up to [`RESOLVE_WAIT`]
+    /// for names not yet in DNS), by index.
+    pub fn resolve_addresses(&self) -> Result<Vec<SocketAddr>> {
+        let addresses: Vec<ReplicaAddress> =
+            self.replicas.iter().map(|r| r.address.clone()).collect();
+        resolve_all(&addresses, RESOLVE_WAIT)
+    }
+
+    /// Where replica `id` binds: its IP address, or for a host name the unspecified
+    /// address of the resolved family at its port.
+    pub fn listen_address(&self, id: u32) -> Result<SocketAddr> {
+        let entry = self
+            .replicas
+            .get(id as usize)
+            .ok_or_else(|| anyhow!("replica {id} is not in the cluster file"))?;
+        let resolved = resolve_all(std::slice::from_ref(&entry.address), RESOLVE_WAIT)?;
+        Ok(entry.address.listen_address(resolved[0]))
+    }
+
+    /// The transport's view of the cluster (host names resolved as
+    /// [`ClusterFile::resolve_addresses`] does).
     pub fn membership(&self) -> Result<Arc<Membership>> {
-        let replicas = self.replicas.iter().map(|r| Member {
+        let resolved = self.resolve_addresses()?;
+        let replicas = self.replicas.iter().zip(resolved).map(|(r, addr)| Member {
             id: NodeId::Replica(r.id),
-            addr: Some(r.address),
+            addr: Some(addr),
             public_key: parse_public_key(&r.public_key).expect("validated"),
         });
         let clients = self.clients.iter().map(|c| Member {

@@ -11,7 +11,7 @@ use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
 use crate::cluster::{
-    ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaEntry,
+    ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaAddress, ReplicaEntry,
 };
 use crate::protocol_section::ProtocolSection;
 
@@ -141,13 +141,28 @@ impl ClusterParams {
         addresses: &[SocketAddr],
         clients: usize,
     ) -> Result<(ClusterFile, Vec<KeyFile>)> {
+        let addresses: Vec<ReplicaAddress> = addresses
+            .iter()
+            .copied()
+            .map(ReplicaAddress::from)
+            .collect();
+        self.generate_at_hosts(&addresses, clients)
+    }
+
+    /// As [`ClusterParams::generate`], with explicit replica addresses that may be host
+    /// names (resolved when members start).
+    pub fn generate_at_hosts(
+        &self,
+        addresses: &[ReplicaAddress],
+        clients: usize,
+    ) -> Result<(ClusterFile, Vec<KeyFile>)> {
         let mut keys = Vec::new();
         let mut replicas = Vec::new();
         for (i, address) in addresses.iter().enumerate() {
             let identity = Identity::generate()?;
             replicas.push(ReplicaEntry {
                 id: i as u32,
-                address: *address,
+                address: address.clone(),
                 public_key: hex::encode(identity.public_key()),
             });
             keys.push(KeyFile::new(

@@ -2,7 +2,7 @@
 //! run an experiment. The `tandem` command is a thin shell over this crate.
 //!
 //! - [`cluster`]: the cluster file and key files; [`cluster_params`]: the parameters a
-//!   cluster file is generated from.
+//!   cluster file is generated from; [`replica_address`]: IPs or host names.
 //! - [`frames`]: the frames clients and replicas exchange; [`payload`]: the ledger's
 //!   request payload; [`metrics`]: the metrics line replicas write.
 //! - [`load`]: the load client and its statistics.
@@ -26,6 +26,7 @@ pub mod load;
 pub mod metrics;
 pub mod payload;
 pub mod protocol_section;
+pub mod replica_address;
 pub mod report;
 pub mod runner;
 pub mod scenario;

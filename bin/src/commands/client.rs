@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use tandem_network::{Identity, NodeId};
 use tokio::time::Instant;
@@ -51,6 +51,9 @@ pub struct ClientArgs {
     /// Retransmit after this many milliseconds without a result.
     #[arg(long, default_value_t = 1000)]
     retransmit_ms: u64,
+    /// Also write the summary to this file (a container's results folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Closed-loop window when neither `--rate` nor `--window` is given.
@@ -102,9 +105,11 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         )
         .await
     })?;
-    println!(
-        "{}",
-        stats.render_client_summary(settings.duration, settings.warmup)
-    );
+    let summary = stats.render_client_summary(settings.duration, settings.warmup);
+    println!("{summary}");
+    if let Some(path) = &args.out {
+        std::fs::write(path, format!("{summary}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }

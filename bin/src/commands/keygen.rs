@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use tandem_experiments::cluster::save_cluster_folder;
+use tandem_experiments::cluster::{ReplicaAddress, save_cluster_folder};
 
 use crate::commands::cluster_args::ClusterArgs;
 
@@ -30,9 +30,10 @@ pub struct KeygenArgs {
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Explicit replica addresses, comma-separated, in id order (overrides --host and
-    /// --base-port), e.g. 10.0.0.1:7100,10.0.0.2:7100,...
+    /// --base-port): IPs or host names resolved when members start, e.g.
+    /// 10.0.0.1:7100,10.0.0.2:7100,... or r0:7100,r1:7100,...
     #[arg(long, value_delimiter = ',')]
-    addresses: Vec<std::net::SocketAddr>,
+    addresses: Vec<ReplicaAddress>,
 }
 
 /// Runs `tandem keygen`.
@@ -51,7 +52,7 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode> {
         }
         args.cluster
             .params()
-            .generate_at(&args.addresses, args.clients)?
+            .generate_at_hosts(&args.addresses, args.clients)?
     };
     let (cluster_path, _) = save_cluster_folder(&args.out, &cluster, &keys)?;
     println!(

@@ -3,7 +3,9 @@
 pub mod bench_exec;
 pub mod client;
 pub mod cluster_args;
+pub mod deploy;
 pub mod exec;
+pub mod health;
 pub mod image;
 pub mod keygen;
 pub mod local;

@@ -91,9 +91,13 @@ pub async fn run_replica(
         max_frame_size: cluster.network.max_frame_bytes,
         ..QuicConfig::default()
     };
-    let (transport, inbound) =
-        QuicTransport::bind(&identity, cluster.membership()?, entry.address, quic)
-            .with_context(|| format!("cannot listen on {}", entry.address))?;
+    let (transport, inbound) = QuicTransport::bind(
+        &identity,
+        cluster.membership()?,
+        cluster.listen_address(setup.id)?,
+        quic,
+    )
+    .with_context(|| format!("cannot listen on {}", entry.address))?;
     tracing::info!(replica = setup.id, address = %transport.local_addr(), protocol = %cluster.protocol.name, executor = %cluster.execution.executor, "replica started");
 
     let metrics = setup
