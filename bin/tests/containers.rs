@@ -1,13 +1,18 @@
-//! Tests across containers: the image of the test's own debug `tandem` binary, and (in
-//! later tests) clusters of replica containers on a private Docker network. Every test
+//! Tests across containers: the image of the test's own debug `tandem` binary, the
+//! Compose files `tandem deploy compose` writes, and a cluster of replica containers on
+//! a private Docker network (replicas named by host, a kill and restart, a disconnect). Every test
 //! skips with a message when Docker is missing or its daemon unreachable; images and
 //! containers are removed on every path by drop guards.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use tandem_experiments::deploy::docker::docker_unavailable;
+use tandem_experiments::aggregate::{ReplicaTrace, verdict};
+use tandem_experiments::metrics::read_metrics;
+
+use tandem_experiments::deploy::docker::{ComposeTool, docker_unavailable};
 
 fn tandem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -115,5 +120,285 @@ fn the_image_runs_tandem_from_scratch() {
     assert!(
         size < binary + (16 << 20),
         "image {size} bytes for a {binary}-byte binary"
+    );
+}
+
+#[test]
+fn deploy_compose_for_4_and_7_replicas_passes_compose_config() {
+    let tool = match ComposeTool::find() {
+        Ok(tool) => tool,
+        Err(why) => {
+            eprintln!("SKIPPED deploy_compose_for_4_and_7_replicas_passes_compose_config: {why}");
+            return;
+        }
+    };
+    for n in [4usize, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("deploy");
+        let made = tandem()
+            .args([
+                "deploy",
+                "compose",
+                "--replicas",
+                &n.to_string(),
+                "--clients",
+                "2",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let compose = out.join("compose.yaml");
+        // One call per file: the python docker-compose takes seconds to start.
+        let o = tool
+            .command()
+            .arg("--file")
+            .arg(&compose)
+            .arg("config")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{} config rejected the file for {n} replicas:\n{}",
+            tool.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let full = String::from_utf8_lossy(&o.stdout).into_owned();
+        let services_section = full
+            .split("\nservices:\n")
+            .nth(1)
+            .expect("a services section");
+        let mut services: Vec<String> = services_section
+            .lines()
+            .take_while(|l| l.starts_with(' ') || l.is_empty())
+            .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+            .filter(|name| !name.starts_with(' '))
+            .map(str::to_string)
+            .collect();
+        services.sort();
+        let mut expected: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+        expected.extend(["c0".to_string(), "c1".to_string()]);
+        expected.sort();
+        assert_eq!(services, expected, "{full}");
+        for i in 0..n {
+            assert!(
+                full.contains(&format!("ipv4_address: 10.77.0.{}", 10 + i)),
+                "{full}"
+            );
+            assert!(full.contains(&format!("r{i}-key:")), "{full}");
+        }
+        // The cluster file the services read names the replicas by host.
+        let cluster = std::fs::read_to_string(out.join("cluster.toml")).unwrap();
+        assert!(
+            cluster.contains(&format!("address = \"r{}:7100\"", n - 1)),
+            "{cluster}"
+        );
+    }
+}
+
+/// Containers and a network of one test, removed on drop whatever happened.
+struct ContainerCluster {
+    network: String,
+    containers: Vec<String>,
+}
+
+impl Drop for ContainerCluster {
+    fn drop(&mut self) {
+        for name in &self.containers {
+            docker(&["rm", "--force", "--volumes", name]);
+        }
+        docker(&["network", "rm", &self.network]);
+    }
+}
+
+/// Runs `docker ARGS` and fails the test with its output if it fails.
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The replicas' metrics files under `results`, as traces for the safety verdict.
+fn traces(results: &Path, n: usize) -> Vec<ReplicaTrace> {
+    (0..n)
+        .map(|i| ReplicaTrace {
+            lines: read_metrics(&results.join(format!("replica-{i}.metrics.jsonl")))
+                .unwrap_or_default(),
+            alive_at_end: true,
+        })
+        .collect()
+}
+
+#[test]
+fn a_container_cluster_commits_through_a_kill_a_restart_and_a_disconnect() {
+    if skip_without_docker("a_container_cluster_commits_through_a_kill_a_restart_and_a_disconnect")
+    {
+        return;
+    }
+    let image = TestImage::build();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("cluster");
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    // Replicas by host name: each container answers to its alias on the network.
+    let addresses: Vec<String> = (0..4).map(|i| format!("r{i}:7100")).collect();
+    let made = tandem()
+        .args(["keygen", "--replicas", "4", "--clients", "1"])
+        .args(["--checkpoint-interval", "16", "--view-timeout-ms", "500"])
+        .args(["--addresses", &addresses.join(",")])
+        .arg("--out")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let tag = unique("t");
+    let octet = 100 + std::process::id() % 100;
+    let subnet = format!("10.79.{octet}.0/24");
+    let ip = |host: u32| format!("10.79.{octet}.{host}");
+    let mut cluster = ContainerCluster {
+        network: format!("{tag}-net"),
+        containers: Vec::new(),
+    };
+    docker_ok(&["network", "create", "--subnet", &subnet, &cluster.network]);
+    let cluster_mount = format!("{}:/cluster:ro", folder.display());
+    let results_mount = format!("{}:/results", results.display());
+    for i in 0..4u32 {
+        let name = format!("{tag}-r{i}");
+        cluster.containers.push(name.clone());
+        docker_ok(&[
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            "--network",
+            &cluster.network,
+            "--ip",
+            &ip(10 + i),
+            "--network-alias",
+            &format!("r{i}"),
+            "--volume",
+            &cluster_mount,
+            "--volume",
+            &results_mount,
+            &image.tag,
+            "replica",
+            "--cluster",
+            "/cluster/cluster.toml",
+            "--id",
+            &i.to_string(),
+            "--key",
+            &format!("/cluster/r{i}.key"),
+            "--metrics",
+            &format!("/results/replica-{i}.metrics.jsonl"),
+            "--metrics-interval-ms",
+            "200",
+        ]);
+    }
+    let client = format!("{tag}-c0");
+    cluster.containers.push(client.clone());
+    docker_ok(&[
+        "run",
+        "--detach",
+        "--name",
+        &client,
+        "--network",
+        &cluster.network,
+        "--ip",
+        &ip(210),
+        "--volume",
+        &cluster_mount,
+        "--volume",
+        &results_mount,
+        &image.tag,
+        "client",
+        "--cluster",
+        "/cluster/cluster.toml",
+        "--key",
+        "/cluster/c0.key",
+        "--duration",
+        "18",
+        "--warmup",
+        "1",
+        "--window",
+        "64",
+        "--out",
+        "/results/client-0.txt",
+    ]);
+    let committed_by_r0 = || {
+        read_metrics(&results.join("replica-0.metrics.jsonl"))
+            .ok()
+            .and_then(|l| l.last().map(|l| l.requests_committed))
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    // A replica killed (SIGKILL) and started again: it comes back with no state.
+    docker_ok(&["kill", &format!("{tag}-r2")]);
+    std::thread::sleep(Duration::from_secs(2));
+    docker_ok(&["start", &format!("{tag}-r2")]);
+    std::thread::sleep(Duration::from_secs(3));
+    // A replica cut off the network and connected again at its address and name.
+    let r3 = format!("{tag}-r3");
+    docker_ok(&["network", "disconnect", &cluster.network, &r3]);
+    let before_reconnect = committed_by_r0();
+    std::thread::sleep(Duration::from_secs(3));
+    docker_ok(&[
+        "network",
+        "connect",
+        "--ip",
+        &ip(13),
+        "--alias",
+        "r3",
+        &cluster.network,
+        &r3,
+    ]);
+    let exit = docker_ok(&["wait", &client]);
+    let summary = std::fs::read_to_string(results.join("client-0.txt")).unwrap_or_default();
+    assert_eq!(
+        exit.trim(),
+        "0",
+        "client exited {exit}: {summary}\n{}",
+        String::from_utf8_lossy(&docker(&["logs", &client]).stderr)
+    );
+    let completed: u64 = summary
+        .split_whitespace()
+        .skip_while(|w| *w != "completed")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(completed >= 1000, "client summary: {summary}");
+    assert!(
+        committed_by_r0() > before_reconnect,
+        "nothing committed after the disconnect: {before_reconnect}"
+    );
+    // Every replica, the restarted and the reconnected one included, reaches a stable
+    // checkpoint the others reached, with the same digest (bounded wait: they catch up
+    // by state transfer).
+    let mut agreed = verdict(&traces(&results, 4));
+    for _ in 0..50 {
+        if agreed.agreed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        agreed = verdict(&traces(&results, 4));
+    }
+    assert!(agreed.agreed, "{}", agreed.detail);
+    assert!(
+        agreed.detail.contains("r0, r1, r2, r3"),
+        "{}",
+        agreed.detail
     );
 }
