@@ -23,6 +23,9 @@ enum Command {
     /// Run a whole cluster on this machine under load and report throughput and
     /// latency (the main job).
     Local(commands::local::LocalArgs),
+    /// Run a matrix of settings (executors × workloads × …), each cell several times
+    /// interleaved, and compare them in a table, a CSV and bar charts.
+    Compare(commands::compare::CompareArgs),
     /// Write a cluster file and key files for a cluster started by hand.
     Keygen(commands::keygen::KeygenArgs),
     /// Run one replica of a cluster.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Local(args) => commands::local::run(args),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Replica(args) => commands::replica::run(args),
         Command::Client(args) => commands::client::run(args),

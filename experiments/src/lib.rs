@@ -9,6 +9,8 @@
 //! - [`runner`]: a cluster on this machine under load, its process backend, faults,
 //!   progress and saturation sweeps; [`aggregate`]: what a run recorded → summary and
 //!   timeline.
+//! - [`compare`]: `tandem compare`, a matrix of settings run cell by cell,
+//!   interleaved, with its table, CSV and bar charts.
 //! - [`scenario`]: scenario files (cluster, workload, load, timed faults,
 //!   expectations), the fault vocabulary and targets.
 //! - [`report`]: the results folder, the summary table and the plots.
@@ -21,6 +23,7 @@ pub mod aggregate;
 pub mod cluster;
 pub mod cluster_params;
 pub mod deploy;
+pub mod compare;
 pub mod frames;
 pub mod load;
 pub mod metrics;
