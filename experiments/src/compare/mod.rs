@@ -551,8 +551,7 @@ mod tests {
         for (text, flag) in cases {
             let err = spec(text)
                 .cells(Path::new("t"), Path::new("o"))
-                .err()
-                .expect("refused");
+                .expect_err("refused");
             assert!(format!("{err:#}").contains(flag), "{flag}: {err:#}");
         }
         assert!(spec("repeat = 0").repeat().is_err());
