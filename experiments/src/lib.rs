@@ -22,8 +22,8 @@
 pub mod aggregate;
 pub mod cluster;
 pub mod cluster_params;
-pub mod deploy;
 pub mod compare;
+pub mod deploy;
 pub mod frames;
 pub mod load;
 pub mod metrics;

@@ -3,8 +3,8 @@
 pub mod bench_exec;
 pub mod client;
 pub mod cluster_args;
-pub mod deploy;
 pub mod compare;
+pub mod deploy;
 pub mod exec;
 pub mod health;
 pub mod image;
