@@ -74,13 +74,15 @@ mix_tests! {
     byzantine_corrupt_digests => FaultMix::byzantine(B::CorruptDigests),
     byzantine_view_change_storm => FaultMix::byzantine(B::ViewChangeStorm),
     byzantine_censoring_primary => FaultMix::byzantine(B::Censor),
+    byzantine_flood => FaultMix::byzantine(B::Flood),
+    byzantine_status_flood => FaultMix::byzantine(B::StatusFlood),
     everything_mixed => FaultMix::Mixed,
 }
 
 /// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
 #[test]
 fn every_mix_of_the_protocol_is_swept() {
-    assert_eq!(FaultMix::all(PBFT).len(), 13);
+    assert_eq!(FaultMix::all(PBFT).len(), 15);
 }
 
 #[test]

@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::pbft::Pbft;
 use crate::pbft::message::{
-    CheckpointBody, Envelope, Message, PbftTimer, PrePrepare, Signed, SignedBody,
+    CheckpointBody, Envelope, Message, PbftTimer, PrePrepare, Signed, SignedBody, Status, Vote,
 };
+use crate::pbft::replica::MAX_VIEWS_AHEAD;
 use crate::pbft::replica::{PbftAction, PbftEvent};
 use crate::protocol::{Action, Event};
 use crate::request::Batch;
-use crate::types::{ClientId, ReplicaId, Time};
+use crate::request::Request;
+use crate::types::{ClientId, ReplicaId, Seq, Time, View};
 
 /// A way for a replica to misbehave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -41,14 +43,25 @@ pub enum ByzantineMode {
     /// forwarded by a backup — and serves everyone else: as primary it never proposes
     /// that client's requests (issue 10 item 2).
     Censor,
+    /// Floods every peer on each status tick with pre-prepares for every view ahead
+    /// it may buffer (as if it led them all) carrying full-size batches, and with
+    /// votes for the next view outside the watermark window (issue 10 item 3).
+    Flood,
+    /// On each status tick, sends every peer [`STATUS_FLOOD`] status messages claiming
+    /// it delivered nothing, batch fetches for every digest it knows and state fetches
+    /// (issue 10 item 4: each used to trigger up to 16 batches).
+    StatusFlood,
 }
+
+/// Status flood: forged status messages (and rounds of fetches) per status tick.
+pub const STATUS_FLOOD: usize = 50;
 
 /// The client a [`ByzantineMode::Censor`] replica censors.
 pub const CENSORED_CLIENT: ClientId = ClientId(0);
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 8] = [
+    pub const ALL: [ByzantineMode; 10] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowPrimary,
@@ -57,6 +70,8 @@ impl ByzantineMode {
         ByzantineMode::CorruptDigests,
         ByzantineMode::ViewChangeStorm,
         ByzantineMode::Censor,
+        ByzantineMode::Flood,
+        ByzantineMode::StatusFlood,
     ];
 
     /// The mode's name on the command line.
@@ -70,6 +85,8 @@ impl ByzantineMode {
             ByzantineMode::CorruptDigests => "corrupt-digests",
             ByzantineMode::ViewChangeStorm => "view-change-storm",
             ByzantineMode::Censor => "censor",
+            ByzantineMode::Flood => "flood",
+            ByzantineMode::StatusFlood => "status-flood",
         }
     }
 
@@ -95,6 +112,8 @@ pub(crate) struct Byzantine {
     storm_step: u64,
     /// Slow primary: when the release timer is set for.
     release_armed: Option<Time>,
+    /// Flood: request numbers of made-up batches.
+    flood_number: u64,
 }
 
 impl Byzantine {
@@ -106,6 +125,7 @@ impl Byzantine {
             replay_cursor: 0,
             storm_step: 0,
             release_armed: None,
+            flood_number: 0,
         }
     }
 
@@ -218,7 +238,10 @@ impl Byzantine {
                 out.push(action);
             }
             ByzantineMode::CorruptDigests => out.push(corrupt_digests(core, action)),
-            ByzantineMode::ViewChangeStorm | ByzantineMode::Censor => out.push(action),
+            ByzantineMode::ViewChangeStorm
+            | ByzantineMode::Censor
+            | ByzantineMode::Flood
+            | ByzantineMode::StatusFlood => out.push(action),
         }
     }
 
@@ -296,10 +319,85 @@ impl Byzantine {
                     msg: core.envelope(Message::ViewChange(Box::new(vc))),
                 });
             }
+            ByzantineMode::Flood => self.flood(core, out),
+            ByzantineMode::StatusFlood => status_flood(core, out),
             _ => {}
         }
     }
+
+    /// Flood: full-size pre-prepares for each of the next [`MAX_VIEWS_AHEAD`] views
+    /// and prepares for the next view far outside the window.
+    fn flood(&mut self, core: &Pbft, out: &mut Vec<PbftAction>) {
+        let cfg = &core.cfg;
+        let per_batch =
+            (cfg.max_batch_bytes / cfg.max_request_bytes.max(1)).clamp(1, cfg.max_batch);
+        let payload = Bytes::from(vec![0xF1; cfg.max_request_bytes]);
+        for ahead in 1..=MAX_VIEWS_AHEAD {
+            let view = View(core.view.0.saturating_add(ahead));
+            for k in 0..FLOOD_PER_VIEW {
+                self.flood_number = self.flood_number.wrapping_add(1);
+                let requests = (0..per_batch)
+                    .map(|i| Request {
+                        client: FLOOD_CLIENT,
+                        number: self.flood_number.wrapping_mul(64).wrapping_add(i as u64),
+                        payload: payload.clone(),
+                    })
+                    .collect();
+                let batch = Arc::new(Batch::new(requests));
+                let pp = PrePrepare {
+                    view,
+                    seq: Seq(core.stable.seq.0.saturating_add(1 + k)),
+                    digest: batch.digest(),
+                    batch,
+                };
+                out.push(Action::Broadcast {
+                    msg: core.envelope(Message::PrePrepare(pp)),
+                });
+            }
+        }
+        for k in 0..FLOOD_PER_VIEW {
+            let vote = Vote {
+                view: core.view.next(),
+                seq: Seq(u64::MAX - k),
+                digest: Default::default(),
+            };
+            out.push(Action::Broadcast {
+                msg: core.envelope(Message::Prepare(vote)),
+            });
+        }
+    }
 }
+
+/// Status flood: forged status messages claiming nothing was delivered, and fetches
+/// of every batch this replica holds and of the stable state.
+fn status_flood(core: &Pbft, out: &mut Vec<PbftAction>) {
+    let status = Status {
+        view: core.view,
+        view_active: true,
+        stable: Seq(0),
+        last_delivered: Seq(0),
+    };
+    let digests: Vec<_> = core.batches.keys().take(16).copied().collect();
+    for _ in 0..STATUS_FLOOD {
+        out.push(Action::Broadcast {
+            msg: core.envelope(Message::Status(status)),
+        });
+        for d in &digests {
+            out.push(Action::Broadcast {
+                msg: core.envelope(Message::FetchBatch(*d)),
+            });
+        }
+        out.push(Action::Broadcast {
+            msg: core.envelope(Message::FetchState(Seq(0))),
+        });
+    }
+}
+
+/// Flood: pre-prepares per view ahead and tick.
+const FLOOD_PER_VIEW: u64 = 4;
+/// Flood: the made-up client its batches name (no simulated client uses it; a
+/// cluster with a client list refuses it).
+const FLOOD_CLIENT: ClientId = ClientId(u32::MAX);
 
 fn carries_pre_prepare(action: &PbftAction) -> bool {
     matches!(

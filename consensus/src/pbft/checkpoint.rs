@@ -179,7 +179,19 @@ impl Pbft {
         self.pre_prepared_claims = self.pre_prepared_claims.split_off(&keep_claims);
         self.checkpoint_votes.prune_through(stable);
         self.own_checkpoints = self.own_checkpoints.split_off(&stable);
+        self.prune_batches();
+        debug_assert!(self.slots.keys().all(|s| *s >= keep_log));
+    }
 
+    /// Drops batches nothing pins (issue 10 item 3). A batch stays while it is the
+    /// current view's proposal at some sequence number, committed and not yet
+    /// collected, our prepared claim, or our newest pre-prepared claim for its sequence
+    /// number; older pre-prepared claims keep their digest (the Q set carries only
+    /// digests) but not their batch — a new view that re-proposes one is fetched by
+    /// digest. So batches held are at most 4 × window × `max_batch_bytes` whatever
+    /// the views a faulty primary led (before: `MAX_CLAIMS_PER_SEQ` + 3 per sequence
+    /// number).
+    pub(crate) fn prune_batches(&mut self) {
         let mut referenced: BTreeSet<Digest> = BTreeSet::new();
         referenced.insert(crate::request::null_digest());
         referenced.extend(self.slots.values().filter_map(|s| s.digest));
@@ -188,10 +200,9 @@ impl Pbft {
         referenced.extend(
             self.pre_prepared_claims
                 .values()
-                .flat_map(|m| m.keys().copied()),
+                .filter_map(|m| m.iter().max_by_key(|(d, v)| (**v, **d)).map(|(d, _)| *d)),
         );
-        self.batches.retain(|d, _| referenced.contains(d));
         self.wanted_batches.retain(|d| referenced.contains(d));
-        debug_assert!(self.slots.keys().all(|s| *s >= keep_log));
+        self.batches.retain(|d, _| referenced.contains(d));
     }
 }

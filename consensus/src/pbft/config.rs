@@ -26,6 +26,13 @@ pub struct PbftParams {
     /// Cap on the doubled view-change timer.
     #[serde(rename = "max_view_timeout_ms", with = "duration_ms")]
     pub max_view_timeout: Duration,
+    /// Resend budget: the bytes this replica sends one peer per status interval in
+    /// answer to that peer's status and fetch messages (retransmitted batches and
+    /// votes, certificates, new views, fetched batches and state), refilled
+    /// continuously up to one interval's worth; one answer may overdraw it (a state
+    /// snapshot larger than the budget still goes out, then the peer waits). Issue
+    /// 10 item 4: without it, forged status messages turned 6 bytes into 16 batches.
+    pub resend_budget_bytes: u64,
     /// Test-only: override the quorum size to show the simulator catches a broken
     /// protocol.
     #[cfg(test)]
@@ -40,6 +47,7 @@ impl Default for PbftParams {
             max_in_flight: 64,
             view_timeout: Duration::from_millis(1000),
             max_view_timeout: Duration::from_millis(16_000),
+            resend_budget_bytes: 32 << 20,
             #[cfg(test)]
             quorum_override: None,
         }
@@ -71,6 +79,9 @@ impl ProtocolParams for PbftParams {
         if self.max_view_timeout < self.view_timeout {
             return err("max_view_timeout_ms", "must be at least view_timeout_ms");
         }
+        if self.resend_budget_bytes == 0 {
+            return err("resend_budget_bytes", "must be positive");
+        }
         Ok(())
     }
 
@@ -80,14 +91,16 @@ impl ProtocolParams for PbftParams {
         self.max_view_timeout = initial.checked_mul(16).unwrap_or(Duration::MAX);
     }
 
-    /// A window of four checkpoints, eight sequence numbers in flight, and a
-    /// 300 ms view timer doubling up to 2.4 s.
+    /// A window of four checkpoints, eight sequence numbers in flight, a 300 ms view
+    /// timer doubling up to 2.4 s, and a 16 KiB resend budget per peer and status
+    /// interval (a simulated batch is a few hundred bytes).
     fn for_simulator(common: &CommonParams) -> PbftParams {
         PbftParams {
             window: common.checkpoint_interval.saturating_mul(4),
             max_in_flight: 8,
             view_timeout: Duration::from_millis(300),
             max_view_timeout: Duration::from_millis(2400),
+            resend_budget_bytes: 16 << 10,
             #[cfg(test)]
             quorum_override: None,
         }
@@ -125,6 +138,8 @@ pub struct PbftConfig {
     pub view_timeout: Duration,
     /// [`PbftParams::max_view_timeout`].
     pub max_view_timeout: Duration,
+    /// [`PbftParams::resend_budget_bytes`].
+    pub resend_budget_bytes: u64,
     /// [`CommonParams::status_interval`].
     pub status_interval: Duration,
     /// [`CommonParams::transfer_timeout`].
@@ -158,6 +173,7 @@ impl PbftConfig {
             batch_timeout: common.batch_timeout,
             view_timeout: own.view_timeout,
             max_view_timeout: own.max_view_timeout,
+            resend_budget_bytes: own.resend_budget_bytes,
             status_interval: common.status_interval,
             transfer_timeout: common.transfer_timeout,
             client_window: common.client_window,
@@ -190,6 +206,7 @@ impl PbftConfig {
             max_in_flight: self.max_in_flight,
             view_timeout: self.view_timeout,
             max_view_timeout: self.max_view_timeout,
+            resend_budget_bytes: self.resend_budget_bytes,
             #[cfg(test)]
             quorum_override: self.quorum_override,
         }

@@ -43,6 +43,10 @@ counters! {
     state_transfers,
     /// Messages retransmitted in answer to a peer's status.
     retransmissions,
+    /// Bytes sent in answer to peers' status and fetch messages.
+    resent_bytes,
+    /// Answers to a peer's status or fetch not sent: its resend budget was spent.
+    resend_budget_exhausted,
     /// Client requests dropped: payload over the limit.
     dropped_oversize_request,
     /// Requests dropped: from a client id outside the cluster.

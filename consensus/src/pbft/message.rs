@@ -52,6 +52,16 @@ impl Envelope {
     }
 }
 
+/// The exact size of `value` in bincode's standard encoding, in bytes, computed
+/// without allocating (what a driver puts on the wire, before framing).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard()) {
+        Ok(()) => size.bytes_written,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// Replica-to-replica messages.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Message {

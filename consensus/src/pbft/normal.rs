@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_result};
 use crate::pbft::Pbft;
-use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote};
-use crate::pbft::replica::{CommittedEntry, MAX_BUFFERED, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
+use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote, encoded_len};
+use crate::pbft::replica::{CommittedEntry, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
 use crate::pbft::replica::{PbftAction, PendingExecution};
 use crate::protocol::{Action, Delivery, Executed};
 use crate::request::{Batch, Reply, Request};
@@ -221,19 +221,65 @@ impl Pbft {
         self.check_slot(now, seq, out);
     }
 
-    /// Buffers a normal-case message for a view not yet started. Returns false (and
-    /// counts) when it is stale or too far ahead.
+    /// Buffers a normal-case message for a view not yet started, after the checks it
+    /// would face in that view that do not depend on the view's state (issue 10 item
+    /// 3): a pre-prepare comes from that view's primary, is inside the watermark window
+    /// and the batch limits and matches its digest; a prepare does not come from the
+    /// primary; every vote is inside the window. Each peer's share of the buffer is
+    /// bounded in messages and bytes ([`Pbft::future_bounds`]). Returns false (and
+    /// counts) when the message is refused.
     fn buffer_if_future(&mut self, view: View, from: ReplicaId, msg: Message) -> bool {
         if view < self.view || (view == self.view && self.view_active) {
             self.counters.dropped_stale_view += 1;
             return false;
         }
-        if view.0 > self.view.0.saturating_add(MAX_VIEWS_AHEAD) || self.future_len >= MAX_BUFFERED {
+        if view.0 > self.view.0.saturating_add(MAX_VIEWS_AHEAD) {
             self.counters.dropped_future += 1;
             return false;
         }
+        let primary = view.primary(self.n);
+        let admissible = match &msg {
+            Message::PrePrepare(pp) => {
+                from == primary
+                    && self.in_window(pp.seq)
+                    && self.batch_within_limits(&pp.batch)
+                    && pp.batch.digest() == pp.digest
+            }
+            Message::Prepare(vote) => from != primary && self.in_window(vote.seq),
+            Message::Commit(vote) => self.in_window(vote.seq),
+            _ => false,
+        };
+        if !admissible {
+            self.counters.dropped_future += 1;
+            return false;
+        }
+        let slot_of = |m: &Message| match m {
+            Message::PrePrepare(pp) => Some((0u8, pp.seq)),
+            Message::Prepare(vote) => Some((1, vote.seq)),
+            Message::Commit(vote) => Some((2, vote.seq)),
+            _ => None,
+        };
+        let slot = slot_of(&msg);
+        let duplicate = self.future.get(&view).is_some_and(|msgs| {
+            msgs.iter()
+                .any(|(sender, m)| *sender == from && slot_of(m) == slot)
+        });
+        if duplicate {
+            // One message per sender, kind and sequence number: a second one is a
+            // duplicate or an equivocation, dropped in the view as well.
+            self.counters.dropped_duplicate += 1;
+            return false;
+        }
+        let bytes = encoded_len(&msg);
+        let (max_messages, max_bytes) = self.future_bounds();
+        let load = self.future_load.entry(from).or_default();
+        if load.messages >= max_messages || load.bytes.saturating_add(bytes) > max_bytes {
+            self.counters.dropped_future += 1;
+            return false;
+        }
+        load.messages += 1;
+        load.bytes = load.bytes.saturating_add(bytes);
         self.future.entry(view).or_default().push((from, msg));
-        self.future_len += 1;
         true
     }
 

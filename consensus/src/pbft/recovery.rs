@@ -13,6 +13,10 @@
 //! - the same view: our own pre-prepare (as primary), prepare and commit for slots the
 //!   sender has not voted on.
 //!
+//! Everything sent in answer to one peer's status or fetch messages is charged to that
+//! peer's resend budget (`resend_budget_bytes` per status interval, issue 10 item 4),
+//! so no number of forged status or fetch messages makes a replica send more.
+//!
 //! A replica behind the stable checkpoint fetches the checkpoint's state from a peer
 //! that signed the certificate, checks it against the certificate, and hands it to the
 //! application, which checks its own digest before installing it.
@@ -57,9 +61,10 @@ impl Pbft {
         st: Status,
         out: &mut Vec<PbftAction>,
     ) {
-        self.answer_view_lag(from, &st, out);
-        if st.stable < self.stable.seq {
-            self.send(from, Message::CheckpointCert(self.stable.clone()), out);
+        self.answer_view_lag(now, from, &st, out);
+        if st.stable < self.stable.seq
+            && self.resend(now, from, Message::CheckpointCert(self.stable.clone()), out)
+        {
             self.counters.retransmissions += 1;
         }
         // Resending to a peer that progresses on its own multiplies the traffic of an
@@ -91,7 +96,13 @@ impl Pbft {
 
     /// Sends a peer in an older view our new view; during a view change, our view
     /// change (so a new primary that lost it still gathers a quorum).
-    fn answer_view_lag(&mut self, from: ReplicaId, st: &Status, out: &mut Vec<PbftAction>) {
+    fn answer_view_lag(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        st: &Status,
+        out: &mut Vec<PbftAction>,
+    ) {
         let behind = st.view < self.view || (st.view == self.view && !st.view_active);
         if !behind {
             return;
@@ -99,8 +110,9 @@ impl Pbft {
         if self.view_active {
             if let Some(nv) = &self.new_view_msg {
                 let msg = Message::NewView(Arc::clone(nv));
-                self.send(from, msg, out);
-                self.counters.retransmissions += 1;
+                if self.resend(now, from, msg, out) {
+                    self.counters.retransmissions += 1;
+                }
             }
         } else if let Some(vc) = self
             .view_changes
@@ -108,8 +120,9 @@ impl Pbft {
             .and_then(|m| m.get(&self.me))
         {
             let msg = Message::ViewChange(Box::new(vc.clone()));
-            self.send(from, msg, out);
-            self.counters.retransmissions += 1;
+            if self.resend(now, from, msg, out) {
+                self.counters.retransmissions += 1;
+            }
         }
     }
 
@@ -135,9 +148,13 @@ impl Pbft {
                 batch: e.batch.clone(),
             })
             .collect();
-        let resent_to = batches.last().map(|c| c.seq);
+        let mut resent_to = None;
         for c in batches {
-            self.send(to, Message::Committed(c), out);
+            let seq = c.seq;
+            if !self.resend(now, to, Message::Committed(c), out) {
+                return (0, resent_to);
+            }
+            resent_to = Some(seq);
             self.counters.retransmissions += 1;
             budget -= 1;
         }
@@ -195,21 +212,25 @@ impl Pbft {
             budget -= 1;
         }
         for msg in msgs {
-            self.send(to, msg, out);
+            if !self.resend(now, to, msg, out) {
+                break;
+            }
             self.counters.retransmissions += 1;
         }
         resent_to
     }
 
+    /// Answers a batch fetch, within the peer's resend budget.
     pub(crate) fn on_fetch_batch(
         &mut self,
+        now: Time,
         from: ReplicaId,
         digest: Digest,
         out: &mut Vec<PbftAction>,
     ) {
         if let Some(batch) = self.batches.get(&digest) {
             let msg = Message::BatchData(batch.clone());
-            self.send(from, msg, out);
+            self.resend(now, from, msg, out);
         }
     }
 
@@ -324,7 +345,16 @@ impl Pbft {
         self.set_timer(PbftTimer::Transfer, retry_at, out);
     }
 
-    pub(crate) fn on_fetch_state(&mut self, from: ReplicaId, seq: Seq, out: &mut Vec<PbftAction>) {
+    /// Answers a state fetch with our stable checkpoint's snapshot, within the peer's
+    /// resend budget (a snapshot may overdraw it once; the peer then waits for the
+    /// budget to refill, or asks another replica).
+    pub(crate) fn on_fetch_state(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        seq: Seq,
+        out: &mut Vec<PbftAction>,
+    ) {
         if self.stable.seq < seq {
             return;
         }
@@ -334,7 +364,7 @@ impl Pbft {
         let Some(snapshot) = StateSnapshot::of(&self.stable, own) else {
             return; // not serialised yet: the requester retries elsewhere
         };
-        self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
+        self.resend(now, from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
 
     pub(crate) fn on_state_snapshot(

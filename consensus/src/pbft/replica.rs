@@ -38,8 +38,18 @@ pub type PbftEvent = Event<Envelope, PbftTimer>;
 
 /// How many views ahead of the current one messages are buffered or view changes kept.
 pub(crate) const MAX_VIEWS_AHEAD: u64 = 16;
-/// Cap on messages buffered for views not yet started.
-pub(crate) const MAX_BUFFERED: usize = 16_384;
+/// What one peer has buffered for views not yet started (see
+/// [`Pbft::future_bounds`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FutureLoad {
+    /// Messages buffered.
+    pub messages: usize,
+    /// Their encoded size, in bytes.
+    pub bytes: usize,
+}
+/// Allowance per buffered message beyond its batch's payload bytes (framing, request
+/// headers, a vote), in bytes.
+pub(crate) const FUTURE_OVERHEAD: usize = 256;
 /// Cap on retransmitted items in answer to one status message.
 pub(crate) const RETRANSMIT_LIMIT: usize = 16;
 
@@ -69,6 +79,44 @@ impl PeerProgress {
         consumed || now.since(self.since) >= patience
     }
 }
+/// A peer's resend budget (see [`PbftConfig::resend_budget_bytes`]): a token bucket
+/// in bytes that may go negative by one answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResendBudget {
+    /// Bytes that may still be sent; negative after an overdraft.
+    pub tokens: i64,
+    /// When `tokens` was last refilled.
+    pub refilled_at: Time,
+}
+
+impl ResendBudget {
+    /// Refills for the time since the last refill (`per_interval` bytes per
+    /// `interval`, up to `per_interval`), then charges `bytes` if anything is left.
+    /// Returns whether the answer may go out.
+    pub fn charge(
+        &mut self,
+        now: Time,
+        bytes: usize,
+        per_interval: u64,
+        interval: Duration,
+    ) -> bool {
+        let cap = i64::try_from(per_interval).unwrap_or(i64::MAX);
+        let elapsed = now.since(self.refilled_at).as_nanos();
+        let interval = interval.as_nanos().max(1);
+        let refill = (elapsed.saturating_mul(u128::from(per_interval)) / interval)
+            .min(i64::MAX as u128) as i64;
+        self.tokens = self.tokens.saturating_add(refill).min(cap);
+        self.refilled_at = now;
+        if self.tokens <= 0 {
+            return false;
+        }
+        self.tokens = self
+            .tokens
+            .saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
+        true
+    }
+}
+
 /// Cap on pre-prepared claims kept per sequence number.
 pub(crate) const MAX_CLAIMS_PER_SEQ: usize = 8;
 
@@ -132,7 +180,8 @@ pub struct Pbft {
     pub(crate) new_view_msg: Option<Arc<SignedNewView>>,
     pub(crate) view_changes: BTreeMap<View, BTreeMap<ReplicaId, SignedViewChange>>,
     pub(crate) future: BTreeMap<View, Vec<(ReplicaId, Message)>>,
-    pub(crate) future_len: usize,
+    /// Per sender: what it has in `future` (bounded by [`Pbft::future_bounds`]).
+    pub(crate) future_load: BTreeMap<ReplicaId, FutureLoad>,
 
     // Ordering.
     pub(crate) slots: BTreeMap<Seq, Slot>,
@@ -161,6 +210,8 @@ pub struct Pbft {
     /// What each peer's latest status reported, and how far our last resend to it
     /// went: retransmissions go only to peers that stopped progressing.
     pub(crate) peers: BTreeMap<ReplicaId, PeerProgress>,
+    /// Per peer: what it may still get in answer to its status and fetch messages.
+    pub(crate) resend_budgets: BTreeMap<ReplicaId, ResendBudget>,
 
     // Clients.
     pub(crate) delivered_table: DeliveredTable,
@@ -226,7 +277,7 @@ impl Pbft {
             new_view_msg: None,
             view_changes: BTreeMap::new(),
             future: BTreeMap::new(),
-            future_len: 0,
+            future_load: BTreeMap::new(),
             slots: BTreeMap::new(),
             next_seq: Seq(1),
             max_accepted: Seq(0),
@@ -247,6 +298,7 @@ impl Pbft {
             diverged: false,
             transfer: None,
             peers: BTreeMap::new(),
+            resend_budgets: BTreeMap::new(),
             delivered_table: DeliveredTable::new(),
             reply_cache: ReplyCache::new(),
             queue: VecDeque::new(),
@@ -361,9 +413,9 @@ impl Pbft {
             Message::ViewChange(vc) => self.on_view_change(now, from, *vc, out),
             Message::NewView(nv) => self.on_new_view(now, from, nv, out),
             Message::Status(st) => self.on_status(now, from, st, out),
-            Message::FetchBatch(d) => self.on_fetch_batch(from, d, out),
+            Message::FetchBatch(d) => self.on_fetch_batch(now, from, d, out),
             Message::BatchData(b) => self.on_batch_data(now, b, out),
-            Message::FetchState(seq) => self.on_fetch_state(from, seq, out),
+            Message::FetchState(seq) => self.on_fetch_state(now, from, seq, out),
             Message::StateSnapshot(s) => self.on_state_snapshot(now, from, *s, out),
             Message::Committed(c) => self.on_committed(now, from, c, out),
         }
@@ -405,6 +457,33 @@ impl Pbft {
         }
     }
 
+    /// Sends `msg` to `to` in answer to its status or fetch if `to`'s resend budget
+    /// allows; returns false (and counts) when the budget is spent.
+    pub(crate) fn resend(
+        &mut self,
+        now: Time,
+        to: ReplicaId,
+        msg: Message,
+        out: &mut Vec<PbftAction>,
+    ) -> bool {
+        let bytes = crate::pbft::message::encoded_len(&msg);
+        let per_interval = self.cfg.resend_budget_bytes;
+        let budget = self.resend_budgets.entry(to).or_insert(ResendBudget {
+            tokens: i64::try_from(per_interval).unwrap_or(i64::MAX),
+            refilled_at: now,
+        });
+        if !budget.charge(now, bytes, per_interval, self.cfg.status_interval) {
+            self.counters.resend_budget_exhausted += 1;
+            return false;
+        }
+        self.counters.resent_bytes = self
+            .counters
+            .resent_bytes
+            .saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
+        self.send(to, msg, out);
+        true
+    }
+
     pub(crate) fn broadcast(&self, msg: Message, out: &mut Vec<PbftAction>) {
         out.push(Action::Broadcast {
             msg: self.envelope(msg),
@@ -439,6 +518,22 @@ impl Pbft {
         self.awaited_arrivals = self.awaited_arrivals.wrapping_add(1);
         self.awaited.insert(key, (self.awaited_arrivals, req));
         true
+    }
+
+    /// The most one peer may hold in the future-view buffer: (messages, bytes). A
+    /// legitimate peer sends at most one prepare and one commit per sequence number of
+    /// the window and, as the next view's primary, at most `max_in_flight`
+    /// pre-prepares before we enter its view; anything beyond is recovered by status
+    /// retransmission once we are in the view. Bytes: `max_in_flight` full batches
+    /// plus 256 bytes per vote.
+    pub(crate) fn future_bounds(&self) -> (usize, usize) {
+        let window = usize::try_from(self.cfg.window).unwrap_or(usize::MAX);
+        let in_flight = usize::try_from(self.cfg.max_in_flight).unwrap_or(usize::MAX);
+        let messages = window.saturating_mul(2).saturating_add(in_flight);
+        let bytes = in_flight
+            .saturating_mul(self.cfg.max_batch_bytes.saturating_add(FUTURE_OVERHEAD))
+            .saturating_add(window.saturating_mul(2).saturating_mul(FUTURE_OVERHEAD));
+        (messages, bytes)
     }
 
     /// The high watermark: the last sequence number the window admits.

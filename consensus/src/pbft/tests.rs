@@ -304,6 +304,124 @@ fn primary_censoring_one_client_is_replaced() {
     }
 }
 
+/// Issue 10 item 3: the future-view buffer checks what it can before buffering and
+/// bounds each peer's share. r3 floods r2 with full pre-prepares for views it does not
+/// lead and votes outside the window; afterwards a correct primary's pre-prepare for
+/// the next view is still buffered, and r3 holds at most its bound.
+#[test]
+fn future_view_flood_is_refused_and_bounded_per_peer() {
+    let mut h = Harness::new(4, |_| {});
+    let big = |n: u64| {
+        Arc::new(Batch::new(
+            (0..4)
+                .map(|i| Request {
+                    client: ClientId(1),
+                    number: n * 8 + i,
+                    payload: Bytes::from(vec![7u8; 1000]),
+                })
+                .collect(),
+        ))
+    };
+    for n in 0..20_000u64 {
+        let view = View(1 + n % 16);
+        let batch = big(n);
+        let pp = PrePrepare {
+            view,
+            seq: Seq(1 + n % 8),
+            digest: batch.digest(),
+            batch,
+        };
+        h.inject(2, 3, Message::PrePrepare(pp));
+        let vote = Vote {
+            view: View(1),
+            seq: Seq(1_000 + n),
+            digest: Digest::default(),
+        };
+        h.inject(2, 3, Message::Prepare(vote));
+    }
+    let batch = big(99_999);
+    let honest = PrePrepare {
+        view: View(1),
+        seq: Seq(1),
+        digest: batch.digest(),
+        batch,
+    };
+    h.inject(2, 1, Message::PrePrepare(honest));
+    let node = &h.nodes[2];
+    assert!(
+        node.future
+            .get(&View(1))
+            .is_some_and(|msgs| msgs.iter().any(|(from, _)| *from == ReplicaId(1))),
+        "the correct primary's pre-prepare for view 1 was buffered"
+    );
+    let (max_messages, max_bytes) = node.future_bounds();
+    let load = node
+        .future_load
+        .get(&ReplicaId(3))
+        .copied()
+        .unwrap_or_default();
+    assert!(
+        load.messages <= max_messages && load.bytes <= max_bytes,
+        "{load:?}"
+    );
+    let from_r3: usize = node
+        .future
+        .values()
+        .flatten()
+        .filter(|(from, _)| *from == ReplicaId(3))
+        .count();
+    assert!(
+        from_r3 <= 8,
+        "only view 3 (which r3 leads), in-window: {from_r3}"
+    );
+}
+
+/// Issue 10 item 4: forged status and fetch messages buy a peer no more than its
+/// resend budget. r3 claims to have delivered nothing and asks for every batch and the
+/// state, 200 times; r0 sends it at most the budget plus one answer.
+#[test]
+fn status_and_fetch_flood_is_answered_within_the_resend_budget() {
+    let budget = 4096u64;
+    let mut h = Harness::new(4, |cfg| cfg.resend_budget_bytes = budget);
+    for number in 1..=12 {
+        h.request(0, 1, number);
+        h.settle();
+        h.advance(Duration::from_millis(10));
+    }
+    h.advance(Duration::from_secs(1));
+    assert!(h.nodes[0].last_delivered >= Seq(3));
+    let digests: Vec<Digest> = h.nodes[0].batches.keys().copied().collect();
+    let status = Status {
+        view: View(0),
+        view_active: true,
+        stable: Seq(0),
+        last_delivered: Seq(0),
+    };
+    h.inflight.clear();
+    for _ in 0..200 {
+        h.inject(0, 3, Message::Status(status));
+        for d in &digests {
+            h.inject(0, 3, Message::FetchBatch(*d));
+        }
+        h.inject(0, 3, Message::FetchState(Seq(0)));
+    }
+    let to_r3: Vec<usize> = h
+        .inflight
+        .iter()
+        .filter(|(from, to, _)| from.index() == 0 && to.index() == 3)
+        .map(|(_, _, env)| encoded_len(&env.msg))
+        .collect();
+    let sent: usize = to_r3.iter().sum();
+    let largest = to_r3.iter().copied().max().unwrap_or(0);
+    assert!(!to_r3.is_empty(), "r3 got answers");
+    assert!(
+        sent as u64 <= budget + largest as u64,
+        "{sent} bytes in {} messages",
+        to_r3.len()
+    );
+    assert!(h.nodes[0].counters.resend_budget_exhausted > 0);
+}
+
 #[test]
 fn pre_prepare_from_a_backup_is_dropped_and_counted() {
     let mut h = Harness::new(4, |_| {});

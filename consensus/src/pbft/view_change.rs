@@ -11,7 +11,7 @@ use crate::pbft::Pbft;
 use crate::pbft::decision::{Decision, decide};
 use crate::pbft::message::{
     Message, NewViewBody, PbftTimer, PrePreparedClaim, PreparedClaim, Signed, SignedBody,
-    SignedNewView, SignedViewChange, StableCert, ViewChangeBody,
+    SignedNewView, SignedViewChange, StableCert, ViewChangeBody, encoded_len,
 };
 use crate::pbft::replica::{MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD, PbftAction};
 use crate::request::Request;
@@ -75,7 +75,12 @@ impl Pbft {
     /// Drops buffered messages for views already left.
     pub(crate) fn prune_future(&mut self) {
         self.future = self.future.split_off(&self.view);
-        self.future_len = self.future.values().map(Vec::len).sum();
+        self.future_load.clear();
+        for (from, msg) in self.future.values().flatten() {
+            let load = self.future_load.entry(*from).or_default();
+            load.messages += 1;
+            load.bytes = load.bytes.saturating_add(encoded_len(msg));
+        }
     }
 
     /// Our signed view change for `target`: the stable checkpoint and the P and Q sets
@@ -386,6 +391,7 @@ impl Pbft {
             self.on_message(now, from, msg, out);
         }
         self.try_propose(now, false, out);
+        self.prune_batches();
     }
 
     /// A backup hands the requests it waits for to the new primary.

@@ -33,9 +33,18 @@ impl fmt::Display for Violation {
     }
 }
 
+/// The most a correct replica may send one Byzantine peer in one second of virtual
+/// time, in encoded bytes (issue 10 item 4: a peer's status and fetch messages must
+/// not buy it unbounded answers). The simulator's own traffic is a few KiB a second
+/// per link; PBFT's simulator resend budget is 160 KiB a second.
+pub const MAX_BYTES_TO_ONE_PEER_PER_SECOND: u64 = 1 << 20;
+
 /// Collects what correct replicas and clients did and compares it.
 #[derive(Debug, Default)]
 pub struct Checker {
+    /// Per (correct sender, Byzantine receiver): the current second and the bytes
+    /// sent in it.
+    sent_to_faulty: BTreeMap<(ReplicaId, ReplicaId), (u64, u64)>,
     delivered: BTreeMap<Seq, (Digest, ReplicaId)>,
     executed_digest: BTreeMap<Seq, (Digest, ReplicaId)>,
     results: BTreeMap<(ClientId, u64), Bytes>,
@@ -141,6 +150,25 @@ impl Checker {
         }
     }
 
+    /// A correct replica sent `bytes` (encoded) to a Byzantine peer at `now`; more
+    /// than [`MAX_BYTES_TO_ONE_PEER_PER_SECOND`] in one second is a violation
+    /// (reported once per link and second).
+    pub fn sent_to_faulty(&mut self, from: ReplicaId, to: ReplicaId, bytes: u64, now: Time) {
+        let second = now.0 / 1_000_000_000;
+        let entry = self.sent_to_faulty.entry((from, to)).or_insert((second, 0));
+        if entry.0 != second {
+            *entry = (second, 0);
+        }
+        let before = entry.1;
+        entry.1 = entry.1.saturating_add(bytes);
+        if before <= MAX_BYTES_TO_ONE_PEER_PER_SECOND && entry.1 > MAX_BYTES_TO_ONE_PEER_PER_SECOND
+        {
+            self.report(Violation::Safety(format!(
+                "{from} sent Byzantine {to} more than {MAX_BYTES_TO_ONE_PEER_PER_SECOND} bytes in second {second} (amplification)"
+            )));
+        }
+    }
+
     /// Liveness for every client, not just in total (issue 10 item 2: a censoring
     /// primary starves one client while the others finish): each `(client,
     /// completed, planned)` with requests left is a violation naming the client.
@@ -212,6 +240,28 @@ mod tests {
         assert!(matches!(c.violations()[0], Violation::Safety(_)));
         c.accepted(ClientId(0), 9, &Bytes::from_static(b"r"), Time(0));
         assert_eq!(c.violations().len(), 2);
+    }
+
+    #[test]
+    fn amplification_towards_a_faulty_peer_is_a_violation() {
+        let mut c = Checker::default();
+        let at = |s: u64| Time(s * 1_000_000_000);
+        c.sent_to_faulty(
+            ReplicaId(1),
+            ReplicaId(0),
+            MAX_BYTES_TO_ONE_PEER_PER_SECOND,
+            at(0),
+        );
+        c.sent_to_faulty(
+            ReplicaId(1),
+            ReplicaId(0),
+            MAX_BYTES_TO_ONE_PEER_PER_SECOND,
+            at(1),
+        );
+        assert!(c.violations().is_empty(), "a new second starts from zero");
+        c.sent_to_faulty(ReplicaId(1), ReplicaId(0), 1, at(1));
+        c.sent_to_faulty(ReplicaId(1), ReplicaId(0), 1, at(1));
+        assert_eq!(c.violations().len(), 1);
     }
 
     #[test]

@@ -528,6 +528,15 @@ impl<P: Protocol> Engine<P> {
         if to >= self.nodes.len() || to == from {
             return;
         }
+        if self.nodes[from].correct && !self.nodes[to].correct {
+            let mut size = bincode::enc::write::SizeWriter::default();
+            let bytes =
+                bincode::serde::encode_into_writer(&msg, &mut size, bincode::config::standard())
+                    .map_or(u64::MAX, |()| size.bytes_written as u64);
+            let now = self.now;
+            self.checker
+                .sent_to_faulty(ReplicaId(from as u32), ReplicaId(to as u32), bytes, now);
+        }
         for at in self.net.arrivals(
             &mut self.rng,
             self.now,
