@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -286,12 +286,25 @@ pub fn save_cluster_folder(
     Ok((cluster_path, key_paths))
 }
 
-/// Parses a 32-byte hex public key.
+/// Parses a 32-byte hex public key and refuses weak or invalid ones (the identity,
+/// other small-order points, non-points, non-canonical spellings:
+/// [`tandem_network::check_public_key`]).
 fn parse_public_key(hex_key: &str) -> Result<[u8; 32]> {
     let bytes = hex::decode(hex_key.trim()).map_err(|e| anyhow!("is not hex: {e}"))?;
-    bytes
+    let key: [u8; 32] = bytes
         .try_into()
-        .map_err(|b: Vec<u8>| anyhow!("has {} bytes, expected 32", b.len()))
+        .map_err(|b: Vec<u8>| anyhow!("has {} bytes, expected 32", b.len()))?;
+    tandem_network::check_public_key(&key).map_err(|e| anyhow!("{e}"))?;
+    Ok(key)
+}
+
+/// Whether a key file readable by its group or others is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFileAccess {
+    /// Refuse it (the default).
+    OwnerOnly,
+    /// Accept it (`--allow-shared-key-file`: secrets mounted into a container).
+    AllowShared,
 }
 
 /// A member's private key file: its id and its PKCS#8 Ed25519 key, hex encoded.
@@ -322,8 +335,27 @@ impl KeyFile {
         }
     }
 
-    /// Reads a key file.
+    /// Reads a key file, refusing one that its group or others may read or write
+    /// (the file and its mode named in the error; issue 10 item 12).
     pub fn load(path: &Path) -> Result<KeyFile> {
+        KeyFile::load_with(path, KeyFileAccess::OwnerOnly)
+    }
+
+    /// Reads a key file; `access` says whether a file readable by others is refused
+    /// ([`KeyFileAccess::OwnerOnly`]) or accepted (`--allow-shared-key-file`, for
+    /// containers that mount secrets with wider modes).
+    pub fn load_with(path: &Path, access: KeyFileAccess) -> Result<KeyFile> {
+        let meta = fs::metadata(path)
+            .with_context(|| format!("cannot read key file {}", path.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if access == KeyFileAccess::OwnerOnly && mode & 0o077 != 0 {
+            bail!(
+                "key file {} has mode {mode:04o}: a private key must be readable by its owner only \
+                 (chmod 600 {}), or pass --allow-shared-key-file",
+                path.display(),
+                path.display()
+            );
+        }
         let text = fs::read_to_string(path)
             .with_context(|| format!("cannot read key file {}", path.display()))?;
         let key: KeyFile =
@@ -349,6 +381,9 @@ impl KeyFile {
             .mode(0o600)
             .open(path)
             .with_context(|| format!("cannot create key file {}", path.display()))?;
+        // `mode` applies only when the file is created: tighten an existing one.
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict key file {}", path.display()))?;
         f.write_all(text.as_bytes())
             .with_context(|| format!("cannot write key file {}", path.display()))
     }
@@ -410,6 +445,46 @@ mod tests {
         let back = ClusterFile::load(&path).unwrap();
         assert_eq!(back.replica_keys(), cluster.replica_keys());
         assert_eq!(back.membership().unwrap().replica_ids().len(), 4);
+    }
+
+    /// Issue 10 item 11: a replica key that is the identity, the order-2 point or no
+    /// point at all is refused, naming the entry.
+    #[test]
+    fn weak_replica_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weak.toml");
+        let identity_point = format!("01{}", "00".repeat(31));
+        let order_two = format!("ec{}7f", "ff".repeat(30));
+        let not_a_point = format!("02{}", "00".repeat(31));
+        for (key, why) in [
+            (identity_point, "small order"),
+            (order_two, "small order"),
+            (not_a_point, "not a point"),
+        ] {
+            let (mut cluster, _) = sample(4);
+            cluster.replicas[1].public_key = key;
+            cluster.save(&path).unwrap();
+            let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
+            assert!(err.contains("id = 1") && err.contains(why), "{err}");
+        }
+    }
+
+    /// Issue 10 item 12: a key file readable by group or others is refused with its
+    /// name and mode, unless shared access is allowed; saving tightens an existing file.
+    #[test]
+    fn key_files_readable_by_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r0.key");
+        let identity = Identity::generate().unwrap();
+        let key = KeyFile::new(tandem_network::NodeId::Replica(0), identity.pkcs8_der());
+        key.save(&path).unwrap();
+        KeyFile::load(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = format!("{:#}", KeyFile::load(&path).unwrap_err());
+        assert!(err.contains("r0.key") && err.contains("0644"), "{err}");
+        KeyFile::load_with(&path, KeyFileAccess::AllowShared).unwrap();
+        key.save(&path).unwrap();
+        KeyFile::load(&path).unwrap();
     }
 
     #[test]

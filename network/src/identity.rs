@@ -99,11 +99,56 @@ impl fmt::Debug for Identity {
     }
 }
 
-/// Checks an Ed25519 `signature` of `message` by `public_key`.
+/// Why a public key was refused (issue 10 item 11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WeakKey {
+    /// The 32 bytes decode to no point of the curve.
+    #[error("is not a point on the Ed25519 curve")]
+    NotOnCurve,
+    /// A second spelling of a point (y ≥ p, or a sign bit on x = 0).
+    #[error("is not the canonical encoding of its curve point")]
+    NotCanonical,
+    /// The identity or another point of order 1, 2, 4 or 8.
+    #[error("is a point of small order (a weak key: signatures without a private key verify)")]
+    SmallOrder,
+    /// A point with a small-order component.
+    #[error("has a small-order component (not in the prime-order subgroup)")]
+    Torsion,
+}
+
+/// Accepts `key` only if it is the canonical encoding of a curve point in the
+/// prime-order subgroup other than the identity. ring verifies cofactorless
+/// (`[S]B = R + [k]A`): under a small-order `A`, `[k]A` takes at most 8 values, so a
+/// signature made without any private key verifies with probability ≥ 1/8. Key
+/// generation never produces such keys (`A = aB`); they can only come from a file.
+/// curve25519-dalek decompresses (ring has no point decompression); ring stays the
+/// verifier. The executor checks account keys the same way (`executor/src/public_key.rs`;
+/// the base crates do not depend on each other).
+pub fn check_public_key(key: &PublicKey) -> Result<(), WeakKey> {
+    let point = curve25519_dalek::edwards::CompressedEdwardsY(*key)
+        .decompress()
+        .ok_or(WeakKey::NotOnCurve)?;
+    if point.compress().to_bytes() != *key {
+        return Err(WeakKey::NotCanonical);
+    }
+    if point.is_small_order() {
+        return Err(WeakKey::SmallOrder);
+    }
+    if !point.is_torsion_free() {
+        return Err(WeakKey::Torsion);
+    }
+    Ok(())
+}
+
+/// Checks an Ed25519 `signature` of `message` by `public_key`; a weak or invalid key
+/// ([`check_public_key`]) validates nothing. For handshakes and other rare checks:
+/// the key check costs a point decompression and a scalar multiplication, so hot
+/// paths check keys once when they enter (the cluster file) and verify with ring.
 pub fn verify_signature(public_key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
-    UnparsedPublicKey::new(&ED25519, public_key)
-        .verify(message, signature)
-        .is_ok()
+    check_public_key(public_key).is_ok()
+        && UnparsedPublicKey::new(&ED25519, public_key)
+            .verify(message, signature)
+            .is_ok()
 }
 
 /// Lower-case hex of a key, for logs and error messages.
@@ -276,6 +321,39 @@ mod tests {
             "purposes must give different secrets"
         );
         assert_eq!(identity.derive_secret("a"), again.derive_secret("a"));
+        assert_eq!(check_public_key(&identity.public_key()), Ok(()));
+    }
+
+    /// Issue 10 item 11: the identity, the order-2 point, a non-point and a
+    /// non-canonical spelling are refused, and a signature under the identity — which
+    /// ring alone accepts for `R = identity, S = 0` — does not verify.
+    #[test]
+    fn weak_and_invalid_keys_are_refused_and_validate_nothing() {
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let mut order_two = [0xffu8; 32];
+        order_two[0] = 0xec;
+        order_two[31] = 0x7f;
+        assert_eq!(check_public_key(&identity_point), Err(WeakKey::SmallOrder));
+        assert_eq!(check_public_key(&order_two), Err(WeakKey::SmallOrder));
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert_eq!(check_public_key(&not_a_point), Err(WeakKey::NotOnCurve));
+        // y = 1 + p: the identity spelled non-canonically.
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert!(check_public_key(&non_canonical).is_err());
+        // R = identity, S = 0: [0]B = identity + [k]identity holds for every message.
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        assert!(
+            UnparsedPublicKey::new(&ED25519, &identity_point)
+                .verify(b"any message", &forged)
+                .is_ok(),
+            "ring alone accepts it"
+        );
+        assert!(!verify_signature(&identity_point, b"any message", &forged));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use fault_injection::{
 };
 pub use identity::{
     Identity, IdentityError, Member, Membership, MembershipError, PUBLIC_KEY_LEN, PublicKey,
-    SIGNATURE_LEN, verify_signature,
+    SIGNATURE_LEN, WeakKey, check_public_key, verify_signature,
 };
 pub use memory_transport::{DEFAULT_MEMORY_INBOUND_CAPACITY, MemoryHub, MemoryTransport};
 pub use node_id::{NodeId, ParseNodeIdError};

@@ -11,7 +11,7 @@ use clap::Args;
 use tandem_network::{Identity, NodeId};
 use tokio::time::Instant;
 
-use tandem_experiments::cluster::{ClusterFile, KeyFile};
+use tandem_experiments::cluster::{ClusterFile, KeyFile, KeyFileAccess};
 use tandem_experiments::cluster_params::parse_workload;
 use tandem_experiments::load::{LoadMode, LoadSettings, Progress, run_load};
 
@@ -24,6 +24,10 @@ pub struct ClientArgs {
     /// This client's private key file.
     #[arg(long)]
     key: PathBuf,
+    /// Accept a key file its group or others may read (containers that mount secrets
+    /// with wider modes); by default such a file is refused.
+    #[arg(long)]
+    allow_shared_key_file: bool,
     /// Workload kind (default: the cluster's); must fit the cluster's genesis.
     #[arg(long)]
     workload: Option<String>,
@@ -62,7 +66,12 @@ const DEFAULT_WINDOW: usize = 256;
 /// Runs `tandem client`.
 pub fn run(args: ClientArgs) -> Result<ExitCode> {
     let cluster = ClusterFile::load(&args.cluster)?;
-    let key = KeyFile::load(&args.key)?;
+    let access = if args.allow_shared_key_file {
+        KeyFileAccess::AllowShared
+    } else {
+        KeyFileAccess::OwnerOnly
+    };
+    let key = KeyFile::load_with(&args.key, access)?;
     let NodeId::Client(client_id) = key.node_id()? else {
         bail!(
             "key file {}: field id names a replica; a client needs a client key",

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 
 use crate::node::{ReplicaSetup, run_replica};
-use tandem_experiments::cluster::{ClusterFile, KeyFile};
+use tandem_experiments::cluster::{ClusterFile, KeyFile, KeyFileAccess};
 
 /// Arguments of `tandem replica`.
 #[derive(Args, Debug)]
@@ -22,6 +22,10 @@ pub struct ReplicaArgs {
     /// This replica's private key file.
     #[arg(long)]
     key: PathBuf,
+    /// Accept a key file its group or others may read (containers that mount secrets
+    /// with wider modes); by default such a file is refused.
+    #[arg(long)]
+    allow_shared_key_file: bool,
     /// Write a JSON metrics line to this file every interval.
     #[arg(long)]
     metrics: Option<PathBuf>,
@@ -30,7 +34,7 @@ pub struct ReplicaArgs {
     metrics_interval_ms: u64,
     /// Misbehave, for experiments: a Byzantine mode of the cluster's protocol (pbft:
     /// silent, equivocate, slow-primary, bad-signatures, replay, corrupt-digests,
-    /// view-change-storm, censor).
+    /// view-change-storm, censor, flood, status-flood).
     #[arg(long)]
     byzantine: Option<String>,
     /// Threads for the protocol and the network (1: a single-threaded runtime, which
@@ -42,7 +46,12 @@ pub struct ReplicaArgs {
 /// Runs `tandem replica`.
 pub fn run(args: ReplicaArgs) -> Result<ExitCode> {
     let cluster = ClusterFile::load(&args.cluster)?;
-    let key = KeyFile::load(&args.key)?;
+    let access = if args.allow_shared_key_file {
+        KeyFileAccess::AllowShared
+    } else {
+        KeyFileAccess::OwnerOnly
+    };
+    let key = KeyFile::load_with(&args.key, access)?;
     let byzantine = args
         .byzantine
         .as_deref()
