@@ -9,6 +9,8 @@
 //!   driver for one.
 //! - [`pbft`]: PBFT — normal case, checkpoints, view change, state transfer,
 //!   exactly-once clients, signatures, and Byzantine modes for experiments.
+//! - [`hotstuff`]: 2-chain HotStuff (Jolteon / DiemBFT v4) with a 3-chain switch —
+//!   block tree, QCs and TCs, pacemaker, block sync, checkpoints, Byzantine modes.
 //! - [`exactly_once`] and [`checkpoint`]: what every protocol shares to execute each
 //!   request once, take stable checkpoints and transfer state to a lagging replica.
 //! - [`application`]: what a driver runs deliveries through (and a hash-chain app).
@@ -25,6 +27,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod crypto;
 pub mod exactly_once;
+pub mod hotstuff;
 pub mod params;
 pub mod pbft;
 pub mod protocol;

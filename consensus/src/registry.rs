@@ -51,6 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientRouting;
 use crate::crypto::Keyring;
+use crate::hotstuff::HotStuffReplica;
 use crate::params::{CommonParams, ParamsError};
 use crate::pbft::PbftReplica;
 use crate::protocol::{ByzantineBehaviour, Protocol};
@@ -65,6 +66,9 @@ pub enum ProtocolKind {
     /// PBFT (Castro and Liskov, OSDI 1999 / TOCS 2002): [`PbftReplica`].
     #[default]
     Pbft,
+    /// 2-chain HotStuff (Jolteon, Gelashvili et al., FC 2022; DiemBFT v4), with a
+    /// switch for 3-chain chained HotStuff: [`HotStuffReplica`].
+    HotStuff,
 }
 
 /// Code that runs generic over a protocol: [`ProtocolKind::dispatch`] calls `visit`
@@ -107,12 +111,13 @@ pub enum RegistryError {
 
 impl ProtocolKind {
     /// Every protocol, in the order help texts list them.
-    pub const ALL: &'static [ProtocolKind] = &[ProtocolKind::Pbft];
+    pub const ALL: &'static [ProtocolKind] = &[ProtocolKind::Pbft, ProtocolKind::HotStuff];
 
     /// Runs `visitor` with this protocol's type.
     pub fn dispatch<V: ProtocolVisitor>(self, visitor: V) -> V::Output {
         match self {
             ProtocolKind::Pbft => visitor.visit::<PbftReplica>(),
+            ProtocolKind::HotStuff => visitor.visit::<HotStuffReplica>(),
         }
     }
 
@@ -265,7 +270,7 @@ mod tests {
         let err = ProtocolKind::from_name("raft").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown protocol `raft`; known protocols: pbft"
+            "unknown protocol `raft`; known protocols: pbft, hotstuff"
         );
     }
 

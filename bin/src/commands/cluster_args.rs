@@ -10,7 +10,7 @@ use tandem_experiments::cluster_params::ClusterParams;
 /// Cluster flags.
 #[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
-    /// Consensus protocol: pbft (the only one so far).
+    /// Consensus protocol: pbft or hotstuff.
     #[arg(long, default_value_t = ClusterParams::default().protocol)]
     pub protocol: ProtocolKind,
     /// Number of replicas (n = 3f+1 ≥ 4).

@@ -18,7 +18,7 @@ use tandem_consensus::sim::{self, SimConfig, SimReport};
 /// Arguments of `tandem sim`.
 #[derive(Args, Debug)]
 pub struct SimArgs {
-    /// The protocol to simulate: pbft (the only one so far).
+    /// The protocol to simulate: pbft or hotstuff.
     #[arg(long, default_value = "pbft")]
     protocol: ProtocolKind,
     /// Number of seeds to run.

@@ -1,0 +1,89 @@
+//! What a HotStuff replica counted: progress, and every input it dropped, by reason.
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Monotonic counters of a replica.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// `(name, value)` pairs in declaration order.
+            pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Blocks this replica proposed as leader.
+    blocks_proposed,
+    /// Votes this replica sent.
+    votes_sent,
+    /// QCs this replica formed as next leader.
+    qcs_formed,
+    /// TCs this replica formed.
+    tcs_formed,
+    /// Rounds this replica timed out in.
+    round_timeouts,
+    /// Blocks committed.
+    blocks_committed,
+    /// Blocks delivered to the application.
+    batches_delivered,
+    /// Requests delivered (after exactly-once filtering).
+    requests_delivered,
+    /// Requests filtered out at delivery because they were already delivered.
+    duplicate_requests_filtered,
+    /// Retransmitted requests answered from the reply cache.
+    replies_from_cache,
+    /// Retransmitted requests already delivered whose result is not held here.
+    uncached_retransmissions,
+    /// Blocks received through block sync.
+    blocks_fetched,
+    /// Stable checkpoints reached.
+    checkpoints_stable,
+    /// State transfers completed.
+    state_transfers,
+    /// Proposals held until their parent arrives.
+    proposals_deferred,
+    /// Client requests dropped: payload over the limit.
+    dropped_oversize_request,
+    /// Requests dropped: from a client id outside the cluster.
+    dropped_unknown_client,
+    /// Requests dropped: the queue was full.
+    dropped_queue_full,
+    /// Messages dropped: a signature, QC or TC did not verify.
+    dropped_bad_signature,
+    /// Messages dropped: a block whose height or rounds do not follow its parent.
+    dropped_bad_block,
+    /// Messages dropped: a batch over the size limits or naming unknown clients.
+    dropped_oversize_batch,
+    /// Messages dropped: for a round already left.
+    dropped_stale_round,
+    /// Messages dropped: for a round too far ahead or not justified.
+    dropped_future,
+    /// Messages dropped: sent by a replica not entitled to send them.
+    dropped_wrong_sender,
+    /// Messages dropped: a second, different proposal or vote for one round.
+    dropped_equivocation,
+    /// Messages dropped: duplicates of something already known.
+    dropped_duplicate,
+    /// Messages dropped: malformed content.
+    dropped_malformed,
+    /// Blocks dropped: not asked for.
+    dropped_unrequested,
+    /// Blocks dropped: the cap on uncommitted blocks was reached.
+    dropped_tree_full,
+    /// Proposals not voted for: the safety rules refused.
+    votes_refused,
+    /// Messages dropped: an invalid checkpoint certificate or state snapshot.
+    dropped_invalid_checkpoint,
+    /// Executed reports from the application that did not fit (a driver bug).
+    unexpected_executions,
+    /// Our own checkpoint digest disagreed with a stable certificate.
+    checkpoint_mismatches,
+    /// Two different blocks committed at one height (must stay 0).
+    conflicting_commits,
+}

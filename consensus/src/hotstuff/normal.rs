@@ -1,0 +1,740 @@
+//! HotStuff's normal case: client requests and the queue every replica keeps,
+//! proposals by the round's leader, votes to the next leader, QCs, the commit rule,
+//! in-order delivery by height with exactly-once filtering, execution reports and
+//! replies.
+//!
+//! Batching follows the same limits as PBFT (`max_batch`, `max_batch_bytes`,
+//! `max_request_bytes`): a leader proposes once per round, as soon as it has requests
+//! or uncommitted requests need more certified blocks on top of them, taking up to
+//! one full batch from its queue. The round's pace (one QC per round trip) batches
+//! requests as PBFT's pipeline does, so `batch_timeout` is not needed here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::crypto::{Signed, SignedBody};
+use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_result};
+use crate::hotstuff::block::{Block, Round};
+use crate::hotstuff::block_tree::{CommitError, Insert};
+use crate::hotstuff::durable::HotStuffRecord;
+use crate::hotstuff::message::{Message, Proposal};
+use crate::hotstuff::pacemaker::MAX_ROUNDS_AHEAD;
+use crate::hotstuff::qc::{Qc, Tc, Vote, VoteBody};
+use crate::hotstuff::replica::{HotStuff, HotStuffAction, PendingExecution, QUEUE_BATCHES};
+use crate::hotstuff::safety::commit_target;
+use crate::protocol::{Action, Delivery, Executed};
+use crate::request::{Batch, Reply, Request};
+use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
+
+impl HotStuff {
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.cfg.common.max_batch.saturating_mul(QUEUE_BATCHES)
+    }
+
+    /// A request from a client's authenticated channel: queued here (every replica
+    /// leads in turn and proposes from its queue). While no uncommitted block carries
+    /// requests (the chain may be idle, its leaders with nothing to propose) it is also
+    /// handed to the current and next rounds' leaders, so an idle cluster starts at
+    /// once; under load it waits here until this replica or another the client chose
+    /// leads, which keeps the copies of a request on the wire at f+1.
+    pub(crate) fn on_client_request(
+        &mut self,
+        now: Time,
+        req: Request,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if req.payload.len() > self.cfg.common.max_request_bytes {
+            self.counters.dropped_oversize_request += 1;
+            return;
+        }
+        if !self.client_allowed(req.client) {
+            self.counters.dropped_unknown_client += 1;
+            return;
+        }
+        if self.answer_if_done(&req, out) {
+            return;
+        }
+        if !self.enqueue(req.clone()) {
+            return;
+        }
+        if !self.uncommitted_payload() {
+            let round = self.round();
+            let current = self.leader(round);
+            let next = self.leader(round.next());
+            self.send(current, Message::Forward(vec![req.clone()]), out);
+            if next != current {
+                self.send(next, Message::Forward(vec![req]), out);
+            }
+        }
+        self.try_propose(now, out);
+    }
+
+    /// Requests another replica handed to us.
+    pub(crate) fn on_forward(
+        &mut self,
+        now: Time,
+        reqs: Vec<Request>,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if reqs.len() > self.cfg.common.max_batch {
+            self.counters.dropped_oversize_batch += 1;
+            return;
+        }
+        for req in reqs {
+            if req.payload.len() > self.cfg.common.max_request_bytes {
+                self.counters.dropped_oversize_request += 1;
+                continue;
+            }
+            if !self.client_allowed(req.client) {
+                self.counters.dropped_unknown_client += 1;
+                continue;
+            }
+            if is_delivered(&self.delivered_table, req.client, req.number) {
+                continue;
+            }
+            self.enqueue(req);
+        }
+        self.try_propose(now, out);
+    }
+
+    /// Answers an already delivered request from the reply cache; returns whether it
+    /// was delivered.
+    fn answer_if_done(&mut self, req: &Request, out: &mut Vec<HotStuffAction>) -> bool {
+        let done = is_delivered(&self.delivered_table, req.client, req.number);
+        if done
+            && let Some(result) = self
+                .reply_cache
+                .get(&req.client)
+                .and_then(|r| r.get(&req.number))
+        {
+            let reply = self.reply(req.client, vec![(req.number, result.clone())]);
+            out.push(Action::Reply {
+                client: req.client,
+                reply,
+            });
+            self.counters.replies_from_cache += 1;
+        } else if done {
+            self.counters.uncached_retransmissions += 1;
+        }
+        done
+    }
+
+    /// Queues a request unless it is queued already; false if it was not queued.
+    fn enqueue(&mut self, req: Request) -> bool {
+        let key = req.key();
+        if self.pending.contains(&key) {
+            return false;
+        }
+        if self.queue.len() >= self.queue_capacity() {
+            let pending = &self.pending;
+            self.queue.retain(|r| pending.contains(&r.key()));
+        }
+        if self.queue.len() >= self.queue_capacity() {
+            self.counters.dropped_queue_full += 1;
+            return false;
+        }
+        self.pending.insert(key);
+        self.queue.push_back(req);
+        true
+    }
+
+    /// Whether any of the `len` blocks from `from` down carries requests (whether
+    /// committed or not): while it does, leaders keep proposing so that its QCs reach
+    /// every replica.
+    fn window_has_payload(&self, from: Digest, len: usize) -> bool {
+        let mut cur = from;
+        for _ in 0..len {
+            let Some(b) = self.tree.get(&cur) else {
+                return true;
+            };
+            if !b.batch.is_empty() {
+                return true;
+            }
+            if b.height == Seq(0) {
+                return false;
+            }
+            cur = b.parent();
+        }
+        false
+    }
+
+    /// Whether an uncommitted block this replica knows of carries requests: one on the
+    /// highest QC's chain above the committed tip (walked down to the tip; at most the
+    /// uncommitted blocks held), or the block it voted for last.
+    pub(crate) fn uncommitted_payload(&self) -> bool {
+        let tip_height = self.tree.tip().1;
+        let above_tip_with_payload = |d: &Digest| {
+            self.tree
+                .get(d)
+                .is_some_and(|b| b.height > tip_height && !b.batch.is_empty())
+        };
+        let mut cur = self.high_qc.block;
+        loop {
+            match self.tree.get(&cur) {
+                Some(b) if b.height > tip_height => {
+                    if !b.batch.is_empty() {
+                        return true;
+                    }
+                    cur = b.parent();
+                }
+                Some(_) => break,
+                None => return self.high_qc.round > self.tree.tip().2,
+            }
+        }
+        self.last_voted_block
+            .as_ref()
+            .is_some_and(above_tip_with_payload)
+    }
+
+    /// As the current round's leader, proposes a block extending the highest QC, once
+    /// per round, when there are requests or uncommitted requests need more QCs.
+    pub(crate) fn try_propose(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
+        let round = self.round();
+        if self.leader(round) != self.me || self.last_proposed >= round {
+            return;
+        }
+        let tc = if self.high_qc.round.next() == round {
+            None
+        } else {
+            match self.pacemaker.last_tc() {
+                Some(tc) if tc.round.next() == round => Some(tc.clone()),
+                _ => return,
+            }
+        };
+        let parent_digest = self.high_qc.block;
+        let Some(parent) = self.tree.get(&parent_digest).cloned() else {
+            self.fetch(parent_digest, None, out);
+            return;
+        };
+        let chain_len = self.safety.chain_length();
+        let batch = self.next_batch(parent_digest);
+        if batch.is_empty()
+            && !self.window_has_payload(parent_digest, chain_len)
+            && !self.uncommitted_payload()
+        {
+            return;
+        }
+        self.last_proposed = round;
+        let block = Arc::new(Block {
+            round,
+            height: parent.height.next(),
+            author: self.me,
+            qc: self.high_qc.clone(),
+            batch: Arc::new(batch),
+        });
+        self.counters.blocks_proposed += 1;
+        let proposal = Proposal { block, tc };
+        self.broadcast(Message::Proposal(proposal.clone()), out);
+        self.on_proposal(now, self.me, proposal, out);
+    }
+
+    /// Up to one batch of queued requests that are neither delivered nor in an
+    /// uncommitted block from `parent` down.
+    fn next_batch(&mut self, parent: Digest) -> Batch {
+        while let Some(front) = self.queue.front() {
+            if self.pending.contains(&front.key()) {
+                break;
+            }
+            self.queue.pop_front();
+        }
+        if self.queue.is_empty() {
+            return Batch::default();
+        }
+        let tip_height = self.tree.tip().1;
+        let mut in_chain: BTreeSet<(ClientId, u64)> = BTreeSet::new();
+        let mut cur = parent;
+        while let Some(b) = self.tree.get(&cur) {
+            if b.height <= tip_height {
+                break;
+            }
+            in_chain.extend(b.batch.requests.iter().map(Request::key));
+            cur = b.parent();
+        }
+        let max_batch = self.cfg.common.max_batch;
+        let max_bytes = self.cfg.common.max_batch_bytes;
+        let mut requests = Vec::new();
+        let mut bytes = 0usize;
+        for req in &self.queue {
+            if requests.len() >= max_batch {
+                break;
+            }
+            let key = req.key();
+            if !self.pending.contains(&key) || in_chain.contains(&key) {
+                continue;
+            }
+            if is_delivered(&self.delivered_table, req.client, req.number) {
+                continue;
+            }
+            if !requests.is_empty() && bytes + req.payload.len() > max_bytes {
+                break;
+            }
+            bytes += req.payload.len();
+            requests.push(req.clone());
+        }
+        Batch::new(requests)
+    }
+
+    /// Whether a batch respects the size limits and names only allowed clients.
+    pub(crate) fn batch_within_limits(&self, batch: &Batch) -> bool {
+        let c = &self.cfg.common;
+        batch.len() <= c.max_batch
+            && batch.payload_bytes() <= c.max_batch_bytes
+            && batch
+                .requests
+                .iter()
+                .all(|r| r.payload.len() <= c.max_request_bytes && self.client_allowed(r.client))
+    }
+
+    /// Checks a block's shape (what needs no other state).
+    pub(crate) fn block_well_formed(&self, block: &Block) -> bool {
+        block.round > crate::types::View(0)
+            && block.height > Seq(0)
+            && block.qc.round < block.round
+            && block.author.index() < self.n
+    }
+
+    /// A leader's proposal (our own included).
+    pub(crate) fn on_proposal(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        p: Proposal,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let block = p.block;
+        if block.author != from || self.leader(block.round) != from {
+            self.counters.dropped_wrong_sender += 1;
+            return;
+        }
+        if !self.block_well_formed(&block)
+            || p.tc.as_ref().is_some_and(|tc| tc.round >= block.round)
+        {
+            self.counters.dropped_malformed += 1;
+            return;
+        }
+        if block.round < self.round() {
+            self.counters.dropped_stale_round += 1;
+            return;
+        }
+        if block.round.0 > self.round().0.saturating_add(MAX_ROUNDS_AHEAD) {
+            self.counters.dropped_future += 1;
+            return;
+        }
+        if !self.batch_within_limits(&block.batch) {
+            self.counters.dropped_oversize_batch += 1;
+            return;
+        }
+        if !self.verify_qc(&block.qc) || !p.tc.as_ref().is_none_or(|tc| self.verify_tc(tc)) {
+            self.counters.dropped_bad_signature += 1;
+            return;
+        }
+        self.process_qc(now, block.qc.clone(), Some(from), out);
+        if let Some(tc) = &p.tc {
+            self.process_tc(now, tc.clone(), out);
+        }
+        if block.round != self.round() {
+            // Not justified by its QC or TC (or we moved past it meanwhile).
+            self.counters.dropped_future += u64::from(block.round > self.round());
+            self.counters.dropped_stale_round += u64::from(block.round < self.round());
+            return;
+        }
+        let digest = block.digest();
+        match self.proposed_in.get(&block.round) {
+            Some(d) if *d != digest => {
+                self.counters.dropped_equivocation += 1;
+                return;
+            }
+            Some(_) => {
+                self.counters.dropped_duplicate += 1;
+                return;
+            }
+            None => {
+                self.proposed_in.insert(block.round, digest);
+            }
+        }
+        match self.tree.insert(digest, block) {
+            Insert::Inserted | Insert::Known => {}
+            Insert::Stale => {
+                self.counters.dropped_stale_round += 1;
+                return;
+            }
+            Insert::Full => {
+                self.counters.dropped_tree_full += 1;
+                return;
+            }
+        }
+        self.try_vote(now, digest, p.tc, from, out);
+    }
+
+    /// Votes for held block `digest` of the current round if its parent is held, it
+    /// follows its parent, and the safety rules allow it.
+    pub(crate) fn try_vote(
+        &mut self,
+        now: Time,
+        digest: Digest,
+        tc: Option<Arc<Tc>>,
+        from: ReplicaId,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let Some(block) = self.tree.get(&digest).cloned() else {
+            return;
+        };
+        if block.round != self.round() {
+            return;
+        }
+        let Some(parent) = self.tree.get(&block.parent()) else {
+            self.counters.proposals_deferred += 1;
+            self.deferred = Some((digest, tc));
+            self.fetch(block.parent(), Some(from), out);
+            return;
+        };
+        if parent.height.next() != block.height || parent.round >= block.round {
+            self.counters.dropped_bad_block += 1;
+            return;
+        }
+        if !self
+            .safety
+            .safe_to_vote(block.round, block.qc.round, tc.as_deref())
+        {
+            self.counters.votes_refused += 1;
+            return;
+        }
+        self.safety.record_vote(block.round);
+        self.last_voted_block = Some(digest);
+        out.push(Action::Persist(HotStuffRecord::Voted(block.clone())));
+        let body = VoteBody {
+            block: digest,
+            round: block.round,
+        };
+        let vote = Signed {
+            signature: self.keys.sign(&body.signing_bytes()),
+            body,
+            signer: self.me,
+        };
+        self.counters.votes_sent += 1;
+        self.last_vote = Some(vote.clone());
+        let next = self.leader(block.round.next());
+        if next == self.me {
+            self.add_vote(now, vote, out);
+        } else {
+            self.send(next, Message::Vote(vote), out);
+        }
+    }
+
+    /// A vote for a block of round r: to us as leader of r + 1, or broadcast with the
+    /// sender's timeout of r (our current round), so that everyone can form the QC
+    /// when the next leader is faulty (as DiemBFT v4 / Aptos do).
+    pub(crate) fn on_vote(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        vote: Vote,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let round = vote.body.round;
+        if vote.signer != from || (self.leader(round.next()) != self.me && round != self.round()) {
+            self.counters.dropped_wrong_sender += 1;
+            return;
+        }
+        if round.next() < self.round() || round <= self.high_qc.round {
+            self.counters.dropped_stale_round += 1;
+            return;
+        }
+        if round.0 > self.round().0.saturating_add(MAX_ROUNDS_AHEAD) {
+            self.counters.dropped_future += 1;
+            return;
+        }
+        if !self
+            .keys
+            .verify(from, &vote.body.signing_bytes(), &vote.signature)
+        {
+            self.counters.dropped_bad_signature += 1;
+            return;
+        }
+        self.add_vote(now, vote, out);
+    }
+
+    /// Counts our own vote (broadcast with our timeout).
+    pub(crate) fn add_own_vote(&mut self, now: Time, vote: Vote, out: &mut Vec<HotStuffAction>) {
+        self.add_vote(now, vote, out);
+    }
+
+    /// Counts a verified vote; forms the QC once a quorum voted for one block.
+    fn add_vote(&mut self, now: Time, vote: Vote, out: &mut Vec<HotStuffAction>) {
+        let round = vote.body.round;
+        let of_round = self.votes.entry(round).or_default();
+        if let Some(prev) = of_round.get(&vote.signer) {
+            if prev.body != vote.body {
+                self.counters.dropped_equivocation += 1;
+            } else {
+                self.counters.dropped_duplicate += 1;
+            }
+            return;
+        }
+        let digest = vote.body.block;
+        of_round.insert(vote.signer, vote);
+        let matching: Vec<Vote> = of_round
+            .values()
+            .filter(|v| v.body.block == digest)
+            .cloned()
+            .collect();
+        if matching.len() >= self.quorum && round > self.high_qc.round {
+            let qc = Qc {
+                block: digest,
+                round,
+                votes: matching,
+            };
+            self.counters.qcs_formed += 1;
+            self.certified.insert(digest, round);
+            self.process_qc(now, qc, None, out);
+        }
+    }
+
+    /// Whether `qc` is valid (cached for blocks whose QC was checked before).
+    pub(crate) fn verify_qc(&mut self, qc: &Qc) -> bool {
+        if self.certified.get(&qc.block) == Some(&qc.round) || *qc == self.high_qc {
+            return true;
+        }
+        let ok = qc.verify(&mut self.keys, self.quorum);
+        if ok {
+            self.certified.insert(qc.block, qc.round);
+        }
+        ok
+    }
+
+    /// Whether `tc` is valid (ours, or checked now).
+    pub(crate) fn verify_tc(&mut self, tc: &Tc) -> bool {
+        if self.pacemaker.last_tc().is_some_and(|t| **t == *tc) {
+            return true;
+        }
+        tc.verify(&mut self.keys, self.quorum)
+    }
+
+    /// A verified QC: raises the highest QC and the lock, applies the commit rule,
+    /// fetches the block if it is missing (from `from` if known), and enters the next
+    /// round.
+    pub(crate) fn process_qc(
+        &mut self,
+        now: Time,
+        qc: Qc,
+        from: Option<ReplicaId>,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let (block, round) = (qc.block, qc.round);
+        if round > self.high_qc.round {
+            self.high_qc = qc;
+        }
+        if let Some(b) = self.tree.get(&block) {
+            let parent_round = b.qc.round;
+            self.safety.observe_qc(parent_round);
+            self.check_commit(now, block, from, out);
+        } else if round > self.tree.tip().2 {
+            self.fetch(block, from, out);
+        }
+        self.advance_round(now, round.next(), true, out);
+    }
+
+    /// Applies the commit rule to the chain a QC certifies (its head `certified`).
+    pub(crate) fn check_commit(
+        &mut self,
+        now: Time,
+        certified: Digest,
+        from: Option<ReplicaId>,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let len = self.safety.chain_length();
+        let chain = self.tree.chain(certified, len);
+        if chain.len() < len {
+            // An ancestor is missing: fetch it if it could still commit.
+            if let Some((last, _)) = chain.last()
+                && let Some(b) = self.tree.get(last)
+                && b.height > self.tree.tip().1
+            {
+                let parent = b.parent();
+                self.fetch(parent, from, out);
+            }
+            return;
+        }
+        let Some(target) = commit_target(&chain, len) else {
+            return;
+        };
+        match self.tree.commit(target) {
+            Ok(blocks) => {
+                if blocks.is_empty() {
+                    return;
+                }
+                self.counters.blocks_committed += blocks.len() as u64;
+                let tip_round = self.tree.tip().2;
+                self.certified.retain(|_, r| *r >= tip_round);
+                self.try_deliver(now, out);
+            }
+            Err(CommitError::Missing(d)) => self.fetch(d, from, out),
+            Err(CommitError::Conflict { height }) => {
+                self.counters.conflicting_commits += 1;
+                tracing::error!(replica = %self.me, %height, block = %target,
+                    "a committed chain conflicts with the committed one");
+            }
+        }
+    }
+
+    /// Enters `round` if higher: resets per-round state and proposes as its leader.
+    pub(crate) fn advance_round(
+        &mut self,
+        now: Time,
+        round: Round,
+        by_qc: bool,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if !self.pacemaker.advance(round, by_qc) {
+            return;
+        }
+        self.round_changed = true;
+        self.my_timeout = None;
+        let keep_from = crate::types::View(round.0.saturating_sub(1));
+        self.votes = self.votes.split_off(&keep_from);
+        self.proposed_in = self.proposed_in.split_off(&keep_from);
+        if self
+            .deferred
+            .as_ref()
+            .is_some_and(|(d, _)| self.tree.get(d).is_none_or(|b| b.round < round))
+        {
+            self.deferred = None;
+        }
+        self.try_propose(now, out);
+        // A chain without uncommitted requests may be idle because its leaders have
+        // none: hand them ours.
+        let leader = self.leader(round);
+        if leader != self.me && !self.pending.is_empty() && !self.uncommitted_payload() {
+            let reqs: Vec<Request> = self
+                .queue
+                .iter()
+                .filter(|r| self.pending.contains(&r.key()))
+                .take(self.cfg.common.max_batch)
+                .cloned()
+                .collect();
+            if !reqs.is_empty() {
+                self.send(leader, Message::Forward(reqs), out);
+            }
+        }
+    }
+
+    /// Delivers committed blocks in height order, filtering requests already
+    /// delivered.
+    pub(crate) fn try_deliver(&mut self, _now: Time, out: &mut Vec<HotStuffAction>) {
+        if self.installing.is_some() {
+            return;
+        }
+        let tip_height = self.tree.tip().1;
+        while self.last_delivered < tip_height {
+            let seq = self.last_delivered.next();
+            let Some(digest) = self.tree.committed_at(seq) else {
+                break;
+            };
+            let Some(block) = self.tree.get(&digest).cloned() else {
+                break;
+            };
+            let batch = self.filter_fresh(&block.batch);
+            let checkpoint = seq.is_checkpoint(self.cfg.common.checkpoint_interval);
+            self.pending_execution.insert(
+                seq,
+                PendingExecution {
+                    batch: batch.clone(),
+                    block: digest,
+                    delivered_at_checkpoint: checkpoint.then(|| self.delivered_table.clone()),
+                },
+            );
+            self.counters.batches_delivered += 1;
+            self.counters.requests_delivered += batch.len() as u64;
+            out.push(Action::Deliver(Delivery {
+                view: block.round,
+                seq,
+                batch,
+                checkpoint,
+            }));
+            self.last_delivered = seq;
+        }
+    }
+
+    /// The requests of `batch` not delivered before, marking them delivered.
+    fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
+        let pending = &mut self.pending;
+        let (fresh, duplicates) = filter_fresh(
+            &mut self.delivered_table,
+            batch,
+            self.cfg.common.client_window,
+            |req| {
+                pending.remove(&req.key());
+            },
+        );
+        self.counters.duplicate_requests_filtered += duplicates;
+        fresh
+    }
+
+    /// The application executed `seq`: record results, reply, checkpoint.
+    pub(crate) fn on_executed(&mut self, now: Time, ex: Executed, out: &mut Vec<HotStuffAction>) {
+        if ex.seq <= self.last_executed {
+            return;
+        }
+        if ex.seq != self.last_executed.next() {
+            self.counters.unexpected_executions += 1;
+            return;
+        }
+        let Some(pending) = self.pending_execution.remove(&ex.seq) else {
+            self.counters.unexpected_executions += 1;
+            return;
+        };
+        if ex.results.len() != pending.batch.len() {
+            self.counters.unexpected_executions += 1;
+        }
+        self.last_executed = ex.seq;
+        self.record_and_reply(&pending.batch, ex.results, out);
+        if let Some(delivered) = pending.delivered_at_checkpoint {
+            let tables = ClientTables { delivered };
+            self.take_checkpoint(now, ex.seq, ex.app_digest, tables, pending.block, out);
+        }
+    }
+
+    fn record_and_reply(
+        &mut self,
+        batch: &Batch,
+        results: Vec<Bytes>,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let window = self.cfg.common.client_window;
+        let mut per_client: BTreeMap<ClientId, Vec<(u64, Bytes)>> = BTreeMap::new();
+        for (req, result) in batch.requests.iter().zip(results) {
+            record_result(
+                &mut self.reply_cache,
+                req.client,
+                req.number,
+                result.clone(),
+                window,
+            );
+            per_client
+                .entry(req.client)
+                .or_default()
+                .push((req.number, result));
+        }
+        for (client, results) in per_client {
+            let reply = self.reply(client, results);
+            out.push(Action::Reply { client, reply });
+        }
+    }
+
+    /// A reply reporting the current round, signed in signed-all mode.
+    pub(crate) fn reply(&self, client: ClientId, results: Vec<(u64, Bytes)>) -> Reply {
+        let mut reply = Reply {
+            view: self.round(),
+            replica: self.me,
+            client,
+            results,
+            signature: None,
+        };
+        if self.cfg.common.signed_all {
+            reply.signature = Some(self.keys.sign(&reply.signing_bytes()));
+        }
+        reply
+    }
+}

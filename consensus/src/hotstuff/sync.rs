@@ -1,0 +1,569 @@
+//! Catching up: status gossip, certificates for peers behind, block sync (fetching
+//! missing ancestors by digest), checkpoints and state transfer.
+//!
+//! - Every status interval a replica broadcasts its round, highest QC round, committed
+//!   height and stable checkpoint. A peer ahead answers with its highest QC and latest
+//!   TC (so the replica enters the current round and learns the chain's head) and, if
+//!   its stable checkpoint is above the replica's committed height, the certificate.
+//! - A QC for a block a replica lacks, or a block whose parent it lacks, starts a
+//!   fetch: `FetchBlock(digest)` to the peer that showed it, retried with other peers
+//!   every status interval; the answer is the block and up to 15 ancestors. A fetched
+//!   block is kept only if its digest was asked for (a digest a verified QC or a held
+//!   block names), so its content is certified without checking anything else; the
+//!   QCs inside fetched blocks then drive the commit rule for older blocks. At most
+//!   `MAX_WANTED` digests are fetched at once.
+//! - Checkpoints reuse `checkpoint.rs`: after executing every K-th height a replica
+//!   signs a checkpoint digest binding the application digest, the exactly-once
+//!   tables and the committed block at that height; a quorum makes a stable
+//!   certificate; committed blocks below it are dropped. A replica behind a stable
+//!   checkpoint (after a grace period for block sync) fetches the state and the
+//!   certified block, installs it, and continues the chain from that block.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::checkpoint::{
+    CheckpointBody, OwnCheckpoint, SignedCheckpoint, StableCert, StateSnapshot, VoteOutcome,
+    checkpoint_digest,
+};
+use crate::crypto::{Signed, SignedBody};
+use crate::exactly_once::{ClientTables, is_delivered};
+use crate::hotstuff::block::Block;
+use crate::hotstuff::block_tree::Insert;
+use crate::hotstuff::durable::HotStuffRecord;
+use crate::hotstuff::message::{BlockSnapshot, HotStuffTimer, Message, Status};
+use crate::hotstuff::qc::{Qc, Tc};
+use crate::hotstuff::replica::{
+    HotStuff, HotStuffAction, Installing, MAX_BLOCKS_PER_ANSWER, MAX_WANTED, Transfer,
+};
+use crate::protocol::Action;
+use crate::types::{Digest, ReplicaId, Seq, Time};
+
+/// Fetch attempts after which a wanted block is given up (state transfer covers it).
+const MAX_FETCH_ATTEMPTS: u32 = 20;
+/// Wanted blocks re-requested per status interval.
+const REFETCH_PER_TICK: usize = 4;
+
+/// HotStuff's checkpoint digest: the shared [`checkpoint_digest`] of the application
+/// digest and tables, bound to the committed block at the checkpoint's height.
+pub fn hotstuff_checkpoint_digest(
+    seq: Seq,
+    app_digest: &Digest,
+    tables: &ClientTables,
+    block: &Digest,
+) -> Digest {
+    let base = checkpoint_digest(seq, app_digest, &tables.digest());
+    Digest::of(&[b"tandem-hotstuff-checkpoint-v1", &base.0, &block.0])
+}
+
+impl HotStuff {
+    pub(crate) fn on_status_timer(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
+        let status = Status {
+            round: self.round(),
+            hqc_round: self.high_qc.round,
+            committed: self.tree.tip().1,
+            stable: self.stable.seq,
+        };
+        self.broadcast(Message::Status(status), out);
+        // Retry fetches with another peer each time.
+        let retry: Vec<(Digest, u32)> = self
+            .wanted
+            .iter()
+            .take(REFETCH_PER_TICK)
+            .map(|(d, a)| (*d, *a))
+            .collect();
+        for (digest, attempts) in retry {
+            if attempts >= MAX_FETCH_ATTEMPTS || self.tree.contains(&digest) {
+                self.wanted.remove(&digest);
+                continue;
+            }
+            self.wanted.insert(digest, attempts + 1);
+            let peer = ReplicaId(((self.me.0 as u64 + 1 + attempts as u64) % self.n as u64) as u32);
+            self.send(peer, Message::FetchBlock(digest), out);
+        }
+        self.set_timer(
+            HotStuffTimer::Status,
+            now + self.cfg.common.status_interval,
+            out,
+        );
+    }
+
+    pub(crate) fn on_status(&mut self, from: ReplicaId, st: Status, out: &mut Vec<HotStuffAction>) {
+        if st.round < self.round() || st.hqc_round < self.high_qc.round {
+            self.send_certificates(from, out);
+        }
+        if self.stable.seq > st.committed && self.stable.seq > st.stable {
+            self.send(from, Message::CheckpointCert(self.stable.clone()), out);
+        }
+    }
+
+    pub(crate) fn on_certificates(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        qc: Qc,
+        tc: Option<Arc<Tc>>,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if qc.round > self.high_qc.round || !self.tree.contains(&qc.block) {
+            if !self.verify_qc(&qc) {
+                self.counters.dropped_bad_signature += 1;
+                return;
+            }
+            self.process_qc(now, qc, Some(from), out);
+        }
+        if let Some(tc) = tc
+            && tc.round >= self.round()
+        {
+            if !self.verify_tc(&tc) {
+                self.counters.dropped_bad_signature += 1;
+                return;
+            }
+            self.process_tc(now, tc, out);
+        }
+    }
+
+    /// Starts fetching block `digest` (from `from`, else from everyone).
+    pub(crate) fn fetch(
+        &mut self,
+        digest: Digest,
+        from: Option<ReplicaId>,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if self.tree.contains(&digest) || self.wanted.contains_key(&digest) {
+            return;
+        }
+        if self.wanted.len() >= MAX_WANTED {
+            return;
+        }
+        self.wanted.insert(digest, 0);
+        match from {
+            Some(peer) if peer != self.me => self.send(peer, Message::FetchBlock(digest), out),
+            _ => self.broadcast(Message::FetchBlock(digest), out),
+        }
+    }
+
+    pub(crate) fn on_fetch_block(
+        &mut self,
+        from: ReplicaId,
+        digest: Digest,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let blocks = self.tree.ancestors(digest, MAX_BLOCKS_PER_ANSWER);
+        if !blocks.is_empty() {
+            self.send(from, Message::Blocks(blocks), out);
+        }
+    }
+
+    /// Blocks a peer sent: keeps the ones asked for, asks for missing parents, and
+    /// runs the commit rule over the QCs they carry.
+    pub(crate) fn on_blocks(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        blocks: Vec<Arc<Block>>,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if blocks.len() > MAX_BLOCKS_PER_ANSWER {
+            self.counters.dropped_malformed += 1;
+            return;
+        }
+        let mut inserted = Vec::new();
+        for block in blocks {
+            let digest = block.digest();
+            if !self.wanted.contains_key(&digest) {
+                self.counters.dropped_unrequested += 1;
+                continue;
+            }
+            if !self.block_well_formed(&block) || !self.batch_within_limits(&block.batch) {
+                self.counters.dropped_bad_block += 1;
+                continue;
+            }
+            self.wanted.remove(&digest);
+            let parent = block.parent();
+            let height = block.height;
+            let qc_round = block.qc.round;
+            match self.tree.insert(digest, block) {
+                Insert::Inserted => {
+                    self.counters.blocks_fetched += 1;
+                    inserted.push((height, digest, parent, qc_round));
+                }
+                Insert::Known | Insert::Stale => continue,
+                Insert::Full => {
+                    self.counters.dropped_tree_full += 1;
+                    continue;
+                }
+            }
+            if height > self.tree.tip().1.next()
+                && !self.tree.contains(&parent)
+                && self.wanted.len() < MAX_WANTED
+            {
+                self.wanted.entry(parent).or_insert(0);
+            }
+        }
+        inserted.sort();
+        for (_, _, parent, qc_round) in &inserted {
+            self.certified.entry(*parent).or_insert(*qc_round);
+            if let Some(p) = self.tree.get(parent) {
+                let grand_round = p.qc.round;
+                self.safety.observe_qc(grand_round);
+                self.check_commit(now, *parent, Some(from), out);
+            }
+        }
+        let hqc = self.high_qc.block;
+        if self.tree.contains(&hqc) {
+            let parent_round = self.tree.get(&hqc).map(|b| b.qc.round).unwrap_or_default();
+            self.safety.observe_qc(parent_round);
+            self.check_commit(now, hqc, Some(from), out);
+        }
+        // Ask the same peer for the next missing parents right away.
+        let next: Vec<Digest> = inserted
+            .iter()
+            .map(|(_, _, p, _)| *p)
+            .filter(|p| self.wanted.get(p) == Some(&0))
+            .collect();
+        for p in next {
+            self.wanted.insert(p, 1);
+            self.send(from, Message::FetchBlock(p), out);
+        }
+        if let Some((digest, tc)) = self.deferred.clone()
+            && self
+                .tree
+                .get(&digest)
+                .is_some_and(|b| self.tree.contains(&b.parent()))
+        {
+            self.deferred = None;
+            let author = self.tree.get(&digest).map(|b| b.author).unwrap_or(from);
+            self.try_vote(now, digest, tc, author, out);
+        }
+        self.try_propose(now, out);
+    }
+
+    // ---- checkpoints ----
+
+    /// Records our checkpoint after executing `seq` and broadcasts a signed vote.
+    pub(crate) fn take_checkpoint(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        app_digest: Digest,
+        tables: ClientTables,
+        block: Digest,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let digest = hotstuff_checkpoint_digest(seq, &app_digest, &tables, &block);
+        if let Some(b) = self.tree.get(&block) {
+            self.checkpoint_blocks.insert(seq, b.clone());
+        }
+        self.own_checkpoints.insert(
+            seq,
+            OwnCheckpoint {
+                digest,
+                app_digest,
+                tables,
+                snapshot: None,
+            },
+        );
+        if self.stable.seq == seq && self.stable.digest != digest {
+            self.note_divergence(seq);
+            self.arm_transfer(now, out);
+        }
+        if seq <= self.stable.seq {
+            return;
+        }
+        let body = CheckpointBody { seq, digest };
+        let vote = Signed {
+            signature: self.keys.sign(&body.signing_bytes()),
+            body,
+            signer: self.me,
+        };
+        self.broadcast(Message::Checkpoint(vote.clone()), out);
+        self.add_checkpoint_vote(now, vote, out);
+    }
+
+    /// The application's state at one of our checkpoints, for serving state transfer.
+    pub(crate) fn on_snapshot(&mut self, seq: Seq, snapshot: Bytes) {
+        match self.own_checkpoints.get_mut(&seq) {
+            Some(own) => own.snapshot = Some(snapshot),
+            None => self.counters.unexpected_executions += u64::from(seq > self.stable.seq),
+        }
+    }
+
+    fn note_divergence(&mut self, seq: Seq) {
+        self.counters.checkpoint_mismatches += 1;
+        self.diverged = true;
+        tracing::error!(replica = %self.me, %seq,
+            "our checkpoint digest differs from the stable certificate: fetching state");
+    }
+
+    pub(crate) fn on_checkpoint(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        vote: SignedCheckpoint,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let seq = vote.body.seq;
+        let interval = self.cfg.common.checkpoint_interval;
+        if vote.signer != from {
+            self.counters.dropped_wrong_sender += 1;
+            return;
+        }
+        if seq <= self.stable.seq {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        if !seq.is_checkpoint(interval) {
+            self.counters.dropped_malformed += 1;
+            return;
+        }
+        if seq.0
+            > self
+                .stable
+                .seq
+                .0
+                .saturating_add(interval.saturating_mul(16))
+        {
+            self.counters.dropped_future += 1;
+            return;
+        }
+        if !self
+            .keys
+            .verify(from, &vote.body.signing_bytes(), &vote.signature)
+        {
+            self.counters.dropped_bad_signature += 1;
+            return;
+        }
+        self.add_checkpoint_vote(now, vote, out);
+    }
+
+    fn add_checkpoint_vote(
+        &mut self,
+        now: Time,
+        vote: SignedCheckpoint,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        match self.checkpoint_votes.add(vote, self.quorum) {
+            VoteOutcome::Duplicate => self.counters.dropped_duplicate += 1,
+            VoteOutcome::Recorded => {}
+            VoteOutcome::Stable(cert) => self.make_stable(now, cert, out),
+        }
+    }
+
+    pub(crate) fn on_checkpoint_cert(
+        &mut self,
+        now: Time,
+        cert: StableCert,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if cert.seq <= self.stable.seq {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        if !cert.verify(
+            &mut self.keys,
+            self.quorum,
+            self.cfg.common.checkpoint_interval,
+        ) {
+            self.counters.dropped_invalid_checkpoint += 1;
+            return;
+        }
+        self.make_stable(now, cert, out);
+    }
+
+    /// Moves to a (validated) stable certificate, collects garbage, and starts state
+    /// transfer if we are behind it.
+    pub(crate) fn make_stable(
+        &mut self,
+        now: Time,
+        cert: StableCert,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if cert.seq <= self.stable.seq {
+            return;
+        }
+        let seq = cert.seq;
+        if let Some(own) = self.own_checkpoints.get(&seq)
+            && own.digest != cert.digest
+        {
+            self.note_divergence(seq);
+        }
+        out.push(Action::Persist(HotStuffRecord::Stable(cert.clone())));
+        self.stable = cert;
+        self.counters.checkpoints_stable += 1;
+        self.collect_garbage();
+        if self.last_delivered < seq || self.diverged {
+            self.arm_transfer(now, out);
+        }
+    }
+
+    /// Drops what the stable checkpoint made unnecessary.
+    pub(crate) fn collect_garbage(&mut self) {
+        let stable = self.stable.seq;
+        let keep = stable.min(self.last_delivered);
+        self.tree.prune_committed_below(keep);
+        self.checkpoint_votes.prune_through(stable);
+        self.own_checkpoints = self.own_checkpoints.split_off(&stable);
+        self.checkpoint_blocks = self.checkpoint_blocks.split_off(&stable);
+    }
+
+    // ---- state transfer ----
+
+    /// Starts the state-transfer grace period, unless one is under way.
+    pub(crate) fn arm_transfer(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
+        if self.transfer.is_some() {
+            return;
+        }
+        self.transfer = Some(Transfer {
+            attempts: 0,
+            requested: false,
+        });
+        let grace = self.cfg.common.status_interval * 3;
+        self.set_timer(HotStuffTimer::Transfer, now + grace, out);
+    }
+
+    pub(crate) fn on_transfer_timer(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
+        let Some(mut transfer) = self.transfer else {
+            return;
+        };
+        let retry_at = now + self.cfg.common.transfer_timeout;
+        if self.installing.is_some() {
+            self.set_timer(HotStuffTimer::Transfer, retry_at, out);
+            return;
+        }
+        if !self.diverged && self.last_delivered >= self.stable.seq {
+            self.transfer = None;
+            return;
+        }
+        let peers: Vec<ReplicaId> = self.stable.signers().filter(|r| *r != self.me).collect();
+        if peers.is_empty() {
+            self.transfer = None;
+            return;
+        }
+        let peer = peers[transfer.attempts as usize % peers.len()];
+        transfer.attempts = transfer.attempts.wrapping_add(1);
+        transfer.requested = true;
+        self.transfer = Some(transfer);
+        self.send(peer, Message::FetchState(self.stable.seq), out);
+        self.set_timer(HotStuffTimer::Transfer, retry_at, out);
+    }
+
+    pub(crate) fn on_fetch_state(
+        &mut self,
+        from: ReplicaId,
+        seq: Seq,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if self.stable.seq < seq {
+            return;
+        }
+        let Some(own) = self.own_checkpoints.get(&self.stable.seq) else {
+            return;
+        };
+        let Some(block) = self.checkpoint_blocks.get(&self.stable.seq) else {
+            return;
+        };
+        let Some(state) = StateSnapshot::of(&self.stable, own) else {
+            return;
+        };
+        let snapshot = BlockSnapshot {
+            state,
+            block: block.clone(),
+        };
+        self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
+    }
+
+    pub(crate) fn on_state_snapshot(&mut self, s: BlockSnapshot, out: &mut Vec<HotStuffAction>) {
+        let seq = s.state.cert.seq;
+        let useful = self.transfer.is_some_and(|t| t.requested)
+            && self.installing.is_none()
+            && seq >= self.stable.seq
+            && (seq > self.last_delivered || self.diverged);
+        if !useful {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        let digest = s.block.digest();
+        let expected =
+            hotstuff_checkpoint_digest(seq, &s.state.app_digest, &s.state.tables, &digest);
+        if s.block.height != seq
+            || !s.state.verify(
+                &mut self.keys,
+                self.quorum,
+                self.cfg.common.checkpoint_interval,
+                self.cfg.common.client_window,
+                expected,
+            )
+        {
+            self.counters.dropped_invalid_checkpoint += 1;
+            return;
+        }
+        out.push(Action::InstallSnapshot {
+            seq,
+            app_digest: s.state.app_digest,
+            snapshot: s.state.snapshot.clone(),
+        });
+        self.installing = Some(Installing {
+            install: s.state.into_pending(),
+            block: s.block,
+            digest,
+        });
+    }
+
+    pub(crate) fn on_snapshot_installed(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        ok: bool,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let Some(installing) = self.installing.take() else {
+            self.counters.unexpected_executions += 1;
+            return;
+        };
+        if installing.install.cert.seq != seq {
+            self.counters.unexpected_executions += 1;
+            self.installing = Some(installing);
+            return;
+        }
+        if !ok {
+            self.counters.dropped_invalid_checkpoint += 1;
+            return;
+        }
+        let Installing {
+            install,
+            block,
+            digest,
+        } = installing;
+        self.last_delivered = seq;
+        self.last_executed = seq;
+        self.pending_execution.clear();
+        self.delivered_table = install.own.tables.delivered.clone();
+        let delivered = &self.delivered_table;
+        self.pending
+            .retain(|(client, number)| !is_delivered(delivered, *client, *number));
+        self.own_checkpoints.insert(seq, install.own);
+        self.checkpoint_blocks.insert(seq, block.clone());
+        self.tree.reset_to(digest, block);
+        self.diverged = false;
+        self.transfer = None;
+        self.cancel_timer(HotStuffTimer::Transfer, out);
+        self.counters.state_transfers += 1;
+        if install.cert.seq > self.stable.seq {
+            self.make_stable(now, install.cert, out);
+        }
+        self.collect_garbage();
+        if self.last_delivered < self.stable.seq {
+            self.arm_transfer(now, out);
+        }
+        // Continue the chain above the installed block.
+        let hqc = self.high_qc.block;
+        if self.tree.contains(&hqc) {
+            self.check_commit(now, hqc, None, out);
+        } else {
+            self.fetch(hqc, None, out);
+        }
+        self.try_deliver(now, out);
+    }
+}
