@@ -383,7 +383,6 @@ fn bad_input_is_dropped_and_counted() {
     assert_eq!(c.replicas[2].core().counters().dropped_bad_signature, 1);
     // A vote of round 4 (not the current round) sent to a replica that does not lead
     // round 5.
-    let mut vote = vote;
     vote.body.round = View(4);
     c.feed(
         0,
