@@ -186,6 +186,28 @@ pub struct Delivery {
     pub checkpoint: bool,
 }
 
+/// What a message commits its sender to, for the simulator's check that a replica
+/// never contradicts itself, across restarts from disk included: a vote for `digest` at
+/// `seq` in `phase` of `view`, or (phase [`CastVote::LEAVE`]) having left every view
+/// below `view`, after which it votes in none of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CastVote {
+    /// The protocol's name for the phase ("prepare", "commit"...), or
+    /// [`CastVote::LEAVE`].
+    pub phase: &'static str,
+    /// The view (round) the vote is cast in, or the view moved to.
+    pub view: View,
+    /// The position voted on (zero for [`CastVote::LEAVE`]).
+    pub seq: Seq,
+    /// What was voted for (default for [`CastVote::LEAVE`]).
+    pub digest: Digest,
+}
+
+impl CastVote {
+    /// The phase of a message that leaves every view below its `view` (a view change).
+    pub const LEAVE: &'static str = "leave";
+}
+
 /// A point-in-time summary of a replica, for drivers, progress bars and reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReplicaStatus {
@@ -313,6 +335,14 @@ pub trait Protocol: Sized + 'static {
         event: Event<Self::Message, Self::Timer>,
         out: &mut Vec<Action<Self::Message, Self::Timer, Self::Record>>,
     );
+
+    /// The vote `msg` casts, if any ([`CastVote`]); the simulator checks that no
+    /// correct replica casts two different votes on one `(phase, view, seq)`, or votes
+    /// in a view it left. The default names none.
+    fn vote_of(msg: &Self::Message) -> Option<CastVote> {
+        let _ = msg;
+        None
+    }
 
     /// Where the replica stands.
     fn status(&self) -> ReplicaStatus;

@@ -43,6 +43,9 @@ pub struct ClusterFile {
     /// Transport limits.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// What replicas keep across a restart.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// The replicas, ids 0..n in order.
     #[serde(rename = "replica", default)]
     pub replicas: Vec<ReplicaEntry>,
@@ -107,6 +110,67 @@ impl Default for NetworkConfig {
     fn default() -> Self {
         NetworkConfig {
             max_frame_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What a replica keeps across a restart (`[storage]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Nothing: a restarted replica starts empty and catches up from its peers by
+    /// state transfer; it counts toward f until its old votes are below a stable
+    /// checkpoint, and a cluster where more than f replicas restart at once loses
+    /// what it acknowledged.
+    #[default]
+    None,
+    /// A write-ahead log under the replica's data directory (the node's `wal/`): the
+    /// protocol's records are durable before the messages that depend on them leave,
+    /// and a restart replays the snapshot and the log, then catches up from peers.
+    Wal,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Durability, String> {
+        match s {
+            "none" => Ok(Durability::None),
+            "wal" => Ok(Durability::Wal),
+            other => Err(format!("unknown durability `{other}`: none or wal")),
+        }
+    }
+}
+
+impl Durability {
+    /// Its name in cluster files and on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::None => "none",
+            Durability::Wal => "wal",
+        }
+    }
+}
+
+/// Storage settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `none` or `wal`.
+    pub durability: Durability,
+    /// A log segment is closed at this many bytes.
+    pub segment_bytes: u64,
+    /// The log is compacted at a stable checkpoint once this many bytes were logged
+    /// since the last compaction.
+    pub compact_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            durability: Durability::None,
+            segment_bytes: 64 << 20,
+            compact_bytes: 64 << 20,
         }
     }
 }
@@ -421,6 +485,7 @@ mod tests {
             execution: ExecutionConfig::default(),
             workload: WorkloadSpec::default(),
             network: NetworkConfig::default(),
+            storage: StorageConfig::default(),
             replicas: (0..n)
                 .map(|i| ReplicaEntry {
                     id: i as u32,

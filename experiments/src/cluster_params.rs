@@ -11,7 +11,8 @@ use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
 use crate::cluster::{
-    ClientEntry, ClusterFile, ExecutionConfig, KeyFile, NetworkConfig, ReplicaAddress, ReplicaEntry,
+    ClientEntry, ClusterFile, Durability, ExecutionConfig, KeyFile, NetworkConfig, ReplicaAddress,
+    ReplicaEntry, StorageConfig,
 };
 use crate::protocol_section::ProtocolSection;
 
@@ -50,6 +51,8 @@ pub struct ClusterParams {
     pub view_timeout_ms: u64,
     /// Sign every protocol message, not only checkpoints and view changes.
     pub signed_all: bool,
+    /// What replicas keep across a restart (the cluster file's `[storage]`).
+    pub durability: Durability,
 }
 
 impl Default for ClusterParams {
@@ -74,6 +77,7 @@ impl Default for ClusterParams {
             checkpoint_interval: 128,
             view_timeout_ms: 1000,
             signed_all: false,
+            durability: Durability::None,
         }
     }
 }
@@ -188,6 +192,10 @@ impl ClusterParams {
             },
             workload: self.workload_spec()?,
             network: NetworkConfig::default(),
+            storage: StorageConfig {
+                durability: self.durability,
+                ..StorageConfig::default()
+            },
             replicas,
             clients: client_entries,
         };

@@ -5,6 +5,7 @@
 
 use clap::Args;
 use tandem_consensus::ProtocolKind;
+use tandem_experiments::cluster::Durability;
 use tandem_experiments::cluster_params::ClusterParams;
 
 /// Cluster flags.
@@ -59,6 +60,10 @@ pub struct ClusterArgs {
     /// Sign every protocol message, not only checkpoints and view changes.
     #[arg(long)]
     pub signed_all: bool,
+    /// What replicas keep across a restart: `none`, or `wal` (a write-ahead log under
+    /// each replica's data directory; a restart replays it).
+    #[arg(long, default_value = "none")]
+    pub durability: Durability,
 }
 
 impl ClusterArgs {
@@ -81,6 +86,7 @@ impl ClusterArgs {
             checkpoint_interval: self.checkpoint_interval,
             view_timeout_ms: self.view_timeout_ms,
             signed_all: self.signed_all,
+            durability: self.durability,
         }
     }
 }

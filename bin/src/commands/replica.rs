@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 
 use crate::node::{ReplicaSetup, run_replica};
-use tandem_experiments::cluster::{ClusterFile, KeyFile, KeyFileAccess};
+use tandem_experiments::cluster::{ClusterFile, Durability, KeyFile, KeyFileAccess};
 
 /// Arguments of `tandem replica`.
 #[derive(Args, Debug)]
@@ -41,6 +41,14 @@ pub struct ReplicaArgs {
     /// measured faster on small machines); execution runs on threads of its own.
     #[arg(long, default_value_t = 1)]
     runtime_threads: usize,
+    /// What the replica keeps across a restart: `none` or `wal` (default: the
+    /// cluster file's `[storage] durability`).
+    #[arg(long)]
+    durability: Option<Durability>,
+    /// Data directory (the log goes to `<dir>/r<id>/wal`); default: `data` beside the
+    /// cluster file.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 /// Runs `tandem replica`.
@@ -64,6 +72,7 @@ pub fn run(args: ReplicaArgs) -> Result<ExitCode> {
                 .map_err(|e| anyhow!("--byzantine: {e}"))
         })
         .transpose()?;
+    let durability = args.durability.unwrap_or(cluster.storage.durability);
     let setup = ReplicaSetup {
         cluster,
         id: args.id,
@@ -72,6 +81,13 @@ pub fn run(args: ReplicaArgs) -> Result<ExitCode> {
         metrics: args.metrics,
         metrics_interval: Duration::from_millis(args.metrics_interval_ms.max(10)),
         byzantine,
+        durability,
+        data_dir: args.data_dir.unwrap_or_else(|| {
+            args.cluster
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("data")
+        }),
     };
     // One thread runs the protocol driver and the QUIC tasks together (no cross-thread
     // wake-up per frame); execution has threads of its own.

@@ -40,11 +40,25 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 4)]
     replicas: usize,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, visible_alias = "jobs")]
     threads: Option<usize>,
+    /// Replicas' disks: `wal` (a restart replays what was fsynced; the default) or
+    /// `none` (replicas restart empty).
+    #[arg(long, default_value = "wal", value_parser = ["wal", "none"])]
+    durability: String,
+    /// With disks: no storage faults (torn writes, corrupted records, lost fsyncs).
+    #[arg(long)]
+    no_storage_faults: bool,
     /// With --seed: print every simulated event.
     #[arg(long, requires = "seed")]
     trace: bool,
+}
+
+impl SimArgs {
+    fn configure_disks(&self, cfg: &mut SimConfig) {
+        cfg.disks = self.durability == "wal";
+        cfg.storage_faults = !self.no_storage_faults;
+    }
 }
 
 /// Which mix a seed runs.
@@ -84,6 +98,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     if let Some(seed) = args.seed {
         let mut cfg = SimConfig::new(args.protocol, seed, mixes.for_seed(seed), args.replicas);
         cfg.record_trace = args.trace;
+        args.configure_disks(&mut cfg);
         return Ok(run_one(&cfg));
     }
     let threads = args
@@ -148,8 +163,9 @@ fn run_many(args: &SimArgs, mixes: &MixChoice, threads: usize) -> Vec<SimReport>
                         break;
                     }
                     let seed = args.first_seed + i;
-                    let cfg =
+                    let mut cfg =
                         SimConfig::new(args.protocol, seed, mixes.for_seed(seed), args.replicas);
+                    args.configure_disks(&mut cfg);
                     let report = sim::run(&cfg);
                     if !report.ok() {
                         let n = failures.fetch_add(1, Ordering::Relaxed) + 1;

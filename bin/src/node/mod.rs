@@ -2,10 +2,18 @@
 //! cluster file names (through the registry: one monomorphised driver per protocol),
 //! the application and its execution thread, binds the QUIC transport, and runs the
 //! driver until shutdown.
+//!
+//! With `durability = "wal"` it first recovers from its write-ahead log (`wal/`): the
+//! snapshot into the application, the records through `Protocol::recover`, then it
+//! catches up from its peers. A log that is damaged (corruption before its tail, a
+//! missing segment, a record the protocol refuses) is moved aside with an error naming
+//! the file and offset, and the replica starts empty and recovers by state transfer; a
+//! log from another cluster or a newer format stops the replica with that error.
 
 pub mod driver;
 pub mod execution;
 pub mod metrics;
+pub mod wal;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -13,19 +21,23 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use tandem_consensus::Digest;
 use tandem_consensus::application::HashChainApp;
 use tandem_consensus::crypto::{Keyring, SigningKey};
 use tandem_consensus::registry;
 use tandem_consensus::{ClientId, Protocol, ProtocolVisitor, ReplicaId};
-use tandem_experiments::cluster::{ClusterFile, ExecutionConfig, KeyFile};
+use tandem_experiments::cluster::{ClusterFile, Durability, ExecutionConfig, KeyFile};
 use tandem_experiments::metrics::MetricsLine;
+use tandem_experiments::metrics::unix_ms;
 use tandem_network::{Identity, Inbound, NodeId, QuicConfig, QuicTransport};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 
 use crate::ledger_app::{Admission, LedgerApp};
 use crate::node::driver::Driver;
-use crate::node::execution::{Done, ExecutionStage, ReplicatedApp};
+use crate::node::execution::{ExecutionStage, ReplicatedApp};
 use crate::node::metrics::MetricsWriter;
+use crate::node::wal::format::{WalError, WalErrorKind};
+use crate::node::wal::{WalConfig, WalHandle};
 
 /// Everything a replica needs to start.
 pub struct ReplicaSetup {
@@ -43,6 +55,10 @@ pub struct ReplicaSetup {
     pub metrics_interval: Duration,
     /// Misbehave, for experiments: the name of one of the protocol's Byzantine modes.
     pub byzantine: Option<String>,
+    /// What the replica keeps across a restart.
+    pub durability: Durability,
+    /// The data directory; the log goes to `<data_dir>/r<id>/wal`.
+    pub data_dir: PathBuf,
 }
 
 /// Runs a replica until `shutdown` completes.
@@ -83,10 +99,6 @@ pub async fn run_replica(
         tracing::warn!(replica = setup.id, mode, "running as a Byzantine replica");
     }
 
-    let app = build_app(cluster)?;
-    let (done_tx, done_rx) = unbounded_channel();
-    let exec = ExecutionStage::start(app, done_tx)?;
-
     let quic = QuicConfig {
         max_frame_size: cluster.network.max_frame_bytes,
         ..QuicConfig::default()
@@ -110,8 +122,6 @@ pub async fn run_replica(
         keyring,
         transport,
         inbound,
-        exec,
-        done_rx,
         metrics,
         shutdown: Box::pin(shutdown),
     };
@@ -125,8 +135,6 @@ struct Parts<'a> {
     keyring: Keyring,
     transport: QuicTransport,
     inbound: Inbound,
-    exec: ExecutionStage,
-    done_rx: UnboundedReceiver<Done>,
     metrics: Option<MetricsWriter>,
     shutdown: Pin<Box<dyn Future<Output = ()> + 'a>>,
 }
@@ -144,32 +152,116 @@ async fn run_protocol<P: Protocol>(parts: Parts<'_>) -> Result<MetricsLine> {
     let setup = parts.setup;
     let cluster = &setup.cluster;
     let own = cluster.protocol.own_params::<P>()?;
-    let mut proto: P = registry::build(
-        &cluster.protocol.common,
-        &own,
-        parts.keyring,
-        setup.byzantine.as_deref(),
-    )?;
-    let clients: Vec<ClientId> = cluster.clients.iter().map(|c| ClientId(c.id)).collect();
-    proto.set_allowed_clients(&clients);
-    let driver = Driver::new(
+    let build = || -> Result<(P, Box<dyn ReplicatedApp + Send>)> {
+        let mut proto: P = registry::build(
+            &cluster.protocol.common,
+            &own,
+            parts.keyring.clone(),
+            setup.byzantine.as_deref(),
+        )?;
+        let clients: Vec<ClientId> = cluster.clients.iter().map(|c| ClientId(c.id)).collect();
+        proto.set_allowed_clients(&clients);
+        Ok((proto, build_app(cluster)?))
+    };
+    let (mut proto, mut app) = build()?;
+    let mut wal = None;
+    if setup.durability == Durability::Wal {
+        let cfg = WalConfig {
+            dir: setup.data_dir.join(format!("r{}", setup.id)).join("wal"),
+            cluster: cluster_id(cluster),
+            segment_bytes: cluster.storage.segment_bytes,
+            compact_bytes: cluster.storage.compact_bytes,
+        };
+        let recovered = match recover(&cfg, &mut proto, app.as_mut()) {
+            Ok(recovered) => recovered,
+            Err(e) if e.is_damage() => {
+                let aside = cfg.dir.with_file_name(format!("wal.damaged-{}", unix_ms()));
+                tracing::error!(error = %e, moved_to = %aside.display(),
+                    "write-ahead log damaged: moved aside; starting empty, recovering from peers by state transfer");
+                std::fs::rename(&cfg.dir, &aside)
+                    .with_context(|| format!("cannot move {} aside", cfg.dir.display()))?;
+                (proto, app) = build()?;
+                wal::open(&cfg)?
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot use the write-ahead log")),
+        };
+        let (handle, reports) = WalHandle::start(cfg, &recovered)?;
+        wal = Some((handle, reports));
+    }
+    let (done_tx, done_rx) = unbounded_channel();
+    let exec = ExecutionStage::start(app, done_tx)?;
+    let mut driver = Driver::new(
         proto,
         parts.transport,
         cluster.replicas.len(),
-        parts.exec,
+        exec,
         cluster.execution.executor.clone(),
         cluster.network.max_frame_bytes,
     )
     .with_admission(admission(&cluster.execution));
+    if let Some((handle, reports)) = wal {
+        driver = driver.with_wal(handle, reports);
+    }
     driver
         .run(
             parts.inbound,
-            parts.done_rx,
+            done_rx,
             parts.metrics,
             setup.metrics_interval,
             parts.shutdown,
         )
         .await
+}
+
+/// Opens the log and replays it: the snapshot into `app`, the records into `proto`.
+pub(crate) fn recover<P: Protocol>(
+    cfg: &WalConfig,
+    proto: &mut P,
+    app: &mut (dyn ReplicatedApp + Send),
+) -> Result<wal::Recovered, WalError> {
+    let recovered = wal::open(cfg)?;
+    if let Some(torn) = &recovered.torn {
+        tracing::warn!(torn = %torn, "write-ahead log: torn tail cut off (a write the crash interrupted)");
+    }
+    let first_segment = cfg.dir.clone();
+    if let Some(s) = &recovered.snapshot
+        && !app.restore(&s.state, &Digest(s.app_digest))
+    {
+        return Err(WalError::at(
+            first_segment,
+            0,
+            WalErrorKind::Snapshot(format!("the state at {} does not match its digest", s.seq)),
+        ));
+    }
+    for (i, bytes) in recovered.records.iter().enumerate() {
+        let refused = |problem: String| {
+            WalError::at(
+                cfg.dir.clone(),
+                0,
+                WalErrorKind::Record(format!("record {i}: {problem}")),
+            )
+        };
+        let record: P::Record = tandem_network::decode(bytes, wal::format::MAX_RECORD)
+            .map_err(|e| refused(e.to_string()))?;
+        proto
+            .recover(i as u64, record)
+            .map_err(|e| refused(e.to_string()))?;
+    }
+    tracing::info!(
+        records = recovered.records.len(),
+        snapshot = recovered.snapshot.as_ref().map(|s| s.seq),
+        "recovered from the write-ahead log"
+    );
+    Ok(recovered)
+}
+
+/// The cluster's id in log headers: SHA-256 of its replicas' public keys.
+fn cluster_id(cluster: &ClusterFile) -> wal::format::ClusterId {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for key in cluster.replica_keys() {
+        ctx.update(&key);
+    }
+    ctx.finish().as_ref().try_into().expect("32 bytes")
 }
 
 /// What the driver checks before a client request is ordered: the cost limit when

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::checkpoint::{OwnCheckpoint, VoteOutcome};
 use crate::exactly_once::ClientTables;
 use crate::pbft::Pbft;
+use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{
     CheckpointBody, Message, Signed, SignedBody, SignedCheckpoint, StableCert, checkpoint_digest,
 };
@@ -156,6 +157,7 @@ impl Pbft {
         {
             self.note_divergence(seq);
         }
+        self.persist(PbftRecord::Stable(cert.clone()), out);
         self.stable = cert;
         self.counters.checkpoints_stable += 1;
         self.collect_garbage();

@@ -33,9 +33,10 @@ use crate::client::ClientRouting;
 use crate::crypto::Keyring;
 use crate::params::{CommonParams, ParamsError};
 use crate::protocol::{
-    ByzantineBehaviour, CommonCounters, DurableCheckpoint, Protocol, RecoveryError, ReplicaStatus,
+    ByzantineBehaviour, CastVote, CommonCounters, DurableCheckpoint, Protocol, RecoveryError,
+    ReplicaStatus,
 };
-use crate::types::{ClientId, ReplicaId, Time};
+use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 
 /// A PBFT replica: honest, or misbehaving in one [`ByzantineMode`].
 #[derive(Debug)]
@@ -117,15 +118,12 @@ impl Protocol for PbftReplica {
         self.core.me
     }
 
-    fn recover(&mut self, index: u64, _record: PbftRecord) -> Result<(), RecoveryError> {
-        Err(RecoveryError {
-            index,
-            problem: "PBFT does not replay its log yet".into(),
-        })
+    fn recover(&mut self, index: u64, record: PbftRecord) -> Result<(), RecoveryError> {
+        self.core.replay(index, record)
     }
 
     fn durable_checkpoint(&self) -> Option<DurableCheckpoint<PbftRecord>> {
-        None
+        self.core.durable_checkpoint()
     }
 
     fn start(&mut self, now: Time, out: &mut Vec<PbftAction>) {
@@ -137,6 +135,24 @@ impl Protocol for PbftReplica {
             None => self.core.handle(now, event, out),
             Some(b) => b.handle(&mut self.core, now, event, out),
         }
+    }
+
+    fn vote_of(env: &Envelope) -> Option<CastVote> {
+        let (phase, view, seq, digest) = match &env.msg {
+            Message::PrePrepare(pp) => ("pre-prepare", pp.view, pp.seq, pp.digest),
+            Message::Prepare(v) => ("prepare", v.view, v.seq, v.digest),
+            Message::Commit(v) => ("commit", v.view, v.seq, v.digest),
+            Message::ViewChange(vc) => {
+                (CastVote::LEAVE, vc.body.new_view, Seq(0), Digest::default())
+            }
+            _ => return None,
+        };
+        Some(CastVote {
+            phase,
+            view,
+            seq,
+            digest,
+        })
     }
 
     fn status(&self) -> ReplicaStatus {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_result};
 use crate::pbft::Pbft;
+use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote, encoded_len};
 use crate::pbft::replica::{CommittedEntry, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
 use crate::pbft::replica::{PbftAction, PendingExecution};
@@ -209,6 +210,7 @@ impl Pbft {
         self.batches.insert(digest, batch.clone());
         self.note_pre_prepared(seq, digest, self.view);
         self.counters.batches_proposed += 1;
+        self.persist_pre_prepared(seq, digest, out);
         self.broadcast(
             Message::PrePrepare(PrePrepare {
                 view: self.view,
@@ -380,6 +382,7 @@ impl Pbft {
             return;
         }
         slot.prepares.insert(me, digest);
+        self.persist_pre_prepared(seq, digest, out);
         let vote = Vote {
             view: self.view,
             seq,
@@ -481,6 +484,7 @@ impl Pbft {
             slot.prepared = true;
             slot.commits.entry(me).or_insert(digest);
             self.prepared_claims.insert(seq, (view, digest));
+            self.persist(PbftRecord::Prepared { view, seq, digest }, out);
             self.broadcast(Message::Commit(Vote { view, seq, digest }), out);
         }
         let Some(slot) = self.slots.get_mut(&seq) else {
@@ -519,6 +523,7 @@ impl Pbft {
             return;
         };
         self.counters.batches_committed += 1;
+        self.persist_committed(seq, digest, &batch, out);
         self.committed.insert(
             seq,
             CommittedEntry {

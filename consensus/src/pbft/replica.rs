@@ -356,6 +356,7 @@ impl Pbft {
     /// Arms the status timer.
     pub fn start(&mut self, now: Time, out: &mut Vec<PbftAction>) {
         self.set_timer(PbftTimer::Status, now + self.cfg.status_interval, out);
+        self.resume_recovered(now, out);
     }
 
     /// Handles one event.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::pbft::Pbft;
 use crate::pbft::decision::{Decision, decide};
+use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{
     Message, NewViewBody, PbftTimer, PrePreparedClaim, PreparedClaim, Signed, SignedBody,
     SignedNewView, SignedViewChange, StableCert, ViewChangeBody, encoded_len,
@@ -44,6 +45,7 @@ impl Pbft {
         self.prune_future();
 
         let vc = self.make_view_change(target);
+        self.persist(PbftRecord::ViewChange { view: target }, out);
         self.broadcast(Message::ViewChange(Box::new(vc.clone())), out);
         self.view_changes
             .entry(target)
@@ -170,7 +172,7 @@ impl Pbft {
     /// a quorum asked for this view (PBFT §4.5.2). A replica can thus only leave a
     /// view that a quorum also reached, and correct replicas cannot drift apart by
     /// timing out alone; the timeout doubles with each consecutive failed view.
-    fn arm_view_change_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+    pub(crate) fn arm_view_change_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
         let asked = self.view_changes.get(&self.view).map_or(0, |m| m.len());
         if self.view_active || asked < self.quorum || self.timer_armed(PbftTimer::View) {
             return;
@@ -270,6 +272,7 @@ impl Pbft {
             signer: self.me,
         };
         let nv = Arc::new(nv);
+        self.persist(PbftRecord::NewView(Arc::clone(&nv)), out);
         self.broadcast(Message::NewView(Arc::clone(&nv)), out);
         self.enter_new_view(now, nv, checkpoint, out);
     }
@@ -287,14 +290,17 @@ impl Pbft {
             return;
         }
         match self.validate_new_view(&nv) {
-            Some(checkpoint) => self.enter_new_view(now, nv, checkpoint, out),
+            Some(checkpoint) => {
+                self.persist(PbftRecord::NewView(Arc::clone(&nv)), out);
+                self.enter_new_view(now, nv, checkpoint, out)
+            }
             None => self.counters.dropped_invalid_view_change += 1,
         }
     }
 
     /// Checks a new view completely (it may come from any replica: it is
     /// self-certifying) and returns the checkpoint it starts from.
-    fn validate_new_view(&mut self, nv: &SignedNewView) -> Option<StableCert> {
+    pub(crate) fn validate_new_view(&mut self, nv: &SignedNewView) -> Option<StableCert> {
         let body = &nv.body;
         if nv.signer != body.view.primary(self.n)
             || !self
@@ -370,6 +376,7 @@ impl Pbft {
                 slot.accepted_at = Some(now);
                 self.max_accepted = self.max_accepted.max(seq);
                 self.note_pre_prepared(seq, digest, view);
+                self.persist_pre_prepared(seq, digest, out);
             } else {
                 self.accept_proposal(now, seq, digest, out);
             }

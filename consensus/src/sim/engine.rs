@@ -2,6 +2,13 @@
 //! queue of scheduled events ordered by (time, insertion), replicas that crash and
 //! restart, applications that execute deliveries, clients, and the network model.
 //!
+//! With a [`DiskModel`], each replica has a [`Disk`]: `Persist` records are written and
+//! fsynced in groups, messages sent after a record are held back until an fsync covers
+//! it, a crash keeps what was fsynced (minus what a [`StorageFault`] destroys), and a
+//! restart replays the disk through `Protocol::recover`. Every message a correct
+//! replica sends passes the [`VoteLedger`]: it never contradicts a vote it cast before,
+//! in this incarnation or an earlier one.
+//!
 //! Everything random comes from one seeded ChaCha RNG and every collection is ordered,
 //! so a seed replays the same run event for event.
 
@@ -17,8 +24,10 @@ use crate::client::{ClientAction, ClientCore};
 use crate::protocol::{Action, CommonCounters, Delivery, Event, Executed, Protocol};
 use crate::request::{Reply, Request};
 use crate::sim::checker::{Checker, Violation};
+use crate::sim::disk::{Disk, DiskModel, Recovered, StorageFault};
 use crate::sim::faults::FaultEvent;
 use crate::sim::network::{Endpoint, LinkFaults, NetworkModel};
+use crate::sim::votes::VoteLedger;
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 
 /// Something scheduled to happen.
@@ -62,6 +71,10 @@ enum Scheduled<M, T> {
     ClientWake {
         client: usize,
     },
+    Fsync {
+        replica: usize,
+        incarnation: u32,
+    },
     Fault(FaultEvent),
 }
 
@@ -79,17 +92,28 @@ impl<M, T> Scheduled<M, T> {
             Scheduled::Snapshot { replica, seq, .. } => (9, (*replica as u64) << 32 ^ seq.0),
             Scheduled::ClientWake { client } => (7, *client as u64),
             Scheduled::Fault(_) => (8, 0),
+            Scheduled::Fsync { replica, .. } => (10, *replica as u64),
         }
     }
 }
 
-/// A replica slot: the protocol instance (none while crashed) and its application.
-struct Node<P> {
+/// A message held back until an fsync covers the records before it.
+type Held<P> = (
+    u64,
+    Action<<P as Protocol>::Message, <P as Protocol>::Timer, <P as Protocol>::Record>,
+);
+
+/// A replica slot: the protocol instance (none while crashed), its application, and
+/// its disk.
+struct Node<P: Protocol> {
     proto: Option<P>,
     app: Box<dyn Application>,
     incarnation: u32,
     exec_free_at: Time,
     correct: bool,
+    disk: Disk<P::Record>,
+    /// Messages waiting for an fsync: (records they depend on, the send).
+    held: VecDeque<Held<P>>,
 }
 
 /// A simulated client with a plan of submission times and a window of outstanding
@@ -167,6 +191,10 @@ pub struct EngineSetup<P: Protocol> {
     pub rng: ChaCha8Rng,
     /// Record a textual trace.
     pub record_trace: bool,
+    /// The disks (none: replicas restart empty).
+    pub disk: Option<DiskModel>,
+    /// Storage faults at crashes, by (crash time, replica).
+    pub storage_faults: BTreeMap<(Time, usize), StorageFault>,
 }
 
 /// The engine.
@@ -186,6 +214,9 @@ pub struct Engine<P: Protocol> {
     events: u64,
     trace_ctx: ring::digest::Context,
     trace: Option<Vec<String>>,
+    disk: Option<DiskModel>,
+    storage_faults: BTreeMap<(Time, usize), StorageFault>,
+    votes: VoteLedger,
 }
 
 impl<P: Protocol> Engine<P> {
@@ -201,6 +232,8 @@ impl<P: Protocol> Engine<P> {
                 incarnation: 0,
                 exec_free_at: Time::ZERO,
                 correct: *correct,
+                disk: Disk::default(),
+                held: VecDeque::new(),
             })
             .collect();
         let mut engine = Engine {
@@ -219,6 +252,9 @@ impl<P: Protocol> Engine<P> {
             events: 0,
             trace_ctx: ring::digest::Context::new(&ring::digest::SHA256),
             trace: setup.record_trace.then(Vec::new),
+            disk: setup.disk,
+            storage_faults: setup.storage_faults,
+            votes: VoteLedger::default(),
         };
         for (at, fault) in setup.faults {
             engine.schedule(at, Scheduled::Fault(fault));
@@ -379,6 +415,7 @@ impl<P: Protocol> Engine<P> {
                     format!("{} r{replica}: snapshot {seq}", self.now)
                 }
                 Scheduled::ClientWake { client } => format!("{} c{client}: wake", self.now),
+                Scheduled::Fsync { replica, .. } => format!("{} r{replica}: fsync", self.now),
                 Scheduled::Fault(f) => format!("{} fault: {f:?}", self.now),
             };
             lines.push(line);
@@ -441,7 +478,52 @@ impl<P: Protocol> Engine<P> {
             }
             Scheduled::ClientWake { client } => self.wake_client(client),
             Scheduled::Fault(f) => self.apply_fault(f),
+            Scheduled::Fsync {
+                replica,
+                incarnation,
+            } => {
+                if self.nodes[replica].incarnation == incarnation {
+                    self.fsync_done(replica);
+                }
+            }
         }
+    }
+
+    /// Replica `r`'s fsync completed: release what it covered, start the next one if
+    /// records wait, and compact an idle log.
+    fn fsync_done(&mut self, r: usize) {
+        let more = self.nodes[r].disk.fsync_done();
+        if more {
+            self.start_fsync(r);
+        }
+        let synced = self.nodes[r].disk.synced();
+        while self.nodes[r]
+            .held
+            .front()
+            .is_some_and(|(needs, _)| *needs <= synced)
+        {
+            let (_, action) = self.nodes[r].held.pop_front().expect("front exists");
+            self.emit(r, action);
+        }
+        let node = &mut self.nodes[r];
+        if node.disk.wants_compaction()
+            && let Some(cp) = node.proto.as_ref().and_then(P::durable_checkpoint)
+        {
+            node.disk.compact(cp);
+        }
+    }
+
+    fn start_fsync(&mut self, r: usize) {
+        let Some(model) = self.disk else { return };
+        self.nodes[r].disk.start_fsync();
+        let incarnation = self.nodes[r].incarnation;
+        self.schedule(
+            self.now + model.fsync_delay,
+            Scheduled::Fsync {
+                replica: r,
+                incarnation,
+            },
+        );
     }
 
     fn feed(&mut self, r: usize, event: Event<P::Message, P::Timer>) {
@@ -454,14 +536,54 @@ impl<P: Protocol> Engine<P> {
     }
 
     fn apply(&mut self, r: usize, actions: Vec<Action<P::Message, P::Timer, P::Record>>) {
-        let n = self.nodes.len();
         for action in actions {
             match action {
-                Action::Send { to, msg } => self.route(r, to.index(), msg),
-                Action::Broadcast { msg } => {
-                    for to in (0..n).filter(|to| *to != r) {
-                        self.route(r, to, msg.clone());
+                Action::Send { .. } | Action::Broadcast { .. } | Action::Reply { .. } => {
+                    let node = &mut self.nodes[r];
+                    let written = node.disk.written();
+                    if written > node.disk.synced() {
+                        node.held.push_back((written, action));
+                    } else {
+                        self.emit(r, action);
                     }
+                }
+                Action::Persist(record) => {
+                    if self.disk.is_some() && self.nodes[r].disk.write(record) {
+                        self.start_fsync(r);
+                    }
+                }
+                other => self.act(r, other),
+            }
+        }
+    }
+
+    /// A message leaves replica `r` (after the records it depends on are durable).
+    fn emit(&mut self, r: usize, action: Action<P::Message, P::Timer, P::Record>) {
+        let n = self.nodes.len();
+        if let Action::Send { msg, .. } | Action::Broadcast { msg } = &action
+            && self.nodes[r].correct
+            && let Some(vote) = P::vote_of(msg)
+            && let Some(problem) = self.votes.cast(r, vote)
+        {
+            self.checker.report(Violation::Safety(problem));
+        }
+        match action {
+            Action::Send { to, msg } => self.route(r, to.index(), msg),
+            Action::Broadcast { msg } => {
+                for to in (0..n).filter(|to| *to != r) {
+                    self.route(r, to, msg.clone());
+                }
+            }
+            other => self.act(r, other),
+        }
+    }
+
+    /// Carries out an action that is not a replica-to-replica message.
+    fn act(&mut self, r: usize, action: Action<P::Message, P::Timer, P::Record>) {
+        {
+            match action {
+                Action::Send { .. } | Action::Broadcast { .. } | Action::Persist(_) => {
+                    unreachable!("messages and records are handled by apply and emit")
                 }
                 Action::Deliver(d) => self.execute(r, d),
                 Action::Reply { client, reply } => {
@@ -500,8 +622,6 @@ impl<P: Protocol> Engine<P> {
                 Action::CancelTimer { timer } => {
                     self.timers.remove(&(r, timer));
                 }
-                // Replicas restart amnesiac: nothing is kept.
-                Action::Persist(_) => {}
                 Action::InstallSnapshot {
                     seq,
                     app_digest,
@@ -522,6 +642,57 @@ impl<P: Protocol> Engine<P> {
                 }
             }
         }
+    }
+
+    /// Rebuilds replica `r` from its disk: the snapshot into a fresh application, the
+    /// records through `Protocol::recover`. A refused log, or one the protocol cannot
+    /// replay, leaves it empty (it catches up by state transfer); the latter is a
+    /// violation unless its disk lied.
+    fn restart_from_disk(&mut self, r: usize) {
+        let id = ReplicaId(r as u32);
+        let mut proto = (self.factory)(id);
+        let mut app = (self.app_factory)();
+        let recovered = self.nodes[r].disk.recover();
+        let problem = match recovered {
+            Recovered::Refused(problem) => Some(problem),
+            Recovered::Log(snapshot, records) => {
+                let mut problem = None;
+                if let Some(s) = snapshot
+                    && !app.restore(&s.bytes, &s.app_digest)
+                {
+                    problem = Some(format!("snapshot at {} does not restore", s.seq));
+                }
+                for (i, record) in records.into_iter().enumerate() {
+                    if problem.is_some() {
+                        break;
+                    }
+                    if let Err(e) = proto.recover(i as u64, record) {
+                        problem = Some(e.to_string());
+                    }
+                }
+                if let Some(p) = &problem {
+                    self.checker.report(Violation::Safety(format!(
+                        "r{r} could not replay its own log: {p}"
+                    )));
+                }
+                problem
+            }
+        };
+        if let Some(problem) = problem {
+            if let Some(lines) = &mut self.trace {
+                lines.push(format!(
+                    "{} r{r}: log refused ({problem}), restarting empty",
+                    self.now
+                ));
+            }
+            proto = (self.factory)(id);
+            app = (self.app_factory)();
+            self.nodes[r].disk.wipe();
+            self.votes.forget(r);
+        }
+        let node = &mut self.nodes[r];
+        node.proto = Some(proto);
+        node.app = app;
     }
 
     fn route(&mut self, from: usize, to: usize, msg: P::Message) {
@@ -680,17 +851,26 @@ impl<P: Protocol> Engine<P> {
     fn apply_fault(&mut self, fault: FaultEvent) {
         match fault {
             FaultEvent::Crash(r) => {
+                let fault = self.storage_faults.get(&(self.now, r)).copied();
                 let node = &mut self.nodes[r];
                 node.proto = None;
                 node.incarnation += 1;
+                node.held.clear();
+                let lied = node.disk.crash(fault, &mut self.rng);
+                if lied || self.disk.is_none() {
+                    self.votes.forget(r);
+                }
+                if let (Some(fault), Some(lines)) = (fault, &mut self.trace) {
+                    lines.push(format!("{} r{r}: storage fault {}", self.now, fault.name()));
+                }
                 self.timers.retain(|(i, _), _| *i != r);
             }
             FaultEvent::Restart(r) => {
                 let node = &mut self.nodes[r];
                 node.incarnation += 1;
-                node.proto = Some((self.factory)(ReplicaId(r as u32)));
-                node.app = (self.app_factory)();
+                node.held.clear();
                 node.exec_free_at = self.now;
+                self.restart_from_disk(r);
                 self.start_replica(r);
             }
             FaultEvent::Partition(groups) => self.net.partition = Some(groups),
