@@ -1,0 +1,93 @@
+//! Kill-anywhere with the write-ahead log: replica processes (the primary too) are
+//! SIGKILLed under load and restarted from their logs; the cluster finishes the load,
+//! every request completes and the replicas' state digests agree. Bounded: one
+//! 12-second `tandem local` run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn run_local(base: &Path, args: &[&str]) -> (PathBuf, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("local")
+        .args(args)
+        .arg("--results")
+        .arg(base)
+        .output()
+        .expect("tandem runs");
+    assert!(
+        out.status.success(),
+        "tandem local failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = std::fs::read_dir(base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .expect("a results folder");
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    (dir, serde_json::from_str(&summary).unwrap())
+}
+
+#[test]
+fn backup_and_primary_killed_under_load_restart_from_their_logs() {
+    let base = tempfile::tempdir().unwrap();
+    let (dir, s) = run_local(
+        base.path(),
+        &[
+            "--durability",
+            "wal",
+            "--duration",
+            "12",
+            "--warmup",
+            "1",
+            "--kill",
+            "r2@3",
+            "--restart",
+            "r2@5",
+            "--kill",
+            "r0@6",
+            "--restart",
+            "r0@8",
+            "--checkpoint-interval",
+            "16",
+            "--view-timeout-ms",
+            "500",
+        ],
+    );
+    assert_eq!(s["safety"]["agreed"], Value::Bool(true), "{}", s["safety"]);
+    assert_eq!(
+        s["throughput"]["unfinished_txs"].as_u64(),
+        Some(0),
+        "{}",
+        s["throughput"]
+    );
+    // Both restarted replicas recovered from their logs (their own log lines say so).
+    for i in [0, 2] {
+        let log = find(&dir, &format!("replica-{i}.log"))
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_default();
+        assert!(
+            log.contains("recovered from the write-ahead log"),
+            "r{i} did not replay its log:\n{log}"
+        );
+    }
+}
+
+/// The first file named `name` under `dir`.
+fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
