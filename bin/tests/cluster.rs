@@ -225,8 +225,9 @@ fn an_open_loop_client_sheds_what_an_unresponsive_cluster_cannot_take() {
 }
 
 /// A cluster started by hand (keygen, four `tandem replica`, `tandem client`) keeps
-/// serving while a client with a valid key sends garbage, replica-protocol frames and
-/// requests under another client's id: each is dropped and counted.
+/// serving while a client with a valid key sends garbage, replica-protocol frames,
+/// requests under another client's id and a control frame (only the launcher's key may
+/// send one): each is dropped and counted.
 #[test]
 fn hand_started_cluster_serves_clients_despite_a_hostile_one() {
     let _one = ONE_CLUSTER_AT_A_TIME
@@ -302,6 +303,12 @@ fn hand_started_cluster_serves_clients_despite_a_hostile_one() {
     );
     for i in 0..4 {
         let m = metrics_of(&dir.path().join(format!("r{i}.jsonl")));
+        assert_eq!(
+            m["network"]["control_refused"].as_u64(),
+            Some(1),
+            "r{i}: a control frame from a load client's key is refused and counted"
+        );
+        assert_eq!(m["network"]["control_applied"].as_u64(), Some(0));
         assert_eq!(m["protocol"]["safety_conflicts"].as_u64(), Some(0));
         assert_eq!(m["common"]["conflicting_commits"].as_u64(), Some(0));
         assert!(m["common"]["requests_delivered"].as_u64().unwrap() > 0);
@@ -358,6 +365,19 @@ fn hostile_client(cluster: &Path, key: &Path) {
             r0,
             tandem_network::encode(&ClientFrame::Requests(forged)).unwrap(),
         );
+        // A control frame isolating every replica: only the launcher's key may send
+        // one, so it is refused (and counted) and the cluster keeps serving.
+        use tandem_experiments::frames::{ControlCommand, ControlRequest};
+        let isolate_all = tandem_experiments::frames::ClientFrame::Control(ControlRequest {
+            nonce: 1,
+            command: ControlCommand::SetFaults(tandem_network::FaultRules {
+                isolated: replicas.clone(),
+                ..tandem_network::FaultRules::default()
+            }),
+        });
+        for r in &replicas {
+            transport.send(*r, tandem_network::encode(&isolate_all).unwrap());
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         transport.shutdown().await;
     });

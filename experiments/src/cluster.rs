@@ -52,6 +52,43 @@ pub struct ClusterFile {
     /// The clients allowed to connect.
     #[serde(rename = "client", default)]
     pub clients: Vec<ClientEntry>,
+    /// The launcher: the one identity whose control frames replicas obey (fault rules,
+    /// status queries). Without it, replicas refuse every control frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlEntry>,
+}
+
+/// `[control]`: the launcher's identity. It connects like a client (its id is a client
+/// id, `NodeId::Client(id)`, its key pinned like every member's) but sends no requests;
+/// a replica obeys a control frame only from this key, and refuses, counts
+/// (`control_refused`) and logs one from any other member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlEntry {
+    /// The launcher's client id (distinct from every `[[client]]` id).
+    #[serde(default = "ControlEntry::default_id")]
+    pub id: u32,
+    /// Its Ed25519 public key, hex.
+    pub public_key: String,
+    /// Seeds each replica's fault layer (losses, delays, duplicates drawn at the
+    /// sender), mixed with the replica's id.
+    #[serde(default)]
+    pub fault_seed: u64,
+}
+
+impl ControlEntry {
+    /// The launcher's id when the file gives none: the highest client id, far from the
+    /// load clients' 0, 1, 2, …
+    pub const DEFAULT_ID: u32 = u32::MAX;
+
+    fn default_id() -> u32 {
+        Self::DEFAULT_ID
+    }
+
+    /// The launcher as a transport member id.
+    pub fn node_id(&self) -> NodeId {
+        NodeId::Client(self.id)
+    }
 }
 
 /// Execution settings.
@@ -257,6 +294,19 @@ impl ClusterFile {
                 );
             }
         }
+        if let Some(control) = &self.control {
+            if client_ids.contains(&control.id) {
+                bail!(
+                    "[control] id = {} is also a [[client]] id: the launcher needs an id of its own",
+                    control.id
+                );
+            }
+            let key = parse_public_key(&control.public_key)
+                .map_err(|e| anyhow!("[control] public_key {e}"))?;
+            if !keys.insert(key) {
+                bail!("[control] public_key is used by another member");
+            }
+        }
         let executor = self.execution.executor.as_str();
         if executor != "none" && !EXECUTOR_NAMES.contains(&executor) {
             bail!(
@@ -323,9 +373,24 @@ impl ClusterFile {
             addr: None,
             public_key: parse_public_key(&c.public_key).expect("validated"),
         });
-        Ok(Arc::new(Membership::new(replicas.chain(clients))?))
+        let launcher = self.control.iter().map(|c| Member {
+            id: c.node_id(),
+            addr: None,
+            public_key: parse_public_key(&c.public_key).expect("validated"),
+        });
+        Ok(Arc::new(Membership::new(
+            replicas.chain(clients).chain(launcher),
+        )?))
+    }
+
+    /// The launcher's member id, if the file has a `[control]` section.
+    pub fn launcher(&self) -> Option<NodeId> {
+        self.control.as_ref().map(ControlEntry::node_id)
     }
 }
+
+/// The launcher's key file name in a cluster folder.
+pub const LAUNCHER_KEY: &str = "launcher.key";
 
 /// The name of the cluster file in a cluster folder.
 pub const CLUSTER_TOML: &str = "cluster.toml";
@@ -342,8 +407,13 @@ pub fn save_cluster_folder(
     let cluster_path = dir.join(CLUSTER_TOML);
     cluster.save(&cluster_path)?;
     let mut key_paths = Vec::with_capacity(keys.len());
+    let launcher = cluster.launcher().map(|id| id.to_string());
     for key in keys {
-        let path = dir.join(format!("{}.key", key.id));
+        let path = if launcher.as_deref() == Some(key.id.as_str()) {
+            dir.join(LAUNCHER_KEY)
+        } else {
+            dir.join(format!("{}.key", key.id))
+        };
         key.save(&path)?;
         key_paths.push(path);
     }
@@ -497,6 +567,7 @@ mod tests {
                 id: 0,
                 public_key: hex::encode(ids[n].public_key()),
             }],
+            control: None,
         };
         (cluster, ids)
     }
@@ -590,6 +661,39 @@ mod tests {
         cluster.save(&path).unwrap();
         let err = format!("{:#}", ClusterFile::load(&path).unwrap_err());
         assert!(err.contains("executor"), "{err}");
+    }
+
+    #[test]
+    fn the_launcher_is_a_member_with_an_id_and_key_of_its_own() {
+        let (mut cluster, ids) = sample(4);
+        let launcher = Identity::generate().unwrap();
+        cluster.control = Some(ControlEntry {
+            id: ControlEntry::DEFAULT_ID,
+            public_key: hex::encode(launcher.public_key()),
+            fault_seed: 7,
+        });
+        cluster.validate().unwrap();
+        let members = cluster.membership().unwrap();
+        assert_eq!(
+            members.id_of(&launcher.public_key()),
+            Some(NodeId::Client(u32::MAX))
+        );
+        assert_eq!(cluster.launcher(), Some(NodeId::Client(u32::MAX)));
+
+        let mut clash = cluster.clone();
+        clash.control.as_mut().unwrap().id = 0;
+        let err = clash.validate().unwrap_err().to_string();
+        assert!(err.contains("[control] id = 0"), "{err}");
+        let mut reused = cluster.clone();
+        reused.control.as_mut().unwrap().public_key = hex::encode(ids[4].public_key());
+        let err = reused.validate().unwrap_err().to_string();
+        assert!(err.contains("[control] public_key"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let keys = vec![KeyFile::new(NodeId::Client(u32::MAX), launcher.pkcs8_der())];
+        let (path, key_paths) = save_cluster_folder(dir.path(), &cluster, &keys).unwrap();
+        assert_eq!(key_paths[0], dir.path().join(LAUNCHER_KEY));
+        assert_eq!(ClusterFile::load(&path).unwrap().control, cluster.control);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
 use crate::cluster::{
-    ClientEntry, ClusterFile, Durability, ExecutionConfig, KeyFile, NetworkConfig, ReplicaAddress,
-    ReplicaEntry, StorageConfig,
+    ClientEntry, ClusterFile, ControlEntry, Durability, ExecutionConfig, KeyFile, NetworkConfig,
+    ReplicaAddress, ReplicaEntry, StorageConfig,
 };
 use crate::protocol_section::ProtocolSection;
 
@@ -139,7 +139,8 @@ impl ClusterParams {
         self.generate_at(&addresses, clients)
     }
 
-    /// As [`ClusterParams::generate`], with explicit replica addresses.
+    /// As [`ClusterParams::generate`], with explicit replica addresses. The keys are
+    /// the replicas', then the clients', then the launcher's (`[control]`).
     pub fn generate_at(
         &self,
         addresses: &[SocketAddr],
@@ -183,6 +184,13 @@ impl ClusterParams {
             });
             keys.push(KeyFile::new(NodeId::Client(c as u32), identity.pkcs8_der()));
         }
+        let launcher = Identity::generate()?;
+        let control = ControlEntry {
+            id: ControlEntry::DEFAULT_ID,
+            public_key: hex::encode(launcher.public_key()),
+            fault_seed: 0,
+        };
+        keys.push(KeyFile::new(control.node_id(), launcher.pkcs8_der()));
         let cluster = ClusterFile {
             protocol: self.protocol_section()?,
             execution: ExecutionConfig {
@@ -198,6 +206,7 @@ impl ClusterParams {
             },
             replicas,
             clients: client_entries,
+            control: Some(control),
         };
         cluster.validate()?;
         Ok((cluster, keys))

@@ -1,17 +1,22 @@
 //! What travels in transport frames. Replicas exchange PBFT envelopes; clients send
-//! batches of requests and receive batches of replies. Every frame is one bincode
-//! value; decoding is size-limited and rejects trailing bytes.
+//! batches of requests and receive batches of replies. The launcher (the cluster
+//! file's `[control]` identity) uses the same channel for control frames: fault rules
+//! to install and status queries, each answered by a [`ControlReply`]. Every frame is
+//! one bincode value; decoding is size-limited and rejects trailing bytes.
 
 use anyhow::Result;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tandem_consensus::{Reply, Request};
+use tandem_network::FaultRules;
 
 /// A client's frame to a replica.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ClientFrame {
     /// Requests, in the order the client issued them.
     Requests(Vec<Request>),
+    /// A control command; obeyed only from the launcher's key.
+    Control(ControlRequest),
 }
 
 /// A replica's frame to a client.
@@ -19,6 +24,55 @@ pub enum ClientFrame {
 pub enum ReplicaFrame {
     /// Replies, each covering the client's requests of one batch.
     Replies(Vec<Reply>),
+    /// The answer to a control command (to the launcher only).
+    Control(ControlReply),
+}
+
+/// A command from the launcher, numbered so its answer can be matched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    /// Chosen by the launcher, echoed in the reply.
+    pub nonce: u64,
+    /// What to do.
+    pub command: ControlCommand,
+}
+
+/// What the launcher can ask of a replica.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ControlCommand {
+    /// Install these rules in the replica's fault layer, replacing all it had
+    /// (`FaultHandle::replace`: unchanged link rules keep their start time). The rules
+    /// name every node; the replica applies those whose sender is itself.
+    SetFaults(FaultRules),
+    /// Report the replica's view and progress.
+    Status,
+}
+
+/// A replica's answer to a [`ControlRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlReply {
+    /// The request's nonce.
+    pub nonce: u64,
+    /// The replica's state after carrying out the command.
+    pub status: ControlStatus,
+}
+
+/// A replica's view and progress, as the launcher sees it (e.g. to resolve the target
+/// `primary` when a fault fires).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlStatus {
+    /// The replica.
+    pub replica: u32,
+    /// Its current view.
+    pub view: u64,
+    /// Whether it is running that view (not in a view change).
+    pub view_active: bool,
+    /// Last sequence number delivered.
+    pub last_delivered: u64,
+    /// Latest stable checkpoint.
+    pub stable: u64,
+    /// Link rules (one per directed link) in its fault layer now.
+    pub fault_links: u64,
 }
 
 /// Largest frame the client and reply paths build on purpose, well under the
@@ -74,8 +128,23 @@ mod tests {
             payload: Bytes::from_static(b"tx"),
         }]);
         let bytes = encode(&frame).unwrap();
-        let ClientFrame::Requests(reqs) = decode_client_frame(&bytes, 1 << 20).unwrap();
+        let Ok(ClientFrame::Requests(reqs)) = decode_client_frame(&bytes, 1 << 20) else {
+            panic!("requests decode");
+        };
         assert_eq!(reqs[0].number, 7);
+        let control = ClientFrame::Control(ControlRequest {
+            nonce: 3,
+            command: ControlCommand::SetFaults(FaultRules {
+                isolated: vec![tandem_network::NodeId::Replica(2)],
+                ..FaultRules::default()
+            }),
+        });
+        let Ok(ClientFrame::Control(back)) =
+            decode_client_frame(&encode(&control).unwrap(), 1 << 20)
+        else {
+            panic!("control decodes");
+        };
+        assert_eq!(back.nonce, 3);
         assert!(decode_client_frame(b"\xff\xff\xff\xff\xff\xff", 1 << 20).is_err());
         let chunks = chunks_by_size(vec![600_000usize, 600_000, 10, 2_000_000, 5], |n| *n);
         assert_eq!(

@@ -18,6 +18,10 @@
 //! writer reports that record durable (group commit: one fsync covers every record
 //! queued meanwhile). Deliveries, timers and installs are not held back. When enough
 //! was logged, the driver compacts the log at the protocol's latest durable checkpoint.
+//! Control frames (fault rules, status queries) are obeyed only from the launcher
+//! named in the cluster file's `[control]` ([`ControlPlane`]), handled at once (never
+//! queued or shed behind client load) and answered; from any other member they are
+//! refused, counted (`control_refused`) and logged.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -27,9 +31,11 @@ use anyhow::Result;
 use bytes::Bytes;
 use tandem_consensus::protocol::{Action, Event, Protocol};
 use tandem_consensus::{ClientId, ReplicaId, Reply, Seq, Time};
-use tandem_experiments::frames::{self, ClientFrame, ReplicaFrame};
+use tandem_experiments::frames::{
+    self, ClientFrame, ControlCommand, ControlReply, ControlRequest, ControlStatus, ReplicaFrame,
+};
 use tandem_experiments::metrics::{ExecutionLine, MetricsLine, unix_ms};
-use tandem_network::{Inbound, NodeId, Transport};
+use tandem_network::{FaultHandle, Inbound, NodeId, Transport};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
@@ -56,6 +62,19 @@ struct DriverCounters {
     client_frames_shed: u64,
     /// Client requests refused at admission (cost above `max_tx_cost`).
     over_cost_limit: u64,
+    /// Control frames from a member that is not the launcher.
+    control_refused: u64,
+    /// Control commands from the launcher carried out.
+    control_applied: u64,
+}
+
+/// Who may send control frames, and the fault layer they change.
+#[derive(Clone)]
+pub struct ControlPlane {
+    /// The launcher (`[control]` of the cluster file).
+    pub launcher: NodeId,
+    /// The rules of this replica's fault layer.
+    pub faults: FaultHandle,
 }
 
 /// Client frames waiting for their turn, oldest first.
@@ -123,6 +142,7 @@ pub struct Driver<P: Protocol, T: Transport> {
     admission: Admission,
     totals: ExecutionTotals,
     checkpoints: VecDeque<(u64, String)>,
+    control: Option<ControlPlane>,
     out: Vec<Action<P::Message, P::Timer, P::Record>>,
     durability: Option<Durability>,
 }
@@ -157,6 +177,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             admission: Admission::default(),
             totals: ExecutionTotals::default(),
             checkpoints: VecDeque::new(),
+            control: None,
             out: Vec::new(),
             durability: None,
         }
@@ -175,6 +196,16 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             compactions: 0,
         });
         self
+    }
+
+    /// Obeys control frames from `control.launcher` (and refuses everyone else's).
+    pub fn with_control(mut self, control: ControlPlane) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    fn is_launcher(&self, from: NodeId) -> bool {
+        self.control.as_ref().is_some_and(|c| c.launcher == from)
     }
 
     /// Checks every client request with `admission` before the protocol sees it.
@@ -276,6 +307,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
     fn take_frame(&mut self, from: NodeId, bytes: Bytes) {
         match from {
             NodeId::Replica(_) => self.on_frame(from, bytes),
+            NodeId::Client(_) if self.is_launcher(from) => self.on_frame(from, bytes),
             NodeId::Client(c) => {
                 if !self.client_backlog.push(c, bytes) {
                     self.counters.client_frames_shed += 1;
@@ -322,11 +354,55 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                         self.feed(Event::ClientRequest(req));
                     }
                 }
+                Ok(ClientFrame::Control(request)) => self.on_control(from, request),
                 Err(e) => {
                     self.counters.decode_errors += 1;
                     tracing::debug!(%from, error = %e, "undecodable frame from a client");
                 }
             },
+        }
+    }
+
+    /// Carries out a control command from the launcher and answers it; refuses (and
+    /// counts) one from anybody else.
+    fn on_control(&mut self, from: NodeId, request: ControlRequest) {
+        let Some(plane) = self.control.as_ref().filter(|c| c.launcher == from) else {
+            self.counters.control_refused += 1;
+            // Every refusal is counted; the log shows the first and then every 1000th.
+            if self.counters.control_refused % 1000 == 1 {
+                tracing::warn!(%from, refused = self.counters.control_refused, "control frame from a member that is not the launcher refused");
+            }
+            return;
+        };
+        match request.command {
+            ControlCommand::SetFaults(rules) => {
+                tracing::info!(
+                    links = rules.links.len(),
+                    partition = rules.partition.len(),
+                    isolated = rules.isolated.len(),
+                    cuts = rules.one_way_cuts.len(),
+                    "fault rules installed by the launcher"
+                );
+                plane.faults.replace(rules);
+            }
+            ControlCommand::Status => {}
+        }
+        self.counters.control_applied += 1;
+        let status = self.proto.status();
+        let reply = ReplicaFrame::Control(ControlReply {
+            nonce: request.nonce,
+            status: ControlStatus {
+                replica: self.proto.id().0,
+                view: status.view.0,
+                view_active: status.view_active,
+                last_delivered: status.last_delivered.0,
+                stable: status.stable.0,
+                fault_links: plane.faults.rules().links.len() as u64,
+            },
+        });
+        match frames::encode(&reply) {
+            Ok(bytes) => self.transport.send(from, bytes),
+            Err(_) => self.counters.encode_errors += 1,
         }
     }
 
@@ -547,6 +623,8 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             self.counters.client_frames_shed,
         );
         network.insert("over_cost_limit".to_string(), self.counters.over_cost_limit);
+        network.insert("control_refused".to_string(), self.counters.control_refused);
+        network.insert("control_applied".to_string(), self.counters.control_applied);
         let t = &self.totals;
         MetricsLine {
             unix_ms: unix_ms(),
@@ -651,7 +729,10 @@ mod tests {
             while !answered(&results) {
                 let (from, bytes) = replies.recv().await.expect("the hub stays open");
                 let NodeId::Replica(r) = from else { continue };
-                let ReplicaFrame::Replies(batch) = decode_replica_frame(&bytes, MAX_FRAME).unwrap();
+                let Ok(ReplicaFrame::Replies(batch)) = decode_replica_frame(&bytes, MAX_FRAME)
+                else {
+                    panic!("a replies frame");
+                };
                 for reply in batch {
                     for (number, result) in reply.results {
                         results.entry(number).or_default().insert(r, result);
@@ -760,7 +841,10 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(20), async {
             while accepted.len() < wanted {
                 let (_, bytes) = replies.recv().await.expect("the hub stays open");
-                let ReplicaFrame::Replies(batch) = decode_replica_frame(&bytes, MAX_FRAME).unwrap();
+                let ReplicaFrame::Replies(batch) = decode_replica_frame(&bytes, MAX_FRAME).unwrap()
+                else {
+                    continue;
+                };
                 for reply in batch {
                     for (number, result) in reply.results {
                         if !numbers.contains(&number) {
@@ -851,5 +935,100 @@ mod tests {
         let amnesiac = submit(&hub, 31..=40).await;
         assert!(amnesiac.values().any(|seq| *seq <= before), "{amnesiac:?}");
         stop_all(stops, handles).await;
+    }
+
+    /// Control frames: only the launcher's are obeyed. A load client's (another
+    /// member's key) is refused and counted and changes nothing; the launcher's
+    /// installs its fault rules and is answered with the replica's status.
+    #[tokio::test(flavor = "current_thread")]
+    async fn control_frames_are_obeyed_only_from_the_launcher() {
+        let n = 4;
+        let hub = MemoryHub::default();
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
+            .collect();
+        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
+        let common = CommonParams {
+            replicas: n,
+            ..CommonParams::default()
+        };
+        let own = PbftParams::defaults_for(&common);
+        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
+        let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
+        proto.set_allowed_clients(&[ClientId(0)]);
+        let (transport, inbound) = hub.join(NodeId::Replica(0));
+        let (done_tx, done_rx) = unbounded_channel();
+        let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();
+        let launcher = NodeId::Client(u32::MAX);
+        let faults = FaultHandle::new();
+        let driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME).with_control(
+            ControlPlane {
+                launcher,
+                faults: faults.clone(),
+            },
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let replica = tokio::spawn(driver.run(
+            inbound,
+            done_rx,
+            None,
+            Duration::from_millis(50),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+
+        let rules = tandem_network::FaultRules {
+            isolated: vec![NodeId::Replica(2)],
+            ..tandem_network::FaultRules::default()
+        };
+        let command = |nonce| {
+            frames::encode(&ClientFrame::Control(ControlRequest {
+                nonce,
+                command: ControlCommand::SetFaults(rules.clone()),
+            }))
+            .unwrap()
+        };
+        let (intruder, mut intruder_in) = hub.join(NodeId::Client(0));
+        intruder.send(NodeId::Replica(0), command(1));
+        intruder.send(NodeId::Replica(0), command(2));
+        let (boss, mut boss_in) = hub.join(launcher);
+        boss.send(NodeId::Replica(0), command(3));
+        let (from, bytes) = tokio::time::timeout(Duration::from_secs(10), boss_in.recv())
+            .await
+            .expect("the launcher is answered")
+            .unwrap();
+        assert_eq!(from, NodeId::Replica(0));
+        let Ok(ReplicaFrame::Control(reply)) = decode_replica_frame(&bytes, MAX_FRAME) else {
+            panic!("a control reply");
+        };
+        assert_eq!(reply.nonce, 3);
+        assert_eq!(reply.status.replica, 0);
+        assert_eq!(faults.rules(), rules, "the launcher's rules are installed");
+        boss.send(
+            NodeId::Replica(0),
+            frames::encode(&ClientFrame::Control(ControlRequest {
+                nonce: 4,
+                command: ControlCommand::Status,
+            }))
+            .unwrap(),
+        );
+        let (_, bytes) = tokio::time::timeout(Duration::from_secs(10), boss_in.recv())
+            .await
+            .expect("the status query is answered")
+            .unwrap();
+        let Ok(ReplicaFrame::Control(reply)) = decode_replica_frame(&bytes, MAX_FRAME) else {
+            panic!("a control reply");
+        };
+        assert_eq!((reply.nonce, reply.status.view), (4, 0));
+        assert!(
+            intruder_in.try_recv().is_err(),
+            "the intruder gets no answer"
+        );
+
+        let _ = stop.send(());
+        let last = replica.await.unwrap().unwrap();
+        assert_eq!(last.network["control_refused"], 2);
+        assert_eq!(last.network["control_applied"], 2);
     }
 }

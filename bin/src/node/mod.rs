@@ -1,7 +1,8 @@
 //! A replica process: checks its key against the cluster file, builds the protocol the
 //! cluster file names (through the registry: one monomorphised driver per protocol),
-//! the application and its execution thread, binds the QUIC transport, and runs the
-//! driver until shutdown.
+//! the application and its execution thread, binds the QUIC transport wrapped in the
+//! fault layer (rules applied at the sender, changed by the launcher's control frames),
+//! and runs the driver until shutdown.
 //!
 //! With `durability = "wal"` it first recovers from its write-ahead log (`wal/`): the
 //! snapshot into the application, the records through `Protocol::recover`, then it
@@ -29,11 +30,13 @@ use tandem_consensus::{ClientId, Protocol, ProtocolVisitor, ReplicaId};
 use tandem_experiments::cluster::{ClusterFile, Durability, ExecutionConfig, KeyFile};
 use tandem_experiments::metrics::MetricsLine;
 use tandem_experiments::metrics::unix_ms;
-use tandem_network::{Identity, Inbound, NodeId, QuicConfig, QuicTransport};
+use tandem_network::{
+    FaultHandle, FaultyTransport, Identity, Inbound, NodeId, QuicConfig, QuicTransport,
+};
 use tokio::sync::mpsc::unbounded_channel;
 
 use crate::ledger_app::{Admission, LedgerApp};
-use crate::node::driver::Driver;
+use crate::node::driver::{ControlPlane, Driver};
 use crate::node::execution::{ExecutionStage, ReplicatedApp};
 use crate::node::metrics::MetricsWriter;
 use crate::node::wal::format::{WalError, WalErrorKind};
@@ -110,7 +113,11 @@ pub async fn run_replica(
         quic,
     )
     .with_context(|| format!("cannot listen on {}", entry.address))?;
-    tracing::info!(replica = setup.id, address = %transport.local_addr(), protocol = %cluster.protocol.name, executor = %cluster.execution.executor, "replica started");
+    let address = transport.local_addr();
+    let fault_seed = cluster.control.as_ref().map_or(0, |c| c.fault_seed);
+    let faults = FaultHandle::new();
+    let transport = FaultyTransport::new(transport, faults.clone(), fault_seed)?;
+    tracing::info!(replica = setup.id, %address, protocol = %cluster.protocol.name, executor = %cluster.execution.executor, "replica started");
 
     let metrics = setup
         .metrics
@@ -121,6 +128,7 @@ pub async fn run_replica(
         setup: &setup,
         keyring,
         transport,
+        faults,
         inbound,
         metrics,
         shutdown: Box::pin(shutdown),
@@ -133,7 +141,8 @@ pub async fn run_replica(
 struct Parts<'a> {
     setup: &'a ReplicaSetup,
     keyring: Keyring,
-    transport: QuicTransport,
+    transport: FaultyTransport<QuicTransport>,
+    faults: FaultHandle,
     inbound: Inbound,
     metrics: Option<MetricsWriter>,
     shutdown: Pin<Box<dyn Future<Output = ()> + 'a>>,
@@ -201,6 +210,12 @@ async fn run_protocol<P: Protocol>(parts: Parts<'_>) -> Result<MetricsLine> {
     .with_admission(admission(&cluster.execution));
     if let Some((handle, reports)) = wal {
         driver = driver.with_wal(handle, reports);
+    }
+    if let Some(launcher) = cluster.launcher() {
+        driver = driver.with_control(ControlPlane {
+            launcher,
+            faults: parts.faults,
+        });
     }
     driver
         .run(

@@ -308,7 +308,7 @@ fn handle_frame(
                 core.on_reply(now, reply, done);
             }
         }
-        Err(_) => stats.bad_frames += 1,
+        Ok(ReplicaFrame::Control(_)) | Err(_) => stats.bad_frames += 1,
     }
 }
 

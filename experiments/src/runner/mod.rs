@@ -95,7 +95,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
         byzantine: plan.byzantine.clone(),
         metrics_interval_ms: METRICS_INTERVAL_MS,
     };
-    let client_identities: Vec<Identity> = keys[n..]
+    let client_identities: Vec<Identity> = keys[n..n + plan.clients]
         .iter()
         .map(|k| Identity::from_pkcs8(&k.pkcs8_bytes()?).map_err(anyhow::Error::from))
         .collect::<Result<_>>()?;
