@@ -368,13 +368,14 @@ fn hostile_client(cluster: &Path, key: &Path) {
         // A control frame isolating every replica: only the launcher's key may send
         // one, so it is refused (and counted) and the cluster keeps serving.
         use tandem_experiments::frames::{ControlCommand, ControlRequest};
-        let isolate_all = tandem_experiments::frames::ClientFrame::Control(ControlRequest {
-            nonce: 1,
-            command: ControlCommand::SetFaults(tandem_network::FaultRules {
-                isolated: replicas.clone(),
-                ..tandem_network::FaultRules::default()
-            }),
-        });
+        let isolate_all =
+            tandem_experiments::frames::ClientFrame::Control(Box::new(ControlRequest {
+                nonce: 1,
+                command: ControlCommand::SetFaults(tandem_network::FaultRules {
+                    isolated: replicas.clone(),
+                    ..tandem_network::FaultRules::default()
+                }),
+            }));
         for r in &replicas {
             transport.send(*r, tandem_network::encode(&isolate_all).unwrap());
         }

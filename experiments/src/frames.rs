@@ -16,7 +16,7 @@ pub enum ClientFrame {
     /// Requests, in the order the client issued them.
     Requests(Vec<Request>),
     /// A control command; obeyed only from the launcher's key.
-    Control(ControlRequest),
+    Control(Box<ControlRequest>),
 }
 
 /// A replica's frame to a client.
@@ -25,7 +25,7 @@ pub enum ReplicaFrame {
     /// Replies, each covering the client's requests of one batch.
     Replies(Vec<Reply>),
     /// The answer to a control command (to the launcher only).
-    Control(ControlReply),
+    Control(Box<ControlReply>),
 }
 
 /// A command from the launcher, numbered so its answer can be matched.
@@ -38,6 +38,8 @@ pub struct ControlRequest {
 }
 
 /// What the launcher can ask of a replica.
+// A few control frames per run: the size of `FaultRules` inline costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ControlCommand {
     /// Install these rules in the replica's fault layer, replacing all it had
@@ -132,13 +134,13 @@ mod tests {
             panic!("requests decode");
         };
         assert_eq!(reqs[0].number, 7);
-        let control = ClientFrame::Control(ControlRequest {
+        let control = ClientFrame::Control(Box::new(ControlRequest {
             nonce: 3,
             command: ControlCommand::SetFaults(FaultRules {
                 isolated: vec![tandem_network::NodeId::Replica(2)],
                 ..FaultRules::default()
             }),
-        });
+        }));
         let Ok(ClientFrame::Control(back)) =
             decode_client_frame(&encode(&control).unwrap(), 1 << 20)
         else {

@@ -354,7 +354,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                         self.feed(Event::ClientRequest(req));
                     }
                 }
-                Ok(ClientFrame::Control(request)) => self.on_control(from, request),
+                Ok(ClientFrame::Control(request)) => self.on_control(from, *request),
                 Err(e) => {
                     self.counters.decode_errors += 1;
                     tracing::debug!(%from, error = %e, "undecodable frame from a client");
@@ -389,7 +389,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
         }
         self.counters.control_applied += 1;
         let status = self.proto.status();
-        let reply = ReplicaFrame::Control(ControlReply {
+        let reply = ReplicaFrame::Control(Box::new(ControlReply {
             nonce: request.nonce,
             status: ControlStatus {
                 replica: self.proto.id().0,
@@ -399,7 +399,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 stable: status.stable.0,
                 fault_links: plane.faults.rules().links.len() as u64,
             },
-        });
+        }));
         match frames::encode(&reply) {
             Ok(bytes) => self.transport.send(from, bytes),
             Err(_) => self.counters.encode_errors += 1,
@@ -983,10 +983,10 @@ mod tests {
             ..tandem_network::FaultRules::default()
         };
         let command = |nonce| {
-            frames::encode(&ClientFrame::Control(ControlRequest {
+            frames::encode(&ClientFrame::Control(Box::new(ControlRequest {
                 nonce,
                 command: ControlCommand::SetFaults(rules.clone()),
-            }))
+            })))
             .unwrap()
         };
         let (intruder, mut intruder_in) = hub.join(NodeId::Client(0));
@@ -1007,10 +1007,10 @@ mod tests {
         assert_eq!(faults.rules(), rules, "the launcher's rules are installed");
         boss.send(
             NodeId::Replica(0),
-            frames::encode(&ClientFrame::Control(ControlRequest {
+            frames::encode(&ClientFrame::Control(Box::new(ControlRequest {
                 nonce: 4,
                 command: ControlCommand::Status,
-            }))
+            })))
             .unwrap(),
         );
         let (_, bytes) = tokio::time::timeout(Duration::from_secs(10), boss_in.recv())
