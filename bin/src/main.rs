@@ -23,6 +23,9 @@ enum Command {
     /// Run a whole cluster on this machine under load and report throughput and
     /// latency (the main job).
     Local(commands::local::LocalArgs),
+    /// Run a scenario file: a cluster, its load, a timed fault schedule and
+    /// expectations (exit status 1 when one fails); `--check` only validates.
+    Run(commands::run::RunArgs),
     /// Run a matrix of settings (executors × workloads × …), each cell several times
     /// interleaved, and compare them in a table, a CSV and bar charts.
     Compare(commands::compare::CompareArgs),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Local(args) => commands::local::run(args),
+        Command::Run(args) => commands::run::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Replica(args) => commands::replica::run(args),

@@ -20,6 +20,9 @@ pub struct ReplicaTrace {
     pub lines: Vec<MetricsLine>,
     /// Whether it was running when the run ended.
     pub alive_at_end: bool,
+    /// Whether it was Byzantine at some point (left out of the safety verdict: only
+    /// correct replicas must agree).
+    pub byzantine: bool,
 }
 
 impl ReplicaTrace {
@@ -247,9 +250,9 @@ fn replica_summary(id: usize, r: &ReplicaTrace, warm_ms: u64, end_ms: u64) -> Re
     }
 }
 
-/// Compares the replicas' digests at the highest stable checkpoint that every replica
-/// still running at the end reached (replicas killed earlier are compared too if they
-/// reached it).
+/// Compares the correct (never Byzantine) replicas' digests at every stable checkpoint
+/// two of them report, and reports the highest checkpoint every correct replica still
+/// running at the end reached (replicas killed earlier are compared too).
 pub fn verdict(replicas: &[ReplicaTrace]) -> SafetyVerdict {
     let histories: Vec<BTreeMap<u64, String>> = replicas
         .iter()
@@ -261,10 +264,32 @@ pub fn verdict(replicas: &[ReplicaTrace]) -> SafetyVerdict {
         })
         .collect();
     let alive: Vec<usize> = (0..replicas.len())
-        .filter(|i| replicas[*i].alive_at_end)
+        .filter(|i| replicas[*i].alive_at_end && !replicas[*i].byzantine)
         .collect();
     let seqs: std::collections::BTreeSet<u64> =
         histories.iter().flat_map(|h| h.keys().copied()).collect();
+    // Every checkpoint two correct replicas both report must have one digest.
+    for seq in &seqs {
+        let mut digests = histories
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !replicas[*i].byzantine)
+            .filter_map(|(i, h)| h.get(seq).map(|d| (i, d)));
+        if let Some((first, digest)) = digests.next()
+            && let Some((other, different)) = digests.find(|(_, d)| *d != digest)
+        {
+            return SafetyVerdict {
+                agreed: false,
+                checkpoint: *seq,
+                digest: Some(digest.clone()),
+                detail: format!(
+                    "digests differ at checkpoint {seq}: r{first} has {}, r{other} has {}",
+                    &digest[..16.min(digest.len())],
+                    &different[..16.min(different.len())]
+                ),
+            };
+        }
+    }
     let common = seqs
         .into_iter()
         .rev()
@@ -280,6 +305,7 @@ pub fn verdict(replicas: &[ReplicaTrace]) -> SafetyVerdict {
     let reports: Vec<(usize, &String)> = histories
         .iter()
         .enumerate()
+        .filter(|(i, _)| !replicas[*i].byzantine)
         .filter_map(|(i, h)| h.get(&seq).map(|d| (i, d)))
         .collect();
     let first = reports[0].1;
@@ -332,10 +358,12 @@ mod tests {
         let a = ReplicaTrace {
             lines: vec![line(1, 0, &[(128, "aa"), (256, "bb")])],
             alive_at_end: true,
+            byzantine: false,
         };
         let b = ReplicaTrace {
             lines: vec![line(1, 0, &[(128, "aa")])],
             alive_at_end: true,
+            byzantine: false,
         };
         let v = verdict(&[a.clone(), b.clone()]);
         assert!(v.agreed);
@@ -343,10 +371,26 @@ mod tests {
         let c = ReplicaTrace {
             lines: vec![line(1, 0, &[(128, "cc")])],
             alive_at_end: true,
+            byzantine: false,
         };
-        let v = verdict(&[a, b, c]);
+        let v = verdict(&[a.clone(), b.clone(), c]);
         assert!(!v.agreed);
         assert!(v.detail.contains("differ"));
+        let older = ReplicaTrace {
+            lines: vec![line(1, 0, &[(64, "x1"), (128, "aa")])],
+            alive_at_end: false,
+            byzantine: false,
+        };
+        let mut liar = older.clone();
+        liar.lines = vec![line(1, 0, &[(64, "x2"), (128, "zz")])];
+        let v = verdict(&[a.clone(), b.clone(), older.clone(), liar.clone()]);
+        assert!(
+            !v.agreed,
+            "a crashed replica's older checkpoint is compared too"
+        );
+        assert_eq!(v.checkpoint, 64);
+        liar.byzantine = true;
+        assert!(verdict(&[a.clone(), b.clone(), older, liar]).agreed);
         let none = verdict(&[ReplicaTrace::default(), ReplicaTrace::default()]);
         assert!(!none.agreed);
     }
@@ -361,6 +405,7 @@ mod tests {
                 line(3000, 5, &[]),
             ],
             alive_at_end: true,
+            byzantine: false,
         };
         assert_eq!(r.committed_between(1000, 3000), 25);
         assert_eq!(r.committed_between(0, 2000), 20);

@@ -12,4 +12,5 @@ pub mod keygen;
 pub mod local;
 pub mod plot;
 pub mod replica;
+pub mod run;
 pub mod sim;

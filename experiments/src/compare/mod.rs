@@ -190,10 +190,9 @@ impl CompareSpec {
             } else {
                 label
             };
-            let plan = self
-                .options(&axes, &values, replica_program, results, &label)?
-                .plan()
-                .with_context(|| format!("cell {label}"))?;
+            let options = self.options(&axes, &values, replica_program, results, &label)?;
+            let cluster = options.cluster.clone();
+            let plan = options.plan().with_context(|| format!("cell {label}"))?;
             let varying = values
                 .iter()
                 .zip(&axes)
@@ -203,6 +202,7 @@ impl CompareSpec {
             cells.push(Cell {
                 label,
                 varying,
+                cluster,
                 plan,
             });
         }
@@ -330,6 +330,8 @@ pub struct Cell {
     pub label: String,
     /// (axis, value) of the axes with more than one value, in axis order.
     pub varying: Vec<(String, String)>,
+    /// This cell's cluster settings (the axes' values), as `compare.csv` lists them.
+    pub cluster: ClusterParams,
     /// The run plan (`tandem local`'s, with this cell's settings).
     pub plan: RunPlan,
 }
@@ -505,11 +507,11 @@ mod tests {
                 "block-stm lending"
             ]
         );
-        assert_eq!(cells[4].plan.cluster.executor, "block-stm");
-        assert_eq!(cells[4].plan.cluster.workload, "dex");
-        assert_eq!(cells[4].plan.name, "block-stm-dex");
+        assert_eq!(cells[4].cluster.executor, "block-stm");
+        assert_eq!(cells[4].cluster.workload, "dex");
+        assert_eq!(cells[4].plan.scenario.name, "block-stm-dex");
         assert_eq!(cells[4].plan.results, Path::new("out"));
-        assert_eq!(cells[4].plan.duration.as_secs(), 2);
+        assert_eq!(cells[4].plan.scenario.load.duration.as_secs(), 2);
         assert_eq!(
             cells[4].varying,
             [
@@ -523,9 +525,9 @@ mod tests {
                 .unwrap();
         assert_eq!(all.len(), 8);
         assert_eq!(all[7].label, "zipf=1.2 n=7 signed-all");
-        assert_eq!(all[7].plan.cluster.replicas, 7);
-        assert!(all[7].plan.cluster.signed_all);
-        assert_eq!(all[7].plan.cluster.zipf, 1.2);
+        assert_eq!(all[7].cluster.replicas, 7);
+        assert!(all[7].cluster.signed_all);
+        assert_eq!(all[7].cluster.zipf, 1.2);
         assert_eq!(all[0].label, "zipf=0 n=4 channel-auth");
     }
 
@@ -536,7 +538,7 @@ mod tests {
             .unwrap();
         assert_eq!(cells.len(), 1);
         assert_eq!(cells[0].label, "all");
-        assert_eq!(cells[0].plan.cluster, ClusterParams::default());
+        assert_eq!(cells[0].cluster, ClusterParams::default());
     }
 
     #[test]
@@ -596,7 +598,7 @@ mod tests {
         let cells = s.cells(Path::new("tandem"), out.path()).unwrap();
         let mut ran = Vec::new();
         let comparison = run_matrix("cmp", cells, 3, out.path().to_path_buf(), |plan| {
-            ran.push(plan.name.clone());
+            ran.push(plan.scenario.name.clone());
             let mut summary = sample_summary();
             summary.throughput.end_to_end_tps = 1000.0 * ran.len() as f64;
             Ok(RunOutcome {

@@ -173,7 +173,7 @@ fn value(v: f64) -> String {
 
 /// The axes columns of a cell: every cell's plan, so the CSV is self-describing.
 fn axis_columns(cell: &Cell) -> [String; 7] {
-    let c = &cell.plan.cluster;
+    let c = &cell.cluster;
     [
         c.protocol.to_string(),
         c.executor.clone(),

@@ -16,7 +16,8 @@ use tandem_consensus::client::{ClientAction, ClientCore, Completed};
 use tandem_consensus::{ClientId, ProtocolKind, Request, Time};
 use tandem_executor::{Receipt, WorkloadSpec};
 use tandem_network::{
-    Identity, Membership, NodeId, QuicConfig, QuicTransport, Transport, wait_until_connected,
+    FaultHandle, FaultyTransport, Identity, Membership, NodeId, QuicConfig, QuicTransport,
+    Transport, wait_until_connected,
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -93,6 +94,62 @@ pub struct LoadSettings {
     pub max_frame: usize,
     /// After `duration`, wait at most this long for outstanding replies.
     pub drain: Duration,
+    /// Open loop: later rates of this client, `(time since the run started, tx/s)`,
+    /// in time order (a rate step at 30 s is `(30 s, new rate)`).
+    pub rate_changes: Vec<(Duration, f64)>,
+    /// Send through the fault layer with these rules (and this seed): a scenario's
+    /// faults on the links between clients and replicas, applied at the client.
+    pub faults: Option<ClientFaults>,
+}
+
+/// The fault layer a load client sends through.
+#[derive(Clone)]
+pub struct ClientFaults {
+    /// The rules (shared by every client of the runner, changed as faults start and end).
+    pub handle: FaultHandle,
+    /// Seeds the layer's draws (mixed with the client's id).
+    pub seed: u64,
+}
+
+impl std::fmt::Debug for ClientFaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientFaults")
+            .field("rules", &self.handle.rules())
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod offered_tests {
+    use super::*;
+
+    #[test]
+    fn the_offered_load_integrates_rate_steps() {
+        let s = Duration::from_secs;
+        assert_eq!(offered_until(100.0, &[], s(3)), 300.0);
+        let steps = [(s(2), 1000.0), (s(4), 10.0)];
+        assert_eq!(offered_until(100.0, &steps, s(1)), 100.0);
+        assert_eq!(offered_until(100.0, &steps, s(3)), 200.0 + 1000.0);
+        assert_eq!(offered_until(100.0, &steps, s(5)), 200.0 + 2000.0 + 10.0);
+    }
+}
+
+/// Transactions an open loop starting at `rate` and changing at `changes` offers from
+/// the run's start to `t` (the integral of the rate).
+pub fn offered_until(rate: f64, changes: &[(Duration, f64)], t: Duration) -> f64 {
+    let mut total = 0.0;
+    let mut level = rate;
+    let mut since = Duration::ZERO;
+    for &(at, next) in changes {
+        if at >= t {
+            break;
+        }
+        total += level * (at.saturating_sub(since)).as_secs_f64();
+        level = next;
+        since = at.max(since);
+    }
+    total + level * t.saturating_sub(since).as_secs_f64()
 }
 
 impl LoadSettings {
@@ -121,6 +178,8 @@ impl LoadSettings {
             exactly_once_window: cluster.protocol.common.client_window,
             max_frame: cluster.network.max_frame_bytes,
             drain: Duration::from_secs(2),
+            rate_changes: Vec::new(),
+            faults: None,
         }
     }
 }
@@ -155,10 +214,14 @@ pub async fn run_load(
         ..QuicConfig::default()
     };
     let bind = client_bind_address(membership.iter().filter_map(|m| m.addr));
-    let (transport, mut inbound) = QuicTransport::bind(identity, membership, bind, quic)
+    let (quic, mut inbound) = QuicTransport::bind(identity, membership, bind, quic)
         .context("cannot start the client transport")?;
+    let transport: Box<dyn Transport> = match &settings.faults {
+        Some(f) => Box::new(FaultyTransport::new(quic, f.handle.clone(), f.seed)?),
+        None => Box::new(quic),
+    };
     let replicas: Vec<NodeId> = (0..settings.replicas as u32).map(NodeId::Replica).collect();
-    if !wait_until_connected(&transport, &replicas, Duration::from_secs(10)).await {
+    if !wait_until_connected(transport.as_ref(), &replicas, Duration::from_secs(10)).await {
         tracing::warn!("not every replica is reachable yet; starting anyway");
     }
 
@@ -177,6 +240,14 @@ pub async fn run_load(
     );
     let mut stats = LoadStats::new(run_start, settings.warmup);
     let origin = Instant::now();
+    let offered_before = match settings.mode {
+        LoadMode::Rate(rate) => offered_until(
+            rate,
+            &settings.rate_changes,
+            origin.saturating_duration_since(run_start),
+        ),
+        LoadMode::Window(_) => 0.0,
+    };
     let now = |origin: Instant| Time(origin.elapsed().as_nanos() as u64);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -184,8 +255,16 @@ pub async fn run_load(
     let hard_stop = stop_submitting + settings.drain;
     let mut submitted: u64 = 0;
     let mut shed: u64 = 0;
+    // Caps follow the highest rate the client will offer.
+    let peak = |rate: f64| {
+        settings
+            .rate_changes
+            .iter()
+            .map(|c| c.1)
+            .fold(rate, f64::max)
+    };
     let max_outstanding = match settings.mode {
-        LoadMode::Rate(rate) => ((rate * OUTSTANDING_CAP.as_secs_f64()) as usize).max(64),
+        LoadMode::Rate(rate) => ((peak(rate) * OUTSTANDING_CAP.as_secs_f64()) as usize).max(64),
         LoadMode::Window(w) => w,
     };
     let mut actions = Vec::new();
@@ -201,8 +280,8 @@ pub async fn run_load(
                 if t < stop_submitting {
                     let want = match settings.mode {
                         LoadMode::Rate(rate) => {
-                            let due = (rate * origin.elapsed().as_secs_f64()) as u64;
-                            let cap = (rate * MAX_CATCH_UP.as_secs_f64()).max(1.0) as u64;
+                            let due = (offered_until(rate, &settings.rate_changes, run_start.elapsed()) - offered_before).max(0.0) as u64;
+                            let cap = (peak(rate) * MAX_CATCH_UP.as_secs_f64()).max(1.0) as u64;
                             let want = due.saturating_sub(submitted + shed).min(cap);
                             // Past the outstanding cap the offered load is shed, not
                             // queued: an overloaded cluster is measured, not buried
@@ -221,7 +300,7 @@ pub async fn run_load(
                     progress.submitted.fetch_add(sent, Ordering::Relaxed);
                 }
                 core.on_tick(now(origin), &mut actions);
-                send_actions(&transport, &replicas, &mut actions);
+                send_actions(transport.as_ref(), &replicas, &mut actions);
             }
             frame = inbound.recv() => {
                 let Some((from, bytes)) = frame else { break };
@@ -237,7 +316,7 @@ pub async fn run_load(
                     let sent = submit(&mut core, &mut generator, want, now(origin), settings.payload_bytes, &mut actions);
                     submitted += sent;
                     progress.submitted.fetch_add(sent, Ordering::Relaxed);
-                    send_actions(&transport, &replicas, &mut actions);
+                    send_actions(transport.as_ref(), &replicas, &mut actions);
                 }
             }
         }
@@ -324,7 +403,7 @@ fn record(stats: &mut LoadStats, done: &mut Vec<Completed>) {
 }
 
 /// Sends the client state machine's actions: one frame per replica.
-fn send_actions(transport: &QuicTransport, replicas: &[NodeId], actions: &mut Vec<ClientAction>) {
+fn send_actions(transport: &dyn Transport, replicas: &[NodeId], actions: &mut Vec<ClientAction>) {
     if actions.is_empty() {
         return;
     }

@@ -1,6 +1,7 @@
 //! Faults `tandem local` injects on the command line: replicas killed or restarted at
 //! a point of the run (`--kill r0@5`, `--restart r0@12`), and Byzantine replicas
-//! (`--byzantine r1=equivocate`, a mode of the cluster's protocol).
+//! (`--byzantine r1=equivocate`, a mode of the cluster's protocol). They become the
+//! `[[fault]]`s of the one-line scenario the flags stand for ([`scenario_faults`]).
 
 use std::time::Duration;
 
@@ -33,6 +34,44 @@ pub struct TimedFault {
     pub at: Duration,
     /// What.
     pub action: FaultAction,
+}
+
+/// The scenario faults the flags stand for: `--kill` a `crash`, `--restart` a
+/// `restart`, `--byzantine` a `byzantine` fault at 0 s (the replica starts in the
+/// mode); numbered in that order.
+pub fn scenario_faults(
+    kills: &[String],
+    restarts: &[String],
+    byzantine: &[Option<String>],
+    replicas: usize,
+) -> Result<Vec<crate::scenario::Fault>> {
+    use crate::scenario::{Action, Fault, Target};
+    let mut out = Vec::new();
+    for f in schedule(kills, restarts, replicas)? {
+        let (r, action) = match f.action {
+            FaultAction::Kill(r) => (r, Action::Crash),
+            FaultAction::Restart(r) => (r, Action::Restart),
+        };
+        out.push(Fault {
+            number: out.len() + 1,
+            at: f.at,
+            until: None,
+            target: Target::Replicas(vec![r as u32]),
+            action,
+        });
+    }
+    for (r, mode) in byzantine.iter().enumerate() {
+        if let Some(mode) = mode {
+            out.push(Fault {
+                number: out.len() + 1,
+                at: Duration::ZERO,
+                until: None,
+                target: Target::Replicas(vec![r as u32]),
+                action: Action::Byzantine { mode: mode.clone() },
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Parses `r<id>@<seconds>`.

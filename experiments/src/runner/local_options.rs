@@ -1,6 +1,7 @@
 //! What `tandem local` asks for, as plain values ([`LocalOptions`]: its flags, parsed),
-//! and how that becomes a [`RunPlan`]: checked, the load split over the clients, the
-//! fault flags parsed into a schedule, and the parameters recorded for `summary.json`.
+//! and how that becomes a [`RunPlan`]: a one-line scenario (the cluster, the load, the
+//! fault flags as `[[fault]]`s, safety expected and liveness not checked), run by the
+//! same runner as `tandem run`, and the parameters recorded for `summary.json`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +12,9 @@ use serde_json::json;
 use crate::cluster_params::ClusterParams;
 use crate::load::LoadMode;
 use crate::runner::{RunPlan, faults};
+use crate::scenario::{
+    BackendKind, ClusterSpec, Durability, LoadShape, LoadSpec, Scenario, ScenarioSource, render,
+};
 
 /// Closed-loop window per client when neither a rate nor a window is given.
 const DEFAULT_WINDOW: usize = 1024;
@@ -49,7 +53,9 @@ pub struct LocalOptions {
 }
 
 impl LocalOptions {
-    /// The plan these options describe; the error names the flag at fault.
+    /// The one-line scenario these options stand for (its text, rendered as a scenario
+    /// file, goes into `summary.json`), and the plan that runs it; the error names the
+    /// flag at fault.
     pub fn plan(self) -> Result<RunPlan> {
         if self.clients == 0 {
             bail!("--clients must be at least 1");
@@ -58,12 +64,49 @@ impl LocalOptions {
             bail!("--duration must be at least 1 second");
         }
         let warmup = self.warmup_secs.clamp(0.0, self.duration_secs / 2.0);
-        let mode =
-            LoadMode::from_flags(self.rate, self.window, DEFAULT_WINDOW)?.per_client(self.clients);
+        let mode = LoadMode::from_flags(self.rate, self.window, DEFAULT_WINDOW)?;
         let replicas = self.cluster.replicas;
-        let faults = faults::schedule(&self.kill, &self.restart, replicas)?;
         let byzantine = faults::byzantine_modes(&self.byzantine, self.cluster.protocol, replicas)?;
+        let scenario_faults =
+            faults::scenario_faults(&self.kill, &self.restart, &byzantine, replicas)?;
         let c = &self.cluster;
+        let mut protocol = c.protocol_section()?;
+        protocol.common.replicas = replicas;
+        let mut scenario = Scenario {
+            name: self.name.clone(),
+            description: "the scenario `tandem local`'s flags stand for".into(),
+            seed: 1,
+            cluster: ClusterSpec {
+                replicas,
+                protocol,
+                executor: c.executor.clone(),
+                threads: c.threads,
+                backend: BackendKind::Process,
+                durability: Durability::None,
+            },
+            workload: c.workload_spec()?,
+            load: LoadSpec {
+                clients: self.clients,
+                shape: match mode {
+                    LoadMode::Rate(rate) => LoadShape::Open {
+                        rate,
+                        changes: Vec::new(),
+                    },
+                    LoadMode::Window(window) => LoadShape::Closed { window },
+                },
+                duration: Duration::from_secs_f64(self.duration_secs),
+                warmup: Duration::from_secs_f64(warmup),
+                payload_bytes: self.payload,
+                retransmit_after: Duration::from_millis(self.retransmit_ms),
+            },
+            faults: scenario_faults,
+            expect: render::local_expectations(),
+            source: ScenarioSource {
+                path: None,
+                text: String::new(),
+            },
+        };
+        scenario.source.text = render::to_toml(&scenario);
         let parameters = json!({
             "protocol": c.protocol.name(),
             "replicas": c.replicas,
@@ -87,19 +130,10 @@ impl LocalOptions {
             "byzantine": self.byzantine,
         });
         Ok(RunPlan {
-            faults,
-            byzantine,
-            parameters,
-            cluster: self.cluster,
+            scenario,
             replica_program: self.replica_program,
-            clients: self.clients,
-            mode,
-            duration: Duration::from_secs_f64(self.duration_secs),
-            warmup: Duration::from_secs_f64(warmup),
-            payload: self.payload,
-            retransmit_after: Duration::from_millis(self.retransmit_ms),
-            name: self.name,
             results: self.results,
+            parameters,
         })
     }
 }
@@ -123,7 +157,7 @@ fn workload_label(c: &ClusterParams) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::faults::FaultAction;
+    use crate::scenario::{Action, Target};
 
     fn options() -> LocalOptions {
         LocalOptions {
@@ -147,10 +181,18 @@ mod tests {
     #[test]
     fn the_default_plan_is_a_closed_loop_over_four_replicas() {
         let plan = options().plan().unwrap();
-        assert_eq!(plan.mode, LoadMode::Window(DEFAULT_WINDOW));
-        assert_eq!(plan.warmup, Duration::from_secs(3));
-        assert!(plan.faults.is_empty());
-        assert_eq!(plan.byzantine, vec![None; 4]);
+        let s = &plan.scenario;
+        assert_eq!(
+            s.load.shape,
+            LoadShape::Closed {
+                window: DEFAULT_WINDOW
+            }
+        );
+        assert_eq!(s.load.warmup, Duration::from_secs(3));
+        assert!(s.faults.is_empty());
+        let back = Scenario::parse(std::path::Path::new("local.toml"), &s.source.text).unwrap();
+        assert_eq!(back.load, s.load, "the recorded scenario text parses back");
+        assert_eq!(back.cluster, s.cluster);
         assert_eq!(
             plan.parameters["workload"],
             "dex (10000 accounts, 4 pools, zipf 0)"
@@ -171,10 +213,18 @@ mod tests {
         }
         .plan()
         .unwrap();
-        assert_eq!(plan.mode, LoadMode::Rate(5_000.0));
-        assert_eq!(plan.warmup, Duration::from_secs(2));
-        assert_eq!(plan.faults[0].action, FaultAction::Kill(0));
-        assert_eq!(plan.byzantine[1].as_deref(), Some("silent"));
+        let s = &plan.scenario;
+        assert_eq!(s.load.shape.rate_at(Duration::ZERO), Some(10_000.0));
+        assert_eq!(s.load.warmup, Duration::from_secs(2));
+        assert_eq!(s.faults[0].action, Action::Crash);
+        assert_eq!(s.faults[0].target, Target::Replicas(vec![0]));
+        assert_eq!(
+            s.faults[1].action,
+            Action::Byzantine {
+                mode: "silent".into()
+            }
+        );
+        assert!(s.faults[1].at.is_zero());
         assert_eq!(plan.parameters["rate"], 10_000.0);
         assert_eq!(plan.parameters["window"], serde_json::Value::Null);
     }

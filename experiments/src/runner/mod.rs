@@ -1,167 +1,328 @@
-//! The runner: a whole cluster on 127.0.0.1 under load. [`run`] generates keys into a
-//! temporary folder, starts the replica processes ([`process_backend`]), runs the load
-//! clients in this process, injects the planned faults on schedule ([`faults`]), shows
+//! The runner: a scenario on a whole cluster on 127.0.0.1. [`run`] generates keys into
+//! a temporary folder (with the launcher's), starts the replica processes
+//! ([`process_backend`]), connects the launcher ([`launcher`]: the control channel),
+//! runs the load clients in this process (their transport in the fault layer), carries
+//! out the fault schedule ([`nemesis`], network faults through [`link_rules`]), shows
 //! progress, then stops everything, aggregates what replicas and clients recorded
-//! (with the digest agreement verdict) and writes the results folder.
-//! [`LocalOptions`] turns what `tandem local` asks for into a [`RunPlan`];
-//! [`saturation`] runs a plan once per offered rate.
+//! (with the digest agreement verdict), cuts the run into phases around the faults and
+//! measures recoveries ([`phases`]), checks the scenario's expectations and writes the
+//! results folder. [`LocalOptions`] turns `tandem local`'s flags into a one-line
+//! scenario run the same way ([`faults`] parses its fault flags); [`saturation`] runs
+//! a plan once per offered rate; [`report_text`] prints the phase table.
 
 pub mod faults;
+pub mod launcher;
+pub mod link_rules;
 mod local_options;
+pub mod nemesis;
+pub mod phases;
 pub mod process_backend;
 mod progress;
+pub mod report_text;
 pub mod saturation;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tandem_network::Identity;
+use serde_json::json;
+use tandem_network::{FaultHandle, Identity};
 use tokio::time::Instant;
 
 use crate::aggregate::{self, ReplicaTrace, RunRecord};
 use crate::cluster::{ClusterFile, save_cluster_folder};
 use crate::cluster_params::ClusterParams;
 use crate::load::stats::LoadStats;
-use crate::load::{LoadMode, LoadSettings, Progress, run_load};
+use crate::load::{ClientFaults, LoadMode, LoadSettings, Progress, run_load};
 use crate::metrics::{read_metrics, unix_ms};
-use crate::report;
-use crate::runner::faults::{FaultAction, TimedFault};
+use crate::report::{self, Machine, ScenarioRecord};
+use crate::runner::launcher::Launcher;
+use crate::runner::nemesis::Nemesis;
+use crate::runner::phases::Measured;
 use crate::runner::process_backend::{ProcessBackend, ReplicaCommand};
+use crate::scenario::{LoadShape, Scenario};
 
 pub use local_options::LocalOptions;
 
 /// How often replicas write a metrics line during a run, milliseconds.
 const METRICS_INTERVAL_MS: u64 = 250;
+/// How often the launcher re-sends the current fault rules (a restarted replica starts
+/// without any).
+const RULES_RESEND: Duration = Duration::from_secs(1);
 
-/// What a run is asked to do.
+/// What a run is asked to do: a scenario (from a file, or the one `tandem local`'s
+/// flags stand for), the program that runs replicas, and where results go.
 #[derive(Clone, Debug)]
 pub struct RunPlan {
-    /// Cluster parameters.
-    pub cluster: ClusterParams,
+    /// The scenario: cluster, workload, load shape, faults, expectations, seed.
+    pub scenario: Scenario,
     /// The `tandem` executable whose `replica` command runs each replica.
     pub replica_program: PathBuf,
-    /// Load clients.
-    pub clients: usize,
-    /// Offered load per client.
-    pub mode: LoadMode,
-    /// Seconds of load.
-    pub duration: Duration,
-    /// Left out of the statistics.
-    pub warmup: Duration,
-    /// Transaction padding.
-    pub payload: usize,
-    /// Client retransmission time-out.
-    pub retransmit_after: Duration,
-    /// Name of the results folder.
-    pub name: String,
     /// Where results folders go.
     pub results: PathBuf,
-    /// Timed faults.
-    pub faults: Vec<TimedFault>,
-    /// Byzantine mode per replica.
-    pub byzantine: Vec<Option<String>>,
     /// The parameters as given, for summary.json.
     pub parameters: serde_json::Value,
 }
 
+impl RunPlan {
+    /// A plan for `scenario` with the parameters `summary.json` records for it.
+    pub fn for_scenario(scenario: Scenario, replica_program: PathBuf, results: PathBuf) -> RunPlan {
+        let parameters = scenario_parameters(&scenario);
+        RunPlan {
+            scenario,
+            replica_program,
+            results,
+            parameters,
+        }
+    }
+}
+
+/// The parameters of a scenario as `summary.json` and the table show them.
+pub fn scenario_parameters(s: &Scenario) -> serde_json::Value {
+    let w = &s.workload;
+    let (rate, window) = match &s.load.shape {
+        LoadShape::Open { rate, .. } => (Some(*rate), None),
+        LoadShape::Closed { window } => (None, Some(*window)),
+    };
+    let common = &s.cluster.protocol.common;
+    json!({
+        "scenario": s.name,
+        "protocol": s.cluster.protocol.name.name(),
+        "replicas": s.cluster.replicas,
+        "executor": s.cluster.executor,
+        "threads": s.cluster.threads,
+        "workload": format!("{} ({} accounts, zipf {})", w.kind.as_str(), w.accounts, w.zipf),
+        "workload_spec": w,
+        "clients": s.load.clients,
+        "rate": rate,
+        "window": window,
+        "duration_secs": s.load.duration.as_secs_f64(),
+        "warmup_secs": s.load.warmup.as_secs_f64(),
+        "payload_bytes": s.load.payload_bytes,
+        "batch_size": common.max_batch,
+        "checkpoint_interval": common.checkpoint_interval,
+        "signed_all": common.signed_all,
+        "seed": s.seed,
+        "faults": s.faults.iter().map(|f| format!("{:.1}s {}", f.at.as_secs_f64(), f.label())).collect::<Vec<_>>(),
+    })
+}
+
 /// What a run produced.
 pub struct RunOutcome {
-    /// The summary.
+    /// The summary, with the expectations checked.
     pub summary: report::RunSummary,
     /// Where the results are.
     pub dir: PathBuf,
 }
 
-/// Runs the plan: the cluster, its load and its faults; writes the results folder and
-/// returns it with the summary. Ctrl-C stops the replicas and is an error.
+impl RunOutcome {
+    /// One line per expectation that failed, e.g. `min_tps: expected >= 5000 tx/s, got 812 tx/s`.
+    pub fn failures(&self) -> Vec<String> {
+        crate::scenario::expect::failures(&self.summary.expectations)
+    }
+}
+
+/// The cluster file of `scenario` with fresh keys, its replicas at `addresses`.
+fn cluster_for(
+    scenario: &Scenario,
+    addresses: &[SocketAddr],
+) -> Result<(ClusterFile, Vec<crate::cluster::KeyFile>)> {
+    let params = ClusterParams {
+        replicas: scenario.cluster.replicas,
+        ..ClusterParams::default()
+    };
+    let (mut cluster, keys) = params.generate_at(addresses, scenario.load.clients)?;
+    let mut protocol = scenario.cluster.protocol.clone();
+    protocol.common.replicas = scenario.cluster.replicas;
+    cluster.protocol = protocol;
+    cluster.execution.executor = scenario.cluster.executor.clone();
+    cluster.execution.threads = scenario.cluster.threads;
+    cluster.workload = scenario.workload.clone();
+    if let Some(control) = cluster.control.as_mut() {
+        control.fault_seed = scenario.seed;
+    }
+    cluster.validate()?;
+    Ok((cluster, keys))
+}
+
+/// Runs the plan: the cluster, its load and its fault schedule; checks the scenario's
+/// expectations; writes the results folder and returns it with the summary. Ctrl-C
+/// stops the replicas and is an error.
 pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
-    let n = plan.cluster.replicas;
+    let scenario = &plan.scenario;
+    let n = scenario.cluster.replicas;
+    let clients = scenario.load.clients;
     let keys_dir = tempfile::tempdir().context("cannot create a temporary folder for keys")?;
     let addresses = free_ports(n)?;
-    let (cluster, keys) = plan.cluster.generate_at(&addresses, plan.clients)?;
+    let (cluster, keys) = cluster_for(scenario, &addresses)?;
     let (cluster_path, key_paths) = save_cluster_folder(keys_dir.path(), &cluster, &keys)?;
-    let out = report::results_dir(&plan.results, &plan.name);
+    let out = report::results_dir(&plan.results, &scenario.name);
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     cluster.save(&out.join("cluster.toml"))?;
+    std::fs::write(out.join("scenario.toml"), &scenario.source.text)
+        .context("cannot write scenario.toml")?;
 
+    let mut nemesis = Nemesis::new(scenario);
     let command = ReplicaCommand {
         program: plan.replica_program.clone(),
         cluster: cluster_path,
         keys: key_paths[..n].to_vec(),
         out: out.clone(),
-        byzantine: plan.byzantine.clone(),
+        byzantine: nemesis.initial_modes(),
         metrics_interval_ms: METRICS_INTERVAL_MS,
     };
-    let client_identities: Vec<Identity> = keys[n..n + plan.clients]
+    let identity = |k: &crate::cluster::KeyFile| {
+        Identity::from_pkcs8(&k.pkcs8_bytes()?).map_err(anyhow::Error::from)
+    };
+    let client_identities: Vec<Identity> = keys[n..n + clients]
         .iter()
-        .map(|k| Identity::from_pkcs8(&k.pkcs8_bytes()?).map_err(anyhow::Error::from))
+        .map(identity)
         .collect::<Result<_>>()?;
+    let launcher_identity = identity(&keys[n + clients])?;
 
+    let machine = machine();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let started_at = report::now_rfc3339();
-    let (load, replicas, events, start_unix_ms) =
-        runtime.block_on(drive(plan, &cluster, command, client_identities))?;
+    let (load, mut replicas, start_unix_ms) = runtime.block_on(drive(
+        plan,
+        &cluster,
+        command,
+        client_identities,
+        launcher_identity,
+        &mut nemesis,
+    ))?;
+    for (trace, byzantine) in replicas.iter_mut().zip(nemesis.byzantine_replicas()) {
+        trace.byzantine = *byzantine;
+    }
 
     let record = RunRecord {
-        name: plan.name.clone(),
+        name: scenario.name.clone(),
         parameters: plan.parameters.clone(),
         started_at,
         start_unix_ms,
-        duration: plan.duration,
-        warmup: plan.warmup,
-        offered_tps: match plan.mode {
-            LoadMode::Rate(r) => Some(r * plan.clients as f64),
-            LoadMode::Window(_) => None,
-        },
+        duration: scenario.load.duration,
+        warmup: scenario.load.warmup,
+        offered_tps: scenario.load.shape.rate_at(Duration::ZERO),
         load,
         replicas,
-        events,
-        executor: (plan.cluster.executor.clone(), plan.cluster.threads),
+        events: nemesis.events.clone(),
+        executor: (scenario.cluster.executor.clone(), scenario.cluster.threads),
     };
-    let summary = aggregate::summary(&record);
+    let mut summary = aggregate::summary(&record);
     let timeline = aggregate::timeline(&record);
+    let spans = nemesis.spans();
+    let measured = Measured {
+        buckets: &record.load.buckets,
+        timeline: &timeline,
+        warmup: scenario.load.warmup.as_secs() as usize,
+        end: (scenario.load.duration.as_secs() as usize)
+            .max(scenario.load.warmup.as_secs() as usize + 1),
+    };
+    summary.machine = Some(machine);
+    summary.scenario = Some(ScenarioRecord {
+        path: scenario
+            .source
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        text: scenario.source.text.clone(),
+        sha256: scenario.source.sha256(),
+        seed: scenario.seed,
+    });
+    summary.phases = measured.phases(&spans);
+    summary.recoveries = measured.recoveries(&spans);
+    summary.liveness = Some(measured.liveness(&spans));
+    summary.faults = spans;
+    summary.expectations = scenario.expect.check(&summary);
     report::write_results(&out, &summary, &timeline, &record.load.latency)?;
     Ok(RunOutcome { summary, dir: out })
 }
 
-type Driven = (LoadStats, Vec<ReplicaTrace>, Vec<(Duration, String)>, u64);
+/// Reads, checks and runs the scenario file at `path`.
+pub fn run_file(path: &Path, replica_program: PathBuf, results: PathBuf) -> Result<RunOutcome> {
+    let scenario = Scenario::load(path)?;
+    run(&RunPlan::for_scenario(scenario, replica_program, results))
+}
 
-/// Starts replicas and clients, injects faults, waits for the clients, stops the
-/// replicas and collects their metrics. Ctrl-C stops everything.
+/// The machine now: logical CPUs and load averages.
+fn machine() -> Machine {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut load_average = [0.0; 3];
+    if let Ok(text) = std::fs::read_to_string("/proc/loadavg") {
+        for (slot, word) in load_average.iter_mut().zip(text.split_whitespace()) {
+            *slot = word.parse().unwrap_or(0.0);
+        }
+    }
+    Machine {
+        cores,
+        load_average,
+    }
+}
+
+type Driven = (LoadStats, Vec<ReplicaTrace>, u64);
+
+/// Starts replicas, the launcher and the clients, carries out the fault schedule,
+/// waits for the clients, stops the replicas and collects their metrics. Ctrl-C stops
+/// everything.
 async fn drive(
     plan: &RunPlan,
     cluster: &ClusterFile,
     command: ReplicaCommand,
     identities: Vec<Identity>,
+    launcher_identity: Identity,
+    nemesis: &mut Nemesis,
 ) -> Result<Driven> {
-    let n = plan.cluster.replicas;
+    let scenario = &plan.scenario;
+    let n = scenario.cluster.replicas;
+    let clients = scenario.load.clients;
     let mut backend = ProcessBackend::start(command)?;
     let run_start = Instant::now();
     let start_unix_ms = unix_ms();
     let progress = Arc::new(Progress::default());
     let membership = cluster.membership()?;
+    let mut launcher = Launcher::connect(
+        &launcher_identity,
+        membership.clone(),
+        cluster.protocol.name,
+        cluster.network.max_frame_bytes,
+    )?;
+    let client_faults = FaultHandle::new();
 
-    let mut clients = Vec::new();
+    let (mode, rate_changes) = match &scenario.load.shape {
+        LoadShape::Open { rate, changes } => (
+            LoadMode::Rate(*rate / clients as f64),
+            changes
+                .iter()
+                .map(|c| (c.at, c.rate / clients as f64))
+                .collect(),
+        ),
+        LoadShape::Closed { window } => (LoadMode::Window(*window), Vec::new()),
+    };
+    let mut tasks = Vec::new();
     for (c, identity) in identities.into_iter().enumerate() {
         let settings = LoadSettings {
             client_index: c as u32,
-            client_count: plan.clients as u32,
-            duration: plan.duration,
-            warmup: plan.warmup,
-            payload_bytes: plan.payload,
-            retransmit_after: plan.retransmit_after,
+            client_count: clients as u32,
+            duration: scenario.load.duration,
+            warmup: scenario.load.warmup,
+            payload_bytes: scenario.load.payload_bytes,
+            retransmit_after: scenario.load.retransmit_after,
             drain: Duration::from_secs(3),
-            ..LoadSettings::for_cluster(cluster, plan.mode)
+            rate_changes: rate_changes.clone(),
+            faults: Some(ClientFaults {
+                handle: client_faults.clone(),
+                seed: scenario.seed,
+            }),
+            ..LoadSettings::for_cluster(cluster, mode)
         };
         let membership = membership.clone();
         let progress = progress.clone();
-        clients.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             run_load(
                 &identity, membership, c as u32, settings, run_start, progress,
             )
@@ -169,32 +330,47 @@ async fn drive(
         }));
     }
 
-    let mut events = Vec::new();
-    let reporter = tokio::spawn(progress::show(progress.clone(), run_start, plan.duration));
-    let work = async {
-        for fault in &plan.faults {
-            tokio::time::sleep_until(run_start + fault.at).await;
-            match fault.action {
-                FaultAction::Kill(r) => backend.kill(r).await?,
-                FaultAction::Restart(r) => backend.restart(r).await?,
-            }
-            events.push((run_start.elapsed(), fault.action.label()));
-        }
-        let mut load = LoadStats::new(run_start, plan.warmup);
-        for client in clients {
-            load.merge(&client.await.context("a load client panicked")??);
+    let reporter = tokio::spawn(progress::show(
+        progress.clone(),
+        run_start,
+        scenario.load.duration,
+    ));
+    let mut clients_done = Box::pin(async {
+        let mut load = LoadStats::new(run_start, scenario.load.warmup);
+        for task in tasks {
+            load.merge(&task.await.context("a load client panicked")??);
         }
         Ok::<_, anyhow::Error>(load)
-    };
-    let load = tokio::select! {
-        load = work => load?,
-        _ = tokio::signal::ctrl_c() => {
-            reporter.abort();
-            backend.stop_all(Duration::from_secs(2)).await;
-            bail!("interrupted: replicas stopped");
+    });
+    let steps = scenario.steps();
+    let mut next = 0;
+    let mut resend = tokio::time::interval(RULES_RESEND);
+    let load = loop {
+        let due = steps.get(next).map(|s| run_start + s.at);
+        tokio::select! {
+            load = &mut clients_done => break load?,
+            _ = tokio::signal::ctrl_c() => {
+                reporter.abort();
+                backend.stop_all(Duration::from_secs(2)).await;
+                bail!("interrupted: replicas stopped");
+            }
+            _ = async { tokio::time::sleep_until(due.unwrap_or(run_start)).await }, if due.is_some() => {
+                let step = steps[next];
+                next += 1;
+                let t = run_start.elapsed();
+                nemesis.apply(&step, t, &mut backend, &mut launcher, &client_faults).await?;
+                let label = nemesis.events.last().map_or("", |e| e.1.as_str());
+                eprintln!("{:>6.1} s  {label}", t.as_secs_f64());
+            }
+            _ = resend.tick() => {
+                if !nemesis.rules().is_empty() {
+                    launcher.install(nemesis.rules())?;
+                }
+            }
         }
     };
     reporter.abort();
+    launcher.shutdown().await;
     let alive: Vec<bool> = (0..n).map(|i| backend.is_running(i)).collect();
     backend.stop_all(Duration::from_secs(5)).await;
 
@@ -209,9 +385,10 @@ async fn drive(
         replicas.push(ReplicaTrace {
             lines,
             alive_at_end,
+            byzantine: false,
         });
     }
-    Ok((load, replicas, events, start_unix_ms))
+    Ok((load, replicas, start_unix_ms))
 }
 
 /// `n` UDP ports free on 127.0.0.1 right now.

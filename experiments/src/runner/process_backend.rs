@@ -1,7 +1,8 @@
 //! The process backend of the runner: each replica of a local cluster is a process of
-//! the `tandem` executable (`tandem replica ...`), logging to files, killed or
-//! restarted on demand, and never outliving the runner — replicas die with it through
-//! `PR_SET_PDEATHSIG` even if it is killed, and on drop otherwise.
+//! the `tandem` executable (`tandem replica ...`), logging to files, killed (SIGKILL),
+//! paused and resumed (SIGSTOP/SIGCONT), stopped gracefully (SIGTERM) or restarted —
+//! honest or in a Byzantine mode — on demand, and never outliving the runner: replicas
+//! die with it through `PR_SET_PDEATHSIG` even if it is killed, and on drop otherwise.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -128,6 +129,52 @@ impl ProcessBackend {
         self.spawn(i)
     }
 
+    /// Starts replica `i` again (as [`ProcessBackend::restart`]) in Byzantine `mode`,
+    /// or honest with `None`.
+    pub async fn restart_as(&mut self, i: usize, mode: Option<String>) -> Result<()> {
+        if let Some(slot) = self.command.byzantine.get_mut(i) {
+            *slot = mode;
+        }
+        self.restart(i).await
+    }
+
+    /// Sends `signal` to replica `i`'s process, if it runs.
+    fn signal(&mut self, i: usize, signal: libc::c_int) {
+        if let Some(pid) = self
+            .children
+            .get(i)
+            .and_then(Option::as_ref)
+            .and_then(Child::id)
+        {
+            // SAFETY: sending a signal to our own child process.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// Freezes replica `i` (SIGSTOP): its connections stay open, nothing is answered.
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, libc::SIGSTOP);
+    }
+
+    /// Lets a paused replica `i` run again (SIGCONT).
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, libc::SIGCONT);
+    }
+
+    /// Stops replica `i` gracefully (SIGTERM: it closes its connections and exits),
+    /// killing it if it has not exited after `grace`.
+    pub async fn stop(&mut self, i: usize, grace: Duration) {
+        self.signal(i, libc::SIGCONT);
+        self.signal(i, libc::SIGTERM);
+        if let Some(mut child) = self.children.get_mut(i).and_then(Option::take)
+            && tokio::time::timeout(grace, child.wait()).await.is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
+
     /// Whether replica `i` is running.
     pub fn is_running(&mut self, i: usize) -> bool {
         match self.children.get_mut(i).and_then(Option::as_mut) {
@@ -138,13 +185,10 @@ impl ProcessBackend {
 
     /// Asks every replica to stop (SIGTERM) and waits up to `grace`; kills the rest.
     pub async fn stop_all(&mut self, grace: Duration) {
-        for child in self.children.iter().flatten() {
-            if let Some(pid) = child.id() {
-                // SAFETY: sending a signal to our own child process.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
-                }
-            }
+        for i in 0..self.children.len() {
+            // A paused replica handles SIGTERM only once it runs again.
+            self.signal(i, libc::SIGCONT);
+            self.signal(i, libc::SIGTERM);
         }
         let deadline = tokio::time::Instant::now() + grace;
         for slot in &mut self.children {
@@ -230,6 +274,9 @@ mod tests {
         assert!(!backend.is_running(0));
         backend.restart(0).await.unwrap();
         assert!(backend.is_running(0));
+        backend.pause(1);
+        backend.resume(1);
+        assert!(backend.is_running(1));
         assert_eq!(backend.metrics_files(0).len(), 2);
         let calls = calls(dir.path(), 3).await;
         backend.stop_all(Duration::from_secs(5)).await;

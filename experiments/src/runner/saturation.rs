@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::load::LoadMode;
 use crate::report::{self, RunSummary};
 use crate::runner::{RunPlan, run};
+use crate::scenario::LoadShape;
 
 /// The name of the table a sweep writes.
 pub const SATURATION_CSV: &str = "saturation.csv";
@@ -97,8 +97,12 @@ pub fn sweep(plan: &RunPlan, rates: &[f64]) -> Result<Saturation> {
     let mut rows = Vec::new();
     for &rate in rates {
         let mut p = plan.clone();
-        p.mode = LoadMode::Rate(rate).per_client(p.clients);
-        p.name = format!("{}-{}", plan.name, rate as u64);
+        p.scenario.load.shape = LoadShape::Open {
+            rate,
+            changes: Vec::new(),
+        };
+        p.scenario.name = format!("{}-{}", plan.scenario.name, rate as u64);
+        p.scenario.source.text = crate::scenario::render::to_toml(&p.scenario);
         p.parameters["rate"] = json!(rate);
         p.parameters["window"] = serde_json::Value::Null;
         eprintln!("offered {rate:.0} tx/s ...");
@@ -109,7 +113,7 @@ pub fn sweep(plan: &RunPlan, rates: &[f64]) -> Result<Saturation> {
             dir: outcome.dir,
         });
     }
-    let dir = report::results_dir(&plan.results, &format!("{}-saturation", plan.name));
+    let dir = report::results_dir(&plan.results, &format!("{}-saturation", plan.scenario.name));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let csv = dir.join(SATURATION_CSV);
     std::fs::write(&csv, render_csv(&rows))
