@@ -148,7 +148,7 @@ fn killing_the_primary_recovers_through_a_view_change_and_finishes_the_load() {
         after_kill > 1000.0,
         "completions after the kill: {after_kill}\n{timeline}"
     );
-    assert!(timeline.contains("kill r0"));
+    assert!(timeline.contains("crash r0"));
     // Every request the clients submitted completed.
     assert_eq!(
         s["throughput"]["unfinished_txs"].as_u64(),
