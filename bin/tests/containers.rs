@@ -234,6 +234,7 @@ fn traces(results: &Path, n: usize) -> Vec<ReplicaTrace> {
             lines: read_metrics(&results.join(format!("replica-{i}.metrics.jsonl")))
                 .unwrap_or_default(),
             alive_at_end: true,
+            byzantine: false,
         })
         .collect()
 }

@@ -181,6 +181,7 @@ fn replicas_and_a_client_in_separate_network_namespaces_commit_and_agree() {
             .map(|i| ReplicaTrace {
                 lines: read_metrics(Path::new(&p(i))).unwrap_or_default(),
                 alive_at_end: true,
+                byzantine: false,
             })
             .collect()
     };
