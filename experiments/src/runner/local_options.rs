@@ -13,7 +13,7 @@ use crate::cluster_params::ClusterParams;
 use crate::load::LoadMode;
 use crate::runner::{RunPlan, faults};
 use crate::scenario::{
-    BackendKind, ClusterSpec, Durability, LoadShape, LoadSpec, Scenario, ScenarioSource, render,
+    BackendKind, ClusterSpec, LoadShape, LoadSpec, Scenario, ScenarioSource, render,
 };
 
 /// Closed-loop window per client when neither a rate nor a window is given.
@@ -82,7 +82,7 @@ impl LocalOptions {
                 executor: c.executor.clone(),
                 threads: c.threads,
                 backend: BackendKind::Process,
-                durability: Durability::None,
+                durability: c.durability,
             },
             workload: c.workload_spec()?,
             load: LoadSpec {

@@ -140,6 +140,7 @@ fn cluster_for(
     cluster.execution.executor = scenario.cluster.executor.clone();
     cluster.execution.threads = scenario.cluster.threads;
     cluster.workload = scenario.workload.clone();
+    cluster.storage.durability = scenario.cluster.durability;
     if let Some(control) = cluster.control.as_mut() {
         control.fault_seed = scenario.seed;
     }

@@ -88,13 +88,9 @@ impl BackendKind {
     pub const NAMES: [&'static str; 1] = ["process"];
 }
 
-/// What replicas keep across a restart.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Durability {
-    /// Nothing: a restarted replica starts empty and catches up by state transfer.
-    #[default]
-    None,
-}
+/// What replicas keep across a restart: the cluster file's `[storage] durability`
+/// (`none` or `wal`), one type for both.
+pub use crate::cluster::Durability;
 
 /// `[cluster]`: the replicas and how they run.
 #[derive(Clone, Debug, PartialEq)]

@@ -254,16 +254,10 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
     };
     let durability = match raw.durability {
         None => Durability::None,
-        Some(d) if d.get_ref() == "none" => Durability::None,
-        Some(d) => {
-            return Err(src.error(
-                d.span(),
-                format!(
-                    "durability `{}` is not available: replicas keep nothing across a restart until the write-ahead log exists (only \"none\")",
-                    d.get_ref()
-                ),
-            ));
-        }
+        Some(d) => d
+            .get_ref()
+            .parse::<Durability>()
+            .map_err(|e| src.error(d.span(), e))?,
     };
     Ok(ClusterSpec {
         replicas,
