@@ -13,6 +13,7 @@
 //!   interleaved, with its table, CSV and bar charts.
 //! - [`scenario`]: scenario files (cluster, workload, load, timed faults,
 //!   expectations), the fault vocabulary and targets.
+//! - [`scenario_sim`]: a scenario in the deterministic simulator over many seeds.
 //! - [`report`]: the results folder, the summary table and the plots.
 //! - [`deploy`]: beyond one machine: the container image, Docker and Compose.
 //!
@@ -33,3 +34,4 @@ pub mod replica_address;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod scenario_sim;

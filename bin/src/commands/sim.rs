@@ -1,8 +1,12 @@
 //! `tandem sim`: the deterministic simulator over many seeds of one protocol, in
 //! parallel, with a progress bar and a summary per fault mix. Every violation is
 //! printed with the command that replays it; the exit code is 1 if any was found.
+//! With `--scenario FILE`, the seeds run that scenario's cluster, load shape and fault
+//! schedule in virtual time instead of a fault mix
+//! (`tandem_experiments::scenario_sim`).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tandem_consensus::ProtocolKind;
 use tandem_consensus::sim::faults::FaultMix;
 use tandem_consensus::sim::{self, SimConfig, SimReport};
+use tandem_experiments::scenario::Scenario;
+use tandem_experiments::scenario_sim::{self, SimTotals};
 
 /// Arguments of `tandem sim`.
 #[derive(Args, Debug)]
@@ -53,6 +59,11 @@ pub struct SimArgs {
     /// With --seed: print every simulated event.
     #[arg(long, requires = "seed")]
     trace: bool,
+    /// Run a scenario file's cluster, load shape and fault schedule in virtual time
+    /// (instead of a fault mix): safety on every seed, liveness after the last fault
+    /// step when the scenario expects it kept.
+    #[arg(long, conflicts_with_all = ["faults", "replicas", "protocol", "trace"])]
+    scenario: Option<PathBuf>,
 }
 
 impl SimArgs {
@@ -95,6 +106,17 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
     if args.replicas < 4 {
         bail!("--replicas must be at least 4 (n = 3f+1 with f ≥ 1)");
     }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    if let Some(path) = &args.scenario {
+        let seeds = match args.seed {
+            Some(seed) => seed..seed.saturating_add(1),
+            None => args.first_seed..args.first_seed.saturating_add(args.seeds),
+        };
+        return run_scenario(path, seeds, threads);
+    }
     let mixes = MixChoice::parse(args.protocol, &args.faults)?;
     if let Some(seed) = args.seed {
         let mut cfg = SimConfig::new(args.protocol, seed, mixes.for_seed(seed), args.replicas);
@@ -102,10 +124,6 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         args.configure_disks(&mut cfg);
         return Ok(run_one(&cfg));
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
     println!(
         "tandem sim: {}, {} seeds from {}, faults {}, {} replicas, {threads} threads",
         args.protocol, args.seeds, args.first_seed, args.faults, args.replicas
@@ -283,5 +301,51 @@ fn run_one(cfg: &SimConfig) -> ExitCode {
         }
         println!("replay: {}", r.replay_command());
         ExitCode::from(1)
+    }
+}
+
+/// `tandem sim --scenario FILE`: the scenario over `seeds`, a table of totals, every
+/// failing seed with the command that replays it.
+fn run_scenario(path: &Path, seeds: std::ops::Range<u64>, threads: usize) -> Result<ExitCode> {
+    let scenario = Scenario::load(path)?;
+    println!(
+        "tandem sim: scenario {} ({}), {} seeds from {}, {} replicas, {threads} threads",
+        scenario.name,
+        path.display(),
+        seeds.end - seeds.start,
+        seeds.start,
+        scenario.cluster.replicas
+    );
+    let started = Instant::now();
+    let bar = ProgressBar::new(seeds.end - seeds.start);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {elapsed_precise}  eta {eta}")
+            .expect("valid template"),
+    );
+    let reports = scenario_sim::run_seeds(&scenario, seeds, threads, &|_| bar.inc(1))?;
+    bar.finish_and_clear();
+    let totals = SimTotals::of(&reports);
+    println!("\n{}", totals.render(scenario.expect.liveness));
+    for r in reports.iter().filter(|r| !r.ok()) {
+        println!("\nseed {} FAILED:", r.seed);
+        for v in &r.violations {
+            println!("  {v}");
+        }
+        println!(
+            "  replay: tandem sim --scenario {} --seed {}",
+            path.display(),
+            r.seed
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if totals.failed == 0 {
+        println!("\nno violations in {} runs ({secs:.1} s)", totals.runs);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "\n{} of {} runs found violations ({secs:.1} s)",
+            totals.failed, totals.runs
+        );
+        Ok(ExitCode::from(1))
     }
 }

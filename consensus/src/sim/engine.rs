@@ -20,7 +20,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::application::Application;
-use crate::client::{ClientAction, ClientCore};
+use crate::client::{ClientAction, ClientCore, Destination};
 use crate::protocol::{Action, CommonCounters, Delivery, Event, Executed, Protocol};
 use crate::request::{Reply, Request};
 use crate::sim::checker::{Checker, Violation};
@@ -28,6 +28,7 @@ use crate::sim::disk::{Disk, DiskModel, Recovered, StorageFault};
 use crate::sim::faults::FaultEvent;
 use crate::sim::network::{Endpoint, LinkFaults, NetworkModel};
 use crate::sim::votes::VoteLedger;
+use crate::sim::schedule::{NetRule, NetRuleKind, ScheduledStep, SimTarget, StepAction};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 
 /// Something scheduled to happen.
@@ -79,6 +80,21 @@ enum Scheduled<M, T> {
 }
 
 impl<M, T> Scheduled<M, T> {
+    /// The replica the event is for, if it is for one (held while it is paused).
+    fn replica(&self) -> Option<usize> {
+        match self {
+            Scheduled::ToReplica { to, .. } | Scheduled::RequestToReplica { to, .. } => Some(*to),
+            Scheduled::Timer { replica, .. }
+            | Scheduled::Executed { replica, .. }
+            | Scheduled::Snapshot { replica, .. }
+            | Scheduled::Installed { replica, .. }
+            | Scheduled::Fsync { replica, .. } => Some(*replica),
+            Scheduled::ReplyToClient { .. }
+            | Scheduled::ClientWake { .. }
+            | Scheduled::Fault(_) => None,
+        }
+    }
+
     fn tag(&self) -> (u8, u64) {
         match self {
             Scheduled::ToReplica { to, from, .. } => (1, (*to as u64) << 16 | *from as u64),
@@ -169,6 +185,9 @@ pub struct Outcome {
     pub common: Vec<Option<CommonCounters>>,
     /// Highest sequence number delivered by a correct replica.
     pub highest_delivered: Seq,
+    /// Per replica: whether it still counted as correct at the end (a scheduled
+    /// `byzantine` step makes it faulty).
+    pub correct_at_end: Vec<bool>,
 }
 
 /// Engine parameters beyond the protocol.
@@ -217,7 +236,19 @@ pub struct Engine<P: Protocol> {
     disk: Option<DiskModel>,
     storage_faults: BTreeMap<(Time, usize), StorageFault>,
     votes: VoteLedger,
+    /// Scheduled plans: events held for paused replicas, in arrival order.
+    paused: BTreeMap<usize, PausedEvents<P>>,
+    /// Scheduled plans: builds a replica in a Byzantine mode (or honest).
+    mode_factory: Option<ModeFactory<P>>,
+    /// Scheduled plans: the replicas each fault's start hit.
+    hit: BTreeMap<usize, Vec<usize>>,
 }
+
+/// Events held for a paused replica.
+type PausedEvents<P> = Vec<Scheduled<<P as Protocol>::Message, <P as Protocol>::Timer>>;
+
+/// Builds replica `id` in a Byzantine mode of its protocol, or honest with `None`.
+pub type ModeFactory<P> = Box<dyn FnMut(ReplicaId, Option<&'static str>) -> P>;
 
 impl<P: Protocol> Engine<P> {
     /// Builds the cluster.
@@ -255,6 +286,9 @@ impl<P: Protocol> Engine<P> {
             disk: setup.disk,
             storage_faults: setup.storage_faults,
             votes: VoteLedger::default(),
+            paused: BTreeMap::new(),
+            mode_factory: None,
+            hit: BTreeMap::new(),
         };
         for (at, fault) in setup.faults {
             engine.schedule(at, Scheduled::Fault(fault));
@@ -371,6 +405,7 @@ impl<P: Protocol> Engine<P> {
             replicas,
             common,
             highest_delivered: self.checker.highest_delivered(),
+            correct_at_end: self.nodes.iter().map(|n| n.correct).collect(),
         }
     }
 
@@ -423,6 +458,12 @@ impl<P: Protocol> Engine<P> {
     }
 
     fn process(&mut self, ev: Scheduled<P::Message, P::Timer>) {
+        if let Some(r) = ev.replica()
+            && let Some(held) = self.paused.get_mut(&r)
+        {
+            held.push(ev);
+            return;
+        }
         match ev {
             Scheduled::ToReplica { to, from, msg } => {
                 let event = Event::Message {
@@ -877,6 +918,147 @@ impl<P: Protocol> Engine<P> {
             FaultEvent::Heal => self.net.partition = None,
             FaultEvent::Links(faults) => self.net.faults = faults,
             FaultEvent::CleanLinks => self.net.faults = LinkFaults::default(),
+            FaultEvent::Step(step) => self.apply_step(step),
+        }
+    }
+}
+
+/// Scheduled plans (`sim/schedule.rs`): steps in the scenario vocabulary, targets
+/// resolved when they fire.
+impl<P: Protocol> Engine<P> {
+    /// Lets `byzantine` steps rebuild replicas in a mode (without it they are ignored).
+    pub fn with_mode_factory(mut self, factory: ModeFactory<P>) -> Self {
+        self.mode_factory = Some(factory);
+        self
+    }
+
+    /// The primary now: where the protocol's client routing sends a new request when
+    /// every running correct replica reported its view.
+    fn primary(&self) -> usize {
+        let mut routing = P::client_routing(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let (Some(p), true) = (&node.proto, node.correct) {
+                routing.on_reply(ReplicaId(i as u32), p.status().view);
+            }
+        }
+        match routing.destination() {
+            Destination::One(r) => r.index(),
+            Destination::Several(rs) => rs.first().map_or(0, |r| r.index()),
+            Destination::All => 0,
+        }
+    }
+
+    /// Rebuilds replica `r` (empty state) in `mode`, or honest.
+    fn rebuild(&mut self, r: usize, mode: Option<&'static str>) {
+        let Some(factory) = self.mode_factory.as_mut() else {
+            return;
+        };
+        let proto = factory(ReplicaId(r as u32), mode);
+        self.paused.remove(&r);
+        self.timers.retain(|(i, _), _| *i != r);
+        let node = &mut self.nodes[r];
+        node.incarnation += 1;
+        node.proto = Some(proto);
+        node.app = (self.app_factory)();
+        node.exec_free_at = self.now;
+        self.start_replica(r);
+    }
+
+    fn apply_step(&mut self, step: ScheduledStep) {
+        let n = self.nodes.len();
+        let targets = step.target.resolve(n, self.primary(), &self.hit);
+        if !matches!(step.target, SimTarget::SameAs(_)) {
+            self.hit.insert(step.fault, targets.clone());
+        }
+        let resolve = |t: &SimTarget, engine: &Self| t.resolve(n, engine.primary(), &engine.hit);
+        let since = self.now;
+        match step.action {
+            StepAction::Crash => {
+                for r in targets {
+                    self.paused.remove(&r);
+                    self.apply_fault(FaultEvent::Crash(r));
+                }
+            }
+            StepAction::Restart => {
+                let down: Vec<usize> = targets
+                    .into_iter()
+                    .filter(|r| self.nodes[*r].proto.is_none())
+                    .collect();
+                for r in down {
+                    self.apply_fault(FaultEvent::Restart(r));
+                }
+            }
+            StepAction::Pause => {
+                let up: Vec<usize> = targets
+                    .into_iter()
+                    .filter(|r| self.nodes[*r].proto.is_some())
+                    .collect();
+                for r in up {
+                    self.paused.entry(r).or_default();
+                }
+            }
+            StepAction::Resume => {
+                for r in targets {
+                    for ev in self.paused.remove(&r).unwrap_or_default() {
+                        self.schedule(self.now, ev);
+                    }
+                }
+            }
+            StepAction::Byzantine(mode) => {
+                for r in targets {
+                    self.nodes[r].correct = false;
+                    self.rebuild(r, Some(mode));
+                }
+            }
+            StepAction::Honest => {
+                let faulty: Vec<usize> = targets
+                    .into_iter()
+                    .filter(|r| !self.nodes[*r].correct)
+                    .collect();
+                for r in faulty {
+                    self.rebuild(r, None);
+                }
+            }
+            StepAction::Partition { id, groups } => {
+                let mut of = vec![0u8; n];
+                for (g, group) in groups.iter().enumerate() {
+                    for r in resolve(group, self) {
+                        of[r] = u8::try_from(g + 1).unwrap_or(u8::MAX);
+                    }
+                }
+                let kind = NetRuleKind::Partition(of);
+                self.net.rules.push(NetRule { id, since, kind });
+            }
+            StepAction::Isolate { id } => {
+                let kind = NetRuleKind::Isolated(targets);
+                self.net.rules.push(NetRule { id, since, kind });
+            }
+            StepAction::OneWayCut { id, to } => {
+                let kind = NetRuleKind::OneWay {
+                    to: resolve(&to, self),
+                    from: targets,
+                };
+                self.net.rules.push(NetRule { id, since, kind });
+            }
+            StepAction::Heal => {
+                self.net.partition = None;
+                self.net.rules.retain(|r| !r.healed_by_heal());
+            }
+            StepAction::Link {
+                id,
+                to,
+                clients,
+                effect,
+            } => {
+                let kind = NetRuleKind::Link {
+                    b: resolve(&to, self),
+                    a: targets,
+                    clients,
+                    effect,
+                };
+                self.net.rules.push(NetRule { id, since, kind });
+            }
+            StepAction::EndRule { id } => self.net.rules.retain(|r| r.id != id),
         }
     }
 }

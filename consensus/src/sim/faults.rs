@@ -106,6 +106,8 @@ pub enum FaultEvent {
     Links(LinkFaults),
     /// Links are healthy again.
     CleanLinks,
+    /// A step of a scheduled plan (a scenario's fault in virtual time).
+    Step(crate::sim::schedule::ScheduledStep),
 }
 
 /// The faults of one run.

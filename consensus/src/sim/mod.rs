@@ -16,6 +16,7 @@ pub mod engine;
 pub mod faults;
 pub mod network;
 pub mod votes;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use crate::sim::schedule::{LinkEffect, NetRule, extra_delay};
 use crate::types::Time;
 
 /// Faults applied to every link while active.
@@ -30,6 +31,8 @@ pub struct NetworkModel {
     /// Partition group of each replica; replicas in different groups cannot talk.
     /// Clients reach every replica.
     pub partition: Option<Vec<u8>>,
+    /// Rules of a scheduled plan in force: cuts, isolations, per-link faults.
+    pub rules: Vec<NetRule>,
 }
 
 /// An endpoint of a simulated link.
@@ -49,6 +52,7 @@ impl NetworkModel {
             mean_extra,
             faults: LinkFaults::default(),
             partition: None,
+            rules: Vec::new(),
         }
     }
 
@@ -71,12 +75,38 @@ impl NetworkModel {
         if self.cut(from, to) || rng.random::<f64>() < self.faults.loss {
             return Vec::new();
         }
-        let copies = if rng.random::<f64>() < self.faults.duplicate {
+        // Scheduled rules draw from the RNG only when one applies, so runs without
+        // them replay as before.
+        if self.rules.iter().any(|r| r.cuts(now, from, to)) {
+            return Vec::new();
+        }
+        let mut duplicate = self.faults.duplicate;
+        let mut delays = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.covers(from, to)) {
+            match rule.effect() {
+                Some(LinkEffect::Loss(p)) if rng.random::<f64>() < p => return Vec::new(),
+                Some(LinkEffect::Loss(_)) => {}
+                Some(LinkEffect::Duplicate(p)) => duplicate = 1.0 - (1.0 - duplicate) * (1.0 - p),
+                Some(effect) => delays.push((effect, rule.since)),
+                None => {}
+            }
+        }
+        let copies = if rng.random::<f64>() < duplicate {
             2
         } else {
             1
         };
-        (0..copies).map(|_| now + self.latency(rng)).collect()
+        (0..copies)
+            .map(|_| {
+                let mut at = now + self.latency(rng);
+                for (effect, since) in &delays {
+                    if let Some(extra) = extra_delay(*effect, *since, now, rng) {
+                        at = at + extra;
+                    }
+                }
+                at
+            })
+            .collect()
     }
 
     fn latency(&self, rng: &mut impl Rng) -> Duration {
