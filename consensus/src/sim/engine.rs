@@ -27,8 +27,8 @@ use crate::sim::checker::{Checker, Violation};
 use crate::sim::disk::{Disk, DiskModel, Recovered, StorageFault};
 use crate::sim::faults::FaultEvent;
 use crate::sim::network::{Endpoint, LinkFaults, NetworkModel};
-use crate::sim::votes::VoteLedger;
 use crate::sim::schedule::{NetRule, NetRuleKind, ScheduledStep, SimTarget, StepAction};
+use crate::sim::votes::VoteLedger;
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 
 /// Something scheduled to happen.

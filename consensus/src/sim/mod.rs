@@ -15,8 +15,8 @@ pub mod disk;
 pub mod engine;
 pub mod faults;
 pub mod network;
-pub mod votes;
 pub mod schedule;
+pub mod votes;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
