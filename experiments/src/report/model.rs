@@ -150,13 +150,20 @@ pub struct Recovery {
     pub fault: usize,
     /// Its label.
     pub label: String,
-    /// The throughput before it (tx/s over up to 5 s before it started).
+    /// The throughput before it (tx/s over up to 5 s before it started); 0 when
+    /// nothing was measured before it (a fault during the warm-up or at the start).
     #[serde(deserialize_with = "number_or_nan")]
     pub before_tps: f64,
+    /// The level recovery is measured against, tx/s: `before_tps`, or when that is 0
+    /// the throughput of the last (up to 5) seconds of the load — the level the
+    /// cluster settled at — so a fault with no baseline is not reported as recovered
+    /// at once.
+    #[serde(default, deserialize_with = "number_or_nan")]
+    pub reference_tps: f64,
     /// `fault` when the cluster recovered while the fault lasted (measured from its
     /// start), `heal` when only after it ended (measured from its end).
     pub from: String,
-    /// Seconds until throughput was back to 90% of `before_tps`; `None` if it never
+    /// Seconds until throughput was back to 90% of `reference_tps`; `None` if it never
     /// was before the load ended.
     pub recovery_s: Option<f64>,
 }

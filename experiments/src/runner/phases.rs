@@ -9,7 +9,10 @@
 //! first second whose throughput is back to 90% of that level ends the
 //! recovery — measured from the fault's start if that happens while the fault lasts
 //! (`from = "fault"`), otherwise from its end (`from = "heal"`). An instant action
-//! (restart, resume, heal) is measured from the moment it ran.
+//! (restart, resume, heal) is measured from the moment it ran. A fault with no
+//! throughput before it (during the warm-up, or at the very start) is measured
+//! against the level of the load's last 5 s instead, so it is never reported as
+//! recovered at once.
 
 use crate::load::stats::{Bucket, new_histogram};
 use crate::report::{FaultSpan, LivenessObserved, Phase, PhaseKind, Recovery, TimelineRow};
@@ -138,11 +141,18 @@ impl Measured<'_> {
         } else {
             0.0
         };
-        let threshold = before * RECOVERED_SHARE;
+        // No baseline (the fault came during the warm-up or at the start): measure
+        // against the level the run settled at, never "recovered at once".
+        let reference = if before > 0.0 {
+            before
+        } else {
+            let end = self.end.min(self.buckets.len());
+            self.tps(end.saturating_sub(BEFORE_WINDOW_S).max(last_before), end)
+        };
+        let threshold = reference * RECOVERED_SHARE;
         let end = span.end_s.map(|e| e.ceil() as usize);
         let back = (last_before..self.end.min(self.buckets.len()))
-            .find(|k| self.buckets[*k].completed as f64 >= threshold && before > 0.0)
-            .or_else(|| (before == 0.0).then_some(last_before));
+            .find(|k| reference > 0.0 && self.buckets[*k].completed as f64 >= threshold);
         let (origin, recovery_s) = match (back, end) {
             (Some(k), Some(e)) if k >= e => {
                 // Only after the fault ended: measured from its end.
@@ -156,6 +166,7 @@ impl Measured<'_> {
             fault: span.fault,
             label: span.label.clone(),
             before_tps: before,
+            reference_tps: reference,
             from: origin.to_string(),
             recovery_s: recovery_s.map(|r| r.max(0.0)),
         }
@@ -258,5 +269,30 @@ mod tests {
         };
         assert_eq!(never.recoveries(&spans)[0].recovery_s, None);
         assert_eq!(never.liveness(&spans).completed_after, 0);
+    }
+
+    #[test]
+    fn a_fault_with_no_throughput_before_it_is_measured_against_the_final_level() {
+        // The primary crashes at 1 s, before anything completed; the cluster only
+        // reaches its level (1000 tx/s) at 6 s. Recovery must not read "at once".
+        let b = buckets(&[0, 0, 0, 0, 200, 500, 1000, 1000, 1000, 1000]);
+        let m = Measured {
+            buckets: &b,
+            timeline: &[],
+            warmup: 1,
+            end: 10,
+        };
+        let r = &m.recoveries(&[span(1.0, None)])[0];
+        assert_eq!(r.before_tps, 0.0);
+        assert_eq!(r.reference_tps, 900.0);
+        assert_eq!((r.from.as_str(), r.recovery_s), ("fault", Some(6.0)));
+        // Nothing ever completes: never recovered, not recovered at once.
+        let dead = Measured {
+            buckets: &buckets(&[0; 10]),
+            timeline: &[],
+            warmup: 1,
+            end: 10,
+        };
+        assert_eq!(dead.recoveries(&[span(1.0, None)])[0].recovery_s, None);
     }
 }

@@ -35,16 +35,24 @@ pub fn render(summary: &RunSummary) -> String {
         }
     }
     if !summary.recoveries.is_empty() {
-        let _ = writeln!(out, "\nrecovery (to 90% of the throughput before):");
+        let _ = writeln!(
+            out,
+            "\nrecovery (to 90% of the throughput before the fault, or of the final level when nothing was measured before it):"
+        );
         for r in &summary.recoveries {
             let time = match r.recovery_s {
                 Some(s) => format!("{s:.1} s from its {}", r.from),
                 None => "never".to_string(),
             };
+            let level = if r.before_tps > 0.0 {
+                format!("before {:>8.0} tx/s", r.before_tps)
+            } else {
+                format!("no baseline; final {:>8.0} tx/s", r.reference_tps)
+            };
             let _ = writeln!(
                 out,
-                "  #{:<2} {:<40} before {:>8.0} tx/s  recovered {time}",
-                r.fault, r.label, r.before_tps
+                "  #{:<2} {:<40} {level}  recovered {time}",
+                r.fault, r.label
             );
         }
     }
@@ -93,6 +101,7 @@ mod tests {
             fault: 1,
             label: "crash r0".into(),
             before_tps: 5000.0,
+            reference_tps: 5000.0,
             from: "fault".into(),
             recovery_s: Some(2.5),
         }];

@@ -295,6 +295,7 @@ mod tests {
             fault: 1,
             label: "crash r0".into(),
             before_tps: 12_000.0,
+            reference_tps: 12_000.0,
             from: "fault".into(),
             recovery_s: Some(1.5),
         }];
