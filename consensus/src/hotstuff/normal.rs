@@ -487,19 +487,22 @@ impl HotStuff {
                 votes: matching,
             };
             self.counters.qcs_formed += 1;
-            self.certified.insert(digest, round);
+            self.certified.insert(digest, qc.clone());
             self.process_qc(now, qc, None, out);
         }
     }
 
-    /// Whether `qc` is valid (cached for blocks whose QC was checked before).
+    /// Whether `qc` is valid. Only a QC identical to one this replica verified or
+    /// formed (votes and signatures included), or to its highest QC, skips the
+    /// signature checks: a copy of a certified `(block, round)` whose votes were
+    /// stripped or forged is verified, and refused, like any other.
     pub(crate) fn verify_qc(&mut self, qc: &Qc) -> bool {
-        if self.certified.get(&qc.block) == Some(&qc.round) || *qc == self.high_qc {
+        if self.certified.get(&qc.block) == Some(qc) || *qc == self.high_qc {
             return true;
         }
         let ok = qc.verify(&mut self.keys, self.quorum);
         if ok {
-            self.certified.insert(qc.block, qc.round);
+            self.certified.insert(qc.block, qc.clone());
         }
         ok
     }
@@ -567,7 +570,7 @@ impl HotStuff {
                 }
                 self.counters.blocks_committed += blocks.len() as u64;
                 let tip_round = self.tree.tip().2;
-                self.certified.retain(|_, r| *r >= tip_round);
+                self.certified.retain(|_, qc| qc.round >= tip_round);
                 self.try_deliver(now, out);
             }
             Err(CommitError::Missing(d)) => self.fetch(d, from, out),

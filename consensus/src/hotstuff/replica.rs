@@ -100,8 +100,9 @@ pub struct HotStuff {
     pub(crate) pacemaker: Pacemaker,
     pub(crate) tree: BlockTree,
     pub(crate) high_qc: Qc,
-    /// Blocks whose QC this replica verified or formed, with the QC's round.
-    pub(crate) certified: BTreeMap<Digest, Round>,
+    /// Blocks whose QC this replica verified or formed, with that very QC: only an
+    /// identical copy is accepted without checking its signatures.
+    pub(crate) certified: BTreeMap<Digest, Qc>,
     /// The first proposal seen per round.
     pub(crate) proposed_in: BTreeMap<Round, Digest>,
     /// Votes collected as next leader, by round and signer.

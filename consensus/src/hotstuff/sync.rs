@@ -183,11 +183,10 @@ impl HotStuff {
             self.wanted.remove(&digest);
             let parent = block.parent();
             let height = block.height;
-            let qc_round = block.qc.round;
             match self.tree.insert(digest, block) {
                 Insert::Inserted => {
                     self.counters.blocks_fetched += 1;
-                    inserted.push((height, digest, parent, qc_round));
+                    inserted.push((height, digest, parent));
                 }
                 Insert::Known | Insert::Stale => continue,
                 Insert::Full => {
@@ -203,8 +202,9 @@ impl HotStuff {
             }
         }
         inserted.sort();
-        for (_, _, parent, qc_round) in &inserted {
-            self.certified.entry(*parent).or_insert(*qc_round);
+        // A fetched block's QC is not cached as verified: the block's digest binds
+        // only the QC's block and round, not its signatures.
+        for (_, _, parent) in &inserted {
             if let Some(p) = self.tree.get(parent) {
                 let grand_round = p.qc.round;
                 self.safety.observe_qc(grand_round);
@@ -220,7 +220,7 @@ impl HotStuff {
         // Ask the same peer for the next missing parents right away.
         let next: Vec<Digest> = inserted
             .iter()
-            .map(|(_, _, p, _)| *p)
+            .map(|(_, _, p)| *p)
             .filter(|p| self.wanted.get(p) == Some(&0))
             .collect();
         for p in next {

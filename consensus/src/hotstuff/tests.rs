@@ -540,3 +540,103 @@ fn one_chain_commit_is_caught_by_the_simulator() {
         honest.violations
     );
 }
+
+/// A timeout of `round` signed with `keys`, carrying `high_qc`, as an envelope.
+fn timeout_envelope(keys: &Keyring, round: View, high_qc: Qc) -> Envelope {
+    let body = TimeoutBody {
+        round,
+        hqc_round: high_qc.round,
+    };
+    let t = TimeoutMsg {
+        timeout: Signed {
+            signature: keys.sign(&body.signing_bytes()),
+            body,
+            signer: keys.me(),
+        },
+        high_qc,
+    };
+    Envelope {
+        msg: Message::Timeout(Box::new(t)),
+        signature: None,
+    }
+}
+
+/// Review #1: a copy of a QC the replica verified, with its votes stripped, is not
+/// taken for the verified one (a faulty peer would otherwise have it adopted, put into
+/// timeouts and TCs, and refused by correct peers that never saw the real QC).
+#[test]
+fn a_vote_less_copy_of_a_certified_qc_is_refused() {
+    let mut c = Cluster::new(4, 2);
+    for i in 1..=3 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let real = c.replicas[0].core().high_qc().clone();
+    assert!(real.round > View(0));
+    assert_eq!(
+        c.replicas[0].core().certified.get(&real.block),
+        Some(&real),
+        "the replica verified or formed this QC"
+    );
+    let mut vote_less = real.clone();
+    vote_less.votes.clear();
+    let round = c.round(0);
+    let bad_before = c.replicas[0].core().counters().dropped_bad_signature;
+    c.feed(
+        0,
+        Event::Message {
+            from: ReplicaId(3),
+            msg: timeout_envelope(&c.keys[3], round, vote_less),
+        },
+    );
+    let core = c.replicas[0].core();
+    assert_eq!(core.counters().dropped_bad_signature, bad_before + 1);
+    assert_eq!(core.pacemaker.held(), 0, "the timeout was not kept");
+    assert_eq!(core.high_qc(), &real);
+    // The real QC in the same timeout is still accepted.
+    c.feed(
+        0,
+        Event::Message {
+            from: ReplicaId(3),
+            msg: timeout_envelope(&c.keys[3], round, real),
+        },
+    );
+    let core = c.replicas[0].core();
+    assert_eq!(core.counters().dropped_bad_signature, bad_before + 1);
+    assert_eq!(core.pacemaker.held(), 1);
+}
+
+/// Review #1: the cache of verified QCs skips the signature checks for the identical
+/// QC only (shown by swapping in a keyring that knows none of the signers' keys).
+#[test]
+fn only_the_identical_verified_qc_skips_the_signature_checks() {
+    use crate::hotstuff::qc::tests::qc_of;
+    use crate::hotstuff::{HotStuff, HotStuffConfig};
+    let keys = Keyring::test_cluster(4, 9);
+    let common = CommonParams {
+        replicas: 4,
+        ..CommonParams::default()
+    };
+    let own = HotStuffParams::default();
+    let mut hs = HotStuff::new(HotStuffConfig::new(&common, &own), keys[0].clone()).unwrap();
+    let d = Digest::of(&[b"certified"]);
+    let real = qc_of(&keys, d, 3, 3);
+    assert!(hs.verify_qc(&real));
+    let mut vote_less = real.clone();
+    vote_less.votes.clear();
+    assert!(!hs.verify_qc(&vote_less));
+    let mut forged = real.clone();
+    forged.votes[2].signature.0[0] ^= 1;
+    assert!(!hs.verify_qc(&forged));
+    // With keys that verify nothing, only the cached QC itself still passes.
+    hs.keys = Keyring::test_cluster(4, 77)[0].clone();
+    assert!(
+        hs.verify_qc(&real),
+        "the identical QC is not verified again"
+    );
+    assert!(
+        !hs.verify_qc(&qc_of(&keys, d, 3, 4)),
+        "another quorum is verified"
+    );
+    assert!(!hs.verify_qc(&vote_less));
+}
