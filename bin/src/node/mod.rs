@@ -235,8 +235,9 @@ pub(crate) fn recover<P: Protocol>(
     app: &mut (dyn ReplicatedApp + Send),
 ) -> Result<wal::Recovered, WalError> {
     let recovered = wal::open(cfg)?;
-    if let Some(torn) = &recovered.torn {
-        tracing::warn!(torn = %torn, "write-ahead log: torn tail cut off (a write the crash interrupted)");
+    for (i, torn) in recovered.torn.iter().enumerate() {
+        tracing::warn!(torn = %torn, count = i + 1, of = recovered.torn.len(),
+            "write-ahead log: torn tail cut off (a write the crash interrupted)");
     }
     let first_segment = cfg.dir.clone();
     if let Some(s) = &recovered.snapshot

@@ -15,9 +15,12 @@
 //!
 //! Recovery ([`open`]): the newest snapshot whose segment holds its base record, then
 //! every record of that segment and the following ones. A torn tail of the newest
-//! segment is cut off; corruption anywhere else, a missing segment, a foreign or newer
+//! segment is cut off, and a newest segment whose header is incomplete (a rollover
+//! the crash interrupted; it holds no records) is removed — both reported in
+//! [`Recovered::torn`]. Corruption anywhere else, a missing segment, a foreign or newer
 //! file is an error naming the file and offset — the node then moves the log aside and
-//! recovers from its peers by state transfer.
+//! recovers from its peers by state transfer. New segments are written under a
+//! temporary name and renamed once their header is durable.
 //!
 //! Bounds: a segment is about [`WalConfig::segment_bytes`] (64 MiB by default; one
 //! record may overshoot it); a record is at most 256 MiB. Replay holds every record
@@ -75,8 +78,9 @@ pub struct Recovered {
     /// The records to replay, in order (the first is the base record if there is a
     /// snapshot).
     pub records: Vec<Vec<u8>>,
-    /// The torn tail cut off: file, offset and what was wrong.
-    pub torn: Option<String>,
+    /// The torn tails cut off or removed (a partial last record; a newest segment
+    /// whose header is incomplete): file, offset and what was wrong, one per tail.
+    pub torn: Vec<String>,
     /// Where appending continues.
     tail: Tail,
 }
@@ -111,7 +115,7 @@ pub fn open(cfg: &WalConfig) -> Result<Recovered, WalError> {
         let entry = entry.map_err(|e| io_err(&cfg.dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
-            // An unfinished snapshot: never renamed, so never relied on.
+            // An unfinished snapshot or segment: never renamed, so never relied on.
             let _ = fs::remove_file(entry.path());
             continue;
         }
@@ -123,6 +127,32 @@ pub fn open(cfg: &WalConfig) -> Result<Recovered, WalError> {
     }
     segments.sort_unstable();
     snapshots.sort_unstable();
+    let mut torn = Vec::new();
+    // The newest segment's header may never have reached the disk whole (a rollover
+    // or compaction interrupted by a crash, by a build that wrote it in place): it
+    // holds no records, so it is a torn tail, removed — never damage that costs the
+    // whole log. Only the log's first segment or one after another qualifies.
+    if let Some(&n) = segments.last()
+        && (n == 0 || segments.len() > 1)
+    {
+        let path = cfg.dir.join(segment_name(n));
+        let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+        if let Some(problem) = torn_header(&bytes, &cfg.cluster, n) {
+            fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            if snapshots.last() == Some(&n) {
+                // Its compaction never finished: the older segments are all there.
+                let snap = cfg.dir.join(snapshot_name(n));
+                fs::remove_file(&snap).map_err(|e| io_err(&snap, e))?;
+                snapshots.pop();
+            }
+            sync_dir(&cfg.dir)?;
+            segments.pop();
+            torn.push(format!(
+                "{} at offset 0: {problem}; removed",
+                path.display()
+            ));
+        }
+    }
     let Some(&newest) = segments.last() else {
         if let Some(n) = snapshots.last() {
             let path = cfg.dir.join(snapshot_name(*n));
@@ -136,7 +166,7 @@ pub fn open(cfg: &WalConfig) -> Result<Recovered, WalError> {
         return Ok(Recovered {
             snapshot: None,
             records: Vec::new(),
-            torn: None,
+            torn,
             tail: Tail {
                 segment: 0,
                 len: format::SEGMENT_HEADER as u64,
@@ -207,14 +237,13 @@ pub fn open(cfg: &WalConfig) -> Result<Recovered, WalError> {
         None => None,
     };
     let mut records = Vec::new();
-    let mut torn = None;
     let mut tail_len = 0;
     for &n in &used {
         let path = cfg.dir.join(segment_name(n));
         let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
         let scan = scan_segment(&bytes, &cfg.cluster, n, n == newest, &path)?;
         if let Some((offset, problem)) = scan.torn {
-            torn = Some(format!("{} at offset {offset}: {problem}", path.display()));
+            torn.push(format!("{} at offset {offset}: {problem}", path.display()));
             let f = OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -251,18 +280,45 @@ pub fn open(cfg: &WalConfig) -> Result<Recovered, WalError> {
     })
 }
 
-/// Creates segment `n` with its header, durable.
+/// If `bytes` (a whole segment file) is an incomplete header of segment `n` — a
+/// prefix of the header this log would write, possibly followed by zeros (space the
+/// file system allocated but the crash never filled), and no more than a header long —
+/// what is missing; `None` for a complete header or anything else.
+fn torn_header(bytes: &[u8], cluster: &ClusterId, n: u64) -> Option<String> {
+    if bytes.len() > format::SEGMENT_HEADER {
+        return None;
+    }
+    let expected = segment_header(cluster, n);
+    let written = bytes
+        .iter()
+        .zip(expected.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if written == format::SEGMENT_HEADER || bytes[written..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    Some(format!(
+        "segment header incomplete ({written} of {} bytes), no records",
+        format::SEGMENT_HEADER
+    ))
+}
+
+/// Creates segment `n` with its header, durable: written and fsynced under a
+/// temporary name, then renamed and the directory fsynced, so a crash leaves either
+/// no segment `n` or a whole header (an unrenamed `.tmp` is removed by [`open`]).
 fn create_segment(cfg: &WalConfig, n: u64) -> Result<File, WalError> {
     let path = cfg.dir.join(segment_name(n));
+    let tmp = cfg.dir.join(format!("{}.tmp", segment_name(n)));
     let mut f = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
-        .open(&path)
-        .map_err(|e| io_err(&path, e))?;
+        .open(&tmp)
+        .map_err(|e| io_err(&tmp, e))?;
     f.write_all(&segment_header(&cfg.cluster, n))
         .and_then(|()| f.sync_all())
-        .map_err(|e| io_err(&path, e))?;
+        .map_err(|e| io_err(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
     sync_dir(&cfg.dir)?;
     Ok(f)
 }

@@ -98,19 +98,15 @@ fn a_torn_tail_is_truncated_and_appending_continues() {
     f.set_len(len - 2).unwrap();
     let r = open(&c).unwrap();
     assert_eq!(records(&r), vec![b"one".to_vec(), b"two".to_vec()]);
-    assert!(
-        r.torn
-            .as_ref()
-            .unwrap()
-            .contains("wal-0000000000000000.log at offset")
-    );
+    assert_eq!(r.torn.len(), 1);
+    assert!(r.torn[0].contains("wal-0000000000000000.log at offset"));
     write(&c, &[b"four"], None);
     let r = open(&c).unwrap();
     assert_eq!(
         records(&r),
         vec![b"one".to_vec(), b"two".to_vec(), b"four".to_vec()]
     );
-    assert!(r.torn.is_none());
+    assert!(r.torn.is_empty());
 }
 
 #[test]
@@ -150,7 +146,8 @@ fn foreign_newer_and_non_log_files_are_refused_clearly() {
 
     fs::write(&seg, b"#!/bin/sh\necho this is a script, not a log\n").unwrap();
     assert_eq!(open(&c).unwrap_err().kind, WalErrorKind::NotALog);
-    fs::write(&seg, b"TND").unwrap();
+    // Short, and not the start of a header this log writes: refused, not torn.
+    fs::write(&seg, b"TNX").unwrap();
     assert_eq!(open(&c).unwrap_err().kind, WalErrorKind::TruncatedHeader(3));
 }
 
@@ -190,4 +187,144 @@ fn a_damaged_snapshot_or_a_missing_segment_is_refused() {
     fs::remove_file(&segs[1]).unwrap();
     let e = open(&c).unwrap_err();
     assert!(matches!(e.kind, WalErrorKind::Gap(_)), "{e}");
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut segs: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// A crash during rollover leaves the next segment empty, with part of its header,
+/// or with part of it and zeros the file system allocated: the log reopens with every
+/// earlier record, reports the removed segment as a torn tail, and appending goes on.
+/// (Before the fix each case refused the whole log as damaged.)
+#[test]
+fn a_last_segment_with_an_incomplete_header_is_a_torn_tail() {
+    let many: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 20]).collect();
+    let refs: Vec<&[u8]> = many.iter().map(|r| r.as_slice()).collect();
+    // (what, header bytes written, file length: zeros after the written part)
+    let cases = [
+        ("empty", 0, 0),
+        ("half a header", 28, 28),
+        ("a header prefix then zeros", 20, format::SEGMENT_HEADER),
+    ];
+    for (what, written, len) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path());
+        write(&c, &refs, None);
+        let segs = segments(dir.path());
+        let last = segs.last().unwrap();
+        let (_, n) = parse_name(&last.file_name().unwrap().to_string_lossy()).unwrap();
+        let next = dir.path().join(segment_name(n + 1));
+        let mut contents = format::segment_header(&CLUSTER, n + 1)[..written].to_vec();
+        contents.resize(len, 0);
+        fs::write(&next, contents).unwrap();
+
+        let r = open(&c).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(records(&r), many, "{what}");
+        assert_eq!(r.torn.len(), 1, "{what}: {:?}", r.torn);
+        assert!(
+            r.torn[0].contains(&segment_name(n + 1)),
+            "{what}: {:?}",
+            r.torn
+        );
+        assert!(!next.exists(), "{what}: the headerless segment is removed");
+
+        write(&c, &[b"more"], None);
+        let mut want = many.clone();
+        want.push(b"more".to_vec());
+        let r = open(&c).unwrap();
+        assert_eq!(records(&r), want, "{what}: appending continues");
+        assert!(r.torn.is_empty(), "{what}");
+    }
+}
+
+/// A compaction that crashed while creating its segment: the snapshot is there, its
+/// segment has half a header. The compaction is undone (both removed) and the log
+/// reopens with every record from before it.
+#[test]
+fn a_compaction_segment_with_an_incomplete_header_is_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let many: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 20]).collect();
+    let refs: Vec<&[u8]> = many.iter().map(|r| r.as_slice()).collect();
+    write(&c, &refs, None);
+    let segs = segments(dir.path());
+    let (_, n) = parse_name(&segs.last().unwrap().file_name().unwrap().to_string_lossy()).unwrap();
+    let snap = dir.path().join(snapshot_name(n + 1));
+    fs::write(&snap, snapshot_file(&CLUSTER, 8, &[9; 32], b"state")).unwrap();
+    fs::write(
+        dir.path().join(segment_name(n + 1)),
+        &format::segment_header(&CLUSTER, n + 1)[..10],
+    )
+    .unwrap();
+    let r = open(&c).unwrap();
+    assert!(r.snapshot.is_none());
+    assert_eq!(records(&r), many);
+    assert_eq!(r.torn.len(), 1);
+    assert!(!snap.exists());
+}
+
+/// The only segment of a fresh log, torn while it was created: nothing was ever logged
+/// in it, so the log starts empty. A half header in an older segment stays damage.
+#[test]
+fn a_torn_first_segment_starts_empty_but_an_older_torn_header_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    fs::write(
+        dir.path().join(segment_name(0)),
+        &format::segment_header(&CLUSTER, 0)[..30],
+    )
+    .unwrap();
+    let r = open(&c).unwrap();
+    assert!(r.records.is_empty());
+    assert_eq!(r.torn.len(), 1);
+    write(&c, &[b"one"], None);
+    assert_eq!(records(&open(&c).unwrap()), vec![b"one".to_vec()]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let many: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 20]).collect();
+    let refs: Vec<&[u8]> = many.iter().map(|r| r.as_slice()).collect();
+    for chunk in refs.chunks(10) {
+        write(&c, chunk, None); // one group each: every group rolls a 300-byte segment
+    }
+    let segs = segments(dir.path());
+    assert!(segs.len() > 2, "{segs:?}");
+    fs::write(&segs[1], &format::segment_header(&CLUSTER, 1)[..30]).unwrap();
+    let e = open(&c).unwrap_err();
+    assert_eq!(e.kind, WalErrorKind::TruncatedHeader(30));
+    assert!(e.is_damage());
+}
+
+/// Rollover leaves no temporary file behind, and a leftover `.tmp` (a rollover that
+/// crashed before its rename) is removed at open.
+#[test]
+fn rollover_renames_its_segment_and_leftover_temporaries_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let many: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 20]).collect();
+    let refs: Vec<&[u8]> = many.iter().map(|r| r.as_slice()).collect();
+    write(&c, &refs, None);
+    let names = || -> Vec<String> {
+        fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(
+        names().iter().all(|n| !n.ends_with(".tmp")),
+        "{:?}",
+        names()
+    );
+    let n = segments(dir.path()).len() as u64;
+    let tmp = dir.path().join(format!("{}.tmp", segment_name(n)));
+    fs::write(&tmp, &format::segment_header(&CLUSTER, n)[..5]).unwrap();
+    assert_eq!(records(&open(&c).unwrap()), many);
+    assert!(!tmp.exists());
 }
