@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `Voted` (the block, with its QC) | its vote for the block: the last voted round, the block and the QC it extends |
 //! | `TimedOut` (round, highest QC) | its timeout for the round: no vote in it afterwards |
+//! | `Locked` (preferred round) | its next vote after the lock rose (chained HotStuff only: Jolteon's voting rule does not read the lock) |
 //! | `Stable` | nothing: the stable checkpoint, kept so a restart skips older blocks |
 //!
 //! Replay restores the last voted round, the lock (preferred round), the highest QC
@@ -37,6 +38,8 @@ pub enum HotStuffRecord {
     },
     /// A stable checkpoint's certificate.
     Stable(StableCert),
+    /// The lock (preferred round) rose to this round (logged before the next vote).
+    Locked(Round),
 }
 
 /// A HotStuff replica's durable state at a compaction point.

@@ -403,6 +403,13 @@ impl HotStuff {
         }
         self.safety.record_vote(block.round);
         self.last_voted_block = Some(digest);
+        // The lock rises with QCs seen by any path (proposals, timeouts, fetched
+        // blocks); it is logged before the first vote cast under it.
+        let lock = self.safety.preferred_round();
+        if self.safety.chain_length() >= 3 && lock > self.persisted_lock {
+            self.persisted_lock = lock;
+            out.push(Action::Persist(HotStuffRecord::Locked(lock)));
+        }
         out.push(Action::Persist(HotStuffRecord::Voted(block.clone())));
         let body = VoteBody {
             block: digest,

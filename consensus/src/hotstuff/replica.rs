@@ -109,6 +109,8 @@ pub struct HotStuff {
     pub(crate) votes: BTreeMap<Round, BTreeMap<ReplicaId, Vote>>,
     /// The last round this replica proposed in.
     pub(crate) last_proposed: Round,
+    /// The lock as last logged (`HotStuffRecord::Locked`).
+    pub(crate) persisted_lock: Round,
     /// The block voted for last.
     pub(crate) last_voted_block: Option<Digest>,
     /// The vote sent last, broadcast again with our timeout of its round.
@@ -187,6 +189,7 @@ impl HotStuff {
             proposed_in: BTreeMap::new(),
             votes: BTreeMap::new(),
             last_proposed: View(0),
+            persisted_lock: View(0),
             last_voted_block: None,
             last_vote: None,
             deferred: None,
@@ -421,6 +424,7 @@ impl HotStuff {
             HotStuffRecord::Base(state) => {
                 self.safety
                     .restore(state.last_voted_round, state.preferred_round);
+                self.persisted_lock = self.persisted_lock.max(state.preferred_round);
                 self.restore_high_qc(state.high_qc);
                 self.stable = state.stable;
             }
@@ -444,6 +448,10 @@ impl HotStuff {
                 if cert.seq > self.stable.seq {
                     self.stable = cert;
                 }
+            }
+            HotStuffRecord::Locked(lock) => {
+                self.safety.restore(View(0), lock);
+                self.persisted_lock = self.persisted_lock.max(lock);
             }
         }
         // A restarted replica resumes after the rounds it voted or timed out in.

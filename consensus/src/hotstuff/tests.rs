@@ -39,6 +39,9 @@ struct Cluster {
     /// Per replica: the order of persisted records and sent votes, to check that a
     /// record precedes the vote that depends on it.
     persisted_before_vote: Vec<bool>,
+    /// The parameters every replica was built with (for restarts).
+    common: CommonParams,
+    own: HotStuffParams,
 }
 
 impl Cluster {
@@ -73,6 +76,8 @@ impl Cluster {
             logs: vec![Vec::new(); n],
             silent: BTreeSet::new(),
             persisted_before_vote: vec![true; n],
+            common,
+            own,
         };
         for r in 0..n {
             let mut out = Vec::new();
@@ -84,6 +89,21 @@ impl Cluster {
 
     fn n(&self) -> usize {
         self.replicas.len()
+    }
+
+    /// Replica `r` crashes and restarts from its log: a fresh replica replays every
+    /// record it persisted, then starts (its timers and unsent messages are lost).
+    fn restart_from_log(&mut self, r: usize) {
+        let mut fresh =
+            HotStuffReplica::build(&self.common, &self.own, self.keys[r].clone(), None).unwrap();
+        for (i, rec) in self.logs[r].clone().into_iter().enumerate() {
+            fresh.recover(i as u64, rec).unwrap();
+        }
+        self.replicas[r] = fresh;
+        self.timers[r].clear();
+        let mut out = Vec::new();
+        self.replicas[r].start(self.now, &mut out);
+        self.apply(r, out);
     }
 
     fn apply(&mut self, r: usize, out: Vec<Act>) {
@@ -639,4 +659,45 @@ fn only_the_identical_verified_qc_skips_the_signature_checks() {
         "another quorum is verified"
     );
     assert!(!hs.verify_qc(&vote_less));
+}
+
+/// Review #2: chained HotStuff's lock (the preferred round) survives a restart from the
+/// log, so the restarted replica still refuses a proposal that conflicts with it.
+#[test]
+fn a_restarted_replica_keeps_its_lock() {
+    let mut c = Cluster::new(4, 3);
+    for i in 1..=6 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let r = 2;
+    let lock = c.replicas[r].core().safety.preferred_round();
+    assert!(lock > View(0), "the replica locked");
+    c.restart_from_log(r);
+    let round = c.round(r);
+    let leader = crate::hotstuff::leaders::leader(round, 4);
+    assert_ne!(leader, ReplicaId(r as u32));
+    // The round's leader proposes a block extending genesis (QC of round 0), below
+    // the lock: a fork of the locked chain.
+    let block = Arc::new(Block {
+        round,
+        height: Seq(1),
+        author: leader,
+        qc: Qc::genesis(),
+        batch: Batch::null(),
+    });
+    c.feed(
+        r,
+        Event::Message {
+            from: leader,
+            msg: Envelope {
+                msg: Message::Proposal(Proposal { block, tc: None }),
+                signature: None,
+            },
+        },
+    );
+    let core = c.replicas[r].core();
+    assert_eq!(core.counters().votes_sent, 0, "no vote against the lock");
+    assert_eq!(core.counters().votes_refused, 1);
+    assert_eq!(core.safety.preferred_round(), lock, "the lock was restored");
 }
