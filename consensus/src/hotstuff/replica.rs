@@ -39,8 +39,8 @@ use crate::hotstuff::routing::LeaderRouting;
 use crate::hotstuff::safety::SafetyRules;
 use crate::params::{CommonParams, ParamsError};
 use crate::protocol::{
-    Action, ByzantineBehaviour, CommonCounters, DurableCheckpoint, Event, Protocol, RecoveryError,
-    ReplicaStatus,
+    Action, ByzantineBehaviour, CastVote, CommonCounters, DurableCheckpoint, Event, Protocol,
+    RecoveryError, ReplicaStatus,
 };
 use crate::request::{Batch, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
@@ -561,6 +561,27 @@ impl Protocol for HotStuffReplica {
         match &mut self.byzantine {
             None => self.core.handle(now, event, out),
             Some(b) => b.handle(&mut self.core, now, event, out),
+        }
+    }
+
+    /// A vote casts `("vote", its round, seq 0, the block)`: one vote per round,
+    /// whatever the block's height. A timeout of round r leaves every round up to r
+    /// (no vote in them afterwards): [`CastVote::LEAVE`] to r + 1.
+    fn vote_of(env: &Envelope) -> Option<CastVote> {
+        match &env.msg {
+            Message::Vote(v) => Some(CastVote {
+                phase: "vote",
+                view: v.body.round,
+                seq: Seq(0),
+                digest: v.body.block,
+            }),
+            Message::Timeout(t) => Some(CastVote {
+                phase: CastVote::LEAVE,
+                view: t.timeout.body.round.next(),
+                seq: Seq(0),
+                digest: Digest::default(),
+            }),
+            _ => None,
         }
     }
 

@@ -701,3 +701,76 @@ fn a_restarted_replica_keeps_its_lock() {
     assert_eq!(core.counters().votes_refused, 1);
     assert_eq!(core.safety.preferred_round(), lock, "the lock was restored");
 }
+
+/// Review #3: HotStuff names the votes its messages cast, so the simulator's vote
+/// ledger sees a replica that votes for two blocks in one round, or votes in a round
+/// it timed out in.
+#[test]
+fn the_vote_ledger_sees_hotstuff_votes_and_timeouts() {
+    use crate::sim::votes::VoteLedger;
+    let keys = Keyring::test_cluster(4, 9);
+    let vote = |block: u8, round: u64| {
+        let body = VoteBody {
+            block: Digest([block; 32]),
+            round: View(round),
+        };
+        Envelope {
+            msg: Message::Vote(Signed {
+                signature: keys[1].sign(&body.signing_bytes()),
+                body,
+                signer: ReplicaId(1),
+            }),
+            signature: None,
+        }
+    };
+    let cast = |env: &Envelope| HotStuffReplica::vote_of(env).expect("casts a vote");
+    let mut ledger = VoteLedger::default();
+    assert_eq!(ledger.cast(1, cast(&vote(1, 5))), None);
+    assert_eq!(ledger.cast(1, cast(&vote(1, 5))), None, "a resend");
+    assert_eq!(ledger.cast(2, cast(&vote(2, 5))), None, "another replica");
+    assert!(
+        ledger.cast(1, cast(&vote(2, 5))).is_some(),
+        "two blocks in round 5"
+    );
+    assert_eq!(ledger.cast(1, cast(&vote(2, 6))), None);
+    // A timeout of round 7: no vote in it, or below it, afterwards.
+    let timeout = timeout_envelope(&keys[1], View(7), Qc::genesis());
+    assert_eq!(ledger.cast(1, cast(&timeout)), None);
+    assert!(ledger.cast(1, cast(&vote(3, 7))).is_some());
+    assert_eq!(ledger.cast(1, cast(&vote(3, 8))), None);
+    let fetch = Envelope {
+        msg: Message::FetchBlock(Digest([0; 32])),
+        signature: None,
+    };
+    assert_eq!(HotStuffReplica::vote_of(&fetch), None);
+}
+
+/// Review #3: with the ledger watching HotStuff's votes, runs without faults, with
+/// crashes and restarts from disk, partitions (votes resent with timeouts), lossy
+/// links and a Twins replica contradict no vote of a correct replica.
+#[test]
+fn hotstuff_runs_contradict_no_vote() {
+    use crate::registry::ProtocolKind;
+    use crate::sim::faults::FaultMix;
+    use crate::sim::{SimConfig, run};
+    for mix in [
+        FaultMix::None,
+        FaultMix::Crash,
+        FaultMix::Partition,
+        FaultMix::Lossy,
+        FaultMix::Byzantine("twins"),
+    ] {
+        for seed in 0..3 {
+            let mut cfg = SimConfig::new(ProtocolKind::HotStuff, seed, mix, 4);
+            cfg.disks = true;
+            cfg.storage_faults = false;
+            let report = run(&cfg);
+            assert!(
+                report.ok(),
+                "{} seed {seed}: {:?}",
+                mix.name(),
+                report.violations
+            );
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The vote ledger: no correct replica casts two different votes on one
 //! `(phase, view, seq)`, nor votes in a view it left — across crashes and restarts from
-//! disk. A replica that forgot a vote it cast (its log lost it) would act like a
+//! disk. Resending a vote cast before is no new vote, even after leaving its view. A replica that forgot a vote it cast (its log lost it) would act like a
 //! Byzantine one; this is the rule that finds a missing `Persist`.
 
 use std::collections::BTreeMap;
@@ -24,25 +24,25 @@ impl VoteLedger {
             *left = (*left).max(vote.view);
             return None;
         }
-        if let Some(left) = self.left.get(&r)
-            && vote.view < *left
-        {
-            return Some(format!(
-                "r{r} cast a {} at {} in {} after leaving for {left}",
-                vote.phase, vote.seq, vote.view
-            ));
-        }
         let key = (r, vote.phase, vote.view, vote.seq);
         match self.votes.get(&key) {
             Some(d) if *d != vote.digest => Some(format!(
                 "r{r} cast a {} for {} at {} in {} after one for {d}",
                 vote.phase, vote.digest, vote.seq, vote.view
             )),
+            // A resend of a vote cast before (even after leaving its view, as
+            // HotStuff resends its vote with its timeout): nothing new.
             Some(_) => None,
-            None => {
-                self.votes.insert(key, vote.digest);
-                None
-            }
+            None => match self.left.get(&r) {
+                Some(left) if vote.view < *left => Some(format!(
+                    "r{r} cast a {} at {} in {} after leaving for {left}",
+                    vote.phase, vote.seq, vote.view
+                )),
+                _ => {
+                    self.votes.insert(key, vote.digest);
+                    None
+                }
+            },
         }
     }
 
@@ -76,6 +76,12 @@ mod tests {
         assert!(l.cast(1, vote("prepare", 0, 5, 2)).is_some());
         assert_eq!(l.cast(1, vote(CastVote::LEAVE, 1, 0, 0)), None);
         assert!(l.cast(1, vote("commit", 0, 6, 1)).is_some());
+        assert_eq!(
+            l.cast(1, vote("prepare", 0, 5, 1)),
+            None,
+            "a resend of a vote cast before leaving"
+        );
+        assert!(l.cast(1, vote("prepare", 0, 5, 3)).is_some());
         assert_eq!(l.cast(1, vote("commit", 1, 6, 1)), None);
         l.forget(1);
         assert_eq!(l.cast(1, vote("prepare", 0, 5, 2)), None);
