@@ -11,7 +11,10 @@
 //! hundred requests per client spread over the load's duration with the density of
 //! its rate (not thousands per second), with the simulator's protocol parameters
 //! (small batches and checkpoint intervals, short timers) rather than the file's, on
-//! the hash-chain application rather than the ledger.
+//! the hash-chain application rather than the ledger. The scenario's `durability`
+//! carries over: with `wal` the simulated replicas have disks (a restart replays what
+//! was fsynced, and a crash may also hit storage unless storage faults are turned
+//! off); with `none` they restart empty.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,7 +31,9 @@ use tandem_consensus::sim::schedule::{
 };
 use tandem_consensus::types::Time;
 
-use crate::scenario::{Action, LinkFault, Liveness, LoadShape, Scenario, StepKind, Target};
+use crate::scenario::{
+    Action, Durability, LinkFault, Liveness, LoadShape, Scenario, StepKind, Target,
+};
 
 /// Most simulated clients (the scenario's count, capped).
 const MAX_CLIENTS: usize = 4;
@@ -68,11 +73,12 @@ fn target(t: &Target, n: usize, rng: &mut ChaCha8Rng) -> SimTarget {
     }
 }
 
-/// The simulator plan of `scenario` for `seed`.
+/// The simulator plan of `scenario` for `seed`; `storage_faults` lets crashes hit the
+/// disks too when the scenario's durability is `wal`.
 ///
 /// # Errors
 /// A Byzantine mode the scenario's protocol does not have.
-pub fn plan(scenario: &Scenario, seed: u64) -> Result<SchedulePlan> {
+pub fn plan(scenario: &Scenario, seed: u64, storage_faults: bool) -> Result<SchedulePlan> {
     let protocol = scenario.cluster.protocol.name;
     let n = scenario.cluster.replicas;
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ seed.rotate_left(17));
@@ -152,6 +158,8 @@ pub fn plan(scenario: &Scenario, seed: u64) -> Result<SchedulePlan> {
         heal_at,
         liveness_bound: LIVENESS_BOUND,
         check_liveness: scenario.expect.liveness == Liveness::Kept,
+        disks: scenario.cluster.durability == Durability::Wal,
+        storage_faults,
     })
 }
 
@@ -210,8 +218,9 @@ fn load(scenario: &Scenario, rng: &mut ChaCha8Rng) -> (Vec<Vec<Time>>, usize) {
     (submissions, window)
 }
 
-/// Runs `scenario` for every seed in `seeds` on `threads` threads; `done` is called
-/// after each seed (for progress). Reports come back in seed order.
+/// Runs `scenario` for every seed in `seeds` on `threads` threads (storage faults as
+/// [`plan`] takes them); `done` is called after each seed (for progress). Reports
+/// come back in seed order.
 ///
 /// # Errors
 /// The scenario cannot be translated (checked on the first seed, before any runs).
@@ -219,9 +228,10 @@ pub fn run_seeds(
     scenario: &Scenario,
     seeds: std::ops::Range<u64>,
     threads: usize,
+    storage_faults: bool,
     done: &(dyn Fn(&ScheduleReport) + Sync),
 ) -> Result<Vec<ScheduleReport>> {
-    plan(scenario, seeds.start)?;
+    plan(scenario, seeds.start, storage_faults)?;
     let next = AtomicU64::new(seeds.start);
     let reports = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -232,7 +242,7 @@ pub fn run_seeds(
                     if seed >= seeds.end {
                         break;
                     }
-                    let report = match plan(scenario, seed) {
+                    let report = match plan(scenario, seed, storage_faults) {
                         Ok(p) => run_schedule(&p, seed),
                         Err(e) => ScheduleReport {
                             seed,
@@ -367,7 +377,7 @@ liveness = "kept"
     #[test]
     fn a_scenario_translates_step_by_step_in_the_same_words() {
         let s = Scenario::parse(Path::new("small.toml"), SCENARIO).unwrap();
-        let p = plan(&s, 0).unwrap();
+        let p = plan(&s, 0, true).unwrap();
         let got: Vec<(u64, &StepAction)> = p
             .steps
             .iter()
@@ -409,7 +419,7 @@ liveness = "kept"
     #[test]
     fn the_small_scenario_is_safe_and_live_over_a_few_seeds() {
         let s = Scenario::parse(Path::new("small.toml"), SCENARIO).unwrap();
-        let reports = run_seeds(&s, 0..3, 2, &|_| {}).unwrap();
+        let reports = run_seeds(&s, 0..3, 2, true, &|_| {}).unwrap();
         assert_eq!(
             reports.iter().map(|r| r.seed).collect::<Vec<_>>(),
             [0, 1, 2]
@@ -433,10 +443,43 @@ liveness = "kept"
             .replace("duration = 1\naction = \"crash\"", "action = \"crash\"")
             .replace("liveness = \"kept\"", "liveness = \"lost\"");
         let s = Scenario::parse(Path::new("lost.toml"), &text).unwrap();
-        let mut p = plan(&s, 1).unwrap();
+        let mut p = plan(&s, 1, true).unwrap();
         assert!(!p.check_liveness);
         p.liveness_bound = Duration::from_secs(3);
         let r = run_schedule(&p, 1);
         assert!(!r.live && r.ok(), "{:?}", r.violations);
+    }
+
+    /// Every replica crashes at once and restarts: a scenario with `durability =
+    /// "wal"` resumes from its disks with every acknowledged result, the same scenario
+    /// without disks forgets what it acknowledged (before, `tandem sim --scenario`
+    /// ignored the scenario's durability and every such run failed).
+    #[test]
+    fn a_wal_scenario_survives_a_crash_of_every_replica() {
+        let text = SCENARIO
+            .replace("target = \"primary\"", "target = \"all\"")
+            .replace(
+                "duration = 1\naction = \"crash\"",
+                "duration = 0.2\naction = \"crash\"",
+            );
+        let with = |durability: &str| {
+            let t = text.replace(
+                "[cluster]\n",
+                &format!("[cluster]\ndurability = \"{durability}\"\n"),
+            );
+            Scenario::parse(Path::new("all.toml"), &t).unwrap()
+        };
+        let wal = with("wal");
+        assert!(plan(&wal, 0, false).unwrap().disks);
+        for r in run_seeds(&wal, 0..3, 2, false, &|_| {}).unwrap() {
+            assert!(r.ok(), "seed {} with disks: {:?}", r.seed, r.violations);
+        }
+        let none = with("none");
+        assert!(!plan(&none, 0, false).unwrap().disks);
+        let amnesiac = run_seeds(&none, 0..3, 2, false, &|_| {}).unwrap();
+        assert!(
+            amnesiac.iter().any(|r| !r.ok()),
+            "restarting every replica empty must lose acknowledged results"
+        );
     }
 }

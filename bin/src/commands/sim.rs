@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tandem_consensus::ProtocolKind;
 use tandem_consensus::sim::faults::FaultMix;
 use tandem_consensus::sim::{self, SimConfig, SimReport};
-use tandem_experiments::scenario::Scenario;
+use tandem_experiments::scenario::{Durability, Scenario};
 use tandem_experiments::scenario_sim::{self, SimTotals};
 
 /// Arguments of `tandem sim`.
@@ -49,10 +49,12 @@ pub struct SimArgs {
     #[arg(long, visible_alias = "jobs")]
     threads: Option<usize>,
     /// Replicas' disks: `wal` (a restart replays what was fsynced, storage faults at
-    /// crashes) or `none` (replicas restart empty; the default until the liveness gap
-    /// `--faults mixed --seed 110 --durability wal` shows is fixed).
-    #[arg(long, default_value = "none", value_parser = ["wal", "none"])]
-    durability: String,
+    /// crashes) or `none` (replicas restart empty). Fault mixes default to `none`
+    /// (until the liveness gap `--faults mixed --seed 110 --durability wal` shows is
+    /// fixed); with `--scenario` the scenario's own `durability` is the default and
+    /// this flag overrides it.
+    #[arg(long, value_parser = ["wal", "none"])]
+    durability: Option<String>,
     /// With disks: no storage faults (torn writes, corrupted records, lost fsyncs).
     #[arg(long)]
     no_storage_faults: bool,
@@ -68,7 +70,7 @@ pub struct SimArgs {
 
 impl SimArgs {
     fn configure_disks(&self, cfg: &mut SimConfig) {
-        cfg.disks = self.durability == "wal";
+        cfg.disks = self.durability.as_deref() == Some("wal");
         cfg.storage_faults = !self.no_storage_faults;
     }
 }
@@ -115,7 +117,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
             Some(seed) => seed..seed.saturating_add(1),
             None => args.first_seed..args.first_seed.saturating_add(args.seeds),
         };
-        return run_scenario(path, seeds, threads);
+        return run_scenario(&args, path, seeds, threads);
     }
     let mixes = MixChoice::parse(args.protocol, &args.faults)?;
     if let Some(seed) = args.seed {
@@ -306,10 +308,26 @@ fn run_one(cfg: &SimConfig) -> ExitCode {
 
 /// `tandem sim --scenario FILE`: the scenario over `seeds`, a table of totals, every
 /// failing seed with the command that replays it.
-fn run_scenario(path: &Path, seeds: std::ops::Range<u64>, threads: usize) -> Result<ExitCode> {
-    let scenario = Scenario::load(path)?;
+fn run_scenario(
+    args: &SimArgs,
+    path: &Path,
+    seeds: std::ops::Range<u64>,
+    threads: usize,
+) -> Result<ExitCode> {
+    let mut scenario = Scenario::load(path)?;
+    match args.durability.as_deref() {
+        Some("wal") => scenario.cluster.durability = Durability::Wal,
+        Some(_) => scenario.cluster.durability = Durability::None,
+        None => {}
+    }
+    let storage_faults = !args.no_storage_faults;
+    let disks = match scenario.cluster.durability {
+        Durability::Wal if storage_faults => "wal (with storage faults)",
+        Durability::Wal => "wal",
+        Durability::None => "none",
+    };
     println!(
-        "tandem sim: scenario {} ({}), {} seeds from {}, {} replicas, {threads} threads",
+        "tandem sim: scenario {} ({}), {} seeds from {}, {} replicas, durability {disks}, {threads} threads",
         scenario.name,
         path.display(),
         seeds.end - seeds.start,
@@ -322,7 +340,8 @@ fn run_scenario(path: &Path, seeds: std::ops::Range<u64>, threads: usize) -> Res
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {elapsed_precise}  eta {eta}")
             .expect("valid template"),
     );
-    let reports = scenario_sim::run_seeds(&scenario, seeds, threads, &|_| bar.inc(1))?;
+    let reports =
+        scenario_sim::run_seeds(&scenario, seeds, threads, storage_faults, &|_| bar.inc(1))?;
     bar.finish_and_clear();
     let totals = SimTotals::of(&reports);
     println!("\n{}", totals.render(scenario.expect.liveness));
@@ -331,8 +350,15 @@ fn run_scenario(path: &Path, seeds: std::ops::Range<u64>, threads: usize) -> Res
         for v in &r.violations {
             println!("  {v}");
         }
+        let mut flags = String::new();
+        if let Some(d) = &args.durability {
+            flags.push_str(&format!(" --durability {d}"));
+        }
+        if args.no_storage_faults {
+            flags.push_str(" --no-storage-faults");
+        }
         println!(
-            "  replay: tandem sim --scenario {} --seed {}",
+            "  replay: tandem sim --scenario {} --seed {}{flags}",
             path.display(),
             r.seed
         );

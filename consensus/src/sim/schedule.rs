@@ -26,6 +26,7 @@ use crate::params::{CommonParams, ProtocolParams};
 use crate::protocol::Protocol;
 use crate::registry::{self, ProtocolKind, ProtocolVisitor};
 use crate::sim::checker::Violation;
+use crate::sim::disk::{DiskModel, StorageFault};
 use crate::sim::engine::{Engine, EngineSetup, SimClient};
 use crate::sim::faults::FaultEvent;
 use crate::sim::network::{Endpoint, NetworkModel};
@@ -334,6 +335,12 @@ pub struct SchedulePlan {
     /// Whether a liveness failure counts (false when the scenario expects the
     /// cluster to stall, or does not care).
     pub check_liveness: bool,
+    /// Whether replicas have disks: a restart replays what was fsynced (durability
+    /// `wal`); without, a restart comes back empty.
+    pub disks: bool,
+    /// With disks, whether a crash may also hit storage (torn write, corrupted record,
+    /// lost fsync window), drawn per seed for every replica a crash step can hit.
+    pub storage_faults: bool,
 }
 
 /// What one seed of a plan did.
@@ -396,6 +403,38 @@ pub fn run_schedule(plan: &SchedulePlan, seed: u64) -> ScheduleReport {
     plan.protocol.dispatch(Run(plan, seed))
 }
 
+/// The disks of a scheduled run, drawn from `seed` as the fault-mix runs draw theirs
+/// ([`crate::sim::SimConfig::draw_disks`]): a crash step's targets are only known when
+/// it fires, so a storage fault is drawn for every replica at every crash step's time
+/// and applies to whichever replicas the step hits.
+fn draw_disks(
+    plan: &SchedulePlan,
+    seed: u64,
+) -> (Option<DiskModel>, BTreeMap<(Time, usize), StorageFault>) {
+    if !plan.disks {
+        return (None, BTreeMap::new());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xD15C_D15C);
+    let model = DiskModel {
+        fsync_delay: Duration::from_micros(rng.random_range(20..1000)),
+    };
+    let mut faults = BTreeMap::new();
+    if plan.storage_faults {
+        for (at, step) in &plan.steps {
+            if !matches!(step.action, StepAction::Crash) {
+                continue;
+            }
+            for r in 0..plan.replicas {
+                if rng.random_bool(0.5) {
+                    let fault = StorageFault::ALL[rng.random_range(0..StorageFault::ALL.len())];
+                    faults.insert((*at, r), fault);
+                }
+            }
+        }
+    }
+    (Some(model), faults)
+}
+
 /// The common parameters of a scheduled run: those of the fault-mix runs
 /// ([`crate::sim::SimConfig::common_params`]), every eighth seed signing all.
 fn common_params(replicas: usize, seed: u64) -> CommonParams {
@@ -455,6 +494,7 @@ fn run_protocol<P: Protocol>(plan: &SchedulePlan, seed: u64) -> ScheduleReport {
         .iter()
         .map(|(t, step)| (*t, FaultEvent::Step(step.clone())))
         .collect();
+    let (disk, storage_faults) = draw_disks(plan, seed);
     let engine: Engine<P> = Engine::new(EngineSetup {
         factory: Box::new(factory),
         app_factory: Box::new(|| Box::new(HashChainApp::default())),
@@ -465,8 +505,8 @@ fn run_protocol<P: Protocol>(plan: &SchedulePlan, seed: u64) -> ScheduleReport {
         exec_delay: Duration::from_micros(rng.random_range(50..2000)),
         rng,
         record_trace: false,
-        disk: None,
-        storage_faults: BTreeMap::new(),
+        disk,
+        storage_faults,
     })
     .with_mode_factory(Box::new(builder));
     let load_end = plan
@@ -540,6 +580,8 @@ mod tests {
             heal_at: Time::ZERO + Duration::from_millis(heal_ms),
             liveness_bound: Duration::from_secs(30),
             check_liveness: true,
+            disks: false,
+            storage_faults: false,
         }
     }
 
