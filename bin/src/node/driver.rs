@@ -18,6 +18,10 @@
 //! writer reports that record durable (group commit: one fsync covers every record
 //! queued meanwhile). Deliveries, timers and installs are not held back. When enough
 //! was logged, the driver compacts the log at the protocol's latest durable checkpoint.
+//! Records go to the log as the encoded `Bytes`, not copied. A record the log refuses
+//! (over its 256 MiB record limit, which its reader would refuse at the next start)
+//! stops the replica with that error, sending nothing after it: continuing without
+//! the record could contradict, after a restart, what the replica said.
 //! Control frames (fault rules, status queries) are obeyed only from the launcher
 //! named in the cluster file's `[control]` ([`ControlPlane`]), handled at once (never
 //! queued or shed behind client load) and answered; from any other member they are
@@ -145,6 +149,9 @@ pub struct Driver<P: Protocol, T: Transport> {
     control: Option<ControlPlane>,
     out: Vec<Action<P::Message, P::Timer, P::Record>>,
     durability: Option<Durability>,
+    /// Why the replica stops: a `Persist` record the log refused. Nothing is sent
+    /// once it is set, and the loop ends after the turn.
+    fatal: Option<String>,
 }
 
 impl<P: Protocol, T: Transport> Driver<P, T> {
@@ -180,6 +187,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             control: None,
             out: Vec::new(),
             durability: None,
+            fatal: None,
         }
     }
 
@@ -286,6 +294,9 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 }
                 _ = std::future::ready(()), if !self.client_backlog.frames.is_empty() => {}
             }
+            if self.fatal.is_some() {
+                break;
+            }
             self.serve_clients();
             self.flush_replies();
         }
@@ -294,6 +305,9 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             w.write(&last)?;
         }
         self.transport.shutdown().await;
+        if let Some(e) = self.fatal.take() {
+            anyhow::bail!("{e}");
+        }
         Ok(last)
     }
 
@@ -453,13 +467,15 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 return;
             };
             match frames::encode(&cp.base) {
-                Ok(base) => {
-                    d.wal
-                        .compact(cp.seq.0, cp.app_digest.0, cp.snapshot, base.to_vec());
-                    d.compacted = cp.seq;
-                    d.compactions += 1;
-                    tracing::debug!(seq = %cp.seq, "log compacted at a stable checkpoint");
-                }
+                Ok(base) => match d.wal.compact(cp.seq.0, cp.app_digest.0, cp.snapshot, base) {
+                    Ok(()) => {
+                        d.compacted = cp.seq;
+                        d.compactions += 1;
+                        tracing::debug!(seq = %cp.seq, "log compacted at a stable checkpoint");
+                    }
+                    // The log keeps its records: nothing is lost, it only grows.
+                    Err(e) => tracing::warn!(error = %e, "log not compacted"),
+                },
                 Err(_) => self.counters.encode_errors += 1,
             }
         }
@@ -473,8 +489,12 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
         }
     }
 
-    /// Sends now, or holds back behind records not yet durable.
+    /// Sends now, or holds back behind records not yet durable; sends nothing once a
+    /// record was refused.
     fn send_or_hold(&mut self, held: Held) {
+        if self.fatal.is_some() {
+            return;
+        }
         if let Some(d) = self.durability.as_mut() {
             let written = d.wal.written();
             if written > d.synced {
@@ -513,10 +533,17 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 Action::Persist(record) => {
                     if let Some(d) = self.durability.as_mut() {
                         match frames::encode(&record) {
-                            Ok(bytes) => {
-                                d.wal.append(bytes.to_vec());
-                                d.records += 1;
-                            }
+                            Ok(bytes) => match d.wal.append(bytes) {
+                                Ok(_) => d.records += 1,
+                                // What follows depends on the record: continuing
+                                // without it could contradict after a restart what
+                                // this replica said. Stop instead.
+                                Err(e) => {
+                                    tracing::error!(error = %e, "log record refused: the replica stops");
+                                    self.fatal
+                                        .get_or_insert_with(|| format!("write-ahead log: {e}"));
+                                }
+                            },
                             Err(e) => {
                                 // Serde-derived records always encode; counted if not.
                                 tracing::error!(error = %e, "log record did not encode");
@@ -1030,5 +1057,103 @@ mod tests {
         let last = replica.await.unwrap().unwrap();
         assert_eq!(last.network["control_refused"], 2);
         assert_eq!(last.network["control_applied"], 2);
+    }
+
+    /// Runs replica 0 (the primary) alone with a log whose record limit is `limit`
+    /// (the format's 256 MiB if `None`), sends it one 300-byte request, and returns how
+    /// its run ended (`None`: still running after a while) and whether replica 1 saw a
+    /// pre-prepare.
+    async fn primary_with_record_limit(limit: Option<usize>) -> (Option<Result<()>>, bool) {
+        use tandem_consensus::pbft::{Envelope, Message};
+        let n = 4;
+        let hub = MemoryHub::default();
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
+            .collect();
+        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
+        let common = CommonParams {
+            replicas: n,
+            batch_timeout: Duration::from_millis(1),
+            ..CommonParams::default()
+        };
+        let own = PbftParams::defaults_for(&common);
+        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
+        let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
+        proto.set_allowed_clients(&[ClientId(0)]);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::node::wal::WalConfig {
+            dir: dir.path().to_path_buf(),
+            cluster: [3; 32],
+            segment_bytes: 1 << 20,
+            compact_bytes: 1 << 20,
+        };
+        let mut app = HashChainApp::default();
+        let recovered = crate::node::recover(&cfg, &mut proto, &mut app).unwrap();
+        let (mut wal, reports) = WalHandle::start(cfg, &recovered).unwrap();
+        if let Some(limit) = limit {
+            wal.limit_records(limit);
+        }
+        let (transport, inbound) = hub.join(NodeId::Replica(0));
+        let (done_tx, done_rx) = unbounded_channel();
+        let exec = ExecutionStage::start(Box::new(app), done_tx).unwrap();
+        let driver =
+            Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME).with_wal(wal, reports);
+        let (_peer, mut peer_in) = hub.join(NodeId::Replica(1));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut replica = tokio::spawn(driver.run(
+            inbound,
+            done_rx,
+            None,
+            Duration::from_millis(50),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let (client, _replies) = hub.join(NodeId::Client(0));
+        let request = Request {
+            client: ClientId(0),
+            number: 1,
+            payload: Bytes::from(vec![7u8; 300]),
+        };
+        let frame = frames::encode(&ClientFrame::Requests(vec![request])).unwrap();
+        client.send(NodeId::Replica(0), frame);
+        let ended = tokio::time::timeout(Duration::from_secs(2), &mut replica)
+            .await
+            .ok()
+            .map(|r| r.unwrap().map(|_| ()));
+        let mut pre_prepared = false;
+        while let Ok((_, bytes)) = peer_in.try_recv() {
+            if let Ok(Envelope {
+                msg: Message::PrePrepare(_),
+                ..
+            }) = tandem_network::decode::<Envelope>(&bytes, MAX_FRAME)
+            {
+                pre_prepared = true;
+            }
+        }
+        let _ = stop.send(());
+        if ended.is_none() {
+            replica.await.unwrap().unwrap();
+        }
+        (ended, pre_prepared)
+    }
+
+    /// A `Persist` record over the log's limit is refused at append: the replica
+    /// stops with an error naming the limit, and the message that depended on the
+    /// record (the primary's pre-prepare) is never sent. With the real limit the same
+    /// request is logged and pre-prepared, and the replica keeps running.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_record_over_the_log_limit_stops_the_replica_before_it_sends() {
+        let (ended, pre_prepared) = primary_with_record_limit(Some(100)).await;
+        let error = ended.expect("the replica stops").unwrap_err().to_string();
+        assert!(error.contains("over the limit of 100 bytes"), "{error}");
+        assert!(
+            !pre_prepared,
+            "the pre-prepare after the refused record is not sent"
+        );
+
+        let (ended, pre_prepared) = primary_with_record_limit(None).await;
+        assert!(ended.is_none(), "the replica keeps running: {ended:?}");
+        assert!(pre_prepared, "the logged pre-prepare is sent");
     }
 }

@@ -23,7 +23,7 @@
 //! temporary name and renamed once their header is durable.
 //!
 //! Bounds: a segment is about [`WalConfig::segment_bytes`] (64 MiB by default; one
-//! record may overshoot it); a record is at most 256 MiB. Replay holds every record
+//! record may overshoot it); a record is at most 256 MiB (a larger one is refused at append). Replay holds every record
 //! since the last snapshot in memory at once: about [`WalConfig::compact_bytes`] plus
 //! the records written while no stable checkpoint was available to compact at.
 
@@ -325,12 +325,26 @@ fn create_segment(cfg: &WalConfig, n: u64) -> Result<File, WalError> {
 
 /// Work for the writer thread.
 enum Op {
-    Append(Vec<u8>),
+    Append(Bytes),
     Compact {
         seq: u64,
         app_digest: [u8; 32],
         state: Bytes,
-        base: Vec<u8>,
+        base: Bytes,
+    },
+}
+
+/// A record the log refuses to take.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AppendError {
+    /// Over the largest record the log's reader accepts ([`format::MAX_RECORD`]):
+    /// written, it would make the log unreadable at the next start.
+    #[error("a log record of {len} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// The record's payload, bytes.
+        len: usize,
+        /// The limit, bytes.
+        max: usize,
     },
 }
 
@@ -343,6 +357,8 @@ pub struct WalHandle {
     /// Bytes appended since the last compaction.
     since_compaction: u64,
     compact_bytes: u64,
+    /// Largest record accepted ([`format::MAX_RECORD`]; lowered in tests).
+    max_record: usize,
 }
 
 /// How many records are durable (or why the log failed: the replica must stop).
@@ -383,19 +399,42 @@ impl WalHandle {
                 written: 0,
                 since_compaction: 0,
                 compact_bytes,
+                max_record: format::MAX_RECORD,
             },
             synced_rx,
         ))
     }
 
-    /// Queues a record; it is durable once a [`SyncReport`] reaches the returned count.
-    pub fn append(&mut self, record: Vec<u8>) -> u64 {
+    /// Queues a record (the bytes are shared, not copied); it is durable once a
+    /// [`SyncReport`] reaches the returned count.
+    ///
+    /// # Errors
+    /// [`AppendError::TooLarge`] for a record over [`format::MAX_RECORD`] bytes, which
+    /// the reader would refuse: nothing is queued and the count does not move.
+    pub fn append(&mut self, record: Bytes) -> Result<u64, AppendError> {
+        self.check_size(&record)?;
         self.since_compaction += record.len() as u64 + format::RECORD_HEADER as u64;
         self.written += 1;
         if let Some(tx) = &self.tx {
             let _ = tx.send(Op::Append(record));
         }
-        self.written
+        Ok(self.written)
+    }
+
+    fn check_size(&self, record: &[u8]) -> Result<(), AppendError> {
+        if record.len() > self.max_record {
+            return Err(AppendError::TooLarge {
+                len: record.len(),
+                max: self.max_record,
+            });
+        }
+        Ok(())
+    }
+
+    /// Lowers the record limit, so tests reach it without 256 MiB records.
+    #[cfg(test)]
+    pub(crate) fn limit_records(&mut self, max: usize) {
+        self.max_record = max.min(format::MAX_RECORD);
     }
 
     /// Records queued so far: a message sent now waits until this many are durable.
@@ -410,7 +449,18 @@ impl WalHandle {
 
     /// Replaces everything logged so far by a stable checkpoint's snapshot and the
     /// protocol's base record (queued after every record appended before).
-    pub fn compact(&mut self, seq: u64, app_digest: [u8; 32], state: Bytes, base: Vec<u8>) {
+    ///
+    /// # Errors
+    /// [`AppendError::TooLarge`] for a base record over [`format::MAX_RECORD`] bytes:
+    /// nothing is queued and the log keeps its records.
+    pub fn compact(
+        &mut self,
+        seq: u64,
+        app_digest: [u8; 32],
+        state: Bytes,
+        base: Bytes,
+    ) -> Result<(), AppendError> {
+        self.check_size(&base)?;
         self.since_compaction = 0;
         if let Some(tx) = &self.tx {
             let _ = tx.send(Op::Compact {
@@ -420,6 +470,7 @@ impl WalHandle {
                 base,
             });
         }
+        Ok(())
     }
 }
 

@@ -21,11 +21,17 @@ fn write(cfg: &WalConfig, records: &[&[u8]], compact: Option<(u64, &[u8], &[u8])
     let recovered = open(cfg).unwrap();
     let (mut wal, mut synced) = WalHandle::start(cfg.clone(), &recovered).unwrap();
     for r in records {
-        wal.append(r.to_vec());
+        wal.append(Bytes::copy_from_slice(r)).unwrap();
     }
     if let Some((seq, state, base)) = compact {
-        wal.compact(seq, [9; 32], Bytes::copy_from_slice(state), base.to_vec());
-        wal.append(b"after".to_vec());
+        wal.compact(
+            seq,
+            [9; 32],
+            Bytes::copy_from_slice(state),
+            Bytes::copy_from_slice(base),
+        )
+        .unwrap();
+        wal.append(Bytes::from_static(b"after")).unwrap();
     }
     let target = wal.written();
     loop {
@@ -327,4 +333,36 @@ fn rollover_renames_its_segment_and_leftover_temporaries_go() {
     fs::write(&tmp, &format::segment_header(&CLUSTER, n)[..5]).unwrap();
     assert_eq!(records(&open(&c).unwrap()), many);
     assert!(!tmp.exists());
+}
+
+/// A record over the reader's limit is refused at append (the log it would write could
+/// not be read back), nothing is queued, and the log stays readable; a base record over
+/// it does not compact. (Before the fix the writer logged it and `open` refused the log.)
+#[test]
+fn a_record_over_the_reader_limit_is_refused_at_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let recovered = open(&c).unwrap();
+    let (mut wal, mut synced) = WalHandle::start(c.clone(), &recovered).unwrap();
+    wal.append(Bytes::from_static(b"one")).unwrap();
+    // calloc'd: the 256 MiB are never touched.
+    let huge = Bytes::from(vec![0u8; format::MAX_RECORD + 1]);
+    assert_eq!(
+        wal.append(huge.clone()),
+        Err(AppendError::TooLarge {
+            len: format::MAX_RECORD + 1,
+            max: format::MAX_RECORD
+        })
+    );
+    assert_eq!(wal.written(), 1, "nothing queued");
+    assert!(
+        wal.compact(4, [9; 32], Bytes::from_static(b"state"), huge)
+            .is_err()
+    );
+    assert_eq!(wal.append(Bytes::from_static(b"two")).unwrap(), 2);
+    while synced.blocking_recv().unwrap().unwrap() < 2 {}
+    drop(wal);
+    let r = open(&c).unwrap();
+    assert_eq!(records(&r), vec![b"one".to_vec(), b"two".to_vec()]);
+    assert!(r.snapshot.is_none());
 }
