@@ -4,9 +4,11 @@
 //!
 //! A replica enters round r+1 when it sees a QC or a TC of round r (whichever first);
 //! rounds never go back. A round that ended by a TC doubles the next round's time-out
-//! (up to a cap); one that ended by a QC resets it. Timeout messages carry the
-//! sender's highest QC; f+1 timeouts of the current round make a replica time out too
-//! (so a TC forms even if only some replicas were waiting), 2f+1 form a TC.
+//! (up to a cap); one that ended by a QC resets it; a replica restarted from its log
+//! resumes after the rounds the log names with the base time-out. Timeout messages
+//! carry the sender's highest QC; f+1 timeouts of the current round make a replica
+//! time out too (so a TC forms even if only some replicas were waiting), 2f+1 form a
+//! TC.
 //!
 //! Memory: timeouts are kept for rounds in [round, round + [`MAX_ROUNDS_AHEAD`]], one
 //! per sender and round, so a faulty peer's far-future rounds cost nothing.
@@ -99,6 +101,16 @@ impl Pacemaker {
         self.timeouts = self.timeouts.split_off(&round);
         debug_assert!(self.timeouts.keys().all(|r| *r >= self.round));
         true
+    }
+
+    /// Enters `round` if it is higher, leaving the back-off as it is: a restarted
+    /// replica resuming after the rounds its log names (replaying a log is no run of
+    /// failed rounds, so it starts from the base time-out).
+    pub fn resume(&mut self, round: Round) {
+        if round > self.round {
+            self.round = round;
+            self.timeouts = self.timeouts.split_off(&round);
+        }
     }
 
     /// Records a TC (verified); the caller advances to its round + 1.
@@ -354,6 +366,11 @@ mod tests {
         assert!(!p.advance(View(2), true), "rounds never go back");
         assert!(p.advance(View(4), true));
         assert_eq!(p.timeout(), Duration::from_millis(100));
+        p.resume(View(9));
+        assert_eq!(p.round(), View(9));
+        assert_eq!(p.timeout(), Duration::from_millis(100), "no back-off");
+        p.resume(View(5));
+        assert_eq!(p.round(), View(9), "rounds never go back");
     }
 
     #[test]

@@ -454,13 +454,14 @@ impl HotStuff {
                 self.persisted_lock = self.persisted_lock.max(lock);
             }
         }
-        // A restarted replica resumes after the rounds it voted or timed out in.
+        // A restarted replica resumes after the rounds it voted or timed out in, from
+        // the base time-out (the rounds replayed are not failed rounds).
         let resume = self
             .safety
             .last_voted_round()
             .next()
             .max(self.high_qc.round.next());
-        self.pacemaker.advance(resume, false);
+        self.pacemaker.resume(resume);
         Ok(())
     }
 

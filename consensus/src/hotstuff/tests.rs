@@ -774,3 +774,28 @@ fn hotstuff_runs_contradict_no_vote() {
         }
     }
 }
+
+/// Review #4: replaying a log is no run of failed rounds: a restarted replica's first
+/// round time-out is the base one, not the back-off's cap.
+#[test]
+fn a_restarted_replica_starts_from_the_base_time_out() {
+    let mut c = Cluster::new(4, 2);
+    for i in 1..=6 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let r = 2;
+    let voted = c.logs[r]
+        .iter()
+        .filter(|rec| matches!(rec, HotStuffRecord::Voted(_)))
+        .count();
+    assert!(voted >= 4, "several rounds to replay: {voted}");
+    c.restart_from_log(r);
+    assert!(c.round(r) > View(4));
+    let base = c.own.round_timeout;
+    assert_eq!(c.replicas[r].core().pacemaker.timeout(), base);
+    // The first round it waits in is timed with the base time-out.
+    c.request(r, 5, 1);
+    let at = c.timers[r][&HotStuffTimer::Round];
+    assert_eq!(at, c.now + base);
+}
