@@ -36,9 +36,12 @@ struct Cluster {
     logs: Vec<Vec<HotStuffRecord>>,
     /// Replicas whose messages are dropped (silent).
     silent: BTreeSet<usize>,
-    /// Per replica: the order of persisted records and sent votes, to check that a
-    /// record precedes the vote that depends on it.
+    /// Per replica: whether every vote and timeout it sent (to one peer or to all)
+    /// left after the record it depends on (`Voted` of that block and round,
+    /// `TimedOut` of that round) was persisted.
     persisted_before_vote: Vec<bool>,
+    /// Every proposal broadcast: its sender and block.
+    proposals: Vec<(usize, Arc<Block>)>,
     /// The parameters every replica was built with (for restarts).
     common: CommonParams,
     own: HotStuffParams,
@@ -76,6 +79,7 @@ impl Cluster {
             logs: vec![Vec::new(); n],
             silent: BTreeSet::new(),
             persisted_before_vote: vec![true; n],
+            proposals: Vec::new(),
             common,
             own,
         };
@@ -106,12 +110,28 @@ impl Cluster {
         self.apply(r, out);
     }
 
+    /// Whether replica `r` persisted what `msg` depends on (a vote: the `Voted`
+    /// record of its block and round; a timeout: the `TimedOut` record of its round).
+    fn persisted_for(&self, r: usize, msg: &Message) -> bool {
+        let log = self.logs[r].iter().rev();
+        match msg {
+            Message::Vote(v) => log.clone().any(|rec| {
+                matches!(rec, HotStuffRecord::Voted(b)
+                    if b.digest() == v.body.block && b.round == v.body.round)
+            }),
+            Message::Timeout(t) => log.clone().any(|rec| {
+                matches!(rec, HotStuffRecord::TimedOut { round, .. }
+                    if *round == t.timeout.body.round)
+            }),
+            _ => true,
+        }
+    }
+
     fn apply(&mut self, r: usize, out: Vec<Act>) {
-        let mut persisted_voted = false;
         for a in out {
             match a {
                 Action::Send { to, msg } => {
-                    if matches!(msg.msg, Message::Vote(_)) && !persisted_voted {
+                    if !self.persisted_for(r, &msg.msg) {
                         self.persisted_before_vote[r] = false;
                     }
                     if !self.silent.contains(&r) {
@@ -119,6 +139,12 @@ impl Cluster {
                     }
                 }
                 Action::Broadcast { msg } => {
+                    if !self.persisted_for(r, &msg.msg) {
+                        self.persisted_before_vote[r] = false;
+                    }
+                    if let Message::Proposal(p) = &msg.msg {
+                        self.proposals.push((r, p.block.clone()));
+                    }
                     if !self.silent.contains(&r) {
                         for to in (0..self.n()).filter(|t| *t != r) {
                             self.queue.push_back((r, to, msg.clone()));
@@ -145,10 +171,7 @@ impl Cluster {
                     self.timers[r].remove(&timer);
                 }
                 Action::InstallSnapshot { .. } => {}
-                Action::Persist(rec) => {
-                    persisted_voted |= matches!(rec, HotStuffRecord::Voted(_));
-                    self.logs[r].push(rec);
-                }
+                Action::Persist(rec) => self.logs[r].push(rec),
             }
         }
     }
@@ -281,14 +304,30 @@ fn leaders_rotate_round_by_round() {
         c.request(i as usize % 4, 2, i);
     }
     c.settle();
-    let rounds: Vec<View> = c.delivered[0].iter().map(|(_, _, v)| *v).collect();
-    assert!(rounds.len() >= 3);
+    let delivered = &c.delivered[0];
+    assert!(delivered.len() >= 3);
+    let rounds: Vec<View> = delivered.iter().map(|(_, _, v)| *v).collect();
     assert!(rounds.windows(2).all(|w| w[0] < w[1]), "{rounds:?}");
-    // Each delivered block's round is led by round mod n: check authors via proposals.
-    let authors: BTreeSet<ReplicaId> = rounds
-        .iter()
-        .map(|r| crate::hotstuff::leaders::leader(*r, 4))
-        .collect();
+    // Each committed block was proposed by replica (round mod 4), which signed it as
+    // its author.
+    let mut authors = BTreeSet::new();
+    for (seq, batch, round) in delivered {
+        let proposed: Vec<&(usize, Arc<Block>)> = c
+            .proposals
+            .iter()
+            .filter(|(_, b)| b.round == *round && b.height == *seq)
+            .collect();
+        assert_eq!(proposed.len(), 1, "one proposal of round {round}");
+        let (sender, block) = proposed[0];
+        assert_eq!(block.batch.digest(), *batch);
+        assert_eq!(block.author, ReplicaId(*sender as u32));
+        assert_eq!(
+            block.author,
+            ReplicaId((round.0 % 4) as u32),
+            "round {round}"
+        );
+        authors.insert(block.author);
+    }
     assert!(
         authors.len() >= 3,
         "blocks from several leaders: {authors:?}"
@@ -318,6 +357,7 @@ fn a_silent_leader_costs_a_timeout_then_a_tc_moves_on() {
         assert_eq!(committed_requests(&c, r), 1);
     }
     assert!(c.replicas[0].core().counters().tcs_formed >= 1);
+    assert!(c.persisted_before_vote.iter().all(|ok| *ok));
     assert!(
         c.logs[0]
             .iter()
