@@ -227,8 +227,11 @@ impl<R: Clone> Disk<R> {
                 let lost = rng.random_range(1..=8usize).min(self.durable.len());
                 // A compacted log's base survives: the window is recent writes.
                 let keep = (self.durable.len() - lost).max(usize::from(self.snapshot.is_some()));
+                let lied = keep < self.durable.len();
                 self.durable.truncate(keep);
-                lost > 0
+                // Nothing fell out of the window (only the compaction base was on
+                // disk): the disk told the truth, and the replica's votes still count.
+                lied
             }
         }
     }
@@ -289,6 +292,22 @@ mod tests {
             let kept = log(&mut d);
             assert_eq!(kept, (1..=kept.len() as u32).collect::<Vec<_>>());
         }
+    }
+
+    /// A lost fsync that finds only a compacted log's base loses nothing, so it must
+    /// not report a lie (which would make the checker forget the replica's votes).
+    #[test]
+    fn a_lost_fsync_over_only_the_compaction_base_is_no_lie() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut d = Disk::default();
+        d.compact(DurableCheckpoint {
+            seq: Seq(8),
+            app_digest: Digest::default(),
+            snapshot: Bytes::new(),
+            base: 7u32,
+        });
+        assert!(!d.crash(Some(StorageFault::LostFsync), &mut rng));
+        assert_eq!(log(&mut d), vec![7]);
     }
 
     #[test]
