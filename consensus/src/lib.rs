@@ -22,6 +22,9 @@
 //! map inside a state transition: the same inputs give the same outputs, so a
 //! simulator seed replays exactly.
 
+#[macro_use]
+mod counters;
+
 pub mod application;
 pub mod checkpoint;
 pub mod client;

@@ -1,22 +1,5 @@
 //! What a HotStuff replica counted: progress, and every input it dropped, by reason.
 
-macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// Monotonic counters of a replica.
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
-        pub struct Counters {
-            $($(#[$doc])* pub $name: u64,)*
-        }
-
-        impl Counters {
-            /// `(name, value)` pairs in declaration order.
-            pub fn pairs(&self) -> Vec<(&'static str, u64)> {
-                vec![$((stringify!($name), self.$name),)*]
-            }
-        }
-    };
-}
-
 counters! {
     /// Blocks this replica proposed as leader.
     blocks_proposed,
