@@ -23,6 +23,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::cluster::{CLUSTER_TOML, ClusterFile, KeyFile, ReplicaAddress};
 use crate::deploy::image::BINARY_IN_IMAGE;
 
+/// Where a replica's data volume is mounted in its container, and the `--data-dir` its
+/// command is given: the write-ahead log (`<dir>/r<id>/wal`) lives on the volume and
+/// survives a container's restart or re-creation.
+pub const DATA_IN_CONTAINER: &str = "/data";
+
 /// The private network replicas and clients share, an IPv4 /24 like `10.77.0.0/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subnet24 {
@@ -267,6 +272,8 @@ pub fn compose_yaml(
             metrics.clone(),
             "--metrics-interval-ms".into(),
             options.metrics_interval_ms.to_string(),
+            "--data-dir".into(),
+            DATA_IN_CONTAINER.into(),
         ];
         let health = [
             "CMD".to_string(),
@@ -291,7 +298,11 @@ pub fn compose_yaml(
             q(&format!("./{CLUSTER_TOML}:{cluster_in}:ro"))
         )?;
         writeln!(w, "      - {}", q("./results:/results"))?;
-        writeln!(w, "      - {}", q(&format!("{member}-data:/data")))?;
+        writeln!(
+            w,
+            "      - {}",
+            q(&format!("{member}-data:{DATA_IN_CONTAINER}"))
+        )?;
         writeln!(w, "    secrets:")?;
         writeln!(w, "      - source: {}", q(&secret_name(&member)))?;
         writeln!(w, "        target: {}", q(&format!("{member}.key")))?;
@@ -464,6 +475,37 @@ mod tests {
         assert!(yaml.contains("\"--client-count\", \"2\""), "{yaml}");
         assert!(yaml.contains("node.labels.tandem.replica == 3"), "{yaml}");
         assert!(yaml.contains("\"health\""), "{yaml}");
+    }
+
+    /// Each replica's command names as `--data-dir` the path its data volume is
+    /// mounted at, so its write-ahead log is on the volume (a restarted container keeps
+    /// it). Before the fix the command had no `--data-dir`: the log went to the
+    /// container's own layer.
+    #[test]
+    fn the_replica_command_logs_to_its_data_volume() {
+        let (c, _) = cluster(&["r0:7100", "r1:7100", "r2:7100", "r3:7100"], 1);
+        let yaml = compose_yaml(&c, 1, &ComposeOptions::default()).unwrap();
+        for i in 0..4 {
+            let service = yaml
+                .split(&format!("  \"r{i}\":\n"))
+                .nth(1)
+                .and_then(|rest| rest.split("\n  \"").next())
+                .unwrap_or_else(|| panic!("service r{i}: {yaml}"));
+            let volume = format!("- \"r{i}-data:");
+            let mounted = service
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(volume.as_str()))
+                .and_then(|rest| rest.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("r{i} mounts its data volume: {service}"));
+            let command = service
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("command: "))
+                .unwrap_or_else(|| panic!("r{i} has a command: {service}"));
+            assert!(
+                command.contains(&format!("\"--data-dir\", \"{mounted}\"")),
+                "r{i}: the log goes to the volume at {mounted}: {command}"
+            );
+        }
     }
 
     #[test]
