@@ -20,7 +20,10 @@
 //! load clients) or each process can hold its own and be given the same rules
 //! ([`FaultHandle::replace`] takes a whole [`FaultRules`], which serializes, so a
 //! launcher can send it over a control channel). Frames a node sends to itself are
-//! never faulted.
+//! never faulted, and neither are frames to or from a node the transport exempts
+//! ([`FaultyTransport::exempt`]: a replica exempts the launcher, so no rule — not a
+//! catch-all `default`, an isolation or a partition — can cut or drop the control
+//! traffic that installs and heals the rules).
 //!
 //! Time: a ramp's delay and a flap's phase count from the moment their rule was
 //! installed; [`FaultHandle::replace`] keeps that moment for rules that did not change,
@@ -538,6 +541,8 @@ pub struct FaultyTransport<T: Transport> {
     rng: Mutex<StdRng>,
     links: Arc<LinkStates>,
     runtime: tokio::runtime::Handle,
+    /// Nodes whose frames are never faulted, to them or from them.
+    exempt: Vec<NodeId>,
 }
 
 impl<T: Transport> FaultyTransport<T> {
@@ -556,7 +561,20 @@ impl<T: Transport> FaultyTransport<T> {
             rng: Mutex::new(rng),
             links: Arc::default(),
             runtime,
+            exempt: Vec::new(),
         })
+    }
+
+    /// Never faults frames between this node and `node`, in either direction: sent to
+    /// `node`, or sent by this transport if it is `node`'s own. A replica exempts the
+    /// launcher (`[control]` of the cluster file), so the launcher's control requests
+    /// and the replica's replies pass whatever rules are installed — the launcher can
+    /// always heal what it made.
+    pub fn exempt(mut self, node: NodeId) -> Self {
+        if !self.exempt.contains(&node) {
+            self.exempt.push(node);
+        }
+        self
     }
 
     /// The handle changing this transport's rules.
@@ -677,7 +695,7 @@ impl<T: Transport> Transport for FaultyTransport<T> {
 
     fn send(&self, to: NodeId, frame: Bytes) {
         let from = self.inner.local_id();
-        if to == from {
+        if to == from || self.exempt.contains(&to) || self.exempt.contains(&from) {
             self.inner.send(to, frame);
             return;
         }

@@ -380,3 +380,75 @@ async fn rules_replace_as_a_whole_and_survive_the_wire() {
         .remove(0);
     assert_eq!(seq_of(&frame), 4);
 }
+
+/// The launcher's control traffic passes a rule set that cuts everything else: a
+/// replica's transport exempts the launcher (its replies pass), and a transport that is
+/// the launcher's own exempts itself (its requests pass). Without the exemption the
+/// replies are blocked like every other frame.
+#[tokio::test]
+async fn an_exempt_launcher_passes_rules_that_cut_everything() {
+    let launcher = NodeId::Client(u32::MAX);
+    let hub = MemoryHub::default();
+    let handle = FaultHandle::new();
+    let join = |id: NodeId, exempt: bool| {
+        let (transport, rx) = hub.join(id);
+        let faulty = FaultyTransport::new(transport, handle.clone(), 7).expect("runtime");
+        let faulty = if exempt {
+            faulty.exempt(launcher)
+        } else {
+            faulty
+        };
+        (faulty, rx)
+    };
+    let (r0, mut r0_in) = join(r(0), true);
+    let (r1, mut r1_in) = join(r(1), false);
+    let (boss, mut boss_in) = join(launcher, true);
+    let everything = LinkFaults {
+        loss: 1.0,
+        ..LinkFaults::default()
+    };
+    let all = [r(0), r(1), launcher];
+    let mut links = Vec::new();
+    let mut one_way_cuts = Vec::new();
+    for from in all {
+        for to in all {
+            if from != to {
+                links.push(LinkRule {
+                    from,
+                    to,
+                    faults: everything,
+                });
+                one_way_cuts.push((from, to));
+            }
+        }
+    }
+    handle.replace(FaultRules {
+        default: Some(everything),
+        links,
+        partition: vec![vec![r(0)], vec![r(1)], vec![launcher]],
+        isolated: all.to_vec(),
+        one_way_cuts,
+    });
+
+    boss.send(r(0), seq_frame(1));
+    r0.send(launcher, seq_frame(2));
+    r0.send(r(1), seq_frame(3));
+    r1.send(launcher, seq_frame(4));
+    let request = tokio::time::timeout(WAIT, r0_in.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((request.0, seq_of(&request.1)), (launcher, 1));
+    let reply = tokio::time::timeout(WAIT, boss_in.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((reply.0, seq_of(&reply.1)), (r(0), 2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(r1_in.try_recv().is_err(), "replica traffic is cut");
+    assert!(
+        boss_in.try_recv().is_err(),
+        "r1 does not exempt the launcher: its frame is cut"
+    );
+    assert_eq!(handle.counters().blocked, 2);
+}

@@ -116,7 +116,11 @@ pub async fn run_replica(
     let address = transport.local_addr();
     let fault_seed = cluster.control.as_ref().map_or(0, |c| c.fault_seed);
     let faults = FaultHandle::new();
-    let transport = FaultyTransport::new(transport, faults.clone(), fault_seed)?;
+    let mut transport = FaultyTransport::new(transport, faults.clone(), fault_seed)?;
+    if let Some(launcher) = cluster.launcher() {
+        // Control frames and their answers pass every fault rule.
+        transport = transport.exempt(launcher);
+    }
     tracing::info!(replica = setup.id, %address, protocol = %cluster.protocol.name, executor = %cluster.execution.executor, "replica started");
 
     let metrics = setup
