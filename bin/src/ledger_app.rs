@@ -219,11 +219,7 @@ mod tests {
             payloads
                 .into_iter()
                 .enumerate()
-                .map(|(i, p)| Request {
-                    client: ClientId(0),
-                    number: i as u64 + 1,
-                    payload: Bytes::from(p),
-                })
+                .map(|(i, p)| Request::new(ClientId(0), i as u64 + 1, Bytes::from(p)))
                 .collect(),
         )
     }
@@ -305,11 +301,11 @@ mod admission_tests {
         )])
         .unwrap();
         let mut app = LedgerApp::new(genesis, "block-stm", 2, &ExecutorOptions::default()).unwrap();
-        let batch = Batch::new(vec![tandem_consensus::Request {
-            client: tandem_consensus::ClientId(0),
-            number: 1,
-            payload: encode_payload(&transfer(u32::MAX), 0),
-        }]);
+        let batch = Batch::new(vec![tandem_consensus::Request::new(
+            tandem_consensus::ClientId(0),
+            1,
+            encode_payload(&transfer(u32::MAX), 0),
+        )]);
         let started = Instant::now();
         let (results, _) = app.execute(Seq(1), &batch);
         assert!(started.elapsed().as_secs() < 60);
@@ -338,13 +334,12 @@ mod chunked_tests {
         let mut sender = LedgerApp::new(spec.genesis().unwrap(), "sequential", 1, &opts).unwrap();
         let mut generator = spec.generator(0, 1).unwrap();
         let payloads = (0..200)
-            .map(|i| tandem_consensus::Request {
-                client: tandem_consensus::ClientId(0),
-                number: i + 1,
-                payload: tandem_experiments::payload::encode_payload(
-                    &generator.next_transaction(),
-                    0,
-                ),
+            .map(|i| {
+                tandem_consensus::Request::new(
+                    tandem_consensus::ClientId(0),
+                    i + 1,
+                    tandem_experiments::payload::encode_payload(&generator.next_transaction(), 0),
+                )
             })
             .collect();
         let (_, digest) = sender.execute(Seq(1), &Batch::new(payloads));

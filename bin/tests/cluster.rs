@@ -352,11 +352,11 @@ fn hostile_client(cluster: &Path, key: &Path) {
         );
         transport.send(r0, tandem_network::encode(&status).unwrap());
         // A request under client 0's id, sent by client 1.
-        let forged = vec![tandem_consensus::Request {
-            client: tandem_consensus::ClientId(0),
-            number: 1,
-            payload: Bytes::from_static(b"x"),
-        }];
+        let forged = vec![tandem_consensus::Request::new(
+            tandem_consensus::ClientId(0),
+            1,
+            Bytes::from_static(b"x"),
+        )];
         #[derive(serde::Serialize)]
         enum ClientFrame {
             Requests(Vec<tandem_consensus::Request>),

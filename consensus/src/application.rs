@@ -213,11 +213,7 @@ mod tests {
     #[test]
     fn snapshot_restores_the_same_digest_and_rejects_garbage() {
         let mut a = HashChainApp::default();
-        let batch = Batch::new(vec![Request {
-            client: ClientId(1),
-            number: 1,
-            payload: Bytes::from_static(b"x"),
-        }]);
+        let batch = Batch::new(vec![Request::new(ClientId(1), 1, Bytes::from_static(b"x"))]);
         let (results, digest) = a.execute(Seq(1), &batch);
         assert_eq!(results.len(), 1);
         let mut b = HashChainApp::default();
@@ -230,11 +226,7 @@ mod tests {
     #[test]
     fn chunked_restore_is_one_verified_chunk() {
         let mut a = HashChainApp::default();
-        let batch = Batch::new(vec![Request {
-            client: ClientId(1),
-            number: 1,
-            payload: Bytes::from_static(b"x"),
-        }]);
+        let batch = Batch::new(vec![Request::new(ClientId(1), 1, Bytes::from_static(b"x"))]);
         let (_, digest) = a.execute(Seq(1), &batch);
         let chunks = a.freeze().chunks(1 << 20);
         assert_eq!(chunks.len(), 1);

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::client_auth::ClientMacs;
 use crate::crypto::verify_signature;
 use crate::request::{Reply, Request};
 use crate::types::{ClientId, ReplicaId, Time, View, max_faulty};
@@ -162,6 +163,7 @@ pub struct ClientCore {
     outstanding: BTreeMap<u64, Outstanding>,
     deadlines: BTreeSet<(Time, u64)>,
     routing: Box<dyn ClientRouting>,
+    macs: ClientMacs,
     counters: ClientCounters,
 }
 
@@ -193,8 +195,16 @@ impl ClientCore {
             outstanding: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             routing,
+            macs: ClientMacs::default(),
             counters: ClientCounters::default(),
         }
+    }
+
+    /// Authenticates every request with `macs` (one key per replica, `client_auth.rs`);
+    /// without them requests go out unauthenticated and replicas refuse them.
+    pub fn with_macs(mut self, macs: ClientMacs) -> ClientCore {
+        self.macs = macs;
+        self
     }
 
     /// This client's id.
@@ -240,11 +250,8 @@ impl ClientCore {
         }
         let number = self.next_number;
         self.next_number += 1;
-        let request = Request {
-            client: self.id,
-            number,
-            payload,
-        };
+        let mut request = Request::new(self.id, number, payload);
+        self.macs.sign(&mut request);
         let retransmit_at = now + self.retransmit_timeout();
         match self.routing.destination() {
             Destination::One(to) => out.push(ClientAction::Send {

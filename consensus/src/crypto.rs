@@ -17,7 +17,9 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::types::{Digest, ReplicaId};
+use crate::client_auth::{ClientMacVerifier, MacKey};
+use crate::request::Request;
+use crate::types::{ClientId, Digest, ReplicaId};
 
 /// An Ed25519 signature.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -164,7 +166,8 @@ pub trait SignedBody: Serialize {
 
 const VERIFIED_CACHE_CAPACITY: usize = 4096;
 
-/// A replica's own signing key and the public keys of all replicas.
+/// A replica's own signing key, the public keys of all replicas, and the check of its
+/// own MAC in client requests (`client_auth.rs`, derived from the signing key).
 #[derive(Debug, Clone)]
 pub struct Keyring {
     me: ReplicaId,
@@ -172,18 +175,43 @@ pub struct Keyring {
     replicas: Vec<[u8; 32]>,
     verified: BTreeSet<Digest>,
     verified_order: VecDeque<Digest>,
+    client_macs: ClientMacVerifier,
+    client_auth: bool,
 }
 
 impl Keyring {
-    /// A keyring for replica `me`; `replicas[i]` is replica i's public key.
+    /// A keyring for replica `me`; `replicas[i]` is replica i's public key. Client
+    /// requests must carry a valid MAC for `me` ([`Keyring::verify_client`]).
     pub fn new(me: ReplicaId, signer: SigningKey, replicas: Vec<[u8; 32]>) -> Keyring {
+        let client_macs = ClientMacVerifier::new(me, replicas.len(), &signer);
         Keyring {
             me,
             signer,
             replicas,
             verified: BTreeSet::new(),
             verified_order: VecDeque::new(),
+            client_macs,
+            client_auth: true,
         }
+    }
+
+    /// Whether client requests must be authenticated (the default). Only drivers
+    /// whose clients cannot authenticate yet, and tests reproducing the unauthenticated
+    /// behaviour, turn it off.
+    pub fn with_client_auth(mut self, on: bool) -> Keyring {
+        self.client_auth = on;
+        self
+    }
+
+    /// Whether `req` carries a valid MAC for this replica (always true with client
+    /// authentication off).
+    pub fn verify_client(&mut self, req: &Request) -> bool {
+        !self.client_auth || self.client_macs.verify(req)
+    }
+
+    /// The MAC key this replica shares with `client` (`k(client, me)`).
+    pub fn client_mac_key(&self, client: ClientId) -> MacKey {
+        self.client_macs.client_key(client)
     }
 
     /// Deterministic keys for an `n`-replica test cluster: replica i's seed is derived

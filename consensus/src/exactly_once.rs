@@ -11,8 +11,12 @@
 //! Clients may keep several requests outstanding, so their requests can commit out of
 //! number order. A [`DedupWindow`] therefore remembers every delivered number above a
 //! low mark rather than only the highest one. A number more than `client_window` above
-//! the low mark slides the window up: numbers left below it count as done, so a client
-//! that skips numbers cannot grow the table without bound.
+//! the low mark is refused ([`Admission::TooFar`]): not delivered, and the window does
+//! not move, so the table stays bounded and a request forged with a far number cannot
+//! slide a client's window past its genuine requests (issue 10 item 1). A correct
+//! client never sends one: it numbers a request at most `client_window - 1` above its
+//! oldest outstanding one (`client.rs`), and every number below that one was executed
+//! at an earlier sequence number.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -38,18 +42,21 @@ impl DedupWindow {
         number <= self.low || self.above.contains(&number)
     }
 
-    /// Marks `number` delivered; returns false if it already was. Any `number` is
-    /// handled without overflow, up to `u64::MAX` (numbers come from clients).
-    pub fn admit(&mut self, number: u64, window: u64) -> bool {
+    /// Whether `number` lies more than `window` above the low mark: refused by
+    /// [`DedupWindow::admit`].
+    pub fn is_too_far(&self, number: u64, window: u64) -> bool {
+        number > self.low.saturating_add(window.max(1))
+    }
+
+    /// Marks `number` delivered if it is fresh and within `window` of the low mark.
+    /// Any `number` is handled without overflow, up to `u64::MAX` (numbers come from
+    /// clients).
+    pub fn admit(&mut self, number: u64, window: u64) -> Admission {
         if self.is_done(number) {
-            return false;
+            return Admission::Done;
         }
-        let window = window.max(1);
-        if number > self.low.saturating_add(window) {
-            // number > low + window ≥ window, so neither step overflows.
-            let new_low = number - window;
-            self.above = self.above.split_off(&(new_low + 1));
-            self.low = new_low;
+        if self.is_too_far(number, window) {
+            return Admission::TooFar;
         }
         self.above.insert(number);
         while let Some(next) = self.low.checked_add(1)
@@ -63,7 +70,7 @@ impl DedupWindow {
                 .checked_add(1)
                 .is_none_or(|next| !self.above.contains(&next))
         );
-        true
+        Admission::Fresh
     }
 
     /// A window with arbitrary contents, as a faulty peer could send it (tests only).
@@ -84,6 +91,24 @@ impl DedupWindow {
     }
 }
 
+/// What [`DedupWindow::admit`] made of a request number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Not delivered before: now marked delivered.
+    Fresh,
+    /// Delivered before, or below the window.
+    Done,
+    /// More than the window above the low mark: refused, the window unchanged.
+    TooFar,
+}
+
+impl Admission {
+    /// Whether the request was admitted.
+    pub fn is_fresh(self) -> bool {
+        self == Admission::Fresh
+    }
+}
+
 /// Delivered request numbers per client.
 pub type DeliveredTable = BTreeMap<ClientId, DedupWindow>;
 
@@ -92,42 +117,62 @@ pub fn is_delivered(table: &DeliveredTable, client: ClientId, number: u64) -> bo
     table.get(&client).is_some_and(|w| w.is_done(number))
 }
 
-/// The requests of a committed `batch` not delivered before, in order, marking each
-/// delivered in `table` (window `window`); `seen` is called for every request of the
-/// batch, fresh or not. Returns the filtered batch — `batch` itself when every
-/// request is fresh (the normal case: no copy) — and the number of duplicates left
-/// out. Every replica runs it on the same committed sequence with the same table, so
-/// all deliver the same filtered batches.
+/// Whether `client`'s request `number` lies more than `window` above its low mark
+/// (refused at admission and at delivery).
+pub fn is_too_far(table: &DeliveredTable, client: ClientId, number: u64, window: u64) -> bool {
+    match table.get(&client) {
+        Some(w) => w.is_too_far(number, window),
+        None => DedupWindow::default().is_too_far(number, window),
+    }
+}
+
+/// What [`filter_fresh`] left out of a committed batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filtered {
+    /// Requests delivered before (or below their client's window).
+    pub duplicates: u64,
+    /// Requests numbered more than the window above their client's low mark.
+    pub too_far: u64,
+}
+
+/// The requests of a committed `batch` not delivered before and within their client's
+/// window, in order, marking each delivered in `table` (window `window`); `seen` is
+/// called for every request of the batch, fresh or not. Returns the filtered batch —
+/// `batch` itself when every request is fresh (the normal case: no copy) — and what
+/// was left out. Every replica runs it on the same committed sequence with the same
+/// table, so all deliver the same filtered batches.
 pub fn filter_fresh(
     table: &mut DeliveredTable,
     batch: &Arc<Batch>,
     window: u64,
     mut seen: impl FnMut(&Request),
-) -> (Arc<Batch>, u64) {
-    // Built only from the first duplicate on.
+) -> (Arc<Batch>, Filtered) {
+    // Built only from the first request left out on.
     let mut fresh: Option<Vec<Request>> = None;
-    let mut duplicates = 0u64;
+    let mut left_out = Filtered::default();
     for (i, req) in batch.requests.iter().enumerate() {
         seen(req);
-        let admitted = table
+        let admission = table
             .entry(req.client)
             .or_default()
             .admit(req.number, window);
-        match (&mut fresh, admitted) {
+        match admission {
+            Admission::Fresh => {}
+            Admission::Done => left_out.duplicates += 1,
+            Admission::TooFar => left_out.too_far += 1,
+        }
+        match (&mut fresh, admission.is_fresh()) {
             (Some(f), true) => f.push(req.clone()),
             (None, true) => {}
-            (Some(_), false) => duplicates += 1,
-            (None, false) => {
-                fresh = Some(batch.requests[..i].to_vec());
-                duplicates += 1;
-            }
+            (Some(_), false) => {}
+            (None, false) => fresh = Some(batch.requests[..i].to_vec()),
         }
     }
     let filtered = match fresh {
         None => batch.clone(),
         Some(f) => Arc::new(Batch::new(f)),
     };
-    (filtered, duplicates)
+    (filtered, left_out)
 }
 
 /// Recent results per client, by request number.
@@ -193,46 +238,90 @@ mod tests {
     #[test]
     fn out_of_order_numbers_are_each_admitted_once() {
         let mut w = DedupWindow::default();
-        assert!(w.admit(2, 100));
-        assert!(w.admit(1, 100));
-        assert!(!w.admit(2, 100));
-        assert!(!w.admit(1, 100));
+        assert!(w.admit(2, 100).is_fresh());
+        assert!(w.admit(1, 100).is_fresh());
+        assert_eq!(w.admit(2, 100), Admission::Done);
+        assert_eq!(w.admit(1, 100), Admission::Done);
         assert_eq!(w.low, 2);
         assert!(w.above.is_empty());
-        assert!(w.admit(5, 100));
+        assert!(w.admit(5, 100).is_fresh());
         assert!(w.is_done(5));
         assert!(!w.is_done(4));
-        assert!(!w.admit(0, 100), "number 0 is never valid");
+        assert_eq!(w.admit(0, 100), Admission::Done, "number 0 is never valid");
     }
 
     #[test]
-    fn window_slides_and_stays_bounded() {
+    fn window_stays_bounded_and_numbers_beyond_it_wait() {
         let mut w = DedupWindow::default();
-        for n in (2..2000).step_by(2) {
-            assert!(w.admit(n, 10));
-            assert!(w.above.len() <= 10);
+        for n in (2..=10).step_by(2) {
+            assert!(w.admit(n, 10).is_fresh(), "{n}");
         }
-        assert!(w.is_done(1), "fell below the window");
-        assert!(!w.admit(1, 10));
+        assert_eq!(w.admit(12, 10), Admission::TooFar, "low is 0, 12 > 0 + 10");
+        assert!(!w.is_done(12));
+        assert!(w.admit(1, 10).is_fresh(), "1 never fell below the window");
+        assert_eq!(w.low, 2);
+        assert!(w.admit(12, 10).is_fresh(), "12 <= 2 + 10");
+        for n in (3..=11).step_by(2) {
+            assert!(w.admit(n, 10).is_fresh(), "{n}");
+        }
+        assert_eq!(w.low, 12);
+        assert!(w.above.is_empty());
+    }
+
+    /// Issue 10 item 1: a request forged with a far number used to slide the window
+    /// past the client's genuine requests (`admit(1_000_000)` made 1..=999_990 "done"),
+    /// locking the client out. It is refused and the window stays where it was.
+    #[test]
+    fn a_far_number_is_refused_and_does_not_slide_the_window() {
+        let mut w = DedupWindow::default();
+        assert!(w.admit(1, 64).is_fresh());
+        assert_eq!(w.admit(1_000_000, 64), Admission::TooFar);
+        assert!(!w.is_done(1_000_000));
+        assert!(!w.is_done(2), "the client's next request is still fresh");
+        assert!(w.admit(2, 64).is_fresh());
+        assert_eq!(w.low, 2);
+        let mut table = DeliveredTable::new();
+        table.insert(ClientId(1), w);
+        let forged = Request::new(ClientId(1), 1_000_000, Bytes::from_static(b"x"));
+        let genuine = Request::new(ClientId(1), 3, Bytes::from_static(b"y"));
+        let batch = Arc::new(Batch::new(vec![forged, genuine]));
+        let (out, left_out) = filter_fresh(&mut table, &batch, 64, |_| {});
+        assert_eq!(
+            left_out,
+            Filtered {
+                duplicates: 0,
+                too_far: 1
+            }
+        );
+        let numbers: Vec<u64> = out.requests.iter().map(|r| r.number).collect();
+        assert_eq!(numbers, [3]);
+        assert!(is_too_far(&table, ClientId(1), 1_000_000, 64));
+        assert!(is_too_far(&table, ClientId(9), 65, 64));
+        assert!(!is_too_far(&table, ClientId(9), 64, 64));
     }
 
     /// Issue 10 item 5: `admit` used to compute `low + 1` after folding `u64::MAX`
     /// into the low mark (a panic with overflow checks, a wrap without).
     #[test]
     fn numbers_near_u64_max_are_admitted_without_overflow() {
-        for window in [1, 2, 32, u64::MAX] {
-            let mut w = DedupWindow::default();
-            assert!(w.admit(u64::MAX - 1, window));
-            assert!(w.admit(u64::MAX, window));
-            assert!(!w.admit(u64::MAX, window));
-            assert!(!w.admit(u64::MAX - 1, window));
-            assert!(w.is_done(u64::MAX));
-            assert!(w.above.len() as u64 <= window);
+        for window in [2, 32, u64::MAX] {
+            let mut w = DedupWindow::forged(u64::MAX - 2, []);
+            assert!(w.admit(u64::MAX, window).is_fresh());
+            assert!(w.admit(u64::MAX - 1, window).is_fresh());
+            assert_eq!(w.admit(u64::MAX, window), Admission::Done);
+            assert_eq!(w.admit(u64::MAX - 1, window), Admission::Done);
+            assert_eq!(w.low, u64::MAX, "folded into the low mark");
+            assert!(w.above.is_empty());
         }
+        let mut w = DedupWindow::forged(u64::MAX - 2, []);
+        assert_eq!(w.admit(u64::MAX, 1), Admission::TooFar);
+        assert!(w.admit(u64::MAX - 1, 1).is_fresh());
+        assert!(w.admit(u64::MAX, 1).is_fresh());
+        assert_eq!(w.low, u64::MAX);
         let mut w = DedupWindow::default();
-        assert!(w.admit(u64::MAX, 1));
-        assert_eq!(w.low, u64::MAX, "folded into the low mark");
-        assert!(w.above.is_empty());
+        assert_eq!(w.admit(u64::MAX, u64::MAX), Admission::Fresh);
+        assert_eq!(w.admit(u64::MAX, 1), Admission::Done);
+        assert_eq!(DedupWindow::default().admit(u64::MAX, 1), Admission::TooFar);
     }
 
     /// Issue 10 item 5: `is_well_formed` computed `low + 1` on a table a peer sent,
@@ -260,20 +349,16 @@ mod tests {
 
     #[test]
     fn filter_fresh_leaves_out_delivered_requests_and_copies_only_then() {
-        let req = |number| Request {
-            client: ClientId(1),
-            number,
-            payload: Bytes::from_static(b"p"),
-        };
+        let req = |number| Request::new(ClientId(1), number, Bytes::from_static(b"p"));
         let mut table = DeliveredTable::new();
         let batch = Arc::new(Batch::new(vec![req(1), req(2)]));
         let mut seen = 0;
-        let (out, dups) = filter_fresh(&mut table, &batch, 8, |_| seen += 1);
+        let (out, left_out) = filter_fresh(&mut table, &batch, 8, |_| seen += 1);
         assert!(Arc::ptr_eq(&out, &batch), "all fresh: no copy");
-        assert_eq!((dups, seen), (0, 2));
+        assert_eq!((left_out, seen), (Filtered::default(), 2));
         let again = Arc::new(Batch::new(vec![req(3), req(2), req(4), req(1)]));
-        let (out, dups) = filter_fresh(&mut table, &again, 8, |_| {});
-        assert_eq!(dups, 2);
+        let (out, left_out) = filter_fresh(&mut table, &again, 8, |_| {});
+        assert_eq!(left_out.duplicates, 2);
         let numbers: Vec<u64> = out.requests.iter().map(|r| r.number).collect();
         assert_eq!(numbers, [3, 4]);
     }

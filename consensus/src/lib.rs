@@ -14,6 +14,7 @@
 //! - [`exactly_once`] and [`checkpoint`]: what every protocol shares to execute each
 //!   request once, take stable checkpoints and transfer state to a lagging replica.
 //! - [`application`]: what a driver runs deliveries through (and a hash-chain app).
+//! - [`client_auth`]: MAC authenticators on client requests (who may forge what).
 //! - [`client`]: the client side (f+1 matching replies, retransmission, routing
 //!   requests where the protocol says) as a state machine.
 //! - [`sim`]: the deterministic cluster simulator with safety and liveness checks.
@@ -28,6 +29,7 @@ mod counters;
 pub mod application;
 pub mod checkpoint;
 pub mod client;
+pub mod client_auth;
 pub mod crypto;
 pub mod exactly_once;
 pub mod hotstuff;

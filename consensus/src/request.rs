@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::client_auth::{Authenticator, request_digest};
 use crate::crypto::Signature;
 use crate::types::{ClientId, Digest, ReplicaId, View};
 
@@ -21,12 +22,33 @@ pub struct Request {
     pub number: u64,
     /// The operation, opaque to the protocol.
     pub payload: Bytes,
+    /// One MAC per replica over [`Request::digest`] (`client_auth.rs`): what lets a
+    /// replica check that the client sent it, whoever forwarded or proposed it. Not
+    /// part of the batch digest.
+    pub auth: Authenticator,
 }
 
 impl Request {
+    /// An unauthenticated request (its authenticator empty until a client's
+    /// [`ClientMacs`](crate::client_auth::ClientMacs) signs it).
+    pub fn new(client: ClientId, number: u64, payload: Bytes) -> Request {
+        Request {
+            client,
+            number,
+            payload,
+            auth: Authenticator::default(),
+        }
+    }
+
     /// `(client, number)`, the request's identity.
     pub fn key(&self) -> (ClientId, u64) {
         (self.client, self.number)
+    }
+
+    /// SHA-256 over `(client, number, payload)`: what its MACs cover and what a reply
+    /// names so a client accepts only the result of its own payload.
+    pub fn digest(&self) -> Digest {
+        request_digest(self.client, self.number, &self.payload)
     }
 }
 
@@ -123,11 +145,7 @@ mod tests {
     use super::*;
 
     fn req(client: u32, number: u64, payload: &'static [u8]) -> Request {
-        Request {
-            client: ClientId(client),
-            number,
-            payload: Bytes::from_static(payload),
-        }
+        Request::new(ClientId(client), number, Bytes::from_static(payload))
     }
 
     #[test]

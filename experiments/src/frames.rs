@@ -124,11 +124,11 @@ mod tests {
 
     #[test]
     fn frames_roundtrip_and_garbage_is_an_error() {
-        let frame = ClientFrame::Requests(vec![Request {
-            client: ClientId(1),
-            number: 7,
-            payload: Bytes::from_static(b"tx"),
-        }]);
+        let frame = ClientFrame::Requests(vec![Request::new(
+            ClientId(1),
+            7,
+            Bytes::from_static(b"tx"),
+        )]);
         let bytes = encode(&frame).unwrap();
         let Ok(ClientFrame::Requests(reqs)) = decode_client_frame(&bytes, 1 << 20) else {
             panic!("requests decode");

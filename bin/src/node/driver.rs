@@ -714,7 +714,8 @@ mod tests {
         let mut stops = Vec::new();
         let mut replicas = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
-            let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
+            let keyring =
+                Keyring::new(ReplicaId(i as u32), key, public.clone()).with_client_auth(false);
             let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
             proto.set_allowed_clients(&[ClientId(0)]);
             let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
@@ -736,11 +737,7 @@ mod tests {
 
         let (client, mut replies) = hub.join(NodeId::Client(0));
         let requests: Vec<Request> = (1..=20)
-            .map(|number| Request {
-                client: ClientId(0),
-                number,
-                payload: Bytes::from(format!("tx {number}")),
-            })
+            .map(|number| Request::new(ClientId(0), number, Bytes::from(format!("tx {number}"))))
             .collect();
         let frame = frames::encode(&ClientFrame::Requests(requests)).unwrap();
         client.broadcast(
@@ -810,7 +807,8 @@ mod tests {
         let mut stops = Vec::new();
         let mut replicas = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
-            let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
+            let keyring =
+                Keyring::new(ReplicaId(i as u32), key, public.clone()).with_client_auth(false);
             let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
             proto.set_allowed_clients(&[ClientId(0)]);
             let mut app: Box<dyn crate::node::execution::ReplicatedApp + Send> =
@@ -854,11 +852,7 @@ mod tests {
         let (client, mut replies) = hub.join(NodeId::Client(0));
         let requests: Vec<Request> = numbers
             .clone()
-            .map(|number| Request {
-                client: ClientId(0),
-                number,
-                payload: Bytes::from(format!("tx {number}")),
-            })
+            .map(|number| Request::new(ClientId(0), number, Bytes::from(format!("tx {number}"))))
             .collect();
         let wanted = requests.len();
         let frame = frames::encode(&ClientFrame::Requests(requests)).unwrap();
@@ -980,7 +974,7 @@ mod tests {
             ..CommonParams::default()
         };
         let own = PbftParams::defaults_for(&common);
-        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
+        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public).with_client_auth(false);
         let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
         proto.set_allowed_clients(&[ClientId(0)]);
         let (transport, inbound) = hub.join(NodeId::Replica(0));

@@ -97,7 +97,8 @@ pub async fn run_replica(
             setup.id
         );
     }
-    let keyring = Keyring::new(ReplicaId(setup.id), signing, replica_keys);
+    // Clients of the node do not attach authenticators yet (issue 10 item 1, step 3).
+    let keyring = Keyring::new(ReplicaId(setup.id), signing, replica_keys).with_client_auth(false);
     if let Some(mode) = &setup.byzantine {
         tracing::warn!(replica = setup.id, mode, "running as a Byzantine replica");
     }

@@ -670,7 +670,7 @@ impl HotStuff {
     /// The requests of `batch` not delivered before, marking them delivered.
     fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
         let pending = &mut self.pending;
-        let (fresh, duplicates) = filter_fresh(
+        let (fresh, left_out) = filter_fresh(
             &mut self.delivered_table,
             batch,
             self.cfg.common.client_window,
@@ -678,7 +678,7 @@ impl HotStuff {
                 pending.remove(&req.key());
             },
         );
-        self.counters.duplicate_requests_filtered += duplicates;
+        self.counters.duplicate_requests_filtered += left_out.duplicates + left_out.too_far;
         fresh
     }
 

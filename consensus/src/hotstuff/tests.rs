@@ -183,11 +183,11 @@ impl Cluster {
     }
 
     fn request(&mut self, to: usize, client: u32, number: u64) {
-        let req = Request {
-            client: ClientId(client),
+        let req = Request::new(
+            ClientId(client),
             number,
-            payload: Bytes::from(format!("op-{client}-{number}")),
-        };
+            Bytes::from(format!("op-{client}-{number}")),
+        );
         self.feed(to, Event::ClientRequest(req));
     }
 
@@ -506,11 +506,7 @@ fn bad_input_is_dropped_and_counted() {
     );
     assert_eq!(c.replicas[0].core().counters().dropped_malformed, 1);
     // An oversize request.
-    let big = Request {
-        client: ClientId(1),
-        number: 1,
-        payload: Bytes::from(vec![0u8; 1 << 20]),
-    };
+    let big = Request::new(ClientId(1), 1, Bytes::from(vec![0u8; 1 << 20]));
     c.feed(0, Event::ClientRequest(big));
     assert_eq!(c.replicas[0].core().counters().dropped_oversize_request, 1);
     // Nothing of it stopped the cluster.

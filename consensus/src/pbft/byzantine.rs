@@ -337,10 +337,12 @@ impl Byzantine {
             for k in 0..FLOOD_PER_VIEW {
                 self.flood_number = self.flood_number.wrapping_add(1);
                 let requests = (0..per_batch)
-                    .map(|i| Request {
-                        client: FLOOD_CLIENT,
-                        number: self.flood_number.wrapping_mul(64).wrapping_add(i as u64),
-                        payload: payload.clone(),
+                    .map(|i| {
+                        Request::new(
+                            FLOOD_CLIENT,
+                            self.flood_number.wrapping_mul(64).wrapping_add(i as u64),
+                            payload.clone(),
+                        )
                     })
                     .collect();
                 let batch = Arc::new(Batch::new(requests));

@@ -11,6 +11,16 @@ counters! {
     requests_delivered,
     /// Requests filtered out at delivery because they were already delivered.
     duplicate_requests_filtered,
+    /// Requests left out at delivery, and refused at admission, because their number
+    /// lay more than the client window above their client's low mark.
+    requests_too_far,
+    /// Client requests (direct or forwarded) refused: this replica's MAC in their
+    /// authenticator did not verify.
+    unauthenticated_requests,
+    /// Pre-prepares (or new-view proposals) accepted without sending a prepare: a
+    /// request in the batch did not carry a valid MAC for this replica. The slot still
+    /// prepares from 2f prepares of others.
+    withheld_prepares,
     /// Retransmitted requests answered from the reply cache.
     replies_from_cache,
     /// Retransmitted requests already delivered whose result this replica does not

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_result};
+use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, is_too_far, record_result};
 use crate::pbft::Pbft;
 use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote, encoded_len};
@@ -33,6 +33,9 @@ impl Pbft {
         }
         if !self.client_allowed(req.client) {
             self.counters.dropped_unknown_client += 1;
+            return;
+        }
+        if !self.admissible(&req) {
             return;
         }
         if self.answer_if_done(&req, out) {
@@ -74,6 +77,9 @@ impl Pbft {
                 self.counters.dropped_unknown_client += 1;
                 continue;
             }
+            if !self.admissible(&req) {
+                continue;
+            }
             if self.answer_if_done(&req, out) {
                 continue;
             }
@@ -82,6 +88,27 @@ impl Pbft {
             }
         }
         self.try_propose(now, false, out);
+    }
+
+    /// Whether a client request (direct or forwarded) may be admitted: its number is
+    /// within the client window of its client's low mark, and its authenticator
+    /// carries a valid MAC for this replica (issue 10 item 1: a replica that forwards
+    /// a request cannot forge one in a client's name). Counts the refusals.
+    fn admissible(&mut self, req: &Request) -> bool {
+        if is_too_far(
+            &self.delivered_table,
+            req.client,
+            req.number,
+            self.cfg.client_window,
+        ) {
+            self.counters.requests_too_far += 1;
+            return false;
+        }
+        if !self.keys.verify_client(req) {
+            self.counters.unauthenticated_requests += 1;
+            return false;
+        }
+        true
     }
 
     /// Answers a request that was already delivered from the reply cache. Returns
@@ -329,8 +356,19 @@ impl Pbft {
             self.counters.dropped_bad_digest += 1;
             return;
         }
+        // Castro and Liskov's treatment of partially valid authenticators: a backup
+        // that cannot authenticate every request of the batch accepts the pre-prepare
+        // but withholds its prepare. It still prepares once 2f others did — then at
+        // least one correct replica authenticated every request, so the clients sent
+        // them. A client that makes its own request fail at some replicas can stall a
+        // view this way (the view change cures it: `withheld_prepares` counts it).
+        let authentic = pp.batch.requests.iter().all(|r| self.keys.verify_client(r));
         self.wanted_batches.remove(&pp.digest);
         self.batches.insert(pp.digest, pp.batch);
+        if !authentic {
+            self.counters.withheld_prepares += 1;
+            self.slots.entry(pp.seq).or_default().withheld = true;
+        }
         self.accept_proposal(now, pp.seq, pp.digest, out);
     }
 
@@ -371,6 +409,12 @@ impl Pbft {
         digest: Digest,
         out: &mut Vec<PbftAction>,
     ) {
+        if self.slots.get(&seq).is_some_and(|s| s.withheld) {
+            // Not authenticated here: no prepare and no pre-prepared claim, but the
+            // others' prepares may prepare it.
+            self.check_slot(now, seq, out);
+            return;
+        }
         self.note_pre_prepared(seq, digest, self.view);
         if self.is_primary() {
             self.check_slot(now, seq, out);
@@ -582,7 +626,7 @@ impl Pbft {
     /// ([`filter_fresh`]).
     fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
         let (awaited, pending) = (&mut self.awaited, &mut self.pending);
-        let (fresh, duplicates) = filter_fresh(
+        let (fresh, left_out) = filter_fresh(
             &mut self.delivered_table,
             batch,
             self.cfg.client_window,
@@ -591,7 +635,8 @@ impl Pbft {
                 pending.remove(&req.key());
             },
         );
-        self.counters.duplicate_requests_filtered += duplicates;
+        self.counters.duplicate_requests_filtered += left_out.duplicates;
+        self.counters.requests_too_far += left_out.too_far;
         fresh
     }
 

@@ -135,6 +135,9 @@ pub(crate) struct Slot {
     pub prepared: bool,
     /// Committed locally: prepared plus a quorum of matching commits.
     pub committed: bool,
+    /// The pre-prepared batch held a request without a valid MAC for this replica:
+    /// no prepare of ours (see `normal.rs`, `on_pre_prepare`).
+    pub withheld: bool,
 }
 
 /// A batch committed at some sequence number, kept until garbage collection.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use crate::application::{Application, HashChainApp};
+use crate::client_auth::ClientMacs;
 use crate::crypto::{Keyring, Signature};
 use crate::exactly_once::{ClientTables, DedupWindow};
 use crate::pbft::config::PbftConfig;
@@ -32,6 +33,8 @@ struct Harness {
     silenced: Vec<bool>,
     /// Replicas that receive nothing from their peers (messages to them are lost).
     deaf: Vec<bool>,
+    /// The replicas' keyrings, for clients' MAC keys.
+    rings: Vec<Keyring>,
 }
 
 impl Harness {
@@ -45,9 +48,10 @@ impl Harness {
             ..PbftConfig::default()
         };
         tweak(&mut cfg);
-        let nodes: Vec<Pbft> = Keyring::test_cluster(n, 1)
-            .into_iter()
-            .map(|k| Pbft::new(cfg.clone(), k).unwrap())
+        let rings = Keyring::test_cluster(n, 1);
+        let nodes: Vec<Pbft> = rings
+            .iter()
+            .map(|k| Pbft::new(cfg.clone(), k.clone()).unwrap())
             .collect();
         let mut h = Harness {
             apps: vec![HashChainApp::default(); n],
@@ -55,6 +59,7 @@ impl Harness {
             delivered: vec![Vec::new(); n],
             silenced: vec![false; n],
             deaf: vec![false; n],
+            rings,
             nodes,
             now: Time::ZERO,
             inflight: VecDeque::new(),
@@ -157,12 +162,16 @@ impl Harness {
     }
 
     fn request(&mut self, to: usize, client: u32, number: u64) {
-        let req = Request {
-            client: ClientId(client),
-            number,
-            payload: Bytes::from(format!("op-{client}-{number}")),
-        };
+        let req = self.signed(client, number, format!("op-{client}-{number}"));
         self.feed(to, Event::ClientRequest(req));
+    }
+
+    /// Client `client`'s request `number` with `payload`, authenticated as that client
+    /// would (a MAC for every replica).
+    fn signed(&self, client: u32, number: u64, payload: impl Into<Bytes>) -> Request {
+        let mut req = Request::new(ClientId(client), number, payload.into());
+        ClientMacs::from_keyrings(&self.rings, ClientId(client)).sign(&mut req);
+        req
     }
 
     fn inject(&mut self, to: usize, from: u32, msg: Message) {
@@ -186,11 +195,7 @@ impl Harness {
 fn batch_of(reqs: &[(u32, u64)]) -> Arc<Batch> {
     Arc::new(Batch::new(
         reqs.iter()
-            .map(|(c, n)| Request {
-                client: ClientId(*c),
-                number: *n,
-                payload: Bytes::from_static(b"p"),
-            })
+            .map(|(c, n)| Request::new(ClientId(*c), *n, Bytes::from_static(b"p")))
             .collect(),
     ))
 }
@@ -258,6 +263,106 @@ fn duplicate_request_is_answered_from_the_cache_not_re_executed() {
     assert_eq!(h.nodes[0].counters.replies_from_cache, 1);
 }
 
+/// The payloads replica `i` delivered, in order.
+fn delivered_payloads(h: &Harness, i: usize) -> Vec<(ClientId, u64, Bytes)> {
+    h.delivered[i]
+        .iter()
+        .flat_map(|d| d.batch.requests.iter())
+        .map(|r| (r.client, r.number, r.payload.clone()))
+        .collect()
+}
+
+/// Issue 10 item 1: a Byzantine backup forwards requests in client 1's name to the
+/// primary — number 1 with its own payload, and number 1,000,000 — with a garbage
+/// authenticator. Before MAC authenticators the primary ordered the first (the
+/// client's genuine request 1 was then filtered as a duplicate and the client got the
+/// forged request's result) and the second slid client 1's window past its genuine
+/// requests. Both are refused; the genuine requests run.
+#[test]
+fn a_backup_cannot_forge_requests_in_a_clients_name() {
+    let mut h = Harness::new(4, |_| {});
+    let mut forged = h.signed(1, 1, "evil");
+    forged.auth.0.iter_mut().for_each(|mac| mac[0] ^= 0xff);
+    let mut far = Request::new(ClientId(1), 1_000_000, Bytes::from_static(b"evil"));
+    far.auth = forged.auth.clone();
+    // Another client's valid authenticator does not help either.
+    let mut borrowed = Request::new(ClientId(1), 1, Bytes::from_static(b"evil"));
+    borrowed.auth = h.signed(2, 1, "evil").auth;
+    h.inject(0, 2, Message::Forward(vec![forged, far, borrowed]));
+    h.settle();
+    h.advance(Duration::from_millis(5));
+    for n in 1..=2 {
+        h.request(0, 1, n);
+        h.settle();
+        h.advance(Duration::from_millis(5));
+    }
+    let genuine = vec![
+        (ClientId(1), 1, Bytes::from("op-1-1")),
+        (ClientId(1), 2, Bytes::from("op-1-2")),
+    ];
+    for i in 0..4 {
+        assert_eq!(delivered_payloads(&h, i), genuine, "replica {i}");
+    }
+    assert_eq!(h.nodes[0].counters.unauthenticated_requests, 2);
+    assert_eq!(h.nodes[0].counters.requests_too_far, 1);
+    let reply = h
+        .replies
+        .iter()
+        .find(|r| r.replica == ReplicaId(1))
+        .unwrap();
+    assert_eq!(reply.results[0].0, 1);
+}
+
+/// Issue 10 item 1: a Byzantine primary puts a request forged in client 1's name into
+/// its pre-prepare. Before, every backup prepared and committed it. Now no backup can
+/// authenticate it: each accepts the pre-prepare, withholds its prepare, and nothing
+/// commits.
+#[test]
+fn a_forged_request_in_a_pre_prepare_gets_no_prepare() {
+    let mut h = Harness::new(4, |_| {});
+    let mut forged = h.signed(1, 1, "evil");
+    forged.auth.0.iter_mut().for_each(|mac| mac[0] ^= 0xff);
+    let batch = Arc::new(Batch::new(vec![forged]));
+    let pp = PrePrepare {
+        view: View(0),
+        seq: Seq(1),
+        digest: batch.digest(),
+        batch,
+    };
+    for i in 1..4 {
+        h.inject(i, 0, Message::PrePrepare(pp.clone()));
+    }
+    h.settle();
+    for i in 1..4 {
+        assert!(h.delivered[i].is_empty(), "replica {i} delivered a forgery");
+        assert_eq!(h.nodes[i].counters.withheld_prepares, 1);
+        let slot = &h.nodes[i].slots[&Seq(1)];
+        assert!(slot.prepares.is_empty() && !slot.prepared);
+        assert!(
+            !h.nodes[i].pre_prepared_claims.contains_key(&Seq(1)),
+            "no pre-prepared claim for a batch this replica could not authenticate"
+        );
+    }
+}
+
+/// A client whose authenticator is valid for every replica but r3 (a partially valid
+/// authenticator): r3 withholds its prepare, yet prepares from the 2f prepares of the
+/// others and executes the request like everyone else.
+#[test]
+fn a_partially_valid_authenticator_prepares_from_the_others() {
+    let mut h = Harness::new(4, |_| {});
+    let mut req = h.signed(1, 1, "op");
+    req.auth.0[3][0] ^= 1;
+    h.feed(0, Event::ClientRequest(req));
+    h.settle();
+    h.advance(Duration::from_millis(5));
+    for i in 0..4 {
+        assert_eq!(h.delivered_keys(i), vec![(ClientId(1), 1)], "replica {i}");
+    }
+    assert_eq!(h.nodes[3].counters.withheld_prepares, 1);
+    assert!((0..3).all(|i| h.nodes[i].counters.withheld_prepares == 0));
+}
+
 #[test]
 fn silent_primary_is_replaced_by_a_view_change() {
     let mut h = Harness::new(4, |_| {});
@@ -314,11 +419,7 @@ fn future_view_flood_is_refused_and_bounded_per_peer() {
     let big = |n: u64| {
         Arc::new(Batch::new(
             (0..4)
-                .map(|i| Request {
-                    client: ClientId(1),
-                    number: n * 8 + i,
-                    payload: Bytes::from(vec![7u8; 1000]),
-                })
+                .map(|i| Request::new(ClientId(1), n * 8 + i, Bytes::from(vec![7u8; 1000])))
                 .collect(),
         ))
     };
@@ -639,11 +740,7 @@ fn batches_naming_unknown_clients_are_refused() {
 #[test]
 fn oversize_request_is_dropped_and_counted() {
     let mut h = Harness::new(4, |c| c.max_request_bytes = 8);
-    let req = Request {
-        client: ClientId(1),
-        number: 1,
-        payload: Bytes::from(vec![0u8; 9]),
-    };
+    let req = Request::new(ClientId(1), 1, Bytes::from(vec![0u8; 9]));
     h.feed(0, Event::ClientRequest(req));
     assert_eq!(h.nodes[0].counters.dropped_oversize_request, 1);
 }

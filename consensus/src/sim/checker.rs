@@ -213,11 +213,11 @@ mod tests {
         Delivery {
             view: View(0),
             seq: Seq(seq),
-            batch: Arc::new(Batch::new(vec![Request {
-                client: ClientId(0),
+            batch: Arc::new(Batch::new(vec![Request::new(
+                ClientId(0),
                 number,
-                payload: Bytes::from_static(payload),
-            }])),
+                Bytes::from_static(payload),
+            )])),
             checkpoint: false,
         }
     }

@@ -27,6 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::application::HashChainApp;
 use crate::client::ClientCore;
+use crate::client_auth::ClientMacs;
 use crate::crypto::Keyring;
 use crate::params::{CommonParams, ProtocolParams};
 use crate::protocol::Protocol;
@@ -289,6 +290,9 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
     }
     let keys = Keyring::test_cluster(cfg.replicas, cfg.seed);
     let replica_keys = keys[0].replica_keys().to_vec();
+    let client_macs: Vec<ClientMacs> = (0..cfg.clients)
+        .map(|c| ClientMacs::from_keyrings(&keys, ClientId(c as u32)))
+        .collect();
     let byzantine = fault_plan.byzantine.clone();
     let factory = {
         let byzantine = byzantine.clone();
@@ -314,7 +318,8 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
                 Duration::from_millis(500),
                 common.signed_all.then(|| replica_keys.clone()),
                 P::client_routing(cfg.replicas),
-            );
+            )
+            .with_macs(client_macs[c].clone());
             SimClient::new(core, times, cfg.client_window)
         })
         .collect();

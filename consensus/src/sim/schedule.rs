@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::application::HashChainApp;
 use crate::client::ClientCore;
+use crate::client_auth::ClientMacs;
 use crate::crypto::Keyring;
 use crate::params::{CommonParams, ProtocolParams};
 use crate::protocol::Protocol;
@@ -481,7 +482,8 @@ fn run_protocol<P: Protocol>(plan: &SchedulePlan, seed: u64) -> ScheduleReport {
                 Duration::from_millis(500),
                 common.signed_all.then(|| replica_keys.clone()),
                 P::client_routing(n),
-            );
+            )
+            .with_macs(ClientMacs::from_keyrings(&keys, ClientId(c as u32)));
             SimClient::new(core, times.clone(), plan.client_window)
         })
         .collect();
