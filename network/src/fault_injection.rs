@@ -25,9 +25,11 @@
 //! catch-all `default`, an isolation or a partition — can cut or drop the control
 //! traffic that installs and heals the rules).
 //!
-//! Time: a ramp's delay and a flap's phase count from the moment their rule was
-//! installed; [`FaultHandle::replace`] keeps that moment for rules that did not change,
-//! so re-sending the same rules does not restart a ramp.
+//! Time: a ramp's delay and a flap's phase count from the moment they were installed
+//! on their link; [`FaultHandle::replace`] keeps that moment for each link whose
+//! `delay` (or `flap`) did not change — whatever else changed, on that link (a loss
+//! merged into a ramping link) or on others (another link's fault added) — so
+//! re-sending the rules with one fault more does not restart a ramp or a flap.
 //!
 //! Ordering: delays never reorder frames on a link (each link has a FIFO delay line
 //! whose release times never go backwards, as on an ordered QUIC stream); reordering
@@ -280,28 +282,38 @@ fn bump(cell: &AtomicU64) {
     cell.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A link rule and when it was installed (ramps and flaps count from there).
+/// A link rule and when its delay and its flap were installed (a ramp counts from
+/// `delay_since`, a flap's phase from `flap_since`).
 #[derive(Clone, Copy)]
 struct Installed {
     faults: LinkFaults,
-    since: Instant,
+    delay_since: Instant,
+    flap_since: Instant,
 }
 
 impl Installed {
     fn now(faults: LinkFaults) -> Self {
+        let now = Instant::now();
         Installed {
             faults: faults.clamped(),
-            since: Instant::now(),
+            delay_since: now,
+            flap_since: now,
         }
     }
 
-    /// The same rule keeps its start time; a changed one starts now.
+    /// An unchanged delay keeps its start time, and so does an unchanged flap, even
+    /// when other fields of the rule changed; a changed one starts now.
     fn replacing(faults: LinkFaults, old: Option<&Installed>) -> Self {
-        let faults = faults.clamped();
-        match old {
-            Some(old) if old.faults == faults => *old,
-            _ => Installed::now(faults),
+        let mut new = Installed::now(faults);
+        if let Some(old) = old {
+            if old.faults.delay == new.faults.delay {
+                new.delay_since = old.delay_since;
+            }
+            if old.faults.flap == new.faults.flap {
+                new.flap_since = old.flap_since;
+            }
         }
+        new
     }
 }
 
@@ -353,11 +365,14 @@ impl ActiveRules {
         let Some(rule) = self.links.get(&(from, to)).or(self.default.as_ref()) else {
             return Verdict::Clean;
         };
-        let elapsed = rule.since.elapsed();
-        if rule.faults.flap.is_some_and(|f| f.is_down(elapsed)) {
+        if rule
+            .faults
+            .flap
+            .is_some_and(|f| f.is_down(rule.flap_since.elapsed()))
+        {
             return Verdict::Blocked;
         }
-        Verdict::Faulty(rule.faults, elapsed)
+        Verdict::Faulty(rule.faults, rule.delay_since.elapsed())
     }
 
     fn to_rules(&self) -> FaultRules {
@@ -461,8 +476,10 @@ impl FaultHandle {
         *self.write() = ActiveRules::default();
     }
 
-    /// Installs `rules` in place of every current rule. A link rule equal to the one
-    /// it replaces keeps its start time (a ramp or flap continues where it was).
+    /// Installs `rules` in place of every current rule. On each link (and for the
+    /// default rule) a delay equal to the one it replaces keeps its start time, and so
+    /// does a flap: a ramp or flap continues where it was even when the link's other
+    /// faults, or other links' rules, changed.
     pub fn replace(&self, rules: FaultRules) {
         let mut active = self.write();
         let default = rules
@@ -842,16 +859,98 @@ mod tests {
             ..LinkFaults::default()
         };
         handle.set_link(a, b, ramp);
-        let since = |h: &FaultHandle| h.rules.read().unwrap().links[&(a, b)].since;
+        let since = |h: &FaultHandle| h.rules.read().unwrap().links[&(a, b)].delay_since;
         let first = since(&handle);
         std::thread::sleep(ms(5));
         let mut rules = handle.rules();
         rules.partition = vec![vec![a], vec![b]];
         handle.replace(rules.clone());
         assert_eq!(since(&handle), first, "unchanged rule keeps its start");
-        rules.links[0].faults.loss = 0.5;
+        rules.links[0].faults.delay = Delay::Fixed(ms(3));
         handle.replace(rules);
-        assert!(since(&handle) > first, "a changed rule starts again");
+        assert!(since(&handle) > first, "a changed delay starts again");
+    }
+
+    /// The delay level of `from → to` now (jitter-free ramps only).
+    fn level(handle: &FaultHandle, from: NodeId, to: NodeId) -> Duration {
+        let verdict = handle.rules.read().unwrap().verdict(from, to);
+        let Verdict::Faulty(faults, elapsed) = verdict else {
+            panic!("a faulty link");
+        };
+        faults.delay.sample(&mut StdRng::seed_from_u64(0), elapsed)
+    }
+
+    /// The launcher re-sends the whole rule set whenever a fault starts: a ramp on
+    /// r0 → r1 keeps rising when another link's fault is added, and when a loss is
+    /// merged into the ramping link's own rule; a flap keeps its phase likewise. (The
+    /// second and third failed before the fix: any change to the link's rule restarted
+    /// its ramp and flap.)
+    #[test]
+    fn a_ramp_keeps_rising_across_a_replace_that_changes_something_else() {
+        let handle = FaultHandle::new();
+        let (a, b) = (NodeId::Replica(0), NodeId::Replica(1));
+        let (c, d) = (NodeId::Replica(2), NodeId::Replica(3));
+        let ramp = LinkFaults {
+            // 1 ms of delay per ms since installed.
+            delay: Delay::Ramp {
+                from: Duration::ZERO,
+                to: ms(100_000),
+                over: ms(100_000),
+                jitter: Duration::ZERO,
+            },
+            ..LinkFaults::default()
+        };
+        let mut rules = FaultRules {
+            links: vec![LinkRule {
+                from: a,
+                to: b,
+                faults: ramp,
+            }],
+            ..FaultRules::default()
+        };
+        handle.replace(rules.clone());
+        std::thread::sleep(ms(40));
+        let before = level(&handle, a, b);
+        assert!(before >= ms(40), "{before:?}");
+
+        rules.links.push(LinkRule {
+            from: c,
+            to: d,
+            faults: LinkFaults {
+                loss: 0.1,
+                ..LinkFaults::default()
+            },
+        });
+        handle.replace(rules.clone());
+        let after_other = level(&handle, a, b);
+        assert!(after_other >= before, "{after_other:?} < {before:?}");
+
+        rules.links[0].faults.loss = 0.2;
+        handle.replace(rules.clone());
+        let after_loss = level(&handle, a, b);
+        assert!(
+            after_loss >= after_other,
+            "{after_loss:?} < {after_other:?}"
+        );
+
+        // A flap keeps its phase across a change of the link's delay.
+        let flap = Flap {
+            period: ms(100_000),
+            down: ms(30),
+        };
+        rules.links[0].faults.flap = Some(flap);
+        handle.replace(rules.clone());
+        assert!(matches!(
+            handle.rules.read().unwrap().verdict(a, b),
+            Verdict::Blocked
+        ));
+        std::thread::sleep(ms(40));
+        rules.links[0].faults.delay = Delay::Fixed(ms(1));
+        handle.replace(rules);
+        assert!(
+            !matches!(handle.rules.read().unwrap().verdict(a, b), Verdict::Blocked),
+            "the flap's down phase is not restarted"
+        );
     }
 
     #[test]
