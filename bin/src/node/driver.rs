@@ -1071,7 +1071,7 @@ mod tests {
             ..CommonParams::default()
         };
         let own = PbftParams::defaults_for(&common);
-        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
+        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public).with_client_auth(false);
         let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
         proto.set_allowed_clients(&[ClientId(0)]);
         let dir = tempfile::tempdir().unwrap();
@@ -1104,11 +1104,7 @@ mod tests {
             },
         ));
         let (client, _replies) = hub.join(NodeId::Client(0));
-        let request = Request {
-            client: ClientId(0),
-            number: 1,
-            payload: Bytes::from(vec![7u8; 300]),
-        };
+        let request = Request::new(ClientId(0), 1, Bytes::from(vec![7u8; 300]));
         let frame = frames::encode(&ClientFrame::Requests(vec![request])).unwrap();
         client.send(NodeId::Replica(0), frame);
         let ended = tokio::time::timeout(Duration::from_secs(2), &mut replica)
