@@ -65,16 +65,50 @@ fn backup_and_primary_killed_under_load_restart_from_their_logs() {
         "{}",
         s["throughput"]
     );
-    // Both restarted replicas recovered from their logs (their own log lines say so).
+    // Both restarted replicas recovered from their logs: the line every start logs,
+    // logged again by the restart (the log file is appended to), reports records
+    // replayed or a snapshot — the first start's line reports an empty log.
     for i in [0, 2] {
         let log = find(&dir, &format!("replica-{i}.log"))
             .map(|p| std::fs::read_to_string(p).unwrap_or_default())
             .unwrap_or_default();
+        let starts: Vec<&str> = log.lines().filter(|l| l.contains(RECOVERED)).collect();
+        assert!(starts.len() >= 2, "r{i} did not start twice:\n{log}");
         assert!(
-            log.contains("recovered from the write-ahead log"),
-            "r{i} did not replay its log:\n{log}"
+            !replayed(starts[0]),
+            "r{i}'s first start has an empty log: {}",
+            starts[0]
+        );
+        let restart = starts[starts.len() - 1];
+        assert!(
+            replayed(restart),
+            "r{i} restarted without replaying its log: {restart}\n{log}"
         );
     }
+}
+
+/// What a replica logs at every start with `durability = wal`.
+const RECOVERED: &str = "recovered from the write-ahead log";
+
+/// Whether a [`RECOVERED`] line reports records replayed (`records=N`, N > 0) or a
+/// snapshot (`snapshot=SEQ`; absent when there was none).
+fn replayed(line: &str) -> bool {
+    let field = |name: &str| -> Option<u64> {
+        let rest = line.split(&format!(" {name}=")).nth(1)?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    field("records").is_some_and(|n| n > 0) || field("snapshot").is_some()
+}
+
+#[test]
+fn the_recovered_line_counts_only_a_replay() {
+    let line =
+        |fields: &str| format!("2025-01-01T00:00:00Z  INFO tandem::node: {RECOVERED} {fields}");
+    assert!(!replayed(&line("records=0")));
+    assert!(replayed(&line("records=17")));
+    assert!(replayed(&line("records=0 snapshot=32")));
+    assert!(!replayed(&line("")), "no field: nothing replayed");
 }
 
 /// The first file named `name` under `dir`.
