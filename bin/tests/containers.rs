@@ -1,8 +1,11 @@
 //! Tests across containers: the image of the test's own debug `tandem` binary, the
 //! Compose files `tandem deploy compose` writes, and a cluster of replica containers on
 //! a private Docker network (replicas named by host, a kill and restart, a disconnect). Every test
-//! skips with a message when Docker is missing or its daemon unreachable; images and
-//! containers are removed on every path by drop guards.
+//! skips with a message when Docker is missing or its daemon unreachable (the Compose
+//! test: when no Compose tool runs) — unless `TANDEM_REQUIRE_DOCKER=1`, which `.ci/run`
+//! sets when its probe found both: then a missing capability fails the test, so CI
+//! notices when detection itself breaks. Images and containers are removed on every
+//! path by drop guards.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -27,15 +30,41 @@ fn docker(args: &[&str]) -> Output {
         .expect("docker runs")
 }
 
-/// True (after printing why) when Docker cannot be used here.
+/// Set to `1` when the Docker engine and a Compose tool must be there.
+const REQUIRE: &str = "TANDEM_REQUIRE_DOCKER";
+
+/// Whether [`REQUIRE`] is `1`.
+fn docker_required() -> bool {
+    std::env::var(REQUIRE).is_ok_and(|v| v == "1")
+}
+
+/// Prints that `test` skips because of `why`; panics instead when `required`.
+fn skip_or_fail(test: &str, why: &str, required: bool) {
+    assert!(!required, "{test}: {REQUIRE}=1 but {why}");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// True (after printing why) when Docker cannot be used here; fails the test instead
+/// when Docker is required.
 fn skip_without_docker(test: &str) -> bool {
     match docker_unavailable() {
         Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
+            skip_or_fail(test, &why, docker_required());
             true
         }
         None => false,
     }
+}
+
+#[test]
+#[should_panic(expected = "TANDEM_REQUIRE_DOCKER=1 but the docker daemon is unreachable")]
+fn a_required_docker_that_is_missing_fails_instead_of_skipping() {
+    skip_or_fail("t", "the docker daemon is unreachable", true);
+}
+
+#[test]
+fn a_missing_docker_that_is_not_required_skips() {
+    skip_or_fail("t", "the docker daemon is unreachable", false);
 }
 
 /// A name unique to this test process and call, for images, networks and containers.
@@ -128,7 +157,11 @@ fn deploy_compose_for_4_and_7_replicas_passes_compose_config() {
     let tool = match ComposeTool::find() {
         Ok(tool) => tool,
         Err(why) => {
-            eprintln!("SKIPPED deploy_compose_for_4_and_7_replicas_passes_compose_config: {why}");
+            skip_or_fail(
+                "deploy_compose_for_4_and_7_replicas_passes_compose_config",
+                &why.to_string(),
+                docker_required(),
+            );
             return;
         }
     };

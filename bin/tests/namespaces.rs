@@ -2,7 +2,9 @@
 //! its own veth address (10.77.x.y), the load client in another, all joined by a bridge
 //! in a switch namespace. Loopback stays down in every namespace, so a replica or the
 //! client that relied on 127.0.0.1 would fail. Needs root and `ip` (iproute2); skips
-//! with a message otherwise. Namespaces and processes are removed on every path.
+//! with a message otherwise — unless `TANDEM_REQUIRE_NETNS=1`, which `.ci/run` sets
+//! when its probe could add and delete a namespace: then a missing capability fails
+//! the test. Namespaces and processes are removed on every path.
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -47,8 +49,25 @@ impl Drop for Hosts {
     }
 }
 
+/// Set to `1` when network namespaces must be usable.
+const REQUIRE: &str = "TANDEM_REQUIRE_NETNS";
+
+/// Prints that the test skips because of `why`; panics instead when `required`.
+fn skip_or_fail(why: &str, required: bool) {
+    let test = "replicas_and_a_client_in_separate_network_namespaces_commit_and_agree";
+    assert!(!required, "{test}: {REQUIRE}=1 but {why}");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+#[test]
+#[should_panic(expected = "TANDEM_REQUIRE_NETNS=1 but cannot create")]
+fn required_namespaces_that_are_missing_fail_instead_of_skipping() {
+    skip_or_fail("cannot create a network namespace", true);
+}
+
 #[test]
 fn replicas_and_a_client_in_separate_network_namespaces_commit_and_agree() {
+    let required = std::env::var(REQUIRE).is_ok_and(|v| v == "1");
     let tag = format!("tn{}", std::process::id() % 100_000);
     let switch = format!("{tag}sw");
     let created = Command::new("ip")
@@ -58,17 +77,19 @@ fn replicas_and_a_client_in_separate_network_namespaces_commit_and_agree() {
     match created {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
-            eprintln!(
-                "SKIPPED replicas_and_a_client_in_separate_network_namespaces_commit_and_agree: \
-                 cannot create a network namespace (root needed): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+            skip_or_fail(
+                &format!(
+                    "cannot create a network namespace (root needed): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                required,
             );
             return;
         }
         Err(e) => {
-            eprintln!(
-                "SKIPPED replicas_and_a_client_in_separate_network_namespaces_commit_and_agree: \
-                 the ip command (iproute2) cannot run: {e}"
+            skip_or_fail(
+                &format!("the ip command (iproute2) cannot run: {e}"),
+                required,
             );
             return;
         }
