@@ -1058,40 +1058,13 @@ mod tests {
     /// its run ended (`None`: still running after a while) and whether replica 1 saw a
     /// pre-prepare.
     async fn primary_with_record_limit(limit: Option<usize>) -> (Option<Result<()>>, bool) {
-        use tandem_consensus::pbft::{Envelope, Message};
-        let n = 4;
         let hub = MemoryHub::default();
-        let keys: Vec<SigningKey> = (0..n)
-            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
-        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
-        let common = CommonParams {
-            replicas: n,
-            batch_timeout: Duration::from_millis(1),
-            ..CommonParams::default()
-        };
-        let own = PbftParams::defaults_for(&common);
-        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public).with_client_auth(false);
-        let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
-        proto.set_allowed_clients(&[ClientId(0)]);
         let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::node::wal::WalConfig {
-            dir: dir.path().to_path_buf(),
-            cluster: [3; 32],
-            segment_bytes: 1 << 20,
-            compact_bytes: 1 << 20,
-        };
-        let mut app = HashChainApp::default();
-        let recovered = crate::node::recover(&cfg, &mut proto, &mut app).unwrap();
-        let (mut wal, reports) = WalHandle::start(cfg, &recovered).unwrap();
+        let (driver, mut wal, reports, inbound, done_rx) = primary_with_log(&hub, dir.path());
         if let Some(limit) = limit {
             wal.limit_records(limit);
         }
-        let (transport, inbound) = hub.join(NodeId::Replica(0));
-        let (done_tx, done_rx) = unbounded_channel();
-        let exec = ExecutionStage::start(Box::new(app), done_tx).unwrap();
-        let driver =
-            Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME).with_wal(wal, reports);
+        let driver = driver.with_wal(wal, reports);
         let (_peer, mut peer_in) = hub.join(NodeId::Replica(1));
         let (stop, stopped) = oneshot::channel::<()>();
         let mut replica = tokio::spawn(driver.run(
@@ -1111,21 +1084,128 @@ mod tests {
             .await
             .ok()
             .map(|r| r.unwrap().map(|_| ()));
-        let mut pre_prepared = false;
-        while let Ok((_, bytes)) = peer_in.try_recv() {
-            if let Ok(Envelope {
-                msg: Message::PrePrepare(_),
-                ..
-            }) = tandem_network::decode::<Envelope>(&bytes, MAX_FRAME)
-            {
-                pre_prepared = true;
-            }
-        }
+        let pre_prepared = pre_prepares(&mut peer_in) > 0;
         let _ = stop.send(());
         if ended.is_none() {
             replica.await.unwrap().unwrap();
         }
         (ended, pre_prepared)
+    }
+
+    /// Pre-prepares among the frames waiting in `inbound`, which are taken.
+    fn pre_prepares(inbound: &mut tandem_network::Inbound) -> usize {
+        use tandem_consensus::pbft::{Envelope, Message};
+        let mut count = 0;
+        while let Ok((_, bytes)) = inbound.try_recv() {
+            if let Ok(Envelope {
+                msg: Message::PrePrepare(_),
+                ..
+            }) = tandem_network::decode::<Envelope>(&bytes, MAX_FRAME)
+            {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    type PrimaryParts = (
+        Driver<PbftReplica, tandem_network::MemoryTransport>,
+        WalHandle,
+        UnboundedReceiver<SyncReport>,
+        tandem_network::Inbound,
+        UnboundedReceiver<Done>,
+    );
+
+    /// Replica 0 of four (the primary of view 0) on `hub`, its log started in `dir`:
+    /// the driver (without the log yet), the log, its reports, inbound frames, and the
+    /// execution reports.
+    fn primary_with_log(hub: &MemoryHub, dir: &std::path::Path) -> PrimaryParts {
+        let n = 4;
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
+            .collect();
+        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
+        let common = CommonParams {
+            replicas: n,
+            batch_timeout: Duration::from_millis(1),
+            ..CommonParams::default()
+        };
+        let own = PbftParams::defaults_for(&common);
+        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public).with_client_auth(false);
+        let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
+        proto.set_allowed_clients(&[ClientId(0)]);
+        let cfg = crate::node::wal::WalConfig {
+            dir: dir.to_path_buf(),
+            cluster: [3; 32],
+            segment_bytes: 1 << 20,
+            compact_bytes: 1 << 20,
+        };
+        let mut app = HashChainApp::default();
+        let recovered = crate::node::recover(&cfg, &mut proto, &mut app).unwrap();
+        let (wal, reports) = WalHandle::start(cfg, &recovered).unwrap();
+        let (transport, inbound) = hub.join(NodeId::Replica(0));
+        let (done_tx, done_rx) = unbounded_channel();
+        let exec = ExecutionStage::start(Box::new(app), done_tx).unwrap();
+        let driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME);
+        (driver, wal, reports, inbound, done_rx)
+    }
+
+    /// Group commit: the primary's pre-prepare depends on its `PrePrepared` record,
+    /// so the driver holds it back until the log reports the record durable. Here the
+    /// log's reports reach the driver only when the test forwards them (a slow disk):
+    /// after the writer has fsynced the record, and while the driver does not know
+    /// yet, no pre-prepare leaves; once the report is forwarded, it does. (With the
+    /// hold-back disabled in `send_or_hold` the first assertion fails.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_message_after_a_persist_record_waits_until_the_log_is_durable() {
+        let hub = MemoryHub::default();
+        let dir = tempfile::tempdir().unwrap();
+        let (driver, wal, mut writer_reports, inbound, done_rx) =
+            primary_with_log(&hub, dir.path());
+        let (forward, reports) = unbounded_channel();
+        let driver = driver.with_wal(wal, reports);
+        let (_peer, mut peer_in) = hub.join(NodeId::Replica(1));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let replica = tokio::spawn(driver.run(
+            inbound,
+            done_rx,
+            None,
+            Duration::from_millis(50),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let (client, _replies) = hub.join(NodeId::Client(0));
+        let request = Request::new(ClientId(0), 1, Bytes::from_static(b"tx 1"));
+        let frame = frames::encode(&ClientFrame::Requests(vec![request])).unwrap();
+        client.send(NodeId::Replica(0), frame);
+
+        let durable = tokio::time::timeout(Duration::from_secs(5), writer_reports.recv())
+            .await
+            .expect("the writer logs the pre-prepared record")
+            .unwrap()
+            .unwrap();
+        assert!(durable >= 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            pre_prepares(&mut peer_in),
+            0,
+            "held back until the driver hears the record is durable"
+        );
+
+        forward.send(Ok(durable)).unwrap();
+        let mut seen = 0;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while seen == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                seen = pre_prepares(&mut peer_in);
+            }
+        })
+        .await
+        .expect("released once durable");
+        assert_eq!(seen, 1);
+        let _ = stop.send(());
+        replica.await.unwrap().unwrap();
     }
 
     /// A `Persist` record over the log's limit is refused at append: the replica
