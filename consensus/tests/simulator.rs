@@ -147,6 +147,19 @@ fn regression_seeds() {
             report.replay_command()
         );
     }
+    // A replica timed out of view 2 after a quorum asked for it, but its view change
+    // never reached view 2's primary (lost in a partition); it waited alone in view 3
+    // while the other two waited in view 2 for a quorum, forever. Replicas now resend
+    // a peer stuck in an older view change the view change they sent for that view.
+    let mut cfg = SimConfig::new(PBFT, 110, FaultMix::Mixed, 4);
+    cfg.disks = true;
+    let report = run(&cfg);
+    assert!(
+        report.ok(),
+        "regression view-change resend gap (seed 110, disks): {:?}\n    replay: {}",
+        report.violations,
+        report.replay_command()
+    );
 }
 
 /// An equivocating primary under a heavy load: requests lost in the equivocated batches

@@ -49,10 +49,9 @@ pub struct SimArgs {
     #[arg(long, visible_alias = "jobs")]
     threads: Option<usize>,
     /// Replicas' disks: `wal` (a restart replays what was fsynced, storage faults at
-    /// crashes) or `none` (replicas restart empty). Fault mixes default to `none`
-    /// (until the liveness gap `--faults mixed --seed 110 --durability wal` shows is
-    /// fixed); with `--scenario` the scenario's own `durability` is the default and
-    /// this flag overrides it.
+    /// crashes) or `none` (replicas restart empty). Fault mixes default to `none`,
+    /// the cluster file's default; with `--scenario` the scenario's own `durability`
+    /// is the default and this flag overrides it.
     #[arg(long, value_parser = ["wal", "none"])]
     durability: Option<String>,
     /// With disks: no storage faults (torn writes, corrupted records, lost fsyncs).

@@ -95,7 +95,12 @@ impl Pbft {
     }
 
     /// Sends a peer in an older view our new view; during a view change, our view
-    /// change (so a new primary that lost it still gathers a quorum).
+    /// change (so a new primary that lost it still gathers a quorum) and, when the peer
+    /// is still in the view change of an older view we also asked for, the view change
+    /// we sent for that view: we may have timed out of it after a quorum asked for it
+    /// while its new primary never got ours (lost in a partition), and then the peers
+    /// left in that view wait for a quorum that never comes while we wait in the next
+    /// view for them (found by `tandem sim --faults mixed --seed 110 --durability wal`).
     fn answer_view_lag(
         &mut self,
         now: Time,
@@ -114,13 +119,24 @@ impl Pbft {
                     self.counters.retransmissions += 1;
                 }
             }
-        } else if let Some(vc) = self
+            return;
+        }
+        let mut ours = Vec::new();
+        if st.view < self.view
+            && !st.view_active
+            && let Some(vc) = self.own_view_changes.get(&st.view)
+        {
+            ours.push(vc.clone());
+        }
+        if let Some(vc) = self
             .view_changes
             .get(&self.view)
             .and_then(|m| m.get(&self.me))
         {
-            let msg = Message::ViewChange(Box::new(vc.clone()));
-            if self.resend(now, from, msg, out) {
+            ours.push(vc.clone());
+        }
+        for vc in ours {
+            if self.resend(now, from, Message::ViewChange(Box::new(vc)), out) {
                 self.counters.retransmissions += 1;
             }
         }

@@ -38,6 +38,10 @@ pub type PbftEvent = Event<Envelope, PbftTimer>;
 
 /// How many views ahead of the current one messages are buffered or view changes kept.
 pub(crate) const MAX_VIEWS_AHEAD: u64 = 16;
+
+/// How many of our own past view changes we keep to resend (each holds at most one
+/// watermark window of claims).
+pub(crate) const OWN_VIEW_CHANGES_KEPT: usize = 4;
 /// What one peer has buffered for views not yet started (see
 /// [`Pbft::future_bounds`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,6 +186,10 @@ pub struct Pbft {
     pub(crate) view_backoff: u32,
     pub(crate) new_view_msg: Option<Arc<SignedNewView>>,
     pub(crate) view_changes: BTreeMap<View, BTreeMap<ReplicaId, SignedViewChange>>,
+    /// Our own view changes since we were last active in a view, newest
+    /// [`OWN_VIEW_CHANGES_KEPT`] at most: resent to a peer still in the view change of
+    /// an older one, whose new primary may have lost ours before we moved on.
+    pub(crate) own_view_changes: BTreeMap<View, SignedViewChange>,
     pub(crate) future: BTreeMap<View, Vec<(ReplicaId, Message)>>,
     /// Per sender: what it has in `future` (bounded by [`Pbft::future_bounds`]).
     pub(crate) future_load: BTreeMap<ReplicaId, FutureLoad>,
@@ -279,6 +287,7 @@ impl Pbft {
             view_backoff: 0,
             new_view_msg: None,
             view_changes: BTreeMap::new(),
+            own_view_changes: BTreeMap::new(),
             future: BTreeMap::new(),
             future_load: BTreeMap::new(),
             slots: BTreeMap::new(),

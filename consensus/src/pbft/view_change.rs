@@ -14,7 +14,9 @@ use crate::pbft::message::{
     Message, NewViewBody, PbftTimer, PrePreparedClaim, PreparedClaim, Signed, SignedBody,
     SignedNewView, SignedViewChange, StableCert, ViewChangeBody, encoded_len,
 };
-use crate::pbft::replica::{MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD, PbftAction};
+use crate::pbft::replica::{
+    MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD, OWN_VIEW_CHANGES_KEPT, PbftAction,
+};
 use crate::request::Request;
 use crate::types::{ReplicaId, Seq, Time, View, kth_highest_view};
 
@@ -47,6 +49,10 @@ impl Pbft {
         let vc = self.make_view_change(target);
         self.persist(PbftRecord::ViewChange { view: target }, out);
         self.broadcast(Message::ViewChange(Box::new(vc.clone())), out);
+        self.own_view_changes.insert(target, vc.clone());
+        while self.own_view_changes.len() > OWN_VIEW_CHANGES_KEPT {
+            self.own_view_changes.pop_first();
+        }
         self.view_changes
             .entry(target)
             .or_default()
@@ -354,6 +360,7 @@ impl Pbft {
         self.slots.clear();
         self.max_accepted = Seq(0);
         self.view_changes = self.view_changes.split_off(&view.next());
+        self.own_view_changes.clear();
         self.cancel_timer(PbftTimer::View, out);
         if checkpoint.seq > self.stable.seq {
             self.make_stable(now, checkpoint.clone(), out);

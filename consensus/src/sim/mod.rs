@@ -65,10 +65,8 @@ pub struct SimConfig {
     /// Record a textual trace of every event.
     pub record_trace: bool,
     /// Whether replicas have disks (`sim/disk.rs`): a restart replays what was
-    /// fsynced. Without (the default for now), replicas restart empty. Off by default
-    /// until the view-change retransmission gap that `--faults mixed --seed 110` hits
-    /// with disks (a replica that left a view after its view change to it was lost in
-    /// a partition) is fixed: with disks that seed stalls.
+    /// fsynced. Without (the default, as `durability = "none"` is the cluster file's),
+    /// replicas restart empty.
     pub disks: bool,
     /// Timed faults replacing the drawn plan's (its Byzantine replicas stay): a
     /// scripted run, such as every replica crashing at once. The last one is the heal
