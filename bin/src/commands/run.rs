@@ -1,5 +1,6 @@
 //! `tandem run SCENARIO.toml`: an experiment from a scenario file — the cluster, the
-//! load, the fault schedule and the expectations — on a real cluster on this machine.
+//! load, the fault schedule and the expectations — on a real cluster on this machine,
+//! of processes or of containers (`[cluster] backend`, or `--backend` for every file).
 //! Prints progress and fault events, the summary table, the per-phase table, recovery
 //! times and the expectations; exits 1 naming each expectation that failed.
 //! `tandem run --check FILE...` only reads and checks the files.
@@ -11,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tandem_experiments::report;
 use tandem_experiments::runner::{self, RunPlan, report_text};
-use tandem_experiments::scenario::Scenario;
+use tandem_experiments::scenario::{BackendKind, Scenario};
 
 /// Arguments of `tandem run`.
 #[derive(Args, Debug)]
@@ -25,20 +26,29 @@ pub struct RunArgs {
     /// Folder that receives results folders.
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    /// Run every scenario on this backend whatever its `[cluster] backend` says:
+    /// `process` (one process per replica) or `docker` (one container per replica).
+    #[arg(long)]
+    backend: Option<BackendKind>,
 }
 
 /// Runs `tandem run`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut scenarios = Vec::new();
     for path in &args.scenarios {
-        scenarios.push(Scenario::load(path)?);
+        let mut scenario = Scenario::load(path)?;
+        if let Some(backend) = args.backend {
+            scenario.cluster.backend = backend;
+        }
+        scenarios.push(scenario);
     }
     if args.check {
         for (path, s) in args.scenarios.iter().zip(&scenarios) {
             println!(
-                "{}: ok ({} replicas, {} faults, {:.0} s)",
+                "{}: ok ({} replicas on {}, {} faults, {:.0} s)",
                 path.display(),
                 s.cluster.replicas,
+                s.cluster.backend,
                 s.faults.len(),
                 s.load.duration.as_secs_f64()
             );

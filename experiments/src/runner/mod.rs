@@ -1,6 +1,8 @@
-//! The runner: a scenario on a whole cluster on 127.0.0.1. [`run`] generates keys into
-//! a temporary folder (with the launcher's), starts the replica processes
-//! ([`process_backend`]), connects the launcher ([`launcher`]: the control channel),
+//! The runner: a scenario on a whole cluster on this machine. [`run`] generates keys
+//! into a temporary folder (with the launcher's), starts the replicas through a
+//! [`backend`] — processes on 127.0.0.1 ([`process_backend`]) or containers on a
+//! private Docker network ([`docker_backend`]) —, connects the launcher ([`launcher`]:
+//! the control channel),
 //! runs the load clients in this process (their transport in the fault layer), carries
 //! out the fault schedule ([`nemesis`], network faults through [`link_rules`]), shows
 //! progress, then stops everything, aggregates what replicas and clients recorded
@@ -10,6 +12,8 @@
 //! scenario run the same way ([`faults`] parses its fault flags); [`saturation`] runs
 //! a plan once per offered rate; [`report_text`] prints the phase table.
 
+pub mod backend;
+pub mod docker_backend;
 pub mod faults;
 pub mod launcher;
 pub mod link_rules;
@@ -32,17 +36,23 @@ use tandem_network::{FaultHandle, Identity};
 use tokio::time::Instant;
 
 use crate::aggregate::{self, ReplicaTrace, RunRecord};
+use crate::cluster::ReplicaAddress;
 use crate::cluster::{ClusterFile, save_cluster_folder};
 use crate::cluster_params::ClusterParams;
+use crate::deploy::docker::docker_unavailable;
 use crate::load::stats::LoadStats;
 use crate::load::{ClientFaults, LoadMode, LoadSettings, Progress, run_load};
 use crate::metrics::{read_metrics, unix_ms};
 use crate::report::{self, Machine, ScenarioRecord};
+use crate::runner::backend::Backend;
+use crate::runner::docker_backend::{
+    DockerBackend, DockerNetwork, DockerSpec, REPLICA_PORT, ensure_image,
+};
 use crate::runner::launcher::Launcher;
 use crate::runner::nemesis::Nemesis;
 use crate::runner::phases::Measured;
 use crate::runner::process_backend::{ProcessBackend, ReplicaCommand};
-use crate::scenario::{LoadShape, Scenario};
+use crate::scenario::{BackendKind, Durability, LoadShape, Scenario};
 
 pub use local_options::LocalOptions;
 
@@ -91,6 +101,7 @@ pub fn scenario_parameters(s: &Scenario) -> serde_json::Value {
         "scenario": s.name,
         "protocol": s.cluster.protocol.name.name(),
         "replicas": s.cluster.replicas,
+        "backend": s.cluster.backend.name(),
         "executor": s.cluster.executor,
         "threads": s.cluster.threads,
         "workload": format!("{} ({} accounts, zipf {})", w.kind.as_str(), w.accounts, w.zipf),
@@ -148,31 +159,105 @@ fn cluster_for(
     Ok((cluster, keys))
 }
 
+/// How the replicas of a run are started: the process backend's command, or the
+/// Docker backend's containers on their network.
+enum BackendStart {
+    Process(ReplicaCommand),
+    Docker(DockerSpec, DockerNetwork),
+}
+
+impl BackendStart {
+    async fn start(self) -> Result<Backend> {
+        Ok(match self {
+            BackendStart::Process(command) => Backend::Process(ProcessBackend::start(command)?),
+            BackendStart::Docker(spec, network) => {
+                Backend::Docker(DockerBackend::start(spec, network).await?)
+            }
+        })
+    }
+}
+
+/// The containers' view of `cluster`: replica `i` at the host name `r<i>` (its alias on
+/// the run's network), port [`REPLICA_PORT`].
+fn cluster_by_host_names(cluster: &ClusterFile) -> ClusterFile {
+    let mut inside = cluster.clone();
+    for r in &mut inside.replicas {
+        r.address = ReplicaAddress::Host {
+            name: format!("r{}", r.id),
+            port: REPLICA_PORT,
+        };
+    }
+    inside
+}
+
 /// Runs the plan: the cluster, its load and its fault schedule; checks the scenario's
 /// expectations; writes the results folder and returns it with the summary. Ctrl-C
-/// stops the replicas and is an error.
+/// stops the replicas (and removes the containers) and is an error.
 pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
     let scenario = &plan.scenario;
     let n = scenario.cluster.replicas;
     let clients = scenario.load.clients;
     let keys_dir = tempfile::tempdir().context("cannot create a temporary folder for keys")?;
-    let addresses = free_ports(n)?;
+    // Docker: the image and the network first; the replicas' addresses are on it.
+    let docker = match scenario.cluster.backend {
+        BackendKind::Process => None,
+        BackendKind::Docker => {
+            if let Some(why) = docker_unavailable() {
+                bail!("backend = \"docker\" needs the Docker engine: {why}");
+            }
+            let image = ensure_image(&plan.replica_program)?;
+            let prefix = format!("tandem-{}-{}", std::process::id(), unix_ms() % 1_000_000);
+            Some((image, DockerNetwork::create(&prefix)?))
+        }
+    };
+    let addresses = match &docker {
+        None => free_ports(n)?,
+        Some((_, network)) => (0..n).map(|i| network.replica_address(i)).collect(),
+    };
     let (cluster, keys) = cluster_for(scenario, &addresses)?;
     let (cluster_path, key_paths) = save_cluster_folder(keys_dir.path(), &cluster, &keys)?;
     let out = report::results_dir(&plan.results, &scenario.name);
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    cluster.save(&out.join("cluster.toml"))?;
     std::fs::write(out.join("scenario.toml"), &scenario.source.text)
         .context("cannot write scenario.toml")?;
 
     let mut nemesis = Nemesis::new(scenario);
-    let command = ReplicaCommand {
-        program: plan.replica_program.clone(),
-        cluster: cluster_path,
-        keys: key_paths[..n].to_vec(),
-        out: out.clone(),
-        byzantine: nemesis.initial_modes(),
-        metrics_interval_ms: METRICS_INTERVAL_MS,
+    let byzantine = nemesis.initial_modes();
+    let start = match docker {
+        None => {
+            cluster.save(&out.join("cluster.toml"))?;
+            BackendStart::Process(ReplicaCommand {
+                program: plan.replica_program.clone(),
+                cluster: cluster_path,
+                keys: key_paths[..n].to_vec(),
+                out: out.clone(),
+                byzantine,
+                metrics_interval_ms: METRICS_INTERVAL_MS,
+            })
+        }
+        Some((image, network)) => {
+            // The replicas read the file naming hosts; this process reaches them at
+            // their addresses on the bridge.
+            let inside = cluster_by_host_names(&cluster);
+            let inside_path = keys_dir.path().join("containers").join("cluster.toml");
+            std::fs::create_dir_all(inside_path.parent().expect("a parent"))?;
+            inside.save(&inside_path)?;
+            inside.save(&out.join("cluster.toml"))?;
+            let data = (scenario.cluster.durability == Durability::Wal)
+                .then(|| keys_dir.path().join("data"));
+            BackendStart::Docker(
+                DockerSpec {
+                    image,
+                    cluster: inside_path,
+                    keys: key_paths[..n].to_vec(),
+                    out: out.clone(),
+                    data,
+                    byzantine,
+                    metrics_interval_ms: METRICS_INTERVAL_MS,
+                },
+                network,
+            )
+        }
     };
     let identity = |k: &crate::cluster::KeyFile| {
         Identity::from_pkcs8(&k.pkcs8_bytes()?).map_err(anyhow::Error::from)
@@ -192,7 +277,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
     let (load, mut replicas, start_unix_ms) = runtime.block_on(drive(
         plan,
         &cluster,
-        command,
+        start,
         client_identities,
         launcher_identity,
         &mut nemesis,
@@ -273,7 +358,7 @@ type Driven = (LoadStats, Vec<ReplicaTrace>, u64);
 async fn drive(
     plan: &RunPlan,
     cluster: &ClusterFile,
-    command: ReplicaCommand,
+    start: BackendStart,
     identities: Vec<Identity>,
     launcher_identity: Identity,
     nemesis: &mut Nemesis,
@@ -281,8 +366,15 @@ async fn drive(
     let scenario = &plan.scenario;
     let n = scenario.cluster.replicas;
     let clients = scenario.load.clients;
-    let mut backend = ProcessBackend::start(command)?;
+    // Listening from here on: a Ctrl-C while the replicas start is seen in the loop
+    // below, which stops them (the default action would leave containers behind).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for Ctrl-C")?;
+    let mut backend = start.start().await?;
     let run_start = Instant::now();
+    if let Backend::Docker(docker) = &mut backend {
+        docker.set_origin(run_start);
+    }
     let start_unix_ms = unix_ms();
     let progress = Arc::new(Progress::default());
     let membership = cluster.membership()?;
@@ -350,7 +442,7 @@ async fn drive(
         let due = steps.get(next).map(|s| run_start + s.at);
         tokio::select! {
             load = &mut clients_done => break load?,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 reporter.abort();
                 backend.stop_all(Duration::from_secs(2)).await;
                 bail!("interrupted: replicas stopped");
@@ -372,7 +464,10 @@ async fn drive(
     };
     reporter.abort();
     launcher.shutdown().await;
-    let alive: Vec<bool> = (0..n).map(|i| backend.is_running(i)).collect();
+    let mut alive = Vec::with_capacity(n);
+    for i in 0..n {
+        alive.push(backend.is_running(i).await);
+    }
     backend.stop_all(Duration::from_secs(5)).await;
 
     let mut replicas = Vec::new();

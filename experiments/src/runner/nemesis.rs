@@ -1,16 +1,18 @@
 //! The nemesis of a real cluster: carries out a scenario's schedule ([`Step`]s in time
-//! order) against the process backend and, through the launcher's control channel,
-//! the replicas' fault layers. It resolves each fault's target when the fault fires
+//! order) against the replicas' [`Backend`] (processes or containers) and, through the
+//! launcher's control channel, the replicas' fault layers. It resolves each fault's target when the fault fires
 //! (`primary` is asked of the replicas then), keeps what is active, decides what ends
 //! a fault (its `until`, a later `restart`, `resume` or `heal`) and records every fault
 //! as a [`FaultSpan`] and every start and end as a timeline event.
 //!
-//! | action | how |
-//! |---|---|
-//! | `crash` / `stop` | SIGKILL / SIGTERM; its end (or a `restart`) starts the replica again, empty |
-//! | `pause` / `resume` | SIGSTOP / SIGCONT; its end resumes |
-//! | `byzantine` | at time 0 the replica starts in the mode; later, it restarts in the mode (PBFT cannot switch a running replica); its end restarts it honest |
-//! | network actions | the active set becomes [`FaultRules`] ([`link_rules`]), installed on every replica (control channel, re-sent periodically for restarted replicas) and on the load clients |
+//! | action | processes | containers |
+//! |---|---|---|
+//! | `crash` / `stop` | SIGKILL / SIGTERM | `docker kill` / `docker stop` |
+//! | its end, or `restart` | a new process (empty, or from its log with `wal`) | `docker start` (from its data folder with `wal`) |
+//! | `pause` / `resume` (or its end) | SIGSTOP / SIGCONT | `docker pause` / `docker unpause` |
+//! | `byzantine` | at time 0 the replica starts in the mode; later it restarts in the mode (PBFT cannot switch a running replica); its end restarts it honest | the same, a new container in the mode |
+//! | `isolate`, its end or `heal` | fault layer | `docker network disconnect` / `connect` |
+//! | other network actions | the active set becomes [`FaultRules`] ([`link_rules`]), installed on every replica (control channel, re-sent periodically for restarted replicas) and on the load clients | the same |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,9 +23,9 @@ use rand_chacha::ChaCha8Rng;
 use tandem_network::{FaultHandle, FaultRules};
 
 use crate::report::FaultSpan;
+use crate::runner::backend::Backend;
 use crate::runner::launcher::Launcher;
 use crate::runner::link_rules::{ActiveNetworkFault, rules_for};
-use crate::runner::process_backend::ProcessBackend;
 use crate::scenario::{
     Action, ActionKind, ClusterView, Fault, KnownPrimary, Scenario, Step, StepKind, Target,
 };
@@ -49,6 +51,8 @@ pub struct Nemesis {
     paused: BTreeMap<u32, usize>,
     /// Per replica: the open Byzantine fault.
     byzantine: BTreeMap<u32, usize>,
+    /// Per replica: the open isolation the backend carried out (Docker: disconnected).
+    disconnected: BTreeMap<u32, usize>,
     /// Every replica ever made Byzantine (left out of the safety verdict).
     ever_byzantine: Vec<bool>,
     /// Fault events for the timeline: (time since the start, label).
@@ -71,6 +75,7 @@ impl Nemesis {
             down: BTreeMap::new(),
             paused: BTreeMap::new(),
             byzantine: BTreeMap::new(),
+            disconnected: BTreeMap::new(),
             ever_byzantine: vec![false; n],
             events: Vec::new(),
             rules: FaultRules::default(),
@@ -134,7 +139,7 @@ impl Nemesis {
         &mut self,
         step: &Step,
         t: Duration,
-        backend: &mut ProcessBackend,
+        backend: &mut Backend,
         launcher: &mut Launcher,
         clients: &FaultHandle,
     ) -> Result<()> {
@@ -186,7 +191,7 @@ impl Nemesis {
         index: usize,
         fault: &Fault,
         t: Duration,
-        backend: &mut ProcessBackend,
+        backend: &mut Backend,
         launcher: &mut Launcher,
     ) -> Result<()> {
         let hit = match &fault.action {
@@ -219,7 +224,7 @@ impl Nemesis {
             }
             Action::Stop => {
                 for &r in &hit {
-                    backend.stop(r as usize, STOP_GRACE).await;
+                    backend.stop(r as usize, STOP_GRACE).await?;
                     self.down.insert(r, index);
                 }
             }
@@ -234,13 +239,13 @@ impl Nemesis {
             }
             Action::Pause => {
                 for &r in &hit {
-                    backend.pause(r as usize);
+                    backend.pause(r as usize).await?;
                     self.paused.insert(r, index);
                 }
             }
             Action::Resume => {
                 for &r in &hit {
-                    backend.resume(r as usize);
+                    backend.resume(r as usize).await?;
                     if let Some(open) = self.paused.remove(&r) {
                         self.close(open, t);
                     }
@@ -265,6 +270,12 @@ impl Nemesis {
                     self.network.remove(&i);
                     self.close(i, t);
                 }
+                let isolated: Vec<(u32, usize)> =
+                    std::mem::take(&mut self.disconnected).into_iter().collect();
+                for (r, i) in isolated {
+                    backend.reconnect(r as usize).await?;
+                    self.close(i, t);
+                }
             }
             Action::Partition { groups } => {
                 let mut resolved = Vec::new();
@@ -282,6 +293,12 @@ impl Nemesis {
                 span.label = format!("partition {}", names.join(" | "));
                 self.network
                     .insert(index, ActiveNetworkFault::Partition { groups: resolved });
+            }
+            Action::Isolate if backend.isolates_replicas() => {
+                for &r in &hit {
+                    backend.isolate(r as usize).await?;
+                    self.disconnected.insert(r, index);
+                }
             }
             Action::Isolate => {
                 self.network
@@ -326,7 +343,7 @@ impl Nemesis {
     }
 
     /// Fault `index` reached its `until`: undo what it did.
-    async fn end(&mut self, index: usize, t: Duration, backend: &mut ProcessBackend) -> Result<()> {
+    async fn end(&mut self, index: usize, t: Duration, backend: &mut Backend) -> Result<()> {
         let hit = self.spans[index]
             .as_ref()
             .map(|s| s.replicas.clone())
@@ -345,7 +362,7 @@ impl Nemesis {
                 for r in hit {
                     if self.paused.get(&r) == Some(&index) {
                         self.paused.remove(&r);
-                        backend.resume(r as usize);
+                        backend.resume(r as usize).await?;
                     }
                 }
             }
@@ -356,6 +373,14 @@ impl Nemesis {
                         if !self.down.contains_key(&r) {
                             backend.restart_as(r as usize, None).await?;
                         }
+                    }
+                }
+            }
+            ActionKind::Isolate if backend.isolates_replicas() => {
+                for r in hit {
+                    if self.disconnected.get(&r) == Some(&index) {
+                        self.disconnected.remove(&r);
+                        backend.reconnect(r as usize).await?;
                     }
                 }
             }

@@ -75,17 +75,48 @@ impl ScenarioSource {
     }
 }
 
-/// How replicas are run.
+/// How replicas are run (`[cluster] backend`, `tandem run --backend`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackendKind {
     /// One process per replica on this machine.
     #[default]
     Process,
+    /// One container per replica from the tandem image, on a private Docker network
+    /// created for the run.
+    Docker,
 }
 
 impl BackendKind {
     /// Every backend's name.
-    pub const NAMES: [&'static str; 1] = ["process"];
+    pub const NAMES: [&'static str; 2] = ["process", "docker"];
+
+    /// Its name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Process => "process",
+            BackendKind::Docker => "docker",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "process" => Ok(BackendKind::Process),
+            "docker" => Ok(BackendKind::Docker),
+            _ => Err(format!(
+                "unknown backend `{s}`; available: {}",
+                BackendKind::NAMES.join(", ")
+            )),
+        }
+    }
 }
 
 /// What replicas keep across a restart: the cluster file's `[storage] durability`

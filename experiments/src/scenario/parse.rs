@@ -240,17 +240,10 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
     };
     let backend = match raw.backend {
         None => BackendKind::Process,
-        Some(b) if b.get_ref() == "process" => BackendKind::Process,
-        Some(b) => {
-            return Err(src.error(
-                b.span(),
-                format!(
-                    "unknown backend `{}`; available: {}",
-                    b.get_ref(),
-                    BackendKind::NAMES.join(", ")
-                ),
-            ));
-        }
+        Some(b) => b
+            .get_ref()
+            .parse::<BackendKind>()
+            .map_err(|e| src.error(b.span(), e))?,
     };
     let durability = match raw.durability {
         None => Durability::None,
@@ -828,7 +821,7 @@ seed = 42
 replicas = 4
 executor = "sequential"
 threads = 1
-backend = "process"
+backend = "docker"
 durability = "none"
 
 [cluster.protocol]
@@ -944,6 +937,7 @@ liveness = "kept"
             .unwrap();
         assert_eq!(own.view_timeout, Duration::from_millis(800));
         assert_eq!(s.cluster.executor, "sequential");
+        assert_eq!(s.cluster.backend, BackendKind::Docker);
         assert_eq!(s.workload.accounts, 1000);
         assert_eq!(s.load.clients, 3);
         assert_eq!(
@@ -991,6 +985,7 @@ liveness = "kept"
         assert_eq!(s.name, "test", "the file stem");
         assert_eq!(s.seed, 1);
         assert_eq!(s.cluster.replicas, 4);
+        assert_eq!(s.cluster.backend, BackendKind::Process);
         assert_eq!(s.load.clients, 2);
         assert_eq!(s.load.shape, LoadShape::Closed { window: 1024 });
         assert_eq!(s.load.warmup, Duration::from_secs(3));
@@ -1060,7 +1055,7 @@ liveness = "kept"
                 "unknown executor",
             ),
             (
-                "[cluster]\nbackend = \"docker\"\n[load]\nduration = 5\n",
+                "[cluster]\nbackend = \"kubernetes\"\n[load]\nduration = 5\n",
                 2,
                 "[cluster]",
                 "backend",

@@ -24,6 +24,7 @@ pub fn to_toml(s: &Scenario) -> String {
     cluster.insert("replicas".into(), int(s.cluster.replicas as u64));
     cluster.insert("executor".into(), s.cluster.executor.clone().into());
     cluster.insert("threads".into(), int(s.cluster.threads as u64));
+    cluster.insert("backend".into(), s.cluster.backend.name().into());
     cluster.insert("durability".into(), s.cluster.durability.name().into());
     if let Ok(Value::Table(mut protocol)) = Value::try_from(&s.cluster.protocol) {
         protocol.remove("replicas");
