@@ -325,8 +325,9 @@ impl Byzantine {
         }
     }
 
-    /// Flood: full-size pre-prepares for each of the next [`MAX_VIEWS_AHEAD`] views
-    /// and prepares for the next view far outside the window.
+    /// Flood: full-size pre-prepares for each of the next [`MAX_VIEWS_AHEAD`] views,
+    /// prepares for the next view far outside the window, and in-window prepares and
+    /// commits for every view ahead (admissible, so only the per-peer bound stops them).
     fn flood(&mut self, core: &Pbft, out: &mut Vec<PbftAction>) {
         let cfg = &core.cfg;
         let per_batch =
@@ -366,6 +367,26 @@ impl Byzantine {
             out.push(Action::Broadcast {
                 msg: core.envelope(Message::Prepare(vote)),
             });
+        }
+        // And what the buffer's checks admit: in-window prepares (for views it does not
+        // lead) and commits for every view ahead, so the per-peer bound is what stops it.
+        for ahead in 1..=MAX_VIEWS_AHEAD {
+            let view = View(core.view.0.saturating_add(ahead));
+            for k in 0..FLOOD_PER_VIEW {
+                let vote = Vote {
+                    view,
+                    seq: Seq(core.stable.seq.0.saturating_add(1 + k)),
+                    digest: Default::default(),
+                };
+                if view.primary(core.n) != core.me {
+                    out.push(Action::Broadcast {
+                        msg: core.envelope(Message::Prepare(vote.clone())),
+                    });
+                }
+                out.push(Action::Broadcast {
+                    msg: core.envelope(Message::Commit(vote)),
+                });
+            }
         }
     }
 }

@@ -477,6 +477,112 @@ fn future_view_flood_is_refused_and_bounded_per_peer() {
     );
 }
 
+/// The admissible flood: r3 sends everything the future-view buffer's checks let
+/// through — full pre-prepares for every in-window sequence number of the future views
+/// it leads, prepares for every other future view, commits for all — far more than
+/// its share. The per-peer bound is what stops it (in messages with the default limits,
+/// in bytes with large batches and a small in-flight limit), r3 never holds more, and
+/// a correct primary's pre-prepare is still buffered afterwards.
+#[test]
+fn an_admissible_future_view_flood_stops_at_the_per_peer_bound() {
+    // Pre-prepares first (views r3 leads), then votes for every future view.
+    let flood = |h: &mut Harness, request_bytes: usize| {
+        let window = h.nodes[2].cfg.window;
+        let mut number = 0u64;
+        let views = (1..=16u64).map(View);
+        for view in views.clone().filter(|v| v.primary(4) == ReplicaId(3)) {
+            for seq in 1..=window {
+                let batch = Arc::new(Batch::new(
+                    (0..4)
+                        .map(|_| {
+                            number += 1;
+                            Request::new(ClientId(1), number, Bytes::from(vec![7u8; request_bytes]))
+                        })
+                        .collect(),
+                ));
+                let pp = PrePrepare {
+                    view,
+                    seq: Seq(seq),
+                    digest: batch.digest(),
+                    batch,
+                };
+                h.inject(2, 3, Message::PrePrepare(pp));
+            }
+        }
+        for view in views {
+            for seq in 1..=window {
+                let vote = Vote {
+                    view,
+                    seq: Seq(seq),
+                    digest: Digest::default(),
+                };
+                if view.primary(4) != ReplicaId(3) {
+                    h.inject(2, 3, Message::Prepare(vote.clone()));
+                }
+                h.inject(2, 3, Message::Commit(vote));
+            }
+        }
+    };
+    let pre_prepares_from_r3 = |h: &Harness| {
+        h.nodes[2]
+            .future
+            .values()
+            .flatten()
+            .filter(|(from, m)| *from == ReplicaId(3) && matches!(m, Message::PrePrepare(_)))
+            .count()
+    };
+    let honest_still_buffered = |h: &mut Harness| {
+        let batch = Arc::new(Batch::new(vec![Request::new(
+            ClientId(2),
+            1,
+            Bytes::from_static(b"ok"),
+        )]));
+        let pp = PrePrepare {
+            view: View(1),
+            seq: Seq(1),
+            digest: batch.digest(),
+            batch,
+        };
+        h.inject(2, 1, Message::PrePrepare(pp));
+        h.nodes[2]
+            .future
+            .get(&View(1))
+            .is_some_and(|msgs| msgs.iter().any(|(from, _)| *from == ReplicaId(1)))
+    };
+    // Default limits: the message bound binds (16 views x 8 sequence numbers x 2 > 2 x
+    // window + in-flight).
+    let mut h = Harness::new(4, |_| {});
+    let dropped_before = h.nodes[2].counters.dropped_future;
+    flood(&mut h, 100);
+    let (max_messages, max_bytes) = h.nodes[2].future_bounds();
+    let load = h.nodes[2].future_load[&ReplicaId(3)];
+    assert_eq!(
+        load.messages, max_messages,
+        "the flood fills r3's share exactly"
+    );
+    assert!(load.bytes <= max_bytes, "{load:?}");
+    assert!(h.nodes[2].counters.dropped_future > dropped_before);
+    assert_eq!(pre_prepares_from_r3(&h), 32, "small pre-prepares all fit");
+    assert!(honest_still_buffered(&mut h));
+    // Large batches, two in flight: the byte bound binds first.
+    let mut h = Harness::new(4, |cfg| {
+        cfg.max_in_flight = 2;
+        cfg.max_batch_bytes = 64 << 10;
+        cfg.max_request_bytes = 16 << 10;
+    });
+    flood(&mut h, 16 << 10);
+    let (max_messages, max_bytes) = h.nodes[2].future_bounds();
+    let load = h.nodes[2].future_load[&ReplicaId(3)];
+    assert!(load.bytes <= max_bytes, "{load:?} over {max_bytes}");
+    assert!(load.messages <= max_messages, "{load:?}");
+    assert_eq!(
+        pre_prepares_from_r3(&h),
+        2,
+        "of 32 admissible 64 KiB pre-prepares the byte bound admits two"
+    );
+    assert!(honest_still_buffered(&mut h));
+}
+
 /// Issue 10 item 4: forged status and fetch messages buy a peer no more than its
 /// resend budget. r3 claims to have delivered nothing and asks for every batch and the
 /// state, 200 times; r0 sends it at most the budget plus one answer.
