@@ -380,7 +380,7 @@ impl Byzantine {
                 };
                 if view.primary(core.n) != core.me {
                     out.push(Action::Broadcast {
-                        msg: core.envelope(Message::Prepare(vote.clone())),
+                        msg: core.envelope(Message::Prepare(vote)),
                     });
                 }
                 out.push(Action::Broadcast {

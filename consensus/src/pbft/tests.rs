@@ -517,7 +517,7 @@ fn an_admissible_future_view_flood_stops_at_the_per_peer_bound() {
                     digest: Digest::default(),
                 };
                 if view.primary(4) != ReplicaId(3) {
-                    h.inject(2, 3, Message::Prepare(vote.clone()));
+                    h.inject(2, 3, Message::Prepare(vote));
                 }
                 h.inject(2, 3, Message::Commit(vote));
             }
