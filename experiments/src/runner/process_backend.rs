@@ -243,6 +243,30 @@ mod tests {
         path
     }
 
+    /// Whether replica `i`'s process reaches a kernel state (`/proc/PID/stat`'s letter:
+    /// `T` when stopped) within 5 s.
+    async fn state_becomes(
+        backend: &ProcessBackend,
+        i: usize,
+        want: impl Fn(char) -> bool,
+    ) -> bool {
+        let Some(pid) = backend.children[i].as_ref().and_then(Child::id) else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            if state.is_some_and(&want) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     /// The calls recorded so far, once there are `n` of them.
     async fn calls(dir: &Path, n: usize) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -275,7 +299,16 @@ mod tests {
         backend.restart(0).await.unwrap();
         assert!(backend.is_running(0));
         backend.pause(1);
+        assert!(
+            state_becomes(&backend, 1, |s| s == 'T').await,
+            "SIGSTOP stops the replica"
+        );
+        assert!(backend.is_running(1), "a paused replica has not exited");
         backend.resume(1);
+        assert!(
+            state_becomes(&backend, 1, |s| s != 'T').await,
+            "SIGCONT lets it run again"
+        );
         assert!(backend.is_running(1));
         assert_eq!(backend.metrics_files(0).len(), 2);
         let calls = calls(dir.path(), 3).await;
