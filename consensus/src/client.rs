@@ -27,8 +27,8 @@ use bytes::Bytes;
 
 use crate::client_auth::ClientMacs;
 use crate::crypto::verify_signature;
-use crate::request::{Reply, Request};
-use crate::types::{ClientId, ReplicaId, Time, View, max_faulty};
+use crate::request::{Reply, ReplyResult, Request};
+use crate::types::{ClientId, Digest, ReplicaId, Time, View, max_faulty};
 
 /// Where a client sends a new request: a policy each protocol supplies
 /// (`Protocol::client_routing`), fed with the view or round every accepted reply
@@ -100,6 +100,10 @@ pub struct ClientCounters {
     pub postponed_retransmissions: u64,
     /// Replies dropped: wrong client, unknown replica, or a bad signature.
     pub rejected_replies: u64,
+    /// Results that answered a request other than the one this client sent under
+    /// that number (its digest differs): a request forged in its name was executed.
+    /// Never accepted, however many replicas send them.
+    pub foreign_results: u64,
     /// Replies for requests no longer outstanding.
     pub late_replies: u64,
     /// Submissions refused because the oldest outstanding request would fall out of
@@ -110,6 +114,8 @@ pub struct ClientCounters {
 #[derive(Debug)]
 struct Outstanding {
     request: Request,
+    /// [`Request::digest`]: what a result must name to be accepted.
+    digest: Digest,
     sent_at: Time,
     retransmit_at: Time,
     retransmitted: bool,
@@ -251,7 +257,8 @@ impl ClientCore {
         let number = self.next_number;
         self.next_number += 1;
         let mut request = Request::new(self.id, number, payload);
-        self.macs.sign(&mut request);
+        let digest = request.digest();
+        request.auth = self.macs.authenticate(&digest);
         let retransmit_at = now + self.retransmit_timeout();
         match self.routing.destination() {
             Destination::One(to) => out.push(ClientAction::Send {
@@ -272,6 +279,7 @@ impl ClientCore {
             number,
             Outstanding {
                 request,
+                digest,
                 sent_at: now,
                 retransmit_at,
                 retransmitted: false,
@@ -299,11 +307,20 @@ impl ClientCore {
             }
         }
         self.routing.on_reply(reply.replica, reply.view);
-        for (number, result) in &reply.results {
+        for ReplyResult {
+            number,
+            request,
+            result,
+        } in &reply.results
+        {
             let Some(entry) = self.outstanding.get_mut(number) else {
                 self.counters.late_replies += 1;
                 continue;
             };
+            if *request != entry.digest {
+                self.counters.foreign_results += 1;
+                continue;
+            }
             entry
                 .replies
                 .entry(reply.replica)
@@ -398,14 +415,51 @@ mod tests {
         Box::new(PrimaryRouting::new(4))
     }
 
-    fn reply(replica: u32, number: u64, result: &'static [u8], view: u64) -> Reply {
+    /// Replica `replica`'s reply with `result` for `c`'s outstanding request `number`
+    /// (naming that request's digest).
+    fn reply(c: &ClientCore, replica: u32, number: u64, result: &'static [u8], view: u64) -> Reply {
+        let request = c
+            .outstanding
+            .get(&number)
+            .map(|o| o.digest)
+            .unwrap_or_default();
         Reply {
             view: View(view),
             replica: ReplicaId(replica),
             client: ClientId(3),
-            results: vec![(number, Bytes::from_static(result))],
+            results: vec![ReplyResult {
+                number,
+                request,
+                result: Bytes::from_static(result),
+            }],
             signature: None,
         }
+    }
+
+    /// Issue 10 item 1: f+1 (here all) replicas executed a request forged in the
+    /// client's name under its number and answer with its result. Before replies named
+    /// the request they answer, the client accepted that result as its own.
+    #[test]
+    fn results_of_a_payload_the_client_did_not_send_are_refused() {
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let mut out = Vec::new();
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"mine"), &mut out)
+            .unwrap();
+        let forged = Request::new(ClientId(3), n, Bytes::from_static(b"evil")).digest();
+        let mut done = Vec::new();
+        for r in 0..4 {
+            let mut reply = reply(&c, r, n, b"evil's result", 0);
+            reply.results[0].request = forged;
+            c.on_reply(Time(5), &reply, &mut done);
+        }
+        assert!(done.is_empty(), "accepted a result of a forged request");
+        assert_eq!(c.counters().foreign_results, 4);
+        assert_eq!(c.outstanding(), 1);
+        c.on_reply(Time(6), &reply(&c, 0, n, b"ok", 0), &mut done);
+        c.on_reply(Time(7), &reply(&c, 1, n, b"ok", 0), &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].result, Bytes::from_static(b"ok"));
     }
 
     #[test]
@@ -417,10 +471,10 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 1);
         let mut done = Vec::new();
-        c.on_reply(Time(5), &reply(0, n, b"good", 0), &mut done);
-        c.on_reply(Time(6), &reply(1, n, b"evil", 0), &mut done);
+        c.on_reply(Time(5), &reply(&c, 0, n, b"good", 0), &mut done);
+        c.on_reply(Time(6), &reply(&c, 1, n, b"evil", 0), &mut done);
         assert!(done.is_empty());
-        c.on_reply(Time(7), &reply(2, n, b"good", 0), &mut done);
+        c.on_reply(Time(7), &reply(&c, 2, n, b"good", 0), &mut done);
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].result, Bytes::from_static(b"good"));
         assert_eq!(done[0].latency, Duration::from_nanos(7));
@@ -439,16 +493,16 @@ mod tests {
             let n = c
                 .submit(Time(0), Bytes::from_static(b"b"), &mut out)
                 .unwrap();
-            c.on_reply(Time(1), &reply(0, n, b"r", 0), &mut done);
-            c.on_reply(Time(1), &reply(1, n, b"r", 0), &mut done);
+            c.on_reply(Time(1), &reply(&c, 0, n, b"r", 0), &mut done);
+            c.on_reply(Time(1), &reply(&c, 1, n, b"r", 0), &mut done);
         }
         // Requests 2 and 3 completed, 1 is still outstanding: number 4 would leave it
         // out of a window of 3.
         assert!(!c.can_submit());
         assert_eq!(c.submit(Time(2), Bytes::from_static(b"c"), &mut out), None);
         assert_eq!(c.counters().window_full, 1);
-        c.on_reply(Time(3), &reply(0, first, b"r", 0), &mut done);
-        c.on_reply(Time(3), &reply(1, first, b"r", 0), &mut done);
+        c.on_reply(Time(3), &reply(&c, 0, first, b"r", 0), &mut done);
+        c.on_reply(Time(3), &reply(&c, 1, first, b"r", 0), &mut done);
         assert_eq!(
             c.submit(Time(4), Bytes::from_static(b"d"), &mut out),
             Some(4)
@@ -464,7 +518,7 @@ mod tests {
             .unwrap();
         let mut done = Vec::new();
         for _ in 0..5 {
-            c.on_reply(Time(1), &reply(1, n, b"x", 0), &mut done);
+            c.on_reply(Time(1), &reply(&c, 1, n, b"x", 0), &mut done);
         }
         assert!(done.is_empty());
     }
@@ -489,13 +543,13 @@ mod tests {
         c.on_tick(Time(10_000_000), &mut out);
         assert!(matches!(out[0], ClientAction::Broadcast { .. }));
         let mut done = Vec::new();
-        c.on_reply(Time(11_000_000), &reply(1, n, b"r", 1), &mut done);
+        c.on_reply(Time(11_000_000), &reply(&c, 1, n, b"r", 1), &mut done);
         assert_eq!(
             c.destination(),
             Destination::One(ReplicaId(0)),
             "one report is not enough"
         );
-        c.on_reply(Time(11_000_000), &reply(2, n, b"r", 1), &mut done);
+        c.on_reply(Time(11_000_000), &reply(&c, 2, n, b"r", 1), &mut done);
         assert_eq!(c.destination(), Destination::One(ReplicaId(1)));
         assert!(done[0].retransmitted);
     }
@@ -511,8 +565,8 @@ mod tests {
             let n = c.submit(now, Bytes::from_static(b"op"), &mut out).unwrap();
             now = now + Duration::from_millis(30);
             c.on_tick(now, &mut out);
-            c.on_reply(now, &reply(0, n, b"r", 0), &mut done);
-            c.on_reply(now, &reply(1, n, b"r", 0), &mut done);
+            c.on_reply(now, &reply(&c, 0, n, b"r", 0), &mut done);
+            c.on_reply(now, &reply(&c, 1, n, b"r", 0), &mut done);
         }
         assert_eq!(done.len(), 20);
         let rto = c.retransmit_timeout();
@@ -541,8 +595,8 @@ mod tests {
         let mut c = ClientCore::new(ClientId(3), 4, 64, ms(10), None, routing());
         let (mut out, mut done) = (Vec::new(), Vec::new());
         let complete = |c: &mut ClientCore, at: Time, n: u64, done: &mut Vec<Completed>| {
-            c.on_reply(at, &reply(0, n, b"r", 0), done);
-            c.on_reply(at, &reply(1, n, b"r", 0), done);
+            c.on_reply(at, &reply(c, 0, n, b"r", 0), done);
+            c.on_reply(at, &reply(c, 1, n, b"r", 0), done);
         };
         let a = c
             .submit(Time(0), Bytes::from_static(b"a"), &mut out)
@@ -614,7 +668,7 @@ mod tests {
             })
             .collect();
         assert_eq!(to, [ReplicaId(1), ReplicaId(2)]);
-        c.on_reply(Time(1), &reply(0, n, b"r", 2), &mut done);
+        c.on_reply(Time(1), &reply(&c, 0, n, b"r", 2), &mut done);
         assert_eq!(
             c.destination(),
             Destination::Several(vec![ReplicaId(3), ReplicaId(0)])

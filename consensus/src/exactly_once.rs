@@ -21,10 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Batch, Request};
+use crate::request::{Batch, ReplyResult, Request};
 use crate::types::{ClientId, Digest};
 
 /// Which request numbers of one client were delivered.
@@ -37,6 +36,11 @@ pub struct DedupWindow {
 }
 
 impl DedupWindow {
+    /// The low mark: every number up to it is done.
+    pub fn low(&self) -> u64 {
+        self.low
+    }
+
     /// Whether `number` was already delivered (or fell below the window).
     pub fn is_done(&self, number: u64) -> bool {
         number <= self.low || self.above.contains(&number)
@@ -175,8 +179,9 @@ pub fn filter_fresh(
     (filtered, left_out)
 }
 
-/// Recent results per client, by request number.
-pub type ReplyCache = BTreeMap<ClientId, BTreeMap<u64, Bytes>>;
+/// Recent results per client, by request number (with the digest of the request they
+/// answer).
+pub type ReplyCache = BTreeMap<ClientId, BTreeMap<u64, ReplyResult>>;
 
 /// The exactly-once state at a checkpoint: the delivered numbers of every client.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,17 +215,11 @@ impl ClientTables {
     }
 }
 
-/// Records `result` for `(client, number)`, keeping only results within `window` of
-/// the client's highest recorded number.
-pub fn record_result(
-    cache: &mut ReplyCache,
-    client: ClientId,
-    number: u64,
-    result: Bytes,
-    window: u64,
-) {
+/// Records `result` for `client`, keeping only results within `window` of the
+/// client's highest recorded number.
+pub fn record_result(cache: &mut ReplyCache, client: ClientId, result: ReplyResult, window: u64) {
     let results = cache.entry(client).or_default();
-    results.insert(number, result);
+    results.insert(result.number, result);
     let highest = *results.keys().next_back().expect("just inserted");
     let keep_from = highest.saturating_sub(window - 1);
     if results
@@ -233,6 +232,8 @@ pub fn record_result(
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     #[test]
@@ -367,7 +368,12 @@ mod tests {
     fn reply_cache_keeps_recent_results() {
         let mut cache = ReplyCache::new();
         for n in 1..=50 {
-            record_result(&mut cache, ClientId(1), n, Bytes::from(vec![n as u8]), 8);
+            let result = ReplyResult {
+                number: n,
+                request: Digest::default(),
+                result: Bytes::from(vec![n as u8]),
+            };
+            record_result(&mut cache, ClientId(1), result, 8);
         }
         let r = &cache[&ClientId(1)];
         assert_eq!(r.len(), 8);

@@ -47,5 +47,5 @@ pub use protocol::{
     Protocol, RecoveryError, ReplicaStatus,
 };
 pub use registry::{ProtocolKind, ProtocolVisitor, RegistryError};
-pub use request::{Batch, Reply, Request};
+pub use request::{Batch, Reply, ReplyResult, Request};
 pub use types::{ClientId, Digest, ReplicaId, Seq, Time, View};

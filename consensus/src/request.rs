@@ -107,8 +107,22 @@ pub fn null_digest() -> Digest {
     Batch::default().digest()
 }
 
+/// The result of one executed request, naming the request it answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyResult {
+    /// The request number.
+    pub number: u64,
+    /// [`Request::digest`] of the request executed under that number: a client accepts
+    /// only results of its own payload (issue 10 item 1), whatever was ordered in its
+    /// name.
+    pub request: Digest,
+    /// The application's result.
+    pub result: Bytes,
+}
+
 /// A replica's answer to one client for the requests of that client executed in one
-/// batch. The client accepts a result once f+1 replicas sent the same one.
+/// batch. The client accepts a result once f+1 replicas sent the same one for the
+/// request it sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     /// The replica's current view, so the client learns who the primary is.
@@ -117,8 +131,8 @@ pub struct Reply {
     pub replica: ReplicaId,
     /// The client the results are for.
     pub client: ClientId,
-    /// `(request number, result)` pairs.
-    pub results: Vec<(u64, Bytes)>,
+    /// One result per request of the client in the batch.
+    pub results: Vec<ReplyResult>,
     /// Set in signed-all mode: the replica's signature over the reply.
     pub signature: Option<Signature>,
 }
@@ -131,10 +145,11 @@ impl Reply {
         ctx.update(&self.view.0.to_le_bytes());
         ctx.update(&self.replica.0.to_le_bytes());
         ctx.update(&self.client.0.to_le_bytes());
-        for (number, result) in &self.results {
-            ctx.update(&number.to_le_bytes());
-            ctx.update(&(result.len() as u64).to_le_bytes());
-            ctx.update(result);
+        for r in &self.results {
+            ctx.update(&r.number.to_le_bytes());
+            ctx.update(&r.request.0);
+            ctx.update(&(r.result.len() as u64).to_le_bytes());
+            ctx.update(&r.result);
         }
         ctx.finish().as_ref().to_vec()
     }

@@ -76,13 +76,14 @@ mix_tests! {
     byzantine_censoring_primary => FaultMix::byzantine(B::Censor),
     byzantine_flood => FaultMix::byzantine(B::Flood),
     byzantine_status_flood => FaultMix::byzantine(B::StatusFlood),
+    byzantine_forge_requests => FaultMix::byzantine(B::ForgeRequests),
     everything_mixed => FaultMix::Mixed,
 }
 
 /// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
 #[test]
 fn every_mix_of_the_protocol_is_swept() {
-    assert_eq!(FaultMix::all(PBFT).len(), 15);
+    assert_eq!(FaultMix::all(PBFT).len(), 16);
 }
 
 #[test]

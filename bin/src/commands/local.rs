@@ -50,7 +50,7 @@ pub struct LocalArgs {
     restart: Vec<String>,
     /// Make a replica Byzantine: r<id>=<mode>, a mode of the chosen protocol (pbft:
     /// silent, equivocate, slow-primary, bad-signatures, replay, corrupt-digests,
-    /// view-change-storm, censor, flood, status-flood).
+    /// view-change-storm, censor, flood, status-flood, forge-requests).
     #[arg(long)]
     byzantine: Vec<String>,
     /// Name of the run (the results folder is <results>/<name>-<time>).

@@ -585,13 +585,8 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
 
     fn flush_replies(&mut self) {
         for (client, replies) in std::mem::take(&mut self.replies) {
-            let size = |r: &Reply| {
-                32 + r
-                    .results
-                    .iter()
-                    .map(|(_, res)| res.len() + 12)
-                    .sum::<usize>()
-            };
+            let size =
+                |r: &Reply| 32 + r.results.iter().map(|r| r.result.len() + 44).sum::<usize>();
             for chunk in frames::chunks_by_size(replies, size) {
                 match frames::encode(&ReplicaFrame::Replies(chunk)) {
                     Ok(bytes) => self.transport.send(NodeId::Client(client.0), bytes),
@@ -758,7 +753,7 @@ mod tests {
                     panic!("a replies frame");
                 };
                 for reply in batch {
-                    for (number, result) in reply.results {
+                    for tandem_consensus::ReplyResult { number, result, .. } in reply.results {
                         results.entry(number).or_default().insert(r, result);
                     }
                 }
@@ -867,7 +862,7 @@ mod tests {
                     continue;
                 };
                 for reply in batch {
-                    for (number, result) in reply.results {
+                    for tandem_consensus::ReplyResult { number, result, .. } in reply.results {
                         if !numbers.contains(&number) {
                             continue; // a replica replaying its log answers again
                         }

@@ -288,8 +288,8 @@ impl Byzantine {
                     msg: corrupt_digests(core, msg),
                 },
                 Action::Reply { client, mut reply } => {
-                    for (_, result) in &mut reply.results {
-                        *result = Bytes::from_static(b"wrong result");
+                    for r in &mut reply.results {
+                        r.result = Bytes::from_static(b"wrong result");
                     }
                     Action::Reply { client, reply }
                 }

@@ -25,7 +25,7 @@ use crate::hotstuff::qc::{Qc, Tc, Vote, VoteBody};
 use crate::hotstuff::replica::{HotStuff, HotStuffAction, PendingExecution, QUEUE_BATCHES};
 use crate::hotstuff::safety::commit_target;
 use crate::protocol::{Action, Delivery, Executed};
-use crate::request::{Batch, Reply, Request};
+use crate::request::{Batch, Reply, ReplyResult, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 
 impl HotStuff {
@@ -109,7 +109,7 @@ impl HotStuff {
                 .get(&req.client)
                 .and_then(|r| r.get(&req.number))
         {
-            let reply = self.reply(req.client, vec![(req.number, result.clone())]);
+            let reply = self.reply(req.client, vec![result.clone()]);
             out.push(Action::Reply {
                 client: req.client,
                 reply,
@@ -713,19 +713,15 @@ impl HotStuff {
         out: &mut Vec<HotStuffAction>,
     ) {
         let window = self.cfg.common.client_window;
-        let mut per_client: BTreeMap<ClientId, Vec<(u64, Bytes)>> = BTreeMap::new();
+        let mut per_client: BTreeMap<ClientId, Vec<ReplyResult>> = BTreeMap::new();
         for (req, result) in batch.requests.iter().zip(results) {
-            record_result(
-                &mut self.reply_cache,
-                req.client,
-                req.number,
-                result.clone(),
-                window,
-            );
-            per_client
-                .entry(req.client)
-                .or_default()
-                .push((req.number, result));
+            let result = ReplyResult {
+                number: req.number,
+                request: req.digest(),
+                result,
+            };
+            record_result(&mut self.reply_cache, req.client, result.clone(), window);
+            per_client.entry(req.client).or_default().push(result);
         }
         for (client, results) in per_client {
             let reply = self.reply(client, results);
@@ -734,7 +730,7 @@ impl HotStuff {
     }
 
     /// A reply reporting the current round, signed in signed-all mode.
-    pub(crate) fn reply(&self, client: ClientId, results: Vec<(u64, Bytes)>) -> Reply {
+    pub(crate) fn reply(&self, client: ClientId, results: Vec<ReplyResult>) -> Reply {
         let mut reply = Reply {
             view: self.round(),
             replica: self.me,

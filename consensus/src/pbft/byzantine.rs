@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::client_auth::{Authenticator, MAC_LEN};
 use crate::pbft::Pbft;
 use crate::pbft::message::{
     CheckpointBody, Envelope, Message, PbftTimer, PrePrepare, Signed, SignedBody, Status, Vote,
@@ -51,6 +52,12 @@ pub enum ByzantineMode {
     /// it delivered nothing, batch fetches for every digest it knows and state fetches
     /// (issue 10 item 4: each used to trigger up to 16 batches).
     StatusFlood,
+    /// Forges requests in honest clients' names (issue 10 item 1): as a backup, on
+    /// each status tick it forwards to the primary, for every client it knows of, the
+    /// client's next two numbers and one a million ahead with its own payload and a
+    /// garbage authenticator, and a genuine request's authenticator on its own
+    /// payload; as primary it puts such requests into every batch it proposes.
+    ForgeRequests,
 }
 
 /// Status flood: forged status messages (and rounds of fetches) per status tick.
@@ -61,7 +68,7 @@ pub const CENSORED_CLIENT: ClientId = ClientId(0);
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 10] = [
+    pub const ALL: [ByzantineMode; 11] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowPrimary,
@@ -72,6 +79,7 @@ impl ByzantineMode {
         ByzantineMode::Censor,
         ByzantineMode::Flood,
         ByzantineMode::StatusFlood,
+        ByzantineMode::ForgeRequests,
     ];
 
     /// The mode's name on the command line.
@@ -87,6 +95,7 @@ impl ByzantineMode {
             ByzantineMode::Censor => "censor",
             ByzantineMode::Flood => "flood",
             ByzantineMode::StatusFlood => "status-flood",
+            ByzantineMode::ForgeRequests => "forge-requests",
         }
     }
 
@@ -238,6 +247,7 @@ impl Byzantine {
                 out.push(action);
             }
             ByzantineMode::CorruptDigests => out.push(corrupt_digests(core, action)),
+            ByzantineMode::ForgeRequests => out.push(forge_into_proposal(core, action)),
             ByzantineMode::ViewChangeStorm
             | ByzantineMode::Censor
             | ByzantineMode::Flood
@@ -321,6 +331,12 @@ impl Byzantine {
             }
             ByzantineMode::Flood => self.flood(core, out),
             ByzantineMode::StatusFlood => status_flood(core, out),
+            ByzantineMode::ForgeRequests if !core.is_primary() => {
+                let forged = forged_requests(core);
+                if !forged.is_empty() {
+                    core.send(core.primary(), Message::Forward(forged), out);
+                }
+            }
             _ => {}
         }
     }
@@ -416,6 +432,70 @@ fn status_flood(core: &Pbft, out: &mut Vec<PbftAction>) {
     }
 }
 
+/// Forge requests: at most this many clients are impersonated per tick.
+const FORGED_CLIENTS: usize = 8;
+
+/// Requests forged in the names of the clients `core` knows of (see
+/// [`ByzantineMode::ForgeRequests`]): each client's next two numbers and one a million
+/// ahead, with this replica's payload and a garbage authenticator, and a genuine
+/// awaited request's authenticator on this replica's payload.
+fn forged_requests(core: &Pbft) -> Vec<Request> {
+    let payload = Bytes::from_static(b"forged by a byzantine replica");
+    let garbage = Authenticator(vec![[0xA5; MAC_LEN]; core.n]);
+    let mut clients: Vec<ClientId> = core.delivered_table.keys().copied().collect();
+    clients.extend(core.awaited.keys().map(|(c, _)| *c));
+    clients.sort();
+    clients.dedup();
+    let mut forged = Vec::new();
+    for client in clients.into_iter().take(FORGED_CLIENTS) {
+        let low = core.delivered_table.get(&client).map_or(0, |w| w.low());
+        for number in [
+            low.saturating_add(1),
+            low.saturating_add(2),
+            low.saturating_add(1_000_000),
+        ] {
+            let mut req = Request::new(client, number, payload.clone());
+            req.auth = garbage.clone();
+            forged.push(req);
+        }
+        if let Some((_, genuine)) = core.awaited.iter().find(|((c, _), _)| *c == client) {
+            let (_, genuine) = genuine;
+            let mut stolen = Request::new(client, genuine.number, payload.clone());
+            stolen.auth = genuine.auth.clone();
+            forged.push(stolen);
+        }
+    }
+    forged.truncate(core.cfg.max_batch);
+    forged
+}
+
+/// Forge requests as primary: the proposal carries forged requests first, then as many
+/// of the honest batch's requests as the batch limit leaves room for.
+fn forge_into_proposal(core: &Pbft, action: PbftAction) -> PbftAction {
+    let Action::Broadcast { msg } = &action else {
+        return action;
+    };
+    let Message::PrePrepare(pp) = &msg.msg else {
+        return action;
+    };
+    let mut requests = forged_requests(core);
+    if requests.is_empty() {
+        return action;
+    }
+    let room = core.cfg.max_batch.saturating_sub(requests.len());
+    requests.extend(pp.batch.requests.iter().take(room).cloned());
+    let batch = Arc::new(Batch::new(requests));
+    let forged = PrePrepare {
+        view: pp.view,
+        seq: pp.seq,
+        digest: batch.digest(),
+        batch,
+    };
+    Action::Broadcast {
+        msg: core.envelope(Message::PrePrepare(forged)),
+    }
+}
+
 /// Flood: pre-prepares per view ahead and tick.
 const FLOOD_PER_VIEW: u64 = 4;
 /// Flood: the made-up client its batches name (no simulated client uses it; a
@@ -470,10 +550,10 @@ fn corrupt_digests(core: &Pbft, action: PbftAction) -> PbftAction {
             msg: corrupt_envelope(core, msg),
         },
         Action::Reply { client, mut reply } => {
-            for (_, result) in &mut reply.results {
-                let mut bytes = result.to_vec();
+            for r in &mut reply.results {
+                let mut bytes = r.result.to_vec();
                 bytes.push(0xEE);
-                *result = Bytes::from(bytes);
+                r.result = Bytes::from(bytes);
             }
             if reply.signature.is_some() {
                 reply.signature = Some(core.keys.sign(&reply.signing_bytes()));

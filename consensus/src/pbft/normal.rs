@@ -14,7 +14,7 @@ use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote, encoded_len};
 use crate::pbft::replica::{CommittedEntry, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
 use crate::pbft::replica::{PbftAction, PendingExecution};
 use crate::protocol::{Action, Delivery, Executed};
-use crate::request::{Batch, Reply, Request};
+use crate::request::{Batch, Reply, ReplyResult, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// Queue and wait-list capacity, in batches.
@@ -121,7 +121,7 @@ impl Pbft {
                 .get(&req.client)
                 .and_then(|r| r.get(&req.number))
         {
-            let reply = self.reply(req.client, vec![(req.number, result.clone())]);
+            let reply = self.reply(req.client, vec![result.clone()]);
             out.push(Action::Reply {
                 client: req.client,
                 reply,
@@ -670,19 +670,15 @@ impl Pbft {
     /// Caches results and sends one reply per client.
     fn record_and_reply(&mut self, batch: &Batch, results: Vec<Bytes>, out: &mut Vec<PbftAction>) {
         let window = self.cfg.client_window;
-        let mut per_client: BTreeMap<ClientId, Vec<(u64, Bytes)>> = BTreeMap::new();
+        let mut per_client: BTreeMap<ClientId, Vec<ReplyResult>> = BTreeMap::new();
         for (req, result) in batch.requests.iter().zip(results) {
-            record_result(
-                &mut self.reply_cache,
-                req.client,
-                req.number,
-                result.clone(),
-                window,
-            );
-            per_client
-                .entry(req.client)
-                .or_default()
-                .push((req.number, result));
+            let result = ReplyResult {
+                number: req.number,
+                request: req.digest(),
+                result,
+            };
+            record_result(&mut self.reply_cache, req.client, result.clone(), window);
+            per_client.entry(req.client).or_default().push(result);
         }
         for (client, results) in per_client {
             let reply = self.reply(client, results);
@@ -691,7 +687,7 @@ impl Pbft {
     }
 
     /// A reply in the current view, signed in signed-all mode.
-    pub(crate) fn reply(&self, client: ClientId, results: Vec<(u64, Bytes)>) -> Reply {
+    pub(crate) fn reply(&self, client: ClientId, results: Vec<ReplyResult>) -> Reply {
         let mut reply = Reply {
             view: self.view,
             replica: self.me,

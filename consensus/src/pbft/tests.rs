@@ -217,7 +217,7 @@ fn normal_case_commits_for_n_4_7_10() {
         let replies_for_1 = h
             .replies
             .iter()
-            .filter(|r| r.results.iter().any(|(num, _)| *num == 1))
+            .filter(|r| r.results.iter().any(|r| r.number == 1))
             .count();
         assert_eq!(replies_for_1, n);
         assert!(h.nodes.iter().all(|p| p.counters.safety_conflicts == 0));
@@ -310,7 +310,12 @@ fn a_backup_cannot_forge_requests_in_a_clients_name() {
         .iter()
         .find(|r| r.replica == ReplicaId(1))
         .unwrap();
-    assert_eq!(reply.results[0].0, 1);
+    assert_eq!(reply.results[0].number, 1);
+    let genuine_1 = Request::new(ClientId(1), 1, Bytes::from("op-1-1")).digest();
+    assert_eq!(
+        reply.results[0].request, genuine_1,
+        "the reply names the request it answers"
+    );
 }
 
 /// Issue 10 item 1: a Byzantine primary puts a request forged in client 1's name into

@@ -1,6 +1,8 @@
 //! The simulator's judge: safety (correct replicas deliver the same batch at every
 //! sequence number, execute each request once, agree on the state digest and on every
-//! result, and clients only accept results correct replicas produced) and liveness
+//! result, execute only requests their clients sent — the payload a client submitted
+//! under that number — and clients only accept results correct replicas produced) and
+//! liveness
 //! (every request completes within the bound after the faults heal).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +50,8 @@ pub struct Checker {
     delivered: BTreeMap<Seq, (Digest, ReplicaId)>,
     executed_digest: BTreeMap<Seq, (Digest, ReplicaId)>,
     results: BTreeMap<(ClientId, u64), Bytes>,
+    /// What each client submitted under each number: the request's digest.
+    submitted: BTreeMap<(ClientId, u64), Digest>,
     seen: BTreeMap<(ReplicaId, u32), BTreeSet<(ClientId, u64)>>,
     violations: Vec<Violation>,
 }
@@ -65,8 +69,30 @@ impl Checker {
         }
     }
 
-    /// A correct replica (in `incarnation`) delivered `d`.
+    /// Client `client` submitted the request whose digest is `digest` under `number`.
+    pub fn submitted(&mut self, client: ClientId, number: u64, digest: Digest) {
+        self.submitted.insert((client, number), digest);
+    }
+
+    /// A correct replica (in `incarnation`) delivered `d`. Every request in it must be
+    /// one its client submitted (issue 10 item 1: a request forged in a client's name
+    /// — by a forwarding backup or a primary — must never run).
     pub fn delivery(&mut self, replica: ReplicaId, incarnation: u32, d: &Delivery) {
+        let forged: Vec<String> = d
+            .batch
+            .requests
+            .iter()
+            .filter(|req| self.submitted.get(&req.key()) != Some(&req.digest()))
+            .map(|req| {
+                format!(
+                    "{replica} executed request ({}, {}) at {} that its client did not send",
+                    req.client, req.number, d.seq
+                )
+            })
+            .collect();
+        for msg in forged {
+            self.report(Violation::Safety(msg));
+        }
         let digest = d.batch.digest();
         match self.delivered.get(&d.seq) {
             Some((first, by)) if *first != digest => {
@@ -222,19 +248,48 @@ mod tests {
         }
     }
 
+    /// A checker that saw client 0 submit `payload` as requests `numbers`.
+    fn submitted(numbers: std::ops::RangeInclusive<u64>, payload: &'static [u8]) -> Checker {
+        let mut c = Checker::default();
+        for n in numbers {
+            let req = Request::new(ClientId(0), n, Bytes::from_static(payload));
+            c.submitted(ClientId(0), n, req.digest());
+        }
+        c
+    }
+
     #[test]
     fn conflicting_deliveries_are_violations() {
-        let mut c = Checker::default();
+        let mut c = submitted(1..=1, b"a");
         c.delivery(ReplicaId(0), 0, &delivery(1, b"a", 1));
         c.delivery(ReplicaId(1), 0, &delivery(1, b"a", 1));
         assert!(c.violations().is_empty());
-        c.delivery(ReplicaId(2), 0, &delivery(1, b"b", 1));
-        assert_eq!(c.violations().len(), 1);
+        c.delivery(ReplicaId(2), 0, &delivery(1, b"a", 2));
+        assert_eq!(c.violations().len(), 2, "{:?}", c.violations());
+    }
+
+    /// Issue 10 item 1: a correct replica executing a request forged in a client's
+    /// name (another payload under a number the client used, or a number it never
+    /// used) is a safety violation; the checker used to compare results by (client,
+    /// number) only, so all correct replicas executing the same forgery passed.
+    #[test]
+    fn executing_a_request_the_client_did_not_send_is_a_violation() {
+        let mut c = submitted(1..=2, b"a");
+        c.delivery(ReplicaId(0), 0, &delivery(1, b"a", 1));
+        assert!(c.violations().is_empty());
+        c.delivery(ReplicaId(0), 0, &delivery(2, b"evil", 2));
+        c.delivery(ReplicaId(0), 0, &delivery(3, b"a", 1_000_000));
+        assert_eq!(c.violations().len(), 2, "{:?}", c.violations());
+        assert!(
+            c.violations()
+                .iter()
+                .all(|v| v.to_string().contains("did not send"))
+        );
     }
 
     #[test]
     fn double_execution_and_unvouched_results_are_violations() {
-        let mut c = Checker::default();
+        let mut c = submitted(1..=1, b"a");
         c.delivery(ReplicaId(0), 0, &delivery(1, b"a", 1));
         c.delivery(ReplicaId(0), 0, &delivery(2, b"a", 1));
         assert!(matches!(c.violations()[0], Violation::Safety(_)));

@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::application::Application;
 use crate::client::{ClientAction, ClientCore, Destination};
+use crate::client_auth::request_digest;
 use crate::protocol::{Action, CommonCounters, Delivery, Event, Executed, Protocol};
 use crate::request::{Reply, Request};
 use crate::sim::checker::{Checker, Violation};
@@ -430,7 +431,7 @@ impl<P: Protocol> Engine<P> {
                         "{} {} -> c{client}: reply {:?}",
                         self.now,
                         reply.replica,
-                        reply.results.iter().map(|r| r.0).collect::<Vec<_>>()
+                        reply.results.iter().map(|r| r.number).collect::<Vec<_>>()
                     )
                 }
                 Scheduled::Timer { replica, timer, .. } => {
@@ -843,9 +844,12 @@ impl<P: Protocol> Engine<P> {
             {
                 client.due -= 1;
                 let payload: [u8; 16] = self.rng.random();
-                client
-                    .core
-                    .submit(now, Bytes::copy_from_slice(&payload), &mut actions);
+                let payload = Bytes::copy_from_slice(&payload);
+                let id = client.core.id();
+                if let Some(number) = client.core.submit(now, payload.clone(), &mut actions) {
+                    let digest = request_digest(id, number, &payload);
+                    self.checker.submitted(id, number, digest);
+                }
             }
             client.core.on_tick(now, &mut actions);
         }
