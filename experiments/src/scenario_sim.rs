@@ -25,7 +25,6 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tandem_consensus::sim::checker::Violation;
 use tandem_consensus::sim::schedule::{
     LinkEffect, SchedulePlan, ScheduleReport, ScheduledStep, SimTarget, StepAction, run_schedule,
 };
@@ -244,16 +243,7 @@ pub fn run_seeds(
                     }
                     let report = match plan(scenario, seed, storage_faults) {
                         Ok(p) => run_schedule(&p, seed),
-                        Err(e) => ScheduleReport {
-                            seed,
-                            violations: vec![Violation::Panic(format!("{e:#}"))],
-                            live: false,
-                            completed: 0,
-                            planned: 0,
-                            view_changes: 0,
-                            state_transfers: 0,
-                            end: Time::ZERO,
-                        },
+                        Err(e) => ScheduleReport::failed(seed, format!("{e:#}")),
                     };
                     done(&report);
                     reports

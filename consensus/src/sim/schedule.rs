@@ -370,6 +370,20 @@ impl ScheduleReport {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
     }
+
+    /// A seed that did not run to its end: `why` is its only violation.
+    pub fn failed(seed: u64, why: String) -> ScheduleReport {
+        ScheduleReport {
+            seed,
+            violations: vec![Violation::Panic(why)],
+            live: false,
+            completed: 0,
+            planned: 0,
+            view_changes: 0,
+            state_transfers: 0,
+            end: Time::ZERO,
+        }
+    }
 }
 
 /// Runs `plan` for `seed`: network latency, execution delay and every random choice
@@ -387,16 +401,7 @@ pub fn run_schedule(plan: &SchedulePlan, seed: u64) -> ScheduleReport {
                         .cloned()
                         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "unknown panic".to_string());
-                    ScheduleReport {
-                        seed,
-                        violations: vec![Violation::Panic(msg)],
-                        live: false,
-                        completed: 0,
-                        planned: 0,
-                        view_changes: 0,
-                        state_transfers: 0,
-                        end: Time::ZERO,
-                    }
+                    ScheduleReport::failed(seed, msg)
                 },
             )
         }
