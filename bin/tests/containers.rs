@@ -1,6 +1,7 @@
 //! Tests across containers: the image of the test's own debug `tandem` binary, the
-//! Compose files `tandem deploy compose` writes, and a cluster of replica containers on
-//! a private Docker network (replicas named by host, a kill and restart, a disconnect). Every test
+//! Compose files `tandem deploy compose` writes, a cluster of replica containers on
+//! a private Docker network (replicas named by host, a kill and restart, a disconnect),
+//! and a scenario file with `backend = "docker"` run by `tandem run`. Every test
 //! skips with a message when Docker is missing or its daemon unreachable (the Compose
 //! test: when no Compose tool runs) — unless `TANDEM_REQUIRE_DOCKER=1`, which `.ci/run`
 //! sets when its probe found both: then a missing capability fails the test, so CI
@@ -9,8 +10,11 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use tandem_experiments::runner::docker_backend::{RUN_LABEL, image_tag};
 
 use tandem_experiments::aggregate::{ReplicaTrace, verdict};
 use tandem_experiments::metrics::read_metrics;
@@ -66,6 +70,10 @@ fn a_required_docker_that_is_missing_fails_instead_of_skipping() {
 fn a_missing_docker_that_is_not_required_skips() {
     skip_or_fail("t", "the docker daemon is unreachable", false);
 }
+
+/// One container cluster at a time: the machine is small and the runs measure
+/// throughput.
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A name unique to this test process and call, for images, networks and containers.
 fn unique(prefix: &str) -> String {
@@ -278,6 +286,9 @@ fn a_container_cluster_commits_through_a_kill_a_restart_and_a_disconnect() {
     {
         return;
     }
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let image = TestImage::build();
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("cluster");
@@ -434,5 +445,215 @@ fn a_container_cluster_commits_through_a_kill_a_restart_and_a_disconnect() {
         agreed.detail.contains("r0, r1, r2, r3"),
         "{}",
         agreed.detail
+    );
+}
+
+/// Removes on drop the runner's image of the test binary if the test made it (an
+/// image that was there before belongs to someone else).
+struct RunnerImage {
+    tag: String,
+    made_here: bool,
+}
+
+impl Drop for RunnerImage {
+    fn drop(&mut self) {
+        if self.made_here {
+            docker(&["image", "rm", "--force", &self.tag]);
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The time (seconds since the run's start) of the first `docker.log` line that
+/// contains every one of `words`.
+fn logged_at(log: &str, words: &[&str]) -> Option<f64> {
+    log.lines()
+        .find(|l| words.iter().all(|w| l.contains(w)))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+}
+
+/// `experiments/scenarios/docker-crash-isolate.toml` (4 replica containers, 2,000 tx/s
+/// for 16 s; `docker kill` r1 at 4 s, `docker start` at 7 s; `docker network
+/// disconnect` r2 at 9 s, `connect` at 12 s) runs through `tandem run` and meets its
+/// expectations — digests agree on all four replicas, the restarted and the reconnected
+/// one included; throughput recovers; liveness kept. The engine's own event log shows
+/// the faults hit the containers (SIGKILL and start of r1; r2 disconnected and
+/// connected again without dying), and nothing of the run is left afterwards.
+#[test]
+fn a_docker_scenario_runs_through_the_runner_and_its_faults_hit_the_containers() {
+    let test = "a_docker_scenario_runs_through_the_runner_and_its_faults_hit_the_containers";
+    if skip_without_docker(test) {
+        return;
+    }
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let tag = image_tag(Path::new(env!("CARGO_BIN_EXE_tandem"))).unwrap();
+    let _image = RunnerImage {
+        made_here: !docker(&["image", "inspect", &tag]).status.success(),
+        tag,
+    };
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/scenarios/docker-crash-isolate.toml");
+    let results = tempfile::tempdir().unwrap();
+    let since = unix_secs();
+    let out = tandem()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--results")
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let until = unix_secs() + 1;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "tandem run failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let dir = std::fs::read_dir(results.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["parameters"]["backend"], "docker");
+    let expectations = summary["expectations"].as_array().unwrap();
+    assert!(
+        expectations.len() >= 5 && expectations.iter().all(|e| e["passed"] == true),
+        "{expectations:?}"
+    );
+    assert_eq!(summary["safety"]["agreed"], true);
+    let detail = summary["safety"]["detail"].as_str().unwrap();
+    assert!(detail.contains("r0, r1, r2, r3"), "{detail}");
+    assert_eq!(summary["recoveries"].as_array().unwrap().len(), 2);
+    // r1 ran twice: the metrics of its second start are kept beside the first's.
+    let restarted = read_metrics(&dir.join("replica-1.restart-1.metrics.jsonl")).unwrap();
+    assert!(
+        restarted.iter().any(|l| l.last_delivered > 0),
+        "the restarted r1 delivered nothing"
+    );
+
+    // What the runner did, and when (seconds since the run's start).
+    let log = std::fs::read_to_string(dir.join("docker.log")).unwrap();
+    let prefix = log
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix("-r0"))
+        .expect("docker.log names the containers")
+        .to_string();
+    let (r1, r2, net) = (
+        format!("{prefix}-r1"),
+        format!("{prefix}-r2"),
+        format!("{prefix}-net"),
+    );
+    let kill = logged_at(&log, &["docker kill --signal KILL", &r1]).expect(&log);
+    let start = logged_at(&log, &["docker start", &r1]).expect(&log);
+    let cut = logged_at(&log, &["network disconnect", &net, &r2]).expect(&log);
+    let join = logged_at(&log, &["network connect", "--alias r2", &r2]).expect(&log);
+    for (what, at, planned) in [
+        ("kill", kill, 4.0),
+        ("start", start, 7.0),
+        ("disconnect", cut, 9.0),
+        ("connect", join, 12.0),
+    ] {
+        assert!(
+            (planned..planned + 1.0).contains(&at),
+            "{what} at {at} s, planned {planned} s:\n{log}"
+        );
+    }
+
+    // What the engine saw: its own event log of the run's containers and network.
+    let window = [
+        "--since".to_string(),
+        since.to_string(),
+        "--until".into(),
+        until.to_string(),
+    ];
+    let events = |filter: &[&str], format: &str| -> Vec<String> {
+        let mut args = vec!["events"];
+        args.extend(window.iter().map(String::as_str));
+        args.extend(filter);
+        args.extend(["--format", format]);
+        docker_ok(&args).lines().map(str::to_string).collect()
+    };
+    let label = format!("label={RUN_LABEL}={prefix}");
+    let containers = events(
+        &["--filter", &label],
+        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.signal}} {{.Actor.ID}}",
+    );
+    let position = |line: &str| containers.iter().position(|e| e.starts_with(line));
+    let killed = position(&format!("kill {r1} 9 "))
+        .unwrap_or_else(|| panic!("no SIGKILL of {r1}: {containers:#?}"));
+    let restarted = containers
+        .iter()
+        .skip(killed)
+        .any(|e| e.starts_with(&format!("start {r1} ")));
+    assert!(
+        restarted,
+        "r1 not started after its SIGKILL:\n{containers:#?}"
+    );
+    let r2_id = containers
+        .iter()
+        .find(|e| e.starts_with(&format!("create {r2} ")))
+        .and_then(|e| e.split_whitespace().last())
+        .expect("r2 was created")
+        .to_string();
+    let deaths = |name: &str| {
+        containers
+            .iter()
+            .filter(|e| e.starts_with(&format!("die {name} ")))
+            .count()
+    };
+    // r1 died twice (the SIGKILL, the final stop); r2 once: the disconnect did not
+    // stop it.
+    assert_eq!((deaths(&r1), deaths(&r2)), (2, 1), "{containers:#?}");
+    let network = events(
+        &[
+            "--filter",
+            "type=network",
+            "--filter",
+            &format!("network={net}"),
+        ],
+        "{{.Action}} {{.Actor.Attributes.container}}",
+    );
+    let r2_cut = network
+        .iter()
+        .position(|e| *e == format!("disconnect {r2_id}"))
+        .unwrap_or_else(|| panic!("r2 never disconnected: {network:#?}"));
+    assert!(
+        network
+            .iter()
+            .skip(r2_cut)
+            .any(|e| *e == format!("connect {r2_id}")),
+        "r2 never connected again:\n{network:#?}"
+    );
+
+    // Nothing of the run is left.
+    assert_eq!(
+        docker_ok(&["ps", "--all", "--quiet", "--filter", &label]).trim(),
+        "",
+        "containers left behind"
+    );
+    assert_eq!(
+        docker_ok(&[
+            "network",
+            "ls",
+            "--quiet",
+            "--filter",
+            &format!("name={net}")
+        ])
+        .trim(),
+        "",
+        "network left behind"
     );
 }

@@ -205,8 +205,8 @@ pub struct DockerBackend {
     incarnations: Vec<u32>,
     paused: Vec<bool>,
     disconnected: Vec<bool>,
-    /// The engine operations carried out: (seconds since the origin, command).
-    ops: Vec<(f64, String)>,
+    /// The engine operations carried out: (when the command was issued, command).
+    ops: Vec<(Instant, String)>,
     origin: Instant,
     removed: bool,
     // Declared last: dropped after the containers are removed.
@@ -266,19 +266,14 @@ impl DockerBackend {
 
     /// Runs an engine operation and logs it.
     async fn op(&mut self, args: Vec<String>) -> Result<String> {
+        let issued = Instant::now();
         let out = docker(&args).await?;
         let line = match args.first().map(String::as_str) {
             // `docker run` is long: its name and what follows the image say enough.
             Some("run") => format!("docker run {}", self.run_summary(&args)),
             _ => format!("docker {}", args.join(" ")),
         };
-        let now = Instant::now();
-        let t = if now >= self.origin {
-            (now - self.origin).as_secs_f64()
-        } else {
-            -(self.origin - now).as_secs_f64()
-        };
-        self.ops.push((t, line));
+        self.ops.push((issued, line));
         Ok(out)
     }
 
@@ -527,7 +522,14 @@ impl DockerBackend {
         let log: String = self
             .ops
             .iter()
-            .map(|(t, line)| format!("{t:>8.3} s  {line}\n"))
+            .map(|(at, line)| {
+                let t = if *at >= self.origin {
+                    (*at - self.origin).as_secs_f64()
+                } else {
+                    -(self.origin - *at).as_secs_f64()
+                };
+                format!("{t:>8.3} s  {line}\n")
+            })
             .collect();
         if let Err(e) = fs::write(self.spec.out.join("docker.log"), log) {
             tracing::warn!("cannot write docker.log: {e}");
