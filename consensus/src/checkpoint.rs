@@ -10,6 +10,13 @@
 //! [`checkpoint_digest`] of the application digest and the exactly-once table; a
 //! chained protocol adds the committed block, so a replica that installs the state
 //! knows where its log continues), and whom it asks for state.
+//!
+//! [`CheckpointReplica`] is the one copy of a replica's checkpoint handling: taking
+//! its own checkpoint and voting, admitting peers' votes, adopting a stable
+//! certificate and noticing that its state diverged from it. A protocol gives it
+//! access to its checkpoint state ([`CheckpointParts`]) and a few hooks (how a vote
+//! is sent, how the certificate is logged, what it collects once a checkpoint is
+//! stable).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Keyring, Signed, SignedBody};
 use crate::exactly_once::ClientTables;
-use crate::types::{Digest, ReplicaId, Seq};
+use crate::types::{Digest, ReplicaId, Seq, Time};
 
 /// A checkpoint vote: the replica's checkpoint digest after executing `seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +229,249 @@ pub fn checkpoint_digest(seq: Seq, app_digest: &Digest, tables_digest: &Digest) 
         &app_digest.0,
         &tables_digest.0,
     ])
+}
+
+/// What the shared checkpoint logic counts; each protocol adds it to its counter of
+/// the same name (see `checkpoint_counters!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointCount {
+    /// A vote signed by another replica than the one that sent it.
+    DroppedWrongSender,
+    /// A vote or certificate at or below the stable checkpoint, or a repeated vote.
+    DroppedDuplicate,
+    /// A vote on a sequence number that is not a checkpoint.
+    DroppedMalformed,
+    /// A vote too far above the stable checkpoint.
+    DroppedFuture,
+    /// A vote whose signature did not verify.
+    DroppedBadSignature,
+    /// A certificate that does not prove a stable checkpoint.
+    DroppedInvalidCheckpoint,
+    /// A snapshot report for a checkpoint above the stable one that we do not hold.
+    UnexpectedExecutions,
+    /// Our checkpoint digest disagreed with a stable certificate.
+    CheckpointMismatches,
+    /// A stable checkpoint reached.
+    CheckpointsStable,
+}
+
+/// A protocol's counters as the shared checkpoint logic sees them.
+pub trait CheckpointCounters {
+    /// Adds one to the counter `what` names.
+    fn count(&mut self, what: CheckpointCount);
+}
+
+/// Implements [`CheckpointCounters`] for a protocol's `Counters` (declared with
+/// `counters!`), whose fields carry the snake-case names of [`CheckpointCount`].
+macro_rules! checkpoint_counters {
+    () => {
+        impl $crate::checkpoint::CheckpointCounters for Counters {
+            fn count(&mut self, what: $crate::checkpoint::CheckpointCount) {
+                use $crate::checkpoint::CheckpointCount as C;
+                let counter = match what {
+                    C::DroppedWrongSender => &mut self.dropped_wrong_sender,
+                    C::DroppedDuplicate => &mut self.dropped_duplicate,
+                    C::DroppedMalformed => &mut self.dropped_malformed,
+                    C::DroppedFuture => &mut self.dropped_future,
+                    C::DroppedBadSignature => &mut self.dropped_bad_signature,
+                    C::DroppedInvalidCheckpoint => &mut self.dropped_invalid_checkpoint,
+                    C::UnexpectedExecutions => &mut self.unexpected_executions,
+                    C::CheckpointMismatches => &mut self.checkpoint_mismatches,
+                    C::CheckpointsStable => &mut self.checkpoints_stable,
+                };
+                *counter += 1;
+            }
+        }
+    };
+}
+pub(crate) use checkpoint_counters;
+
+/// A replica's checkpoint state, borrowed at once for the shared checkpoint logic.
+pub(crate) struct CheckpointParts<'a, C> {
+    /// This replica.
+    pub me: ReplicaId,
+    /// Matching votes that make a checkpoint stable.
+    pub quorum: usize,
+    /// The checkpoint interval (checkpoints are its multiples).
+    pub interval: u64,
+    /// Keys to sign our votes and verify peers'.
+    pub keys: &'a mut Keyring,
+    /// The stable checkpoint's certificate.
+    pub stable: &'a mut StableCert,
+    /// Votes above the stable checkpoint.
+    pub votes: &'a mut CheckpointVotes,
+    /// Our own checkpoints at and above the stable one.
+    pub own: &'a mut BTreeMap<Seq, OwnCheckpoint>,
+    /// Whether our state disagreed with a stable certificate (until a transfer).
+    pub diverged: &'a mut bool,
+    /// The protocol's counters.
+    pub counters: &'a mut C,
+}
+
+/// The checkpoint handling every protocol shares: own checkpoints and votes, peers'
+/// votes and certificates, and the move to a new stable checkpoint. A protocol
+/// implements the required methods; the provided ones are the shared logic.
+pub(crate) trait CheckpointReplica {
+    /// The protocol's action type.
+    type Action;
+    /// The protocol's counters.
+    type Counters: CheckpointCounters;
+
+    /// The checkpoint state, borrowed at once.
+    fn checkpoint_parts(&mut self) -> CheckpointParts<'_, Self::Counters>;
+    /// The highest sequence number delivered to the application.
+    fn last_delivered(&self) -> Seq;
+    /// How far (in sequence numbers) above the stable checkpoint a peer's vote is
+    /// still recorded.
+    fn vote_horizon(&self) -> u64;
+    /// Sends our vote to every peer.
+    fn broadcast_vote(&mut self, vote: SignedCheckpoint, out: &mut Vec<Self::Action>);
+    /// Logs a new stable certificate (before any later message leaves).
+    fn persist_stable(&mut self, cert: &StableCert, out: &mut Vec<Self::Action>);
+    /// Drops what the stable checkpoint made unnecessary.
+    fn collect_stable_garbage(&mut self);
+    /// Starts state transfer's grace period, unless one is under way.
+    fn start_transfer(&mut self, now: Time, out: &mut Vec<Self::Action>);
+    /// What the protocol does once a new checkpoint is stable, after garbage
+    /// collection (PBFT: the window may have room for a proposal).
+    fn after_stable(&mut self, now: Time, out: &mut Vec<Self::Action>);
+
+    /// Records our checkpoint `own` after executing `seq` (fetching state if it
+    /// contradicts the stable certificate at `seq`) and, above the stable
+    /// checkpoint, broadcasts a signed vote for it.
+    fn record_own_checkpoint(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        own: OwnCheckpoint,
+        out: &mut Vec<Self::Action>,
+    ) {
+        let digest = own.digest;
+        let p = self.checkpoint_parts();
+        p.own.insert(seq, own);
+        let diverged = p.stable.seq == seq && p.stable.digest != digest;
+        if diverged {
+            self.note_divergence(seq);
+            self.start_transfer(now, out);
+        }
+        let p = self.checkpoint_parts();
+        if seq <= p.stable.seq {
+            return;
+        }
+        let body = CheckpointBody { seq, digest };
+        let vote = Signed {
+            signature: p.keys.sign(&body.signing_bytes()),
+            body,
+            signer: p.me,
+        };
+        self.broadcast_vote(vote.clone(), out);
+        self.add_checkpoint_vote(now, vote, out);
+    }
+
+    /// The application's state at one of our checkpoints, for serving state transfer.
+    fn on_snapshot(&mut self, seq: Seq, snapshot: Bytes) {
+        let p = self.checkpoint_parts();
+        match p.own.get_mut(&seq) {
+            Some(own) => own.snapshot = Some(snapshot),
+            None if seq > p.stable.seq => p.counters.count(CheckpointCount::UnexpectedExecutions),
+            None => {}
+        }
+    }
+
+    /// Our checkpoint digest at `seq` differs from the stable certificate's: our state
+    /// diverged, and only a state transfer repairs it.
+    fn note_divergence(&mut self, seq: Seq) {
+        let p = self.checkpoint_parts();
+        p.counters.count(CheckpointCount::CheckpointMismatches);
+        *p.diverged = true;
+        tracing::error!(replica = %p.me, %seq,
+            "our checkpoint digest differs from the stable certificate: state diverged, fetching state");
+    }
+
+    /// A checkpoint vote from peer `from`: recorded if it is its own, above the
+    /// stable checkpoint, at a checkpoint within the vote horizon, and signed.
+    fn on_checkpoint(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        vote: SignedCheckpoint,
+        out: &mut Vec<Self::Action>,
+    ) {
+        let horizon = self.vote_horizon();
+        let p = self.checkpoint_parts();
+        let seq = vote.body.seq;
+        let dropped = if vote.signer != from {
+            Some(CheckpointCount::DroppedWrongSender)
+        } else if seq <= p.stable.seq {
+            Some(CheckpointCount::DroppedDuplicate)
+        } else if !seq.is_checkpoint(p.interval) {
+            Some(CheckpointCount::DroppedMalformed)
+        } else if seq.0 > p.stable.seq.0.saturating_add(horizon) {
+            Some(CheckpointCount::DroppedFuture)
+        } else if !p
+            .keys
+            .verify(from, &vote.body.signing_bytes(), &vote.signature)
+        {
+            Some(CheckpointCount::DroppedBadSignature)
+        } else {
+            None
+        };
+        match dropped {
+            Some(what) => p.counters.count(what),
+            None => self.add_checkpoint_vote(now, vote, out),
+        }
+    }
+
+    /// Records a verified vote (ours or a peer's); a quorum makes the checkpoint stable.
+    fn add_checkpoint_vote(
+        &mut self,
+        now: Time,
+        vote: SignedCheckpoint,
+        out: &mut Vec<Self::Action>,
+    ) {
+        let p = self.checkpoint_parts();
+        match p.votes.add(vote, p.quorum) {
+            VoteOutcome::Duplicate => p.counters.count(CheckpointCount::DroppedDuplicate),
+            VoteOutcome::Recorded => {}
+            VoteOutcome::Stable(cert) => self.make_stable(now, cert, out),
+        }
+    }
+
+    /// A stable certificate sent by a peer that saw we are behind.
+    fn on_checkpoint_cert(&mut self, now: Time, cert: StableCert, out: &mut Vec<Self::Action>) {
+        let p = self.checkpoint_parts();
+        if cert.seq <= p.stable.seq {
+            p.counters.count(CheckpointCount::DroppedDuplicate);
+            return;
+        }
+        if !cert.verify(p.keys, p.quorum, p.interval) {
+            p.counters.count(CheckpointCount::DroppedInvalidCheckpoint);
+            return;
+        }
+        self.make_stable(now, cert, out);
+    }
+
+    /// Moves the stable checkpoint to a (validated) certificate above it, logs it and
+    /// collects garbage; starts state transfer if we are behind it or diverged.
+    fn make_stable(&mut self, now: Time, cert: StableCert, out: &mut Vec<Self::Action>) {
+        let p = self.checkpoint_parts();
+        if cert.seq <= p.stable.seq {
+            return;
+        }
+        let seq = cert.seq;
+        if p.own.get(&seq).is_some_and(|own| own.digest != cert.digest) {
+            self.note_divergence(seq);
+        }
+        self.persist_stable(&cert, out);
+        let p = self.checkpoint_parts();
+        *p.stable = cert;
+        p.counters.count(CheckpointCount::CheckpointsStable);
+        self.collect_stable_garbage();
+        if self.last_delivered() < seq || *self.checkpoint_parts().diverged {
+            self.start_transfer(now, out);
+        }
+        self.after_stable(now, out);
+    }
 }
 
 #[cfg(test)]

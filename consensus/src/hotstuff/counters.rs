@@ -70,3 +70,5 @@ counters! {
     /// Two different blocks committed at one height (must stay 0).
     conflicting_commits,
 }
+
+crate::checkpoint::checkpoint_counters!();

@@ -21,7 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use crate::checkpoint::{CheckpointVotes, OwnCheckpoint, PendingInstall, StableCert};
+use crate::checkpoint::{
+    CheckpointReplica, CheckpointVotes, OwnCheckpoint, PendingInstall, StableCert,
+};
 use crate::client::ClientRouting;
 use crate::crypto::Keyring;
 use crate::exactly_once::{DeliveredTable, ReplyCache};

@@ -12,7 +12,8 @@
 //!   block names), so its content is certified without checking anything else; the
 //!   QCs inside fetched blocks then drive the commit rule for older blocks. At most
 //!   `MAX_WANTED` digests are fetched at once.
-//! - Checkpoints reuse `checkpoint.rs`: after executing every K-th height a replica
+//! - Checkpoints reuse `checkpoint.rs` (votes, certificates and divergence are its
+//!   shared `CheckpointReplica`): after executing every K-th height a replica
 //!   signs a checkpoint digest binding the application digest, the exactly-once
 //!   tables and the committed block at that height; a quorum makes a stable
 //!   certificate; committed blocks below it are dropped. A replica behind a stable
@@ -21,16 +22,14 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::checkpoint::{
-    CheckpointBody, OwnCheckpoint, SignedCheckpoint, StableCert, StateSnapshot, VoteOutcome,
+    CheckpointParts, CheckpointReplica, OwnCheckpoint, SignedCheckpoint, StableCert, StateSnapshot,
     checkpoint_digest,
 };
-use crate::crypto::{Signed, SignedBody};
 use crate::exactly_once::{ClientTables, is_delivered};
 use crate::hotstuff::block::Block;
 use crate::hotstuff::block_tree::Insert;
+use crate::hotstuff::counters::Counters;
 use crate::hotstuff::durable::HotStuffRecord;
 use crate::hotstuff::message::{BlockSnapshot, HotStuffTimer, Message, Status};
 use crate::hotstuff::qc::{Qc, Tc};
@@ -55,6 +54,52 @@ pub fn hotstuff_checkpoint_digest(
 ) -> Digest {
     let base = checkpoint_digest(seq, app_digest, &tables.digest());
     Digest::of(&[b"tandem-hotstuff-checkpoint-v1", &base.0, &block.0])
+}
+
+impl CheckpointReplica for HotStuff {
+    type Action = HotStuffAction;
+    type Counters = Counters;
+
+    fn checkpoint_parts(&mut self) -> CheckpointParts<'_, Counters> {
+        CheckpointParts {
+            me: self.me,
+            quorum: self.quorum,
+            interval: self.cfg.common.checkpoint_interval,
+            keys: &mut self.keys,
+            stable: &mut self.stable,
+            votes: &mut self.checkpoint_votes,
+            own: &mut self.own_checkpoints,
+            diverged: &mut self.diverged,
+            counters: &mut self.counters,
+        }
+    }
+
+    fn last_delivered(&self) -> Seq {
+        self.last_delivered
+    }
+
+    /// Sixteen checkpoint intervals above the stable checkpoint.
+    fn vote_horizon(&self) -> u64 {
+        self.cfg.common.checkpoint_interval.saturating_mul(16)
+    }
+
+    fn broadcast_vote(&mut self, vote: SignedCheckpoint, out: &mut Vec<HotStuffAction>) {
+        self.broadcast(Message::Checkpoint(vote), out);
+    }
+
+    fn persist_stable(&mut self, cert: &StableCert, out: &mut Vec<HotStuffAction>) {
+        out.push(Action::Persist(HotStuffRecord::Stable(cert.clone())));
+    }
+
+    fn collect_stable_garbage(&mut self) {
+        self.collect_garbage();
+    }
+
+    fn start_transfer(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
+        self.arm_transfer(now, out);
+    }
+
+    fn after_stable(&mut self, _now: Time, _out: &mut Vec<HotStuffAction>) {}
 }
 
 impl HotStuff {
@@ -242,7 +287,8 @@ impl HotStuff {
 
     // ---- checkpoints ----
 
-    /// Records our checkpoint after executing `seq` and broadcasts a signed vote.
+    /// Records our checkpoint after executing `seq` (bound to the committed block
+    /// there, kept to serve state transfer) and broadcasts a signed vote.
     pub(crate) fn take_checkpoint(
         &mut self,
         now: Time,
@@ -256,146 +302,13 @@ impl HotStuff {
         if let Some(b) = self.tree.get(&block) {
             self.checkpoint_blocks.insert(seq, b.clone());
         }
-        self.own_checkpoints.insert(
-            seq,
-            OwnCheckpoint {
-                digest,
-                app_digest,
-                tables,
-                snapshot: None,
-            },
-        );
-        if self.stable.seq == seq && self.stable.digest != digest {
-            self.note_divergence(seq);
-            self.arm_transfer(now, out);
-        }
-        if seq <= self.stable.seq {
-            return;
-        }
-        let body = CheckpointBody { seq, digest };
-        let vote = Signed {
-            signature: self.keys.sign(&body.signing_bytes()),
-            body,
-            signer: self.me,
+        let own = OwnCheckpoint {
+            digest,
+            app_digest,
+            tables,
+            snapshot: None,
         };
-        self.broadcast(Message::Checkpoint(vote.clone()), out);
-        self.add_checkpoint_vote(now, vote, out);
-    }
-
-    /// The application's state at one of our checkpoints, for serving state transfer.
-    pub(crate) fn on_snapshot(&mut self, seq: Seq, snapshot: Bytes) {
-        match self.own_checkpoints.get_mut(&seq) {
-            Some(own) => own.snapshot = Some(snapshot),
-            None => self.counters.unexpected_executions += u64::from(seq > self.stable.seq),
-        }
-    }
-
-    fn note_divergence(&mut self, seq: Seq) {
-        self.counters.checkpoint_mismatches += 1;
-        self.diverged = true;
-        tracing::error!(replica = %self.me, %seq,
-            "our checkpoint digest differs from the stable certificate: fetching state");
-    }
-
-    pub(crate) fn on_checkpoint(
-        &mut self,
-        now: Time,
-        from: ReplicaId,
-        vote: SignedCheckpoint,
-        out: &mut Vec<HotStuffAction>,
-    ) {
-        let seq = vote.body.seq;
-        let interval = self.cfg.common.checkpoint_interval;
-        if vote.signer != from {
-            self.counters.dropped_wrong_sender += 1;
-            return;
-        }
-        if seq <= self.stable.seq {
-            self.counters.dropped_duplicate += 1;
-            return;
-        }
-        if !seq.is_checkpoint(interval) {
-            self.counters.dropped_malformed += 1;
-            return;
-        }
-        if seq.0
-            > self
-                .stable
-                .seq
-                .0
-                .saturating_add(interval.saturating_mul(16))
-        {
-            self.counters.dropped_future += 1;
-            return;
-        }
-        if !self
-            .keys
-            .verify(from, &vote.body.signing_bytes(), &vote.signature)
-        {
-            self.counters.dropped_bad_signature += 1;
-            return;
-        }
-        self.add_checkpoint_vote(now, vote, out);
-    }
-
-    fn add_checkpoint_vote(
-        &mut self,
-        now: Time,
-        vote: SignedCheckpoint,
-        out: &mut Vec<HotStuffAction>,
-    ) {
-        match self.checkpoint_votes.add(vote, self.quorum) {
-            VoteOutcome::Duplicate => self.counters.dropped_duplicate += 1,
-            VoteOutcome::Recorded => {}
-            VoteOutcome::Stable(cert) => self.make_stable(now, cert, out),
-        }
-    }
-
-    pub(crate) fn on_checkpoint_cert(
-        &mut self,
-        now: Time,
-        cert: StableCert,
-        out: &mut Vec<HotStuffAction>,
-    ) {
-        if cert.seq <= self.stable.seq {
-            self.counters.dropped_duplicate += 1;
-            return;
-        }
-        if !cert.verify(
-            &mut self.keys,
-            self.quorum,
-            self.cfg.common.checkpoint_interval,
-        ) {
-            self.counters.dropped_invalid_checkpoint += 1;
-            return;
-        }
-        self.make_stable(now, cert, out);
-    }
-
-    /// Moves to a (validated) stable certificate, collects garbage, and starts state
-    /// transfer if we are behind it.
-    pub(crate) fn make_stable(
-        &mut self,
-        now: Time,
-        cert: StableCert,
-        out: &mut Vec<HotStuffAction>,
-    ) {
-        if cert.seq <= self.stable.seq {
-            return;
-        }
-        let seq = cert.seq;
-        if let Some(own) = self.own_checkpoints.get(&seq)
-            && own.digest != cert.digest
-        {
-            self.note_divergence(seq);
-        }
-        out.push(Action::Persist(HotStuffRecord::Stable(cert.clone())));
-        self.stable = cert;
-        self.counters.checkpoints_stable += 1;
-        self.collect_garbage();
-        if self.last_delivered < seq || self.diverged {
-            self.arm_transfer(now, out);
-        }
+        self.record_own_checkpoint(now, seq, own, out);
     }
 
     /// Drops what the stable checkpoint made unnecessary.

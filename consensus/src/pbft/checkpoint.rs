@@ -1,20 +1,67 @@
 //! Checkpoints: signed votes on the state digest every K sequence numbers, stable
 //! certificates (a quorum of matching votes), the low watermark, and garbage collection
-//! of everything the stable checkpoint makes unnecessary.
+//! of everything the stable checkpoint makes unnecessary. The votes, certificates and
+//! divergence handling are the shared [`CheckpointReplica`]; PBFT supplies its
+//! checkpoint digest, its vote horizon (four windows) and what it collects.
 
 use std::collections::BTreeSet;
 
-use bytes::Bytes;
-
-use crate::checkpoint::{OwnCheckpoint, VoteOutcome};
+use crate::checkpoint::{CheckpointParts, CheckpointReplica, OwnCheckpoint};
 use crate::exactly_once::ClientTables;
 use crate::pbft::Pbft;
+use crate::pbft::counters::Counters;
 use crate::pbft::durable::PbftRecord;
-use crate::pbft::message::{
-    CheckpointBody, Message, Signed, SignedBody, SignedCheckpoint, StableCert, checkpoint_digest,
-};
+use crate::pbft::message::{Message, SignedCheckpoint, StableCert, checkpoint_digest};
 use crate::pbft::replica::PbftAction;
-use crate::types::{Digest, ReplicaId, Seq, Time};
+use crate::types::{Digest, Seq, Time};
+
+impl CheckpointReplica for Pbft {
+    type Action = PbftAction;
+    type Counters = Counters;
+
+    fn checkpoint_parts(&mut self) -> CheckpointParts<'_, Counters> {
+        CheckpointParts {
+            me: self.me,
+            quorum: self.quorum,
+            interval: self.cfg.checkpoint_interval,
+            keys: &mut self.keys,
+            stable: &mut self.stable,
+            votes: &mut self.checkpoint_votes,
+            own: &mut self.own_checkpoints,
+            diverged: &mut self.diverged,
+            counters: &mut self.counters,
+        }
+    }
+
+    fn last_delivered(&self) -> Seq {
+        self.last_delivered
+    }
+
+    /// Four windows above the stable checkpoint.
+    fn vote_horizon(&self) -> u64 {
+        self.cfg.window.saturating_mul(4)
+    }
+
+    fn broadcast_vote(&mut self, vote: SignedCheckpoint, out: &mut Vec<PbftAction>) {
+        self.broadcast(Message::Checkpoint(vote), out);
+    }
+
+    fn persist_stable(&mut self, cert: &StableCert, out: &mut Vec<PbftAction>) {
+        self.persist(PbftRecord::Stable(cert.clone()), out);
+    }
+
+    fn collect_stable_garbage(&mut self) {
+        self.collect_garbage();
+    }
+
+    fn start_transfer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        self.arm_transfer(now, out);
+    }
+
+    fn after_stable(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        self.try_propose(now, false, out);
+    }
+}
 
 impl Pbft {
     /// Records our checkpoint after executing `seq` and broadcasts a signed vote.
@@ -26,145 +73,18 @@ impl Pbft {
         tables: ClientTables,
         out: &mut Vec<PbftAction>,
     ) {
-        let digest = checkpoint_digest(seq, &app_digest, &tables.digest());
-        self.own_checkpoints.insert(
-            seq,
-            OwnCheckpoint {
-                digest,
-                app_digest,
-                tables,
-                snapshot: None,
-            },
-        );
-        if self.stable.seq == seq && self.stable.digest != digest {
-            self.note_divergence(seq);
-            self.arm_transfer(now, out);
-        }
-        if seq <= self.stable.seq {
-            return;
-        }
-        let body = CheckpointBody { seq, digest };
-        let vote = Signed {
-            signature: self.keys.sign(&body.signing_bytes()),
-            body,
-            signer: self.me,
+        let own = OwnCheckpoint {
+            digest: checkpoint_digest(seq, &app_digest, &tables.digest()),
+            app_digest,
+            tables,
+            snapshot: None,
         };
-        self.broadcast(Message::Checkpoint(vote.clone()), out);
-        self.add_checkpoint_vote(now, vote, out);
-    }
-
-    /// The application's state at one of our checkpoints, for serving state transfer.
-    pub(crate) fn on_snapshot(&mut self, seq: Seq, snapshot: Bytes) {
-        match self.own_checkpoints.get_mut(&seq) {
-            Some(own) => own.snapshot = Some(snapshot),
-            None => self.counters.unexpected_executions += u64::from(seq > self.stable.seq),
-        }
-    }
-
-    fn note_divergence(&mut self, seq: Seq) {
-        self.counters.checkpoint_mismatches += 1;
-        self.diverged = true;
-        tracing::error!(replica = %self.me, %seq,
-            "our checkpoint digest differs from the stable certificate: state diverged, fetching state");
-    }
-
-    /// A checkpoint vote from a peer.
-    pub(crate) fn on_checkpoint(
-        &mut self,
-        now: Time,
-        from: ReplicaId,
-        vote: SignedCheckpoint,
-        out: &mut Vec<PbftAction>,
-    ) {
-        let seq = vote.body.seq;
-        if vote.signer != from {
-            self.counters.dropped_wrong_sender += 1;
-            return;
-        }
-        if seq <= self.stable.seq {
-            self.counters.dropped_duplicate += 1;
-            return;
-        }
-        if !seq.is_checkpoint(self.cfg.checkpoint_interval) {
-            self.counters.dropped_malformed += 1;
-            return;
-        }
-        if seq.0
-            > self
-                .stable
-                .seq
-                .0
-                .saturating_add(self.cfg.window.saturating_mul(4))
-        {
-            self.counters.dropped_future += 1;
-            return;
-        }
-        if !self
-            .keys
-            .verify(from, &vote.body.signing_bytes(), &vote.signature)
-        {
-            self.counters.dropped_bad_signature += 1;
-            return;
-        }
-        self.add_checkpoint_vote(now, vote, out);
-    }
-
-    fn add_checkpoint_vote(
-        &mut self,
-        now: Time,
-        vote: SignedCheckpoint,
-        out: &mut Vec<PbftAction>,
-    ) {
-        match self.checkpoint_votes.add(vote, self.quorum) {
-            VoteOutcome::Duplicate => self.counters.dropped_duplicate += 1,
-            VoteOutcome::Recorded => {}
-            VoteOutcome::Stable(cert) => self.make_stable(now, cert, out),
-        }
-    }
-
-    /// A stable certificate sent by a peer that saw we are behind.
-    pub(crate) fn on_checkpoint_cert(
-        &mut self,
-        now: Time,
-        cert: StableCert,
-        out: &mut Vec<PbftAction>,
-    ) {
-        if cert.seq <= self.stable.seq {
-            self.counters.dropped_duplicate += 1;
-            return;
-        }
-        if !self.validate_cert(&cert) {
-            self.counters.dropped_invalid_checkpoint += 1;
-            return;
-        }
-        self.make_stable(now, cert, out);
+        self.record_own_checkpoint(now, seq, own, out);
     }
 
     /// Whether `cert` proves a stable checkpoint ([`StableCert::verify`]).
     pub(crate) fn validate_cert(&mut self, cert: &StableCert) -> bool {
         cert.verify(&mut self.keys, self.quorum, self.cfg.checkpoint_interval)
-    }
-
-    /// Moves the low watermark to a (validated) stable certificate and collects
-    /// garbage; starts state transfer if we are behind it.
-    pub(crate) fn make_stable(&mut self, now: Time, cert: StableCert, out: &mut Vec<PbftAction>) {
-        if cert.seq <= self.stable.seq {
-            return;
-        }
-        let seq = cert.seq;
-        if let Some(own) = self.own_checkpoints.get(&seq)
-            && own.digest != cert.digest
-        {
-            self.note_divergence(seq);
-        }
-        self.persist(PbftRecord::Stable(cert.clone()), out);
-        self.stable = cert;
-        self.counters.checkpoints_stable += 1;
-        self.collect_garbage();
-        if self.last_delivered < seq || self.diverged {
-            self.arm_transfer(now, out);
-        }
-        self.try_propose(now, false, out);
     }
 
     /// Drops log state the stable checkpoint made unnecessary. Slots and committed

@@ -77,3 +77,5 @@ counters! {
     /// Two different digests committed at one sequence number (must stay 0).
     safety_conflicts,
 }
+
+crate::checkpoint::checkpoint_counters!();

@@ -23,6 +23,7 @@
 
 use std::sync::Arc;
 
+use crate::checkpoint::CheckpointReplica;
 use crate::exactly_once::is_delivered;
 use crate::pbft::Pbft;
 use crate::pbft::message::{

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checkpoint::{CheckpointVotes, OwnCheckpoint, PendingInstall};
+use crate::checkpoint::{CheckpointReplica, CheckpointVotes, OwnCheckpoint, PendingInstall};
 use crate::crypto::Keyring;
 use crate::exactly_once::{DeliveredTable, ReplyCache};
 use crate::params::ParamsError;

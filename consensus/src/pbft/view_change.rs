@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::checkpoint::CheckpointReplica;
 use crate::pbft::Pbft;
 use crate::pbft::decision::{Decision, decide};
 use crate::pbft::durable::PbftRecord;
