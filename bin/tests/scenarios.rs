@@ -146,3 +146,55 @@ fn every_checked_in_scenario_passes_check() {
         "{stderr}"
     );
 }
+
+/// `[cluster] backend` picks the backend and `--backend` overrides it for every file;
+/// an unknown backend, in the file or on the command line, is an error naming the ones
+/// there are (the file's error also names the line and field).
+#[test]
+fn the_backend_comes_from_the_file_or_the_command_line() {
+    let file = scenarios_dir().join("docker-crash-isolate.toml");
+    let check = |extra: &[&str]| {
+        let out = tandem()
+            .args(["run", "--check"])
+            .args(extra)
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, _) = check(&[]);
+    assert!(ok && stdout.contains("4 replicas on docker"), "{stdout}");
+    let (ok, stdout, _) = check(&["--backend", "process"]);
+    assert!(ok && stdout.contains("4 replicas on process"), "{stdout}");
+    let (ok, _, stderr) = check(&["--backend", "vm"]);
+    assert!(
+        !ok && stderr.contains("unknown backend `vm`; available: process, docker"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad-backend.toml");
+    std::fs::write(
+        &bad,
+        "[cluster]\nreplicas = 4\nbackend = \"vm\"\n[load]\nduration = 5\n",
+    )
+    .unwrap();
+    let out = tandem()
+        .args(["run", "--check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad-backend.toml")
+            && stderr.contains("line 3")
+            && stderr.contains("field `backend`")
+            && stderr.contains("available: process, docker"),
+        "{stderr}"
+    );
+}
