@@ -238,6 +238,7 @@ fn replica_summary(id: usize, r: &ReplicaTrace, warm_ms: u64, end_ms: u64) -> Re
     if let Some(l) = last {
         counters.extend(l.protocol.iter().map(|(k, v)| (k.clone(), *v)));
         counters.extend(l.network.iter().map(|(k, v)| (format!("net_{k}"), *v)));
+        counters.extend(l.storage.iter().map(|(k, v)| (k.clone(), *v)));
     }
     ReplicaSummary {
         id: id as u32,

@@ -43,6 +43,11 @@ pub struct MetricsLine {
     pub protocol: BTreeMap<String, u64>,
     /// Transport and decoding counters.
     pub network: BTreeMap<String, u64>,
+    /// The write-ahead log's counters with `durability = "wal"` (empty without a
+    /// log): `wal_records` written, `wal_synced` records made durable, `wal_compactions`
+    /// done, `wal_held` messages waiting for their records right now.
+    #[serde(default)]
+    pub storage: BTreeMap<String, u64>,
     /// Recent stable checkpoints, oldest first: (sequence number, digest hex).
     pub checkpoints: Vec<(u64, String)>,
     /// Set on the line written at shutdown.

@@ -613,6 +613,19 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
         }
     }
 
+    /// The log's counters for the metrics line (empty without a log).
+    fn storage_counters(&self) -> BTreeMap<String, u64> {
+        let Some(d) = &self.durability else {
+            return BTreeMap::new();
+        };
+        BTreeMap::from([
+            ("wal_records".to_string(), d.records),
+            ("wal_synced".to_string(), d.synced),
+            ("wal_compactions".to_string(), d.compactions),
+            ("wal_held".to_string(), d.held.len() as u64),
+        ])
+    }
+
     fn metrics_line(&self, last: bool) -> MetricsLine {
         let status = self.proto.status();
         let common = self.proto.common_counters();
@@ -671,6 +684,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             },
             protocol,
             network,
+            storage: self.storage_counters(),
             checkpoints: self.checkpoints.iter().cloned().collect(),
             last,
         }
@@ -925,6 +939,17 @@ mod tests {
         );
         let lines = stop_all(stops, handles).await;
         assert!(lines.iter().all(|l| l.last_delivered > before));
+        for l in &lines {
+            let wal = |k: &str| l.storage.get(k).copied().unwrap_or(0);
+            assert!(wal("wal_records") > 0, "r{}: {:?}", l.replica, l.storage);
+            // The last records may still be on their way to disk at shutdown.
+            assert!(
+                wal("wal_synced") > 0 && wal("wal_synced") <= wal("wal_records"),
+                "r{}: {:?}",
+                l.replica,
+                l.storage
+            );
+        }
         let compacted = dirs
             .iter()
             .filter(|d| {
@@ -950,7 +975,11 @@ mod tests {
         let (stops, handles) = start_cluster(&hub, None);
         let amnesiac = submit(&hub, 31..=40).await;
         assert!(amnesiac.values().any(|seq| *seq <= before), "{amnesiac:?}");
-        stop_all(stops, handles).await;
+        let lines = stop_all(stops, handles).await;
+        assert!(
+            lines.iter().all(|l| l.storage.is_empty()),
+            "no log, no counters"
+        );
     }
 
     /// Control frames: only the launcher's are obeyed. A load client's (another
