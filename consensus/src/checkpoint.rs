@@ -253,6 +253,8 @@ pub enum CheckpointCount {
     CheckpointMismatches,
     /// A stable checkpoint reached.
     CheckpointsStable,
+    /// A state transfer completed.
+    StateTransfers,
 }
 
 /// A protocol's counters as the shared checkpoint logic sees them.
@@ -278,6 +280,7 @@ macro_rules! checkpoint_counters {
                     C::UnexpectedExecutions => &mut self.unexpected_executions,
                     C::CheckpointMismatches => &mut self.checkpoint_mismatches,
                     C::CheckpointsStable => &mut self.checkpoints_stable,
+                    C::StateTransfers => &mut self.state_transfers,
                 };
                 *counter += 1;
             }

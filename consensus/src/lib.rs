@@ -11,8 +11,9 @@
 //!   exactly-once clients, signatures, and Byzantine modes for experiments.
 //! - [`hotstuff`]: 2-chain HotStuff (Jolteon / DiemBFT v4) with a 3-chain switch —
 //!   block tree, QCs and TCs, pacemaker, block sync, checkpoints, Byzantine modes.
-//! - [`exactly_once`] and [`checkpoint`]: what every protocol shares to execute each
-//!   request once, take stable checkpoints and transfer state to a lagging replica.
+//! - [`exactly_once`], [`checkpoint`] and `state_transfer`: what every protocol shares
+//!   to execute each request once, take stable checkpoints and transfer state to a
+//!   lagging replica.
 //! - [`application`]: what a driver runs deliveries through (and a hash-chain app).
 //! - [`client_auth`]: MAC authenticators on client requests (who may forge what).
 //! - [`client`]: the client side (f+1 matching replies, retransmission, routing
@@ -39,6 +40,7 @@ pub mod protocol;
 pub mod registry;
 pub mod request;
 pub mod sim;
+mod state_transfer;
 pub mod types;
 
 pub use params::{CommonParams, ParamsError, ProtocolParams};

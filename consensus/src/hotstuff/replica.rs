@@ -45,6 +45,7 @@ use crate::protocol::{
     RecoveryError, ReplicaStatus,
 };
 use crate::request::{Batch, Request};
+use crate::state_transfer::{StateTransfer, Transfer};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// An action of the HotStuff protocol.
@@ -68,15 +69,6 @@ pub(crate) struct PendingExecution {
     pub block: Digest,
     /// At checkpoint heights: the delivered table as of this delivery.
     pub delivered_at_checkpoint: Option<DeliveredTable>,
-}
-
-/// State transfer in progress.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Transfer {
-    /// Fetch attempts so far (selects the next peer to ask).
-    pub attempts: u32,
-    /// Whether a request is out (else the timer is a grace period).
-    pub requested: bool,
 }
 
 /// A snapshot handed to the application, with the block it continues from.

@@ -18,13 +18,14 @@
 //!   tables and the committed block at that height; a quorum makes a stable
 //!   certificate; committed blocks below it are dropped. A replica behind a stable
 //!   checkpoint (after a grace period for block sync) fetches the state and the
-//!   certified block, installs it, and continues the chain from that block.
+//!   certified block, installs it, and continues the chain from that block (the
+//!   shared `state_transfer.rs`: HotStuff adds the block and resets its tree to it).
 
 use std::sync::Arc;
 
 use crate::checkpoint::{
-    CheckpointParts, CheckpointReplica, OwnCheckpoint, SignedCheckpoint, StableCert, StateSnapshot,
-    checkpoint_digest,
+    CheckpointParts, CheckpointReplica, OwnCheckpoint, PendingInstall, SignedCheckpoint,
+    StableCert, StateSnapshot, checkpoint_digest,
 };
 use crate::exactly_once::{ClientTables, is_delivered};
 use crate::hotstuff::block::Block;
@@ -34,9 +35,10 @@ use crate::hotstuff::durable::HotStuffRecord;
 use crate::hotstuff::message::{BlockSnapshot, HotStuffTimer, Message, Status};
 use crate::hotstuff::qc::{Qc, Tc};
 use crate::hotstuff::replica::{
-    HotStuff, HotStuffAction, Installing, MAX_BLOCKS_PER_ANSWER, MAX_WANTED, Transfer,
+    HotStuff, HotStuffAction, Installing, MAX_BLOCKS_PER_ANSWER, MAX_WANTED,
 };
 use crate::protocol::Action;
+use crate::state_transfer::{StateTransfer, Transfer, TransferParams, take_installed};
 use crate::types::{Digest, ReplicaId, Seq, Time};
 
 /// Fetch attempts after which a wanted block is given up (state transfer covers it).
@@ -323,45 +325,6 @@ impl HotStuff {
 
     // ---- state transfer ----
 
-    /// Starts the state-transfer grace period, unless one is under way.
-    pub(crate) fn arm_transfer(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
-        if self.transfer.is_some() {
-            return;
-        }
-        self.transfer = Some(Transfer {
-            attempts: 0,
-            requested: false,
-        });
-        let grace = self.cfg.common.status_interval * 3;
-        self.set_timer(HotStuffTimer::Transfer, now + grace, out);
-    }
-
-    pub(crate) fn on_transfer_timer(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
-        let Some(mut transfer) = self.transfer else {
-            return;
-        };
-        let retry_at = now + self.cfg.common.transfer_timeout;
-        if self.installing.is_some() {
-            self.set_timer(HotStuffTimer::Transfer, retry_at, out);
-            return;
-        }
-        if !self.diverged && self.last_delivered >= self.stable.seq {
-            self.transfer = None;
-            return;
-        }
-        let peers: Vec<ReplicaId> = self.stable.signers().filter(|r| *r != self.me).collect();
-        if peers.is_empty() {
-            self.transfer = None;
-            return;
-        }
-        let peer = peers[transfer.attempts as usize % peers.len()];
-        transfer.attempts = transfer.attempts.wrapping_add(1);
-        transfer.requested = true;
-        self.transfer = Some(transfer);
-        self.send(peer, Message::FetchState(self.stable.seq), out);
-        self.set_timer(HotStuffTimer::Transfer, retry_at, out);
-    }
-
     pub(crate) fn on_fetch_state(
         &mut self,
         from: ReplicaId,
@@ -387,29 +350,17 @@ impl HotStuff {
         self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
 
+    /// A fetched snapshot with its block: handed to the application if it is the
+    /// one to install and the block is the certified one at its height.
     pub(crate) fn on_state_snapshot(&mut self, s: BlockSnapshot, out: &mut Vec<HotStuffAction>) {
         let seq = s.state.cert.seq;
-        let useful = self.transfer.is_some_and(|t| t.requested)
-            && self.installing.is_none()
-            && seq >= self.stable.seq
-            && (seq > self.last_delivered || self.diverged);
-        if !useful {
-            self.counters.dropped_duplicate += 1;
-            return;
-        }
         let digest = s.block.digest();
-        let expected =
-            hotstuff_checkpoint_digest(seq, &s.state.app_digest, &s.state.tables, &digest);
-        if s.block.height != seq
-            || !s.state.verify(
-                &mut self.keys,
-                self.quorum,
-                self.cfg.common.checkpoint_interval,
-                self.cfg.common.client_window,
-                expected,
-            )
-        {
-            self.counters.dropped_invalid_checkpoint += 1;
+        let height = s.block.height;
+        let expected = |state: &StateSnapshot| {
+            (height == seq)
+                .then(|| hotstuff_checkpoint_digest(seq, &state.app_digest, &state.tables, &digest))
+        };
+        if !self.accept_snapshot(&s.state, expected) {
             return;
         }
         out.push(Action::InstallSnapshot {
@@ -424,6 +375,8 @@ impl HotStuff {
         });
     }
 
+    /// The application's verdict on the snapshot it was asked to install: on
+    /// success the chain continues above the installed block.
     pub(crate) fn on_snapshot_installed(
         &mut self,
         now: Time,
@@ -431,45 +384,23 @@ impl HotStuff {
         ok: bool,
         out: &mut Vec<HotStuffAction>,
     ) {
-        let Some(installing) = self.installing.take() else {
-            self.counters.unexpected_executions += 1;
+        let Some(installing) = take_installed(
+            &mut self.installing,
+            seq,
+            ok,
+            |i| &i.install,
+            &mut self.counters,
+        ) else {
             return;
         };
-        if installing.install.cert.seq != seq {
-            self.counters.unexpected_executions += 1;
-            self.installing = Some(installing);
-            return;
-        }
-        if !ok {
-            self.counters.dropped_invalid_checkpoint += 1;
-            return;
-        }
         let Installing {
             install,
             block,
             digest,
         } = installing;
-        self.last_delivered = seq;
-        self.last_executed = seq;
-        self.pending_execution.clear();
-        self.delivered_table = install.own.tables.delivered.clone();
-        let delivered = &self.delivered_table;
-        self.pending
-            .retain(|(client, number)| !is_delivered(delivered, *client, *number));
-        self.own_checkpoints.insert(seq, install.own);
         self.checkpoint_blocks.insert(seq, block.clone());
         self.tree.reset_to(digest, block);
-        self.diverged = false;
-        self.transfer = None;
-        self.cancel_timer(HotStuffTimer::Transfer, out);
-        self.counters.state_transfers += 1;
-        if install.cert.seq > self.stable.seq {
-            self.make_stable(now, install.cert, out);
-        }
-        self.collect_garbage();
-        if self.last_delivered < self.stable.seq {
-            self.arm_transfer(now, out);
-        }
+        self.complete_transfer(now, seq, install, out);
         // Continue the chain above the installed block.
         let hqc = self.high_qc.block;
         if self.tree.contains(&hqc) {
@@ -478,5 +409,45 @@ impl HotStuff {
             self.fetch(hqc, None, out);
         }
         self.try_deliver(now, out);
+    }
+}
+
+impl StateTransfer for HotStuff {
+    fn transfer_mut(&mut self) -> &mut Option<Transfer> {
+        &mut self.transfer
+    }
+
+    fn is_installing(&self) -> bool {
+        self.installing.is_some()
+    }
+
+    fn transfer_params(&self) -> TransferParams {
+        TransferParams {
+            status_interval: self.cfg.common.status_interval,
+            transfer_timeout: self.cfg.common.transfer_timeout,
+            client_window: self.cfg.common.client_window,
+        }
+    }
+
+    fn set_transfer_timer(&mut self, at: Time, out: &mut Vec<HotStuffAction>) {
+        self.set_timer(HotStuffTimer::Transfer, at, out);
+    }
+
+    fn cancel_transfer_timer(&mut self, out: &mut Vec<HotStuffAction>) {
+        self.cancel_timer(HotStuffTimer::Transfer, out);
+    }
+
+    fn send_fetch_state(&mut self, peer: ReplicaId, seq: Seq, out: &mut Vec<HotStuffAction>) {
+        self.send(peer, Message::FetchState(seq), out);
+    }
+
+    fn adopt_installed(&mut self, seq: Seq, install: &PendingInstall) {
+        self.last_delivered = seq;
+        self.last_executed = seq;
+        self.pending_execution.clear();
+        self.delivered_table = install.own.tables.delivered.clone();
+        let delivered = &self.delivered_table;
+        self.pending
+            .retain(|(client, number)| !is_delivered(delivered, *client, *number));
     }
 }

@@ -13,6 +13,7 @@ use crate::pbft::counters::Counters;
 use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{Message, SignedCheckpoint, StableCert, checkpoint_digest};
 use crate::pbft::replica::PbftAction;
+use crate::state_transfer::StateTransfer;
 use crate::types::{Digest, Seq, Time};
 
 impl CheckpointReplica for Pbft {

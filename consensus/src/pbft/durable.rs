@@ -30,6 +30,7 @@ use crate::pbft::message::{Message, SignedNewView};
 use crate::pbft::replica::{CommittedEntry, PbftAction};
 use crate::protocol::{Action, DurableCheckpoint, RecoveryError};
 use crate::request::Batch;
+use crate::state_transfer::StateTransfer;
 use crate::types::{Digest, Seq, Time, View};
 
 /// One entry of a PBFT replica's write-ahead log.

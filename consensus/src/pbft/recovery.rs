@@ -19,19 +19,21 @@
 //!
 //! A replica behind the stable checkpoint fetches the checkpoint's state from a peer
 //! that signed the certificate, checks it against the certificate, and hands it to the
-//! application, which checks its own digest before installing it.
+//! application, which checks its own digest before installing it (the shared
+//! `state_transfer.rs`; PBFT supplies its timer, digest and what it resets).
 
 use std::sync::Arc;
 
-use crate::checkpoint::CheckpointReplica;
+use crate::checkpoint::PendingInstall;
 use crate::exactly_once::is_delivered;
 use crate::pbft::Pbft;
 use crate::pbft::message::{
     CommittedBatch, Message, PbftTimer, PrePrepare, StateSnapshot, Status, Vote, checkpoint_digest,
 };
-use crate::pbft::replica::{PbftAction, PeerProgress, RETRANSMIT_LIMIT, Transfer};
+use crate::pbft::replica::{PbftAction, PeerProgress, RETRANSMIT_LIMIT};
 use crate::protocol::Action;
 use crate::request::Batch;
+use crate::state_transfer::{StateTransfer, Transfer, TransferParams, take_installed};
 use crate::types::{Digest, ReplicaId, Seq, Time};
 
 impl Pbft {
@@ -316,52 +318,6 @@ impl Pbft {
         }
     }
 
-    /// Starts the state-transfer grace period, unless one is under way.
-    pub(crate) fn arm_transfer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
-        if self.transfer.is_some() {
-            return;
-        }
-        self.transfer = Some(Transfer {
-            attempts: 0,
-            requested: false,
-        });
-        let grace = self.cfg.status_interval * 3;
-        self.set_timer(PbftTimer::Transfer, now + grace, out);
-    }
-
-    pub(crate) fn on_transfer_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
-        let Some(mut transfer) = self.transfer else {
-            return;
-        };
-        let retry_at = now + self.cfg.transfer_timeout;
-        if self.installing.is_some() {
-            self.set_timer(PbftTimer::Transfer, retry_at, out);
-            return;
-        }
-        if !self.diverged && self.last_delivered >= self.stable.seq {
-            self.transfer = None;
-            return;
-        }
-        let peers: Vec<ReplicaId> = self
-            .stable
-            .votes
-            .iter()
-            .map(|v| v.signer)
-            .filter(|r| *r != self.me)
-            .collect();
-        if peers.is_empty() {
-            self.transfer = None;
-            return;
-        }
-        let peer = peers[transfer.attempts as usize % peers.len()];
-        transfer.attempts = transfer.attempts.wrapping_add(1);
-        transfer.requested = true;
-        self.transfer = Some(transfer);
-        tracing::debug!(replica = %self.me, %peer, seq = %self.stable.seq, "fetching state");
-        self.send(peer, Message::FetchState(self.stable.seq), out);
-        self.set_timer(PbftTimer::Transfer, retry_at, out);
-    }
-
     /// Answers a state fetch with our stable checkpoint's snapshot, within the peer's
     /// resend budget (a snapshot may overdraw it once; the peer then waits for the
     /// budget to refill, or asks another replica).
@@ -384,6 +340,7 @@ impl Pbft {
         self.resend(now, from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
 
+    /// A fetched snapshot: handed to the application if it is the one to install.
     pub(crate) fn on_state_snapshot(
         &mut self,
         _now: Time,
@@ -392,23 +349,9 @@ impl Pbft {
         out: &mut Vec<PbftAction>,
     ) {
         let seq = s.cert.seq;
-        let useful = self.transfer.is_some_and(|t| t.requested)
-            && self.installing.is_none()
-            && seq >= self.stable.seq
-            && (seq > self.last_delivered || self.diverged);
-        if !useful {
-            self.counters.dropped_duplicate += 1;
-            return;
-        }
-        let expected = checkpoint_digest(seq, &s.app_digest, &s.tables.digest());
-        if !s.verify(
-            &mut self.keys,
-            self.quorum,
-            self.cfg.checkpoint_interval,
-            self.cfg.client_window,
-            expected,
-        ) {
-            self.counters.dropped_invalid_checkpoint += 1;
+        let expected =
+            |s: &StateSnapshot| Some(checkpoint_digest(seq, &s.app_digest, &s.tables.digest()));
+        if !self.accept_snapshot(&s, expected) {
             return;
         }
         out.push(Action::InstallSnapshot {
@@ -419,6 +362,7 @@ impl Pbft {
         self.installing = Some(s.into_pending());
     }
 
+    /// The application's verdict on the snapshot it was asked to install.
     pub(crate) fn on_snapshot_installed(
         &mut self,
         now: Time,
@@ -426,20 +370,47 @@ impl Pbft {
         ok: bool,
         out: &mut Vec<PbftAction>,
     ) {
-        let Some(install) = self.installing.take() else {
-            self.counters.unexpected_executions += 1;
+        let Some(install) =
+            take_installed(&mut self.installing, seq, ok, |i| i, &mut self.counters)
+        else {
             return;
         };
-        if install.cert.seq != seq {
-            self.counters.unexpected_executions += 1;
-            self.installing = Some(install);
-            return;
+        self.complete_transfer(now, seq, install, out);
+        self.progressed = true;
+        self.try_deliver(now, out);
+    }
+}
+
+impl StateTransfer for Pbft {
+    fn transfer_mut(&mut self) -> &mut Option<Transfer> {
+        &mut self.transfer
+    }
+
+    fn is_installing(&self) -> bool {
+        self.installing.is_some()
+    }
+
+    fn transfer_params(&self) -> TransferParams {
+        TransferParams {
+            status_interval: self.cfg.status_interval,
+            transfer_timeout: self.cfg.transfer_timeout,
+            client_window: self.cfg.client_window,
         }
-        if !ok {
-            tracing::warn!(replica = %self.me, %seq, "application rejected a fetched snapshot");
-            self.counters.dropped_invalid_checkpoint += 1;
-            return; // the transfer timer asks the next peer
-        }
+    }
+
+    fn set_transfer_timer(&mut self, at: Time, out: &mut Vec<PbftAction>) {
+        self.set_timer(PbftTimer::Transfer, at, out);
+    }
+
+    fn cancel_transfer_timer(&mut self, out: &mut Vec<PbftAction>) {
+        self.cancel_timer(PbftTimer::Transfer, out);
+    }
+
+    fn send_fetch_state(&mut self, peer: ReplicaId, seq: Seq, out: &mut Vec<PbftAction>) {
+        self.send(peer, Message::FetchState(seq), out);
+    }
+
+    fn adopt_installed(&mut self, seq: Seq, install: &PendingInstall) {
         self.last_delivered = seq;
         self.last_executed = seq;
         self.pending_execution.clear();
@@ -447,20 +418,5 @@ impl Pbft {
         let delivered = &self.delivered_table;
         self.awaited
             .retain(|(client, number), _| !is_delivered(delivered, *client, *number));
-        self.own_checkpoints.insert(seq, install.own);
-        self.diverged = false;
-        self.transfer = None;
-        self.cancel_timer(PbftTimer::Transfer, out);
-        self.counters.state_transfers += 1;
-        tracing::debug!(replica = %self.me, %seq, "state transfer complete");
-        if install.cert.seq > self.stable.seq {
-            self.make_stable(now, install.cert, out);
-        }
-        self.collect_garbage();
-        self.progressed = true;
-        if self.last_delivered < self.stable.seq {
-            self.arm_transfer(now, out);
-        }
-        self.try_deliver(now, out);
     }
 }

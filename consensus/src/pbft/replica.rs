@@ -29,6 +29,7 @@ use crate::pbft::message::{
 };
 use crate::protocol::{Action, Event, ReplicaStatus};
 use crate::request::{Batch, Request};
+use crate::state_transfer::{StateTransfer, Transfer};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// An action of the PBFT protocol.
@@ -159,15 +160,6 @@ pub(crate) struct PendingExecution {
     pub batch: Arc<Batch>,
     /// At checkpoint sequence numbers: the delivered table as of this delivery.
     pub delivered_at_checkpoint: Option<DeliveredTable>,
-}
-
-/// State transfer in progress.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Transfer {
-    /// Fetch attempts so far (selects the next peer to ask).
-    pub attempts: u32,
-    /// Whether a request is out (else the timer is a grace period).
-    pub requested: bool,
 }
 
 /// An honest PBFT replica as a deterministic state machine.
