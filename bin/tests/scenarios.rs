@@ -60,6 +60,18 @@ fn assert_passes(name: &str) {
         Some(64)
     );
     assert!(summary["machine"]["cores"].as_u64().unwrap() >= 1);
+    // The acknowledged-loss check ran and found nothing missing.
+    let a = &summary["acknowledged"];
+    assert!(a["acknowledged"].as_u64().unwrap_or(0) > 0, "{a}");
+    assert_eq!(a["lost"].as_u64(), Some(0), "{a}");
+    assert!(
+        summary["expectations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "acknowledged"),
+        "acknowledged = \"kept\" is checked by default"
+    );
     assert!(
         summary["expectations"]
             .as_array()

@@ -46,6 +46,19 @@ impl DedupWindow {
         number <= self.low || self.above.contains(&number)
     }
 
+    /// The delivered numbers above [`DedupWindow::low`], ascending (at most the
+    /// client window of them in a well-formed table).
+    pub fn above(&self) -> impl DoubleEndedIterator<Item = u64> + '_ {
+        self.above.iter().copied()
+    }
+
+    /// The delivered numbers above `after` (and above the low mark), ascending.
+    pub fn above_after(&self, after: u64) -> impl Iterator<Item = u64> + '_ {
+        self.above
+            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .copied()
+    }
+
     /// Whether `number` lies more than `window` above the low mark: refused by
     /// [`DedupWindow::admit`].
     pub fn is_too_far(&self, number: u64, window: u64) -> bool {

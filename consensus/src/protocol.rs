@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientRouting;
 use crate::crypto::Keyring;
+use crate::exactly_once::DeliveredTable;
 use crate::params::{CommonParams, ParamsError, ProtocolParams};
 use crate::request::{Batch, Reply, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
@@ -346,6 +347,12 @@ pub trait Protocol: Sized + 'static {
 
     /// Where the replica stands.
     fn status(&self) -> ReplicaStatus;
+
+    /// The replicated exactly-once table: per client, the request numbers delivered
+    /// (every number ≤ its low mark, and the numbers above it). Part of the checkpoint
+    /// digest, restored by log replay and state transfer; the launcher reads it at the
+    /// end of a run to check that no acknowledged request was lost.
+    fn delivered_requests(&self) -> &DeliveredTable;
 
     /// The counters every protocol keeps.
     fn common_counters(&self) -> CommonCounters;

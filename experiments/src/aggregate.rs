@@ -223,6 +223,7 @@ pub fn summary(run: &RunRecord) -> RunSummary {
         recoveries: Vec::new(),
         liveness: None,
         expectations: Vec::new(),
+        acknowledged: None,
     }
 }
 

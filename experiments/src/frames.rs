@@ -1,14 +1,18 @@
 //! What travels in transport frames. Replicas exchange PBFT envelopes; clients send
 //! batches of requests and receive batches of replies. The launcher (the cluster
 //! file's `[control]` identity) uses the same channel for control frames: fault rules
-//! to install and status queries, each answered by a [`ControlReply`]. Every frame is
+//! to install, status queries and pages of the exactly-once table (for the
+//! acknowledged-loss check), each answered by a [`ControlReply`]. Every frame is
 //! one bincode value; decoding is size-limited and rejects trailing bytes.
 
 use anyhow::Result;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tandem_consensus::{Reply, Request};
+use tandem_consensus::exactly_once::DeliveredTable;
+use tandem_consensus::{ClientId, Reply, Request};
 use tandem_network::FaultRules;
+
+use crate::acknowledged::ExecutedWindow;
 
 /// A client's frame to a replica.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,6 +52,16 @@ pub enum ControlCommand {
     SetFaults(FaultRules),
     /// Report the replica's view and progress.
     Status,
+    /// Report one page of the replica's exactly-once table (which request numbers of
+    /// which clients it delivered), starting at client `client`, numbers above `after`
+    /// for that first client. The answer's [`ControlReply::executed`] says where the
+    /// next page starts.
+    Executed {
+        /// The first client of the page.
+        client: u32,
+        /// For that client, only numbers above this (0 from the start).
+        after: u64,
+    },
 }
 
 /// A replica's answer to a [`ControlRequest`].
@@ -57,6 +71,63 @@ pub struct ControlReply {
     pub nonce: u64,
     /// The replica's state after carrying out the command.
     pub status: ControlStatus,
+    /// The page a [`ControlCommand::Executed`] asked for (`None` for other commands).
+    pub executed: Option<ExecutedPage>,
+}
+
+/// One page of a replica's exactly-once table, at most about
+/// [`EXECUTED_PAGE_BYTES`] encoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutedPage {
+    /// Clients in id order. A client whose numbers do not fit one page appears again
+    /// at the start of the next with the same low mark and the numbers that follow.
+    pub clients: Vec<(u32, ExecutedWindow)>,
+    /// Where the next page starts, `(client, after)` as in
+    /// [`ControlCommand::Executed`]; `None` when the table ends with this page.
+    pub next: Option<(u32, u64)>,
+}
+
+/// The encoded size a page of the exactly-once table stays under (with the status
+/// around it, well under [`TARGET_FRAME_BYTES`]).
+pub const EXECUTED_PAGE_BYTES: usize = TARGET_FRAME_BYTES - 4096;
+
+impl ExecutedPage {
+    /// The page of `table` starting at `(client, after)` (see
+    /// [`ControlCommand::Executed`]), at most about `max_bytes` encoded (a number
+    /// costs at most 10 bytes, a client's row header 32); at least one number or one
+    /// client row per page, so paging always advances.
+    pub fn from_table(table: &DeliveredTable, client: u32, after: u64, max_bytes: usize) -> Self {
+        const ROW_BYTES: usize = 32;
+        const NUMBER_BYTES: usize = 10;
+        let mut page = ExecutedPage::default();
+        let mut bytes = 16;
+        for (id, window) in table.range(ClientId(client)..) {
+            if !page.clients.is_empty() && bytes + ROW_BYTES > max_bytes {
+                page.next = Some((id.0, 0));
+                return page;
+            }
+            bytes += ROW_BYTES;
+            let from = if id.0 == client { after } else { 0 };
+            let mut row = ExecutedWindow {
+                low: window.low(),
+                above: Vec::new(),
+            };
+            for n in window.above_after(from) {
+                if (!row.above.is_empty() || !page.clients.is_empty())
+                    && bytes + NUMBER_BYTES > max_bytes
+                {
+                    let last = row.above.last().copied().unwrap_or(from);
+                    page.clients.push((id.0, row));
+                    page.next = Some((id.0, last));
+                    return page;
+                }
+                bytes += NUMBER_BYTES;
+                row.above.push(n);
+            }
+            page.clients.push((id.0, row));
+        }
+        page
+    }
 }
 
 /// A replica's view and progress, as the launcher sees it (e.g. to resolve the target
@@ -75,6 +146,8 @@ pub struct ControlStatus {
     pub stable: u64,
     /// Link rules (one per directed link) in its fault layer now.
     pub fault_links: u64,
+    /// Last sequence number its application executed (≤ `last_delivered`).
+    pub last_executed: u64,
 }
 
 /// Largest frame the client and reply paths build on purpose, well under the
@@ -120,7 +193,6 @@ pub fn decode_replica_frame(frame: &[u8], limit: usize) -> Result<ReplicaFrame> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tandem_consensus::ClientId;
 
     #[test]
     fn frames_roundtrip_and_garbage_is_an_error() {
@@ -156,5 +228,62 @@ mod tests {
         let mut trailing = bytes.to_vec();
         trailing.push(0);
         assert!(decode_client_frame(&trailing, 1 << 20).is_err());
+    }
+
+    /// Paging the exactly-once table returns every row and number exactly once, in
+    /// pages whose encoded reply stays under the budget, even when one client's
+    /// numbers need several pages.
+    #[test]
+    fn the_executed_table_pages_within_the_frame_budget() {
+        let mut table = DeliveredTable::new();
+        for (client, numbers) in [(1u32, 0..0u64), (4, 0..5000), (9, 0..3)] {
+            let w = table.entry(ClientId(client)).or_default();
+            // Every other number from 10 on: all above the low mark.
+            for n in numbers {
+                w.admit(10 + 2 * n, u64::MAX);
+            }
+            w.admit(1, u64::MAX);
+        }
+        for budget in [200usize, 4096, EXECUTED_PAGE_BYTES] {
+            let mut cursor = (0u32, 0u64);
+            let mut rows: Vec<(u32, u64, Vec<u64>)> = Vec::new();
+            let mut pages = 0;
+            loop {
+                let page = ExecutedPage::from_table(&table, cursor.0, cursor.1, budget);
+                pages += 1;
+                let reply = ReplicaFrame::Control(Box::new(ControlReply {
+                    nonce: u64::MAX,
+                    status: ControlStatus::default(),
+                    executed: Some(page.clone()),
+                }));
+                assert!(
+                    encode(&reply).unwrap().len() <= budget + 64,
+                    "budget {budget}"
+                );
+                for (client, w) in page.clients {
+                    match rows.last_mut() {
+                        Some(last) if last.0 == client => last.2.extend(w.above),
+                        _ => rows.push((client, w.low, w.above)),
+                    }
+                }
+                match page.next {
+                    Some(next) => {
+                        assert!(next > cursor, "paging advances");
+                        cursor = next;
+                    }
+                    None => break,
+                }
+            }
+            let want: Vec<(u32, u64, Vec<u64>)> = table
+                .iter()
+                .map(|(c, w)| (c.0, w.low(), w.above().collect()))
+                .collect();
+            assert_eq!(rows, want, "budget {budget}");
+            if budget == 200 {
+                assert!(pages > 100, "{pages}");
+            } else if budget == EXECUTED_PAGE_BYTES {
+                assert_eq!(pages, 1);
+            }
+        }
     }
 }

@@ -5,7 +5,8 @@
 //!   cluster file is generated from; [`replica_address`]: IPs or host names.
 //! - [`frames`]: the frames clients and replicas exchange; [`payload`]: the ledger's
 //!   request payload; [`metrics`]: the metrics line replicas write.
-//! - [`load`]: the load client and its statistics.
+//! - [`load`]: the load client and its statistics; [`acknowledged`]: what clients
+//!   acknowledged and the check that no replica lost any of it.
 //! - [`runner`]: a cluster on this machine under load, its process backend, faults,
 //!   progress and saturation sweeps; [`aggregate`]: what a run recorded → summary and
 //!   timeline.
@@ -20,6 +21,7 @@
 //! Dependencies: `tandem-consensus`, `tandem-network`, `tandem-executor`; none of them
 //! depends on this crate.
 
+pub mod acknowledged;
 pub mod aggregate;
 pub mod cluster;
 pub mod cluster_params;

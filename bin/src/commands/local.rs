@@ -84,7 +84,13 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
         let outcome = runner::run(&plan)?;
         println!("{}", report::render_table(&outcome.summary));
         println!("results: {}", outcome.dir.display());
-        outcome.summary.safety.agreed
+        // Lost acknowledged requests fail the run like a safety violation.
+        let kept = outcome
+            .summary
+            .acknowledged
+            .as_ref()
+            .is_none_or(|a| a.kept());
+        outcome.summary.safety.agreed && kept
     } else {
         let sweep = saturation::sweep(&plan, &args.rates)?;
         println!("{}", sweep.render_table());

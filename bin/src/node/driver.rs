@@ -36,7 +36,8 @@ use bytes::Bytes;
 use tandem_consensus::protocol::{Action, Event, Protocol};
 use tandem_consensus::{ClientId, ReplicaId, Reply, Seq, Time};
 use tandem_experiments::frames::{
-    self, ClientFrame, ControlCommand, ControlReply, ControlRequest, ControlStatus, ReplicaFrame,
+    self, ClientFrame, ControlCommand, ControlReply, ControlRequest, ControlStatus,
+    EXECUTED_PAGE_BYTES, ExecutedPage, ReplicaFrame,
 };
 use tandem_experiments::metrics::{ExecutionLine, MetricsLine, unix_ms};
 use tandem_network::{FaultHandle, Inbound, NodeId, Transport};
@@ -388,6 +389,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             }
             return;
         };
+        let mut executed = None;
         match request.command {
             ControlCommand::SetFaults(rules) => {
                 tracing::info!(
@@ -400,11 +402,20 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 plane.faults.replace(rules);
             }
             ControlCommand::Status => {}
+            ControlCommand::Executed { client, after } => {
+                executed = Some(ExecutedPage::from_table(
+                    self.proto.delivered_requests(),
+                    client,
+                    after,
+                    EXECUTED_PAGE_BYTES,
+                ));
+            }
         }
         self.counters.control_applied += 1;
         let status = self.proto.status();
         let reply = ReplicaFrame::Control(Box::new(ControlReply {
             nonce: request.nonce,
+            executed,
             status: ControlStatus {
                 replica: self.proto.id().0,
                 view: status.view.0,
@@ -412,6 +423,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 last_delivered: status.last_delivered.0,
                 stable: status.stable.0,
                 fault_links: plane.faults.rules().links.len() as u64,
+                last_executed: status.last_executed.0,
             },
         }));
         match frames::encode(&reply) {
@@ -1066,6 +1078,31 @@ mod tests {
             panic!("a control reply");
         };
         assert_eq!((reply.nonce, reply.status.view), (4, 0));
+        assert_eq!(reply.executed, None, "a status query carries no table");
+        boss.send(
+            NodeId::Replica(0),
+            frames::encode(&ClientFrame::Control(Box::new(ControlRequest {
+                nonce: 5,
+                command: ControlCommand::Executed {
+                    client: 0,
+                    after: 0,
+                },
+            })))
+            .unwrap(),
+        );
+        let (_, bytes) = tokio::time::timeout(Duration::from_secs(10), boss_in.recv())
+            .await
+            .expect("the table query is answered")
+            .unwrap();
+        let Ok(ReplicaFrame::Control(reply)) = decode_replica_frame(&bytes, MAX_FRAME) else {
+            panic!("a control reply");
+        };
+        assert_eq!(reply.nonce, 5);
+        assert_eq!(
+            reply.executed.map(|p| p.next),
+            Some(None),
+            "one page: the whole (empty) table"
+        );
         assert!(
             intruder_in.try_recv().is_err(),
             "the intruder gets no answer"
@@ -1074,7 +1111,7 @@ mod tests {
         let _ = stop.send(());
         let last = replica.await.unwrap().unwrap();
         assert_eq!(last.network["control_refused"], 2);
-        assert_eq!(last.network["control_applied"], 2);
+        assert_eq!(last.network["control_applied"], 3);
     }
 
     /// Runs replica 0 (the primary) alone with a log whose record limit is `limit`

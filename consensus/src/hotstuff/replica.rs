@@ -584,6 +584,10 @@ impl Protocol for HotStuffReplica {
         self.core.replica_status()
     }
 
+    fn delivered_requests(&self) -> &DeliveredTable {
+        &self.core.delivered_table
+    }
+
     fn common_counters(&self) -> CommonCounters {
         let c = &self.core.counters;
         CommonCounters {

@@ -31,6 +31,7 @@ pub use routing::PrimaryRouting;
 
 use crate::client::ClientRouting;
 use crate::crypto::Keyring;
+use crate::exactly_once::DeliveredTable;
 use crate::params::{CommonParams, ParamsError};
 use crate::protocol::{
     ByzantineBehaviour, CastVote, CommonCounters, DurableCheckpoint, Protocol, RecoveryError,
@@ -157,6 +158,10 @@ impl Protocol for PbftReplica {
 
     fn status(&self) -> ReplicaStatus {
         self.core.replica_status()
+    }
+
+    fn delivered_requests(&self) -> &DeliveredTable {
+        &self.core.delivered_table
     }
 
     fn common_counters(&self) -> CommonCounters {

@@ -1,7 +1,8 @@
 //! A load client: generates workload transactions, sends them through PBFT's client
 //! state machine (to the primary; to everyone on time-out), accepts results on f+1
-//! matching replies, and records latency. Open loop (a target rate) or closed loop (a
-//! window of outstanding requests).
+//! matching replies, and records latency and every request it accepted (for the
+//! acknowledged-loss check). Open loop (a target rate) or closed loop (a window of
+//! outstanding requests).
 
 pub mod stats;
 
@@ -309,7 +310,7 @@ pub async fn run_load(
                     handle_frame(&mut core, now(origin), from, &bytes, settings.max_frame, &mut done, &mut stats);
                 }
                 let finished = done.len() as u64;
-                record(&mut stats, &mut done);
+                record(&mut stats, client_id, &mut done);
                 progress.completed.fetch_add(finished, Ordering::Relaxed);
                 if let LoadMode::Window(w) = settings.mode && Instant::now() < stop_submitting {
                     let want = w.saturating_sub(core.outstanding()) as u64;
@@ -391,8 +392,9 @@ fn handle_frame(
     }
 }
 
-fn record(stats: &mut LoadStats, done: &mut Vec<Completed>) {
+fn record(stats: &mut LoadStats, client: u32, done: &mut Vec<Completed>) {
     for c in done.drain(..) {
+        stats.acknowledge(client, c.number);
         let outcome = match Receipt::decode(&c.result) {
             Ok(r) if r.is_success() => stats::Outcome::Applied,
             Ok(_) => stats::Outcome::Aborted,

@@ -1,11 +1,13 @@
 //! What a load client measured: latency (HdrHistogram, microseconds) after the warm-up,
-//! per-second completions and latency for the timeline, and outcome counts. Stats of
-//! several clients merge.
+//! per-second completions and latency for the timeline, outcome counts, and every
+//! acknowledged request (as ranges per client). Stats of several clients merge.
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
+
+use crate::acknowledged::Acknowledged;
 
 /// Highest latency recorded, in microseconds (larger values are clamped).
 const MAX_LATENCY_MICROS: u64 = 120_000_000;
@@ -73,6 +75,9 @@ pub struct LoadStats {
     pub unfinished: u64,
     /// Offered requests not sent because too many were outstanding (open loop).
     pub shed: u64,
+    /// Every request whose result was accepted (f+1 matching replies), per client id,
+    /// warm-up included: what the acknowledged-loss check looks for in the replicas.
+    pub acknowledged: Acknowledged,
 }
 
 /// What a client knows only when it stops (see [`LoadStats::finish`]).
@@ -108,7 +113,13 @@ impl LoadStats {
             bad_frames: 0,
             unfinished: 0,
             shed: 0,
+            acknowledged: Acknowledged::new(),
         }
+    }
+
+    /// Records that `client` accepted the result of its request `number`.
+    pub fn acknowledge(&mut self, client: u32, number: u64) {
+        self.acknowledged.entry(client).or_default().insert(number);
     }
 
     /// Records a completion now.
@@ -166,6 +177,9 @@ impl LoadStats {
         self.bad_frames += other.bad_frames;
         self.unfinished += other.unfinished;
         self.shed += other.shed;
+        for (client, ranges) in &other.acknowledged {
+            self.acknowledged.entry(*client).or_default().merge(ranges);
+        }
     }
 
     /// Completions in whole seconds `[from, to)` of the run.

@@ -21,9 +21,9 @@ mod utc;
 
 pub use folder::{results_dir, rewrite_plots, write_results};
 pub use model::{
-    ConsensusStats, ExecutorStats, ExpectationOutcome, FaultSpan, LatencyStats, LivenessObserved,
-    Machine, Phase, PhaseKind, Recovery, ReplicaSummary, RunSummary, SafetyVerdict, ScenarioRecord,
-    Throughput, TimelineRow,
+    AcknowledgedCheck, ConsensusStats, ExecutorStats, ExpectationOutcome, FaultSpan, LatencyStats,
+    LivenessObserved, Machine, Phase, PhaseKind, Recovery, ReplicaSummary, RunSummary,
+    SafetyVerdict, ScenarioRecord, Throughput, TimelineRow,
 };
 pub use summary::{git_revision, now_rfc3339};
 pub use table::render_table;

@@ -65,6 +65,83 @@ pub struct RunSummary {
     /// The scenario's expectations and whether each held.
     #[serde(default)]
     pub expectations: Vec<ExpectationOutcome>,
+    /// The acknowledged-loss check: is every request a client accepted in the final
+    /// state of every replica up and correct at the end? `None` if not run.
+    #[serde(default)]
+    pub acknowledged: Option<AcknowledgedCheck>,
+}
+
+/// The end-of-run check that nothing acknowledged was lost: every request whose
+/// result a client accepted (f+1 matching replies) must be in the exactly-once table
+/// of every replica that is up and correct at the end, with its application caught up
+/// to what it delivered (see `crate::acknowledged`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct AcknowledgedCheck {
+    /// Requests acknowledged to clients over the whole run (warm-up included).
+    pub acknowledged: u64,
+    /// Acknowledged requests missing from at least one checked replica (each counted
+    /// once). Must be 0.
+    pub lost: u64,
+    /// The replicas checked: running, not paused and never Byzantine at the end.
+    pub checked: Vec<u32>,
+    /// Checked replicas whose table could not be read (no answer in time).
+    pub unanswered: Vec<u32>,
+    /// Checked replicas whose application had not executed everything they delivered
+    /// when the wait ended.
+    pub not_executed: Vec<u32>,
+    /// Each checked replica that lacks acknowledged requests: how many, the first few.
+    pub replicas: Vec<crate::acknowledged::ReplicaLoss>,
+    /// Seconds the check waited for replicas to catch up (at most its patience).
+    #[serde(deserialize_with = "number_or_nan")]
+    pub waited_s: f64,
+}
+
+impl AcknowledgedCheck {
+    /// Whether every checked replica answered, had executed what it delivered and
+    /// holds every acknowledged request.
+    pub fn kept(&self) -> bool {
+        self.lost == 0 && self.unanswered.is_empty() && self.not_executed.is_empty()
+    }
+
+    /// One line: acknowledged, lost, and who lacks what (first few).
+    pub fn detail(&self) -> String {
+        let list = |v: &[u32]| {
+            v.iter()
+                .map(|r| format!("r{r}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut out = format!(
+            "{} acknowledged, {} lost, {} replicas checked ({})",
+            self.acknowledged,
+            self.lost,
+            self.checked.len(),
+            list(&self.checked)
+        );
+        for loss in &self.replicas {
+            let first: Vec<String> = loss
+                .first
+                .iter()
+                .map(|(c, n)| format!("c{c}#{n}"))
+                .collect();
+            out.push_str(&format!(
+                "; r{} lacks {} (first: {})",
+                loss.replica,
+                loss.missing,
+                first.join(" ")
+            ));
+        }
+        if !self.unanswered.is_empty() {
+            out.push_str(&format!("; no answer from {}", list(&self.unanswered)));
+        }
+        if !self.not_executed.is_empty() {
+            out.push_str(&format!(
+                "; still executing at the end: {}",
+                list(&self.not_executed)
+            ));
+        }
+        out
+    }
 }
 
 /// The machine a run used.

@@ -77,6 +77,7 @@ pub(crate) fn sample_summary() -> RunSummary {
         recoveries: Vec::new(),
         liveness: None,
         expectations: Vec::new(),
+        acknowledged: None,
     }
 }
 

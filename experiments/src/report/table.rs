@@ -123,6 +123,23 @@ pub fn render_table(summary: &RunSummary) -> String {
         lines.push(("", detail));
     }
 
+    if let Some(a) = &summary.acknowledged {
+        let verdict = if a.kept() { "ok" } else { "NOT KEPT" };
+        lines.push((
+            "acknowledged",
+            format!(
+                "{}   lost {}   {verdict} ({} of {} replicas checked)",
+                grouped(a.acknowledged),
+                grouped(a.lost),
+                a.checked.len() - a.unanswered.len(),
+                summary.replicas.len().max(a.checked.len())
+            ),
+        ));
+        if !a.kept() {
+            lines.push(("", a.detail()));
+        }
+    }
+
     let mut heading = format!("SUMMARY  {}", summary.name);
     if !summary.started_at.is_empty() {
         let _ = write!(heading, "  {}", summary.started_at);

@@ -1,9 +1,11 @@
 //! The launcher's end of the control channel: a QUIC client with the cluster file's
-//! `[control]` key that installs fault rules on every replica and asks replicas for
-//! their status (to resolve `primary` when a fault fires). Its own transport is never
+//! `[control]` key that installs fault rules on every replica, asks replicas for
+//! their status (to resolve `primary` when a fault fires) and, at the end of a run,
+//! reads their exactly-once tables page by page (the acknowledged-loss check). Its own transport is never
 //! faulted, and the rules it installs never name it, so control frames get through
 //! partitions and isolation.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use tandem_network::{
 };
 use tokio::time::Instant;
 
+use crate::acknowledged::ExecutedWindow;
 use crate::frames::{
     self, ClientFrame, ControlCommand, ControlReply, ControlRequest, ControlStatus, ReplicaFrame,
 };
@@ -97,6 +100,86 @@ impl Launcher {
             }
         }
         Ok(out)
+    }
+
+    /// Sends `command` to replica `replica` alone and waits up to `wait` for its
+    /// answer (`None`: none came).
+    pub async fn ask(
+        &mut self,
+        replica: u32,
+        command: ControlCommand,
+        wait: Duration,
+    ) -> Result<Option<ControlReply>> {
+        self.drain();
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        let frame = frames::encode(&ClientFrame::Control(Box::new(ControlRequest {
+            nonce,
+            command,
+        })))?;
+        self.transport.send(NodeId::Replica(replica), frame);
+        let deadline = Instant::now() + wait;
+        loop {
+            let Ok(Some((from, bytes))) =
+                tokio::time::timeout_at(deadline, self.inbound.recv()).await
+            else {
+                return Ok(None);
+            };
+            if let Some(reply) = self.decode(from, &bytes)
+                && reply.nonce == nonce
+                && reply.status.replica == replica
+            {
+                return Ok(Some(reply));
+            }
+        }
+    }
+
+    /// Replica `replica`'s whole exactly-once table, page by page (each page waited
+    /// for up to `wait`), with its status after the last page; `None` if a page did
+    /// not come. Rows of clients not in `keep` are dropped as they arrive, and a
+    /// client's numbers are capped at `max_per_client` (a well-formed table holds at
+    /// most the client window of them), so what a replica sends cannot grow the
+    /// launcher's memory beyond the clients asked about.
+    pub async fn executed_table(
+        &mut self,
+        replica: u32,
+        keep: &dyn Fn(u32) -> bool,
+        max_per_client: usize,
+        wait: Duration,
+    ) -> Result<Option<(ControlStatus, BTreeMap<u32, ExecutedWindow>)>> {
+        let mut table: BTreeMap<u32, ExecutedWindow> = BTreeMap::new();
+        let mut cursor = (0u32, 0u64);
+        loop {
+            let command = ControlCommand::Executed {
+                client: cursor.0,
+                after: cursor.1,
+            };
+            let Some(reply) = self.ask(replica, command, wait).await? else {
+                return Ok(None);
+            };
+            let Some(page) = reply.executed else {
+                return Ok(None);
+            };
+            for (client, window) in page.clients {
+                if !keep(client) {
+                    continue;
+                }
+                let row = table.entry(client).or_default();
+                row.low = row.low.max(window.low);
+                row.above.extend(window.above);
+                row.above.sort_unstable();
+                row.above.dedup();
+                let low = row.low;
+                row.above.retain(|&n| n > low);
+                row.above.truncate(max_per_client);
+            }
+            match page.next {
+                // Pages only move forward; a cursor that does not is refused.
+                Some(next) if next > cursor => cursor = next,
+                Some(_) => return Ok(None),
+                None => return Ok(Some((reply.status, table))),
+            }
+        }
     }
 
     /// The primary (leader) now, as the protocol's clients would find it from the

@@ -5,13 +5,15 @@
 //! the control channel),
 //! runs the load clients in this process (their transport in the fault layer), carries
 //! out the fault schedule ([`nemesis`], network faults through [`link_rules`]), shows
-//! progress, then stops everything, aggregates what replicas and clients recorded
+//! progress, checks that every request a client acknowledged is in every correct
+//! replica's final state ([`ack_check`]), then stops everything, aggregates what replicas and clients recorded
 //! (with the digest agreement verdict), cuts the run into phases around the faults and
 //! measures recoveries ([`phases`]), checks the scenario's expectations and writes the
 //! results folder. [`LocalOptions`] turns `tandem local`'s flags into a one-line
 //! scenario run the same way ([`faults`] parses its fault flags); [`saturation`] runs
 //! a plan once per offered rate; [`report_text`] prints the phase table.
 
+mod ack_check;
 pub mod backend;
 pub mod docker_backend;
 pub mod faults;
@@ -274,7 +276,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
         .enable_all()
         .build()?;
     let started_at = report::now_rfc3339();
-    let (load, mut replicas, start_unix_ms) = runtime.block_on(drive(
+    let (load, mut replicas, start_unix_ms, acknowledged) = runtime.block_on(drive(
         plan,
         &cluster,
         start,
@@ -324,6 +326,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
     summary.recoveries = measured.recoveries(&spans);
     summary.liveness = Some(measured.liveness(&spans));
     summary.faults = spans;
+    summary.acknowledged = Some(acknowledged);
     summary.expectations = scenario.expect.check(&summary);
     report::write_results(&out, &summary, &timeline, &record.load.latency)?;
     Ok(RunOutcome { summary, dir: out })
@@ -350,7 +353,7 @@ fn machine() -> Machine {
     }
 }
 
-type Driven = (LoadStats, Vec<ReplicaTrace>, u64);
+type Driven = (LoadStats, Vec<ReplicaTrace>, u64, report::AcknowledgedCheck);
 
 /// Starts replicas, the launcher and the clients, carries out the fault schedule,
 /// waits for the clients, stops the replicas and collects their metrics. Ctrl-C stops
@@ -463,11 +466,25 @@ async fn drive(
         }
     };
     reporter.abort();
-    launcher.shutdown().await;
     let mut alive = Vec::with_capacity(n);
     for i in 0..n {
         alive.push(backend.is_running(i).await);
     }
+    let correct_and_up: Vec<u32> = (0..n as u32)
+        .filter(|&r| {
+            alive[r as usize] && !nemesis.byzantine_replicas()[r as usize] && !nemesis.is_paused(r)
+        })
+        .collect();
+    let acknowledged = ack_check::check(
+        &mut launcher,
+        &load.acknowledged,
+        &correct_and_up,
+        cluster.protocol.common.client_window,
+        ack_check::PATIENCE,
+    )
+    .await?;
+    eprintln!("acknowledged: {}", acknowledged.detail());
+    launcher.shutdown().await;
     backend.stop_all(Duration::from_secs(5)).await;
 
     let mut replicas = Vec::new();
@@ -484,7 +501,7 @@ async fn drive(
             byzantine: false,
         });
     }
-    Ok((load, replicas, start_unix_ms))
+    Ok((load, replicas, start_unix_ms, acknowledged))
 }
 
 /// `n` UDP ports free on 127.0.0.1 right now.

@@ -124,6 +124,11 @@ impl Nemesis {
         &self.ever_byzantine
     }
 
+    /// Whether replica `r` is paused (SIGSTOP) now.
+    pub fn is_paused(&self, r: u32) -> bool {
+        self.paused.contains_key(&r)
+    }
+
     /// The fault layer's rules now.
     pub fn rules(&self) -> &FaultRules {
         &self.rules

@@ -15,6 +15,11 @@
 //!   e.g. f+1 crashed; safety still holds); `any` — not checked.
 //! - `max_recovery_s`: every fault's recovery time (see [`crate::report::Recovery`])
 //!   at most this; a fault the cluster never recovered from fails it.
+//! - `acknowledged` (default `kept`): `kept` — every request a client acknowledged is
+//!   in the final state of every replica up and correct at the end (`lost` = 0, see
+//!   [`crate::report::AcknowledgedCheck`]); `lost` — some acknowledged request is
+//!   missing (a scenario that shows loss, e.g. every replica crashed at once with
+//!   durability `none`); `any` — not checked.
 
 use crate::report::{ExpectationOutcome, PhaseKind, RunSummary};
 
@@ -37,6 +42,37 @@ pub struct Expectations {
     pub safety: bool,
     /// Whether requests must keep completing after the last fault.
     pub liveness: Liveness,
+    /// Whether acknowledged requests must survive in every correct replica.
+    pub acknowledged: AckExpect,
+}
+
+/// What the run must show about acknowledged requests at its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckExpect {
+    /// None lost: every correct replica up at the end holds every one.
+    Kept,
+    /// Some lost (a scenario that demonstrates loss).
+    Lost,
+    /// Not checked.
+    Any,
+}
+
+impl AckExpect {
+    /// `kept`, `lost` or `any`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AckExpect::Kept => "kept",
+            AckExpect::Lost => "lost",
+            AckExpect::Any => "any",
+        }
+    }
+
+    /// Parses [`AckExpect::name`].
+    pub fn from_name(name: &str) -> Option<AckExpect> {
+        [AckExpect::Kept, AckExpect::Lost, AckExpect::Any]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
 }
 
 impl Default for Expectations {
@@ -51,6 +87,7 @@ impl Default for Expectations {
             max_recovery_s: None,
             safety: true,
             liveness: Liveness::Kept,
+            acknowledged: AckExpect::Kept,
         }
     }
 }
@@ -180,7 +217,36 @@ impl Expectations {
         if self.liveness != Liveness::Any {
             out.push(self.liveness_outcome(summary));
         }
+        if self.acknowledged != AckExpect::Any {
+            out.push(self.acknowledged_outcome(summary));
+        }
         out
+    }
+
+    fn acknowledged_outcome(&self, summary: &RunSummary) -> ExpectationOutcome {
+        let Some(a) = &summary.acknowledged else {
+            return outcome(
+                "acknowledged",
+                self.acknowledged.name().into(),
+                "not checked".into(),
+                false,
+            );
+        };
+        match self.acknowledged {
+            AckExpect::Kept => outcome(
+                "acknowledged",
+                "kept: every acknowledged request in every correct replica (lost = 0)".into(),
+                a.detail(),
+                a.kept(),
+            ),
+            AckExpect::Lost => outcome(
+                "acknowledged",
+                "lost: some acknowledged request missing (lost > 0)".into(),
+                a.detail(),
+                a.lost > 0,
+            ),
+            AckExpect::Any => outcome("acknowledged", "any".into(), a.detail(), true),
+        }
     }
 
     fn recovery_outcome(&self, summary: &RunSummary, max: f64) -> ExpectationOutcome {
@@ -304,6 +370,11 @@ mod tests {
             completed_after: 5000,
             completed_at_end: 2000,
         });
+        s.acknowledged = Some(crate::report::AcknowledgedCheck {
+            acknowledged: 1000,
+            checked: vec![0, 1, 2, 3],
+            ..crate::report::AcknowledgedCheck::default()
+        });
         s
     }
 
@@ -318,6 +389,7 @@ mod tests {
             max_recovery_s: Some(2.0),
             safety: true,
             liveness: Liveness::Kept,
+            acknowledged: AckExpect::Any,
         };
         let got = e.check(&summary());
         let failed = failures(&got);
@@ -353,6 +425,57 @@ mod tests {
             failed[0].starts_with("liveness: expected kept"),
             "{failed:?}"
         );
+    }
+
+    #[test]
+    fn acknowledged_kept_fails_on_any_loss_and_lost_passes_only_then() {
+        use crate::acknowledged::ReplicaLoss;
+        use crate::report::AcknowledgedCheck;
+        let mut s = summary();
+        let kept = Expectations::default();
+        let lost = Expectations {
+            acknowledged: AckExpect::Lost,
+            ..Expectations::default()
+        };
+        assert!(failures(&kept.check(&s)).is_empty());
+        assert_eq!(failures(&lost.check(&s)).len(), 1);
+        s.acknowledged = None;
+        let failed = failures(&kept.check(&s));
+        assert!(
+            failed
+                .iter()
+                .any(|f| f.contains("acknowledged") && f.contains("not checked")),
+            "{failed:?}"
+        );
+        s.acknowledged = Some(AcknowledgedCheck {
+            acknowledged: 1000,
+            lost: 0,
+            checked: vec![0, 1, 2, 3],
+            ..AcknowledgedCheck::default()
+        });
+        assert_eq!(failures(&lost.check(&s)).len(), 1);
+        let check = s.acknowledged.as_mut().unwrap();
+        check.lost = 3;
+        check.replicas = vec![ReplicaLoss {
+            replica: 2,
+            missing: 3,
+            first: vec![(0, 7), (0, 8), (1, 9)],
+        }];
+        let failed = failures(&kept.check(&s));
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(
+            failed[0].contains("3 lost")
+                && failed[0].contains("r2 lacks 3 (first: c0#7 c0#8 c1#9)"),
+            "{failed:?}"
+        );
+        assert!(failures(&lost.check(&s)).is_empty());
+        // A replica that could not be read fails `kept` even with nothing lost.
+        let check = s.acknowledged.as_mut().unwrap();
+        check.lost = 0;
+        check.replicas.clear();
+        check.unanswered = vec![3];
+        let failed = failures(&kept.check(&s));
+        assert!(failed[0].contains("no answer from r3"), "{failed:?}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tandem_executor::WorkloadSpec;
 
 pub use action::{Action, ActionKind, LinkFault};
 pub use error::{Located, ScenarioError};
-pub use expect::{Expectations, Liveness};
+pub use expect::{AckExpect, Expectations, Liveness};
 pub use schedule::{Step, StepKind};
 pub use target::{ClusterView, KnownPrimary, Target};
 

@@ -13,7 +13,7 @@ use toml::Spanned;
 use crate::protocol_section::ProtocolSection;
 use crate::scenario::action::{Action, ActionKind, LinkFault};
 use crate::scenario::error::{ScenarioError, SourceText};
-use crate::scenario::expect::{Expectations, Liveness};
+use crate::scenario::expect::{AckExpect, Expectations, Liveness};
 use crate::scenario::target::Target;
 use crate::scenario::{
     BackendKind, ClusterSpec, Durability, Fault, LoadShape, LoadSpec, RateChange, Scenario,
@@ -115,6 +115,7 @@ struct RawExpect {
     max_recovery_s: Option<Spanned<f64>>,
     safety: Option<bool>,
     liveness: Option<Spanned<String>>,
+    acknowledged: Option<Spanned<String>>,
 }
 
 type Checked<T> = Result<T, ScenarioError>;
@@ -794,6 +795,18 @@ fn expect(src: &SourceText<'_>, raw: Option<Spanned<RawExpect>>) -> Checked<Expe
             )
         })?,
     };
+    let acknowledged = match &raw.acknowledged {
+        None => AckExpect::Kept,
+        Some(a) => AckExpect::from_name(a.get_ref()).ok_or_else(|| {
+            src.error(
+                a.span(),
+                format!(
+                    "acknowledged is \"kept\" (no acknowledged request lost), \"lost\" (the run must lose some) or \"any\"; not `{}`",
+                    a.get_ref()
+                ),
+            )
+        })?,
+    };
     Ok(Expectations {
         min_tps: non_negative(&raw.min_tps)?,
         min_tps_before: non_negative(&raw.min_tps_before)?,
@@ -803,6 +816,7 @@ fn expect(src: &SourceText<'_>, raw: Option<Spanned<RawExpect>>) -> Checked<Expe
         max_recovery_s: non_negative(&raw.max_recovery_s)?,
         safety: raw.safety.unwrap_or(true),
         liveness,
+        acknowledged,
     })
 }
 
@@ -910,6 +924,7 @@ min_tps_after = 5000
 max_p99_ms = 500
 max_recovery_s = 5
 liveness = "kept"
+acknowledged = "lost"
 "#;
 
     fn parse_text(text: &str) -> Result<Scenario, ScenarioError> {
@@ -1004,7 +1019,7 @@ liveness = "kept"
     /// Each bad file names the file, the line, the table and the field.
     #[test]
     fn errors_name_the_file_line_and_field() {
-        let cases: [(&str, usize, &str, &str, &str); 19] = [
+        let cases: [(&str, usize, &str, &str, &str); 20] = [
             (
                 "[cluster.protocol]\nname = \"pbft\"\nmax_batch = 8\nwrong = 1\n[load]\nduration = 5\n",
                 4,
@@ -1137,6 +1152,13 @@ liveness = "kept"
                 "[expect]",
                 "liveness",
                 "kept",
+            ),
+            (
+                "[load]\nduration = 5\n[expect]\nsafety = true\nacknowledged = \"mostly\"\n",
+                5,
+                "[expect]",
+                "acknowledged",
+                "not `mostly`",
             ),
         ];
         for (text, line, table, field, message) in cases {

@@ -87,6 +87,7 @@ pub fn to_toml(s: &Scenario) -> String {
     put("max_recovery_s", e.max_recovery_s);
     expect.insert("safety".into(), e.safety.into());
     expect.insert("liveness".into(), e.liveness.name().into());
+    expect.insert("acknowledged".into(), e.acknowledged.name().into());
     top.insert("expect".into(), Value::Table(expect));
     toml::to_string(&top).unwrap_or_default()
 }
