@@ -41,6 +41,7 @@ pub mod registry;
 pub mod request;
 pub mod sim;
 mod state_transfer;
+mod timers;
 pub mod types;
 
 pub use params::{CommonParams, ParamsError, ProtocolParams};

@@ -46,6 +46,7 @@ use crate::protocol::{
 };
 use crate::request::{Batch, Request};
 use crate::state_transfer::{StateTransfer, Transfer};
+use crate::timers::Timers;
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// An action of the HotStuff protocol.
@@ -140,7 +141,7 @@ pub struct HotStuff {
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
     pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
 
-    pub(crate) timers: BTreeMap<HotStuffTimer, Time>,
+    pub(crate) timers: Timers<HotStuffTimer>,
     pub(crate) counters: Counters,
 }
 
@@ -205,7 +206,7 @@ impl HotStuff {
             queue: VecDeque::new(),
             pending: BTreeSet::new(),
             allowed_clients: None,
-            timers: BTreeMap::new(),
+            timers: Timers::default(),
             counters: Counters::default(),
         })
     }
@@ -341,11 +342,8 @@ impl HotStuff {
     }
 
     fn on_timer(&mut self, now: Time, timer: HotStuffTimer, out: &mut Vec<HotStuffAction>) {
-        match self.timers.get(&timer) {
-            Some(deadline) if *deadline <= now => {
-                self.timers.remove(&timer);
-            }
-            _ => return,
+        if !self.timers.fire(timer, now) {
+            return; // cancelled or re-armed later: a stale firing
         }
         match timer {
             HotStuffTimer::Round => self.on_round_timer(now, out),
@@ -388,18 +386,15 @@ impl HotStuff {
         at: Time,
         out: &mut Vec<HotStuffAction>,
     ) {
-        self.timers.insert(timer, at);
-        out.push(Action::SetTimer { timer, at });
+        self.timers.set(timer, at, out);
     }
 
     pub(crate) fn cancel_timer(&mut self, timer: HotStuffTimer, out: &mut Vec<HotStuffAction>) {
-        if self.timers.remove(&timer).is_some() {
-            out.push(Action::CancelTimer { timer });
-        }
+        self.timers.cancel(timer, out);
     }
 
     pub(crate) fn timer_armed(&self, timer: HotStuffTimer) -> bool {
-        self.timers.contains_key(&timer)
+        self.timers.is_armed(timer)
     }
 
     /// Replays one log record (see `durable.rs`).

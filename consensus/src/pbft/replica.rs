@@ -30,6 +30,7 @@ use crate::pbft::message::{
 use crate::protocol::{Action, Event, ReplicaStatus};
 use crate::request::{Batch, Request};
 use crate::state_transfer::{StateTransfer, Transfer};
+use crate::timers::Timers;
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// An action of the PBFT protocol.
@@ -236,7 +237,7 @@ pub struct Pbft {
     pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
 
     // Timers: the deadline of every armed timer, so stale firings are ignored.
-    pub(crate) timers: BTreeMap<PbftTimer, Time>,
+    pub(crate) timers: Timers<PbftTimer>,
 
     pub(crate) counters: Counters,
 }
@@ -312,7 +313,7 @@ impl Pbft {
             awaited_arrivals: 0,
             timed_request: None,
             allowed_clients: None,
-            timers: BTreeMap::new(),
+            timers: Timers::default(),
             counters: Counters::default(),
         })
     }
@@ -427,11 +428,8 @@ impl Pbft {
     }
 
     fn on_timer(&mut self, now: Time, timer: PbftTimer, out: &mut Vec<PbftAction>) {
-        match self.timers.get(&timer) {
-            Some(deadline) if *deadline <= now => {
-                self.timers.remove(&timer);
-            }
-            _ => return, // cancelled or re-armed later: a stale firing
+        if !self.timers.fire(timer, now) {
+            return; // cancelled or re-armed later: a stale firing
         }
         match timer {
             PbftTimer::Batch => self.on_batch_timer(now, out),
@@ -496,18 +494,15 @@ impl Pbft {
     }
 
     pub(crate) fn set_timer(&mut self, timer: PbftTimer, at: Time, out: &mut Vec<PbftAction>) {
-        self.timers.insert(timer, at);
-        out.push(Action::SetTimer { timer, at });
+        self.timers.set(timer, at, out);
     }
 
     pub(crate) fn cancel_timer(&mut self, timer: PbftTimer, out: &mut Vec<PbftAction>) {
-        if self.timers.remove(&timer).is_some() {
-            out.push(Action::CancelTimer { timer });
-        }
+        self.timers.cancel(timer, out);
     }
 
     pub(crate) fn timer_armed(&self, timer: PbftTimer) -> bool {
-        self.timers.contains_key(&timer)
+        self.timers.is_armed(timer)
     }
 
     /// Adds a request to those a backup waits for (unless already there); returns
