@@ -301,6 +301,12 @@ fn hand_started_cluster_serves_clients_despite_a_hostile_one() {
         "{}",
         primary["network"]
     );
+    assert_eq!(
+        primary["protocol"]["unauthenticated_requests"].as_u64(),
+        Some(1),
+        "{}",
+        primary["protocol"]
+    );
     for i in 0..4 {
         let m = metrics_of(&dir.path().join(format!("r{i}.jsonl")));
         assert_eq!(
@@ -364,6 +370,17 @@ fn hostile_client(cluster: &Path, key: &Path) {
         transport.send(
             r0,
             tandem_network::encode(&ClientFrame::Requests(forged)).unwrap(),
+        );
+        // A request under its own id without an authenticator (issue 10 item 1): the
+        // channel check passes, the replica's MAC check refuses it.
+        let unauthenticated = vec![tandem_consensus::Request::new(
+            tandem_consensus::ClientId(1),
+            1,
+            Bytes::from_static(b"x"),
+        )];
+        transport.send(
+            r0,
+            tandem_network::encode(&ClientFrame::Requests(unauthenticated)).unwrap(),
         );
         // A control frame isolating every replica: only the launcher's key may send
         // one, so it is refused (and counted) and the cluster keeps serving.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
+use tandem_consensus::client_auth::MacKey;
 use tandem_executor::{EXECUTOR_NAMES, ExecutionLimits, ExecutorOptions, WorkloadSpec};
 use tandem_network::{Member, Membership, NodeId};
 
@@ -441,7 +442,8 @@ pub enum KeyFileAccess {
     AllowShared,
 }
 
-/// A member's private key file: its id and its PKCS#8 Ed25519 key, hex encoded.
+/// A member's private key file: its id and its PKCS#8 Ed25519 key, hex encoded; a
+/// client's also holds the MAC keys it shares with each replica.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFile {
@@ -449,6 +451,12 @@ pub struct KeyFile {
     pub id: String,
     /// The PKCS#8 v2 document, hex.
     pub pkcs8: String,
+    /// A client's MAC keys `k(c, r)`, hex, one per replica in id order: what its
+    /// requests' authenticators are made with (`tandem_consensus::client_auth`).
+    /// Derived from the replicas' identity keys by whoever generated the cluster; a
+    /// leaked client key file reveals only this client's keys. Empty for replicas.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mac_keys: Vec<String>,
 }
 
 impl std::fmt::Debug for KeyFile {
@@ -466,7 +474,30 @@ impl KeyFile {
         KeyFile {
             id: id.to_string(),
             pkcs8: hex::encode(pkcs8),
+            mac_keys: Vec::new(),
         }
+    }
+
+    /// The same key file holding a client's MAC keys, `keys[r] = k(c, r)`.
+    pub fn with_mac_keys(mut self, keys: &[MacKey]) -> KeyFile {
+        self.mac_keys = keys.iter().map(|k| hex::encode(k.0)).collect();
+        self
+    }
+
+    /// The client's MAC keys, one per replica (empty for a replica's key file).
+    pub fn mac_keys(&self) -> Result<Vec<MacKey>> {
+        self.mac_keys
+            .iter()
+            .enumerate()
+            .map(|(r, k)| {
+                let bytes =
+                    hex::decode(k.trim()).map_err(|e| anyhow!("mac_keys[{r}] is not hex: {e}"))?;
+                let key: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|b: Vec<u8>| anyhow!("mac_keys[{r}] has {} bytes, not 32", b.len()))?;
+                Ok(MacKey(key))
+            })
+            .collect()
     }
 
     /// Reads a key file, refusing one that its group or others may read or write
@@ -498,6 +529,8 @@ impl KeyFile {
             .map_err(|e| anyhow!("key file {}: field id {e}", path.display()))?;
         key.pkcs8_bytes()
             .map_err(|e| anyhow!("key file {}: field pkcs8 {e}", path.display()))?;
+        key.mac_keys()
+            .map_err(|e| anyhow!("key file {}: field {e}", path.display()))?;
         Ok(key)
     }
 

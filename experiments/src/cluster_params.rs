@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use tandem_consensus::{CommonParams, ProtocolKind};
+use tandem_consensus::client_auth::{MacKey, client_mac_key};
+use tandem_consensus::crypto::SigningKey;
+use tandem_consensus::{ClientId, CommonParams, ProtocolKind};
 use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
@@ -163,8 +165,10 @@ impl ClusterParams {
     ) -> Result<(ClusterFile, Vec<KeyFile>)> {
         let mut keys = Vec::new();
         let mut replicas = Vec::new();
+        let mut replica_signers = Vec::new();
         for (i, address) in addresses.iter().enumerate() {
             let identity = Identity::generate()?;
+            replica_signers.push(SigningKey::from_pkcs8(identity.pkcs8_der())?);
             replicas.push(ReplicaEntry {
                 id: i as u32,
                 address: address.clone(),
@@ -182,7 +186,14 @@ impl ClusterParams {
                 id: c as u32,
                 public_key: hex::encode(identity.public_key()),
             });
-            keys.push(KeyFile::new(NodeId::Client(c as u32), identity.pkcs8_der()));
+            // k(c, r) for every replica r (`tandem_consensus::client_auth`).
+            let macs: Vec<MacKey> = replica_signers
+                .iter()
+                .map(|r| client_mac_key(r, ClientId(c as u32)))
+                .collect();
+            keys.push(
+                KeyFile::new(NodeId::Client(c as u32), identity.pkcs8_der()).with_mac_keys(&macs),
+            );
         }
         let launcher = Identity::generate()?;
         let control = ControlEntry {
@@ -225,5 +236,46 @@ pub fn parse_workload(name: &str) -> Result<WorkloadKind> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_consensus::crypto::Keyring;
+    use tandem_consensus::{ClientId, ReplicaId};
+
+    use super::*;
+
+    /// Issue 10 item 1: a generated client key file holds `k(c, r)` for every replica
+    /// r, the key replica r derives from its own identity key alone; replica key files
+    /// hold none.
+    #[test]
+    fn client_key_files_hold_the_mac_keys_each_replica_derives() {
+        let params = ClusterParams::default();
+        let (cluster, keys) = params
+            .generate("127.0.0.1".parse().unwrap(), 17_000, 2)
+            .unwrap();
+        let n = cluster.replicas.len();
+        let rings: Vec<Keyring> = (0..n)
+            .map(|r| {
+                let signer = SigningKey::from_pkcs8(&keys[r].pkcs8_bytes().unwrap()).unwrap();
+                Keyring::new(ReplicaId(r as u32), signer, cluster.replica_keys())
+            })
+            .collect();
+        for key in &keys[..n] {
+            assert!(key.mac_keys.is_empty(), "{}", key.id);
+        }
+        for c in 0..2 {
+            let macs = keys[n + c].mac_keys().unwrap();
+            assert_eq!(macs.len(), n);
+            for (r, ring) in rings.iter().enumerate() {
+                assert_eq!(
+                    macs[r],
+                    ring.client_mac_key(ClientId(c as u32)),
+                    "c{c} r{r}"
+                );
+            }
+        }
+        assert_ne!(keys[n].mac_keys().unwrap(), keys[n + 1].mac_keys().unwrap());
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_consensus::client_auth::ClientMacs;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -79,6 +80,17 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         );
     };
     let identity = Identity::from_pkcs8(&key.pkcs8_bytes()?)?;
+    let mac_keys = key.mac_keys()?;
+    if mac_keys.len() != cluster.replicas.len() {
+        bail!(
+            "key file {}: field mac_keys holds {} keys but the cluster has {} replicas; replicas \
+             refuse requests without an authenticator — regenerate the cluster folder with \
+             tandem keygen",
+            args.key.display(),
+            mac_keys.len(),
+            cluster.replicas.len()
+        );
+    }
     let mut workload = cluster.workload.clone();
     if let Some(kind) = &args.workload {
         workload.kind = parse_workload(kind)?;
@@ -96,6 +108,7 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         payload_bytes: args.payload,
         retransmit_after: Duration::from_millis(args.retransmit_ms),
         drain: Duration::from_secs(2),
+        client_macs: ClientMacs::new(&mac_keys),
         ..LoadSettings::for_cluster(&cluster, mode)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -714,6 +714,17 @@ mod tests {
     use tandem_network::MemoryHub;
     use tokio::sync::{mpsc::unbounded_channel, oneshot};
 
+    /// Client 0's request, authenticated with the MAC keys of the test clusters'
+    /// replicas (seeds `[i + 1; 32]`).
+    fn client_request(number: u64, payload: Bytes) -> Request {
+        let replicas: Vec<SigningKey> = (0..4)
+            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
+            .collect();
+        let mut req = Request::new(ClientId(0), number, payload);
+        tandem_consensus::client_auth::ClientMacs::derive(&replicas, ClientId(0)).sign(&mut req);
+        req
+    }
+
     const MAX_FRAME: usize = 1 << 20;
 
     /// Four drivers over the in-memory transport (not QUIC) order a client's requests:
@@ -735,8 +746,7 @@ mod tests {
         let mut stops = Vec::new();
         let mut replicas = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
-            let keyring =
-                Keyring::new(ReplicaId(i as u32), key, public.clone()).with_client_auth(false);
+            let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
             let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
             proto.set_allowed_clients(&[ClientId(0)]);
             let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
@@ -758,7 +768,7 @@ mod tests {
 
         let (client, mut replies) = hub.join(NodeId::Client(0));
         let requests: Vec<Request> = (1..=20)
-            .map(|number| Request::new(ClientId(0), number, Bytes::from(format!("tx {number}"))))
+            .map(|number| client_request(number, Bytes::from(format!("tx {number}"))))
             .collect();
         let frame = frames::encode(&ClientFrame::Requests(requests)).unwrap();
         client.broadcast(
@@ -828,8 +838,7 @@ mod tests {
         let mut stops = Vec::new();
         let mut replicas = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
-            let keyring =
-                Keyring::new(ReplicaId(i as u32), key, public.clone()).with_client_auth(false);
+            let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
             let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
             proto.set_allowed_clients(&[ClientId(0)]);
             let mut app: Box<dyn crate::node::execution::ReplicatedApp + Send> =
@@ -873,7 +882,7 @@ mod tests {
         let (client, mut replies) = hub.join(NodeId::Client(0));
         let requests: Vec<Request> = numbers
             .clone()
-            .map(|number| Request::new(ClientId(0), number, Bytes::from(format!("tx {number}"))))
+            .map(|number| client_request(number, Bytes::from(format!("tx {number}"))))
             .collect();
         let wanted = requests.len();
         let frame = frames::encode(&ClientFrame::Requests(requests)).unwrap();
@@ -1010,7 +1019,7 @@ mod tests {
             ..CommonParams::default()
         };
         let own = PbftParams::defaults_for(&common);
-        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public).with_client_auth(false);
+        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
         let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
         proto.set_allowed_clients(&[ClientId(0)]);
         let (transport, inbound) = hub.join(NodeId::Replica(0));
@@ -1138,7 +1147,7 @@ mod tests {
             },
         ));
         let (client, _replies) = hub.join(NodeId::Client(0));
-        let request = Request::new(ClientId(0), 1, Bytes::from(vec![7u8; 300]));
+        let request = client_request(1, Bytes::from(vec![7u8; 300]));
         let frame = frames::encode(&ClientFrame::Requests(vec![request])).unwrap();
         client.send(NodeId::Replica(0), frame);
         let ended = tokio::time::timeout(Duration::from_secs(2), &mut replica)
@@ -1192,7 +1201,7 @@ mod tests {
             ..CommonParams::default()
         };
         let own = PbftParams::defaults_for(&common);
-        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public).with_client_auth(false);
+        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
         let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
         proto.set_allowed_clients(&[ClientId(0)]);
         let cfg = crate::node::wal::WalConfig {
@@ -1237,7 +1246,7 @@ mod tests {
             },
         ));
         let (client, _replies) = hub.join(NodeId::Client(0));
-        let request = Request::new(ClientId(0), 1, Bytes::from_static(b"tx 1"));
+        let request = client_request(1, Bytes::from_static(b"tx 1"));
         let frame = frames::encode(&ClientFrame::Requests(vec![request])).unwrap();
         client.send(NodeId::Replica(0), frame);
 

@@ -97,8 +97,9 @@ pub async fn run_replica(
             setup.id
         );
     }
-    // Clients of the node do not attach authenticators yet (issue 10 item 1, step 3).
-    let keyring = Keyring::new(ReplicaId(setup.id), signing, replica_keys).with_client_auth(false);
+    // Client requests must carry a valid MAC for this replica: its MAC secret is
+    // derived from `signing` (tandem_consensus::client_auth), nothing else on disk.
+    let keyring = Keyring::new(ReplicaId(setup.id), signing, replica_keys);
     if let Some(mode) = &setup.byzantine {
         tracing::warn!(replica = setup.id, mode, "running as a Byzantine replica");
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tandem_consensus::client::{ClientAction, ClientCore, Completed};
+use tandem_consensus::client_auth::ClientMacs;
 use tandem_consensus::{ClientId, ProtocolKind, Request, Time};
 use tandem_executor::{Receipt, WorkloadSpec};
 use tandem_network::{
@@ -101,6 +102,10 @@ pub struct LoadSettings {
     /// Send through the fault layer with these rules (and this seed): a scenario's
     /// faults on the links between clients and replicas, applied at the client.
     pub faults: Option<ClientFaults>,
+    /// The client's MAC keys, one per replica (its key file's `mac_keys`): every
+    /// request carries an authenticator made with them; replicas refuse requests
+    /// without one. Empty by default.
+    pub client_macs: ClientMacs,
 }
 
 /// The fault layer a load client sends through.
@@ -181,6 +186,7 @@ impl LoadSettings {
             drain: Duration::from_secs(2),
             rate_changes: Vec::new(),
             faults: None,
+            client_macs: ClientMacs::default(),
         }
     }
 }
@@ -238,7 +244,8 @@ pub async fn run_load(
         settings.retransmit_after,
         settings.replica_keys.clone(),
         settings.protocol.client_routing(settings.replicas),
-    );
+    )
+    .with_macs(settings.client_macs.clone());
     let mut stats = LoadStats::new(run_start, settings.warmup);
     let origin = Instant::now();
     let offered_before = match settings.mode {

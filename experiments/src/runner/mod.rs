@@ -31,6 +31,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_consensus::client_auth::ClientMacs;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
@@ -268,6 +269,10 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
         .iter()
         .map(identity)
         .collect::<Result<_>>()?;
+    let client_macs: Vec<ClientMacs> = keys[n..n + clients]
+        .iter()
+        .map(|k| k.mac_keys().map(|m| ClientMacs::new(&m)))
+        .collect::<Result<_>>()?;
     let launcher_identity = identity(&keys[n + clients])?;
 
     let machine = machine();
@@ -280,7 +285,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
         plan,
         &cluster,
         start,
-        client_identities,
+        client_identities.into_iter().zip(client_macs).collect(),
         launcher_identity,
         &mut nemesis,
     ))?;
@@ -362,7 +367,7 @@ async fn drive(
     plan: &RunPlan,
     cluster: &ClusterFile,
     start: BackendStart,
-    identities: Vec<Identity>,
+    identities: Vec<(Identity, ClientMacs)>,
     launcher_identity: Identity,
     nemesis: &mut Nemesis,
 ) -> Result<Driven> {
@@ -400,8 +405,9 @@ async fn drive(
         LoadShape::Closed { window } => (LoadMode::Window(*window), Vec::new()),
     };
     let mut tasks = Vec::new();
-    for (c, identity) in identities.into_iter().enumerate() {
+    for (c, (identity, client_macs)) in identities.into_iter().enumerate() {
         let settings = LoadSettings {
+            client_macs,
             client_index: c as u32,
             client_count: clients as u32,
             duration: scenario.load.duration,
