@@ -195,6 +195,8 @@ fn regression_seeds() {
     // never reached view 2's primary (lost in a partition); it waited alone in view 3
     // while the other two waited in view 2 for a quorum, forever. Replicas now resend
     // a peer stuck in an older view change the view change they sent for that view.
+    // (The seed's draw changes whenever a Byzantine mode is added to the mixes; the
+    // direct test is pbft::tests::a_replica_resends_its_old_view_change_to_a_peer_left_in_that_view.)
     let mut cfg = SimConfig::new(PBFT, 110, FaultMix::Mixed, 4);
     cfg.disks = true;
     let report = run(&cfg);

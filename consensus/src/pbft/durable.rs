@@ -250,6 +250,10 @@ impl Pbft {
                 self.slots.clear();
                 self.max_accepted = Seq(0);
                 self.view_changes = self.view_changes.split_off(&view);
+                // Made again from the state the log held when it was first sent, so
+                // a restarted replica can still resend it to peers left in that view.
+                let vc = self.make_view_change(view);
+                self.remember_own_view_change(vc);
                 Ok(())
             }
             PbftRecord::NewView(nv) => {
@@ -265,6 +269,7 @@ impl Pbft {
                 self.slots.clear();
                 self.max_accepted = Seq(0);
                 self.view_changes.clear();
+                self.own_view_changes.clear();
                 if checkpoint.seq > self.stable.seq {
                     self.stable = checkpoint;
                     self.collect_garbage();
@@ -393,6 +398,7 @@ impl Pbft {
             let view = self.view;
             let vc = self.make_view_change(view);
             self.broadcast(Message::ViewChange(Box::new(vc.clone())), out);
+            self.remember_own_view_change(vc.clone());
             self.view_changes
                 .entry(view)
                 .or_default()

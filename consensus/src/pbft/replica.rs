@@ -42,7 +42,12 @@ pub type PbftEvent = Event<Envelope, PbftTimer>;
 pub(crate) const MAX_VIEWS_AHEAD: u64 = 16;
 
 /// How many of our own past view changes we keep to resend (each holds at most one
-/// watermark window of claims).
+/// watermark window of claims, so the memory is bounded by four of them). A peer is
+/// left behind in a view change only when it missed view changes of a view a quorum
+/// reached; each further view we move to needs our timer to expire again, which doubles
+/// (so reaching four views on takes 2 + 4 + 8 + 16 base time-outs), by when the peer's
+/// status has long asked us for the older ones. A peer further behind is still caught
+/// up by the f+1 rule once the others move on.
 pub(crate) const OWN_VIEW_CHANGES_KEPT: usize = 4;
 /// What one peer has buffered for views not yet started (see
 /// [`Pbft::future_bounds`]).

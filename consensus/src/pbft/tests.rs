@@ -15,7 +15,7 @@ use crate::crypto::{Keyring, Signature};
 use crate::exactly_once::{ClientTables, DedupWindow};
 use crate::pbft::config::PbftConfig;
 use crate::pbft::message::*;
-use crate::pbft::{Pbft, PbftAction, PbftEvent};
+use crate::pbft::{Pbft, PbftAction, PbftEvent, PbftRecord};
 use crate::protocol::{Action, Delivery, Event, Executed};
 use crate::request::{Batch, Reply, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
@@ -586,6 +586,84 @@ fn an_admissible_future_view_flood_stops_at_the_per_peer_bound() {
         "of 32 admissible 64 KiB pre-prepares the byte bound admits two"
     );
     assert!(honest_still_buffered(&mut h));
+}
+
+/// The view-change resend gap (`tandem sim --faults mixed --seed 110 --durability
+/// wal` before the fix): a replica that moved on to view 3 resends a peer still in view
+/// 2's view change the view change it sent for view 2 — also after a restart from its
+/// log — never one for a view it did not ask for, and only its newest four.
+#[test]
+fn a_replica_resends_its_old_view_change_to_a_peer_left_in_that_view() {
+    let cfg = PbftConfig {
+        replicas: 4,
+        ..PbftConfig::default()
+    };
+    let rings = Keyring::test_cluster(4, 1);
+    let mut clock = 0u64;
+    // The views of the view changes `node` sends r2 when r2 reports it waits in
+    // `peer_view`'s view change.
+    let mut resent = |node: &mut Pbft, peer_view: u64| -> Vec<u64> {
+        clock += 60;
+        let status = Status {
+            view: View(peer_view),
+            view_active: false,
+            stable: Seq(0),
+            last_delivered: Seq(0),
+        };
+        let mut out = Vec::new();
+        node.on_status(
+            Time::ZERO + Duration::from_secs(clock),
+            ReplicaId(2),
+            status,
+            &mut out,
+        );
+        let mut views: Vec<u64> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { to, msg } if *to == ReplicaId(2) => match &msg.msg {
+                    Message::ViewChange(vc) => Some(vc.body.new_view.0),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        views.sort();
+        views
+    };
+    let mut node = Pbft::new(cfg.clone(), rings[3].clone()).unwrap();
+    let mut out = Vec::new();
+    node.start_view_change(Time::ZERO, View(2), &mut out);
+    node.start_view_change(Time::ZERO, View(3), &mut out);
+    assert_eq!(
+        resent(&mut node, 2),
+        vec![2, 3],
+        "view 2's view change again"
+    );
+    assert_eq!(
+        resent(&mut node, 1),
+        vec![3],
+        "none for a view it never asked for"
+    );
+    for v in 4..=7 {
+        node.start_view_change(Time::ZERO, View(v), &mut out);
+    }
+    assert_eq!(
+        resent(&mut node, 2),
+        vec![7],
+        "view 2's fell out of the newest four"
+    );
+    assert_eq!(resent(&mut node, 4), vec![4, 7]);
+
+    // Restarted from its log, it can still resend them.
+    let mut restarted = Pbft::new(cfg, rings[3].clone()).unwrap();
+    restarted
+        .replay(0, PbftRecord::ViewChange { view: View(2) })
+        .unwrap();
+    restarted
+        .replay(1, PbftRecord::ViewChange { view: View(3) })
+        .unwrap();
+    restarted.start(Time::ZERO, &mut out);
+    assert_eq!(resent(&mut restarted, 2), vec![2, 3]);
 }
 
 /// Issue 10 item 4: forged status and fetch messages buy a peer no more than its

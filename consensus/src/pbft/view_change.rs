@@ -50,10 +50,7 @@ impl Pbft {
         let vc = self.make_view_change(target);
         self.persist(PbftRecord::ViewChange { view: target }, out);
         self.broadcast(Message::ViewChange(Box::new(vc.clone())), out);
-        self.own_view_changes.insert(target, vc.clone());
-        while self.own_view_changes.len() > OWN_VIEW_CHANGES_KEPT {
-            self.own_view_changes.pop_first();
-        }
+        self.remember_own_view_change(vc.clone());
         self.view_changes
             .entry(target)
             .or_default()
@@ -66,6 +63,15 @@ impl Pbft {
             self.try_build_new_view(now, out);
         }
         self.maybe_join(now, out);
+    }
+
+    /// Keeps `vc`, our own view change, to resend to a peer still in the view change
+    /// of its view ([`OWN_VIEW_CHANGES_KEPT`] newest at most).
+    pub(crate) fn remember_own_view_change(&mut self, vc: SignedViewChange) {
+        self.own_view_changes.insert(vc.body.new_view, vc);
+        while self.own_view_changes.len() > OWN_VIEW_CHANGES_KEPT {
+            self.own_view_changes.pop_first();
+        }
     }
 
     /// The primary's queued requests become requests we wait for as a backup.
