@@ -136,7 +136,10 @@ pub fn render_table(summary: &RunSummary) -> String {
             ),
         ));
         if !a.kept() {
-            lines.push(("", a.detail()));
+            // One line per part: the counts, then each replica's shortfall.
+            for part in a.detail().split("; ") {
+                lines.push(("", part.to_string()));
+            }
         }
     }
 
