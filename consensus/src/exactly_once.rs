@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::request::{Batch, ReplyResult, Request};
@@ -226,6 +227,27 @@ impl ClientTables {
                     .is_none_or(|first| w.low.checked_add(1).is_some_and(|next| *first > next))
         })
     }
+}
+
+/// Records the `results` of executing `batch` (one per request, in order) in the reply
+/// cache, and returns them grouped by client, in client order: one reply per client.
+pub fn record_batch_results(
+    cache: &mut ReplyCache,
+    batch: &Batch,
+    results: Vec<Bytes>,
+    window: u64,
+) -> BTreeMap<ClientId, Vec<ReplyResult>> {
+    let mut per_client: BTreeMap<ClientId, Vec<ReplyResult>> = BTreeMap::new();
+    for (req, result) in batch.requests.iter().zip(results) {
+        let result = ReplyResult {
+            number: req.number,
+            request: req.digest(),
+            result,
+        };
+        record_result(cache, req.client, result.clone(), window);
+        per_client.entry(req.client).or_default().push(result);
+    }
+    per_client
 }
 
 /// Records `result` for `client`, keeping only results within `window` of the

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::client_auth::{Authenticator, request_digest};
-use crate::crypto::Signature;
+use crate::crypto::{Keyring, Signature};
 use crate::types::{ClientId, Digest, ReplicaId, View};
 
 /// A client's request: `(client, number)` names it for exactly-once execution.
@@ -138,6 +138,28 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// `replica`'s reply to `client` reporting `view`, signed with `signer` if given
+    /// (signed-all mode).
+    pub fn new(
+        view: View,
+        replica: ReplicaId,
+        client: ClientId,
+        results: Vec<ReplyResult>,
+        signer: Option<&Keyring>,
+    ) -> Reply {
+        let mut reply = Reply {
+            view,
+            replica,
+            client,
+            results,
+            signature: None,
+        };
+        if let Some(keys) = signer {
+            reply.signature = Some(keys.sign(&reply.signing_bytes()));
+        }
+        reply
+    }
+
     /// The bytes a signature on this reply covers.
     pub fn signing_bytes(&self) -> Vec<u8> {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);

@@ -9,13 +9,13 @@
 //! one full batch from its queue. The round's pace (one QC per round trip) batches
 //! requests as PBFT's pipeline does, so `batch_timeout` is not needed here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::crypto::{Signed, SignedBody};
-use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_result};
+use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_batch_results};
 use crate::hotstuff::block::{Block, Round};
 use crate::hotstuff::block_tree::{CommitError, Insert};
 use crate::hotstuff::durable::HotStuffRecord;
@@ -713,17 +713,8 @@ impl HotStuff {
         out: &mut Vec<HotStuffAction>,
     ) {
         let window = self.cfg.common.client_window;
-        let mut per_client: BTreeMap<ClientId, Vec<ReplyResult>> = BTreeMap::new();
-        for (req, result) in batch.requests.iter().zip(results) {
-            let result = ReplyResult {
-                number: req.number,
-                request: req.digest(),
-                result,
-            };
-            record_result(&mut self.reply_cache, req.client, result.clone(), window);
-            per_client.entry(req.client).or_default().push(result);
-        }
-        for (client, results) in per_client {
+        for (client, results) in record_batch_results(&mut self.reply_cache, batch, results, window)
+        {
             let reply = self.reply(client, results);
             out.push(Action::Reply { client, reply });
         }
@@ -731,16 +722,7 @@ impl HotStuff {
 
     /// A reply reporting the current round, signed in signed-all mode.
     pub(crate) fn reply(&self, client: ClientId, results: Vec<ReplyResult>) -> Reply {
-        let mut reply = Reply {
-            view: self.round(),
-            replica: self.me,
-            client,
-            results,
-            signature: None,
-        };
-        if self.cfg.common.signed_all {
-            reply.signature = Some(self.keys.sign(&reply.signing_bytes()));
-        }
-        reply
+        let signer = self.cfg.common.signed_all.then_some(&self.keys);
+        Reply::new(self.round(), self.me, client, results, signer)
     }
 }

@@ -2,12 +2,13 @@
 //! commit with quorum checks, in-order delivery with exactly-once filtering, execution
 //! reports, checkpoints of the client tables, and replies.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, is_too_far, record_result};
+use crate::exactly_once::{
+    ClientTables, filter_fresh, is_delivered, is_too_far, record_batch_results,
+};
 use crate::pbft::Pbft;
 use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote, encoded_len};
@@ -670,17 +671,8 @@ impl Pbft {
     /// Caches results and sends one reply per client.
     fn record_and_reply(&mut self, batch: &Batch, results: Vec<Bytes>, out: &mut Vec<PbftAction>) {
         let window = self.cfg.client_window;
-        let mut per_client: BTreeMap<ClientId, Vec<ReplyResult>> = BTreeMap::new();
-        for (req, result) in batch.requests.iter().zip(results) {
-            let result = ReplyResult {
-                number: req.number,
-                request: req.digest(),
-                result,
-            };
-            record_result(&mut self.reply_cache, req.client, result.clone(), window);
-            per_client.entry(req.client).or_default().push(result);
-        }
-        for (client, results) in per_client {
+        for (client, results) in record_batch_results(&mut self.reply_cache, batch, results, window)
+        {
             let reply = self.reply(client, results);
             out.push(Action::Reply { client, reply });
         }
@@ -688,17 +680,8 @@ impl Pbft {
 
     /// A reply in the current view, signed in signed-all mode.
     pub(crate) fn reply(&self, client: ClientId, results: Vec<ReplyResult>) -> Reply {
-        let mut reply = Reply {
-            view: self.view,
-            replica: self.me,
-            client,
-            results,
-            signature: None,
-        };
-        if self.cfg.signed_all {
-            reply.signature = Some(self.keys.sign(&reply.signing_bytes()));
-        }
-        reply
+        let signer = self.cfg.signed_all.then_some(&self.keys);
+        Reply::new(self.view, self.me, client, results, signer)
     }
 
     /// PBFT's per-request view timer (Castro and Liskov, OSDI '99, section 4.4): while
