@@ -50,6 +50,14 @@ impl Request {
     pub fn digest(&self) -> Digest {
         request_digest(self.client, self.number, &self.payload)
     }
+
+    /// Whether its authenticator has a shape a correct client sends in a cluster of
+    /// `replicas`: none, or one MAC per replica. The authenticator is outside the batch
+    /// digest and the payload limits, so this is what bounds it (at `replicas` × 16
+    /// bytes per request) in batches a peer proposes, fetches or vouches for.
+    pub fn authenticator_well_formed(&self, replicas: usize) -> bool {
+        self.auth.is_empty() || self.auth.len() == replicas
+    }
 }
 
 /// An ordered list of requests proposed at one sequence number. An empty batch is the

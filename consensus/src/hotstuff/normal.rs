@@ -276,15 +276,17 @@ impl HotStuff {
         Batch::new(requests)
     }
 
-    /// Whether a batch respects the size limits and names only allowed clients.
+    /// Whether a batch respects the size limits, names only allowed clients and carries
+    /// well-formed authenticators (none, or one MAC per replica).
     pub(crate) fn batch_within_limits(&self, batch: &Batch) -> bool {
         let c = &self.cfg.common;
         batch.len() <= c.max_batch
             && batch.payload_bytes() <= c.max_batch_bytes
-            && batch
-                .requests
-                .iter()
-                .all(|r| r.payload.len() <= c.max_request_bytes && self.client_allowed(r.client))
+            && batch.requests.iter().all(|r| {
+                r.payload.len() <= c.max_request_bytes
+                    && r.authenticator_well_formed(c.replicas)
+                    && self.client_allowed(r.client)
+            })
     }
 
     /// Checks a block's shape (what needs no other state).

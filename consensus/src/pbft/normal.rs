@@ -96,6 +96,10 @@ impl Pbft {
     /// carries a valid MAC for this replica (issue 10 item 1: a replica that forwards
     /// a request cannot forge one in a client's name). Counts the refusals.
     fn admissible(&mut self, req: &Request) -> bool {
+        if !req.authenticator_well_formed(self.n) {
+            self.counters.unauthenticated_requests += 1;
+            return false;
+        }
         if is_too_far(
             &self.delivered_table,
             req.client,
@@ -373,12 +377,15 @@ impl Pbft {
         self.accept_proposal(now, pp.seq, pp.digest, out);
     }
 
-    /// Whether a batch respects the size limits and names only allowed clients.
+    /// Whether a batch respects the size limits, names only allowed clients and carries
+    /// well-formed authenticators (none, or one MAC per replica).
     pub(crate) fn batch_within_limits(&self, batch: &Batch) -> bool {
         batch.len() <= self.cfg.max_batch
             && batch.payload_bytes() <= self.cfg.max_batch_bytes
             && batch.requests.iter().all(|r| {
-                r.payload.len() <= self.cfg.max_request_bytes && self.client_allowed(r.client)
+                r.payload.len() <= self.cfg.max_request_bytes
+                    && r.authenticator_well_formed(self.n)
+                    && self.client_allowed(r.client)
             })
     }
 

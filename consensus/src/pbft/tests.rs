@@ -666,6 +666,34 @@ fn a_replica_resends_its_old_view_change_to_a_peer_left_in_that_view() {
     assert_eq!(resent(&mut restarted, 2), vec![2, 3]);
 }
 
+/// An authenticator is outside the batch digest and the payload limits: a Byzantine
+/// primary attaching 5,000 MACs to one small request (80 KB a request, megabytes a
+/// batch) is refused like an oversize batch, and so is a forwarded request with such
+/// an authenticator; a correct one (one MAC per replica) passes.
+#[test]
+fn authenticators_of_the_wrong_shape_are_refused() {
+    let mut h = Harness::new(4, |_| {});
+    let mut request = Request::new(ClientId(1), 1, Bytes::from_static(b"x"));
+    request.auth = crate::client_auth::Authenticator(vec![[0u8; 16]; 5000]);
+    let batch = Arc::new(Batch::new(vec![request.clone()]));
+    let before = h.nodes[1].counters.dropped_oversize_batch;
+    h.inject(
+        1,
+        0,
+        Message::PrePrepare(PrePrepare {
+            view: View(0),
+            seq: Seq(1),
+            digest: batch.digest(),
+            batch,
+        }),
+    );
+    assert_eq!(h.nodes[1].counters.dropped_oversize_batch, before + 1);
+    assert!(!h.nodes[1].slots.contains_key(&Seq(1)));
+    let refused = h.nodes[0].counters.unauthenticated_requests;
+    h.inject(0, 2, Message::Forward(vec![request]));
+    assert_eq!(h.nodes[0].counters.unauthenticated_requests, refused + 1);
+}
+
 /// Issue 10 item 4: forged status and fetch messages buy a peer no more than its
 /// resend budget. r3 claims to have delivered nothing and asks for every batch and the
 /// state, 200 times; r0 sends it at most the budget plus one answer.
