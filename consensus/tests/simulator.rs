@@ -70,6 +70,17 @@ impl MixSweep {
     }
 }
 
+/// Seed 7 of `protocol` under `mix`, run twice, gives the same trace (and its hash).
+fn assert_replays(protocol: ProtocolKind, mix: FaultMix) {
+    let mut cfg = SimConfig::new(protocol, 7, mix, 4);
+    cfg.record_trace = true;
+    let a = run(&cfg);
+    let b = run(&cfg);
+    assert_eq!(a.trace_hash, b.trace_hash, "{}", mix.name());
+    assert_eq!(a.trace, b.trace, "{}", mix.name());
+    assert!(a.trace.len() > 100);
+}
+
 /// One test per mix that `plan` sweeps: `plan; name => mix, ...` (every mix swept
 /// larger too), or `@sized plan; name => mix, larger, ...`.
 macro_rules! mix_tests {
@@ -144,13 +155,7 @@ fn faults_actually_exercise_recovery() {
 #[test]
 fn same_seed_same_trace() {
     for mix in FaultMix::all(PBFT) {
-        let mut cfg = SimConfig::new(PBFT, 7, mix, 4);
-        cfg.record_trace = true;
-        let a = run(&cfg);
-        let b = run(&cfg);
-        assert_eq!(a.trace_hash, b.trace_hash, "{}", mix.name());
-        assert_eq!(a.trace, b.trace, "{}", mix.name());
-        assert!(a.trace.len() > 100);
+        assert_replays(PBFT, mix);
     }
     let other = run(&SimConfig::new(PBFT, 8, FaultMix::Mixed, 4));
     let base = run(&SimConfig::new(PBFT, 7, FaultMix::Mixed, 4));
@@ -234,8 +239,8 @@ mod hotstuff {
     use super::MixSweep;
     use tandem_consensus::ProtocolKind;
     use tandem_consensus::hotstuff::ByzantineMode as H;
+    use tandem_consensus::sim::SimReport;
     use tandem_consensus::sim::faults::FaultMix;
-    use tandem_consensus::sim::{SimConfig, SimReport, run};
 
     const HOTSTUFF: ProtocolKind = ProtocolKind::HotStuff;
     const SEEDS: u64 = 4;
@@ -292,13 +297,7 @@ mod hotstuff {
     #[test]
     fn same_seed_same_trace() {
         for mix in [FaultMix::Mixed, FaultMix::byzantine(H::Twins)] {
-            let mut cfg = SimConfig::new(HOTSTUFF, 7, mix, 4);
-            cfg.record_trace = true;
-            let a = run(&cfg);
-            let b = run(&cfg);
-            assert_eq!(a.trace_hash, b.trace_hash, "{}", mix.name());
-            assert_eq!(a.trace, b.trace, "{}", mix.name());
-            assert!(a.trace.len() > 100);
+            super::assert_replays(HOTSTUFF, mix);
         }
     }
 
