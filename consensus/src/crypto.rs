@@ -176,7 +176,6 @@ pub struct Keyring {
     verified: BTreeSet<Digest>,
     verified_order: VecDeque<Digest>,
     client_macs: ClientMacVerifier,
-    client_auth: bool,
 }
 
 impl Keyring {
@@ -191,22 +190,12 @@ impl Keyring {
             verified: BTreeSet::new(),
             verified_order: VecDeque::new(),
             client_macs,
-            client_auth: true,
         }
     }
 
-    /// Whether client requests must be authenticated (the default). Only drivers
-    /// whose clients cannot authenticate yet, and tests reproducing the unauthenticated
-    /// behaviour, turn it off.
-    pub fn with_client_auth(mut self, on: bool) -> Keyring {
-        self.client_auth = on;
-        self
-    }
-
-    /// Whether `req` carries a valid MAC for this replica (always true with client
-    /// authentication off).
+    /// Whether `req` carries a valid MAC for this replica.
     pub fn verify_client(&mut self, req: &Request) -> bool {
-        !self.client_auth || self.client_macs.verify(req)
+        self.client_macs.verify(req)
     }
 
     /// The MAC key this replica shares with `client` (`k(client, me)`).
