@@ -16,7 +16,8 @@
 //! Recovery ([`open`]): the newest snapshot whose segment holds its base record, then
 //! every record of that segment and the following ones. A torn tail of the newest
 //! segment is cut off, and a newest segment whose header is incomplete (a rollover
-//! the crash interrupted; it holds no records) is removed — both reported in
+//! or compaction the crash interrupted — the segment before it is full, or its
+//! snapshot is there; it holds no records) is removed — both reported in
 //! [`Recovered::torn`]. Corruption anywhere else, a missing segment, a foreign or newer
 //! file is an error naming the file and offset — the node then moves the log aside and
 //! recovers from its peers by state transfer. New segments are written under a
@@ -131,9 +132,21 @@ pub fn open(cfg: &WalConfig) -> Result<Recovered, WalError> {
     // The newest segment's header may never have reached the disk whole (a rollover
     // or compaction interrupted by a crash, by a build that wrote it in place): it
     // holds no records, so it is a torn tail, removed — never damage that costs the
-    // whole log. Only the log's first segment or one after another qualifies.
+    // whole log. Only with evidence that such a creation was under way: its
+    // compaction's snapshot is there, or the segment before it is full (the only
+    // reason the writer rolls over). Without (the only segment, or one after a short
+    // segment) a short newest segment may have lost fsynced records to a lying disk:
+    // damage, refused as before.
+    let rolled_over = |segments: &[u64]| -> Result<bool, WalError> {
+        let [.., prev, _] = segments else {
+            return Ok(false);
+        };
+        let path = cfg.dir.join(segment_name(*prev));
+        let len = fs::metadata(&path).map_err(|e| io_err(&path, e))?.len();
+        Ok(len >= cfg.segment_bytes)
+    };
     if let Some(&n) = segments.last()
-        && (n == 0 || segments.len() > 1)
+        && (snapshots.last() == Some(&n) || rolled_over(&segments)?)
     {
         let path = cfg.dir.join(segment_name(n));
         let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;

@@ -231,7 +231,11 @@ fn a_last_segment_with_an_incomplete_header_is_a_torn_tail() {
         contents.resize(len, 0);
         fs::write(&next, contents).unwrap();
 
-        let r = open(&c).unwrap_or_else(|e| panic!("{what}: {e}"));
+        // The rule needs evidence of a rollover: the segment before is full for the
+        // configuration that reads it.
+        let mut full = c.clone();
+        full.segment_bytes = fs::metadata(last).unwrap().len();
+        let r = open(&full).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(records(&r), many, "{what}");
         assert_eq!(r.torn.len(), 1, "{what}: {:?}", r.torn);
         assert!(
@@ -276,10 +280,14 @@ fn a_compaction_segment_with_an_incomplete_header_is_undone() {
     assert!(!snap.exists());
 }
 
-/// The only segment of a fresh log, torn while it was created: nothing was ever logged
-/// in it, so the log starts empty. A half header in an older segment stays damage.
+/// A short newest segment without evidence that its creation was under way is damage,
+/// not a torn tail: the only segment of a log (the writer creates segments under a
+/// temporary name, so a torn first segment means the disk lost what it said was
+/// durable), or a segment after one that was not full — refused, so the replica
+/// recovers by state transfer instead of replaying a log that lost records. A half
+/// header in an older segment stays damage too.
 #[test]
-fn a_torn_first_segment_starts_empty_but_an_older_torn_header_is_refused() {
+fn a_short_newest_segment_without_a_rollover_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
     fs::write(
@@ -287,11 +295,21 @@ fn a_torn_first_segment_starts_empty_but_an_older_torn_header_is_refused() {
         &format::segment_header(&CLUSTER, 0)[..30],
     )
     .unwrap();
-    let r = open(&c).unwrap();
-    assert!(r.records.is_empty());
-    assert_eq!(r.torn.len(), 1);
-    write(&c, &[b"one"], None);
-    assert_eq!(records(&open(&c).unwrap()), vec![b"one".to_vec()]);
+    let e = open(&c).unwrap_err();
+    assert!(e.is_damage(), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    write(&c, &[b"one", b"two"], None);
+    let segs = segments(dir.path());
+    let (_, n) = parse_name(&segs.last().unwrap().file_name().unwrap().to_string_lossy()).unwrap();
+    fs::write(
+        dir.path().join(segment_name(n + 1)),
+        &format::segment_header(&CLUSTER, n + 1)[..30],
+    )
+    .unwrap();
+    let e = open(&c).unwrap_err();
+    assert!(e.is_damage(), "the segment before is not full: {e}");
 
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
