@@ -169,18 +169,17 @@ impl ClientMacVerifier {
             return false;
         };
         let digest = req.digest();
-        let ours = match self.keys.get(&req.client) {
-            Some(key) => mac(key, &digest),
-            None => {
-                let key = hmac::Key::new(hmac::HMAC_SHA256, &self.client_key(req.client).0);
-                let ours = mac(&key, &digest);
-                if self.keys.len() < CACHED_CLIENT_KEYS {
-                    self.keys.insert(req.client, key);
-                }
-                ours
-            }
-        };
-        macs_equal(&ours, theirs)
+        if let Some(key) = self.keys.get(&req.client) {
+            return macs_equal(&mac(key, &digest), theirs);
+        }
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.client_key(req.client).0);
+        let valid = macs_equal(&mac(&key, &digest), theirs);
+        // Only a client that proved it holds its key takes a cache entry: made-up
+        // client ids with garbage MACs cannot fill the cache.
+        if valid && self.keys.len() < CACHED_CLIENT_KEYS {
+            self.keys.insert(req.client, key);
+        }
+        valid
     }
 }
 
@@ -300,6 +299,28 @@ mod tests {
         let mut empty = req.clone();
         empty.auth = Authenticator::default();
         assert!(!verifiers[0].verify(&empty));
+    }
+
+    /// Made-up client ids with garbage MACs take no cache entry; a client whose MAC
+    /// verifies does.
+    #[test]
+    fn only_verified_clients_take_a_cached_key() {
+        let keys = replicas(4);
+        let mut v = ClientMacVerifier::new(ReplicaId(0), 4, &keys[0]);
+        for c in 0..1000 {
+            let mut req = request(c, 1, b"x");
+            req.auth = Authenticator(vec![[0xA5; MAC_LEN]; 4]);
+            assert!(!v.verify(&req));
+        }
+        assert!(
+            v.keys.is_empty(),
+            "{} keys cached for forgeries",
+            v.keys.len()
+        );
+        let mut req = request(7, 1, b"pay");
+        ClientMacs::derive(&keys, ClientId(7)).sign(&mut req);
+        assert!(v.verify(&req));
+        assert_eq!(v.keys.len(), 1);
     }
 
     #[test]
