@@ -33,6 +33,14 @@ counters! {
     proposals_deferred,
     /// Client requests dropped: payload over the limit.
     dropped_oversize_request,
+    /// Requests refused (direct or forwarded): this replica's MAC in the
+    /// authenticator did not verify, or the authenticator was malformed.
+    unauthenticated_requests,
+    /// Requests refused: numbered more than the client window above the low mark.
+    requests_too_far,
+    /// Proposals this replica did not vote for because a request in them did not
+    /// carry a valid MAC for it (the block can still be certified by the others).
+    withheld_votes,
     /// Requests dropped: from a client id outside the cluster.
     dropped_unknown_client,
     /// Requests dropped: the queue was full.

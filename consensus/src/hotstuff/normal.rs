@@ -15,7 +15,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::crypto::{Signed, SignedBody};
-use crate::exactly_once::{ClientTables, filter_fresh, is_delivered, record_batch_results};
+use crate::exactly_once::{
+    ClientTables, filter_fresh, is_delivered, is_too_far, record_batch_results,
+};
 use crate::hotstuff::block::{Block, Round};
 use crate::hotstuff::block_tree::{CommitError, Insert};
 use crate::hotstuff::durable::HotStuffRecord;
@@ -51,6 +53,9 @@ impl HotStuff {
         }
         if !self.client_allowed(req.client) {
             self.counters.dropped_unknown_client += 1;
+            return;
+        }
+        if !self.admissible(&req) {
             return;
         }
         if self.answer_if_done(&req, out) {
@@ -91,12 +96,33 @@ impl HotStuff {
                 self.counters.dropped_unknown_client += 1;
                 continue;
             }
+            if !self.admissible(&req) {
+                continue;
+            }
             if is_delivered(&self.delivered_table, req.client, req.number) {
                 continue;
             }
             self.enqueue(req);
         }
         self.try_propose(now, out);
+    }
+
+    /// Whether a client request (direct or forwarded) may be queued: its authenticator
+    /// is well formed and carries a valid MAC for this replica, and its number is
+    /// within the client window of its client's low mark (issue 10 item 1, as PBFT
+    /// admits them). Counts the refusals.
+    fn admissible(&mut self, req: &Request) -> bool {
+        let n = self.cfg.common.replicas;
+        if !req.authenticator_well_formed(n) || !self.keys.verify_client(req) {
+            self.counters.unauthenticated_requests += 1;
+            return false;
+        }
+        let window = self.cfg.common.client_window;
+        if is_too_far(&self.delivered_table, req.client, req.number, window) {
+            self.counters.requests_too_far += 1;
+            return false;
+        }
+        true
     }
 
     /// Answers an already delivered request from the reply cache; returns whether it
@@ -394,6 +420,15 @@ impl HotStuff {
         };
         if parent.height.next() != block.height || parent.round >= block.round {
             self.counters.dropped_bad_block += 1;
+            return;
+        }
+        // A leader may propose only requests their clients sent: a replica votes only
+        // for a block whose every request carries a valid MAC for it. Without its vote
+        // the block can still be certified by 2f+1 others (then at least f+1 correct
+        // replicas authenticated it) and this replica executes it when it commits.
+        let keys = &mut self.keys;
+        if !block.batch.requests.iter().all(|r| keys.verify_client(r)) {
+            self.counters.withheld_votes += 1;
             return;
         }
         if !self

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::application::{Application, HashChainApp};
+use crate::client_auth::ClientMacs;
 use crate::crypto::{Keyring, Signed, SignedBody};
 use crate::hotstuff::block::Block;
 use crate::hotstuff::message::{Envelope, HotStuffTimer, Message, Proposal};
@@ -183,11 +184,12 @@ impl Cluster {
     }
 
     fn request(&mut self, to: usize, client: u32, number: u64) {
-        let req = Request::new(
+        let mut req = Request::new(
             ClientId(client),
             number,
             Bytes::from(format!("op-{client}-{number}")),
         );
+        ClientMacs::from_keyrings(&self.keys, ClientId(client)).sign(&mut req);
         self.feed(to, Event::ClientRequest(req));
     }
 
@@ -364,6 +366,59 @@ fn a_silent_leader_costs_a_timeout_then_a_tc_moves_on() {
             .any(|r| matches!(r, HotStuffRecord::TimedOut { round, .. } if *round == View(1)))
     );
     c.assert_agreement(1);
+}
+
+/// Issue 10 item 1 in HotStuff: a replica refuses a request forwarded in a client's
+/// name without a valid MAC for it, and does not vote for a proposal carrying one; with
+/// the client's own authenticator it queues the request and votes.
+#[test]
+fn forged_requests_are_refused_and_get_no_vote() {
+    let mut c = Cluster::new(4, 2);
+    let forged = {
+        let mut r = Request::new(ClientId(1), 1, Bytes::from_static(b"not the client's"));
+        r.auth = crate::client_auth::Authenticator(vec![[0xA5; 16]; 4]);
+        r
+    };
+    let from_r2 = |msg| Event::Message {
+        from: ReplicaId(2),
+        msg: Envelope {
+            msg,
+            signature: None,
+        },
+    };
+    c.feed(0, from_r2(Message::Forward(vec![forged.clone()])));
+    assert_eq!(c.replicas[0].core().counters().unauthenticated_requests, 1);
+
+    let proposal = |request: Request| {
+        Message::Proposal(Proposal {
+            block: Arc::new(Block {
+                round: View(1),
+                height: Seq(1),
+                author: ReplicaId(1),
+                qc: Qc::genesis(),
+                batch: Arc::new(Batch::new(vec![request])),
+            }),
+            tc: None,
+        })
+    };
+    let from_r1 = |msg| Event::Message {
+        from: ReplicaId(1),
+        msg: Envelope {
+            msg,
+            signature: None,
+        },
+    };
+    let votes = c.replicas[0].core().counters().votes_sent;
+    c.feed(0, from_r1(proposal(forged)));
+    assert_eq!(c.replicas[0].core().counters().withheld_votes, 1);
+    assert_eq!(c.replicas[0].core().counters().votes_sent, votes, "no vote");
+
+    let mut genuine = Request::new(ClientId(1), 1, Bytes::from_static(b"pay"));
+    ClientMacs::from_keyrings(&c.keys, ClientId(1)).sign(&mut genuine);
+    let mut other = Cluster::new(4, 2);
+    other.feed(0, from_r1(proposal(genuine)));
+    assert_eq!(other.replicas[0].core().counters().withheld_votes, 0);
+    assert_eq!(other.replicas[0].core().counters().votes_sent, votes + 1);
 }
 
 #[test]
