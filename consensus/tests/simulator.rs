@@ -277,13 +277,14 @@ mod hotstuff {
         byzantine_corrupt_digests => FaultMix::byzantine(H::CorruptDigests), true,
         byzantine_timeout_storm => FaultMix::byzantine(H::TimeoutStorm), true,
         twins => FaultMix::byzantine(H::Twins), true,
+        byzantine_forge_requests => FaultMix::byzantine(H::ForgeRequests), true,
         everything_mixed => FaultMix::Mixed, true,
     }
 
     /// Every HotStuff mix has its test above.
     #[test]
     fn every_mix_of_the_protocol_is_swept() {
-        assert_eq!(FaultMix::all(HOTSTUFF).len(), 13);
+        assert_eq!(FaultMix::all(HOTSTUFF).len(), 14);
     }
 
     #[test]

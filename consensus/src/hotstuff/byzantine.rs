@@ -9,13 +9,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::client_auth::{Authenticator, MAC_LEN};
 use crate::crypto::{Signed, SignedBody};
 use crate::hotstuff::block::Block;
 use crate::hotstuff::message::{Envelope, HotStuffTimer, Message, Proposal};
 use crate::hotstuff::qc::{TimeoutBody, TimeoutMsg};
 use crate::hotstuff::replica::{HotStuff, HotStuffAction, HotStuffEvent};
 use crate::protocol::{Action, Event};
-use crate::request::Batch;
+use crate::request::{Batch, Request};
 use crate::types::{ReplicaId, Time, View};
 
 /// A way for a HotStuff replica to misbehave.
@@ -41,11 +42,16 @@ pub enum ByzantineMode {
     /// talking to half of the other replicas, so it votes and proposes twice per round
     /// without any hand-written attack.
     Twins,
+    /// Forges requests in honest clients' names (issue 10 item 1): on each status tick
+    /// it forwards requests with its own payload and a garbage authenticator — each
+    /// known client's next two numbers and one a million ahead — to the current and
+    /// next leaders, and as leader it puts them first in every block it proposes.
+    ForgeRequests,
 }
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 8] = [
+    pub const ALL: [ByzantineMode; 9] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowLeader,
@@ -54,6 +60,7 @@ impl ByzantineMode {
         ByzantineMode::CorruptDigests,
         ByzantineMode::TimeoutStorm,
         ByzantineMode::Twins,
+        ByzantineMode::ForgeRequests,
     ];
 
     /// The mode's name on the command line.
@@ -67,11 +74,37 @@ impl ByzantineMode {
             ByzantineMode::CorruptDigests => "corrupt-digests",
             ByzantineMode::TimeoutStorm => "timeout-storm",
             ByzantineMode::Twins => "twins",
+            ByzantineMode::ForgeRequests => "forge-requests",
         }
     }
 }
 
 const REPLAY_HISTORY: usize = 256;
+/// Forge requests: the clients forged for per tick or proposal, at most.
+const FORGED_CLIENTS: usize = 8;
+
+/// Requests forged in the names of the clients `core` has delivered for: each one's
+/// next two numbers and one a million ahead, with this replica's payload and a garbage
+/// authenticator (it cannot compute another replica's MAC).
+fn forged_requests(core: &HotStuff) -> Vec<Request> {
+    let payload = Bytes::from_static(b"forged by a byzantine replica");
+    let garbage = Authenticator(vec![[0xA5; MAC_LEN]; core.n]);
+    let mut forged = Vec::new();
+    for (client, window) in core.delivered_table.iter().take(FORGED_CLIENTS) {
+        let low = window.low();
+        for number in [
+            low.saturating_add(1),
+            low.saturating_add(2),
+            low.saturating_add(1_000_000),
+        ] {
+            let mut req = Request::new(*client, number, payload.clone());
+            req.auth = garbage.clone();
+            forged.push(req);
+        }
+    }
+    forged.truncate(core.cfg.common.max_batch);
+    forged
+}
 const REPLAY_PER_TICK: usize = 8;
 const STORM_ROUNDS: u64 = 8;
 
@@ -193,6 +226,17 @@ impl Byzantine {
                     });
                 }
             }
+            ByzantineMode::ForgeRequests => {
+                let forged = forged_requests(core);
+                if !forged.is_empty() {
+                    let round = core.round();
+                    for leader in [core.leader(round), core.leader(round.next())] {
+                        if leader != core.me {
+                            core.send(leader, Message::Forward(forged.clone()), out);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -292,6 +336,30 @@ impl Byzantine {
                         r.result = Bytes::from_static(b"wrong result");
                     }
                     Action::Reply { client, reply }
+                }
+                other => other,
+            }),
+            ByzantineMode::ForgeRequests => out.push(match action {
+                Action::Broadcast {
+                    msg:
+                        Envelope {
+                            msg: Message::Proposal(p),
+                            ..
+                        },
+                } => {
+                    let mut requests = forged_requests(core);
+                    requests.extend(p.block.batch.requests.iter().cloned());
+                    requests.truncate(core.cfg.common.max_batch);
+                    let block = Block {
+                        batch: Arc::new(Batch::new(requests)),
+                        ..(*p.block).clone()
+                    };
+                    Action::Broadcast {
+                        msg: core.envelope(Message::Proposal(Proposal {
+                            block: Arc::new(block),
+                            tc: p.tc.clone(),
+                        })),
+                    }
                 }
                 other => other,
             }),
