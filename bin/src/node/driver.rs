@@ -717,12 +717,28 @@ mod tests {
     /// Client 0's request, authenticated with the MAC keys of the test clusters'
     /// replicas (seeds `[i + 1; 32]`).
     fn client_request(number: u64, payload: Bytes) -> Request {
-        let replicas: Vec<SigningKey> = (0..4)
-            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
         let mut req = Request::new(ClientId(0), number, payload);
-        tandem_consensus::client_auth::ClientMacs::derive(&replicas, ClientId(0)).sign(&mut req);
+        tandem_consensus::client_auth::ClientMacs::derive(&test_keys(), ClientId(0)).sign(&mut req);
         req
+    }
+
+    /// The identity keys of the tests' four replicas (seeds `[i + 1; 32]`).
+    fn test_keys() -> Vec<SigningKey> {
+        (0..4)
+            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
+            .collect()
+    }
+
+    /// Replica `i` of the tests' four-replica PBFT cluster under `common`, serving
+    /// client 0.
+    fn test_replica(i: usize, common: &CommonParams) -> PbftReplica {
+        let keys = test_keys();
+        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
+        let own = PbftParams::defaults_for(common);
+        let keyring = Keyring::new(ReplicaId(i as u32), keys[i].clone(), public);
+        let mut proto: PbftReplica = registry::build(common, &own, keyring, None).unwrap();
+        proto.set_allowed_clients(&[ClientId(0)]);
+        proto
     }
 
     const MAX_FRAME: usize = 1 << 20;
@@ -733,22 +749,15 @@ mod tests {
     async fn drivers_over_the_in_memory_transport_serve_a_client() {
         let n = 4;
         let hub = MemoryHub::default();
-        let keys: Vec<SigningKey> = (0..n)
-            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
-        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
         let common = CommonParams {
             replicas: n,
             batch_timeout: Duration::from_millis(1),
             ..CommonParams::default()
         };
-        let own = PbftParams::defaults_for(&common);
         let mut stops = Vec::new();
         let mut replicas = Vec::new();
-        for (i, key) in keys.into_iter().enumerate() {
-            let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
-            let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
-            proto.set_allowed_clients(&[ClientId(0)]);
+        for i in 0..n {
+            let proto = test_replica(i, &common);
             let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
             let (done_tx, done_rx) = unbounded_channel();
             let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();
@@ -824,23 +833,16 @@ mod tests {
         Vec<tokio::task::JoinHandle<Result<MetricsLine>>>,
     ) {
         let n = 4;
-        let keys: Vec<SigningKey> = (0..n)
-            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
-        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
         let common = CommonParams {
             replicas: n,
             batch_timeout: Duration::from_millis(1),
             checkpoint_interval: 4,
             ..CommonParams::default()
         };
-        let own = PbftParams::defaults_for(&common);
         let mut stops = Vec::new();
         let mut replicas = Vec::new();
-        for (i, key) in keys.into_iter().enumerate() {
-            let keyring = Keyring::new(ReplicaId(i as u32), key, public.clone());
-            let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
-            proto.set_allowed_clients(&[ClientId(0)]);
+        for i in 0..n {
+            let mut proto = test_replica(i, &common);
             let mut app: Box<dyn crate::node::execution::ReplicatedApp + Send> =
                 Box::new(HashChainApp::default());
             let mut wal = None;
@@ -1010,18 +1012,11 @@ mod tests {
     async fn control_frames_are_obeyed_only_from_the_launcher() {
         let n = 4;
         let hub = MemoryHub::default();
-        let keys: Vec<SigningKey> = (0..n)
-            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
-        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
         let common = CommonParams {
             replicas: n,
             ..CommonParams::default()
         };
-        let own = PbftParams::defaults_for(&common);
-        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
-        let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
-        proto.set_allowed_clients(&[ClientId(0)]);
+        let proto = test_replica(0, &common);
         let (transport, inbound) = hub.join(NodeId::Replica(0));
         let (done_tx, done_rx) = unbounded_channel();
         let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();
@@ -1191,19 +1186,12 @@ mod tests {
     /// execution reports.
     fn primary_with_log(hub: &MemoryHub, dir: &std::path::Path) -> PrimaryParts {
         let n = 4;
-        let keys: Vec<SigningKey> = (0..n)
-            .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]))
-            .collect();
-        let public: Vec<[u8; 32]> = keys.iter().map(SigningKey::public_key).collect();
         let common = CommonParams {
             replicas: n,
             batch_timeout: Duration::from_millis(1),
             ..CommonParams::default()
         };
-        let own = PbftParams::defaults_for(&common);
-        let keyring = Keyring::new(ReplicaId(0), keys[0].clone(), public);
-        let mut proto: PbftReplica = registry::build(&common, &own, keyring, None).unwrap();
-        proto.set_allowed_clients(&[ClientId(0)]);
+        let mut proto = test_replica(0, &common);
         let cfg = crate::node::wal::WalConfig {
             dir: dir.to_path_buf(),
             cluster: [3; 32],
