@@ -136,12 +136,37 @@ pub fn is_delivered(table: &DeliveredTable, client: ClientId, number: u64) -> bo
 }
 
 /// Whether `client`'s request `number` lies more than `window` above its low mark
-/// (refused at admission and at delivery).
+/// (left out at delivery, where every replica decides on the same table).
 pub fn is_too_far(table: &DeliveredTable, client: ClientId, number: u64, window: u64) -> bool {
     match table.get(&client) {
         Some(w) => w.is_too_far(number, window),
         None => DedupWindow::default().is_too_far(number, window),
     }
+}
+
+/// How many windows above the low mark a request must be for a replica to refuse it at
+/// admission. A replica that is behind (restarted, catching up) holds an older table
+/// than the cluster's, so a number exactly one window ahead of its low mark may be
+/// fine; refusing at one window made a lagging primary refuse every request and cost
+/// view changes (seen in the 10-minute kill-anywhere run). Delivery still refuses at
+/// one window, deterministically.
+pub const ADMISSION_SLACK: u64 = 8;
+
+/// Whether `client`'s request `number` is implausibly far ahead: more than
+/// [`ADMISSION_SLACK`] windows above the low mark of this replica's table (refused at
+/// admission, not admitted).
+pub fn is_implausibly_far(
+    table: &DeliveredTable,
+    client: ClientId,
+    number: u64,
+    window: u64,
+) -> bool {
+    is_too_far(
+        table,
+        client,
+        number,
+        window.saturating_mul(ADMISSION_SLACK),
+    )
 }
 
 /// What [`filter_fresh`] left out of a committed batch.
@@ -430,5 +455,19 @@ mod tests {
             !t.is_well_formed(10),
             "1 should have been folded into the low mark"
         );
+    }
+
+    /// Admission refuses only implausibly far numbers (8 windows), so a replica whose
+    /// table lags the cluster's still admits what its peers deliver; delivery refuses
+    /// at one window.
+    #[test]
+    fn admission_refuses_only_implausibly_far_numbers() {
+        let table = DeliveredTable::new();
+        assert!(is_too_far(&table, ClientId(1), 65, 64));
+        assert!(!is_implausibly_far(&table, ClientId(1), 65, 64));
+        assert!(!is_implausibly_far(&table, ClientId(1), 8 * 64, 64));
+        assert!(is_implausibly_far(&table, ClientId(1), 8 * 64 + 1, 64));
+        // No overflow at the extremes: a window of u64::MAX admits everything.
+        assert!(!is_implausibly_far(&table, ClientId(1), u64::MAX, u64::MAX));
     }
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use crate::crypto::{Signed, SignedBody};
 use crate::exactly_once::{
-    ClientTables, filter_fresh, is_delivered, is_too_far, record_batch_results,
+    ClientTables, filter_fresh, is_delivered, is_implausibly_far, record_batch_results,
 };
 use crate::hotstuff::block::{Block, Round};
 use crate::hotstuff::block_tree::{CommitError, Insert};
@@ -118,7 +118,7 @@ impl HotStuff {
             return false;
         }
         let window = self.cfg.common.client_window;
-        if is_too_far(&self.delivered_table, req.client, req.number, window) {
+        if is_implausibly_far(&self.delivered_table, req.client, req.number, window) {
             self.counters.requests_too_far += 1;
             return false;
         }

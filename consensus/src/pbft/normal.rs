@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::exactly_once::{
-    ClientTables, filter_fresh, is_delivered, is_too_far, record_batch_results,
+    ClientTables, filter_fresh, is_delivered, is_implausibly_far, record_batch_results,
 };
 use crate::pbft::Pbft;
 use crate::pbft::durable::PbftRecord;
@@ -100,7 +100,7 @@ impl Pbft {
             self.counters.unauthenticated_requests += 1;
             return false;
         }
-        if is_too_far(
+        if is_implausibly_far(
             &self.delivered_table,
             req.client,
             req.number,
