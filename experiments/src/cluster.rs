@@ -199,7 +199,8 @@ pub struct StorageConfig {
     /// A log segment is closed at this many bytes.
     pub segment_bytes: u64,
     /// The log is compacted at a stable checkpoint once this many bytes were logged
-    /// since the last compaction.
+    /// since the last compaction (default 4 MiB: a restart replays and re-executes
+    /// everything since, so this bounds how long a restarted replica is out).
     pub compact_bytes: u64,
 }
 
@@ -208,7 +209,7 @@ impl Default for StorageConfig {
         StorageConfig {
             durability: Durability::None,
             segment_bytes: 64 << 20,
-            compact_bytes: 64 << 20,
+            compact_bytes: 4 << 20,
         }
     }
 }

@@ -961,7 +961,11 @@ mod tests {
             "resumed after {before}: {second:?}"
         );
         let lines = stop_all(stops, handles).await;
-        assert!(lines.iter().all(|l| l.last_delivered > before));
+        // The client took f+1 = 2 matching replies: at least those two replicas had
+        // delivered the new requests when the cluster stopped (the others may have
+        // been a step behind; asserting all four was a race that failed once in CI).
+        let resumed = lines.iter().filter(|l| l.last_delivered > before).count();
+        assert!(resumed >= 2, "{resumed} replicas past {before}");
         for l in &lines {
             let wal = |k: &str| l.storage.get(k).copied().unwrap_or(0);
             assert!(wal("wal_records") > 0, "r{}: {:?}", l.replica, l.storage);
