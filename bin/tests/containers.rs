@@ -71,8 +71,10 @@ fn a_missing_docker_that_is_not_required_skips() {
     skip_or_fail("t", "the docker daemon is unreachable", false);
 }
 
-/// One container cluster at a time: the machine is small and the runs measure
-/// throughput.
+/// One image build or container cluster at a time: the machine is small, and the
+/// tests build images from the same binary, which then share one image id (a test
+/// removing its tag while another builds the same content once made the engine fail
+/// with "failed to get digest").
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A name unique to this test process and call, for images, networks and containers.
@@ -116,7 +118,8 @@ impl TestImage {
 
 impl Drop for TestImage {
     fn drop(&mut self) {
-        docker(&["image", "rm", "--force", &self.tag]);
+        // Not --force: that would delete the image id under every other tag too.
+        docker(&["image", "rm", &self.tag]);
     }
 }
 
@@ -125,6 +128,9 @@ fn the_image_runs_tandem_from_scratch() {
     if skip_without_docker("the_image_runs_tandem_from_scratch") {
         return;
     }
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let image = TestImage::build();
     let out = docker(&["run", "--rm", &image.tag, "--version"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -458,7 +464,8 @@ struct RunnerImage {
 impl Drop for RunnerImage {
     fn drop(&mut self) {
         if self.made_here {
-            docker(&["image", "rm", "--force", &self.tag]);
+            // Not --force: that would delete the image id under every other tag too.
+            docker(&["image", "rm", &self.tag]);
         }
     }
 }
