@@ -722,6 +722,26 @@ mod tests {
         req
     }
 
+    /// Runs `driver` (metrics every 50 ms, no metrics file) until the returned sender
+    /// fires or is dropped.
+    fn spawn<T: Transport + 'static>(
+        driver: Driver<PbftReplica, T>,
+        inbound: tandem_network::Inbound,
+        done: UnboundedReceiver<Done>,
+    ) -> (
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<MetricsLine>>,
+    ) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let replica =
+            tokio::spawn(
+                driver.run(inbound, done, None, Duration::from_millis(50), async move {
+                    let _ = stopped.await;
+                }),
+            );
+        (stop, replica)
+    }
+
     /// The identity keys of the tests' four replicas (seeds `[i + 1; 32]`).
     fn test_keys() -> Vec<SigningKey> {
         (0..4)
@@ -762,17 +782,9 @@ mod tests {
             let (done_tx, done_rx) = unbounded_channel();
             let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();
             let driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME);
-            let (stop, stopped) = oneshot::channel::<()>();
+            let (stop, replica) = spawn(driver, inbound, done_rx);
             stops.push(stop);
-            replicas.push(tokio::spawn(driver.run(
-                inbound,
-                done_rx,
-                None,
-                Duration::from_millis(50),
-                async move {
-                    let _ = stopped.await;
-                },
-            )));
+            replicas.push(replica);
         }
 
         let (client, mut replies) = hub.join(NodeId::Client(0));
@@ -863,17 +875,9 @@ mod tests {
             if let Some((handle, reports)) = wal {
                 driver = driver.with_wal(handle, reports);
             }
-            let (stop, stopped) = oneshot::channel::<()>();
+            let (stop, replica) = spawn(driver, inbound, done_rx);
             stops.push(stop);
-            replicas.push(tokio::spawn(driver.run(
-                inbound,
-                done_rx,
-                None,
-                Duration::from_millis(50),
-                async move {
-                    let _ = stopped.await;
-                },
-            )));
+            replicas.push(replica);
         }
         (stops, replicas)
     }
@@ -1032,16 +1036,7 @@ mod tests {
                 faults: faults.clone(),
             },
         );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let replica = tokio::spawn(driver.run(
-            inbound,
-            done_rx,
-            None,
-            Duration::from_millis(50),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (stop, replica) = spawn(driver, inbound, done_rx);
 
         let rules = tandem_network::FaultRules {
             isolated: vec![NodeId::Replica(2)],
@@ -1135,16 +1130,7 @@ mod tests {
         }
         let driver = driver.with_wal(wal, reports);
         let (_peer, mut peer_in) = hub.join(NodeId::Replica(1));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let mut replica = tokio::spawn(driver.run(
-            inbound,
-            done_rx,
-            None,
-            Duration::from_millis(50),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (stop, mut replica) = spawn(driver, inbound, done_rx);
         let (client, _replies) = hub.join(NodeId::Client(0));
         let request = client_request(1, Bytes::from(vec![7u8; 300]));
         let frame = frames::encode(&ClientFrame::Requests(vec![request])).unwrap();
@@ -1227,16 +1213,7 @@ mod tests {
         let (forward, reports) = unbounded_channel();
         let driver = driver.with_wal(wal, reports);
         let (_peer, mut peer_in) = hub.join(NodeId::Replica(1));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let replica = tokio::spawn(driver.run(
-            inbound,
-            done_rx,
-            None,
-            Duration::from_millis(50),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (stop, replica) = spawn(driver, inbound, done_rx);
         let (client, _replies) = hub.join(NodeId::Client(0));
         let request = client_request(1, Bytes::from_static(b"tx 1"));
         let frame = frames::encode(&ClientFrame::Requests(vec![request])).unwrap();
