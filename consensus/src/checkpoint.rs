@@ -2,8 +2,9 @@
 //! on the state after a sequence number, the stable certificate a quorum of matching
 //! votes makes ([`StableCert`]), the vote collection that builds one
 //! ([`CheckpointVotes`]), a replica's own checkpoints kept to serve state transfer
-//! ([`OwnCheckpoint`]), and the state snapshot a lagging replica fetches and checks
-//! against a certificate before installing it ([`StateSnapshot`]).
+//! ([`OwnCheckpoint`]), and the state a lagging replica fetches: the certified
+//! header it checks against a certificate ([`StateSnapshot`]), then the application
+//! state chunk by chunk ([`StateChunk`]), each verified before it is kept.
 //!
 //! What a protocol decides itself: when it votes (after executing every
 //! `checkpoint_interval`-th sequence number), what the checkpoint digest binds (PBFT:
@@ -150,7 +151,8 @@ pub struct OwnCheckpoint {
     pub app_digest: Digest,
     /// The exactly-once table as of the checkpoint.
     pub tables: ClientTables,
-    /// The application's serialised state, once it reported it.
+    /// The application's state as a chunk list ([`crate::state_chunks`]), once it
+    /// reported it.
     pub snapshot: Option<Bytes>,
 }
 
@@ -163,7 +165,9 @@ pub struct PendingInstall {
     pub own: OwnCheckpoint,
 }
 
-/// The state at a stable checkpoint, for state transfer.
+/// The state at a stable checkpoint, for state transfer: everything but the
+/// application state, which follows in chunks ([`StateChunk`]), each verified against
+/// `app_digest` by the application before it is kept.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StateSnapshot {
     /// Certificate for the checkpoint.
@@ -172,26 +176,29 @@ pub struct StateSnapshot {
     pub app_digest: Digest,
     /// Exactly-once table at the checkpoint.
     pub tables: ClientTables,
-    /// The application's serialised state.
-    pub snapshot: Bytes,
+    /// How many chunks the sender's application state has (for progress reports
+    /// only: the receiver's application says when the state is complete).
+    pub chunks: u64,
 }
 
 impl StateSnapshot {
-    /// The snapshot of `own`, vouched for by `cert`, if its state was serialised.
+    /// The header of `own`, vouched for by `cert`, if its state was reported (as a
+    /// well-formed chunk list).
     pub fn of(cert: &StableCert, own: &OwnCheckpoint) -> Option<StateSnapshot> {
+        let chunks = crate::state_chunks::chunk_count(own.snapshot.as_ref()?)?;
         Some(StateSnapshot {
             cert: cert.clone(),
             app_digest: own.app_digest,
             tables: own.tables.clone(),
-            snapshot: own.snapshot.clone()?,
+            chunks,
         })
     }
 
-    /// Whether the snapshot is what its certificate vouches for: the certificate is
+    /// Whether the header is what its certificate vouches for: the certificate is
     /// valid ([`StableCert::verify`]), the exactly-once table respects the client
     /// window, and `expected_digest` — the protocol's checkpoint digest recomputed
-    /// from the snapshot's parts — is the certified one. The application checks its
-    /// own state against `app_digest` when it installs it.
+    /// from the header's parts — is the certified one. The application checks each
+    /// chunk of its state against `app_digest` as it arrives.
     pub fn verify(
         &self,
         keys: &mut Keyring,
@@ -205,18 +212,52 @@ impl StateSnapshot {
             && expected_digest == self.cert.digest
     }
 
-    /// The pending install of this snapshot, once the application was asked to
-    /// install it.
+    /// The pending install of this checkpoint, once its restore began. Its state is
+    /// reported again ([`crate::Event::Snapshot`]) once installed.
     pub fn into_pending(self) -> PendingInstall {
         PendingInstall {
             own: OwnCheckpoint {
                 digest: self.cert.digest,
                 app_digest: self.app_digest,
                 tables: self.tables,
-                snapshot: Some(self.snapshot),
+                snapshot: None,
             },
             cert: self.cert,
         }
+    }
+}
+
+/// Asks for chunk `index` of the state at the stable checkpoint `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchChunk {
+    /// The checkpoint.
+    pub seq: Seq,
+    /// The chunk's position, from 0.
+    pub index: u64,
+}
+
+/// Chunk `index` of the application state at checkpoint `seq`, in answer to a
+/// [`FetchChunk`]. Its bytes are the application's and verified by it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StateChunk {
+    /// The checkpoint.
+    pub seq: Seq,
+    /// The chunk's position.
+    pub index: u64,
+    /// The chunk.
+    pub chunk: Bytes,
+}
+
+impl StateChunk {
+    /// Chunk `index` of our own checkpoint `seq` in `own`, if we hold its state and it
+    /// has that chunk.
+    pub fn of(own: &BTreeMap<Seq, OwnCheckpoint>, fetch: FetchChunk) -> Option<StateChunk> {
+        let list = own.get(&fetch.seq)?.snapshot.as_ref()?;
+        Some(StateChunk {
+            seq: fetch.seq,
+            index: fetch.index,
+            chunk: crate::state_chunks::chunk_at(list, fetch.index)?,
+        })
     }
 }
 

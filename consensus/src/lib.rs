@@ -14,7 +14,9 @@
 //! - [`exactly_once`], [`checkpoint`] and `state_transfer`: what every protocol shares
 //!   to execute each request once, take stable checkpoints and transfer state to a
 //!   lagging replica.
-//! - [`application`]: what a driver runs deliveries through (and a hash-chain app).
+//! - [`application`]: what a driver runs deliveries through (and a hash-chain app);
+//!   [`state_chunks`]: a checkpoint's state as verifiable chunks, and the restore
+//!   steps a driver runs for a chunked state transfer.
 //! - [`client_auth`]: MAC authenticators on client requests (who may forge what).
 //! - [`client`]: the client side (f+1 matching replies, retransmission, routing
 //!   requests where the protocol says) as a state machine.
@@ -40,6 +42,7 @@ pub mod protocol;
 pub mod registry;
 pub mod request;
 pub mod sim;
+pub mod state_chunks;
 mod state_transfer;
 mod timers;
 pub mod types;

@@ -57,6 +57,11 @@ pub struct CommonParams {
     /// How long a state-transfer request waits for an answer before asking another peer.
     #[serde(rename = "transfer_timeout_ms", with = "duration_ms")]
     pub transfer_timeout: Duration,
+    /// The bound on one chunk of a checkpoint's state in a state transfer, in bytes
+    /// (the application may exceed it by one indivisible unit, e.g. one ledger
+    /// bucket). Every replica cuts its state at the same bound, so any signer serves
+    /// the same chunk `i`. It must leave room in one frame (`max_frame_bytes`).
+    pub state_chunk_bytes: usize,
 }
 
 impl Default for CommonParams {
@@ -72,9 +77,14 @@ impl Default for CommonParams {
             signed_all: false,
             status_interval: Duration::from_millis(100),
             transfer_timeout: Duration::from_millis(2000),
+            state_chunk_bytes: crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
         }
     }
 }
+
+/// The smallest `state_chunk_bytes` accepted (an application may raise a smaller
+/// bound further to fit its proofs).
+pub const MIN_STATE_CHUNK_BYTES: usize = 4096;
 
 /// A parameter is out of range.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -133,6 +143,9 @@ impl CommonParams {
         }
         if self.transfer_timeout.is_zero() {
             return err("transfer_timeout_ms", "must be positive");
+        }
+        if self.state_chunk_bytes < MIN_STATE_CHUNK_BYTES {
+            return err("state_chunk_bytes", "must be at least 4096");
         }
         Ok(())
     }

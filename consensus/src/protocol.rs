@@ -31,6 +31,7 @@ use crate::crypto::Keyring;
 use crate::exactly_once::DeliveredTable;
 use crate::params::{CommonParams, ParamsError, ProtocolParams};
 use crate::request::{Batch, Reply, Request};
+use crate::state_chunks::{RestoreOutcome, RestoreStep};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// Something that happened to a replica.
@@ -49,23 +50,18 @@ pub enum Event<M, T> {
     Timer(T),
     /// The application executed a delivered batch.
     Executed(Executed),
-    /// The application's serialised state at a checkpoint sequence number (one whose
-    /// delivery had `checkpoint` set), produced after its [`Executed`] report and
-    /// possibly much later: peers fetch it during state transfer.
+    /// The application's state at a checkpoint sequence number (one whose delivery
+    /// had `checkpoint` set) as a chunk list ([`crate::state_chunks`]), produced after
+    /// its [`Executed`] report and possibly much later, or after a state transfer
+    /// installed that checkpoint: peers fetch its chunks during state transfer.
     Snapshot {
         /// The checkpoint.
         seq: Seq,
-        /// The serialised state after executing `seq`.
+        /// The state after executing `seq`, as a chunk list.
         snapshot: Bytes,
     },
-    /// The application finished installing a snapshot asked for by
-    /// [`Action::InstallSnapshot`].
-    SnapshotInstalled {
-        /// The checkpoint the snapshot belongs to.
-        seq: Seq,
-        /// Whether the snapshot decoded and its digest matched the expected one.
-        ok: bool,
-    },
+    /// The application's answer to a [`RestoreStep`] of [`Action::Restore`].
+    Restored(RestoreOutcome),
 }
 
 /// The application's report after executing the batch delivered at `seq`.
@@ -96,7 +92,7 @@ pub enum Action<M, T, R> {
         msg: M,
     },
     /// Execute a committed batch. Deliveries come in sequence order without gaps,
-    /// except across an [`Action::InstallSnapshot`].
+    /// except across an installed restore ([`Action::Restore`]).
     Deliver(Delivery),
     /// Send a reply to a client.
     Reply {
@@ -117,17 +113,13 @@ pub enum Action<M, T, R> {
         /// Which timer.
         timer: T,
     },
-    /// Replace the application state with a snapshot fetched from peers, after checking
-    /// that its digest is `app_digest`; answer with [`Event::SnapshotInstalled`].
-    /// Deliveries after it continue from `seq + 1`.
-    InstallSnapshot {
-        /// The checkpoint's sequence number.
-        seq: Seq,
-        /// The application digest the checkpoint certificate vouches for.
-        app_digest: Digest,
-        /// The serialised state.
-        snapshot: Bytes,
-    },
+    /// Carry out a step of a chunked restore of the application state from a stable
+    /// checkpoint fetched from peers ([`RestoreStep::apply`]), in order with
+    /// deliveries, and report its outcome as [`Event::Restored`]. Once a restore
+    /// finishes with the state installed, deliveries continue from its `seq + 1`, and
+    /// the driver reports the installed state's chunk list as [`Event::Snapshot`] so
+    /// the replica can serve it in turn.
+    Restore(RestoreStep),
     /// Make `record` durable before anything this replica sends after it leaves: a
     /// `Send`, `Broadcast` or `Reply` that follows it in this event's actions, or comes
     /// from a later event, goes out only once the record (and every record before it)
@@ -141,7 +133,8 @@ pub enum Action<M, T, R> {
 /// A compaction point of a replica's log, offered by [`Protocol::durable_checkpoint`]:
 /// the application's state at a stable checkpoint and the protocol's durable state,
 /// which together replace every record logged before. Recovery restores the
-/// application from `snapshot` (checking `app_digest`) and replays `base` first, then
+/// application from the chunk list `snapshot` (checking `app_digest`, see
+/// [`crate::state_chunks::restore_from_chunk_list`]) and replays `base` first, then
 /// every record logged after it.
 #[derive(Clone, Debug)]
 pub struct DurableCheckpoint<R> {
@@ -149,9 +142,7 @@ pub struct DurableCheckpoint<R> {
     pub seq: Seq,
     /// The application's digest at `seq` (the one the stable certificate vouches for).
     pub app_digest: Digest,
-    /// The application's serialised state at `seq` ([`Application::snapshot`]).
-    ///
-    /// [`Application::snapshot`]: crate::application::Application::snapshot
+    /// The application's state at `seq` as a chunk list ([`crate::state_chunks`]).
     pub snapshot: Bytes,
     /// The protocol's durable state now (view, votes, certificates, committed batches
     /// above `seq`...): the first record of the compacted log.

@@ -2,8 +2,33 @@
 //! (or whose state diverged from it) waits a grace period (three status intervals,
 //! for the normal case or block sync to catch up), then asks the certificate's
 //! signers for the checkpoint's state in turn, one per transfer time-out; it checks
-//! the snapshot against the certificate ([`StateSnapshot::verify`]), hands it to the
-//! application and, once installed, continues from the checkpoint.
+//! the header against the certificate ([`StateSnapshot::verify`]), then fetches the
+//! application state chunk by chunk from the peer that sent the header, handing each
+//! chunk to the application, which verifies it against the certified application
+//! digest before keeping it, and, once the application holds the whole state,
+//! installs it and continues from the checkpoint.
+//!
+//! ```text
+//!            grace period / time-out: ask the next signer
+//!   idle ──► FetchState ──► header verified ──► Begin ──► FetchChunk(0) ─┐
+//!                ▲                                                      │
+//!                │  2 × signers stalls      chunk i arrives from peer   ▼
+//!                └──────── abandon ◄──── time-out: next signer ◄── awaiting chunk i
+//!                                          refused: next signer, ▲      │ Chunk step
+//!                                          same index            │      ▼
+//!                                                     kept, more └── verifying
+//!                                                                       │ kept, complete
+//!                                                                       ▼
+//!                                               Finish ──► installed (or refused: refetch)
+//! ```
+//!
+//! Chunks are fetched one at a time (one in flight per transfer), so a receiver holds
+//! at most one unverified chunk; a chunk is at most the cluster's `state_chunk_bytes`
+//! (the application may exceed it only by one indivisible unit, see
+//! `FrozenState::chunks`) and the frame limit bounds it in any case. A Byzantine
+//! sender is caught at its first bad chunk: the application refuses it and the next
+//! signer is asked for the same index; chunks already kept stay (every correct replica
+//! cuts the same state into the same chunks).
 //!
 //! [`StateTransfer`] is the one copy of that logic; a protocol supplies its timer, its
 //! fetch message, its checkpoint digest check and what it resets on install.
@@ -11,8 +36,10 @@
 use std::time::Duration;
 
 use crate::checkpoint::{
-    CheckpointCount, CheckpointCounters, CheckpointReplica, PendingInstall, StateSnapshot,
+    CheckpointCount, CheckpointCounters, CheckpointReplica, FetchChunk, PendingInstall, StableCert,
+    StateChunk, StateSnapshot,
 };
+use crate::state_chunks::RestoreStep;
 use crate::types::{Digest, ReplicaId, Seq, Time};
 
 /// A state transfer under way.
@@ -22,6 +49,25 @@ pub(crate) struct Transfer {
     pub attempts: u32,
     /// Whether a request is out (else the timer is a grace period).
     pub requested: bool,
+    /// The chunk fetch under way, once a header was accepted.
+    pub fetch: Option<ChunkFetch>,
+}
+
+/// A chunked fetch of a checkpoint's application state (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkFetch {
+    /// The checkpoint.
+    pub seq: Seq,
+    /// The peer asked for the next chunk.
+    pub peer: ReplicaId,
+    /// The next chunk to fetch (every chunk below it is kept by the application).
+    pub next: u64,
+    /// Chunk `next` is with the application, awaiting its verdict.
+    pub verifying: bool,
+    /// Every chunk is kept; the install is with the application.
+    pub finishing: bool,
+    /// Time-outs and refused chunks since a chunk was last kept.
+    pub stalls: u32,
 }
 
 /// The parameters state transfer reads.
@@ -40,8 +86,11 @@ pub(crate) struct TransferParams {
 pub(crate) trait StateTransfer: CheckpointReplica {
     /// The transfer under way, if any.
     fn transfer_mut(&mut self) -> &mut Option<Transfer>;
-    /// Whether a snapshot is with the application, awaiting its verdict.
-    fn is_installing(&self) -> bool;
+    /// The certificate of the checkpoint being restored, if any (from its accepted
+    /// header until the application's install verdict).
+    fn installing_cert(&self) -> Option<&StableCert>;
+    /// Forgets the restore under way (its chunk fetch was abandoned).
+    fn abandon_install(&mut self);
     /// The parameters state transfer reads.
     fn transfer_params(&self) -> TransferParams;
     /// Sets the protocol's transfer timer.
@@ -50,6 +99,19 @@ pub(crate) trait StateTransfer: CheckpointReplica {
     fn cancel_transfer_timer(&mut self, out: &mut Vec<Self::Action>);
     /// Asks `peer` for the state at the stable checkpoint `seq`.
     fn send_fetch_state(&mut self, peer: ReplicaId, seq: Seq, out: &mut Vec<Self::Action>);
+    /// Asks `peer` for a chunk of a checkpoint's state.
+    fn send_fetch_chunk(&mut self, peer: ReplicaId, fetch: FetchChunk, out: &mut Vec<Self::Action>);
+    /// Sends `peer` a chunk of our state it asked for (within its resend budget, if
+    /// the protocol keeps one).
+    fn send_state_chunk(
+        &mut self,
+        now: Time,
+        peer: ReplicaId,
+        chunk: StateChunk,
+        out: &mut Vec<Self::Action>,
+    );
+    /// Asks the driver to carry out a restore step on the application.
+    fn push_restore(&mut self, step: RestoreStep, out: &mut Vec<Self::Action>);
     /// Takes on the installed checkpoint `install` at `seq` before it becomes our
     /// own: delivered and executed through `seq`, its exactly-once table, and what
     /// the protocol continues from.
@@ -63,21 +125,36 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         *self.transfer_mut() = Some(Transfer {
             attempts: 0,
             requested: false,
+            fetch: None,
         });
         let grace = self.transfer_params().status_interval * 3;
         self.set_transfer_timer(now + grace, out);
     }
 
-    /// The transfer timer: asks the next signer of the stable certificate for its
-    /// state, unless a snapshot is being installed (then waits) or we caught up.
+    /// Whether a restore is under way (a header accepted, no install verdict yet).
+    fn is_installing(&self) -> bool {
+        self.installing_cert().is_some()
+    }
+
+    /// The transfer timer: while a chunk fetch is under way, asks the next signer for
+    /// the awaited chunk (or abandons the fetch after two rounds of signers without
+    /// progress); otherwise asks the next signer of the stable certificate for its
+    /// state, unless we caught up.
     fn on_transfer_timer(&mut self, now: Time, out: &mut Vec<Self::Action>) {
         let Some(mut transfer) = *self.transfer_mut() else {
             return;
         };
         let retry_at = now + self.transfer_params().transfer_timeout;
-        if self.is_installing() {
-            self.set_transfer_timer(retry_at, out);
+        if transfer.fetch.is_some() && self.on_chunk_timeout(retry_at, out) {
             return;
+        }
+        // No chunk fetch (any more): a restore without one cannot finish.
+        transfer.fetch = None;
+        if let Some(t) = self.transfer_mut().as_mut() {
+            t.fetch = None;
+        }
+        if self.is_installing() {
+            self.abandon_install();
         }
         let last_delivered = self.last_delivered();
         let p = self.checkpoint_parts();
@@ -132,6 +209,189 @@ pub(crate) trait StateTransfer: CheckpointReplica {
             p.counters.count(CheckpointCount::DroppedInvalidCheckpoint);
         }
         valid
+    }
+
+    /// Starts fetching the state of the checkpoint `seq` whose header `peer` sent and
+    /// we accepted (the protocol holds the install): the application begins a restore
+    /// towards `app_digest`, and `peer` is asked for chunk 0.
+    fn begin_chunk_fetch(
+        &mut self,
+        now: Time,
+        peer: ReplicaId,
+        seq: Seq,
+        app_digest: Digest,
+        out: &mut Vec<Self::Action>,
+    ) {
+        let timeout = self.transfer_params().transfer_timeout;
+        let Some(transfer) = self.transfer_mut().as_mut() else {
+            return;
+        };
+        transfer.fetch = Some(ChunkFetch {
+            seq,
+            peer,
+            next: 0,
+            verifying: false,
+            finishing: false,
+            stalls: 0,
+        });
+        self.push_restore(RestoreStep::Begin { seq, app_digest }, out);
+        self.send_fetch_chunk(peer, FetchChunk { seq, index: 0 }, out);
+        self.set_transfer_timer(now + timeout, out);
+    }
+
+    /// A chunk from `from`: handed to the application if it is the one awaited, from
+    /// the peer asked; anything else is counted and dropped.
+    fn on_state_chunk(&mut self, from: ReplicaId, chunk: StateChunk, out: &mut Vec<Self::Action>) {
+        let awaited = self
+            .transfer_mut()
+            .as_mut()
+            .and_then(|t| t.fetch.as_mut())
+            .filter(|f| {
+                f.seq == chunk.seq
+                    && f.next == chunk.index
+                    && f.peer == from
+                    && !f.verifying
+                    && !f.finishing
+            });
+        let Some(fetch) = awaited else {
+            self.checkpoint_parts()
+                .counters
+                .count(CheckpointCount::DroppedDuplicate);
+            return;
+        };
+        fetch.verifying = true;
+        self.push_restore(
+            RestoreStep::Chunk {
+                seq: chunk.seq,
+                index: chunk.index,
+                chunk: chunk.chunk,
+            },
+            out,
+        );
+    }
+
+    /// The application's verdict on chunk `index` of checkpoint `seq`: kept — ask for
+    /// the next, or install once complete; refused — count it and ask the next signer
+    /// for the same chunk (after two rounds of signers without a chunk kept, wait for
+    /// the time-out, which abandons the fetch).
+    fn on_chunk_restored(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        index: u64,
+        ok: bool,
+        complete: bool,
+        out: &mut Vec<Self::Action>,
+    ) {
+        let retry_at = now + self.transfer_params().transfer_timeout;
+        let signers = self
+            .installing_cert()
+            .map_or(0, |c| c.votes.len() as u32)
+            .max(1);
+        let fetch = self
+            .transfer_mut()
+            .as_mut()
+            .and_then(|t| t.fetch.as_mut())
+            .filter(|f| f.seq == seq && f.next == index && f.verifying);
+        let Some(fetch) = fetch else {
+            self.checkpoint_parts()
+                .counters
+                .count(CheckpointCount::UnexpectedExecutions);
+            return;
+        };
+        fetch.verifying = false;
+        if !ok {
+            fetch.stalls = fetch.stalls.saturating_add(1);
+            let bad = fetch.peer;
+            tracing::warn!(peer = %bad, %seq, index, "state chunk refused: asking another replica");
+            let exhausted = fetch.stalls > 2 * signers;
+            self.checkpoint_parts()
+                .counters
+                .count(CheckpointCount::DroppedInvalidCheckpoint);
+            if exhausted {
+                // Every signer refused twice over: the timer abandons the fetch.
+                self.set_transfer_timer(retry_at, out);
+            } else {
+                self.ask_next_signer(retry_at, out);
+            }
+            return;
+        }
+        if complete {
+            fetch.finishing = true;
+            self.push_restore(RestoreStep::Finish { seq }, out);
+            self.set_transfer_timer(retry_at, out);
+            return;
+        }
+        fetch.next = fetch.next.saturating_add(1);
+        fetch.stalls = 0;
+        let (peer, next) = (fetch.peer, fetch.next);
+        self.send_fetch_chunk(peer, FetchChunk { seq, index: next }, out);
+        self.set_transfer_timer(retry_at, out);
+    }
+
+    /// The transfer timer during a chunk fetch. Waits while the application works; a
+    /// chunk that did not come asks the next signer; after two rounds of signers
+    /// without a chunk kept (they moved on, or none serves it) the fetch is abandoned:
+    /// `false`, and the caller fetches a header again.
+    fn on_chunk_timeout(&mut self, retry_at: Time, out: &mut Vec<Self::Action>) -> bool {
+        let installing = self.is_installing();
+        let signers = self
+            .installing_cert()
+            .map_or(0, |c| c.votes.len() as u32)
+            .max(1);
+        let Some(fetch) = self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut()) else {
+            return false;
+        };
+        if fetch.verifying || fetch.finishing {
+            if installing {
+                self.set_transfer_timer(retry_at, out);
+                return true;
+            }
+            return false; // the install was refused: fetch again
+        }
+        fetch.stalls = fetch.stalls.saturating_add(1);
+        if fetch.stalls > 2 * signers || !installing {
+            tracing::debug!(seq = %fetch.seq, "chunk fetch abandoned");
+            self.abandon_install();
+            return false;
+        }
+        self.ask_next_signer(retry_at, out);
+        true
+    }
+
+    /// Asks the signer after the current peer (of the certificate being restored) for
+    /// the chunk awaited.
+    fn ask_next_signer(&mut self, retry_at: Time, out: &mut Vec<Self::Action>) {
+        let me = self.checkpoint_parts().me;
+        let signers: Vec<ReplicaId> = self
+            .installing_cert()
+            .map(|c| c.signers().filter(|r| *r != me).collect())
+            .unwrap_or_default();
+        let Some(fetch) = self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut()) else {
+            return;
+        };
+        if let Some(at) = signers.iter().position(|r| *r == fetch.peer) {
+            fetch.peer = signers[(at + 1) % signers.len()];
+        } else if let Some(first) = signers.first() {
+            fetch.peer = *first;
+        }
+        let (peer, seq, index) = (fetch.peer, fetch.seq, fetch.next);
+        self.send_fetch_chunk(peer, FetchChunk { seq, index }, out);
+        self.set_transfer_timer(retry_at, out);
+    }
+
+    /// Answers a chunk fetch from our own checkpoint's state, if we hold it.
+    fn serve_chunk(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        fetch: FetchChunk,
+        out: &mut Vec<Self::Action>,
+    ) {
+        let Some(chunk) = StateChunk::of(self.checkpoint_parts().own, fetch) else {
+            return; // not held (any more): the requester asks another replica
+        };
+        self.send_state_chunk(now, from, chunk, out);
     }
 
     /// Completes a transfer the application installed: the checkpoint becomes our

@@ -134,10 +134,18 @@ mix_tests! {
     everything_mixed => FaultMix::Mixed,
 }
 
+// Alone, a replica serving corrupt state chunks only matters when a correct one lags,
+// which this mix does not cause (`everything_mixed` adds partitions and lossy links
+// to it): n = 4 only, to keep the suite quick.
+mix_tests! {
+    @sized PBFT_SWEEP;
+    byzantine_corrupt_state => FaultMix::byzantine(B::CorruptState), false,
+}
+
 /// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
 #[test]
 fn every_mix_of_the_protocol_is_swept() {
-    assert_eq!(FaultMix::all(PBFT).len(), 16);
+    assert_eq!(FaultMix::all(PBFT).len(), 17);
 }
 
 #[test]

@@ -26,6 +26,11 @@ use crate::replica_address::resolve_all;
 /// and services that start together appear in DNS one by one).
 pub const RESOLVE_WAIT: Duration = Duration::from_secs(30);
 
+/// Bytes of a frame a state chunk must leave free: the application's proof beside
+/// the chunk's bound (a ledger chunk's range proof is under 5 KiB) and the message
+/// around it.
+pub const STATE_CHUNK_HEADROOM: usize = 16 << 10;
+
 /// The whole cluster description, shared by every replica and client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,6 +335,14 @@ impl ClusterFile {
             .map_err(|e| anyhow!("[workload] {e}"))?;
         if self.network.max_frame_bytes < 1 << 16 {
             bail!("[network] max_frame_bytes must be at least 65536");
+        }
+        let chunk = self.protocol.common.state_chunk_bytes;
+        if chunk.saturating_add(STATE_CHUNK_HEADROOM) > self.network.max_frame_bytes {
+            bail!(
+                "[protocol] state_chunk_bytes ({chunk}) must leave {STATE_CHUNK_HEADROOM} bytes of \
+                 a frame ([network] max_frame_bytes = {}) for the chunk's proof and message",
+                self.network.max_frame_bytes
+            );
         }
         Ok(())
     }

@@ -160,7 +160,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode> {
         stats::render_table(&comparison.cells, &comparison.stats)
     );
     println!("results: {}", comparison.dir.display());
-    Ok(if comparison.all_agreed() {
+    Ok(if comparison.all_held() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

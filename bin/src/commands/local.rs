@@ -50,7 +50,7 @@ pub struct LocalArgs {
     restart: Vec<String>,
     /// Make a replica Byzantine: r<id>=<mode>, a mode of the chosen protocol (pbft:
     /// silent, equivocate, slow-primary, bad-signatures, replay, corrupt-digests,
-    /// view-change-storm, censor, flood, status-flood, forge-requests).
+    /// view-change-storm, censor, flood, status-flood, forge-requests, corrupt-state).
     #[arg(long)]
     byzantine: Vec<String>,
     /// Name of the run (the results folder is <results>/<name>-<time>).
@@ -85,17 +85,12 @@ pub fn run(args: LocalArgs) -> Result<ExitCode> {
         println!("{}", report::render_table(&outcome.summary));
         println!("results: {}", outcome.dir.display());
         // Lost acknowledged requests fail the run like a safety violation.
-        let kept = outcome
-            .summary
-            .acknowledged
-            .as_ref()
-            .is_none_or(|a| a.kept());
-        outcome.summary.safety.agreed && kept
+        outcome.summary.held()
     } else {
         let sweep = saturation::sweep(&plan, &args.rates)?;
         println!("{}", sweep.render_table());
         println!("saturation table: {}", sweep.csv.display());
-        sweep.all_agreed()
+        sweep.all_held()
     };
     Ok(if agreed {
         ExitCode::SUCCESS

@@ -439,7 +439,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                 self.feed(Event::Executed(executed));
             }
             Done::Snapshot { seq, snapshot } => self.feed(Event::Snapshot { seq, snapshot }),
-            Done::Installed { seq, ok } => self.feed(Event::SnapshotInstalled { seq, ok }),
+            Done::Restored(outcome) => self.feed(Event::Restored(outcome)),
         }
     }
 
@@ -564,15 +564,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                         }
                     }
                 }
-                Action::InstallSnapshot {
-                    seq,
-                    app_digest,
-                    snapshot,
-                } => self.exec.submit(Job::Install {
-                    seq,
-                    app_digest,
-                    snapshot,
-                }),
+                Action::Restore(step) => self.exec.submit(Job::Restore(step)),
             }
         }
         self.out = actions;
@@ -714,6 +706,9 @@ mod tests {
     use tandem_network::MemoryHub;
     use tokio::sync::{mpsc::unbounded_channel, oneshot};
 
+    /// The state chunk bound of the test clusters.
+    const TEST_CHUNK_BYTES: usize = tandem_consensus::state_chunks::DEFAULT_STATE_CHUNK_BYTES;
+
     /// Client 0's request, authenticated with the MAC keys of the test clusters'
     /// replicas (seeds `[i + 1; 32]`).
     fn client_request(number: u64, payload: Bytes) -> Request {
@@ -780,7 +775,9 @@ mod tests {
             let proto = test_replica(i, &common);
             let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
             let (done_tx, done_rx) = unbounded_channel();
-            let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();
+            let exec =
+                ExecutionStage::start(Box::new(HashChainApp::default()), done_tx, TEST_CHUNK_BYTES)
+                    .unwrap();
             let driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME);
             let (stop, replica) = spawn(driver, inbound, done_rx);
             stops.push(stop);
@@ -870,7 +867,7 @@ mod tests {
             }
             let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
             let (done_tx, done_rx) = unbounded_channel();
-            let exec = ExecutionStage::start(app, done_tx).unwrap();
+            let exec = ExecutionStage::start(app, done_tx, TEST_CHUNK_BYTES).unwrap();
             let mut driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME);
             if let Some((handle, reports)) = wal {
                 driver = driver.with_wal(handle, reports);
@@ -938,6 +935,151 @@ mod tests {
             lines.push(h.await.unwrap().unwrap());
         }
         lines
+    }
+
+    /// A replica that joins after the cluster moved two checkpoints on catches up by a
+    /// state transfer of a ledger larger than one frame: frames are lowered to 64 KiB
+    /// and chunks to 16 KiB, the ledger's state is several frames, and the late
+    /// replica fetches it chunk by chunk (a single-frame snapshot would be refused by
+    /// the frame limit), then executes new requests with the same checkpoint digests.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_late_replica_fetches_a_ledger_larger_than_a_frame_in_chunks() {
+        use tandem_executor::{ExecutorOptions, WorkloadKind, WorkloadSpec};
+        let n = 4;
+        let frame = 64 << 10;
+        let spec = WorkloadSpec {
+            kind: WorkloadKind::Transfer,
+            accounts: 8000,
+            ..WorkloadSpec::default()
+        };
+        let opts = ExecutorOptions::default();
+        let ledger = || {
+            crate::ledger_app::LedgerApp::new(spec.genesis().unwrap(), "sequential", 1, &opts)
+                .unwrap()
+        };
+        let state_bytes = tandem_consensus::application::Application::snapshot(&ledger()).len();
+        assert!(
+            state_bytes > 2 * frame,
+            "the ledger ({state_bytes} B) must exceed a frame"
+        );
+        let common = CommonParams {
+            replicas: n,
+            batch_timeout: Duration::from_millis(1),
+            checkpoint_interval: 4,
+            state_chunk_bytes: 16 << 10,
+            transfer_timeout: Duration::from_millis(500),
+            ..CommonParams::default()
+        };
+        let hub = MemoryHub::default();
+        let start = |i: usize| {
+            let proto = test_replica(i, &common);
+            let (transport, inbound) = hub.join(NodeId::Replica(i as u32));
+            let (done_tx, done_rx) = unbounded_channel();
+            let exec = ExecutionStage::start(Box::new(ledger()), done_tx, common.state_chunk_bytes)
+                .unwrap();
+            let driver = Driver::new(proto, transport, n, exec, "sequential".into(), frame);
+            spawn(driver, inbound, done_rx)
+        };
+        let mut stops = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..3 {
+            let (stop, handle) = start(i);
+            stops.push(stop);
+            handles.push(handle);
+        }
+        let (client, mut replies) = hub.join(NodeId::Client(0));
+        let mut generator = spec.generator(0, 1).unwrap();
+        let replicas: Vec<NodeId> = (0..n as u32).map(NodeId::Replica).collect();
+        // Sends request `number` and waits up to `wait` for a reply from `from`.
+        let mut send = |number: u64| {
+            let payload =
+                tandem_experiments::payload::encode_payload(&generator.next_transaction(), 0);
+            let frame = frames::encode(&ClientFrame::Requests(vec![client_request(
+                number, payload,
+            )]))
+            .unwrap();
+            client.broadcast(&replicas, frame);
+        };
+        let answered_by = |replies: &mut tandem_network::Inbound, who: u32, number: u64| {
+            let mut seen = false;
+            while let Ok((from, bytes)) = replies.try_recv() {
+                if from != NodeId::Replica(who) {
+                    continue;
+                }
+                if let Ok(ReplicaFrame::Replies(batch)) = decode_replica_frame(&bytes, frame) {
+                    seen |= batch
+                        .iter()
+                        .any(|r| r.results.iter().any(|res| res.number >= number));
+                }
+            }
+            seen
+        };
+        // Two checkpoints (eight sequence numbers, one request each) without r3.
+        for number in 1..=12 {
+            send(number);
+            let waited = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    if answered_by(&mut replies, 0, number) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            assert!(waited.is_ok(), "request {number} answered by r0");
+        }
+        let (stop, handle) = start(3);
+        stops.push(stop);
+        handles.push(handle);
+        let caught_up = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut number = 13;
+            loop {
+                send(number);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if answered_by(&mut replies, 3, 13) {
+                    break;
+                }
+                number += 1;
+            }
+        })
+        .await;
+        assert!(caught_up.is_ok(), "the late replica executes new requests");
+        let lines = stop_all(stops, handles).await;
+        let late = &lines[3];
+        assert!(
+            late.common.state_transfers >= 1,
+            "r3 caught up by state transfer"
+        );
+        assert_eq!(
+            late.network.get("encode_errors"),
+            Some(&0),
+            "nothing over the frame"
+        );
+        for line in &lines {
+            assert_eq!(
+                line.network.get("encode_errors"),
+                Some(&0),
+                "r{}",
+                line.replica
+            );
+            assert_eq!(
+                line.protocol.get("checkpoint_mismatches"),
+                Some(&0),
+                "r{}: its state agrees with every stable certificate",
+                line.replica
+            );
+        }
+        let digests: BTreeMap<u64, &String> =
+            lines[0].checkpoints.iter().map(|(s, d)| (*s, d)).collect();
+        let shared: Vec<_> = late
+            .checkpoints
+            .iter()
+            .filter(|(s, _)| digests.contains_key(s))
+            .collect();
+        assert!(!shared.is_empty(), "r3 took checkpoints after the transfer");
+        for (seq, digest) in shared {
+            assert_eq!(digests[seq], digest, "checkpoint {seq}");
+        }
     }
 
     /// All four replicas stop at once and start again. With the write-ahead log they
@@ -1027,7 +1169,9 @@ mod tests {
         let proto = test_replica(0, &common);
         let (transport, inbound) = hub.join(NodeId::Replica(0));
         let (done_tx, done_rx) = unbounded_channel();
-        let exec = ExecutionStage::start(Box::new(HashChainApp::default()), done_tx).unwrap();
+        let exec =
+            ExecutionStage::start(Box::new(HashChainApp::default()), done_tx, TEST_CHUNK_BYTES)
+                .unwrap();
         let launcher = NodeId::Client(u32::MAX);
         let faults = FaultHandle::new();
         let driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME).with_control(
@@ -1193,7 +1337,7 @@ mod tests {
         let (wal, reports) = WalHandle::start(cfg, &recovered).unwrap();
         let (transport, inbound) = hub.join(NodeId::Replica(0));
         let (done_tx, done_rx) = unbounded_channel();
-        let exec = ExecutionStage::start(Box::new(app), done_tx).unwrap();
+        let exec = ExecutionStage::start(Box::new(app), done_tx, TEST_CHUNK_BYTES).unwrap();
         let driver = Driver::new(proto, transport, n, exec, "none".into(), MAX_FRAME);
         (driver, wal, reports, inbound, done_rx)
     }

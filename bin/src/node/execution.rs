@@ -1,8 +1,9 @@
-//! The execution stage: a thread of its own that applies committed batches (and
-//! fetched snapshots) to the application in delivery order while consensus goes on,
-//! and reports each result back to the protocol driver. At a checkpoint it freezes a
-//! copy of the state and hands it to a second thread that serialises it, so the next
-//! batches do not wait for the snapshot.
+//! The execution stage: a thread of its own that applies committed batches (and the
+//! steps of a chunked state restore) to the application in delivery order while
+//! consensus goes on, and reports each result back to the protocol driver. At a
+//! checkpoint, and after installing a fetched state, it freezes a copy of the state
+//! and hands it to a second thread that cuts it into verifiable chunks
+//! (`state_chunk_bytes` each, a chunk list), so the next batches do not wait for it.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -10,7 +11,8 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use tandem_consensus::application::{Application, FrozenState};
-use tandem_consensus::{Delivery, Digest, Executed, Seq};
+use tandem_consensus::state_chunks::{RestoreOutcome, RestoreStep, chunk_list_of};
+use tandem_consensus::{Delivery, Executed, Seq};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::ledger_app::ExecutionTotals;
@@ -19,35 +21,23 @@ use crate::ledger_app::ExecutionTotals;
 pub enum Job {
     /// Execute a delivered batch.
     Deliver(Delivery),
-    /// Replace the state with a fetched snapshot.
-    Install {
-        /// Its checkpoint.
-        seq: Seq,
-        /// The digest the certificate vouches for.
-        app_digest: Digest,
-        /// The serialised state.
-        snapshot: Bytes,
-    },
+    /// A step of a chunked restore of a fetched state.
+    Restore(RestoreStep),
 }
 
 /// What the execution stage reports back.
 pub enum Done {
     /// A batch was executed.
     Executed(Executed, ExecutionTotals),
-    /// A checkpoint's state was serialised.
+    /// A checkpoint's state was cut into chunks.
     Snapshot {
         /// The checkpoint.
         seq: Seq,
-        /// The serialised state.
+        /// The state as a chunk list.
         snapshot: Bytes,
     },
-    /// A snapshot was installed (or rejected).
-    Installed {
-        /// Its checkpoint.
-        seq: Seq,
-        /// Whether it was installed.
-        ok: bool,
-    },
+    /// The outcome of a restore step.
+    Restored(RestoreOutcome),
 }
 
 /// An application plus a way to read its totals.
@@ -76,10 +66,12 @@ pub struct ExecutionStage {
 }
 
 impl ExecutionStage {
-    /// Starts the thread; results go to `done`.
+    /// Starts the thread; results go to `done`; checkpoint states are cut into chunks
+    /// of `state_chunk_bytes`.
     pub fn start(
         mut app: Box<dyn ReplicatedApp + Send>,
         done: UnboundedSender<Done>,
+        state_chunk_bytes: usize,
     ) -> Result<ExecutionStage> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let (frozen_tx, frozen_rx) = mpsc::channel::<(Seq, Box<dyn FrozenState>)>();
@@ -88,7 +80,7 @@ impl ExecutionStage {
             .name("snapshot".into())
             .spawn(move || {
                 for (seq, frozen) in frozen_rx {
-                    let snapshot = frozen.encode();
+                    let snapshot = chunk_list_of(frozen.as_ref(), state_chunk_bytes);
                     if snapshot_done
                         .send(Done::Snapshot { seq, snapshot })
                         .is_err()
@@ -102,7 +94,7 @@ impl ExecutionStage {
             .name("execution".into())
             .spawn(move || {
                 for job in rx {
-                    let report = match job {
+                    let (report, frozen) = match job {
                         Job::Deliver(d) => {
                             let (results, app_digest) = app.execute(d.seq, &d.batch);
                             let executed = Executed {
@@ -110,23 +102,30 @@ impl ExecutionStage {
                                 app_digest,
                                 results,
                             };
-                            if d.checkpoint {
-                                // Dropped only if the snapshot thread is gone, i.e. at shutdown.
-                                let _ = frozen_tx.send((d.seq, app.freeze()));
-                            }
-                            Done::Executed(executed, app.totals())
+                            let frozen = d.checkpoint.then(|| (d.seq, app.freeze()));
+                            (Done::Executed(executed, app.totals()), frozen)
                         }
-                        Job::Install {
-                            seq,
-                            app_digest,
-                            snapshot,
-                        } => Done::Installed {
-                            seq,
-                            ok: app.restore(&snapshot, &app_digest),
-                        },
+                        Job::Restore(step) => {
+                            let Some(outcome) = step.apply(app.as_mut()) else {
+                                continue;
+                            };
+                            let frozen = match outcome {
+                                RestoreOutcome::Installed { seq, ok: true } => {
+                                    Some((seq, app.freeze()))
+                                }
+                                _ => None,
+                            };
+                            (Done::Restored(outcome), frozen)
+                        }
                     };
+                    // The report goes first: the protocol records the checkpoint it
+                    // belongs to before the snapshot thread reports its state.
                     if done.send(report).is_err() {
                         break;
+                    }
+                    if let Some(frozen) = frozen {
+                        // Dropped only if the snapshot thread is gone, i.e. at shutdown.
+                        let _ = frozen_tx.send(frozen);
                     }
                 }
             })

@@ -26,6 +26,7 @@ use tandem_consensus::Digest;
 use tandem_consensus::application::HashChainApp;
 use tandem_consensus::crypto::{Keyring, SigningKey};
 use tandem_consensus::registry;
+use tandem_consensus::state_chunks::restore_from_chunk_list;
 use tandem_consensus::{ClientId, Protocol, ProtocolVisitor, ReplicaId};
 use tandem_experiments::cluster::{ClusterFile, Durability, ExecutionConfig, KeyFile};
 use tandem_experiments::metrics::MetricsLine;
@@ -204,7 +205,7 @@ async fn run_protocol<P: Protocol>(parts: Parts<'_>) -> Result<MetricsLine> {
         wal = Some((handle, reports));
     }
     let (done_tx, done_rx) = unbounded_channel();
-    let exec = ExecutionStage::start(app, done_tx)?;
+    let exec = ExecutionStage::start(app, done_tx, cluster.protocol.common.state_chunk_bytes)?;
     let mut driver = Driver::new(
         proto,
         parts.transport,
@@ -247,7 +248,7 @@ pub(crate) fn recover<P: Protocol>(
     }
     let first_segment = cfg.dir.clone();
     if let Some(s) = &recovered.snapshot
-        && !app.restore(&s.state, &Digest(s.app_digest))
+        && !restore_from_chunk_list(app, &s.state, &Digest(s.app_digest))
     {
         return Err(WalError::at(
             first_segment,

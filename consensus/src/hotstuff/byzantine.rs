@@ -453,8 +453,7 @@ impl Byzantine {
                         self.twin_timers[i].remove(&timer);
                         touched.push(timer);
                     }
-                    Action::Deliver(_) | Action::Reply { .. } | Action::InstallSnapshot { .. }
-                        if i == 1 => {}
+                    Action::Deliver(_) | Action::Reply { .. } | Action::Restore(_) if i == 1 => {}
                     other => out.push(other),
                 }
             }

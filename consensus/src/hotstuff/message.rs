@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{SignedCheckpoint, StableCert, StateSnapshot};
+use crate::checkpoint::{FetchChunk, SignedCheckpoint, StableCert, StateChunk, StateSnapshot};
 use crate::crypto::{Signature, signing_bytes};
 use crate::hotstuff::block::{Block, Round};
 use crate::hotstuff::qc::{Qc, Tc, TimeoutMsg, Vote};
@@ -38,7 +38,7 @@ pub struct Status {
     pub stable: Seq,
 }
 
-/// A state snapshot with the committed block at its checkpoint (whose digest the
+/// A state header with the committed block at its checkpoint (whose digest the
 /// checkpoint digest binds), so the receiver knows where its chain continues.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockSnapshot {
@@ -79,8 +79,13 @@ pub enum Message {
     CheckpointCert(StableCert),
     /// Asks for the state at a stable checkpoint.
     FetchState(Seq),
-    /// The state at a stable checkpoint.
+    /// The state header at a stable checkpoint (the application state follows in
+    /// chunks).
     StateSnapshot(Box<BlockSnapshot>),
+    /// Asks for a chunk of the application state at a stable checkpoint.
+    FetchChunk(FetchChunk),
+    /// A chunk of the application state, in answer to [`Message::FetchChunk`].
+    StateChunk(StateChunk),
 }
 
 impl Message {
@@ -104,6 +109,8 @@ impl Message {
             Message::CheckpointCert(_) => "checkpoint-cert",
             Message::FetchState(_) => "fetch-state",
             Message::StateSnapshot(_) => "state-snapshot",
+            Message::FetchChunk(_) => "fetch-chunk",
+            Message::StateChunk(_) => "state-chunk",
         }
     }
 }

@@ -45,6 +45,7 @@ use crate::protocol::{
     RecoveryError, ReplicaStatus,
 };
 use crate::request::{Batch, Request};
+use crate::state_chunks::RestoreOutcome;
 use crate::state_transfer::{StateTransfer, Transfer};
 use crate::timers::Timers;
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
@@ -286,7 +287,15 @@ impl HotStuff {
             Event::Timer(timer) => self.on_timer(now, timer, out),
             Event::Executed(executed) => self.on_executed(now, executed, out),
             Event::Snapshot { seq, snapshot } => self.on_snapshot(seq, snapshot),
-            Event::SnapshotInstalled { seq, ok } => self.on_snapshot_installed(now, seq, ok, out),
+            Event::Restored(RestoreOutcome::Chunk {
+                seq,
+                index,
+                ok,
+                complete,
+            }) => self.on_chunk_restored(now, seq, index, ok, complete, out),
+            Event::Restored(RestoreOutcome::Installed { seq, ok }) => {
+                self.on_snapshot_installed(now, seq, ok, out)
+            }
         }
         self.update_round_timer(now, out);
         debug_assert!(self.last_executed <= self.last_delivered);
@@ -337,7 +346,9 @@ impl HotStuff {
             Message::Checkpoint(cp) => self.on_checkpoint(now, from, cp, out),
             Message::CheckpointCert(cert) => self.on_checkpoint_cert(now, cert, out),
             Message::FetchState(seq) => self.on_fetch_state(from, seq, out),
-            Message::StateSnapshot(s) => self.on_state_snapshot(*s, out),
+            Message::StateSnapshot(s) => self.on_state_snapshot(now, from, *s, out),
+            Message::FetchChunk(f) => self.serve_chunk(now, from, f, out),
+            Message::StateChunk(c) => self.on_state_chunk(from, c, out),
         }
     }
 

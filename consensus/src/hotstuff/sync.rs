@@ -17,15 +17,16 @@
 //!   signs a checkpoint digest binding the application digest, the exactly-once
 //!   tables and the committed block at that height; a quorum makes a stable
 //!   certificate; committed blocks below it are dropped. A replica behind a stable
-//!   checkpoint (after a grace period for block sync) fetches the state and the
-//!   certified block, installs it, and continues the chain from that block (the
-//!   shared `state_transfer.rs`: HotStuff adds the block and resets its tree to it).
+//!   checkpoint (after a grace period for block sync) fetches the state header and
+//!   the certified block, then the application state chunk by chunk, installs it,
+//!   and continues the chain from that block (the shared `state_transfer.rs`:
+//!   HotStuff adds the block and resets its tree to it).
 
 use std::sync::Arc;
 
 use crate::checkpoint::{
-    CheckpointParts, CheckpointReplica, OwnCheckpoint, PendingInstall, SignedCheckpoint,
-    StableCert, StateSnapshot, checkpoint_digest,
+    CheckpointParts, CheckpointReplica, FetchChunk, OwnCheckpoint, PendingInstall,
+    SignedCheckpoint, StableCert, StateChunk, StateSnapshot, checkpoint_digest,
 };
 use crate::exactly_once::{ClientTables, is_delivered};
 use crate::hotstuff::block::Block;
@@ -38,6 +39,7 @@ use crate::hotstuff::replica::{
     HotStuff, HotStuffAction, Installing, MAX_BLOCKS_PER_ANSWER, MAX_WANTED,
 };
 use crate::protocol::Action;
+use crate::state_chunks::RestoreStep;
 use crate::state_transfer::{StateTransfer, Transfer, TransferParams, take_installed};
 use crate::types::{Digest, ReplicaId, Seq, Time};
 
@@ -350,9 +352,16 @@ impl HotStuff {
         self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
 
-    /// A fetched snapshot with its block: handed to the application if it is the
-    /// one to install and the block is the certified one at its height.
-    pub(crate) fn on_state_snapshot(&mut self, s: BlockSnapshot, out: &mut Vec<HotStuffAction>) {
+    /// A fetched state header with its block: if it is the one to install and the
+    /// block is the certified one at its height, its state is fetched chunk by chunk
+    /// from the sender.
+    pub(crate) fn on_state_snapshot(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        s: BlockSnapshot,
+        out: &mut Vec<HotStuffAction>,
+    ) {
         let seq = s.state.cert.seq;
         let digest = s.block.digest();
         let height = s.block.height;
@@ -363,16 +372,13 @@ impl HotStuff {
         if !self.accept_snapshot(&s.state, expected) {
             return;
         }
-        out.push(Action::InstallSnapshot {
-            seq,
-            app_digest: s.state.app_digest,
-            snapshot: s.state.snapshot.clone(),
-        });
+        let app_digest = s.state.app_digest;
         self.installing = Some(Installing {
             install: s.state.into_pending(),
             block: s.block,
             digest,
         });
+        self.begin_chunk_fetch(now, from, seq, app_digest, out);
     }
 
     /// The application's verdict on the snapshot it was asked to install: on
@@ -417,8 +423,12 @@ impl StateTransfer for HotStuff {
         &mut self.transfer
     }
 
-    fn is_installing(&self) -> bool {
-        self.installing.is_some()
+    fn installing_cert(&self) -> Option<&StableCert> {
+        self.installing.as_ref().map(|i| &i.install.cert)
+    }
+
+    fn abandon_install(&mut self) {
+        self.installing = None;
     }
 
     fn transfer_params(&self) -> TransferParams {
@@ -439,6 +449,29 @@ impl StateTransfer for HotStuff {
 
     fn send_fetch_state(&mut self, peer: ReplicaId, seq: Seq, out: &mut Vec<HotStuffAction>) {
         self.send(peer, Message::FetchState(seq), out);
+    }
+
+    fn send_fetch_chunk(
+        &mut self,
+        peer: ReplicaId,
+        fetch: FetchChunk,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        self.send(peer, Message::FetchChunk(fetch), out);
+    }
+
+    fn send_state_chunk(
+        &mut self,
+        _now: Time,
+        peer: ReplicaId,
+        chunk: StateChunk,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        self.send(peer, Message::StateChunk(chunk), out);
+    }
+
+    fn push_restore(&mut self, step: RestoreStep, out: &mut Vec<HotStuffAction>) {
+        out.push(Action::Restore(step));
     }
 
     fn adopt_installed(&mut self, seq: Seq, install: &PendingInstall) {

@@ -171,7 +171,7 @@ impl Cluster {
                 Action::CancelTimer { timer } => {
                     self.timers[r].remove(&timer);
                 }
-                Action::InstallSnapshot { .. } => {}
+                Action::Restore(_) => {}
                 Action::Persist(rec) => self.logs[r].push(rec),
             }
         }

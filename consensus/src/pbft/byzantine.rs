@@ -58,6 +58,10 @@ pub enum ByzantineMode {
     /// garbage authenticator, and a genuine request's authenticator on its own
     /// payload; as primary it puts such requests into every batch it proposes.
     ForgeRequests,
+    /// Orders and votes honestly — so it signs stable checkpoints and is asked for
+    /// their state — but serves every state chunk with a flipped byte (issue 10 item 6:
+    /// a receiver must catch it at that chunk and ask another signer).
+    CorruptState,
 }
 
 /// Status flood: forged status messages (and rounds of fetches) per status tick.
@@ -68,7 +72,7 @@ pub const CENSORED_CLIENT: ClientId = ClientId(0);
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 11] = [
+    pub const ALL: [ByzantineMode; 12] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowPrimary,
@@ -80,6 +84,7 @@ impl ByzantineMode {
         ByzantineMode::Flood,
         ByzantineMode::StatusFlood,
         ByzantineMode::ForgeRequests,
+        ByzantineMode::CorruptState,
     ];
 
     /// The mode's name on the command line.
@@ -96,6 +101,7 @@ impl ByzantineMode {
             ByzantineMode::Flood => "flood",
             ByzantineMode::StatusFlood => "status-flood",
             ByzantineMode::ForgeRequests => "forge-requests",
+            ByzantineMode::CorruptState => "corrupt-state",
         }
     }
 
@@ -248,6 +254,9 @@ impl Byzantine {
             }
             ByzantineMode::CorruptDigests => out.push(corrupt_digests(core, action)),
             ByzantineMode::ForgeRequests => out.push(forge_into_proposal(core, action)),
+            ByzantineMode::CorruptState => out.push(map_messages(action, |env| {
+                corrupt_state_chunk(core, env);
+            })),
             ByzantineMode::ViewChangeStorm
             | ByzantineMode::Censor
             | ByzantineMode::Flood
@@ -561,6 +570,19 @@ fn corrupt_digests(core: &Pbft, action: PbftAction) -> PbftAction {
             Action::Reply { client, reply }
         }
         other => other,
+    }
+}
+
+/// Flips the last byte of a state chunk (re-signing the envelope in signed-all mode,
+/// so only the application's check can catch it).
+fn corrupt_state_chunk(core: &Pbft, env: &mut Envelope) {
+    if let Message::StateChunk(c) = &mut env.msg {
+        let mut bytes = c.chunk.to_vec();
+        if let Some(last) = bytes.last_mut() {
+            *last ^= 0x40;
+        }
+        c.chunk = Bytes::from(bytes);
+        *env = core.envelope(env.msg.clone());
     }
 }
 

@@ -148,6 +148,8 @@ pub struct PbftConfig {
     pub client_window: u64,
     /// [`CommonParams::signed_all`].
     pub signed_all: bool,
+    /// [`CommonParams::state_chunk_bytes`].
+    pub state_chunk_bytes: usize,
     /// Test-only: [`PbftParams::quorum_override`].
     #[cfg(test)]
     pub quorum_override: Option<usize>,
@@ -178,6 +180,7 @@ impl PbftConfig {
             transfer_timeout: common.transfer_timeout,
             client_window: common.client_window,
             signed_all: common.signed_all,
+            state_chunk_bytes: common.state_chunk_bytes,
             #[cfg(test)]
             quorum_override: own.quorum_override,
         }
@@ -196,6 +199,7 @@ impl PbftConfig {
             signed_all: self.signed_all,
             status_interval: self.status_interval,
             transfer_timeout: self.transfer_timeout,
+            state_chunk_bytes: self.state_chunk_bytes,
         }
     }
 

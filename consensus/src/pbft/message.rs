@@ -11,7 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use crate::checkpoint::{
-    CheckpointBody, SignedCheckpoint, StableCert, StateSnapshot, checkpoint_digest,
+    CheckpointBody, FetchChunk, SignedCheckpoint, StableCert, StateChunk, StateSnapshot,
+    checkpoint_digest,
 };
 use crate::crypto::{Signature, signing_bytes};
 pub use crate::crypto::{Signed, SignedBody};
@@ -90,8 +91,13 @@ pub enum Message {
     BatchData(Arc<Batch>),
     /// Asks for the state at a stable checkpoint at or after this sequence number.
     FetchState(Seq),
-    /// A checkpoint's state, with the certificate that vouches for it.
+    /// A checkpoint's state header, with the certificate that vouches for it; the
+    /// application state follows in chunks.
     StateSnapshot(Box<StateSnapshot>),
+    /// Asks for a chunk of the application state at a stable checkpoint.
+    FetchChunk(FetchChunk),
+    /// A chunk of the application state, in answer to [`Message::FetchChunk`].
+    StateChunk(StateChunk),
     /// A batch the sender committed, for a peer that missed it. A receiver accepts it
     /// once f+1 replicas vouch for the same digest.
     Committed(CommittedBatch),
@@ -110,12 +116,11 @@ impl Message {
             Message::Committed(c) => signing_bytes(b"tandem-env-committed", &(c.seq, c.digest)),
             Message::StateSnapshot(s) => signing_bytes(
                 b"tandem-env-snapshot",
-                &(
-                    s.cert.seq,
-                    s.cert.digest,
-                    s.app_digest,
-                    Digest::of(&[&s.snapshot]),
-                ),
+                &(s.cert.seq, s.cert.digest, s.app_digest, s.tables.digest()),
+            ),
+            Message::StateChunk(c) => signing_bytes(
+                b"tandem-env-chunk",
+                &(c.seq, c.index, Digest::of(&[&c.chunk])),
             ),
             other => signing_bytes(b"tandem-env", other),
         }

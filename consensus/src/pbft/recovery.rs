@@ -17,14 +17,16 @@
 //! peer's resend budget (`resend_budget_bytes` per status interval, issue 10 item 4),
 //! so no number of forged status or fetch messages makes a replica send more.
 //!
-//! A replica behind the stable checkpoint fetches the checkpoint's state from a peer
-//! that signed the certificate, checks it against the certificate, and hands it to the
-//! application, which checks its own digest before installing it (the shared
-//! `state_transfer.rs`; PBFT supplies its timer, digest and what it resets).
+//! A replica behind the stable checkpoint fetches the checkpoint's header from a peer
+//! that signed the certificate, checks it against the certificate, then fetches the
+//! application state chunk by chunk, each verified by the application against the
+//! certified digest before it is kept (the shared `state_transfer.rs`; PBFT supplies
+//! its timer, digest and what it resets). Every chunk served is charged to the
+//! requester's resend budget.
 
 use std::sync::Arc;
 
-use crate::checkpoint::PendingInstall;
+use crate::checkpoint::{FetchChunk, PendingInstall, StableCert, StateChunk};
 use crate::exactly_once::is_delivered;
 use crate::pbft::Pbft;
 use crate::pbft::message::{
@@ -33,6 +35,7 @@ use crate::pbft::message::{
 use crate::pbft::replica::{PbftAction, PeerProgress, RETRANSMIT_LIMIT};
 use crate::protocol::Action;
 use crate::request::Batch;
+use crate::state_chunks::RestoreStep;
 use crate::state_transfer::{StateTransfer, Transfer, TransferParams, take_installed};
 use crate::types::{Digest, ReplicaId, Seq, Time};
 
@@ -318,9 +321,8 @@ impl Pbft {
         }
     }
 
-    /// Answers a state fetch with our stable checkpoint's snapshot, within the peer's
-    /// resend budget (a snapshot may overdraw it once; the peer then waits for the
-    /// budget to refill, or asks another replica).
+    /// Answers a state fetch with our stable checkpoint's header (the application
+    /// state follows in chunks the peer asks for), within the peer's resend budget.
     pub(crate) fn on_fetch_state(
         &mut self,
         now: Time,
@@ -340,11 +342,12 @@ impl Pbft {
         self.resend(now, from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
 
-    /// A fetched snapshot: handed to the application if it is the one to install.
+    /// A fetched state header: if it is the one to install, its state is fetched
+    /// chunk by chunk from the sender.
     pub(crate) fn on_state_snapshot(
         &mut self,
-        _now: Time,
-        _from: ReplicaId,
+        now: Time,
+        from: ReplicaId,
         s: StateSnapshot,
         out: &mut Vec<PbftAction>,
     ) {
@@ -354,12 +357,9 @@ impl Pbft {
         if !self.accept_snapshot(&s, expected) {
             return;
         }
-        out.push(Action::InstallSnapshot {
-            seq,
-            app_digest: s.app_digest,
-            snapshot: s.snapshot.clone(),
-        });
+        let app_digest = s.app_digest;
         self.installing = Some(s.into_pending());
+        self.begin_chunk_fetch(now, from, seq, app_digest, out);
     }
 
     /// The application's verdict on the snapshot it was asked to install.
@@ -386,8 +386,12 @@ impl StateTransfer for Pbft {
         &mut self.transfer
     }
 
-    fn is_installing(&self) -> bool {
-        self.installing.is_some()
+    fn installing_cert(&self) -> Option<&StableCert> {
+        self.installing.as_ref().map(|i| &i.cert)
+    }
+
+    fn abandon_install(&mut self) {
+        self.installing = None;
     }
 
     fn transfer_params(&self) -> TransferParams {
@@ -408,6 +412,24 @@ impl StateTransfer for Pbft {
 
     fn send_fetch_state(&mut self, peer: ReplicaId, seq: Seq, out: &mut Vec<PbftAction>) {
         self.send(peer, Message::FetchState(seq), out);
+    }
+
+    fn send_fetch_chunk(&mut self, peer: ReplicaId, fetch: FetchChunk, out: &mut Vec<PbftAction>) {
+        self.send(peer, Message::FetchChunk(fetch), out);
+    }
+
+    fn send_state_chunk(
+        &mut self,
+        now: Time,
+        peer: ReplicaId,
+        chunk: StateChunk,
+        out: &mut Vec<PbftAction>,
+    ) {
+        self.resend(now, peer, Message::StateChunk(chunk), out);
+    }
+
+    fn push_restore(&mut self, step: RestoreStep, out: &mut Vec<PbftAction>) {
+        out.push(Action::Restore(step));
     }
 
     fn adopt_installed(&mut self, seq: Seq, install: &PendingInstall) {

@@ -18,6 +18,7 @@ use crate::pbft::message::*;
 use crate::pbft::{Pbft, PbftAction, PbftEvent, PbftRecord};
 use crate::protocol::{Action, Delivery, Event, Executed};
 use crate::request::{Batch, Reply, Request};
+use crate::state_chunks::{DEFAULT_STATE_CHUNK_BYTES, RestoreOutcome, chunk_list_of};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// A cluster whose messages are delivered instantly, in order, and whose applications
@@ -35,6 +36,8 @@ struct Harness {
     deaf: Vec<bool>,
     /// The replicas' keyrings, for clients' MAC keys.
     rings: Vec<Keyring>,
+    /// State chunks in flight get a flipped byte (a Byzantine sender's).
+    corrupt_chunks: bool,
 }
 
 impl Harness {
@@ -64,6 +67,7 @@ impl Harness {
             now: Time::ZERO,
             inflight: VecDeque::new(),
             replies: Vec::new(),
+            corrupt_chunks: false,
         };
         for i in 0..n {
             let mut out = Vec::new();
@@ -71,6 +75,11 @@ impl Harness {
             h.apply(i, out);
         }
         h
+    }
+
+    /// Replica `i`'s application state as a chunk list.
+    fn snapshot_of(&self, i: usize) -> Bytes {
+        chunk_list_of(self.apps[i].freeze().as_ref(), DEFAULT_STATE_CHUNK_BYTES)
     }
 
     fn feed(&mut self, i: usize, event: PbftEvent) {
@@ -97,7 +106,7 @@ impl Harness {
                 Action::Send { .. } | Action::Broadcast { .. } => {}
                 Action::Deliver(d) => {
                     let (results, app_digest) = self.apps[i].execute(d.seq, &d.batch);
-                    let snapshot = d.checkpoint.then(|| self.apps[i].snapshot());
+                    let snapshot = d.checkpoint.then(|| self.snapshot_of(i));
                     let seq = d.seq;
                     self.delivered[i].push(d);
                     self.feed(
@@ -120,13 +129,15 @@ impl Harness {
                     self.timers[i].remove(&timer);
                 }
                 Action::Persist(_) => {}
-                Action::InstallSnapshot {
-                    seq,
-                    app_digest,
-                    snapshot,
-                } => {
-                    let ok = self.apps[i].restore(&snapshot, &app_digest);
-                    self.feed(i, Event::SnapshotInstalled { seq, ok });
+                Action::Restore(step) => {
+                    let Some(outcome) = step.apply(&mut self.apps[i]) else {
+                        continue;
+                    };
+                    self.feed(i, Event::Restored(outcome));
+                    if let RestoreOutcome::Installed { seq, ok: true } = outcome {
+                        let snapshot = self.snapshot_of(i);
+                        self.feed(i, Event::Snapshot { seq, snapshot });
+                    }
                 }
             }
         }
@@ -134,7 +145,16 @@ impl Harness {
 
     /// Delivers messages until none are in flight.
     fn settle(&mut self) {
-        while let Some((from, to, msg)) = self.inflight.pop_front() {
+        while let Some((from, to, mut msg)) = self.inflight.pop_front() {
+            if let Message::StateChunk(c) = &mut msg.msg
+                && self.corrupt_chunks
+            {
+                let mut bytes = c.chunk.to_vec();
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 0x40;
+                }
+                c.chunk = Bytes::from(bytes);
+            }
             if !self.deaf[to.index()] {
                 self.feed(to.index(), Event::Message { from, msg });
             }
@@ -1034,11 +1054,54 @@ fn snapshot_with_forged_tables_at_u64_max_is_refused() {
                 .insert(ClientId(2), DedupWindow::forged(u64::MAX, vec![u64::MAX]));
             t
         },
-        snapshot: Bytes::from_static(b"state"),
+        chunks: 1,
     };
     h.inject(3, 0, Message::StateSnapshot(Box::new(forged)));
     assert_eq!(h.nodes[3].counters.dropped_invalid_checkpoint, 1);
     assert!(h.nodes[3].installing.is_none());
+}
+
+/// A replica that missed two checkpoints fetches the state header and then the state
+/// chunk by chunk; while every chunk it gets is corrupted (a Byzantine sender's),
+/// each is refused by its application before it is kept, counted, and the next
+/// signer is asked for the same chunk; once chunks arrive intact it installs the
+/// state, executes on from it and agrees with the others.
+#[test]
+fn state_transfer_refuses_bad_chunks_and_installs_good_ones() {
+    let mut h = Harness::new(4, |_| {});
+    h.deaf[3] = true;
+    for k in 1..=12 {
+        h.request(0, 1, k);
+        h.settle();
+        h.advance(Duration::from_millis(2));
+    }
+    assert!(h.nodes[0].stable.seq >= Seq(8));
+    h.deaf[3] = false;
+    h.corrupt_chunks = true;
+    h.advance(Duration::from_secs(5));
+    let refused = h.nodes[3].counters.dropped_invalid_checkpoint;
+    assert!(
+        refused >= 2,
+        "bad chunks refused, from more than one signer: {refused}"
+    );
+    assert_eq!(
+        h.nodes[3].counters.state_transfers, 0,
+        "nothing bad installed"
+    );
+    assert_eq!(h.nodes[3].last_delivered, Seq(0));
+    h.corrupt_chunks = false;
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.nodes[3].counters.state_transfers, 1);
+    assert_eq!(h.nodes[3].last_delivered, h.nodes[0].stable.seq);
+    for k in 13..=16 {
+        h.request(0, 1, k);
+        h.settle();
+        h.advance(Duration::from_millis(2));
+    }
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.nodes[3].last_executed, h.nodes[0].last_executed);
+    assert_eq!(h.apps[3].digest(), h.apps[0].digest());
+    assert_eq!(h.nodes[3].counters.checkpoint_mismatches, 0);
 }
 
 fn arb_digest() -> impl Strategy<Value = Digest> + Clone {
@@ -1166,9 +1229,16 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 },
                 app_digest: digest,
                 tables,
-                snapshot: Bytes::from_static(b"junk"),
+                chunks: 1,
             }))
         }),
+        (seq.clone(), 0..4u64)
+            .prop_map(|(seq, index)| Message::FetchChunk(FetchChunk { seq, index })),
+        (seq.clone(), 0..4u64).prop_map(|(seq, index)| Message::StateChunk(StateChunk {
+            seq,
+            index,
+            chunk: Bytes::from_static(b"junk"),
+        })),
         (seq, arb_requests(3)).prop_map(|(seq, reqs)| {
             let batch = batch_of(&reqs);
             Message::Committed(CommittedBatch {

@@ -30,6 +30,9 @@ use crate::sim::faults::FaultEvent;
 use crate::sim::network::{Endpoint, LinkFaults, NetworkModel};
 use crate::sim::schedule::{NetRule, NetRuleKind, ScheduledStep, SimTarget, StepAction};
 use crate::sim::votes::VoteLedger;
+use crate::state_chunks::{
+    DEFAULT_STATE_CHUNK_BYTES, RestoreOutcome, chunk_list_of, restore_from_chunk_list,
+};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 
 /// Something scheduled to happen.
@@ -64,11 +67,10 @@ enum Scheduled<M, T> {
         seq: Seq,
         snapshot: Bytes,
     },
-    Installed {
+    Restored {
         replica: usize,
         incarnation: u32,
-        seq: Seq,
-        ok: bool,
+        outcome: RestoreOutcome,
     },
     ClientWake {
         client: usize,
@@ -88,7 +90,7 @@ impl<M, T> Scheduled<M, T> {
             Scheduled::Timer { replica, .. }
             | Scheduled::Executed { replica, .. }
             | Scheduled::Snapshot { replica, .. }
-            | Scheduled::Installed { replica, .. }
+            | Scheduled::Restored { replica, .. }
             | Scheduled::Fsync { replica, .. } => Some(*replica),
             Scheduled::ReplyToClient { .. }
             | Scheduled::ClientWake { .. }
@@ -105,7 +107,7 @@ impl<M, T> Scheduled<M, T> {
             Scheduled::Executed {
                 replica, executed, ..
             } => (5, (*replica as u64) << 32 ^ executed.seq.0),
-            Scheduled::Installed { replica, .. } => (6, *replica as u64),
+            Scheduled::Restored { replica, .. } => (6, *replica as u64),
             Scheduled::Snapshot { replica, seq, .. } => (9, (*replica as u64) << 32 ^ seq.0),
             Scheduled::ClientWake { client } => (7, *client as u64),
             Scheduled::Fault(_) => (8, 0),
@@ -442,10 +444,10 @@ impl<P: Protocol> Engine<P> {
                 } => {
                     format!("{} r{replica}: executed {}", self.now, executed.seq)
                 }
-                Scheduled::Installed {
-                    replica, seq, ok, ..
+                Scheduled::Restored {
+                    replica, outcome, ..
                 } => {
-                    format!("{} r{replica}: installed {seq} ok={ok}", self.now)
+                    format!("{} r{replica}: restored {outcome:?}", self.now)
                 }
                 Scheduled::Snapshot { replica, seq, .. } => {
                     format!("{} r{replica}: snapshot {seq}", self.now)
@@ -498,14 +500,13 @@ impl<P: Protocol> Engine<P> {
                     self.feed(replica, Event::Executed(executed));
                 }
             }
-            Scheduled::Installed {
+            Scheduled::Restored {
                 replica,
                 incarnation,
-                seq,
-                ok,
+                outcome,
             } => {
                 if self.nodes[replica].incarnation == incarnation {
-                    self.feed(replica, Event::SnapshotInstalled { seq, ok });
+                    self.feed(replica, Event::Restored(outcome));
                 }
             }
             Scheduled::Snapshot {
@@ -664,23 +665,34 @@ impl<P: Protocol> Engine<P> {
                 Action::CancelTimer { timer } => {
                     self.timers.remove(&(r, timer));
                 }
-                Action::InstallSnapshot {
-                    seq,
-                    app_digest,
-                    snapshot,
-                } => {
-                    let ok = self.nodes[r].app.restore(&snapshot, &app_digest);
+                Action::Restore(step) => {
+                    let Some(outcome) = step.apply(self.nodes[r].app.as_mut()) else {
+                        return;
+                    };
                     let at = self.exec_slot(r);
                     let incarnation = self.nodes[r].incarnation;
                     self.schedule(
                         at,
-                        Scheduled::Installed {
+                        Scheduled::Restored {
                             replica: r,
                             incarnation,
-                            seq,
-                            ok,
+                            outcome,
                         },
                     );
+                    if let RestoreOutcome::Installed { seq, ok: true } = outcome {
+                        // The installed state, reported once the install is, to serve
+                        // it in turn.
+                        let snapshot = self.snapshot_of(r);
+                        self.schedule(
+                            at + self.exec_delay,
+                            Scheduled::Snapshot {
+                                replica: r,
+                                incarnation,
+                                seq,
+                                snapshot,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -700,7 +712,7 @@ impl<P: Protocol> Engine<P> {
             Recovered::Log(snapshot, records) => {
                 let mut problem = None;
                 if let Some(s) = snapshot
-                    && !app.restore(&s.bytes, &s.app_digest)
+                    && !restore_from_chunk_list(app.as_mut(), &s.bytes, &s.app_digest)
                 {
                     problem = Some(format!("snapshot at {} does not restore", s.seq));
                 }
@@ -769,6 +781,14 @@ impl<P: Protocol> Engine<P> {
 
     /// The time replica `r`'s executor finishes one more batch (batches run one after
     /// another, in order).
+    /// Replica `r`'s application state as a chunk list.
+    fn snapshot_of(&self, r: usize) -> Bytes {
+        chunk_list_of(
+            self.nodes[r].app.freeze().as_ref(),
+            DEFAULT_STATE_CHUNK_BYTES,
+        )
+    }
+
     fn exec_slot(&mut self, r: usize) -> Time {
         let node = &mut self.nodes[r];
         node.exec_free_at = node.exec_free_at.max(self.now) + self.exec_delay;
@@ -783,7 +803,7 @@ impl<P: Protocol> Engine<P> {
             self.checker
                 .execution(ReplicaId(r as u32), &d, &results, app_digest);
         }
-        let snapshot = d.checkpoint.then(|| self.nodes[r].app.snapshot());
+        let snapshot = d.checkpoint.then(|| self.snapshot_of(r));
         let at = self.exec_slot(r);
         let incarnation = self.nodes[r].incarnation;
         let executed = Executed {

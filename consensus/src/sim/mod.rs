@@ -141,6 +141,7 @@ impl SimConfig {
             signed_all: self.seed % 8 == 7,
             status_interval: Duration::from_millis(100),
             transfer_timeout: Duration::from_millis(500),
+            state_chunk_bytes: crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
         }
     }
 

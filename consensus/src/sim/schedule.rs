@@ -455,6 +455,7 @@ fn common_params(replicas: usize, seed: u64) -> CommonParams {
         signed_all: seed % 8 == 7,
         status_interval: Duration::from_millis(100),
         transfer_timeout: Duration::from_millis(500),
+        state_chunk_bytes: crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
     }
 }
 

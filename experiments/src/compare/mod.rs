@@ -371,9 +371,10 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Whether the replicas agreed in every run.
-    pub fn all_agreed(&self) -> bool {
-        self.runs.iter().all(|r| r.summary.safety.agreed)
+    /// Whether every run held: the replicas agreed and nothing acknowledged was lost
+    /// ([`crate::report::RunSummary::held`]).
+    pub fn all_held(&self) -> bool {
+        self.runs.iter().all(|r| r.summary.held())
     }
 }
 
@@ -621,7 +622,7 @@ mod tests {
         // sequential ran 1st, 3rd, 5th: 1000, 3000, 5000.
         let seq = &comparison.stats[0].tps;
         assert_eq!((seq.median, seq.min, seq.max), (3000.0, 1000.0, 5000.0));
-        assert!(comparison.all_agreed());
+        assert!(comparison.all_held());
         let csv = std::fs::read_to_string(out.path().join(COMPARE_CSV)).unwrap();
         assert_eq!(csv.lines().count(), 3, "{csv}");
         let runs = std::fs::read_to_string(out.path().join(RUNS_CSV)).unwrap();

@@ -71,6 +71,15 @@ pub struct RunSummary {
     pub acknowledged: Option<AcknowledgedCheck>,
 }
 
+impl RunSummary {
+    /// Whether the run held what every run must: the replicas agreed, and nothing a
+    /// client had acknowledged was lost (if the check ran). `tandem local`, its
+    /// `--rates` sweep and `tandem compare` fail on a run where this is false.
+    pub fn held(&self) -> bool {
+        self.safety.agreed && self.acknowledged.as_ref().is_none_or(|a| a.kept())
+    }
+}
+
 /// The end-of-run check that nothing acknowledged was lost: every request whose
 /// result a client accepted (f+1 matching replies) must be in the exactly-once table
 /// of every replica that is up and correct at the end, with its application caught up

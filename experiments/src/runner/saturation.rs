@@ -34,9 +34,10 @@ pub struct Saturation {
 }
 
 impl Saturation {
-    /// Whether the replicas agreed in every run.
-    pub fn all_agreed(&self) -> bool {
-        self.rows.iter().all(|r| r.summary.safety.agreed)
+    /// Whether every run held: the replicas agreed and nothing acknowledged was lost
+    /// ([`RunSummary::held`]).
+    pub fn all_held(&self) -> bool {
+        self.rows.iter().all(|r| r.summary.held())
     }
 
     /// The table for the terminal: a header and one line per rate.
@@ -55,11 +56,21 @@ impl Saturation {
                 l.p90,
                 l.p99,
                 s.consensus.view_changes,
-                if s.safety.agreed { "ok" } else { "FAIL" },
+                verdict(s),
                 row.dir.display()
             );
         }
         table
+    }
+}
+
+/// The safety column: `ok`, `FAIL` (the replicas disagreed) or `LOST n` (acknowledged
+/// requests missing from a replica's final state).
+fn verdict(s: &RunSummary) -> String {
+    match &s.acknowledged {
+        _ if !s.safety.agreed => "FAIL".to_string(),
+        Some(a) if !a.kept() => format!("LOST {}", a.lost),
+        _ => "ok".to_string(),
     }
 }
 
@@ -143,13 +154,37 @@ mod tests {
         ]
     }
 
+    /// A sweep whose replicas agreed but lost an acknowledged request fails, and the
+    /// table says so.
+    #[test]
+    fn a_rate_that_lost_acknowledged_requests_fails_the_sweep() {
+        let mut lossy = sample_summary();
+        lossy.acknowledged = Some(crate::report::AcknowledgedCheck {
+            acknowledged: 100,
+            lost: 3,
+            checked: vec![0, 1, 2, 3],
+            ..Default::default()
+        });
+        assert!(lossy.safety.agreed && !lossy.held());
+        let s = Saturation {
+            rows: vec![SaturationRow {
+                offered_tps: 25_000.0,
+                summary: lossy,
+                dir: PathBuf::from("results/local-25000-x"),
+            }],
+            csv: PathBuf::from("saturation.csv"),
+        };
+        assert!(!s.all_held());
+        assert!(s.render_table().contains("LOST 3"), "{}", s.render_table());
+    }
+
     #[test]
     fn table_and_csv_have_a_line_per_rate() {
         let s = Saturation {
             rows: rows(),
             csv: PathBuf::from("saturation.csv"),
         };
-        assert!(!s.all_agreed());
+        assert!(!s.all_held());
         let table = s.render_table();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
