@@ -170,6 +170,19 @@ pub trait ProtocolParams:
     /// time-out); the cap on its back-off scales with it. `--view-timeout-ms` sets it.
     fn set_view_timeout(&mut self, initial: Duration);
 
+    /// Sets one of the protocol's own parameters by its name in the protocol's section
+    /// (`tandem sim --protocol-param KEY=VALUE`); a protocol names the keys it takes.
+    ///
+    /// # Errors
+    /// The key is not one the protocol sets this way, or the value is not valid for it.
+    fn set_param(&mut self, key: &str, value: &str) -> Result<(), ParamsError> {
+        let _ = value;
+        Err(ParamsError::new(
+            "protocol_param",
+            format!("`{key}` is not one this protocol sets by name"),
+        ))
+    }
+
     /// The parameters the simulator runs the protocol with, beside the
     /// simulator's common parameters (`sim::SimConfig::common_params`): time-outs scaled to its network (0.2–7 ms per
     /// message), so a short run exercises leader failures.

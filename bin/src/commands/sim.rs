@@ -57,20 +57,35 @@ pub struct SimArgs {
     /// With disks: no storage faults (torn writes, corrupted records, lost fsyncs).
     #[arg(long)]
     no_storage_faults: bool,
+    /// One of the protocol's own parameters, by its name in the protocol's section,
+    /// over its simulator defaults (repeatable). HotStuff:
+    /// `leader_election=round-robin` (the default) or `leader_election=reputation`.
+    #[arg(long = "protocol-param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    protocol_params: Vec<(String, String)>,
     /// With --seed: print every simulated event.
     #[arg(long, requires = "seed")]
     trace: bool,
     /// Run a scenario file's cluster, load shape and fault schedule in virtual time
     /// (instead of a fault mix): safety on every seed, liveness after the last fault
     /// step when the scenario expects it kept.
-    #[arg(long, conflicts_with_all = ["faults", "replicas", "protocol", "trace"])]
+    #[arg(long, conflicts_with_all = ["faults", "replicas", "protocol", "trace", "protocol_params"])]
     scenario: Option<PathBuf>,
 }
 
 impl SimArgs {
-    fn configure_disks(&self, cfg: &mut SimConfig) {
+    /// Sets the disks and the protocol parameters of a run.
+    fn configure(&self, cfg: &mut SimConfig) {
         cfg.disks = self.durability.as_deref() == Some("wal");
         cfg.storage_faults = !self.no_storage_faults;
+        cfg.protocol_params = self.protocol_params.clone();
+    }
+}
+
+/// `KEY=VALUE`.
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
     }
 }
 
@@ -119,14 +134,22 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         return run_scenario(&args, path, seeds, threads);
     }
     let mixes = MixChoice::parse(args.protocol, &args.faults)?;
+    let mut probe = SimConfig::new(args.protocol, 0, mixes.for_seed(0), args.replicas);
+    args.configure(&mut probe);
+    probe.check_protocol_params()?;
     if let Some(seed) = args.seed {
         let mut cfg = SimConfig::new(args.protocol, seed, mixes.for_seed(seed), args.replicas);
         cfg.record_trace = args.trace;
-        args.configure_disks(&mut cfg);
+        args.configure(&mut cfg);
         return Ok(run_one(&cfg));
     }
+    let params: String = args
+        .protocol_params
+        .iter()
+        .map(|(k, v)| format!(", {k} = {v}"))
+        .collect();
     println!(
-        "tandem sim: {}, {} seeds from {}, faults {}, {} replicas, {threads} threads",
+        "tandem sim: {}, {} seeds from {}, faults {}, {} replicas, {threads} threads{params}",
         args.protocol, args.seeds, args.first_seed, args.faults, args.replicas
     );
     let started = Instant::now();
@@ -185,7 +208,7 @@ fn run_many(args: &SimArgs, mixes: &MixChoice, threads: usize) -> Vec<SimReport>
                     let seed = args.first_seed + i;
                     let mut cfg =
                         SimConfig::new(args.protocol, seed, mixes.for_seed(seed), args.replicas);
-                    args.configure_disks(&mut cfg);
+                    args.configure(&mut cfg);
                     let report = sim::run(&cfg);
                     if !report.ok() {
                         let n = failures.fetch_add(1, Ordering::Relaxed) + 1;

@@ -43,20 +43,31 @@ impl Block {
     }
 
     /// The block's digest: SHA-256 over a domain tag, its round, height, author, its
-    /// parent's QC (block digest and round; the signatures are not bound, any quorum
-    /// certifies the same parent) and its batch digest. Genesis has the fixed
-    /// [`genesis_digest`].
+    /// parent's QC (block digest, round and its signers in order; not the signatures
+    /// themselves) and its batch digest. Genesis has the fixed [`genesis_digest`].
+    ///
+    /// The signers are bound because leader reputation (`leaders.rs`) reads who voted
+    /// from committed blocks: a block fetched from any peer must name the same voters
+    /// as the proposal its quorum checked.
     pub fn digest(&self) -> Digest {
         if self.round == View(0) && self.height == Seq(0) {
             return genesis_digest();
         }
+        let signers: Vec<u8> = self
+            .qc
+            .votes
+            .iter()
+            .flat_map(|v| v.signer.0.to_le_bytes())
+            .collect();
         Digest::of(&[
-            b"tandem-hotstuff-block-v1",
+            b"tandem-hotstuff-block-v2",
             &self.round.0.to_le_bytes(),
             &self.height.0.to_le_bytes(),
             &self.author.0.to_le_bytes(),
             &self.qc.block.0,
             &self.qc.round.0.to_le_bytes(),
+            &(self.qc.votes.len() as u64).to_le_bytes(),
+            &signers,
             &self.batch.digest().0,
         ])
     }
@@ -98,6 +109,16 @@ mod tests {
         let mut c = b.clone();
         c.qc.round = View(1);
         assert_ne!(c.digest(), d);
+        let mut c = b.clone();
+        c.qc.votes.push(crate::crypto::Signed {
+            body: crate::hotstuff::qc::VoteBody {
+                block: genesis_digest(),
+                round: View(0),
+            },
+            signer: ReplicaId(2),
+            signature: crate::crypto::Signature([0; 64]),
+        });
+        assert_ne!(c.digest(), d, "the QC's signers are bound");
         assert_eq!(Block::genesis().digest(), genesis_digest());
         assert_ne!(d, genesis_digest());
     }

@@ -7,15 +7,19 @@
 //! only grows; an uncommitted block is kept only above the tip's height and round
 //! (anything else is a fork that can never commit, dropped at every commit).
 //!
+//! The tree also keeps the [`History`] leader reputation reads: every block it commits
+//! is recorded there in height order, and a state transfer resets it.
+//!
 //! Memory: at most [`MAX_PENDING_BLOCKS`] uncommitted blocks (a replica inserts only
 //! blocks from the leader of its current round, one per round, and fetched blocks a
 //! verified QC or a held block names), plus the committed blocks above the stable
-//! checkpoint, which peers may fetch.
+//! checkpoint, which peers may fetch, plus the history's fixed window.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::hotstuff::block::{Block, Round, genesis_digest};
+use crate::hotstuff::leaders::History;
 use crate::types::{Digest, Seq, View};
 
 /// Cap on uncommitted blocks held.
@@ -58,6 +62,7 @@ pub struct BlockTree {
     tip: Digest,
     tip_height: Seq,
     tip_round: Round,
+    history: History,
 }
 
 impl Default for BlockTree {
@@ -67,8 +72,13 @@ impl Default for BlockTree {
 }
 
 impl BlockTree {
-    /// A tree holding genesis, committed.
+    /// A tree holding genesis, committed, with the history of a 4-replica cluster.
     pub fn new() -> BlockTree {
+        BlockTree::for_replicas(4)
+    }
+
+    /// A tree holding genesis, committed, for an `n`-replica cluster.
+    pub fn for_replicas(n: usize) -> BlockTree {
         let genesis = Block::genesis();
         let mut blocks = BTreeMap::new();
         blocks.insert(genesis_digest(), genesis);
@@ -81,7 +91,13 @@ impl BlockTree {
             tip: genesis_digest(),
             tip_height: Seq(0),
             tip_round: View(0),
+            history: History::new(n),
         }
+    }
+
+    /// The committed history leader reputation reads.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// The block `digest`, if held.
@@ -209,6 +225,7 @@ impl BlockTree {
             self.tip = *digest;
             self.tip_height = b.height;
             self.tip_round = b.round;
+            self.history.record(*digest, b);
         }
         self.prune_forks();
         Ok(chain.into_iter().map(|(_, b)| b).collect())
@@ -258,6 +275,7 @@ impl BlockTree {
         self.tip = digest;
         self.tip_height = block.height;
         self.tip_round = block.round;
+        self.history.reset(digest, &block);
         let pending = std::mem::take(&mut self.pending);
         let mut blocks = BTreeMap::new();
         blocks.insert(digest, block);

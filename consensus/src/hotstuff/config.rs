@@ -1,12 +1,13 @@
 //! HotStuff's parameters: [`HotStuffParams`], its own section `[protocol.hotstuff]` of a
 //! cluster file (the pacemaker's round time-out and its back-off cap, the commit rule's
-//! chain length), and [`HotStuffConfig`], the common and own parameters flattened for
+//! chain length, the leader election), and [`HotStuffConfig`], the common and own parameters flattened for
 //! the state machine.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hotstuff::leaders::LeaderElection;
 use crate::params::{CommonParams, ParamsError, ProtocolParams, duration_ms};
 use crate::types::{max_faulty, quorum_size};
 
@@ -27,6 +28,11 @@ pub struct HotStuffParams {
     /// voting rule), 3 is classic chained HotStuff (3-chain commit, the LibraBFT
     /// locking rule `qc.round ≥ preferred round`).
     pub chain_length: u8,
+    /// How each round's leader is chosen: `"round-robin"` (the default; round r is led
+    /// by replica r mod n) or `"reputation"` (Aptos' leader reputation: a draw seeded
+    /// by the round, weighted by who proposed and voted in a window of the committed
+    /// chain, so silent or failing leaders are skipped; `leaders.rs`).
+    pub leader_election: LeaderElection,
     /// Test-only: commit on a 1-chain (a block as soon as it has a QC), which is
     /// unsafe; the simulator's checker must catch it.
     #[cfg(test)]
@@ -40,6 +46,7 @@ impl Default for HotStuffParams {
             round_timeout: Duration::from_millis(1000),
             max_round_timeout: Duration::from_millis(16_000),
             chain_length: 2,
+            leader_election: LeaderElection::RoundRobin,
             #[cfg(test)]
             one_chain_commit: false,
         }
@@ -74,6 +81,25 @@ impl ProtocolParams for HotStuffParams {
         self.max_round_timeout = initial.checked_mul(16).unwrap_or(Duration::MAX);
     }
 
+    /// `leader_election` = `round-robin` or `reputation`.
+    fn set_param(&mut self, key: &str, value: &str) -> Result<(), ParamsError> {
+        match key {
+            "leader_election" => {
+                self.leader_election = LeaderElection::from_name(value).ok_or_else(|| {
+                    ParamsError::new(
+                        "leader_election",
+                        format!("must be `round-robin` or `reputation`, not `{value}`"),
+                    )
+                })?;
+                Ok(())
+            }
+            _ => Err(ParamsError::new(
+                "protocol_param",
+                format!("`{key}` is not one hotstuff sets by name (leader_election)"),
+            )),
+        }
+    }
+
     /// A 150 ms round time-out (at least ten of the simulator's message delays, 0.2–7
     /// ms, so only faults and heavy jitter end a round by a TC) doubling up to 2.4 s,
     /// and the 2-chain rule. Shorter than PBFT's 300 ms view timer because rotation
@@ -83,6 +109,7 @@ impl ProtocolParams for HotStuffParams {
             round_timeout: Duration::from_millis(150),
             max_round_timeout: Duration::from_millis(2400),
             chain_length: 2,
+            leader_election: LeaderElection::RoundRobin,
             #[cfg(test)]
             one_chain_commit: false,
         }
@@ -173,5 +200,13 @@ mod tests {
         let mut p = HotStuffParams::default();
         p.set_view_timeout(Duration::from_millis(50));
         assert_eq!(p.max_round_timeout, Duration::from_millis(800));
+        assert_eq!(p.leader_election, LeaderElection::RoundRobin);
+        p.set_param("leader_election", "reputation").unwrap();
+        assert_eq!(p.leader_election, LeaderElection::Reputation);
+        assert_eq!(
+            p.set_param("leader_election", "random").unwrap_err().field,
+            "leader_election"
+        );
+        assert!(p.set_param("window", "4").is_err());
     }
 }

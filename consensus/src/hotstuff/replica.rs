@@ -33,7 +33,7 @@ use crate::hotstuff::byzantine::{Byzantine, ByzantineMode};
 use crate::hotstuff::config::{HotStuffConfig, HotStuffParams};
 use crate::hotstuff::counters::Counters;
 use crate::hotstuff::durable::HotStuffRecord;
-use crate::hotstuff::leaders::leader;
+use crate::hotstuff::leaders::{LeaderElection, leader};
 use crate::hotstuff::message::{Envelope, HotStuffTimer, Message};
 use crate::hotstuff::pacemaker::Pacemaker;
 use crate::hotstuff::qc::{Qc, TimeoutMsg, Vote};
@@ -179,7 +179,7 @@ impl HotStuff {
             keys,
             me,
             n,
-            tree: BlockTree::new(),
+            tree: BlockTree::for_replicas(n),
             high_qc: Qc::genesis(),
             certified: BTreeMap::new(),
             proposed_in: BTreeMap::new(),
@@ -237,9 +237,14 @@ impl HotStuff {
         &self.counters
     }
 
-    /// The leader of `round`.
+    /// The leader of `round` under the configured election (`leaders.rs`): every
+    /// caller — proposing, accepting a proposal, routing votes to the next leader,
+    /// handing requests to the current and next leaders — asks here.
     pub(crate) fn leader(&self, round: Round) -> ReplicaId {
-        leader(round, self.n)
+        match self.cfg.own.leader_election {
+            LeaderElection::RoundRobin => leader(round, self.n),
+            LeaderElection::Reputation => self.tree.history().elect(round).leader(round, self.n),
+        }
     }
 
     /// Restricts requests to these clients.

@@ -14,6 +14,7 @@ use crate::application::{Application, HashChainApp};
 use crate::client_auth::ClientMacs;
 use crate::crypto::{Keyring, Signed, SignedBody};
 use crate::hotstuff::block::Block;
+use crate::hotstuff::leaders::LeaderElection;
 use crate::hotstuff::message::{Envelope, HotStuffTimer, Message, Proposal};
 use crate::hotstuff::qc::{Qc, TimeoutBody, TimeoutMsg, VoteBody};
 use crate::hotstuff::{HotStuffParams, HotStuffRecord, HotStuffReplica};
@@ -50,6 +51,10 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: usize, chain_length: u8) -> Cluster {
+        Cluster::with_election(n, chain_length, LeaderElection::RoundRobin)
+    }
+
+    fn with_election(n: usize, chain_length: u8, leader_election: LeaderElection) -> Cluster {
         let common = CommonParams {
             replicas: n,
             max_batch: 4,
@@ -60,6 +65,7 @@ impl Cluster {
             round_timeout: Duration::from_millis(100),
             max_round_timeout: Duration::from_millis(800),
             chain_length,
+            leader_election,
             ..HotStuffParams::default()
         };
         let keys = Keyring::test_cluster(n, 9);
@@ -366,6 +372,96 @@ fn a_silent_leader_costs_a_timeout_then_a_tc_moves_on() {
             .any(|r| matches!(r, HotStuffRecord::TimedOut { round, .. } if *round == View(1)))
     );
     c.assert_agreement(1);
+}
+
+/// Leader reputation (issue 11): with replica 1 silent, the correct replicas keep
+/// committing, compute the same leaders from their committed chains, stop electing
+/// the silent one once the window holds history, and drop (and count) a proposal from
+/// a replica that is not the elected leader of its round, even round-robin's.
+#[test]
+fn reputation_skips_a_silent_leader_and_refuses_non_elected_proposals() {
+    let mut c = Cluster::with_election(4, 2, LeaderElection::Reputation);
+    c.silent.insert(1);
+    for i in 1..=60 {
+        for r in [0, 2, 3] {
+            c.request(r, 5, i);
+        }
+        c.settle();
+        let mut fired = 0;
+        while committed_requests(&c, 0) < i as usize {
+            assert!(c.fire_next_timer(), "a round timer is armed");
+            c.settle();
+            fired += 1;
+            assert!(fired < 50);
+        }
+    }
+    c.assert_agreement(30);
+    let correct = [0, 2, 3];
+    let round = c.round(0);
+    assert!(round > View(crate::hotstuff::leaders::REPUTATION_LAG + 10));
+    // Same committed history, same leaders; the silent replica is (almost) never one.
+    // Same committed history, same leaders: every round whose window the replicas'
+    // committed chains all cover (up to the lowest tip's round + the lag).
+    let lowest_tip = correct
+        .iter()
+        .map(|r| c.replicas[*r].core().tree.tip().2)
+        .min()
+        .unwrap();
+    let last = lowest_tip.0 + crate::hotstuff::leaders::REPUTATION_LAG;
+    assert!(last > round.0 + 10);
+    for r in crate::hotstuff::leaders::REPUTATION_LAG..=last {
+        let l = c.replicas[0].core().leader(View(r));
+        for other in correct {
+            assert_eq!(c.replicas[other].core().leader(View(r)), l, "round {r}");
+        }
+    }
+    // Round-robin would have given the silent replica one round in four, each
+    // ending in a time-out; reputation only the first rounds (round-robin until the
+    // window holds a committed block) and rare residual draws.
+    let timeouts = c.replicas[0].core().counters().round_timeouts;
+    assert!(
+        timeouts <= 12,
+        "{timeouts} time-outs in {round} rounds (round-robin: {})",
+        round.0 / 4
+    );
+    // A proposal of the next round from a correct replica that is not its elected
+    // leader (round-robin's, if that differs) is dropped and counted, and gets no vote.
+    let target = 0;
+    let next = c.round(target);
+    let elected = c.replicas[target].core().leader(next);
+    let intruder = [
+        crate::hotstuff::leaders::leader(next, 4),
+        ReplicaId(2),
+        ReplicaId(3),
+    ]
+    .into_iter()
+    .find(|r| *r != elected && *r != ReplicaId(target as u32) && *r != ReplicaId(1))
+    .unwrap();
+    let core = c.replicas[target].core();
+    let (dropped, votes) = (
+        core.counters().dropped_wrong_sender,
+        core.counters().votes_sent,
+    );
+    let block = Arc::new(Block {
+        round: next,
+        height: core.committed_height().next(),
+        author: intruder,
+        qc: core.high_qc().clone(),
+        batch: Batch::null(),
+    });
+    c.feed(
+        target,
+        Event::Message {
+            from: intruder,
+            msg: Envelope {
+                msg: Message::Proposal(Proposal { block, tc: None }),
+                signature: None,
+            },
+        },
+    );
+    let core = c.replicas[target].core();
+    assert_eq!(core.counters().dropped_wrong_sender, dropped + 1);
+    assert_eq!(core.counters().votes_sent, votes);
 }
 
 /// Issue 10 item 1 in HotStuff: a replica refuses a request forwarded in a client's

@@ -75,6 +75,10 @@ pub struct SimConfig {
     /// Whether crashes draw storage faults (torn writes, corrupted records, lost
     /// fsyncs) for the disks.
     pub storage_faults: bool,
+    /// The protocol's own parameters set by name over its simulator defaults
+    /// ([`ProtocolParams::set_param`]; `tandem sim --protocol-param KEY=VALUE`), such
+    /// as HotStuff's `leader_election = reputation`. Empty by default.
+    pub protocol_params: Vec<(String, String)>,
     /// Test-only: run the protocol with a safety rule broken
     /// ([`ProtocolParams::break_safety`]), to show the checker catches it.
     #[cfg(test)]
@@ -120,6 +124,7 @@ impl SimConfig {
             disks: false,
             storage_faults: true,
             scripted_faults: None,
+            protocol_params: Vec::new(),
             #[cfg(test)]
             break_safety: false,
         }
@@ -152,13 +157,52 @@ impl SimConfig {
             (true, false) => " --durability wal --no-storage-faults",
             (true, true) => " --durability wal",
         };
+        let params: String = self
+            .protocol_params
+            .iter()
+            .map(|(k, v)| format!(" --protocol-param {k}={v}"))
+            .collect();
         format!(
-            "cargo run --release -- sim --protocol {} --seed {} --faults {} --replicas {}{disks}",
+            "cargo run --release -- sim --protocol {} --seed {} --faults {} --replicas {}{disks}{params}",
             self.protocol,
             self.seed,
             self.faults.name(),
             self.replicas
         )
+    }
+
+    /// Sets HotStuff's (or any protocol's) own parameter `key` to `value` for this run.
+    pub fn with_protocol_param(mut self, key: &str, value: &str) -> SimConfig {
+        self.protocol_params
+            .push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Checks [`SimConfig::protocol_params`] against the protocol's parameters.
+    ///
+    /// # Errors
+    /// The first key the protocol does not take, or a value it refuses.
+    pub fn check_protocol_params(&self) -> Result<(), crate::params::ParamsError> {
+        struct Check<'a>(&'a SimConfig);
+        impl ProtocolVisitor for Check<'_> {
+            type Output = Result<(), crate::params::ParamsError>;
+            fn visit<P: Protocol>(self) -> Self::Output {
+                self.0.own_params::<P>().map(drop)
+            }
+        }
+        self.protocol.dispatch(Check(self))
+    }
+
+    /// Protocol `P`'s own parameters for this run: its simulator defaults with
+    /// [`SimConfig::protocol_params`] set over them.
+    fn own_params<P: Protocol>(&self) -> Result<P::Params, crate::params::ParamsError> {
+        let common = self.common_params();
+        let mut own = P::Params::for_simulator(&common);
+        for (k, v) in &self.protocol_params {
+            own.set_param(k, v)?;
+        }
+        own.validate(&common)?;
+        Ok(own)
     }
 
     /// The disks of this run and the storage faults at its crashes, drawn from the
@@ -282,7 +326,9 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
     }
     let common = cfg.common_params();
     #[allow(unused_mut)] // only tests break the protocol
-    let mut own = P::Params::for_simulator(&common);
+    let mut own = cfg
+        .own_params::<P>()
+        .expect("protocol parameters are checked before a run");
     #[cfg(test)]
     if cfg.break_safety {
         own.break_safety(&common);
