@@ -294,6 +294,27 @@ mod tests {
     }
 
     #[test]
+    fn hotstuff_leader_election_reads_from_its_section() {
+        use tandem_consensus::hotstuff::HotStuffReplica;
+        use tandem_consensus::hotstuff::leaders::LeaderElection;
+        let s = parse(
+            "[protocol]\nname = \"hotstuff\"\n[protocol.hotstuff]\nleader_election = \"reputation\"\n",
+        )
+        .unwrap();
+        s.validate().unwrap();
+        let own = s.own_params::<HotStuffReplica>().unwrap();
+        assert_eq!(own.leader_election, LeaderElection::Reputation);
+        let s = parse("[protocol]\nname = \"hotstuff\"\n").unwrap();
+        let own = s.own_params::<HotStuffReplica>().unwrap();
+        assert_eq!(own.leader_election, LeaderElection::RoundRobin);
+        let bad = parse(
+            "[protocol]\nname = \"hotstuff\"\n[protocol.hotstuff]\nleader_election = \"random\"\n",
+        );
+        let e = format!("{:#}", bad.unwrap_err());
+        assert!(e.contains("leader_election") || e.contains("random"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_section_and_the_field() {
         let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
         let e = err("[protocol]\nname = \"raft\"\n");

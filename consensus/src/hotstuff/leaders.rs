@@ -56,6 +56,12 @@
 //! Round-robin stays the default: a comparison with PBFT should not hide the cost of a
 //! faulty leader, and `tandem local`/`compare` measure the protocol as Jolteon states
 //! it. The simulator runs reputation with `--protocol-param leader_election=reputation`.
+//!
+//! Measured at rev bb6dd4a (debug build, `--jobs 2`; README, "HotStuff"): `tandem sim
+//! --protocol hotstuff --faults all --seeds 300 --durability wal` — round-robin 2
+//! liveness failures (seeds 74 and 186, `silent`), 20,387 round time-outs; reputation
+//! none, 6,436. `--faults silent --replicas 7 --seeds 100` — round-robin 29 failures
+//! (20,086 of 22,831 requests by the bound), reputation none (22,831 of 22,831).
 
 use std::collections::VecDeque;
 

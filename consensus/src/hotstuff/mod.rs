@@ -6,8 +6,8 @@
 //! (`replica.rs`); its parameters are [`HotStuffParams`] (`[protocol.hotstuff]`). One
 //! file per job: `block.rs` (blocks and digests), `qc.rs` (votes, QCs, timeouts,
 //! TCs), `safety.rs` (voting, locking and commit rules), `pacemaker.rs` (rounds,
-//! time-outs with back-off, TCs), `leaders.rs` (round-robin; leader reputation
-//! documented), `block_tree.rs` (held blocks, commit, pruning), `normal.rs`
+//! time-outs with back-off, TCs), `leaders.rs` (round-robin, or leader
+//! reputation), `block_tree.rs` (held blocks, commit, pruning), `normal.rs`
 //! (requests, proposals, votes, delivery, replies), `sync.rs` (status, block fetch,
 //! checkpoints, state transfer), `routing.rs` (where clients send requests),
 //! `durable.rs` (log records and replay), `byzantine.rs`, `counters.rs`, `tests.rs`.

@@ -16,7 +16,9 @@
 //! Memory bounds against faulty peers: votes and timeouts only for rounds in
 //! [round − 1, round + `MAX_ROUNDS_AHEAD`], one per sender; one proposal per round;
 //! uncommitted blocks capped (`MAX_PENDING_BLOCKS`); at most `MAX_WANTED` blocks
-//! being fetched; the request queue capped at 64 batches.
+//! being fetched; the request queue capped at 64 batches; the leader-reputation
+//! history (`leaders.rs`) holds the committed blocks of the last `REPUTATION_LAG +
+//! REPUTATION_WINDOW` rounds below the committed tip.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;

@@ -7,6 +7,12 @@
 //! from its queue when it leads), and a replica whose chain is idle hands it to the
 //! leaders of its current and next rounds, so requests reach the current and next
 //! leaders. Replies carry the replica's round, all a client needs to follow rotation.
+//!
+//! With leader reputation (`leaders.rs`) clients keep these round-robin targets: the
+//! election reads the committed chain, which clients do not hold. The targets are
+//! still f+1 distinct replicas, so one is correct; a correct replica votes, stays in
+//! the elected set and soon leads, and a replica whose chain is idle hands requests to
+//! the elected current and next leaders.
 
 use std::collections::BTreeMap;
 
