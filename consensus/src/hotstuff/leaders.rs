@@ -57,7 +57,7 @@
 //! faulty leader, and `tandem local`/`compare` measure the protocol as Jolteon states
 //! it. The simulator runs reputation with `--protocol-param leader_election=reputation`.
 //!
-//! Measured at rev bb6dd4a (debug build, `--jobs 2`; README, "HotStuff"): `tandem sim
+//! Measured at rev bb6dd4a (landed as 996dc41; debug build, `--jobs 2`; README, "HotStuff"): `tandem sim
 //! --protocol hotstuff --faults all --seeds 300 --durability wal` — round-robin 2
 //! liveness failures (seeds 74 and 186, `silent`), 20,387 round time-outs; reputation
 //! none, 6,436. `--faults silent --replicas 7 --seeds 100` — round-robin 29 failures
