@@ -26,13 +26,11 @@ use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tandem_consensus::sim::schedule::{
-    LinkEffect, SchedulePlan, ScheduleReport, ScheduledStep, SimTarget, StepAction, run_schedule,
+    SchedulePlan, ScheduleReport, ScheduledStep, SimTarget, StepAction, run_schedule,
 };
 use tandem_consensus::types::Time;
 
-use crate::scenario::{
-    Action, Durability, LinkFault, Liveness, LoadShape, Scenario, StepKind, Target,
-};
+use crate::scenario::{Action, Durability, Liveness, LoadShape, Scenario, StepKind, Target};
 
 /// Most simulated clients (the scenario's count, capped).
 const MAX_CLIENTS: usize = 4;
@@ -117,7 +115,7 @@ pub fn plan(scenario: &Scenario, seed: u64, storage_faults: bool) -> Result<Sche
                         id,
                         to: target(to, n, &mut rng),
                         clients: *clients,
-                        effect: effect(*link, fault.until.map(|u| u.saturating_sub(fault.at))),
+                        effect: *link,
                     },
                 };
                 (t, a)
@@ -160,23 +158,6 @@ pub fn plan(scenario: &Scenario, seed: u64, storage_faults: bool) -> Result<Sche
         disks: scenario.cluster.durability == Durability::Wal,
         storage_faults,
     })
-}
-
-/// A link fault in the simulator's words; a ramp needs its fault's duration.
-fn effect(link: LinkFault, duration: Option<Duration>) -> LinkEffect {
-    match link {
-        LinkFault::Delay { delay, jitter } => LinkEffect::Delay { delay, jitter },
-        LinkFault::Loss(p) => LinkEffect::Loss(p),
-        LinkFault::Duplicate(p) => LinkEffect::Duplicate(p),
-        LinkFault::Reorder(p) => LinkEffect::Reorder(p),
-        LinkFault::DelayRamp { from, to, jitter } => LinkEffect::DelayRamp {
-            from,
-            to,
-            over: duration.unwrap_or_default(),
-            jitter,
-        },
-        LinkFault::Flap { period, down } => LinkEffect::Flap { period, down },
-    }
 }
 
 /// The simulated load: per client the submission times over the load's duration,
@@ -404,6 +385,145 @@ liveness = "kept"
         // 4 s of load × 8 requests per second per client.
         assert!(p.submissions.iter().all(|t| t.len() == 32));
         assert!(p.check_liveness);
+    }
+
+    /// One vocabulary: a scenario's link faults reach the simulator's plan as the very
+    /// values the parser made (a ramp's `over` its duration), and the network layer's
+    /// rules with the same parameters.
+    #[test]
+    fn a_link_fault_reaches_the_simulator_and_the_network_layer_with_the_same_parameters() {
+        use crate::runner::link_rules::{ActiveNetworkFault, rules_for};
+        use tandem_consensus::sim::schedule::LinkFault;
+        use tandem_network::{Delay, Flap, NodeId};
+
+        let text = r#"
+name = "links"
+[cluster]
+replicas = 4
+[load]
+clients = 1
+duration = 10
+
+[[fault]]
+at = 1
+duration = 3
+action = "delay-ramp"
+target = "r0"
+to = "r1"
+from_ms = 10
+to_ms = 200
+jitter_ms = 5
+
+[[fault]]
+at = 2
+until = 6
+action = "delay"
+target = "r0"
+to = "r1"
+delay_ms = 50
+jitter_ms = 10
+
+[[fault]]
+at = 3
+duration = 1
+action = "flap"
+target = "r0"
+to = "r1"
+period_ms = 100
+down_ms = 30
+
+[[fault]]
+at = 4
+duration = 1
+action = "reorder"
+target = "r0"
+to = "r1"
+probability = 0.25
+"#;
+        let s = Scenario::parse(Path::new("links.toml"), text).unwrap();
+        let ms = Duration::from_millis;
+        let parsed: Vec<LinkFault> = s
+            .faults
+            .iter()
+            .map(|f| match f.action {
+                Action::Link { fault, .. } => fault,
+                ref other => panic!("not a link action: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            parsed[0],
+            LinkFault::DelayRamp {
+                from: ms(10),
+                to: ms(200),
+                over: Duration::from_secs(3),
+                jitter: ms(5),
+            },
+            "a ramp's length is its fault's duration"
+        );
+
+        // The simulator: each Link step carries the parsed value itself.
+        let p = plan(&s, 0, false).unwrap();
+        let sim: Vec<(usize, LinkFault)> = p
+            .steps
+            .iter()
+            .filter_map(|(_, step)| match step.action {
+                StepAction::Link { effect, .. } => Some((step.fault, effect)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sim.len(), parsed.len());
+        for (fault, effect) in sim {
+            assert_eq!(effect, parsed[fault], "fault {fault} in the simulator");
+        }
+
+        // The network layer: the runner's rules for the same faults, all active.
+        let active: Vec<ActiveNetworkFault> = parsed
+            .iter()
+            .map(|&fault| ActiveNetworkFault::Link {
+                a: vec![0],
+                b: vec![1],
+                clients: false,
+                fault,
+            })
+            .collect();
+        let rules = rules_for(&active[..1], 4, 1);
+        let r01 = rules
+            .links
+            .iter()
+            .find(|l| l.from == NodeId::Replica(0) && l.to == NodeId::Replica(1))
+            .unwrap()
+            .faults;
+        assert_eq!(
+            r01.delay,
+            Delay::Ramp {
+                from: ms(10),
+                to: ms(200),
+                over: Duration::from_secs(3),
+                jitter: ms(5),
+            }
+        );
+        let rules = rules_for(&active[1..], 4, 1);
+        let r10 = rules
+            .links
+            .iter()
+            .find(|l| l.from == NodeId::Replica(1) && l.to == NodeId::Replica(0))
+            .unwrap()
+            .faults;
+        assert_eq!(
+            r10.delay,
+            Delay::Uniform {
+                min: ms(40),
+                max: ms(60)
+            }
+        );
+        assert_eq!(
+            r10.flap,
+            Some(Flap {
+                period: ms(100),
+                down: ms(30)
+            })
+        );
+        assert_eq!(r10.reorder, 0.25);
     }
 
     #[test]

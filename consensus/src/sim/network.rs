@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::sim::schedule::{LinkEffect, NetRule, extra_delay};
+use crate::sim::schedule::{LinkFault, NetRule, extra_delay};
 use crate::types::Time;
 
 /// Faults applied to every link while active.
@@ -84,9 +84,9 @@ impl NetworkModel {
         let mut delays = Vec::new();
         for rule in self.rules.iter().filter(|r| r.covers(from, to)) {
             match rule.effect() {
-                Some(LinkEffect::Loss(p)) if rng.random::<f64>() < p => return Vec::new(),
-                Some(LinkEffect::Loss(_)) => {}
-                Some(LinkEffect::Duplicate(p)) => duplicate = 1.0 - (1.0 - duplicate) * (1.0 - p),
+                Some(LinkFault::Loss(p)) if rng.random::<f64>() < p => return Vec::new(),
+                Some(LinkFault::Loss(_)) => {}
+                Some(LinkFault::Duplicate(p)) => duplicate = 1.0 - (1.0 - duplicate) * (1.0 - p),
                 Some(effect) => delays.push((effect, rule.since)),
                 None => {}
             }

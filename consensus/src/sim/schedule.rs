@@ -1,10 +1,12 @@
 //! Scheduled fault plans: a timed list of steps in the scenario vocabulary (crash,
 //! restart, pause, resume, byzantine, partition, isolate, one-way cut, heal, and link
-//! faults — delay, loss, duplicate, reorder, delay ramp, flap — on chosen links), whose
-//! targets (`primary`, `backups`) are resolved when the step fires, in virtual time,
-//! from the replicas' views. `tandem sim --scenario` translates a scenario file into a
-//! [`SchedulePlan`] and [`run_schedule`] runs it for one seed; the engine applies each
-//! step (`Engine::apply_step`) and the network model the active [`NetRule`]s.
+//! faults — delay, loss, duplicate, reorder, delay ramp, flap: [`LinkFault`], the one
+//! definition scenario files parse into and the network fault layer is translated
+//! from — on chosen links), whose targets (`primary`, `backups`) are resolved when the
+//! step fires, in virtual time, from the replicas' views. `tandem sim --scenario`
+//! translates a scenario file into a [`SchedulePlan`] and [`run_schedule`] runs it for
+//! one seed; the engine applies each step (`Engine::apply_step`) and the network model
+//! the active [`NetRule`]s.
 //!
 //! Where the simulator differs from a real cluster: a `byzantine` step restarts the
 //! replica's state machine in that mode (a running replica's mode cannot change), and
@@ -72,24 +74,35 @@ impl SimTarget {
     }
 }
 
-/// What a link fault does to each message.
+/// A link fault: what happens to each message on the links it covers. The one
+/// definition of the link-fault vocabulary (`delay`, `loss`, `duplicate`, `reorder`,
+/// `delay-ramp`, `flap`): a scenario file's link action parses into it
+/// (`tandem_experiments::scenario::Action::Link`, re-exported there as
+/// `scenario::LinkFault`), the simulator applies it per message ([`StepAction::Link`],
+/// [`NetRuleKind::Link`]), and the experiments runner translates it into the network
+/// fault layer's `LinkFaults` (`runner::link_rules`, one function). Its names are the
+/// scenario's words; a new kind of link fault is added here and in those two
+/// translations (the compiler points at both).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LinkEffect {
-    /// Extra delay, uniform in `delay ± jitter`.
+pub enum LinkFault {
+    /// Extra delay, uniform in `delay ± jitter` (`delay`: `delay_ms`, `jitter_ms`).
     Delay {
         /// Mean extra delay.
         delay: Duration,
         /// Half-width of the spread.
         jitter: Duration,
     },
-    /// Lose each message with this probability.
+    /// Lose each message with this probability (`loss`: `probability`).
     Loss(f64),
-    /// Deliver each message twice with this probability.
+    /// Deliver each message twice with this probability (`duplicate`: `probability`).
     Duplicate(f64),
-    /// Hold a message back (up to 5 ms more) with this probability.
+    /// Hold a message back with this probability (`reorder`: `probability`); the
+    /// simulator holds it up to 5 ms more, the network layer behind the next frame.
     Reorder(f64),
-    /// A delay rising linearly from `from` to `to` over `over` from when the step
-    /// fires (then staying at `to` until the fault ends), `± jitter`.
+    /// A delay rising linearly from `from` to `to` over `over` from when the fault
+    /// starts (then staying at `to` until it ends), `± jitter` (`delay-ramp`:
+    /// `from_ms`, `to_ms`, `jitter_ms`; a scenario's `over` is the fault's duration,
+    /// so its end is the global stabilisation time).
     DelayRamp {
         /// Delay at the start.
         from: Duration,
@@ -100,7 +113,8 @@ pub enum LinkEffect {
         /// Half-width of the spread.
         jitter: Duration,
     },
-    /// Down (every message lost) for `down` at the start of every `period`.
+    /// Down (every message lost) for `down` at the start of every `period` (`flap`:
+    /// `period_ms`, `down_ms`).
     Flap {
         /// Cycle length.
         period: Duration,
@@ -156,7 +170,7 @@ pub enum StepAction {
         /// Also the target's links to clients.
         clients: bool,
         /// What happens on them.
-        effect: LinkEffect,
+        effect: LinkFault,
     },
     /// The rule with this id ends.
     EndRule {
@@ -212,7 +226,7 @@ pub enum NetRuleKind {
         /// Also `a`'s links to clients.
         clients: bool,
         /// The effect.
-        effect: LinkEffect,
+        effect: LinkFault,
     },
 }
 
@@ -220,7 +234,7 @@ impl NetRule {
     /// Whether a `heal` step removes it (cuts and flaps; not delays or losses).
     pub fn healed_by_heal(&self) -> bool {
         match &self.kind {
-            NetRuleKind::Link { effect, .. } => matches!(effect, LinkEffect::Flap { .. }),
+            NetRuleKind::Link { effect, .. } => matches!(effect, LinkFault::Flap { .. }),
             _ => true,
         }
     }
@@ -242,7 +256,7 @@ impl NetRule {
                 _ => false,
             },
             NetRuleKind::Link {
-                effect: LinkEffect::Flap { period, down },
+                effect: LinkFault::Flap { period, down },
                 ..
             } if self.covers(from, to) => {
                 let period = period.as_nanos().max(1);
@@ -266,7 +280,7 @@ impl NetRule {
     }
 
     /// The link effect, if it is a link rule.
-    pub fn effect(&self) -> Option<LinkEffect> {
+    pub fn effect(&self) -> Option<LinkFault> {
         match &self.kind {
             NetRuleKind::Link { effect, .. } => Some(*effect),
             _ => None,
@@ -277,7 +291,7 @@ impl NetRule {
 /// Extra delay of a message under `effect` (started at `since`) sent at `now`, or
 /// `None` if the effect does not delay; draws from `rng` only for delays.
 pub(crate) fn extra_delay(
-    effect: LinkEffect,
+    effect: LinkFault,
     since: Time,
     now: Time,
     rng: &mut impl Rng,
@@ -288,8 +302,8 @@ pub(crate) fn extra_delay(
         lo + (mean + jitter - lo).mul_f64(u)
     }
     match effect {
-        LinkEffect::Delay { delay, jitter } => Some(spread(delay, jitter, rng.random())),
-        LinkEffect::DelayRamp {
+        LinkFault::Delay { delay, jitter } => Some(spread(delay, jitter, rng.random())),
+        LinkFault::DelayRamp {
             from,
             to,
             over,
@@ -307,7 +321,7 @@ pub(crate) fn extra_delay(
             };
             Some(spread(mean, jitter, rng.random()))
         }
-        LinkEffect::Reorder(p) => {
+        LinkFault::Reorder(p) => {
             (rng.random::<f64>() < p).then(|| Duration::from_micros(rng.random_range(0..5000)))
         }
         _ => None,
@@ -615,7 +629,7 @@ mod tests {
                 a: vec![0],
                 b: vec![1],
                 clients: false,
-                effect: LinkEffect::Flap {
+                effect: LinkFault::Flap {
                     period: Duration::from_millis(100),
                     down: Duration::from_millis(30),
                 },
@@ -664,7 +678,7 @@ mod tests {
                         id: 2,
                         to: SimTarget::All,
                         clients: true,
-                        effect: LinkEffect::Loss(0.2),
+                        effect: LinkFault::Loss(0.2),
                     },
                 ),
                 (1500, SimTarget::All, StepAction::EndRule { id: 2 }),

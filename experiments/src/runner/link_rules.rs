@@ -9,9 +9,12 @@
 //! isolation become one-way cuts in both directions, which compose: two partitions at
 //! once cut the union of their links. Link faults on the same link merge field by field
 //! (a `delay` and a `loss` on one link give a delayed, lossy link).
+//!
+//! [`apply_link_fault`] is the one place a scenario's [`LinkFault`] (the simulator's
+//! enum, the one definition of the link-fault words) becomes the network layer's
+//! [`LinkFaults`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use tandem_network::{Delay, FaultRules, Flap, LinkFaults, LinkRule, NodeId};
 
@@ -47,10 +50,8 @@ pub enum ActiveNetworkFault {
         b: Vec<u32>,
         /// Also the links to and from the load clients.
         clients: bool,
-        /// What happens on the links.
+        /// What happens on the links (a delay ramp carries its length).
         fault: LinkFault,
-        /// The fault's length (a delay ramp rises over it).
-        lasts: Option<Duration>,
     },
 }
 
@@ -109,7 +110,6 @@ pub fn rules_for(active: &[ActiveNetworkFault], replicas: u32, clients: u32) -> 
                 b,
                 clients: with_clients,
                 fault,
-                lasts,
             } => {
                 let mut ends: Vec<(NodeId, NodeId)> = Vec::new();
                 for &x in a {
@@ -127,7 +127,7 @@ pub fn rules_for(active: &[ActiveNetworkFault], replicas: u32, clients: u32) -> 
                     }
                 }
                 for link in ends {
-                    merge(links.entry(link).or_default(), fault, *lasts);
+                    apply_link_fault(links.entry(link).or_default(), *fault);
                 }
             }
         }
@@ -144,9 +144,11 @@ pub fn rules_for(active: &[ActiveNetworkFault], replicas: u32, clients: u32) -> 
     }
 }
 
-/// Sets the field of `faults` that `fault` controls.
-fn merge(faults: &mut LinkFaults, fault: &LinkFault, lasts: Option<Duration>) {
-    match *fault {
+/// The network layer's form of a link fault: sets the field of `faults` that `fault`
+/// controls, leaving the others (so faults on one link merge). The one translation
+/// from [`LinkFault`] to [`LinkFaults`].
+pub fn apply_link_fault(faults: &mut LinkFaults, fault: LinkFault) {
+    match fault {
         LinkFault::Delay { delay, jitter } => {
             faults.delay = if jitter.is_zero() {
                 Delay::Fixed(delay)
@@ -160,11 +162,16 @@ fn merge(faults: &mut LinkFaults, fault: &LinkFault, lasts: Option<Duration>) {
         LinkFault::Loss(p) => faults.loss = p,
         LinkFault::Duplicate(p) => faults.duplicate = p,
         LinkFault::Reorder(p) => faults.reorder = p,
-        LinkFault::DelayRamp { from, to, jitter } => {
+        LinkFault::DelayRamp {
+            from,
+            to,
+            over,
+            jitter,
+        } => {
             faults.delay = Delay::Ramp {
                 from,
                 to,
-                over: lasts.unwrap_or(Duration::ZERO),
+                over,
                 jitter,
             }
         }
@@ -174,6 +181,8 @@ fn merge(faults: &mut LinkFaults, fault: &LinkFault, lasts: Option<Duration>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn r(i: u32) -> NodeId {
@@ -219,14 +228,12 @@ mod tests {
                 delay: Duration::from_millis(50),
                 jitter: Duration::from_millis(10),
             },
-            lasts: None,
         };
         let loss = ActiveNetworkFault::Link {
             a: vec![0, 1],
             b: vec![0, 1],
             clients: true,
             fault: LinkFault::Loss(0.02),
-            lasts: None,
         };
         let rules = rules_for(&[delay, loss], 4, 1);
         let link = |from, to| rules.links.iter().find(|l| l.from == from && l.to == to);
@@ -250,9 +257,9 @@ mod tests {
                 fault: LinkFault::DelayRamp {
                     from: Duration::ZERO,
                     to: Duration::from_millis(400),
+                    over: Duration::from_secs(10),
                     jitter: Duration::ZERO,
                 },
-                lasts: Some(Duration::from_secs(10)),
             }],
             4,
             0,

@@ -327,7 +327,6 @@ impl Nemesis {
                         b,
                         clients: *clients,
                         fault: *link,
-                        lasts: fault.until.map(|u| u.saturating_sub(fault.at)),
                     },
                 );
             }

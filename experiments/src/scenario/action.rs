@@ -1,34 +1,37 @@
-//! The fault vocabulary: what a `[[fault]]` does. The same words name the faults of
-//! the simulator's fault plans (`tandem_consensus::sim::faults`) and the rules of the
-//! network fault layer (`tandem_network::fault_injection`); this module is where a
-//! scenario's words meet theirs (`network_words_match` below checks that they stay
-//! the same).
+//! The fault vocabulary: what a `[[fault]]` does. A scenario's faults carry over to
+//! the simulator's scheduled plans (`tandem_consensus::sim::schedule`, translated in
+//! `scenario_sim`) and to the rules of the network fault layer
+//! (`tandem_network::fault_injection`, translated in `runner::link_rules`) under the
+//! same words (`network_words_match` below checks that they stay the same). Link
+//! faults are not redefined here: [`LinkFault`] is the simulator's enum, re-exported,
+//! which the parser fills, the simulator applies and the runner translates.
 //!
 //! | action | parameters | lasts | real cluster | simulator |
 //! |---|---|---|---|---|
-//! | `crash` | — | until `restart` or its end (then restarted) | SIGKILL | `FaultEvent::Crash` |
-//! | `restart` | — | instant | start again (empty state until durability exists) | `FaultEvent::Restart` |
-//! | `pause` | — | until `resume` or its end | SIGSTOP | — |
-//! | `resume` | — | instant | SIGCONT | — |
-//! | `stop` | — | until `restart` or its end (then restarted) | SIGTERM (graceful) | — |
-//! | `byzantine` | `mode` | until its end (then honest) | switch over the control channel | `FaultPlan::byzantine` |
-//! | `partition` | `groups` | until `heal` or its end | `FaultRules::partition` | `FaultEvent::Partition` |
-//! | `isolate` | — | until `heal` or its end | `FaultRules::isolated` | a partition of one |
-//! | `one-way-cut` | `to` | until `heal` or its end | `FaultRules::one_way_cuts` | — |
-//! | `heal` | — | instant | partitions, isolations, cuts, flaps removed | `FaultEvent::Heal` |
-//! | `delay` | `delay_ms`, `jitter_ms` | until its end | `LinkFaults::delay` | `LinkFaults::jitter` |
-//! | `loss` | `probability` | until its end | `LinkFaults::loss` | `LinkFaults::loss` |
-//! | `duplicate` | `probability` | until its end | `LinkFaults::duplicate` | `LinkFaults::duplicate` |
-//! | `reorder` | `probability` | until its end | `LinkFaults::reorder` | (through jitter) |
-//! | `delay-ramp` | `from_ms`, `to_ms`, `jitter_ms` | its duration (required) | `Delay::Ramp` | — |
-//! | `flap` | `period_ms`, `down_ms` | until `heal` or its end | `LinkFaults::flap` | — |
+//! | `crash` | — | until `restart` or its end (then restarted) | SIGKILL | `StepAction::Crash` |
+//! | `restart` | — | instant | start again (empty state without `wal`) | `StepAction::Restart` |
+//! | `pause` | — | until `resume` or its end | SIGSTOP | `StepAction::Pause` |
+//! | `resume` | — | instant | SIGCONT | `StepAction::Resume` |
+//! | `stop` | — | until `restart` or its end (then restarted) | SIGTERM (graceful) | `StepAction::Crash` |
+//! | `byzantine` | `mode` | until its end (then honest) | restart in the mode | `StepAction::Byzantine` |
+//! | `partition` | `groups` | until `heal` or its end | one-way cuts between groups | `StepAction::Partition` |
+//! | `isolate` | — | until `heal` or its end | one-way cuts, clients included | `StepAction::Isolate` |
+//! | `one-way-cut` | `to` | until `heal` or its end | `FaultRules::one_way_cuts` | `StepAction::OneWayCut` |
+//! | `heal` | — | instant | partitions, isolations, cuts, flaps removed | `StepAction::Heal` |
+//! | `delay` | `delay_ms`, `jitter_ms` | until its end | `LinkFaults::delay` | `LinkFault::Delay` |
+//! | `loss` | `probability` | until its end | `LinkFaults::loss` | `LinkFault::Loss` |
+//! | `duplicate` | `probability` | until its end | `LinkFaults::duplicate` | `LinkFault::Duplicate` |
+//! | `reorder` | `probability` | until its end | `LinkFaults::reorder` | `LinkFault::Reorder` |
+//! | `delay-ramp` | `from_ms`, `to_ms`, `jitter_ms` | its duration (required) | `Delay::Ramp` | `LinkFault::DelayRamp` |
+//! | `flap` | `period_ms`, `down_ms` | until `heal` or its end | `LinkFaults::flap` | `LinkFault::Flap` |
 //!
 //! Link actions (`delay` … `flap`) apply to the links between `target` (default all
 //! replicas) and `to` (default all replicas), both directions, and with
 //! `clients = true` also to the links between those replicas and the load clients.
 
 use std::fmt;
-use std::time::Duration;
+
+pub use tandem_consensus::sim::schedule::LinkFault;
 
 use crate::scenario::target::Target;
 
@@ -65,7 +68,8 @@ pub enum Action {
     },
     /// End every partition, isolation, one-way cut and flapping link.
     Heal,
-    /// A fault on links.
+    /// A fault on links: the simulator's [`LinkFault`] itself, the one definition of
+    /// the link-fault words (a `delay-ramp`'s `over` is the fault's duration).
     Link {
         /// The other end of the links (the target is one end).
         to: Target,
@@ -73,41 +77,6 @@ pub enum Action {
         clients: bool,
         /// What happens on the links.
         fault: LinkFault,
-    },
-}
-
-/// What a link action does to each frame.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LinkFault {
-    /// Delay every frame by `delay` ± `jitter` (uniform).
-    Delay {
-        /// Mean delay.
-        delay: Duration,
-        /// Half-width of the uniform spread.
-        jitter: Duration,
-    },
-    /// Lose each frame with this probability.
-    Loss(f64),
-    /// Send each frame twice with this probability.
-    Duplicate(f64),
-    /// Hold each frame back behind the next one with this probability.
-    Reorder(f64),
-    /// A delay rising from `from` to `to` over the fault's duration (± `jitter`);
-    /// the fault's end is the global stabilisation time.
-    DelayRamp {
-        /// Delay when the fault starts.
-        from: Duration,
-        /// Delay when it ends.
-        to: Duration,
-        /// Half-width of the uniform spread.
-        jitter: Duration,
-    },
-    /// Down for `down` at the start of every `period`.
-    Flap {
-        /// Cycle length.
-        period: Duration,
-        /// Down time per cycle.
-        down: Duration,
     },
 }
 
@@ -274,6 +243,8 @@ impl fmt::Display for ActionKind {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -704,12 +704,15 @@ fn fault(
                 Some(j) => millis(src, j)?,
                 None => Duration::ZERO,
             };
+            // `needs_end` made the duration required above.
+            let over = until.map_or(Duration::ZERO, |u| u.saturating_sub(at));
             link(
                 to,
                 clients,
                 LinkFault::DelayRamp {
                     from,
                     to: to_delay,
+                    over,
                     jitter,
                 },
             )

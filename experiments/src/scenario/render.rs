@@ -170,7 +170,10 @@ fn fault(f: &Fault) -> Table {
                 LinkFault::Loss(p) | LinkFault::Duplicate(p) | LinkFault::Reorder(p) => {
                     t.insert("probability".into(), p.into());
                 }
-                LinkFault::DelayRamp { from, to, jitter } => {
+                // `over` is the fault's duration, written as its `until`.
+                LinkFault::DelayRamp {
+                    from, to, jitter, ..
+                } => {
                     t.insert("from_ms".into(), millis(from));
                     t.insert("to_ms".into(), millis(to));
                     t.insert("jitter_ms".into(), millis(jitter));
