@@ -156,6 +156,18 @@ pub struct OwnCheckpoint {
     pub snapshot: Option<Bytes>,
 }
 
+/// Drops our own checkpoints below the one before `stable`: the stable checkpoint's
+/// state serves new transfers, and the one before serves transfers that began before
+/// the checkpoint moved (their chunks must all come from one checkpoint's state). Two
+/// states are held at most.
+pub(crate) fn retain_own_checkpoints(own: &mut BTreeMap<Seq, OwnCheckpoint>, stable: Seq) {
+    let previous = own
+        .range(..stable)
+        .next_back()
+        .map_or(stable, |(seq, _)| *seq);
+    *own = own.split_off(&previous);
+}
+
 /// A state snapshot handed to the application, awaiting its verdict.
 #[derive(Debug)]
 pub struct PendingInstall {

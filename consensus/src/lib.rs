@@ -41,6 +41,7 @@ pub mod pbft;
 pub mod protocol;
 pub mod registry;
 pub mod request;
+mod resend_budget;
 pub mod sim;
 pub mod state_chunks;
 mod state_transfer;

@@ -83,17 +83,54 @@ fn chunk_ranges(list: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     (at == list.len()).then_some(ranges)
 }
 
-/// The number of chunks in `list`, if it is well formed.
+/// The number of chunks in `list`, if it is well formed (walks the lengths,
+/// allocating nothing).
 pub fn chunk_count(list: &[u8]) -> Option<u64> {
-    chunk_ranges(list).map(|r| r.len() as u64)
+    if list.len() < HEADER || &list[..8] != MAGIC {
+        return None;
+    }
+    let count = u32::from_be_bytes(list[8..12].try_into().ok()?);
+    if count == 0 {
+        return None;
+    }
+    let mut at = HEADER;
+    for _ in 0..count {
+        let len_end = at.checked_add(4)?;
+        let len = u32::from_be_bytes(list.get(at..len_end)?.try_into().ok()?) as usize;
+        at = len_end.checked_add(len)?;
+        if at > list.len() {
+            return None;
+        }
+    }
+    (at == list.len()).then_some(u64::from(count))
 }
 
-/// Chunk `index` of `list` (sharing its buffer), if the list is well formed and has
-/// that chunk.
+/// Chunk `index` of `list` (sharing its buffer), if `list` has that chunk. Walks the
+/// lengths up to `index` only, allocating nothing: a chunk fetch costs at most the
+/// number of chunks, and an index past the count is refused at once. `list` is our own
+/// (checked when it was made); a malformed one has no chunks.
 pub fn chunk_at(list: &Bytes, index: u64) -> Option<Bytes> {
-    let ranges = chunk_ranges(list)?;
-    let range = ranges.get(usize::try_from(index).ok()?)?;
-    Some(list.slice(range.clone()))
+    if list.len() < HEADER || &list[..8] != MAGIC {
+        return None;
+    }
+    let count = u32::from_be_bytes(list[8..12].try_into().ok()?);
+    if index >= u64::from(count) {
+        return None;
+    }
+    let mut at = HEADER;
+    for i in 0..=index {
+        let len_end = at.checked_add(4)?;
+        let len = u32::from_be_bytes(list.get(at..len_end)?.try_into().ok()?) as usize;
+        let end = len_end.checked_add(len)?;
+        if end > list.len() {
+            return None;
+        }
+        if i == index {
+            return Some(list.slice(len_end..end));
+        }
+        at = end;
+    }
+    None
 }
 
 /// Restores `app` from a whole chunk list (a log's snapshot at start), each chunk

@@ -2,33 +2,39 @@
 //! (or whose state diverged from it) waits a grace period (three status intervals,
 //! for the normal case or block sync to catch up), then asks the certificate's
 //! signers for the checkpoint's state in turn, one per transfer time-out; it checks
-//! the header against the certificate ([`StateSnapshot::verify`]), then fetches the
-//! application state chunk by chunk from the peer that sent the header, handing each
-//! chunk to the application, which verifies it against the certified application
-//! digest before keeping it, and, once the application holds the whole state,
-//! installs it and continues from the checkpoint.
+//! the header against the certificate ([`StateSnapshot::verify`]; only a header from
+//! the peer asked is taken), then fetches the application state chunk by chunk from
+//! that peer, handing each chunk to the application, which verifies it against the
+//! certified application digest before keeping it, and, once the application holds
+//! the whole state, installs it and continues from the checkpoint.
 //!
 //! ```text
-//!            grace period / time-out: ask the next signer
-//!   idle ──► FetchState ──► header verified ──► Begin ──► FetchChunk(0) ─┐
+//!          grace period / time-out: ask the next signer for a header
+//!   idle ──► FetchState(peer) ──► header from peer verified ──► Begin, FetchChunk(0)
 //!                ▲                                                      │
-//!                │  2 × signers stalls      chunk i arrives from peer   ▼
-//!                └──────── abandon ◄──── time-out: next signer ◄── awaiting chunk i
-//!                                          refused: next signer, ▲      │ Chunk step
-//!                                          same index            │      ▼
-//!                                                     kept, more └── verifying
-//!                                                                       │ kept, complete
-//!                                                                       ▼
-//!                                               Finish ──► installed (or refused: refetch)
+//!                │ abandon: 2 × signers switches,                       ▼
+//!                │ or our stable checkpoint moved past it     ┌─► awaiting chunk i ◄─┐
+//!                │                                            │         │ chunk i     │ kept,
+//!                └──────────── switch peer ◄── refused / time-out      ▼ from peer   │ more
+//!                                   │                         │     verifying ────────┘
+//!                                   └─► Begin, FetchChunk(0) ─┘         │ kept, complete
+//!                                       to the next signer              ▼
+//!                                                  Finish ──► installed (or refused: refetch)
 //! ```
 //!
 //! Chunks are fetched one at a time (one in flight per transfer), so a receiver holds
-//! at most one unverified chunk; a chunk is at most the cluster's `state_chunk_bytes`
-//! (the application may exceed it only by one indivisible unit, see
-//! `FrozenState::chunks`) and the frame limit bounds it in any case. A Byzantine
-//! sender is caught at its first bad chunk: the application refuses it and the next
-//! signer is asked for the same index; chunks already kept stay (every correct replica
-//! cuts the same state into the same chunks).
+//! at most one unverified chunk, of at most `state_chunk_bytes` plus
+//! [`CHUNK_SLACK_BYTES`] (larger ones are dropped before the application sees them),
+//! beside the verified part of the state it assembles. Every chunk of one restore
+//! comes from one peer: a replica may cut the same state at other boundaries (a
+//! Byzantine one where it likes), so when a peer refuses to serve — a chunk the
+//! application refused, or none within the transfer time-out — the restore starts
+//! again from chunk 0 with the next signer, and nothing the dropped peer sends is
+//! taken any more. A Byzantine sender is thus caught at its first bad chunk and holds
+//! the fetch for at most one time-out per round of signers; two rounds without an
+//! install, or our stable checkpoint moving past the one fetched (its signers keep
+//! only the stable checkpoint's and the one before it), abandon the fetch and a
+//! header is fetched afresh.
 //!
 //! [`StateTransfer`] is the one copy of that logic; a protocol supplies its timer, its
 //! fetch message, its checkpoint digest check and what it resets on install.
@@ -49,6 +55,8 @@ pub(crate) struct Transfer {
     pub attempts: u32,
     /// Whether a request is out (else the timer is a grace period).
     pub requested: bool,
+    /// The peer last asked for a header: the only one whose header is taken.
+    pub asked: Option<ReplicaId>,
     /// The chunk fetch under way, once a header was accepted.
     pub fetch: Option<ChunkFetch>,
 }
@@ -58,7 +66,9 @@ pub(crate) struct Transfer {
 pub(crate) struct ChunkFetch {
     /// The checkpoint.
     pub seq: Seq,
-    /// The peer asked for the next chunk.
+    /// The application digest its certificate vouches for.
+    pub app_digest: Digest,
+    /// The peer every chunk of this restore comes from.
     pub peer: ReplicaId,
     /// The next chunk to fetch (every chunk below it is kept by the application).
     pub next: u64,
@@ -66,9 +76,14 @@ pub(crate) struct ChunkFetch {
     pub verifying: bool,
     /// Every chunk is kept; the install is with the application.
     pub finishing: bool,
-    /// Time-outs and refused chunks since a chunk was last kept.
-    pub stalls: u32,
+    /// Peers given up on (a refused chunk or a time-out) for this header.
+    pub switches: u32,
 }
+
+/// Bytes a received chunk may exceed `state_chunk_bytes` by (an application's proof
+/// and one indivisible unit, e.g. a ledger chunk's range proof and one bucket); a
+/// larger one is dropped before the application sees it.
+pub(crate) const CHUNK_SLACK_BYTES: usize = 64 << 10;
 
 /// The parameters state transfer reads.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +94,8 @@ pub(crate) struct TransferParams {
     pub transfer_timeout: Duration,
     /// The client window a snapshot's exactly-once table must respect.
     pub client_window: u64,
+    /// The cluster's bound on one state chunk (`CommonParams::state_chunk_bytes`).
+    pub state_chunk_bytes: usize,
 }
 
 /// The state transfer every protocol shares. A protocol implements the required
@@ -125,6 +142,7 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         *self.transfer_mut() = Some(Transfer {
             attempts: 0,
             requested: false,
+            asked: None,
             fetch: None,
         });
         let grace = self.transfer_params().status_interval * 3;
@@ -136,26 +154,39 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         self.installing_cert().is_some()
     }
 
-    /// The transfer timer: while a chunk fetch is under way, asks the next signer for
-    /// the awaited chunk (or abandons the fetch after two rounds of signers without
-    /// progress); otherwise asks the next signer of the stable certificate for its
-    /// state, unless we caught up.
+    /// The transfer timer: during a chunk fetch, a chunk that did not come moves the
+    /// fetch to the next signer (or abandons it); otherwise asks the next signer of the
+    /// stable certificate for its header, unless we caught up.
     fn on_transfer_timer(&mut self, now: Time, out: &mut Vec<Self::Action>) {
-        let Some(mut transfer) = *self.transfer_mut() else {
+        let Some(transfer) = *self.transfer_mut() else {
             return;
         };
-        let retry_at = now + self.transfer_params().transfer_timeout;
-        if transfer.fetch.is_some() && self.on_chunk_timeout(retry_at, out) {
-            return;
+        if let Some(fetch) = transfer.fetch {
+            let retry_at = now + self.transfer_params().transfer_timeout;
+            if fetch.verifying || fetch.finishing {
+                if self.is_installing() {
+                    self.set_transfer_timer(retry_at, out); // the application is at work
+                    return;
+                }
+            } else if self.is_installing() {
+                self.switch_chunk_peer(now, out);
+                return;
+            }
         }
-        // No chunk fetch (any more): a restore without one cannot finish.
-        transfer.fetch = None;
-        if let Some(t) = self.transfer_mut().as_mut() {
-            t.fetch = None;
-        }
+        self.fetch_header(now, out);
+    }
+
+    /// Forgets any chunk fetch and restore under way and asks the next signer of the
+    /// stable certificate for its header — or ends the transfer if we caught up.
+    fn fetch_header(&mut self, now: Time, out: &mut Vec<Self::Action>) {
         if self.is_installing() {
             self.abandon_install();
         }
+        let Some(mut transfer) = *self.transfer_mut() else {
+            return;
+        };
+        transfer.fetch = None;
+        let retry_at = now + self.transfer_params().transfer_timeout;
         let last_delivered = self.last_delivered();
         let p = self.checkpoint_parts();
         if !*p.diverged && last_delivered >= p.stable.seq {
@@ -172,32 +203,34 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         let peer = peers[transfer.attempts as usize % peers.len()];
         transfer.attempts = transfer.attempts.wrapping_add(1);
         transfer.requested = true;
+        transfer.asked = Some(peer);
         *self.transfer_mut() = Some(transfer);
         tracing::debug!(replica = %me, %peer, %seq, "fetching state");
         self.send_fetch_state(peer, seq, out);
         self.set_transfer_timer(retry_at, out);
     }
 
-    /// Whether a fetched snapshot is one to install: asked for, none being
-    /// installed, at or above the stable checkpoint and ahead of us (or we diverged),
-    /// consistent by the protocol's own check, and what its certificate vouches for.
-    /// `expected` is that check: `None` if the snapshot is inconsistent, else the
-    /// protocol's checkpoint digest recomputed from it. Counts what it drops.
+    /// Whether a fetched header `s` from `from` is one to install: asked of `from`,
+    /// none being installed, at or above the stable checkpoint and ahead of us (or we
+    /// diverged), consistent by the protocol's own check, and what its certificate
+    /// vouches for. `expected` is that check: `None` if the header is inconsistent,
+    /// else the protocol's checkpoint digest recomputed from it. Counts what it drops.
     fn accept_snapshot(
         &mut self,
+        from: ReplicaId,
         s: &StateSnapshot,
         expected: impl FnOnce(&StateSnapshot) -> Option<Digest>,
     ) -> bool {
         let seq = s.cert.seq;
-        let requested = self.transfer_mut().is_some_and(|t| t.requested);
+        let asked = self
+            .transfer_mut()
+            .is_some_and(|t| t.requested && t.asked == Some(from));
         let installing = self.is_installing();
         let last_delivered = self.last_delivered();
         let client_window = self.transfer_params().client_window;
         let p = self.checkpoint_parts();
-        let useful = requested
-            && !installing
-            && seq >= p.stable.seq
-            && (seq > last_delivered || *p.diverged);
+        let useful =
+            asked && !installing && seq >= p.stable.seq && (seq > last_delivered || *p.diverged);
         if !useful {
             p.counters.count(CheckpointCount::DroppedDuplicate);
             return false;
@@ -222,26 +255,51 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         app_digest: Digest,
         out: &mut Vec<Self::Action>,
     ) {
-        let timeout = self.transfer_params().transfer_timeout;
         let Some(transfer) = self.transfer_mut().as_mut() else {
             return;
         };
         transfer.fetch = Some(ChunkFetch {
             seq,
+            app_digest,
             peer,
             next: 0,
             verifying: false,
             finishing: false,
-            stalls: 0,
+            switches: 0,
         });
+        self.restart_chunks(now, out);
+    }
+
+    /// Begins the application's restore afresh and asks the fetch's peer for chunk 0.
+    /// Every chunk of one restore comes from one peer: chunks from different replicas
+    /// need not fit together (an application may cut the same state at other
+    /// boundaries, and a Byzantine replica cuts where it likes).
+    fn restart_chunks(&mut self, now: Time, out: &mut Vec<Self::Action>) {
+        let timeout = self.transfer_params().transfer_timeout;
+        let Some(fetch) = self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut()) else {
+            return;
+        };
+        fetch.next = 0;
+        fetch.verifying = false;
+        let (seq, app_digest, peer) = (fetch.seq, fetch.app_digest, fetch.peer);
         self.push_restore(RestoreStep::Begin { seq, app_digest }, out);
         self.send_fetch_chunk(peer, FetchChunk { seq, index: 0 }, out);
         self.set_transfer_timer(now + timeout, out);
     }
 
     /// A chunk from `from`: handed to the application if it is the one awaited, from
-    /// the peer asked; anything else is counted and dropped.
+    /// the peer asked, within the chunk bound; anything else is counted and dropped.
     fn on_state_chunk(&mut self, from: ReplicaId, chunk: StateChunk, out: &mut Vec<Self::Action>) {
+        let bound = self
+            .transfer_params()
+            .state_chunk_bytes
+            .saturating_add(CHUNK_SLACK_BYTES);
+        if chunk.chunk.len() > bound {
+            self.checkpoint_parts()
+                .counters
+                .count(CheckpointCount::DroppedMalformed);
+            return;
+        }
         let awaited = self
             .transfer_mut()
             .as_mut()
@@ -271,9 +329,8 @@ pub(crate) trait StateTransfer: CheckpointReplica {
     }
 
     /// The application's verdict on chunk `index` of checkpoint `seq`: kept — ask for
-    /// the next, or install once complete; refused — count it and ask the next signer
-    /// for the same chunk (after two rounds of signers without a chunk kept, wait for
-    /// the time-out, which abandons the fetch).
+    /// the next, or install once complete; refused — count it and restart the restore
+    /// with the next signer ([`StateTransfer::switch_chunk_peer`]).
     fn on_chunk_restored(
         &mut self,
         now: Time,
@@ -284,10 +341,6 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         out: &mut Vec<Self::Action>,
     ) {
         let retry_at = now + self.transfer_params().transfer_timeout;
-        let signers = self
-            .installing_cert()
-            .map_or(0, |c| c.votes.len() as u32)
-            .max(1);
         let fetch = self
             .transfer_mut()
             .as_mut()
@@ -301,19 +354,12 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         };
         fetch.verifying = false;
         if !ok {
-            fetch.stalls = fetch.stalls.saturating_add(1);
             let bad = fetch.peer;
             tracing::warn!(peer = %bad, %seq, index, "state chunk refused: asking another replica");
-            let exhausted = fetch.stalls > 2 * signers;
             self.checkpoint_parts()
                 .counters
                 .count(CheckpointCount::DroppedInvalidCheckpoint);
-            if exhausted {
-                // Every signer refused twice over: the timer abandons the fetch.
-                self.set_transfer_timer(retry_at, out);
-            } else {
-                self.ask_next_signer(retry_at, out);
-            }
+            self.switch_chunk_peer(now, out);
             return;
         }
         if complete {
@@ -323,46 +369,21 @@ pub(crate) trait StateTransfer: CheckpointReplica {
             return;
         }
         fetch.next = fetch.next.saturating_add(1);
-        fetch.stalls = 0;
         let (peer, next) = (fetch.peer, fetch.next);
         self.send_fetch_chunk(peer, FetchChunk { seq, index: next }, out);
         self.set_transfer_timer(retry_at, out);
     }
 
-    /// The transfer timer during a chunk fetch. Waits while the application works; a
-    /// chunk that did not come asks the next signer; after two rounds of signers
-    /// without a chunk kept (they moved on, or none serves it) the fetch is abandoned:
-    /// `false`, and the caller fetches a header again.
-    fn on_chunk_timeout(&mut self, retry_at: Time, out: &mut Vec<Self::Action>) -> bool {
-        let installing = self.is_installing();
-        let signers = self
-            .installing_cert()
-            .map_or(0, |c| c.votes.len() as u32)
-            .max(1);
-        let Some(fetch) = self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut()) else {
-            return false;
-        };
-        if fetch.verifying || fetch.finishing {
-            if installing {
-                self.set_transfer_timer(retry_at, out);
-                return true;
-            }
-            return false; // the install was refused: fetch again
-        }
-        fetch.stalls = fetch.stalls.saturating_add(1);
-        if fetch.stalls > 2 * signers || !installing {
-            tracing::debug!(seq = %fetch.seq, "chunk fetch abandoned");
-            self.abandon_install();
-            return false;
-        }
-        self.ask_next_signer(retry_at, out);
-        true
-    }
-
-    /// Asks the signer after the current peer (of the certificate being restored) for
-    /// the chunk awaited.
-    fn ask_next_signer(&mut self, retry_at: Time, out: &mut Vec<Self::Action>) {
+    /// The fetch's peer refused to serve (a refused chunk, or none within the
+    /// transfer time-out): the restore starts again from chunk 0 with the next signer
+    /// of the certificate. After two rounds of signers, or once our stable checkpoint
+    /// moved past the one being fetched (its signers discard its state), the fetch is
+    /// abandoned and a header is fetched afresh. A peer can therefore hold the fetch
+    /// for one time-out at a time at most: once it refused or fell silent, nothing it
+    /// sends is taken.
+    fn switch_chunk_peer(&mut self, now: Time, out: &mut Vec<Self::Action>) {
         let me = self.checkpoint_parts().me;
+        let stable = self.checkpoint_parts().stable.seq;
         let signers: Vec<ReplicaId> = self
             .installing_cert()
             .map(|c| c.signers().filter(|r| *r != me).collect())
@@ -370,14 +391,27 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         let Some(fetch) = self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut()) else {
             return;
         };
-        if let Some(at) = signers.iter().position(|r| *r == fetch.peer) {
-            fetch.peer = signers[(at + 1) % signers.len()];
-        } else if let Some(first) = signers.first() {
-            fetch.peer = *first;
+        fetch.switches = fetch.switches.saturating_add(1);
+        let rounds_over = fetch.switches as usize > 2 * signers.len();
+        if stable > fetch.seq {
+            tracing::debug!(seq = %fetch.seq, %stable, "chunk fetch abandoned: the checkpoint moved on");
+            self.fetch_header(now, out);
+            return;
         }
-        let (peer, seq, index) = (fetch.peer, fetch.seq, fetch.next);
-        self.send_fetch_chunk(peer, FetchChunk { seq, index }, out);
-        self.set_transfer_timer(retry_at, out);
+        if signers.is_empty() || rounds_over {
+            // Wait one time-out before the next header: no tight loop of refusals.
+            tracing::debug!(seq = %fetch.seq, "chunk fetch abandoned: no signer served it");
+            let retry_at = now + self.transfer_params().transfer_timeout;
+            self.abandon_install();
+            if let Some(t) = self.transfer_mut().as_mut() {
+                t.fetch = None;
+            }
+            self.set_transfer_timer(retry_at, out);
+            return;
+        }
+        let at = signers.iter().position(|r| *r == fetch.peer);
+        fetch.peer = signers[at.map_or(0, |i| (i + 1) % signers.len())];
+        self.restart_chunks(now, out);
     }
 
     /// Answers a chunk fetch from our own checkpoint's state, if we hold it.

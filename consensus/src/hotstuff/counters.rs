@@ -77,6 +77,8 @@ counters! {
     checkpoint_mismatches,
     /// Two different blocks committed at one height (must stay 0).
     conflicting_commits,
+    /// State-transfer answers (headers, chunks) not sent: the peer's budget was spent.
+    state_budget_exhausted,
 }
 
 crate::checkpoint::checkpoint_counters!();

@@ -47,6 +47,7 @@ use crate::protocol::{
     RecoveryError, ReplicaStatus,
 };
 use crate::request::{Batch, Request};
+use crate::resend_budget::ResendBudget;
 use crate::state_chunks::RestoreOutcome;
 use crate::state_transfer::{StateTransfer, Transfer};
 use crate::timers::Timers;
@@ -135,6 +136,9 @@ pub struct HotStuff {
     pub(crate) checkpoint_blocks: BTreeMap<Seq, Arc<Block>>,
     pub(crate) transfer: Option<Transfer>,
     pub(crate) diverged: bool,
+    /// Per peer, what state-transfer answers may still send it (one entry per
+    /// replica at most: senders are authenticated replicas).
+    pub(crate) state_budgets: BTreeMap<ReplicaId, ResendBudget>,
 
     // Clients.
     pub(crate) delivered_table: DeliveredTable,
@@ -204,6 +208,7 @@ impl HotStuff {
             checkpoint_blocks: BTreeMap::new(),
             transfer: None,
             diverged: false,
+            state_budgets: BTreeMap::new(),
             delivered_table: DeliveredTable::new(),
             reply_cache: ReplyCache::new(),
             queue: VecDeque::new(),
@@ -352,7 +357,7 @@ impl HotStuff {
             Message::Blocks(blocks) => self.on_blocks(now, from, blocks, out),
             Message::Checkpoint(cp) => self.on_checkpoint(now, from, cp, out),
             Message::CheckpointCert(cert) => self.on_checkpoint_cert(now, cert, out),
-            Message::FetchState(seq) => self.on_fetch_state(from, seq, out),
+            Message::FetchState(seq) => self.on_fetch_state(now, from, seq, out),
             Message::StateSnapshot(s) => self.on_state_snapshot(now, from, *s, out),
             Message::FetchChunk(f) => self.serve_chunk(now, from, f, out),
             Message::StateChunk(c) => self.on_state_chunk(from, c, out),

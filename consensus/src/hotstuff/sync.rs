@@ -27,6 +27,7 @@ use std::sync::Arc;
 use crate::checkpoint::{
     CheckpointParts, CheckpointReplica, FetchChunk, OwnCheckpoint, PendingInstall,
     SignedCheckpoint, StableCert, StateChunk, StateSnapshot, checkpoint_digest,
+    retain_own_checkpoints,
 };
 use crate::exactly_once::{ClientTables, is_delivered};
 use crate::hotstuff::block::Block;
@@ -39,6 +40,7 @@ use crate::hotstuff::replica::{
     HotStuff, HotStuffAction, Installing, MAX_BLOCKS_PER_ANSWER, MAX_WANTED,
 };
 use crate::protocol::Action;
+use crate::resend_budget::ResendBudget;
 use crate::state_chunks::RestoreStep;
 use crate::state_transfer::{StateTransfer, Transfer, TransferParams, take_installed};
 use crate::types::{Digest, ReplicaId, Seq, Time};
@@ -321,14 +323,39 @@ impl HotStuff {
         let keep = stable.min(self.last_delivered);
         self.tree.prune_committed_below(keep);
         self.checkpoint_votes.prune_through(stable);
-        self.own_checkpoints = self.own_checkpoints.split_off(&stable);
+        retain_own_checkpoints(&mut self.own_checkpoints, stable);
         self.checkpoint_blocks = self.checkpoint_blocks.split_off(&stable);
     }
 
     // ---- state transfer ----
 
+    /// Sends `to` a state-transfer answer (a header or a chunk) within its budget:
+    /// two chunks' worth of bytes (`2 × state_chunk_bytes`) per status interval, so
+    /// no number of fetches makes this replica send a peer more (an answer may
+    /// overdraw the budget once; the peer then waits for the refill).
+    fn send_state_answer(
+        &mut self,
+        now: Time,
+        to: ReplicaId,
+        msg: Message,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        let bytes = crate::pbft::message::encoded_len(&msg);
+        let per_interval = (self.cfg.common.state_chunk_bytes as u64).saturating_mul(2);
+        let budget = self
+            .state_budgets
+            .entry(to)
+            .or_insert_with(|| ResendBudget::full(per_interval, now));
+        if !budget.charge(now, bytes, per_interval, self.cfg.common.status_interval) {
+            self.counters.state_budget_exhausted += 1;
+            return;
+        }
+        self.send(to, msg, out);
+    }
+
     pub(crate) fn on_fetch_state(
         &mut self,
+        now: Time,
         from: ReplicaId,
         seq: Seq,
         out: &mut Vec<HotStuffAction>,
@@ -349,7 +376,7 @@ impl HotStuff {
             state,
             block: block.clone(),
         };
-        self.send(from, Message::StateSnapshot(Box::new(snapshot)), out);
+        self.send_state_answer(now, from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
 
     /// A fetched state header with its block: if it is the one to install and the
@@ -369,7 +396,7 @@ impl HotStuff {
             (height == seq)
                 .then(|| hotstuff_checkpoint_digest(seq, &state.app_digest, &state.tables, &digest))
         };
-        if !self.accept_snapshot(&s.state, expected) {
+        if !self.accept_snapshot(from, &s.state, expected) {
             return;
         }
         let app_digest = s.state.app_digest;
@@ -436,6 +463,7 @@ impl StateTransfer for HotStuff {
             status_interval: self.cfg.common.status_interval,
             transfer_timeout: self.cfg.common.transfer_timeout,
             client_window: self.cfg.common.client_window,
+            state_chunk_bytes: self.cfg.common.state_chunk_bytes,
         }
     }
 
@@ -462,12 +490,12 @@ impl StateTransfer for HotStuff {
 
     fn send_state_chunk(
         &mut self,
-        _now: Time,
+        now: Time,
         peer: ReplicaId,
         chunk: StateChunk,
         out: &mut Vec<HotStuffAction>,
     ) {
-        self.send(peer, Message::StateChunk(chunk), out);
+        self.send_state_answer(now, peer, Message::StateChunk(chunk), out);
     }
 
     fn push_restore(&mut self, step: RestoreStep, out: &mut Vec<HotStuffAction>) {

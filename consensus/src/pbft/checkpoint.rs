@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::checkpoint::{CheckpointParts, CheckpointReplica, OwnCheckpoint};
+use crate::checkpoint::{
+    CheckpointParts, CheckpointReplica, OwnCheckpoint, retain_own_checkpoints,
+};
 use crate::exactly_once::ClientTables;
 use crate::pbft::Pbft;
 use crate::pbft::counters::Counters;
@@ -101,7 +103,7 @@ impl Pbft {
         self.prepared_claims = self.prepared_claims.split_off(&keep_claims);
         self.pre_prepared_claims = self.pre_prepared_claims.split_off(&keep_claims);
         self.checkpoint_votes.prune_through(stable);
-        self.own_checkpoints = self.own_checkpoints.split_off(&stable);
+        retain_own_checkpoints(&mut self.own_checkpoints, stable);
         self.prune_batches();
         debug_assert!(self.slots.keys().all(|s| *s >= keep_log));
     }

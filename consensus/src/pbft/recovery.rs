@@ -354,7 +354,7 @@ impl Pbft {
         let seq = s.cert.seq;
         let expected =
             |s: &StateSnapshot| Some(checkpoint_digest(seq, &s.app_digest, &s.tables.digest()));
-        if !self.accept_snapshot(&s, expected) {
+        if !self.accept_snapshot(from, &s, expected) {
             return;
         }
         let app_digest = s.app_digest;
@@ -399,6 +399,7 @@ impl StateTransfer for Pbft {
             status_interval: self.cfg.status_interval,
             transfer_timeout: self.cfg.transfer_timeout,
             client_window: self.cfg.client_window,
+            state_chunk_bytes: self.cfg.state_chunk_bytes,
         }
     }
 

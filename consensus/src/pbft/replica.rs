@@ -29,6 +29,7 @@ use crate::pbft::message::{
 };
 use crate::protocol::{Action, Event, ReplicaStatus};
 use crate::request::{Batch, Request};
+use crate::resend_budget::ResendBudget;
 use crate::state_chunks::RestoreOutcome;
 use crate::state_transfer::{StateTransfer, Transfer};
 use crate::timers::Timers;
@@ -91,44 +92,6 @@ impl PeerProgress {
         consumed || now.since(self.since) >= patience
     }
 }
-/// A peer's resend budget (see [`PbftConfig::resend_budget_bytes`]): a token bucket
-/// in bytes that may go negative by one answer.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ResendBudget {
-    /// Bytes that may still be sent; negative after an overdraft.
-    pub tokens: i64,
-    /// When `tokens` was last refilled.
-    pub refilled_at: Time,
-}
-
-impl ResendBudget {
-    /// Refills for the time since the last refill (`per_interval` bytes per
-    /// `interval`, up to `per_interval`), then charges `bytes` if anything is left.
-    /// Returns whether the answer may go out.
-    pub fn charge(
-        &mut self,
-        now: Time,
-        bytes: usize,
-        per_interval: u64,
-        interval: Duration,
-    ) -> bool {
-        let cap = i64::try_from(per_interval).unwrap_or(i64::MAX);
-        let elapsed = now.since(self.refilled_at).as_nanos();
-        let interval = interval.as_nanos().max(1);
-        let refill = (elapsed.saturating_mul(u128::from(per_interval)) / interval)
-            .min(i64::MAX as u128) as i64;
-        self.tokens = self.tokens.saturating_add(refill).min(cap);
-        self.refilled_at = now;
-        if self.tokens <= 0 {
-            return false;
-        }
-        self.tokens = self
-            .tokens
-            .saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
-        true
-    }
-}
-
 /// Cap on pre-prepared claims kept per sequence number.
 pub(crate) const MAX_CLAIMS_PER_SEQ: usize = 8;
 
@@ -487,10 +450,10 @@ impl Pbft {
     ) -> bool {
         let bytes = crate::pbft::message::encoded_len(&msg);
         let per_interval = self.cfg.resend_budget_bytes;
-        let budget = self.resend_budgets.entry(to).or_insert(ResendBudget {
-            tokens: i64::try_from(per_interval).unwrap_or(i64::MAX),
-            refilled_at: now,
-        });
+        let budget = self
+            .resend_budgets
+            .entry(to)
+            .or_insert_with(|| ResendBudget::full(per_interval, now));
         if !budget.charge(now, bytes, per_interval, self.cfg.status_interval) {
             self.counters.resend_budget_exhausted += 1;
             return false;

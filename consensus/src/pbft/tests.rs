@@ -36,8 +36,10 @@ struct Harness {
     deaf: Vec<bool>,
     /// The replicas' keyrings, for clients' MAC keys.
     rings: Vec<Keyring>,
-    /// State chunks in flight get a flipped byte (a Byzantine sender's).
-    corrupt_chunks: bool,
+    /// State chunks sent by these replicas get a flipped byte (a Byzantine sender's).
+    corrupt_chunks_from: Vec<bool>,
+    /// While set, state chunks in flight are held here instead of delivered.
+    held_chunks: Option<Vec<(ReplicaId, ReplicaId, Envelope)>>,
 }
 
 impl Harness {
@@ -67,7 +69,8 @@ impl Harness {
             now: Time::ZERO,
             inflight: VecDeque::new(),
             replies: Vec::new(),
-            corrupt_chunks: false,
+            corrupt_chunks_from: vec![false; n],
+            held_chunks: None,
         };
         for i in 0..n {
             let mut out = Vec::new();
@@ -147,7 +150,7 @@ impl Harness {
     fn settle(&mut self) {
         while let Some((from, to, mut msg)) = self.inflight.pop_front() {
             if let Message::StateChunk(c) = &mut msg.msg
-                && self.corrupt_chunks
+                && self.corrupt_chunks_from[from.index()]
             {
                 let mut bytes = c.chunk.to_vec();
                 if let Some(last) = bytes.last_mut() {
@@ -155,10 +158,30 @@ impl Harness {
                 }
                 c.chunk = Bytes::from(bytes);
             }
+            if let (Message::StateChunk(_), Some(held)) = (&msg.msg, &mut self.held_chunks) {
+                held.push((from, to, msg));
+                continue;
+            }
             if !self.deaf[to.index()] {
                 self.feed(to.index(), Event::Message { from, msg });
             }
         }
+    }
+
+    /// Delivers the state chunks held so far (holding any later ones while holding is
+    /// on), then settles.
+    fn release_held_chunks(&mut self) {
+        let held = self
+            .held_chunks
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for (from, to, msg) in held {
+            if !self.deaf[to.index()] {
+                self.feed(to.index(), Event::Message { from, msg });
+            }
+        }
+        self.settle();
     }
 
     /// Moves time forward by `d`, firing due timers and settling after each.
@@ -1077,7 +1100,7 @@ fn state_transfer_refuses_bad_chunks_and_installs_good_ones() {
     }
     assert!(h.nodes[0].stable.seq >= Seq(8));
     h.deaf[3] = false;
-    h.corrupt_chunks = true;
+    h.corrupt_chunks_from = vec![true; 4];
     h.advance(Duration::from_secs(5));
     let refused = h.nodes[3].counters.dropped_invalid_checkpoint;
     assert!(
@@ -1089,7 +1112,7 @@ fn state_transfer_refuses_bad_chunks_and_installs_good_ones() {
         "nothing bad installed"
     );
     assert_eq!(h.nodes[3].last_delivered, Seq(0));
-    h.corrupt_chunks = false;
+    h.corrupt_chunks_from = vec![false; 4];
     h.advance(Duration::from_secs(5));
     assert_eq!(h.nodes[3].counters.state_transfers, 1);
     assert_eq!(h.nodes[3].last_delivered, h.nodes[0].stable.seq);
@@ -1102,6 +1125,98 @@ fn state_transfer_refuses_bad_chunks_and_installs_good_ones() {
     assert_eq!(h.nodes[3].last_executed, h.nodes[0].last_executed);
     assert_eq!(h.apps[3].digest(), h.apps[0].digest());
     assert_eq!(h.nodes[3].counters.checkpoint_mismatches, 0);
+}
+
+/// A signer that served a bad chunk is dropped at once: the restore starts again from
+/// chunk 0 with the next signer, and nothing the bad signer sends afterwards is taken
+/// (it cannot keep the fetch alive by sending more chunks). A header from a replica
+/// that was not asked is not taken either.
+#[test]
+fn a_signer_that_served_a_bad_chunk_is_dropped_for_the_next() {
+    let mut h = Harness::new(4, |_| {});
+    h.deaf[3] = true;
+    for k in 1..=12 {
+        h.request(0, 1, k);
+        h.settle();
+        h.advance(Duration::from_millis(2));
+    }
+    let stable = h.nodes[0].stable.seq;
+    assert!(stable >= Seq(8));
+    h.deaf[3] = false;
+    h.held_chunks = Some(Vec::new());
+    h.advance(Duration::from_secs(2));
+    let fetch = |h: &Harness| {
+        h.nodes[3]
+            .transfer
+            .and_then(|t| t.fetch)
+            .expect("a chunk fetch")
+    };
+    let first = fetch(&h);
+    assert_eq!((first.seq, first.next), (stable, 0));
+    // An unsolicited header, from a replica not asked, is dropped.
+    let other = (0..3).find(|r| ReplicaId(*r) != first.peer).unwrap();
+    let own = h.nodes[other as usize].own_checkpoints[&stable].clone();
+    let header = StateSnapshot::of(&h.nodes[other as usize].stable, &own).unwrap();
+    let dropped = h.nodes[3].counters.dropped_duplicate;
+    h.inject(3, other, Message::StateSnapshot(Box::new(header)));
+    assert_eq!(h.nodes[3].counters.dropped_duplicate, dropped + 1);
+    // The first peer's chunk 0 arrives corrupted: refused, and the next signer is
+    // asked for chunk 0 of a fresh restore.
+    let held = h.held_chunks.as_mut().unwrap();
+    for (from, _, msg) in held.iter_mut() {
+        if let Message::StateChunk(c) = &mut msg.msg
+            && *from == first.peer
+        {
+            c.chunk = Bytes::from_static(b"a bad chunk");
+        }
+    }
+    h.release_held_chunks();
+    assert_eq!(h.nodes[3].counters.dropped_invalid_checkpoint, 1);
+    let second = fetch(&h);
+    assert_ne!(second.peer, first.peer);
+    assert_eq!((second.seq, second.next, second.switches), (stable, 0, 1));
+    // The dropped peer's chunks are not taken any more, however many it sends.
+    for _ in 0..5 {
+        let junk = StateChunk {
+            seq: stable,
+            index: 0,
+            chunk: Bytes::from_static(b"junk"),
+        };
+        h.inject(3, first.peer.0, Message::StateChunk(junk));
+    }
+    assert_eq!(h.nodes[3].counters.dropped_invalid_checkpoint, 1);
+    assert_eq!(fetch(&h).peer, second.peer);
+    h.release_held_chunks();
+    h.held_chunks = None;
+    h.advance(Duration::from_secs(3));
+    assert_eq!(h.nodes[3].counters.state_transfers, 1);
+    assert_eq!(h.nodes[3].last_delivered, stable);
+}
+
+/// After a new stable checkpoint, a replica still holds the state of the one before:
+/// a transfer that began before the checkpoint moved can finish.
+#[test]
+fn the_previous_stable_checkpoint_keeps_its_state() {
+    let mut h = Harness::new(4, |_| {});
+    for k in 1..=20 {
+        h.request(0, 1, k);
+        h.settle();
+        h.advance(Duration::from_millis(2));
+    }
+    let stable = h.nodes[0].stable.seq;
+    assert!(stable >= Seq(12), "{stable:?}");
+    let held: Vec<Seq> = h.nodes[0].own_checkpoints.keys().copied().collect();
+    let previous = Seq(stable.0 - 4);
+    assert!(
+        held.contains(&previous) && held.contains(&stable),
+        "{held:?}"
+    );
+    assert!(held.iter().all(|s| *s >= previous), "{held:?}");
+    let fetch = FetchChunk {
+        seq: previous,
+        index: 0,
+    };
+    assert!(StateChunk::of(&h.nodes[0].own_checkpoints, fetch).is_some());
 }
 
 fn arb_digest() -> impl Strategy<Value = Digest> + Clone {
