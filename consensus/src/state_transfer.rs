@@ -45,7 +45,7 @@ use crate::checkpoint::{
     CheckpointCount, CheckpointCounters, CheckpointReplica, FetchChunk, PendingInstall, StableCert,
     StateChunk, StateSnapshot,
 };
-use crate::state_chunks::RestoreStep;
+use crate::state_chunks::{RestoreOutcome, RestoreStep};
 use crate::types::{Digest, ReplicaId, Seq, Time};
 
 /// A state transfer under way.
@@ -129,6 +129,9 @@ pub(crate) trait StateTransfer: CheckpointReplica {
     );
     /// Asks the driver to carry out a restore step on the application.
     fn push_restore(&mut self, step: RestoreStep, out: &mut Vec<Self::Action>);
+    /// The application's verdict on installing the restored state of checkpoint `seq`
+    /// (the protocol completes the transfer with [`StateTransfer::complete_transfer`]).
+    fn on_snapshot_installed(&mut self, now: Time, seq: Seq, ok: bool, out: &mut Vec<Self::Action>);
     /// Takes on the installed checkpoint `install` at `seq` before it becomes our
     /// own: delivered and executed through `seq`, its exactly-once table, and what
     /// the protocol continues from.
@@ -147,6 +150,25 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         });
         let grace = self.transfer_params().status_interval * 3;
         self.set_transfer_timer(now + grace, out);
+    }
+
+    /// The chunk fetch under way, if any.
+    fn fetch_mut(&mut self) -> Option<&mut ChunkFetch> {
+        self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut())
+    }
+
+    /// The application's answer to a restore step: a chunk's verdict, or the
+    /// install's ([`StateTransfer::on_snapshot_installed`]).
+    fn on_restored(&mut self, now: Time, outcome: RestoreOutcome, out: &mut Vec<Self::Action>) {
+        match outcome {
+            RestoreOutcome::Chunk {
+                seq,
+                index,
+                ok,
+                complete,
+            } => self.on_chunk_restored(now, seq, index, ok, complete, out),
+            RestoreOutcome::Installed { seq, ok } => self.on_snapshot_installed(now, seq, ok, out),
+        }
     }
 
     /// Whether a restore is under way (a header accepted, no install verdict yet).
@@ -276,7 +298,7 @@ pub(crate) trait StateTransfer: CheckpointReplica {
     /// boundaries, and a Byzantine replica cuts where it likes).
     fn restart_chunks(&mut self, now: Time, out: &mut Vec<Self::Action>) {
         let timeout = self.transfer_params().transfer_timeout;
-        let Some(fetch) = self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut()) else {
+        let Some(fetch) = self.fetch_mut() else {
             return;
         };
         fetch.next = 0;
@@ -300,17 +322,13 @@ pub(crate) trait StateTransfer: CheckpointReplica {
                 .count(CheckpointCount::DroppedMalformed);
             return;
         }
-        let awaited = self
-            .transfer_mut()
-            .as_mut()
-            .and_then(|t| t.fetch.as_mut())
-            .filter(|f| {
-                f.seq == chunk.seq
-                    && f.next == chunk.index
-                    && f.peer == from
-                    && !f.verifying
-                    && !f.finishing
-            });
+        let awaited = self.fetch_mut().filter(|f| {
+            f.seq == chunk.seq
+                && f.next == chunk.index
+                && f.peer == from
+                && !f.verifying
+                && !f.finishing
+        });
         let Some(fetch) = awaited else {
             self.checkpoint_parts()
                 .counters
@@ -342,9 +360,7 @@ pub(crate) trait StateTransfer: CheckpointReplica {
     ) {
         let retry_at = now + self.transfer_params().transfer_timeout;
         let fetch = self
-            .transfer_mut()
-            .as_mut()
-            .and_then(|t| t.fetch.as_mut())
+            .fetch_mut()
             .filter(|f| f.seq == seq && f.next == index && f.verifying);
         let Some(fetch) = fetch else {
             self.checkpoint_parts()
@@ -388,7 +404,7 @@ pub(crate) trait StateTransfer: CheckpointReplica {
             .installing_cert()
             .map(|c| c.signers().filter(|r| *r != me).collect())
             .unwrap_or_default();
-        let Some(fetch) = self.transfer_mut().as_mut().and_then(|t| t.fetch.as_mut()) else {
+        let Some(fetch) = self.fetch_mut() else {
             return;
         };
         fetch.switches = fetch.switches.saturating_add(1);

@@ -48,7 +48,6 @@ use crate::protocol::{
 };
 use crate::request::{Batch, Request};
 use crate::resend_budget::ResendBudget;
-use crate::state_chunks::RestoreOutcome;
 use crate::state_transfer::{StateTransfer, Transfer};
 use crate::timers::Timers;
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
@@ -299,15 +298,7 @@ impl HotStuff {
             Event::Timer(timer) => self.on_timer(now, timer, out),
             Event::Executed(executed) => self.on_executed(now, executed, out),
             Event::Snapshot { seq, snapshot } => self.on_snapshot(seq, snapshot),
-            Event::Restored(RestoreOutcome::Chunk {
-                seq,
-                index,
-                ok,
-                complete,
-            }) => self.on_chunk_restored(now, seq, index, ok, complete, out),
-            Event::Restored(RestoreOutcome::Installed { seq, ok }) => {
-                self.on_snapshot_installed(now, seq, ok, out)
-            }
+            Event::Restored(outcome) => self.on_restored(now, outcome, out),
         }
         self.update_round_timer(now, out);
         debug_assert!(self.last_executed <= self.last_delivered);

@@ -407,10 +407,12 @@ impl HotStuff {
         });
         self.begin_chunk_fetch(now, from, seq, app_digest, out);
     }
+}
 
+impl StateTransfer for HotStuff {
     /// The application's verdict on the snapshot it was asked to install: on
     /// success the chain continues above the installed block.
-    pub(crate) fn on_snapshot_installed(
+    fn on_snapshot_installed(
         &mut self,
         now: Time,
         seq: Seq,
@@ -443,9 +445,7 @@ impl HotStuff {
         }
         self.try_deliver(now, out);
     }
-}
 
-impl StateTransfer for HotStuff {
     fn transfer_mut(&mut self) -> &mut Option<Transfer> {
         &mut self.transfer
     }

@@ -361,15 +361,11 @@ impl Pbft {
         self.installing = Some(s.into_pending());
         self.begin_chunk_fetch(now, from, seq, app_digest, out);
     }
+}
 
+impl StateTransfer for Pbft {
     /// The application's verdict on the snapshot it was asked to install.
-    pub(crate) fn on_snapshot_installed(
-        &mut self,
-        now: Time,
-        seq: Seq,
-        ok: bool,
-        out: &mut Vec<PbftAction>,
-    ) {
+    fn on_snapshot_installed(&mut self, now: Time, seq: Seq, ok: bool, out: &mut Vec<PbftAction>) {
         let Some(install) =
             take_installed(&mut self.installing, seq, ok, |i| i, &mut self.counters)
         else {
@@ -379,9 +375,7 @@ impl Pbft {
         self.progressed = true;
         self.try_deliver(now, out);
     }
-}
 
-impl StateTransfer for Pbft {
     fn transfer_mut(&mut self) -> &mut Option<Transfer> {
         &mut self.transfer
     }

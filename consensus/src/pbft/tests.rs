@@ -168,6 +168,19 @@ impl Harness {
         }
     }
 
+    /// Four replicas that committed twelve requests (two stable checkpoints at K = 4)
+    /// while r3 heard nothing: r3 is behind the stable checkpoint and still deaf.
+    fn with_r3_left_behind() -> Harness {
+        let mut h = Harness::new(4, |_| {});
+        h.deaf[3] = true;
+        for k in 1..=12 {
+            h.request(0, 1, k);
+            h.settle();
+            h.advance(Duration::from_millis(2));
+        }
+        h
+    }
+
     /// Delivers the state chunks held so far (holding any later ones while holding is
     /// on), then settles.
     fn release_held_chunks(&mut self) {
@@ -1054,13 +1067,7 @@ fn request_numbers_near_u64_max_never_overflow() {
 /// (a low mark at `u64::MAX`) reached `low + 1` before the digest check.
 #[test]
 fn snapshot_with_forged_tables_at_u64_max_is_refused() {
-    let mut h = Harness::new(4, |_| {});
-    h.deaf[3] = true;
-    for k in 1..=12 {
-        h.request(0, 1, k);
-        h.settle();
-        h.advance(Duration::from_millis(2));
-    }
+    let mut h = Harness::with_r3_left_behind();
     let cert = h.nodes[0].stable.clone();
     assert!(cert.seq >= Seq(8));
     h.inject(3, 0, Message::CheckpointCert(cert.clone()));
@@ -1091,13 +1098,7 @@ fn snapshot_with_forged_tables_at_u64_max_is_refused() {
 /// state, executes on from it and agrees with the others.
 #[test]
 fn state_transfer_refuses_bad_chunks_and_installs_good_ones() {
-    let mut h = Harness::new(4, |_| {});
-    h.deaf[3] = true;
-    for k in 1..=12 {
-        h.request(0, 1, k);
-        h.settle();
-        h.advance(Duration::from_millis(2));
-    }
+    let mut h = Harness::with_r3_left_behind();
     assert!(h.nodes[0].stable.seq >= Seq(8));
     h.deaf[3] = false;
     h.corrupt_chunks_from = vec![true; 4];
@@ -1133,13 +1134,7 @@ fn state_transfer_refuses_bad_chunks_and_installs_good_ones() {
 /// that was not asked is not taken either.
 #[test]
 fn a_signer_that_served_a_bad_chunk_is_dropped_for_the_next() {
-    let mut h = Harness::new(4, |_| {});
-    h.deaf[3] = true;
-    for k in 1..=12 {
-        h.request(0, 1, k);
-        h.settle();
-        h.advance(Duration::from_millis(2));
-    }
+    let mut h = Harness::with_r3_left_behind();
     let stable = h.nodes[0].stable.seq;
     assert!(stable >= Seq(8));
     h.deaf[3] = false;
