@@ -193,6 +193,22 @@ pub struct DockerSpec {
     pub metrics_interval_ms: u64,
 }
 
+impl DockerSpec {
+    /// The spec with every host path absolute: `docker run --volume` takes a relative
+    /// path for the name of a named volume (`results/run-…` is refused as one), so a
+    /// results folder given relative to the working directory must be made absolute.
+    fn with_absolute_paths(mut self) -> Result<DockerSpec> {
+        let absolute = |p: &PathBuf| {
+            std::path::absolute(p).with_context(|| format!("cannot make {} absolute", p.display()))
+        };
+        self.cluster = absolute(&self.cluster)?;
+        self.keys = self.keys.iter().map(absolute).collect::<Result<_>>()?;
+        self.out = absolute(&self.out)?;
+        self.data = self.data.as_ref().map(absolute).transpose()?;
+        Ok(self)
+    }
+}
+
 /// The running replica containers of a run.
 pub struct DockerBackend {
     spec: DockerSpec,
@@ -216,6 +232,7 @@ pub struct DockerBackend {
 impl DockerBackend {
     /// Starts one container per replica on `network`.
     pub async fn start(spec: DockerSpec, network: DockerNetwork) -> Result<DockerBackend> {
+        let spec = spec.with_absolute_paths()?;
         let n = spec.keys.len();
         let prefix = network
             .name
@@ -620,6 +637,29 @@ fn incarnation_metrics(i: usize, k: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `tandem run` writes to `results/…` relative to the working directory; docker
+    /// would take that for a named volume and refuse the run, so the mounted host paths
+    /// are made absolute first.
+    #[test]
+    fn mounted_host_paths_are_absolute() {
+        let spec = DockerSpec {
+            image: "tandem-run:x".into(),
+            cluster: PathBuf::from("cluster.toml"),
+            keys: vec![PathBuf::from("keys/r0.key")],
+            out: PathBuf::from("results/docker-crash-isolate-1"),
+            data: Some(PathBuf::from("data")),
+            byzantine: vec![None],
+            metrics_interval_ms: 250,
+        }
+        .with_absolute_paths()
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(spec.out, cwd.join("results/docker-crash-isolate-1"));
+        assert_eq!(spec.cluster, cwd.join("cluster.toml"));
+        assert_eq!(spec.keys[0], cwd.join("keys/r0.key"));
+        assert_eq!(spec.data, Some(cwd.join("data")));
+    }
 
     #[test]
     fn metrics_files_use_the_process_backends_names() {
