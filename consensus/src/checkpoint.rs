@@ -188,21 +188,17 @@ pub struct StateSnapshot {
     pub app_digest: Digest,
     /// Exactly-once table at the checkpoint.
     pub tables: ClientTables,
-    /// How many chunks the sender's application state has (for progress reports
-    /// only: the receiver's application says when the state is complete).
-    pub chunks: u64,
 }
 
 impl StateSnapshot {
-    /// The header of `own`, vouched for by `cert`, if its state was reported (as a
-    /// well-formed chunk list).
+    /// The header of `own`, vouched for by `cert`, if its state was reported (the
+    /// receiver's application, not the header, says when the state is complete).
     pub fn of(cert: &StableCert, own: &OwnCheckpoint) -> Option<StateSnapshot> {
-        let chunks = crate::state_chunks::chunk_count(own.snapshot.as_ref()?)?;
+        own.snapshot.as_ref()?;
         Some(StateSnapshot {
             cert: cert.clone(),
             app_digest: own.app_digest,
             tables: own.tables.clone(),
-            chunks,
         })
     }
 

@@ -142,6 +142,17 @@ pub fn signing_bytes<T: Serialize + ?Sized>(domain: &[u8], body: &T) -> Vec<u8> 
     out
 }
 
+/// The exact size of `value` in bincode's standard encoding, in bytes, computed
+/// without allocating (what a driver puts on the wire, before framing; both
+/// protocols charge answers to their resend budgets by it).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard()) {
+        Ok(()) => size.bytes_written,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// A body signed by a replica, forwardable as proof.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signed<T> {

@@ -20,6 +20,8 @@
 //! [`RestoreOutcome::Installed`]). [`RestoreStep::apply`] is that protocol for any
 //! [`Application`], so every driver runs it the same way.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use crate::application::{Application, FrozenState};
@@ -57,80 +59,43 @@ pub fn encode_chunk_list(chunks: &[Bytes]) -> Bytes {
     Bytes::from(out)
 }
 
+/// The byte ranges of the chunks of `list`, read lazily in order: `None` if the
+/// header is bad (magic, or no chunks); otherwise one item per declared chunk, `None`
+/// from the first length that runs past the end. The one reader of the format.
+fn walk(list: &[u8]) -> Option<impl Iterator<Item = Option<Range<usize>>> + '_> {
+    if list.len() < HEADER || &list[..8] != MAGIC {
+        return None;
+    }
+    let count = u32::from_be_bytes(list[8..12].try_into().ok()?);
+    if count == 0 {
+        return None;
+    }
+    let mut at = Some(HEADER);
+    Some((0..count).map(move |_| {
+        let start = at?;
+        let len_end = start.checked_add(4)?;
+        let len = u32::from_be_bytes(list.get(start..len_end)?.try_into().ok()?) as usize;
+        let end = len_end.checked_add(len).filter(|end| *end <= list.len());
+        at = end;
+        Some(len_end..end?)
+    }))
+}
+
 /// The ranges of the chunks of `list` in order, or `None` if it is not a
 /// well-formed chunk list (bad magic, no chunks, a length past the end, bytes after
 /// the last chunk).
-fn chunk_ranges(list: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
-    if list.len() < HEADER || &list[..8] != MAGIC {
-        return None;
-    }
-    let count = u32::from_be_bytes(list[8..12].try_into().ok()?);
-    if count == 0 {
-        return None;
-    }
-    let mut ranges = Vec::new();
-    let mut at = HEADER;
-    for _ in 0..count {
-        let len_end = at.checked_add(4)?;
-        let len = u32::from_be_bytes(list.get(at..len_end)?.try_into().ok()?) as usize;
-        let end = len_end.checked_add(len)?;
-        if end > list.len() {
-            return None;
-        }
-        ranges.push(len_end..end);
-        at = end;
-    }
-    (at == list.len()).then_some(ranges)
+fn chunk_ranges(list: &[u8]) -> Option<Vec<Range<usize>>> {
+    let ranges = walk(list)?.collect::<Option<Vec<_>>>()?;
+    (ranges.last().map(|r| r.end) == Some(list.len())).then_some(ranges)
 }
 
-/// The number of chunks in `list`, if it is well formed (walks the lengths,
-/// allocating nothing).
-pub fn chunk_count(list: &[u8]) -> Option<u64> {
-    if list.len() < HEADER || &list[..8] != MAGIC {
-        return None;
-    }
-    let count = u32::from_be_bytes(list[8..12].try_into().ok()?);
-    if count == 0 {
-        return None;
-    }
-    let mut at = HEADER;
-    for _ in 0..count {
-        let len_end = at.checked_add(4)?;
-        let len = u32::from_be_bytes(list.get(at..len_end)?.try_into().ok()?) as usize;
-        at = len_end.checked_add(len)?;
-        if at > list.len() {
-            return None;
-        }
-    }
-    (at == list.len()).then_some(u64::from(count))
-}
-
-/// Chunk `index` of `list` (sharing its buffer), if `list` has that chunk. Walks the
+/// Chunk `index` of `list` (sharing its buffer), if `list` has that chunk. Reads the
 /// lengths up to `index` only, allocating nothing: a chunk fetch costs at most the
-/// number of chunks, and an index past the count is refused at once. `list` is our own
-/// (checked when it was made); a malformed one has no chunks.
+/// number of chunks, and an index past the count is refused without a walk. `list`
+/// is our own (checked when it was made).
 pub fn chunk_at(list: &Bytes, index: u64) -> Option<Bytes> {
-    if list.len() < HEADER || &list[..8] != MAGIC {
-        return None;
-    }
-    let count = u32::from_be_bytes(list[8..12].try_into().ok()?);
-    if index >= u64::from(count) {
-        return None;
-    }
-    let mut at = HEADER;
-    for i in 0..=index {
-        let len_end = at.checked_add(4)?;
-        let len = u32::from_be_bytes(list.get(at..len_end)?.try_into().ok()?) as usize;
-        let end = len_end.checked_add(len)?;
-        if end > list.len() {
-            return None;
-        }
-        if i == index {
-            return Some(list.slice(len_end..end));
-        }
-        at = end;
-    }
-    None
+    let range = walk(list)?.nth(usize::try_from(index).ok()?)??;
+    Some(list.slice(range))
 }
 
 /// Restores `app` from a whole chunk list (a log's snapshot at start), each chunk
@@ -244,6 +209,11 @@ mod tests {
     use crate::application::HashChainApp;
     use crate::request::{Batch, Request};
     use crate::types::ClientId;
+
+    /// The number of chunks in `list`, if it is well formed.
+    fn chunk_count(list: &[u8]) -> Option<u64> {
+        chunk_ranges(list).map(|r| r.len() as u64)
+    }
 
     fn app_after(requests: u64) -> HashChainApp {
         let mut app = HashChainApp::default();

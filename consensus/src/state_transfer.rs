@@ -53,9 +53,8 @@ use crate::types::{Digest, ReplicaId, Seq, Time};
 pub(crate) struct Transfer {
     /// Fetch attempts so far (selects the next peer to ask).
     pub attempts: u32,
-    /// Whether a request is out (else the timer is a grace period).
-    pub requested: bool,
-    /// The peer last asked for a header: the only one whose header is taken.
+    /// The peer last asked for a header — the only one whose header is taken —, or
+    /// `None` while the timer is still the grace period.
     pub asked: Option<ReplicaId>,
     /// The chunk fetch under way, once a header was accepted.
     pub fetch: Option<ChunkFetch>,
@@ -144,12 +143,21 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         }
         *self.transfer_mut() = Some(Transfer {
             attempts: 0,
-            requested: false,
             asked: None,
             fetch: None,
         });
         let grace = self.transfer_params().status_interval * 3;
         self.set_transfer_timer(now + grace, out);
+    }
+
+    /// Forgets the chunk fetch and the restore under way, if any.
+    fn drop_fetch(&mut self) {
+        if self.is_installing() {
+            self.abandon_install();
+        }
+        if let Some(t) = self.transfer_mut().as_mut() {
+            t.fetch = None;
+        }
     }
 
     /// The chunk fetch under way, if any.
@@ -201,13 +209,10 @@ pub(crate) trait StateTransfer: CheckpointReplica {
     /// Forgets any chunk fetch and restore under way and asks the next signer of the
     /// stable certificate for its header — or ends the transfer if we caught up.
     fn fetch_header(&mut self, now: Time, out: &mut Vec<Self::Action>) {
-        if self.is_installing() {
-            self.abandon_install();
-        }
+        self.drop_fetch();
         let Some(mut transfer) = *self.transfer_mut() else {
             return;
         };
-        transfer.fetch = None;
         let retry_at = now + self.transfer_params().transfer_timeout;
         let last_delivered = self.last_delivered();
         let p = self.checkpoint_parts();
@@ -224,7 +229,6 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         }
         let peer = peers[transfer.attempts as usize % peers.len()];
         transfer.attempts = transfer.attempts.wrapping_add(1);
-        transfer.requested = true;
         transfer.asked = Some(peer);
         *self.transfer_mut() = Some(transfer);
         tracing::debug!(replica = %me, %peer, %seq, "fetching state");
@@ -244,9 +248,7 @@ pub(crate) trait StateTransfer: CheckpointReplica {
         expected: impl FnOnce(&StateSnapshot) -> Option<Digest>,
     ) -> bool {
         let seq = s.cert.seq;
-        let asked = self
-            .transfer_mut()
-            .is_some_and(|t| t.requested && t.asked == Some(from));
+        let asked = self.transfer_mut().is_some_and(|t| t.asked == Some(from));
         let installing = self.is_installing();
         let last_delivered = self.last_delivered();
         let client_window = self.transfer_params().client_window;
@@ -418,10 +420,7 @@ pub(crate) trait StateTransfer: CheckpointReplica {
             // Wait one time-out before the next header: no tight loop of refusals.
             tracing::debug!(seq = %fetch.seq, "chunk fetch abandoned: no signer served it");
             let retry_at = now + self.transfer_params().transfer_timeout;
-            self.abandon_install();
-            if let Some(t) = self.transfer_mut().as_mut() {
-                t.fetch = None;
-            }
+            self.drop_fetch();
             self.set_transfer_timer(retry_at, out);
             return;
         }

@@ -340,7 +340,7 @@ impl HotStuff {
         msg: Message,
         out: &mut Vec<HotStuffAction>,
     ) {
-        let bytes = crate::pbft::message::encoded_len(&msg);
+        let bytes = crate::crypto::encoded_len(&msg);
         let per_interval = (self.cfg.common.state_chunk_bytes as u64).saturating_mul(2);
         let budget = self
             .state_budgets

@@ -14,6 +14,7 @@ pub use crate::checkpoint::{
     CheckpointBody, FetchChunk, SignedCheckpoint, StableCert, StateChunk, StateSnapshot,
     checkpoint_digest,
 };
+pub use crate::crypto::encoded_len;
 use crate::crypto::{Signature, signing_bytes};
 pub use crate::crypto::{Signed, SignedBody};
 use crate::request::{Batch, Request};
@@ -50,16 +51,6 @@ impl Envelope {
             msg,
             signature: None,
         }
-    }
-}
-
-/// The exact size of `value` in bincode's standard encoding, in bytes, computed
-/// without allocating (what a driver puts on the wire, before framing).
-pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
-    let mut size = bincode::enc::write::SizeWriter::default();
-    match bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard()) {
-        Ok(()) => size.bytes_written,
-        Err(_) => usize::MAX,
     }
 }
 

@@ -439,7 +439,7 @@ impl Pbft {
         msg: Message,
         out: &mut Vec<PbftAction>,
     ) -> bool {
-        let bytes = crate::pbft::message::encoded_len(&msg);
+        let bytes = crate::crypto::encoded_len(&msg);
         let per_interval = self.cfg.resend_budget_bytes;
         let budget = self
             .resend_budgets
