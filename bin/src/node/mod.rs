@@ -27,7 +27,7 @@ use tandem_consensus::application::HashChainApp;
 use tandem_consensus::crypto::{Keyring, SigningKey};
 use tandem_consensus::registry;
 use tandem_consensus::state_chunks::restore_from_chunk_list;
-use tandem_consensus::{ClientId, Protocol, ProtocolVisitor, ReplicaId};
+use tandem_consensus::{ClientId, Protocol, ProtocolVisitor, ReplicaId, Seq};
 use tandem_experiments::cluster::{ClusterFile, Durability, ExecutionConfig, KeyFile};
 use tandem_experiments::metrics::MetricsLine;
 use tandem_experiments::metrics::unix_ms;
@@ -202,7 +202,8 @@ async fn run_protocol<P: Protocol>(parts: Parts<'_>) -> Result<MetricsLine> {
             Err(e) => return Err(anyhow::Error::new(e).context("cannot use the write-ahead log")),
         };
         let (handle, reports) = WalHandle::start(cfg, &recovered)?;
-        wal = Some((handle, reports));
+        let snapshot = recovered.snapshot.map(|s| (Seq(s.seq), s.state));
+        wal = Some((handle, reports, snapshot));
     }
     let (done_tx, done_rx) = unbounded_channel();
     let exec = ExecutionStage::start(app, done_tx, cluster.protocol.common.state_chunk_bytes)?;
@@ -215,8 +216,11 @@ async fn run_protocol<P: Protocol>(parts: Parts<'_>) -> Result<MetricsLine> {
         cluster.network.max_frame_bytes,
     )
     .with_admission(admission(&cluster.execution));
-    if let Some((handle, reports)) = wal {
+    if let Some((handle, reports, snapshot)) = wal {
         driver = driver.with_wal(handle, reports);
+        if let Some((seq, state)) = snapshot {
+            driver = driver.with_recovered_snapshot(seq, state);
+        }
     }
     if let Some(launcher) = cluster.launcher() {
         driver = driver.with_control(ControlPlane {

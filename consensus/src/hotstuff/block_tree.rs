@@ -141,6 +141,60 @@ impl BlockTree {
         Insert::Inserted
     }
 
+    /// The committed blocks above `height` up to the tip, in height order (those still
+    /// held: every one above the pruning point).
+    pub fn committed_above(&self, height: Seq) -> Vec<Arc<Block>> {
+        self.committed
+            .range(height.next()..)
+            .filter_map(|(_, d)| self.blocks.get(d).cloned())
+            .collect()
+    }
+
+    /// The uncommitted blocks held from `from` down its parents to the tip (exclusive),
+    /// highest first; empty if `from` is committed or not held.
+    pub fn uncommitted_chain(&self, from: Digest) -> Vec<Arc<Block>> {
+        let mut out = Vec::new();
+        let mut cur = from;
+        while let Some(b) = self.blocks.get(&cur) {
+            if b.height <= self.tip_height || !self.pending.contains(&(b.round, cur)) {
+                break;
+            }
+            out.push(b.clone());
+            cur = b.parent();
+        }
+        out
+    }
+
+    /// The uncommitted blocks held, as `(round, digest)` in round order.
+    pub fn pending_blocks(&self) -> impl Iterator<Item = (Round, Digest)> + '_ {
+        self.pending.iter().copied()
+    }
+
+    /// Appends `chain` to the committed chain above the tip, each block's parent the
+    /// one before it (a log's compaction point, whose replay checked the links): no cap
+    /// on uncommitted blocks applies, the history records them.
+    pub fn extend_committed(&mut self, chain: Vec<Arc<Block>>) {
+        for b in chain {
+            let digest = b.digest();
+            debug_assert_eq!(b.height, self.tip_height.next());
+            debug_assert_eq!(b.parent(), self.tip);
+            self.pending.remove(&(b.round, digest));
+            self.committed.insert(b.height, digest);
+            self.tip = digest;
+            self.tip_height = b.height;
+            self.tip_round = b.round;
+            self.history.record(digest, &b);
+            self.blocks.insert(digest, b);
+        }
+        self.prune_forks();
+    }
+
+    /// Replaces the reputation history (a log's compaction point carries the one at
+    /// its committed tip, which [`History::fits`] checked).
+    pub fn set_history(&mut self, history: History) {
+        self.history = history;
+    }
+
     /// Up to `len` blocks from `from` down its parents, as `(digest, round)`, stopping
     /// at the first one not held.
     pub fn chain(&self, from: Digest, len: usize) -> Vec<(Digest, Round)> {

@@ -43,8 +43,9 @@
 //!   window) rounds) — also falls back to round-robin. It may then disagree with the
 //!   others: it drops the elected leader's proposals and sends its votes to another
 //!   replica, costing liveness for that replica only (the others form QCs without it).
-//!   A replica restarted from its log starts from genesis (the log holds no committed
-//!   chain) and relearns the chain as it commits it again or transfers state.
+//!   A replica restarted from a compacted log takes the history its base record
+//!   carries (the one at the committed tip when the log compacted); from a log never
+//!   compacted it starts from genesis and relearns the chain as it commits it again.
 //!
 //! Leader disagreement can cost liveness, never safety: the safety rules (vote once per
 //! round, Jolteon's TC rule, the commit rule) do not depend on who leads.
@@ -145,7 +146,7 @@ impl Election {
 }
 
 /// One committed block, as the election reads it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
     round: Round,
     digest: Digest,
@@ -159,8 +160,10 @@ struct Entry {
 }
 
 /// The committed history the reputation election reads: a fixed-size window of the
-/// most recent committed blocks (see the module documentation).
-#[derive(Clone, Debug)]
+/// most recent committed blocks (see the module documentation). Serialisable: a
+/// compaction point of the log (`durable.rs`) carries it, so a replica restarted from
+/// there elects the same leaders as its peers at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     n: usize,
     entries: VecDeque<Entry>,
@@ -187,6 +190,36 @@ impl History {
     /// Whether no committed block is held.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Whether this history could be the one of an `n`-replica cluster whose committed
+    /// tip is `tip` at round `tip_round`: the newest entry is the tip (or it is empty
+    /// and the tip is genesis), it holds no more than the window spans, in round order,
+    /// and no entry names a replica outside the cluster. What a log's compaction point
+    /// is checked against before its history is taken.
+    pub fn fits(&self, n: usize, tip: Digest, tip_round: Round) -> bool {
+        let span = REPUTATION_LAG + REPUTATION_WINDOW;
+        let newest_is_tip = match self.entries.back() {
+            Some(e) => e.digest == tip && e.round == tip_round,
+            None => tip_round == View(0),
+        };
+        let in_order = self
+            .entries
+            .iter()
+            .zip(self.entries.iter().skip(1))
+            .all(|(a, b)| a.round < b.round);
+        let members = self.entries.iter().all(|e| {
+            e.author.index() < n
+                && e.voters.len() <= n
+                && e.voters.iter().all(|v| v.index() < n)
+                && e.failed.iter().all(|(_, l)| l.index() < n)
+        });
+        self.n == n
+            && newest_is_tip
+            && in_order
+            && members
+            && self.entries.len() as u64 <= span
+            && self.complete_from <= tip_round
     }
 
     /// Records `block` (digest `digest`), committed right after the last recorded one:

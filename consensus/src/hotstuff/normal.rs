@@ -448,6 +448,7 @@ impl HotStuff {
             out.push(Action::Persist(HotStuffRecord::Locked(lock)));
         }
         out.push(Action::Persist(HotStuffRecord::Voted(block.clone())));
+        self.logged_qc_round = self.logged_qc_round.max(block.qc.round);
         let body = VoteBody {
             block: digest,
             round: block.round,
@@ -612,6 +613,7 @@ impl HotStuff {
                 if blocks.is_empty() {
                     return;
                 }
+                self.note_commit_qc(certified);
                 self.counters.blocks_committed += blocks.len() as u64;
                 let tip_round = self.tree.tip().2;
                 self.certified.retain(|_, qc| qc.round >= tip_round);

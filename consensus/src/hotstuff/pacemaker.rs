@@ -213,6 +213,7 @@ impl HotStuff {
             round,
             high_qc: self.high_qc.clone(),
         }));
+        self.logged_qc_round = self.logged_qc_round.max(self.high_qc.round);
         let body = TimeoutBody {
             round,
             hqc_round: self.high_qc.round,

@@ -121,6 +121,13 @@ pub struct HotStuff {
     pub(crate) round_changed: bool,
     /// Blocks being fetched, with the attempts made.
     pub(crate) wanted: BTreeMap<Digest, u32>,
+    /// The highest round of a QC this replica's log holds (`durable.rs`).
+    pub(crate) logged_qc_round: Round,
+    /// A QC that committed blocks during the current event and is above every QC the
+    /// log holds: logged (`Certified`) at the end of the event, before any reply.
+    pub(crate) commit_qc: Option<Qc>,
+    /// While replaying a log: the blocks its QCs certify, for `resume_recovered`.
+    pub(crate) recovered_heads: Vec<(Round, Digest)>,
 
     // Delivery and execution.
     pub(crate) last_delivered: Seq,
@@ -197,6 +204,9 @@ impl HotStuff {
             my_timeout: None,
             round_changed: true,
             wanted: BTreeMap::new(),
+            logged_qc_round: View(0),
+            commit_qc: None,
+            recovered_heads: Vec::new(),
             last_delivered: Seq(0),
             last_executed: Seq(0),
             pending_execution: BTreeMap::new(),
@@ -277,13 +287,17 @@ impl HotStuff {
         }
     }
 
-    /// Arms the status timer and, as leader of round 1, proposes once there is work.
+    /// Arms the status timer, resumes what a log replayed before (`durable.rs`: the
+    /// commits its QCs certify, delivery above the restored checkpoint, a transfer if
+    /// the stable checkpoint is ahead) and, as leader of its round, proposes once
+    /// there is work.
     pub fn start(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
         self.set_timer(
             HotStuffTimer::Status,
             now + self.cfg.common.status_interval,
             out,
         );
+        self.resume_recovered(now, out);
         if self.stable.seq > self.last_delivered {
             self.arm_transfer(now, out);
         }
@@ -301,6 +315,7 @@ impl HotStuff {
             Event::Restored(outcome) => self.on_restored(now, outcome, out),
         }
         self.update_round_timer(now, out);
+        self.log_commit_qc(out);
         debug_assert!(self.last_executed <= self.last_delivered);
         debug_assert!(self.installing.is_some() || self.last_delivered <= self.tree.tip().1);
         debug_assert!(self.high_qc.round < self.round());
@@ -410,69 +425,6 @@ impl HotStuff {
     pub(crate) fn timer_armed(&self, timer: HotStuffTimer) -> bool {
         self.timers.is_armed(timer)
     }
-
-    /// Replays one log record (see `durable.rs`).
-    pub(crate) fn recover_record(
-        &mut self,
-        index: u64,
-        record: HotStuffRecord,
-    ) -> Result<(), RecoveryError> {
-        let problem = |p: &str| {
-            Err(RecoveryError {
-                index,
-                problem: p.to_string(),
-            })
-        };
-        match record {
-            HotStuffRecord::Base(state) => {
-                self.safety
-                    .restore(state.last_voted_round, state.preferred_round);
-                self.persisted_lock = self.persisted_lock.max(state.preferred_round);
-                self.restore_high_qc(state.high_qc);
-                self.stable = state.stable;
-            }
-            HotStuffRecord::Voted(block) => {
-                if block.round == View(0) || block.qc.round >= block.round {
-                    return problem("a vote for a block whose QC is not below its round");
-                }
-                self.safety.restore(block.round, View(0));
-                let digest = block.digest();
-                self.restore_high_qc(block.qc.clone());
-                self.tree.insert(digest, block);
-            }
-            HotStuffRecord::TimedOut { round, high_qc } => {
-                if high_qc.round >= round {
-                    return problem("a timeout whose highest QC is not below its round");
-                }
-                self.safety.restore(round, View(0));
-                self.restore_high_qc(high_qc);
-            }
-            HotStuffRecord::Stable(cert) => {
-                if cert.seq > self.stable.seq {
-                    self.stable = cert;
-                }
-            }
-            HotStuffRecord::Locked(lock) => {
-                self.safety.restore(View(0), lock);
-                self.persisted_lock = self.persisted_lock.max(lock);
-            }
-        }
-        // A restarted replica resumes after the rounds it voted or timed out in, from
-        // the base time-out (the rounds replayed are not failed rounds).
-        let resume = self
-            .safety
-            .last_voted_round()
-            .next()
-            .max(self.high_qc.round.next());
-        self.pacemaker.resume(resume);
-        Ok(())
-    }
-
-    fn restore_high_qc(&mut self, qc: Qc) {
-        if qc.round > self.high_qc.round {
-            self.high_qc = qc;
-        }
-    }
 }
 
 impl ByzantineBehaviour for ByzantineMode {
@@ -511,6 +463,12 @@ impl HotStuffReplica {
     pub fn core(&self) -> &HotStuff {
         &self.core
     }
+
+    /// The honest core, for tests that set up a state directly.
+    #[cfg(test)]
+    pub(crate) fn core_mut(&mut self) -> &mut HotStuff {
+        &mut self.core
+    }
 }
 
 impl Protocol for HotStuffReplica {
@@ -545,13 +503,12 @@ impl Protocol for HotStuffReplica {
     }
 
     fn recover(&mut self, index: u64, record: HotStuffRecord) -> Result<(), RecoveryError> {
-        self.core.recover_record(index, record)
+        self.core.replay(index, record)
     }
 
-    /// None: the durable state at a compaction point would need the exactly-once
-    /// tables with the snapshot; until then a log is replayed from its start.
+    /// The stable checkpoint with the durable state at it (`durable.rs`).
     fn durable_checkpoint(&self) -> Option<DurableCheckpoint<HotStuffRecord>> {
-        None
+        self.core.durable_checkpoint()
     }
 
     fn start(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {

@@ -47,6 +47,10 @@ struct Cluster {
     /// The parameters every replica was built with (for restarts).
     common: CommonParams,
     own: HotStuffParams,
+    /// Checkpoint states the applications cut, to hand back as `Event::Snapshot`.
+    snapshots: VecDeque<(usize, Seq, Bytes)>,
+    /// Per replica: the snapshot of its log's compaction point, if it compacted.
+    disk_snapshots: Vec<Option<(Seq, Digest, Bytes)>>,
 }
 
 impl Cluster {
@@ -89,6 +93,8 @@ impl Cluster {
             proposals: Vec::new(),
             common,
             own,
+            snapshots: VecDeque::new(),
+            disk_snapshots: vec![None; n],
         };
         for r in 0..n {
             let mut out = Vec::new();
@@ -102,19 +108,53 @@ impl Cluster {
         self.replicas.len()
     }
 
-    /// Replica `r` crashes and restarts from its log: a fresh replica replays every
-    /// record it persisted, then starts (its timers and unsent messages are lost).
+    /// Replica `r` crashes and restarts from its log: its application restarts from
+    /// the log's snapshot (or genesis), a fresh replica replays every record it
+    /// persisted, then starts (its timers and unsent messages are lost) and gets the
+    /// snapshot back as its own checkpoint's state. What it delivered above the
+    /// snapshot is forgotten: it delivers it again.
     fn restart_from_log(&mut self, r: usize) {
         let mut fresh =
             HotStuffReplica::build(&self.common, &self.own, self.keys[r].clone(), None).unwrap();
+        let mut app = HashChainApp::default();
+        let snapshot = self.disk_snapshots[r].clone();
+        if let Some((_, digest, bytes)) = &snapshot {
+            assert!(crate::state_chunks::restore_from_chunk_list(
+                &mut app, bytes, digest
+            ));
+        }
         for (i, rec) in self.logs[r].clone().into_iter().enumerate() {
             fresh.recover(i as u64, rec).unwrap();
         }
+        self.apps[r] = app;
+        let at = snapshot.as_ref().map_or(0, |(seq, _, _)| seq.0 as usize);
+        self.delivered[r].truncate(at);
+        self.executions.retain(|(i, _)| *i != r);
+        self.snapshots.retain(|(i, _, _)| *i != r);
+        self.queue.retain(|(_, to, _)| *to != r);
         self.replicas[r] = fresh;
         self.timers[r].clear();
         let mut out = Vec::new();
         self.replicas[r].start(self.now, &mut out);
         self.apply(r, out);
+        if let Some((seq, _, bytes)) = snapshot {
+            self.feed(
+                r,
+                Event::Snapshot {
+                    seq,
+                    snapshot: bytes,
+                },
+            );
+        }
+    }
+
+    /// Replica `r`'s driver compacts its log at the protocol's compaction point (the
+    /// snapshot and the base record replace every record); returns the point's seq.
+    fn compact(&mut self, r: usize) -> Option<Seq> {
+        let cp = self.replicas[r].durable_checkpoint()?;
+        self.disk_snapshots[r] = Some((cp.seq, cp.app_digest, cp.snapshot));
+        self.logs[r] = vec![cp.base];
+        Some(cp.seq)
     }
 
     /// Whether replica `r` persisted what `msg` depends on (a vote: the `Voted`
@@ -160,6 +200,14 @@ impl Cluster {
                 }
                 Action::Deliver(d) => {
                     let (results, app_digest) = self.apps[r].execute(d.seq, &d.batch);
+                    if d.checkpoint {
+                        let frozen = self.apps[r].freeze();
+                        let list = crate::state_chunks::chunk_list_of(
+                            frozen.as_ref(),
+                            crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
+                        );
+                        self.snapshots.push_back((r, d.seq, list));
+                    }
                     self.delivered[r].push((d.seq, d.batch.digest(), d.view));
                     self.executions.push_back((
                         r,
@@ -207,6 +255,10 @@ impl Cluster {
             assert!(steps < 1_000_000, "no quiescence");
             if let Some((r, ex)) = self.executions.pop_front() {
                 self.feed(r, Event::Executed(ex));
+                continue;
+            }
+            if let Some((r, seq, snapshot)) = self.snapshots.pop_front() {
+                self.feed(r, Event::Snapshot { seq, snapshot });
                 continue;
             }
             let Some((from, to, msg)) = self.queue.pop_front() else {
@@ -691,7 +743,11 @@ fn recovery_restores_the_last_voted_round_and_the_highest_qc() {
         fresh.recover(i as u64, rec).unwrap();
     }
     assert_eq!(fresh.core().safety.last_voted_round(), voted);
-    assert!(fresh.core().round() > voted, "resumes after its last vote");
+    assert_eq!(
+        fresh.core().round(),
+        voted.max(fresh.core().high_qc().round.next()),
+        "resumes in its last voted round (or after its highest QC), where it votes no more"
+    );
     assert!(fresh.core().high_qc().round > View(0));
     let bad = HotStuffRecord::TimedOut {
         round: View(1),
@@ -861,16 +917,32 @@ fn a_restarted_replica_keeps_its_lock() {
     let lock = c.replicas[r].core().safety.preferred_round();
     assert!(lock > View(0), "the replica locked");
     c.restart_from_log(r);
-    let round = c.round(r);
+    // The restart re-derived its commits from the logged QCs: the committed tip is
+    // below the lock (3-chain), and a block extending the tip is a fork of the locked
+    // chain.
+    let core = c.replicas[r].core();
+    let (tip, tip_height, tip_round) = core.tree.tip();
+    assert!(
+        tip_height > Seq(0) && tip_round < lock,
+        "{tip_height} {tip_round} {lock}"
+    );
+    let tip_qc = c
+        .proposals
+        .iter()
+        .map(|(_, b)| b.qc.clone())
+        .find(|qc| qc.block == tip)
+        .expect("a proposal carries the tip's QC");
+    let mut round = c.round(r).next();
+    while crate::hotstuff::leaders::leader(round, 4) == ReplicaId(r as u32) {
+        round = round.next();
+    }
     let leader = crate::hotstuff::leaders::leader(round, 4);
-    assert_ne!(leader, ReplicaId(r as u32));
-    // The round's leader proposes a block extending genesis (QC of round 0), below
-    // the lock: a fork of the locked chain.
+    c.replicas[r].core_mut().pacemaker.resume(round);
     let block = Arc::new(Block {
         round,
-        height: Seq(1),
+        height: tip_height.next(),
         author: leader,
-        qc: Qc::genesis(),
+        qc: tip_qc,
         batch: Batch::null(),
     });
     c.feed(
@@ -978,11 +1050,250 @@ fn a_restarted_replica_starts_from_the_base_time_out() {
         .count();
     assert!(voted >= 4, "several rounds to replay: {voted}");
     c.restart_from_log(r);
-    assert!(c.round(r) > View(4));
+    assert!(c.round(r) >= View(4));
     let base = c.own.round_timeout;
     assert_eq!(c.replicas[r].core().pacemaker.timeout(), base);
     // The first round it waits in is timed with the base time-out.
     c.request(r, 5, 1);
     let at = c.timers[r][&HotStuffTimer::Round];
     assert_eq!(at, c.now + base);
+}
+
+/// Whether replica `r` delivered request `number` of `client`.
+fn has_delivered(c: &Cluster, r: usize, client: u32, number: u64) -> bool {
+    crate::exactly_once::is_delivered(c.replicas[r].delivered_requests(), ClientId(client), number)
+}
+
+/// Issue 12: a HotStuff replica compacts its log at a stable checkpoint (snapshot +
+/// base record), logs more after it, restarts from base + tail: it stands where it
+/// stood (committed height, deliveries, exactly-once tables, safety state), serves
+/// its checkpoint's state at once, and goes on committing with the others.
+#[test]
+fn a_compacted_replica_restarts_from_base_and_tail_and_goes_on_committing() {
+    let mut c = Cluster::new(4, 2);
+    for i in 1..=10 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let r = 2;
+    assert!(
+        c.replicas[r].core().stable.seq >= Seq(4),
+        "a stable checkpoint"
+    );
+    let records_before = c.logs[r].len();
+    let seq = c.compact(r).expect("a compaction point");
+    assert!(seq >= Seq(4));
+    let HotStuffRecord::Base(base) = &c.logs[r][0] else {
+        panic!("the compacted log starts with its base");
+    };
+    assert_eq!(base.checkpoint_block.height, seq);
+    assert_eq!(base.stable.seq, seq);
+    let committed_above = base.committed.len() as u64;
+    assert_eq!(
+        seq.0 + committed_above,
+        c.replicas[r].core().committed_height().0,
+        "the base holds the committed blocks above the checkpoint"
+    );
+    assert!(
+        records_before > 1,
+        "{records_before} records replaced by one"
+    );
+    // A tail after the base: more votes.
+    for i in 11..=14 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    assert!(c.logs[r].len() > 1, "records after the base");
+    let core = c.replicas[r].core();
+    let (height, delivered, voted, hqc) = (
+        core.committed_height(),
+        core.replica_status().last_delivered,
+        core.safety.last_voted_round(),
+        core.high_qc().round,
+    );
+    let table = c.replicas[r].delivered_requests().clone();
+
+    c.restart_from_log(r);
+    c.settle();
+    let core = c.replicas[r].core();
+    assert_eq!(
+        core.committed_height(),
+        height,
+        "commits re-derived from the log"
+    );
+    assert_eq!(core.replica_status().last_delivered, delivered);
+    assert_eq!(c.replicas[r].delivered_requests(), &table);
+    assert_eq!(core.safety.last_voted_round(), voted);
+    assert_eq!(core.high_qc().round, hqc);
+    assert!(core.stable.seq >= seq);
+    assert!(
+        core.own_checkpoints
+            .get(&seq)
+            .is_some_and(|own| own.snapshot.is_some()),
+        "its own checkpoint is registered with the snapshot, to serve state transfer"
+    );
+    assert_eq!(
+        core.counters().state_transfers,
+        0,
+        "no state transfer needed"
+    );
+
+    // It goes on committing with the others, and compacts again.
+    for i in 15..=24 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    for r in 0..4 {
+        for i in 1..=24 {
+            assert!(has_delivered(&c, r, 1, i), "r{r} lacks request {i}");
+        }
+        assert_eq!(c.replicas[r].common_counters().conflicting_commits, 0);
+    }
+    c.assert_agreement(20);
+    assert!(c.persisted_before_vote.iter().all(|ok| *ok));
+    assert!(c.compact(r).expect("a later compaction point") > seq);
+}
+
+/// The whole cluster restarts at once from compacted logs (no replica holds anything
+/// in memory): each resumes from its base and tail, and nothing committed is lost.
+#[test]
+fn the_whole_cluster_restarts_from_compacted_logs() {
+    let mut c = Cluster::new(4, 2);
+    for i in 1..=10 {
+        c.request(1, 3, i);
+        c.settle();
+    }
+    for r in 0..4 {
+        c.compact(r).expect("a compaction point");
+    }
+    for i in 11..=13 {
+        c.request(1, 3, i);
+        c.settle();
+    }
+    let heights: Vec<Seq> = (0..4)
+        .map(|r| c.replicas[r].core().committed_height())
+        .collect();
+    for r in 0..4 {
+        c.restart_from_log(r);
+    }
+    c.settle();
+    for (r, height) in heights.into_iter().enumerate() {
+        assert!(
+            c.replicas[r].core().committed_height() >= height,
+            "r{r} re-derives the commits it had (its log holds their QCs)"
+        );
+        for i in 1..=13 {
+            assert!(has_delivered(&c, r, 3, i), "r{r} lost request {i}");
+        }
+    }
+    for i in 14..=20 {
+        c.request(1, 3, i);
+        c.settle();
+    }
+    for r in 0..4 {
+        for i in 1..=20 {
+            assert!(has_delivered(&c, r, 3, i), "r{r} lacks request {i}");
+        }
+    }
+    c.assert_agreement(16);
+}
+
+/// No compaction point while the replica has not executed its stable checkpoint,
+/// holds no state for it, or its own checkpoint digest is not the certified one.
+#[test]
+fn no_compaction_point_without_an_agreeing_executed_checkpoint() {
+    let mut c = Cluster::new(4, 2);
+    assert!(
+        c.replicas[0].durable_checkpoint().is_none(),
+        "nothing stable yet"
+    );
+    for i in 1..=10 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    assert!(c.replicas[0].durable_checkpoint().is_some());
+    let seq = c.replicas[0].core().stable.seq;
+    let core = c.replicas[0].core_mut();
+    let own = core.own_checkpoints.get_mut(&seq).unwrap();
+    let snapshot = own.snapshot.take();
+    assert!(
+        c.replicas[0].durable_checkpoint().is_none(),
+        "no state held"
+    );
+    let core = c.replicas[0].core_mut();
+    let own = core.own_checkpoints.get_mut(&seq).unwrap();
+    own.snapshot = snapshot;
+    own.digest = Digest([7; 32]);
+    assert!(
+        c.replicas[0].durable_checkpoint().is_none(),
+        "own digest differs from the stable one"
+    );
+}
+
+/// A base that does not describe one state is refused with a `RecoveryError` naming
+/// the record (never a panic): a wrong table, block, certificate, committed chain or
+/// history, or a base that is not the first record.
+#[test]
+fn an_inconsistent_base_is_refused() {
+    let mut c = Cluster::new(4, 2);
+    let mut i = 0;
+    while i < 10 || c.replicas[1].core().committed_height() == c.replicas[1].core().stable.seq {
+        i += 1;
+        assert!(i < 40);
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let Some(cp) = c.replicas[1].durable_checkpoint() else {
+        panic!("a compaction point");
+    };
+    let HotStuffRecord::Base(good) = cp.base else {
+        panic!("a base record");
+    };
+    assert!(
+        !good.committed.is_empty(),
+        "blocks above the checkpoint to break"
+    );
+    let replay = |state: &crate::hotstuff::durable::DurableState, index: u64| {
+        let mut fresh = HotStuffReplica::build(&c.common, &c.own, c.keys[1].clone(), None).unwrap();
+        fresh.recover(index, HotStuffRecord::Base(Box::new(state.clone())))
+    };
+    assert!(replay(&good, 0).is_ok(), "the good base replays");
+    let err = replay(&good, 3).unwrap_err();
+    assert_eq!(err.index, 3);
+
+    let mut bad: Vec<(&str, crate::hotstuff::durable::DurableState)> = Vec::new();
+    let mut s = (*good).clone();
+    s.tables.delivered.clear();
+    bad.push(("tables", s));
+    let mut s = (*good).clone();
+    s.app_digest = Digest([9; 32]);
+    bad.push(("app digest", s));
+    let mut s = (*good).clone();
+    s.checkpoint_block = s.committed[0].clone();
+    bad.push(("checkpoint block", s));
+    let mut s = (*good).clone();
+    s.stable.votes.truncate(1);
+    bad.push(("certificate", s));
+    let mut s = (*good).clone();
+    s.committed.remove(0);
+    bad.push(("committed chain gap", s));
+    let mut s = (*good).clone();
+    s.committed.push(s.checkpoint_block.clone());
+    bad.push(("committed chain loop", s));
+    let mut s = (*good).clone();
+    s.history = crate::hotstuff::block_tree::BlockTree::for_replicas(4)
+        .history()
+        .clone();
+    bad.push(("history", s));
+    let mut s = (*good).clone();
+    s.high_qc.votes.truncate(1);
+    bad.push(("highest QC", s));
+    let mut s = (*good).clone();
+    s.uncommitted.push(s.checkpoint_block.clone());
+    bad.push(("uncommitted below the tip", s));
+    for (what, state) in bad {
+        let err = replay(&state, 0).expect_err(what);
+        assert_eq!(err.index, 0, "{what}");
+        assert!(!err.problem.is_empty(), "{what}");
+    }
 }

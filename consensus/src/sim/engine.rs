@@ -178,6 +178,8 @@ pub struct Outcome {
     pub end: Time,
     /// Events processed.
     pub events: u64,
+    /// Restarts from disk that restored a compaction point's snapshot.
+    pub restarts_from_snapshot: u64,
     /// Digest over the processed event sequence and final states.
     pub trace_hash: Digest,
     /// The trace as text, when recording was asked for.
@@ -234,6 +236,7 @@ pub struct Engine<P: Protocol> {
     timers: BTreeMap<(usize, P::Timer), u64>,
     exec_delay: Duration,
     events: u64,
+    restarts_from_snapshot: u64,
     trace_ctx: ring::digest::Context,
     trace: Option<Vec<String>>,
     disk: Option<DiskModel>,
@@ -284,6 +287,7 @@ impl<P: Protocol> Engine<P> {
             timers: BTreeMap::new(),
             exec_delay: setup.exec_delay,
             events: 0,
+            restarts_from_snapshot: 0,
             trace_ctx: ring::digest::Context::new(&ring::digest::SHA256),
             trace: setup.record_trace.then(Vec::new),
             disk: setup.disk,
@@ -403,6 +407,7 @@ impl<P: Protocol> Engine<P> {
             planned,
             end: self.now,
             events: self.events,
+            restarts_from_snapshot: self.restarts_from_snapshot,
             trace_hash: Digest::from_ring(self.trace_ctx.finish()),
             trace: self.trace.unwrap_or_default(),
             replicas,
@@ -701,20 +706,23 @@ impl<P: Protocol> Engine<P> {
     /// Rebuilds replica `r` from its disk: the snapshot into a fresh application, the
     /// records through `Protocol::recover`. A refused log, or one the protocol cannot
     /// replay, leaves it empty (it catches up by state transfer); the latter is a
-    /// violation unless its disk lied.
-    fn restart_from_disk(&mut self, r: usize) {
+    /// violation unless its disk lied. Returns the snapshot restored, if any.
+    fn restart_from_disk(&mut self, r: usize) -> Option<(Seq, Bytes)> {
         let id = ReplicaId(r as u32);
         let mut proto = (self.factory)(id);
         let mut app = (self.app_factory)();
         let recovered = self.nodes[r].disk.recover();
+        let mut restored = None;
         let problem = match recovered {
             Recovered::Refused(problem) => Some(problem),
             Recovered::Log(snapshot, records) => {
                 let mut problem = None;
-                if let Some(s) = snapshot
-                    && !restore_from_chunk_list(app.as_mut(), &s.bytes, &s.app_digest)
-                {
-                    problem = Some(format!("snapshot at {} does not restore", s.seq));
+                if let Some(s) = snapshot {
+                    if restore_from_chunk_list(app.as_mut(), &s.bytes, &s.app_digest) {
+                        restored = Some((s.seq, s.bytes));
+                    } else {
+                        problem = Some(format!("snapshot at {} does not restore", s.seq));
+                    }
                 }
                 for (i, record) in records.into_iter().enumerate() {
                     if problem.is_some() {
@@ -743,10 +751,12 @@ impl<P: Protocol> Engine<P> {
             app = (self.app_factory)();
             self.nodes[r].disk.wipe();
             self.votes.forget(r);
+            restored = None;
         }
         let node = &mut self.nodes[r];
         node.proto = Some(proto);
         node.app = app;
+        restored
     }
 
     fn route(&mut self, from: usize, to: usize, msg: P::Message) {
@@ -935,8 +945,23 @@ impl<P: Protocol> Engine<P> {
                 node.incarnation += 1;
                 node.held.clear();
                 node.exec_free_at = self.now;
-                self.restart_from_disk(r);
+                let restored = self.restart_from_disk(r);
                 self.start_replica(r);
+                // The snapshot the application was restored to is the replica's own
+                // checkpoint state: handed back so it serves state transfer at once.
+                if let Some((seq, snapshot)) = restored {
+                    self.restarts_from_snapshot += 1;
+                    let incarnation = self.nodes[r].incarnation;
+                    self.schedule(
+                        self.now,
+                        Scheduled::Snapshot {
+                            replica: r,
+                            incarnation,
+                            seq,
+                            snapshot,
+                        },
+                    );
+                }
             }
             FaultEvent::Partition(groups) => self.net.partition = Some(groups),
             FaultEvent::Heal => self.net.partition = None,
