@@ -23,8 +23,13 @@ use crate::types::{Digest, Seq};
 /// application. Execution must be deterministic: every replica computes the same
 /// results and digest from the same state and batch.
 pub trait Application: Send {
-    /// Executes a delivered batch: one result per request, and the new state digest.
-    fn execute(&mut self, seq: Seq, batch: &Batch) -> (Vec<Bytes>, Digest);
+    /// Executes a delivered batch: one result per request.
+    fn execute(&mut self, seq: Seq, batch: &Batch) -> Vec<Bytes>;
+    /// The digest of the current state (after the last executed batch). It may cost
+    /// work proportional to what changed since the last call (the ledger folds its
+    /// changes into a Merkle tree here), so a node's driver asks for it only at
+    /// checkpoints; the simulator asks after every batch, for its checker.
+    fn digest(&mut self) -> Digest;
     /// The current state, serialised.
     fn snapshot(&self) -> Bytes;
     /// A copy of the current state, cheap to take, to serialise later off the
@@ -103,8 +108,8 @@ pub struct HashChainApp {
 }
 
 impl HashChainApp {
-    /// The digest of the current state.
-    pub fn digest(&self) -> Digest {
+    /// The digest of the current state (O(1)).
+    pub fn chain_digest(&self) -> Digest {
         Digest::of(&[
             b"hash-chain-app",
             &self.chain.0,
@@ -114,7 +119,7 @@ impl HashChainApp {
 }
 
 impl Application for HashChainApp {
-    fn execute(&mut self, seq: Seq, batch: &Batch) -> (Vec<Bytes>, Digest) {
+    fn execute(&mut self, seq: Seq, batch: &Batch) -> Vec<Bytes> {
         let mut results = Vec::with_capacity(batch.len());
         for req in &batch.requests {
             self.chain = Digest::of(&[
@@ -129,7 +134,11 @@ impl Application for HashChainApp {
             result.extend_from_slice(&seq.0.to_le_bytes());
             results.push(Bytes::from(result));
         }
-        (results, self.digest())
+        results
+    }
+
+    fn digest(&mut self) -> Digest {
+        self.chain_digest()
     }
 
     fn snapshot(&self) -> Bytes {
@@ -200,7 +209,7 @@ impl HashChainApp {
             executed: u64::from_le_bytes(count),
             pending: None,
         };
-        (candidate.digest() == *expected).then_some((candidate.chain, candidate.executed))
+        (candidate.chain_digest() == *expected).then_some((candidate.chain, candidate.executed))
     }
 }
 
@@ -214,7 +223,8 @@ mod tests {
     fn snapshot_restores_the_same_digest_and_rejects_garbage() {
         let mut a = HashChainApp::default();
         let batch = Batch::new(vec![Request::new(ClientId(1), 1, Bytes::from_static(b"x"))]);
-        let (results, digest) = a.execute(Seq(1), &batch);
+        let results = a.execute(Seq(1), &batch);
+        let digest = a.digest();
         assert_eq!(results.len(), 1);
         let mut b = HashChainApp::default();
         assert!(!b.restore(b"short", &digest));
@@ -227,7 +237,8 @@ mod tests {
     fn chunked_restore_is_one_verified_chunk() {
         let mut a = HashChainApp::default();
         let batch = Batch::new(vec![Request::new(ClientId(1), 1, Bytes::from_static(b"x"))]);
-        let (_, digest) = a.execute(Seq(1), &batch);
+        a.execute(Seq(1), &batch);
+        let digest = a.digest();
         let chunks = a.freeze().chunks(1 << 20);
         assert_eq!(chunks.len(), 1);
         let mut b = HashChainApp::default();

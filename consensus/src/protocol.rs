@@ -69,8 +69,15 @@ pub enum Event<M, T> {
 pub struct Executed {
     /// The sequence number executed; the application executes in delivery order.
     pub seq: Seq,
-    /// Digest of the application state after executing `seq`.
-    pub app_digest: Digest,
+    /// Digest of the application state after executing `seq` ([`Application::digest`]):
+    /// required when `seq` was delivered as a checkpoint ([`Delivery::checkpoint`]),
+    /// where the protocol signs it; elsewhere a driver may leave it out (a node does,
+    /// since the digest costs work) or report it (the simulator does, for its
+    /// checker). A checkpoint reported without one is counted as an unexpected
+    /// execution and not taken.
+    ///
+    /// [`Application::digest`]: crate::application::Application::digest
+    pub app_digest: Option<Digest>,
     /// One result per request of the delivered batch, in order.
     pub results: Vec<Bytes>,
 }

@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn restore_from_a_chunk_list_checks_the_digest() {
-        let a = app_after(5);
+        let mut a = app_after(5);
         let list = chunk_list_of(a.freeze().as_ref(), DEFAULT_STATE_CHUNK_BYTES);
         let mut b = HashChainApp::default();
         assert!(!restore_from_chunk_list(&mut b, &list, &Digest::default()));
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn restore_steps_report_each_chunk_and_the_install() {
-        let a = app_after(3);
+        let mut a = app_after(3);
         let list = chunk_list_of(a.freeze().as_ref(), DEFAULT_STATE_CHUNK_BYTES);
         let chunk = chunk_at(&list, 0).unwrap();
         let mut b = HashChainApp::default();

@@ -426,6 +426,12 @@ impl Executor for AccessListExecutor {
         "access-list"
     }
 
+    /// Settles the state on this executor's pool.
+    fn digest(&mut self, state: &mut State) -> [u8; 32] {
+        state.settle(Some(&self.pool));
+        state.digest()
+    }
+
     fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome {
         let mut prechecks = std::mem::take(&mut self.prechecks);
         let verified = signature::precheck(state, txs, Some(&self.pool), &mut prechecks);
@@ -439,10 +445,6 @@ impl Executor for AccessListExecutor {
         self.run(state, txs, &prechecks, &mut receipts, &mut stats);
         self.prechecks = prechecks;
         self.commit(state);
-        BatchOutcome {
-            receipts,
-            digest: state.digest(),
-            stats,
-        }
+        BatchOutcome { receipts, stats }
     }
 }

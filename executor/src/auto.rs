@@ -195,6 +195,12 @@ impl Executor for AutoExecutor {
         "auto"
     }
 
+    /// Settles the state on this executor's pool.
+    fn digest(&mut self, state: &mut State) -> [u8; 32] {
+        state.settle(Some(&self.pool));
+        state.digest()
+    }
+
     fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome {
         let n = txs.len();
         let mut prechecks = std::mem::take(&mut self.prechecks);
@@ -278,10 +284,6 @@ impl Executor for AutoExecutor {
         self.prechecks = prechecks;
         stats.picked = Some(picked.to_string());
         stats.pick_reason = Some(reason);
-        BatchOutcome {
-            receipts,
-            digest: state.digest(),
-            stats,
-        }
+        BatchOutcome { receipts, stats }
     }
 }

@@ -49,10 +49,16 @@ fn encode_entry(key: &Key, value: &Value, out: &mut Vec<u8>) {
 impl State {
     /// The state as chunks of at most `max_chunk_bytes` each (raised to
     /// `MIN_CHUNK_BYTES`; see the module docs for the one exception), in order.
+    /// An unsettled state is cut from a settled copy (`State::settled`).
     pub fn snapshot_chunks(&self, max_chunk_bytes: usize) -> Vec<Vec<u8>> {
+        self.settled().cut_chunks(max_chunk_bytes)
+    }
+
+    /// `snapshot_chunks` of a settled state.
+    fn cut_chunks(&self, max_chunk_bytes: usize) -> Vec<Vec<u8>> {
         let bound = max_chunk_bytes.max(MIN_CHUNK_BYTES);
         let tree = self.tree();
-        let root = self.digest();
+        let root = tree.root();
         let mut chunks = Vec::new();
         let mut first = 0u32;
         let mut body: Vec<u8> = Vec::new();
@@ -280,7 +286,7 @@ mod tests {
 
     #[test]
     fn chunks_are_bounded_verify_and_rebuild_the_state() {
-        let state = ledger(2000);
+        let mut state = ledger(2000);
         for bound in [MIN_CHUNK_BYTES, 16 << 10, 1 << 30] {
             let chunks = state.snapshot_chunks(bound);
             assert!(chunks.iter().all(|c| c.len() <= bound), "bound {bound}");
@@ -289,12 +295,12 @@ mod tests {
             } else if bound == 1 << 30 {
                 assert_eq!(chunks.len(), 1);
             }
-            let back = restore_all(state.digest(), &chunks).unwrap();
+            let mut back = restore_all(state.digest(), &chunks).unwrap();
             assert!(back == state);
             assert_eq!(back.digest(), state.digest());
             assert!(back.has_public_keys());
         }
-        let empty = State::new();
+        let mut empty = State::new();
         let chunks = empty.snapshot_chunks(0);
         assert_eq!(chunks.len(), 1);
         assert!(restore_all(empty.digest(), &chunks).unwrap() == empty);
@@ -302,7 +308,7 @@ mod tests {
 
     #[test]
     fn reordering_duplication_omission_and_another_root_are_caught() {
-        let state = ledger(800);
+        let mut state = ledger(800);
         let chunks = state.snapshot_chunks(MIN_CHUNK_BYTES);
         assert!(chunks.len() >= 4);
         let root = state.digest();
@@ -353,7 +359,7 @@ mod tests {
             let mut first = [0u8; 4];
             first.copy_from_slice(&chunks[k][44..48]);
             let mut r = ChunkedRestore {
-                expected: state.digest(),
+                expected: state.settled_digest().expect("a new ledger is settled"),
                 next_index: k as u32,
                 next_bucket: u32::from_be_bytes(first),
                 entries: Vec::new(),

@@ -22,9 +22,17 @@ pub trait Executor: Send {
     /// The name it was built with (`sequential`, `block-stm`, `access-list`, `auto`).
     fn name(&self) -> &str;
 
-    /// Applies `txs` in order to `state`; returns one receipt per transaction and
-    /// the new digest.
+    /// Applies `txs` in order to `state`; returns one receipt per transaction. The
+    /// state's digest is not computed here: ask `digest` when it is needed (a
+    /// replica does at checkpoints), and the changes of every batch since the last
+    /// digest are hashed together then.
     fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome;
+
+    /// The state's digest ([`State::digest`]), settling the pending changes on this
+    /// executor's threads.
+    fn digest(&mut self, state: &mut State) -> [u8; 32] {
+        state.digest()
+    }
 }
 
 /// The result of one batch.
@@ -32,8 +40,6 @@ pub trait Executor: Send {
 pub struct BatchOutcome {
     /// `receipts[i]` is the receipt of `txs[i]`.
     pub receipts: Vec<Receipt>,
-    /// The state digest after the batch.
-    pub digest: [u8; 32],
     /// How the executor got there (not part of the replicated result).
     pub stats: BatchStats,
 }

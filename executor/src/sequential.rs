@@ -73,7 +73,6 @@ impl Executor for SequentialExecutor {
         state.finish_batch(None);
         BatchOutcome {
             receipts,
-            digest: state.digest(),
             stats: BatchStats {
                 transactions: txs.len() as u64,
                 signatures_verified: verified,

@@ -26,12 +26,19 @@ use crate::state::{State, check_entry};
 const MAGIC: [u8; 8] = *b"TNDMSNP1";
 
 impl State {
-    /// Serialises the whole state (see the module docs for the format).
+    /// Serialises the whole state (see the module docs for the format); an
+    /// unsettled state is serialised from a settled copy (`State::settled`).
     pub fn snapshot(&self) -> Vec<u8> {
+        self.settled().encode_settled()
+    }
+
+    /// `snapshot` of a settled state.
+    fn encode_settled(&self) -> Vec<u8> {
+        let digest = self.tree().root();
         let entries = self.entries();
         let mut out = Vec::with_capacity(48 + entries.len() * 40);
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&self.digest());
+        out.extend_from_slice(&digest);
         out.extend_from_slice(&(entries.len() as u64).to_be_bytes());
         for (key, value) in &entries {
             let mut buf = Buf::<{ MAX_KEY_LEN + MAX_VALUE_LEN }>::new();
@@ -130,9 +137,9 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_digest_and_contents() {
-        let s = sample();
+        let mut s = sample();
         let snap = s.snapshot();
-        let back = State::restore(&snap).unwrap();
+        let mut back = State::restore(&snap).unwrap();
         assert_eq!(back.digest(), s.digest());
         assert_eq!(back, s);
         assert_eq!(back.snapshot(), snap);
@@ -179,7 +186,7 @@ mod tests {
                 let i = at % snap.len();
                 snap[i] = byte;
             }
-            if let Ok(state) = State::restore(&snap) {
+            if let Ok(mut state) = State::restore(&snap) {
                 let digest = state.digest();
                 proptest::prop_assert_eq!(digest.as_slice(), &snap[8..40]);
             }

@@ -6,14 +6,21 @@
 //!   stored value is a default (zero balance, zero nonce, empty position): a write
 //!   of a default removes the entry, so the digest depends only on the meaning of
 //!   the state, never on whether a zero was written or never set;
-//! - outside a batch, `digest` is the root of the Merkle tree over all entries
-//!   (`merkle.rs`). During a batch, executors `write` entries; the first write of
+//! - `digest` is the root of the Merkle tree over all entries (`merkle.rs`),
+//!   computed lazily. During a batch, executors `write` entries; the first write of
 //!   a key in a batch records its old value (the entry remembers where, by batch
 //!   epoch, so later writes update that record without another lookup), and
-//!   `finish_batch` hashes the new leaf of every changed key — in parallel over the
-//!   shards — and hands the changes to the tree, which rehashes the buckets and
-//!   nodes above them (in parallel over its subtrees). It never probes the map
-//!   again except to drop entries that became default.
+//!   `finish_batch` drops entries that became default and queues every changed key
+//!   as *pending* (no hashing). `settle` (called by `digest`, by an executor's
+//!   `Executor::digest` on its threads, and before a snapshot) hashes the current
+//!   leaf of every pending key once — in parallel over the shards — and hands the
+//!   changes to the tree, which rehashes the buckets and nodes above them (in
+//!   parallel over its subtrees). A replica asks for the digest only at
+//!   checkpoints, so a hot key written in every batch is hashed once per
+//!   checkpoint interval, not once per batch, and a bucket or node once per
+//!   interval however many batches dirtied it;
+//! - the state is *settled* when no shard has pending keys: then the tree's root
+//!   is the digest of the entries. Snapshots are cut from a settled state only.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -158,17 +165,27 @@ struct Dirty {
     new: Value,
 }
 
-/// One shard of the state map, with the keys changed in the current batch.
+/// One shard of the state map, with the keys changed in the current batch and the
+/// keys changed since the tree last saw them.
 #[derive(Clone, Debug)]
 pub(crate) struct Shard {
     map: FxHashMap<Key, Entry>,
     dirty: Vec<Dirty>,
     /// Current batch number of this shard; entries from earlier batches are clean.
     epoch: u64,
-    /// Result of the last `finish`: the changed keys for the tree, public keys added.
+    /// Keys changed by finished batches and not yet folded into the tree, possibly
+    /// with repeats (deduplicated by `settle`, or by `finish` when the list grows
+    /// past `PENDING_SLACK` + twice the map's size, which bounds its memory).
+    pending: Vec<Key>,
+    /// Result of the last `settle`: the changed keys with their new leaves.
     changes: Vec<Change>,
+    /// Public keys added by the last `finish`.
     keys_added: isize,
 }
+
+/// Repeats the pending list of a shard may hold beyond twice its map's size before
+/// `finish` deduplicates it (so a state never asked for its digest stays bounded).
+const PENDING_SLACK: usize = 4096;
 
 impl Default for Shard {
     fn default() -> Self {
@@ -176,6 +193,7 @@ impl Default for Shard {
             map: FxHashMap::default(),
             dirty: Vec::new(),
             epoch: 1,
+            pending: Vec::new(),
             changes: Vec::new(),
             keys_added: 0,
         }
@@ -226,33 +244,45 @@ impl Shard {
         }
     }
 
-    /// Ends the batch for this shard: hashes the new leaf of every changed key
-    /// (none for keys written back to their old value), removes entries that became
-    /// default, and records the changes for the tree in `changes`.
+    /// Ends the batch for this shard: removes entries that became default and
+    /// queues every changed key (none for keys written back to their old value) as
+    /// pending for the tree.
     fn finish(&mut self) {
         let mut keys_added = 0isize;
-        self.changes.clear();
         for d in self.dirty.drain(..) {
             if d.old == Some(d.new) {
                 continue;
             }
-            let leaf = if d.new.is_default() {
+            if d.new.is_default() {
                 self.map.remove(&d.key);
-                None
-            } else {
-                Some(leaf_hash(&d.key, &d.new))
-            };
-            self.changes.push(Change {
-                bucket: bucket_of(&d.key),
-                key: d.key,
-                leaf,
-            });
+            }
+            self.pending.push(d.key);
             if matches!(d.key, Key::PublicKey(_)) {
                 keys_added += isize::from(!d.new.is_default()) - isize::from(d.old.is_some());
             }
         }
+        if self.pending.len() > PENDING_SLACK + 2 * self.map.len() {
+            self.pending.sort_unstable();
+            self.pending.dedup();
+        }
         self.epoch += 1;
         self.keys_added = keys_added;
+    }
+
+    /// Hashes the current leaf of every pending key once (`None` for a key no
+    /// longer stored) into `changes`, and empties the pending list.
+    fn settle(&mut self) {
+        self.changes.clear();
+        self.pending.sort_unstable();
+        self.pending.dedup();
+        for key in self.pending.drain(..) {
+            let leaf = self.map.get(&key).map(|e| leaf_hash(&key, &e.value));
+            self.changes.push(Change {
+                bucket: bucket_of(&key),
+                key,
+                leaf,
+            });
+        }
     }
 }
 
@@ -276,14 +306,14 @@ impl Default for State {
 }
 
 impl PartialEq for State {
+    /// Equal entries (the digest is a function of them).
     fn eq(&self, other: &Self) -> bool {
-        self.digest() == other.digest()
-            && self.shards.iter().zip(&other.shards).all(|(a, b)| {
-                a.map.len() == b.map.len()
-                    && a.map
-                        .iter()
-                        .all(|(k, e)| b.map.get(k).map(|o| o.value) == Some(e.value))
-            })
+        self.shards.iter().zip(&other.shards).all(|(a, b)| {
+            a.map.len() == b.map.len()
+                && a.map
+                    .iter()
+                    .all(|(k, e)| b.map.get(k).map(|o| o.value) == Some(e.value))
+        })
     }
 }
 
@@ -303,10 +333,56 @@ impl State {
         Ok(state)
     }
 
-    /// The 32-byte state digest, the Merkle root of `merkle.rs`: O(1), maintained
-    /// incrementally.
-    pub fn digest(&self) -> [u8; 32] {
+    /// The 32-byte state digest, the Merkle root of `merkle.rs`: settles the state
+    /// first (on this thread; `Executor::digest` settles on the executor's threads),
+    /// then O(1). Costs one leaf hash per key changed since the last digest, plus
+    /// the buckets and nodes above them.
+    pub fn digest(&mut self) -> [u8; 32] {
+        self.settle(None);
         self.tree.root()
+    }
+
+    /// The digest if the state is settled (no change waits for the tree), without
+    /// settling it.
+    pub fn settled_digest(&self) -> Option<[u8; 32]> {
+        self.is_settled().then(|| self.tree.root())
+    }
+
+    /// Whether every change has been folded into the tree.
+    pub fn is_settled(&self) -> bool {
+        self.shards.iter().all(|s| s.pending.is_empty())
+    }
+
+    /// Folds every pending change into the tree: the leaves are hashed per shard
+    /// and the tree's subtrees rehashed, on `pool`'s threads when given. The digest
+    /// is the same either way.
+    pub(crate) fn settle(&mut self, pool: Option<&WorkerPool>) {
+        if self.is_settled() {
+            return;
+        }
+        let work = |_: usize, shards: &mut [Shard]| {
+            for shard in shards.iter_mut() {
+                shard.settle();
+            }
+        };
+        match pool {
+            Some(pool) if pool.threads() > 1 => pool.parallel_chunks(&mut self.shards, 1, work),
+            _ => work(0, &mut self.shards),
+        }
+        let changes = self.shards.iter_mut().flat_map(|s| s.changes.drain(..));
+        self.tree.apply(changes, pool);
+    }
+
+    /// This state, settled: itself if it is, else a settled copy (snapshots of an
+    /// unsettled state are cut from the copy).
+    pub(crate) fn settled(&self) -> std::borrow::Cow<'_, State> {
+        if self.is_settled() {
+            std::borrow::Cow::Borrowed(self)
+        } else {
+            let mut copy = self.clone();
+            copy.settle(None);
+            std::borrow::Cow::Owned(copy)
+        }
     }
 
     /// The Merkle tree (chunked snapshots read buckets and range proofs from it).
@@ -414,6 +490,7 @@ impl State {
             self.write(key, value);
         }
         self.finish_batch(None);
+        self.settle(None);
         Ok(())
     }
 
@@ -430,8 +507,8 @@ impl State {
 
     /// Ends a batch: for every shard, `commit(i, shard)` first writes whatever
     /// the executor still holds for shard `i` (its final versions), then the
-    /// shard hashes its changed keys. With a pool, shards are spread over its
-    /// threads; the digest is the same either way.
+    /// shard queues its changed keys for the tree (`settle` hashes them). With a
+    /// pool, shards are spread over its threads.
     pub(crate) fn finish_batch_with(
         &mut self,
         pool: Option<&WorkerPool>,
@@ -450,8 +527,6 @@ impl State {
         for shard in &self.shards {
             self.public_keys = self.public_keys.saturating_add_signed(shard.keys_added);
         }
-        let changes = self.shards.iter_mut().flat_map(|s| s.changes.drain(..));
-        self.tree.apply(changes, pool);
     }
 
     /// Inserts already validated entries with distinct keys outside any batch
@@ -530,7 +605,7 @@ mod tests {
         s.write(Key::Balance(1, 0), Value::Amount(0));
         s.write(Key::Balance(2, 0), Value::Amount(100));
         s.finish_batch(None);
-        let expected = State::from_entries([(Key::Balance(2, 0), Value::Amount(100))]).unwrap();
+        let mut expected = State::from_entries([(Key::Balance(2, 0), Value::Amount(100))]).unwrap();
         assert_eq!(s.digest(), expected.digest());
         assert_eq!(s, expected);
     }
@@ -580,10 +655,62 @@ mod tests {
             assert_eq!(a.digest(), b.digest());
             assert_eq!(a, b);
         }
-        let rebuilt = State::from_entries(a.entries()).unwrap();
+        let mut rebuilt = State::from_entries(a.entries()).unwrap();
         assert_eq!(rebuilt.digest(), a.digest());
     }
 
+    /// The digest asked once after many batches (a replica asks at checkpoints)
+    /// equals the digest asked after every batch, settled on a pool or not, and
+    /// keys removed, re-added and removed again between digests leave no trace.
+    #[test]
+    fn a_digest_after_many_batches_equals_one_after_each() {
+        let pool = WorkerPool::new(2).unwrap();
+        let mut every = State::new();
+        let mut once = State::new();
+        for round in 0..6u128 {
+            for k in 0..500u64 {
+                // Amount 0 removes the entry: keys come and go between digests.
+                let v = Value::Amount((u128::from(k) + round) % 3);
+                every.write(Key::Balance(k, 0), v);
+                once.write(Key::Balance(k, 0), v);
+            }
+            every.finish_batch(None);
+            once.finish_batch(None);
+            every.digest();
+            assert!(every.is_settled());
+            assert!(!once.is_settled());
+            assert_eq!(once.settled_digest(), None);
+        }
+        once.settle(Some(&pool));
+        assert_eq!(once.settled_digest(), every.settled_digest());
+        let mut rebuilt = State::from_entries(once.entries()).unwrap();
+        assert_eq!(rebuilt.digest(), every.digest());
+        // A snapshot of an unsettled state is cut from a settled copy.
+        once.write(Key::Balance(9, 0), Value::Amount(77));
+        once.finish_batch(None);
+        let mut back = State::restore(&once.snapshot()).unwrap();
+        assert_eq!(back.digest(), once.digest());
+    }
+
+    /// A state never asked for its digest keeps its pending list within twice its
+    /// size plus `PENDING_SLACK` however many batches rewrite the same keys.
+    #[test]
+    fn pending_changes_stay_bounded_without_a_digest() {
+        let mut s = State::new();
+        for round in 1..=200u128 {
+            for k in 0..300u64 {
+                s.write(Key::Balance(k, 0), Value::Amount(round));
+            }
+            s.finish_batch(None);
+        }
+        let pending: usize = s.shards.iter().map(|sh| sh.pending.len()).sum();
+        assert!(
+            pending <= SHARDS * PENDING_SLACK + 2 * s.len(),
+            "{pending} pending"
+        );
+        let mut fresh = State::from_entries(s.entries()).unwrap();
+        assert_eq!(s.digest(), fresh.digest());
+    }
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
@@ -609,7 +736,7 @@ mod tests {
                 }
             }
             s.finish_batch(parallel.then_some(&pool));
-            let fresh = State::from_entries(last).unwrap();
+            let mut fresh = State::from_entries(last).unwrap();
             proptest::prop_assert_eq!(s.digest(), fresh.digest());
             proptest::prop_assert!(s == fresh);
         }

@@ -96,7 +96,10 @@ impl ExecutionStage {
                 for job in rx {
                     let (report, frozen) = match job {
                         Job::Deliver(d) => {
-                            let (results, app_digest) = app.execute(d.seq, &d.batch);
+                            let results = app.execute(d.seq, &d.batch);
+                            // The digest costs work (the ledger's Merkle tree): only
+                            // checkpoints sign it.
+                            let app_digest = d.checkpoint.then(|| app.digest());
                             let executed = Executed {
                                 seq: d.seq,
                                 app_digest,

@@ -740,8 +740,12 @@ impl HotStuff {
         self.last_executed = ex.seq;
         self.record_and_reply(&pending.batch, ex.results, out);
         if let Some(delivered) = pending.delivered_at_checkpoint {
+            let Some(app_digest) = ex.app_digest else {
+                self.counters.unexpected_executions += 1;
+                return;
+            };
             let tables = ClientTables { delivered };
-            self.take_checkpoint(now, ex.seq, ex.app_digest, tables, pending.block, out);
+            self.take_checkpoint(now, ex.seq, app_digest, tables, pending.block, out);
         }
     }
 

@@ -108,7 +108,8 @@ impl Harness {
                 }
                 Action::Send { .. } | Action::Broadcast { .. } => {}
                 Action::Deliver(d) => {
-                    let (results, app_digest) = self.apps[i].execute(d.seq, &d.batch);
+                    let results = self.apps[i].execute(d.seq, &d.batch);
+                    let app_digest = d.checkpoint.then(|| self.apps[i].digest());
                     let snapshot = d.checkpoint.then(|| self.snapshot_of(i));
                     let seq = d.seq;
                     self.delivered[i].push(d);

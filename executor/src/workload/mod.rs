@@ -694,8 +694,8 @@ mod tests {
     fn genesis_is_deterministic_and_generators_reproducible() {
         for kind in WorkloadKind::ALL {
             let spec = small(kind);
-            let a = spec.genesis().unwrap();
-            let b = spec.genesis().unwrap();
+            let mut a = spec.genesis().unwrap();
+            let mut b = spec.genesis().unwrap();
             assert_eq!(a.digest(), b.digest(), "{kind}");
             let x = spec.generator(0, 1).unwrap().batch(50);
             let y = spec.generator(0, 1).unwrap().batch(50);
