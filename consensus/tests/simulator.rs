@@ -119,9 +119,11 @@ fn sweep(mix: FaultMix, n: usize, seeds: Range<u64>) -> Vec<SimReport> {
     sweep_protocol(PBFT, mix, n, seeds)
 }
 
-const SEEDS: u64 = 200;
+/// Seeds per PBFT mix at n = 4 in the debug suite (120 × 17 mixes keeps CI within its
+/// budget); `tandem sim --faults all --seeds 10000` is the long sweep (README).
+const SEEDS: u64 = 120;
 
-/// PBFT's sweep: 200 seeds at n = 4, 25 at n = 7, 10 at n = 10.
+/// PBFT's sweep: 120 seeds at n = 4, 15 at n = 7, 6 at n = 10.
 const PBFT_SWEEP: MixSweep = MixSweep {
     protocol: PBFT,
     n4: 0..SEEDS,
