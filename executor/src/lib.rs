@@ -10,6 +10,8 @@
 //!   [`executor_by_name`]; all give exactly the sequential receipts and digest.
 //! - [`WorkloadSpec`]: deterministic genesis and per-client transaction streams
 //!   for `transfer`, `dex`, `lending`, `smallbank` and `mixed` workloads.
+//! - [`evm`]: the EVM (revm) over an in-memory state, our Vyper contracts, gas-bounded
+//!   sequential batches and EVM workloads; not yet behind the executors (issue 15).
 
 mod access_list;
 pub mod amm;
@@ -20,6 +22,7 @@ mod chunks;
 mod cost;
 mod encoding;
 mod error;
+pub mod evm;
 mod executor;
 mod json;
 pub mod lending;

@@ -467,13 +467,13 @@ fn derive_public_keys(seed: u64, accounts: u64) -> Result<Vec<[u8; 32]>, Error> 
 }
 
 /// Skewed or uniform choice of an index in `0..n`.
-struct Chooser {
+pub(crate) struct Chooser {
     n: u64,
     zipf: Option<Zipf<f64>>,
 }
 
 impl Chooser {
-    fn new(n: u64, s: f64) -> Result<Chooser, Error> {
+    pub(crate) fn new(n: u64, s: f64) -> Result<Chooser, Error> {
         let zipf = if s > 0.0 && n > 1 {
             Some(
                 Zipf::new(n as f64, s)
@@ -485,7 +485,7 @@ impl Chooser {
         Ok(Chooser { n, zipf })
     }
 
-    fn pick(&self, rng: &mut ChaCha8Rng) -> u64 {
+    pub(crate) fn pick(&self, rng: &mut ChaCha8Rng) -> u64 {
         match &self.zipf {
             Some(z) => {
                 let rank = z.sample(rng) as u64;

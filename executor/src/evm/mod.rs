@@ -1,0 +1,51 @@
+//! The EVM as a second VM beside the native ledger (issue 15, items 2–4): revm over
+//! an in-memory state, contracts of our own compiled from Vyper, gas as the cost
+//! model, and workload generators. Self-contained for now: the executors
+//! (`sequential`, Block-STM, access-list, auto) still run only the native ledger;
+//! making them generic over the VM is issue 15 item 1.
+//!
+//! - `db.rs`: [`EvmState`], accounts (balance, nonce, code hash) and storage keyed by
+//!   (address, slot), implementing revm's `Database` and `DatabaseCommit`.
+//! - `digest.rs`: [`EvmState::digest`], SHA-256 over the sorted canonical entries
+//!   (not yet the Merkle tree of `merkle.rs`).
+//! - `tx.rs`: [`EvmTx`] and its bincode encoding; `receipt.rs`: [`EvmReceipt`].
+//! - `execute.rs`: [`EvmConfig`] (per-transaction gas limit, per-batch gas budget)
+//!   and [`execute_batch`], sequential execution of a batch; [`call_view`].
+//! - `abi.rs`: the few ABI encodings the contracts need; `address.rs`: the
+//!   workloads' account and deployer addresses.
+//! - `contracts.rs`: the checked-in bytecode of `executor/contracts/*.vy`.
+//! - `genesis.rs`: deploying and seeding the contracts at genesis ([`Deployment`]).
+//! - `workload.rs`: [`EvmWorkloadSpec`] and its seeded [`EvmGenerator`].
+//!
+//! Fees: the gas price is 0 and revm's fee charge is disabled, so no transaction
+//! reads or writes the block beneficiary (crediting a coinbase per transaction
+//! would make every pair of transactions conflict, issue 15 item 2). Gas bounds
+//! and measures execution; it costs the sender nothing. A fee, if one is added,
+//! is to be charged once at the end of the batch.
+
+mod abi;
+mod address;
+mod contracts;
+mod db;
+mod digest;
+mod execute;
+mod genesis;
+mod receipt;
+mod tx;
+mod workload;
+
+#[cfg(test)]
+mod contract_tests;
+
+pub use abi::{Abi, selector};
+pub use address::{DEPLOYER, account_address};
+pub use contracts::Contract;
+pub use db::{EvmAccount, EvmState};
+pub use execute::{EvmConfig, call_view, execute_batch};
+pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS};
+pub use receipt::{EvmLog, EvmReceipt, EvmStatus};
+pub use tx::{EvmTx, MAX_EVM_TX_BYTES};
+pub use workload::{EvmGenerator, EvmWorkloadKind, EvmWorkloadSpec};
+
+/// revm's primitive types, re-exported so users need not depend on revm.
+pub use revm::primitives::{Address, B256, Bytes, U256};

@@ -1,0 +1,82 @@
+//! What executing an EVM transaction gives back: a status, the gas used (what an
+//! Ethereum receipt reports: after refunds, the whole limit on an exceptional
+//! halt such as out-of-gas), the logs and the call's return data. Transactions
+//! refused before they run (invalid for revm, above the per-transaction gas limit,
+//! or past the batch's gas budget) use no gas and change nothing.
+
+use serde::{Deserialize, Serialize};
+
+/// How a transaction ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EvmStatus {
+    /// Ran to completion; its changes are committed.
+    Success,
+    /// REVERT: changes undone except the sender's nonce; gas used up to the revert.
+    Reverted,
+    /// Ran out of gas: changes undone except the nonce; gas used = gas limit.
+    OutOfGas,
+    /// Another exceptional halt (invalid opcode, stack overflow, …), as OutOfGas.
+    Halted(String),
+    /// Refused by revm's checks before execution (nonce, intrinsic gas, balance
+    /// for the value, …): no change at all, not even the nonce.
+    Invalid(String),
+    /// Gas limit above the configuration's `max_tx_gas`: not run.
+    GasLimitAboveMax,
+    /// The batch's gas budget could not admit this transaction (or an earlier
+    /// one): not run.
+    BatchGasBudgetExhausted,
+}
+
+impl EvmStatus {
+    pub fn is_success(&self) -> bool {
+        *self == EvmStatus::Success
+    }
+}
+
+impl std::fmt::Display for EvmStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvmStatus::Success => f.write_str("success"),
+            EvmStatus::Reverted => f.write_str("reverted"),
+            EvmStatus::OutOfGas => f.write_str("out of gas"),
+            EvmStatus::Halted(why) => write!(f, "halted: {why}"),
+            EvmStatus::Invalid(why) => write!(f, "invalid: {why}"),
+            EvmStatus::GasLimitAboveMax => {
+                f.write_str("gas limit above the per-transaction maximum")
+            }
+            EvmStatus::BatchGasBudgetExhausted => f.write_str("batch gas budget exhausted"),
+        }
+    }
+}
+
+/// A log (event) a transaction emitted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EvmLog {
+    pub address: [u8; 20],
+    pub topics: Vec<[u8; 32]>,
+    pub data: Vec<u8>,
+}
+
+/// The outcome of one EVM transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EvmReceipt {
+    pub status: EvmStatus,
+    pub gas_used: u64,
+    /// Logs of a successful transaction (none otherwise, as on Ethereum).
+    pub logs: Vec<EvmLog>,
+    /// Return data (a call's output, revert data, or a creation's runtime code is
+    /// not included: empty for creations).
+    pub output: Vec<u8>,
+}
+
+impl EvmReceipt {
+    /// A receipt for a transaction that did not run.
+    pub fn refused(status: EvmStatus) -> EvmReceipt {
+        EvmReceipt {
+            status,
+            gas_used: 0,
+            logs: Vec::new(),
+            output: Vec::new(),
+        }
+    }
+}

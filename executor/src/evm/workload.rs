@@ -1,0 +1,325 @@
+//! Seeded EVM workloads: `evm-transfer` (ether between accounts), `erc20` (token
+//! transfers over `instances` tokens), `uniswap` (swaps over `instances` pairs: 1
+//! is one contended pool, more are independent pools), `lending` (deposit,
+//! withdraw, borrow, repay over `instances` markets) and `staking` (stake,
+//! unstake, claim, notify_reward over `instances` staking pools). The dials are the
+//! native workloads' (`workload/`): account count, Zipf skew of sender and
+//! receiver choice (0 = uniform, the same sampler) and a seed; the transactions are
+//! a function of the spec and the genesis alone.
+//!
+//! One stream for now (the native generators' per-client sender slices are not yet
+//! mirrored). The generator tracks each sender's nonce, and for lending and staking
+//! its debt and stake assuming earlier transactions succeeded, so that repay and
+//! unstake stay within them; a transaction that still fails (a budget refusal
+//! before it, say) fails deterministically.
+
+use std::str::FromStr;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use revm::primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
+
+use super::abi::Abi;
+use super::address::account_address;
+use super::db::EvmState;
+use super::genesis::Deployment;
+use super::tx::EvmTx;
+use crate::error::Error;
+use crate::workload::Chooser;
+
+/// The EVM workload families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvmWorkloadKind {
+    EvmTransfer,
+    Erc20,
+    Uniswap,
+    Lending,
+    Staking,
+}
+
+impl EvmWorkloadKind {
+    pub const ALL: [EvmWorkloadKind; 5] = [
+        EvmWorkloadKind::EvmTransfer,
+        EvmWorkloadKind::Erc20,
+        EvmWorkloadKind::Uniswap,
+        EvmWorkloadKind::Lending,
+        EvmWorkloadKind::Staking,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvmWorkloadKind::EvmTransfer => "evm-transfer",
+            EvmWorkloadKind::Erc20 => "erc20",
+            EvmWorkloadKind::Uniswap => "uniswap",
+            EvmWorkloadKind::Lending => "lending",
+            EvmWorkloadKind::Staking => "staking",
+        }
+    }
+
+    /// The gas limit its transactions declare (about twice what they use).
+    pub fn gas_limit(self) -> u64 {
+        match self {
+            EvmWorkloadKind::EvmTransfer => 30_000,
+            EvmWorkloadKind::Erc20 => 100_000,
+            EvmWorkloadKind::Uniswap | EvmWorkloadKind::Lending => 200_000,
+            EvmWorkloadKind::Staking => 250_000,
+        }
+    }
+}
+
+impl std::fmt::Display for EvmWorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EvmWorkloadKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        EvmWorkloadKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                Error::Workload(format!(
+                    "unknown EVM workload `{s}`; expected one of evm-transfer, erc20, uniswap, lending, staking"
+                ))
+            })
+    }
+}
+
+/// An EVM workload: kind and dials.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvmWorkloadSpec {
+    pub kind: EvmWorkloadKind,
+    /// Accounts `0..accounts` (addresses from `account_address`).
+    pub accounts: u64,
+    /// Tokens (`erc20`), pairs (`uniswap`), markets (`lending`) or staking pools.
+    pub instances: u32,
+    /// Zipf exponent of sender and receiver choice; 0 is uniform.
+    pub zipf: f64,
+    pub seed: u64,
+}
+
+impl EvmWorkloadSpec {
+    pub fn new(kind: EvmWorkloadKind) -> EvmWorkloadSpec {
+        EvmWorkloadSpec {
+            kind,
+            accounts: 1_000,
+            instances: 1,
+            zipf: 0.0,
+            seed: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.accounts < 2 {
+            return Err(Error::Workload(format!(
+                "accounts must be at least 2, got {}",
+                self.accounts
+            )));
+        }
+        if self.instances == 0 || self.instances > 1024 {
+            return Err(Error::Workload(format!(
+                "instances must be in 1..=1024, got {}",
+                self.instances
+            )));
+        }
+        if !self.zipf.is_finite() || self.zipf < 0.0 {
+            return Err(Error::Workload(format!(
+                "zipf must be a finite number >= 0, got {}",
+                self.zipf
+            )));
+        }
+        Ok(())
+    }
+
+    /// The genesis state and where its contracts are.
+    pub fn genesis(&self) -> Result<(EvmState, Deployment), Error> {
+        self.validate()?;
+        Deployment::genesis(self.kind, self.accounts, self.instances)
+    }
+
+    /// The transaction stream from `genesis` (which `self.genesis()` made).
+    pub fn generator(
+        &self,
+        genesis: &EvmState,
+        deployment: &Deployment,
+    ) -> Result<EvmGenerator, Error> {
+        self.validate()?;
+        let n = self.accounts;
+        let slots = (n * self.instances as u64) as usize;
+        Ok(EvmGenerator {
+            spec: self.clone(),
+            deployment: deployment.clone(),
+            rng: ChaCha8Rng::seed_from_u64(self.seed),
+            senders: Chooser::new(n, self.zipf)?,
+            receivers: Chooser::new(n, self.zipf)?,
+            nonces: (0..n).map(|i| genesis.nonce(account_address(i))).collect(),
+            debt: vec![0; slots],
+            staked: vec![0; slots],
+        })
+    }
+}
+
+/// An endless, deterministic stream of EVM transactions (see the module docs).
+pub struct EvmGenerator {
+    spec: EvmWorkloadSpec,
+    deployment: Deployment,
+    rng: ChaCha8Rng,
+    senders: Chooser,
+    receivers: Chooser,
+    nonces: Vec<u64>,
+    /// Per (account, instance): loan debt (lending) or stake (staking) so far.
+    debt: Vec<u128>,
+    staked: Vec<u128>,
+}
+
+/// Largest amount a generated transaction moves (one token, 18 decimals).
+const MAX_AMOUNT: u128 = 10u128.pow(18);
+
+impl EvmGenerator {
+    pub fn batch(&mut self, n: usize) -> Vec<EvmTx> {
+        (0..n).map(|_| self.next_transaction()).collect()
+    }
+
+    pub fn next_transaction(&mut self) -> EvmTx {
+        let sender = self.senders.pick(&mut self.rng);
+        let instance = self.rng.random_range(0..self.spec.instances) as usize;
+        let amount = self.rng.random_range(1..=MAX_AMOUNT);
+        let (to, value, data) = self.op(sender, instance, amount);
+        let nonce = self.nonces[sender as usize];
+        self.nonces[sender as usize] += 1;
+        EvmTx::call(
+            account_address(sender),
+            to,
+            value,
+            nonce,
+            self.spec.kind.gas_limit(),
+            data,
+        )
+    }
+
+    fn op(&mut self, sender: u64, instance: usize, amount: u128) -> (Address, U256, Vec<u8>) {
+        let slot = sender as usize * self.spec.instances as usize + instance;
+        let d = &self.deployment;
+        match self.spec.kind {
+            EvmWorkloadKind::EvmTransfer => {
+                let to = account_address(self.receivers.pick(&mut self.rng));
+                (to, U256::from(amount), Vec::new())
+            }
+            EvmWorkloadKind::Erc20 => {
+                let to = account_address(self.receivers.pick(&mut self.rng));
+                let data = Abi::call("transfer(address,uint256)")
+                    .address(to)
+                    .u128(amount)
+                    .finish();
+                (d.tokens[instance], U256::ZERO, data)
+            }
+            EvmWorkloadKind::Uniswap => {
+                let zero_for_one = self.rng.random_bool(0.5);
+                let data = Abi::call("swap(bool,uint256,uint256)")
+                    .bool(zero_for_one)
+                    .u128(amount)
+                    .u128(0)
+                    .finish();
+                (d.pairs[instance], U256::ZERO, data)
+            }
+            EvmWorkloadKind::Lending => {
+                let roll = self.rng.random_range(0..100u32);
+                let debt = &mut self.debt[slot];
+                let data = if roll < 25 {
+                    Abi::call("deposit(uint256)").u128(amount).finish()
+                } else if roll < 40 {
+                    Abi::call("withdraw(uint256)").u128(amount).finish()
+                } else if roll < 75 || *debt == 0 {
+                    *debt += amount;
+                    Abi::call("borrow(uint256)").u128(amount).finish()
+                } else {
+                    let repay = amount.min(*debt);
+                    *debt -= repay;
+                    Abi::call("repay(uint256)").u128(repay).finish()
+                };
+                (d.markets[instance], U256::ZERO, data)
+            }
+            EvmWorkloadKind::Staking => {
+                let roll = self.rng.random_range(0..100u32);
+                let staked = &mut self.staked[slot];
+                let data = if roll < 10 {
+                    Abi::call("notify_reward(uint256)").u128(amount).finish()
+                } else if roll < 40 {
+                    Abi::call("claim()").finish()
+                } else if roll < 60 && *staked >= amount {
+                    *staked -= amount;
+                    Abi::call("unstake(uint256)").u128(amount).finish()
+                } else {
+                    *staked += amount;
+                    Abi::call("stake(uint256)").u128(amount).finish()
+                };
+                (d.staking[instance], U256::ZERO, data)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evm::execute::{EvmConfig, execute_batch};
+
+    fn small(kind: EvmWorkloadKind, instances: u32) -> EvmWorkloadSpec {
+        EvmWorkloadSpec {
+            kind,
+            accounts: 40,
+            instances,
+            zipf: 0.8,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn evm_workloads_are_deterministic_and_mostly_succeed() {
+        for kind in EvmWorkloadKind::ALL {
+            for instances in [1, 3] {
+                let spec = small(kind, instances);
+                let (genesis, deployment) = spec.genesis().unwrap();
+                let (genesis2, deployment2) = spec.genesis().unwrap();
+                assert_eq!(genesis.digest(), genesis2.digest(), "{kind}");
+                assert_eq!(deployment, deployment2);
+                let txs = spec.generator(&genesis, &deployment).unwrap().batch(200);
+                let again = spec.generator(&genesis, &deployment).unwrap().batch(200);
+                assert_eq!(txs, again, "{kind}");
+                let mut state = genesis.clone();
+                let receipts = execute_batch(&mut state, &txs, &EvmConfig::unbounded());
+                let ok = receipts.iter().filter(|r| r.status.is_success()).count();
+                assert!(
+                    ok >= 190,
+                    "{kind} x{instances}: only {ok}/200 succeeded: {:?}",
+                    receipts.iter().find(|r| !r.status.is_success())
+                );
+                let gas: u64 = receipts.iter().map(|r| r.gas_used).sum();
+                assert!(gas >= 200 * 21_000, "{kind}");
+            }
+        }
+    }
+
+    #[test]
+    fn evm_uniswap_instances_spread_over_distinct_pairs() {
+        let spec = small(EvmWorkloadKind::Uniswap, 4);
+        let (genesis, deployment) = spec.genesis().unwrap();
+        let txs = spec.generator(&genesis, &deployment).unwrap().batch(100);
+        let pairs: std::collections::BTreeSet<_> = txs.iter().map(|t| t.to).collect();
+        assert_eq!(pairs.len(), 4);
+        assert!(EvmWorkloadKind::from_str("uniswap").is_ok());
+        assert!(EvmWorkloadKind::from_str("dex").is_err());
+        assert!(
+            EvmWorkloadSpec {
+                accounts: 1,
+                ..spec
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}
