@@ -304,6 +304,30 @@ fn evm_out_of_gas_uses_the_limit_and_changes_nothing_but_the_nonce() {
         .unwrap();
     assert!(matches!(r.status, EvmStatus::Invalid(_)), "{:?}", r.status);
     assert_eq!(state.storage_of(token), storage_before);
+    // An invalid transaction leaves nothing behind for the next one in its batch.
+    let stale = EvmTx::call(
+        user(1),
+        token,
+        U256::ZERO,
+        nonce,
+        100_000,
+        transfer(user(2), 5),
+    );
+    let fresh = EvmTx::call(
+        user(1),
+        token,
+        U256::ZERO,
+        nonce + 1,
+        100_000,
+        transfer(user(2), 7),
+    );
+    let rs = execute_batch(&mut state, &[stale, fresh], &EvmConfig::default());
+    assert!(matches!(rs[0].status, EvmStatus::Invalid(_)));
+    assert_eq!(rs[1].status, EvmStatus::Success);
+    assert_eq!(
+        balance_of(&mut state, token, user(2)),
+        U256::from(GENESIS_TOKENS + 7)
+    );
 }
 
 #[test]
