@@ -70,6 +70,12 @@ pub struct BenchExecArgs {
     /// Sign every transaction (verification runs on the executor's pool).
     #[arg(long)]
     signed: bool,
+    /// Ask for the state digest (the Merkle root) after every N-th batch and after
+    /// the last; the time counts. 1 (the default) digests every batch; a replica
+    /// digests only at checkpoints, so `--digest-every 128` with batches of a
+    /// replica's size models the default checkpoint interval.
+    #[arg(long, default_value_t = 1)]
+    digest_every: usize,
     /// Also write the rows as CSV to this file.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -121,7 +127,14 @@ fn spec(args: &BenchExecArgs, kind: WorkloadKind, work: u32) -> WorkloadSpec {
     }
 }
 
-fn run_batches(exec: &mut dyn Executor, genesis: &State, batches: &[Vec<Transaction>]) -> Run {
+/// Runs `batches` in order on a copy of `genesis`, asking for the digest after every
+/// `digest_every`-th batch and after the last.
+fn run_batches(
+    exec: &mut dyn Executor,
+    genesis: &State,
+    batches: &[Vec<Transaction>],
+    digest_every: usize,
+) -> Run {
     let mut state = genesis.clone();
     let mut run = Run {
         seconds: 0.0,
@@ -132,12 +145,12 @@ fn run_batches(exec: &mut dyn Executor, genesis: &State, batches: &[Vec<Transact
         transactions: 0,
         picked: Vec::new(),
     };
-    for batch in batches {
+    for (i, batch) in batches.iter().enumerate() {
         let start = Instant::now();
         let outcome = exec.execute(&mut state, batch);
-        // Every batch's digest, as a replica computing it at every batch would; a
-        // replica computes it at checkpoints only (`tandem local`).
-        run.digest = exec.digest(&mut state);
+        if (i + 1) % digest_every.max(1) == 0 || i + 1 == batches.len() {
+            run.digest = exec.digest(&mut state);
+        }
         run.seconds += start.elapsed().as_secs_f64();
         run.executions += outcome.stats.executions;
         run.aborts += outcome.stats.validation_aborts;
@@ -155,7 +168,7 @@ fn sequential_us(genesis: &State, txs: &[Transaction]) -> f64 {
     let mut best = f64::INFINITY;
     for _ in 0..3 {
         let mut exec = tandem_executor::SequentialExecutor::new();
-        let run = run_batches(&mut exec, genesis, std::slice::from_ref(&txs.to_vec()));
+        let run = run_batches(&mut exec, genesis, std::slice::from_ref(&txs.to_vec()), 1);
         best = best.min(run.seconds);
     }
     best * 1e6 / txs.len().max(1) as f64
@@ -210,8 +223,8 @@ fn summarize_picks(runs: &[Run]) -> String {
 }
 
 pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
-    if args.batch == 0 || args.batches == 0 || args.rounds == 0 {
-        bail!("--batch, --batches and --rounds must be at least 1");
+    if args.batch == 0 || args.batches == 0 || args.rounds == 0 || args.digest_every == 0 {
+        bail!("--batch, --batches, --rounds and --digest-every must be at least 1");
     }
     let kinds: Vec<WorkloadKind> = args
         .workloads
@@ -244,8 +257,15 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
     };
     println!("{note}");
     println!(
-        "runs: {} batches × {} transactions, median of {} interleaved runs; accounts {}, pools {}, markets {}, zipf {}",
-        args.batches, args.batch, args.rounds, args.accounts, args.pools, args.markets, args.zipf
+        "runs: {} batches × {} transactions, digest every {} batches, median of {} interleaved runs; accounts {}, pools {}, markets {}, zipf {}",
+        args.batches,
+        args.batch,
+        args.digest_every,
+        args.rounds,
+        args.accounts,
+        args.pools,
+        args.markets,
+        args.zipf
     );
 
     let mut rows: Vec<Row> = Vec::new();
@@ -273,7 +293,12 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
             let count = execs.len();
             for k in 0..count {
                 let i = (round + k) % count;
-                runs[i].push(run_batches(execs[i].as_mut(), &genesis, &batches));
+                runs[i].push(run_batches(
+                    execs[i].as_mut(),
+                    &genesis,
+                    &batches,
+                    args.digest_every,
+                ));
             }
         }
         let expected = runs[0][0].digest;
