@@ -30,6 +30,11 @@ pub trait Application: Send {
     /// changes into a Merkle tree here), so a node's driver asks for it only at
     /// checkpoints; the simulator asks after every batch, for its checker.
     fn digest(&mut self) -> Digest;
+    /// Does now, while its driver has nothing else to execute, the work the next
+    /// [`Application::digest`] would do (the ledger folds pending changes into its
+    /// Merkle tree), so that a checkpoint finds less of it left. Never changes the
+    /// state or a digest. By default nothing.
+    fn prepare_digest(&mut self) {}
     /// The current state, serialised.
     fn snapshot(&self) -> Bytes;
     /// A copy of the current state, cheap to take, to serialise later off the

@@ -58,6 +58,21 @@ impl ReplicatedApp for tandem_consensus::application::HashChainApp {
     }
 }
 
+/// The next job, waiting for one if none is queued; before waiting, the application
+/// uses the idle time to prepare its next digest (so a checkpoint's Merkle fold is
+/// spread over the gaps between batches instead of stalling the checkpoint). `None`
+/// once the stage is dropped.
+fn next_job(rx: &mpsc::Receiver<Job>, app: &mut dyn ReplicatedApp) -> Option<Job> {
+    match rx.try_recv() {
+        Ok(job) => Some(job),
+        Err(mpsc::TryRecvError::Empty) => {
+            app.prepare_digest();
+            rx.recv().ok()
+        }
+        Err(mpsc::TryRecvError::Disconnected) => None,
+    }
+}
+
 /// The running execution stage.
 pub struct ExecutionStage {
     jobs: Option<mpsc::Sender<Job>>,
@@ -93,7 +108,7 @@ impl ExecutionStage {
         let thread = std::thread::Builder::new()
             .name("execution".into())
             .spawn(move || {
-                for job in rx {
+                while let Some(job) = next_job(&rx, app.as_mut()) {
                     let (report, frozen) = match job {
                         Job::Deliver(d) => {
                             let results = app.execute(d.seq, &d.batch);
