@@ -234,6 +234,7 @@ impl Application for LedgerApp {
         match self.pending.take().map(ChunkedRestore::finish) {
             Some(Ok(state)) => {
                 self.state = state;
+                self.batches_since_digest = 0;
                 true
             }
             _ => false,
