@@ -157,6 +157,7 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
 /// acknowledged is lost; with durability `none` the transactions acknowledged before
 /// the crash are missing from every replica, and the check reports them (the scenario
 /// expects `acknowledged = "lost"`, so a checker that found nothing would fail it).
+/// HotStuff's run with the log (`all-crash-wal-hotstuff`) must lose nothing either.
 /// About a minute (the `none` run waits out the check's 15 s patience): run by hand
 /// with `cargo test -p tandem --test kill_anywhere -- --ignored`.
 #[test]
@@ -164,7 +165,7 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
 fn every_replica_killed_at_once_keeps_what_was_acknowledged_only_with_the_log() {
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/scenarios");
     let mut lost = Vec::new();
-    for name in ["all-crash-wal", "all-crash-none"] {
+    for name in ["all-crash-wal", "all-crash-none", "all-crash-wal-hotstuff"] {
         let base = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
             .arg("run")
@@ -202,4 +203,5 @@ fn every_replica_killed_at_once_keeps_what_was_acknowledged_only_with_the_log() 
         lost[1] > 0,
         "without it the acknowledged transactions are gone"
     );
+    assert_eq!(lost[2], 0, "HotStuff: with the log nothing is lost");
 }
