@@ -96,6 +96,92 @@ fn four_replicas_commit_ten_thousand_transactions_and_agree() {
     }
 }
 
+/// Issue 13 item 3: a run under CPU sets records each replica's set, its fair share
+/// and its executor threads (defaulting to the budget) in `summary.json`, and prints
+/// the budget in the parameters line; budgets that cannot be met are refused before
+/// anything starts, naming the flag.
+#[test]
+fn a_budgeted_run_reports_each_replicas_cpu_set_and_threads() {
+    let failure = |args: &[&str]| {
+        let out = tandem().arg("local").args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    for (args, want) in [
+        (
+            &["--cpus-per-replica", "0.5"][..],
+            "--cpus-per-replica: 0.5 CPU per replica cannot be enforced on the process backend",
+        ),
+        (
+            &["--cpus-per-replica", "64"],
+            "4 replicas × 64 CPU = 256 CPUs, but this machine has",
+        ),
+        (
+            &["--cpu-sets", "0;1;0"],
+            "--cpu-sets: 3 CPU sets for 4 replicas",
+        ),
+        (
+            &["--cpu-sets", "0;;0;0"],
+            "--cpu-sets: set 2 (replica r1): an empty CPU set",
+        ),
+        (
+            &["--cpu-sets", "0;0;0;999"],
+            "names CPU 999, but this machine's usable CPUs are",
+        ),
+    ] {
+        let err = failure(args);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let two = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let (sets, expected) = if two {
+        ("0;1;0;1", ["0", "1", "0", "1"])
+    } else {
+        ("0;0;0;0", ["0"; 4])
+    };
+    let base = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        tandem()
+            .args([
+                "local",
+                "--duration",
+                "3",
+                "--warmup",
+                "1",
+                "--executor",
+                "sequential",
+            ])
+            .args(["--cpu-sets", sets])
+            .arg("--results")
+            .arg(base.path()),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("cpu_budget=sets {sets}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("threads=1"), "{stdout}");
+    let s = summary(&results_folder(base.path()));
+    assert_eq!(s["parameters"]["cpu_budget"], format!("sets {sets}"));
+    assert_eq!(s["parameters"]["threads"], 1, "threads follow the budget");
+    assert_eq!(s["executor"]["threads"], 1);
+    assert!(s["throughput"]["completed_txs"].as_u64().unwrap() > 0);
+    let replicas = s["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 4);
+    let share = if two { 0.5 } else { 0.25 };
+    for (r, set) in replicas.iter().zip(expected) {
+        let cpu = &r["cpu"];
+        assert_eq!(cpu["cpu_set"], set, "{r}");
+        assert_eq!(cpu["cpus"], share, "{r}");
+        assert_eq!(cpu["cpus_limit"], Value::Null, "{r}");
+        assert_eq!(cpu["executor_threads"], 1, "{r}");
+        assert_eq!(cpu["enforced_by"], "sched_setaffinity", "{r}");
+    }
+}
+
 #[test]
 fn killing_the_primary_recovers_through_a_view_change_and_finishes_the_load() {
     let _one = ONE_CLUSTER_AT_A_TIME

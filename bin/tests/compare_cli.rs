@@ -40,13 +40,19 @@ fn a_two_cell_comparison_runs_each_cell_and_writes_its_folder() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines[0].starts_with("cell"), "{stdout}");
+    assert_eq!(
+        lines[0],
+        "2 cells × 1 runs; CPU budget per replica: none (replicas share every CPU); \
+         executor threads per replica: 2",
+        "{stdout}"
+    );
+    assert!(lines[1].starts_with("cell"), "{stdout}");
     assert!(
-        lines[1].starts_with("sequential") && lines[1].ends_with("ok"),
+        lines[2].starts_with("sequential") && lines[2].ends_with("ok"),
         "{stdout}"
     );
     assert!(
-        lines[2].starts_with("block-stm") && lines[2].ends_with("ok"),
+        lines[3].starts_with("block-stm") && lines[3].ends_with("ok"),
         "{stdout}"
     );
 
@@ -97,8 +103,13 @@ fn a_dry_run_lists_the_interleaved_order_and_bad_axes_are_refused() {
         .unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("2 cells × 2 runs; CPU budget per replica: none"),
+        "{stdout}"
+    );
     let order: Vec<&str> = stdout
         .lines()
+        .skip(1)
         .map(|l| l.split_once(". ").unwrap().1)
         .collect();
     assert_eq!(
@@ -116,4 +127,62 @@ fn a_dry_run_lists_the_interleaved_order_and_bad_axes_are_refused() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("workload"));
+}
+
+/// Issue 13 item 3: a comparison runs under a stated CPU budget — its header names
+/// it, the threads follow it — and a budget that cannot be met is refused naming the
+/// flag, before anything runs.
+#[test]
+fn a_comparison_states_its_cpu_budget_and_refuses_one_it_cannot_meet() {
+    let out = tandem()
+        .args([
+            "compare",
+            "--executors",
+            "sequential,block-stm",
+            "--cpu-sets",
+            "0;0;0;0",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().next().unwrap(),
+        "2 cells × 1 runs; CPU budget per replica: sets 0;0;0;0 (sched_setaffinity); \
+         executor threads per replica: 1"
+    );
+    for (args, want) in [
+        (
+            &["--cpus-per-replica", "0.5"][..],
+            "--cpus-per-replica: 0.5 CPU per replica cannot be enforced on the process backend",
+        ),
+        (
+            &["--cpu-sets", "0;1"],
+            "--cpu-sets: 2 CPU sets for 4 replicas",
+        ),
+        (
+            &["--cpus-per-replica", "4096"],
+            "--cpus-per-replica: 4096 is not a CPU share",
+        ),
+        (
+            &["--cpu-sets", "0;0;0;1023"],
+            "--cpu-sets: replica r3's set `1023` names CPU 1023",
+        ),
+    ] {
+        let out = tandem()
+            .args(["compare", "--dry-run"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
 }

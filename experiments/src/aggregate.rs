@@ -249,6 +249,7 @@ fn replica_summary(id: usize, r: &ReplicaTrace, warm_ms: u64, end_ms: u64) -> Re
         stable_checkpoint: last.map_or(0, |l| l.stable),
         checkpoint_digest: last.and_then(|l| l.checkpoints.last().map(|(_, d)| d.clone())),
         counters,
+        cpu: None,
     }
 }
 

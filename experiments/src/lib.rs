@@ -26,6 +26,7 @@ pub mod aggregate;
 pub mod cluster;
 pub mod cluster_params;
 pub mod compare;
+pub mod cpu_budget;
 pub mod deploy;
 pub mod frames;
 pub mod load;

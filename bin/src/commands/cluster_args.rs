@@ -3,10 +3,12 @@
 //! [`tandem_experiments::cluster_params::ClusterParams`], whose `Default` gives the
 //! flags' defaults.
 
+use anyhow::Result;
 use clap::Args;
 use tandem_consensus::ProtocolKind;
 use tandem_experiments::cluster::Durability;
 use tandem_experiments::cluster_params::ClusterParams;
+use tandem_experiments::cpu_budget::CpuBudget;
 
 /// Cluster flags.
 #[derive(Args, Debug, Clone)]
@@ -20,9 +22,10 @@ pub struct ClusterArgs {
     /// Executor: sequential, block-stm, access-list, auto, or none (consensus only).
     #[arg(long, default_value_t = ClusterParams::default().executor)]
     pub executor: String,
-    /// Executor threads per replica.
-    #[arg(long, default_value_t = ClusterParams::default().threads)]
-    pub threads: usize,
+    /// Executor threads per replica [default: 2; `tandem local` with a CPU budget: the
+    /// budget rounded up].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Workload: transfer, dex, lending, smallbank or mixed.
     #[arg(long, default_value_t = ClusterParams::default().workload)]
     pub workload: String,
@@ -73,7 +76,7 @@ impl ClusterArgs {
             protocol: self.protocol,
             replicas: self.replicas,
             executor: self.executor.clone(),
-            threads: self.threads,
+            threads: self.threads.unwrap_or(ClusterParams::default().threads),
             workload: self.workload.clone(),
             accounts: self.accounts,
             pools: self.pools,
@@ -88,5 +91,29 @@ impl ClusterArgs {
             signed_all: self.signed_all,
             durability: self.durability,
         }
+    }
+}
+
+/// The CPU budget flags `tandem local` and `tandem compare` share (not `keygen`: a
+/// budget belongs to a run, not to a cluster file).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CpuBudgetArgs {
+    /// CPUs per replica process, e.g. 1 or 2. Replicas × share must fit this machine.
+    /// The process backend enforces whole CPUs by pinning (disjoint sets, replica i on
+    /// the i-th CPUs) and refuses fractions; use --cpu-sets to share CPUs. Executor
+    /// threads default to the budget rounded up.
+    #[arg(long)]
+    pub cpus_per_replica: Option<f64>,
+    /// One CPU list per replica, in replica order, separated by `;`, e.g. "0;1;0;1"
+    /// (two replicas pinned to each of CPUs 0 and 1) or "0-1;2-3;4-5;6-7". Each replica
+    /// process is pinned to its set (sched_setaffinity).
+    #[arg(long)]
+    pub cpu_sets: Option<String>,
+}
+
+impl CpuBudgetArgs {
+    /// The budget these flags give for `replicas` replicas; errors name the flag.
+    pub fn budget(&self, replicas: usize) -> Result<CpuBudget> {
+        CpuBudget::from_flags(self.cpus_per_replica, self.cpu_sets.as_deref(), replicas)
     }
 }

@@ -82,6 +82,13 @@ pub struct CompareArgs {
     /// Initial leader time-out, milliseconds.
     #[arg(long)]
     view_timeout_ms: Option<u64>,
+    /// CPUs per replica process in every run, e.g. 1 (as `tandem local`; the process
+    /// backend pins whole CPUs and refuses fractions: use --cpu-sets to share).
+    #[arg(long)]
+    cpus_per_replica: Option<f64>,
+    /// One CPU list per replica in every run, separated by `;`, e.g. "0;1;0;1".
+    #[arg(long)]
+    cpu_sets: Option<String>,
     /// Print the cells and the run order, run nothing.
     #[arg(long)]
     dry_run: bool,
@@ -116,6 +123,8 @@ impl CompareArgs {
                 batch_timeout_ms: self.batch_timeout_ms,
                 checkpoint_interval: self.checkpoint_interval,
                 view_timeout_ms: self.view_timeout_ms,
+                cpus_per_replica: self.cpus_per_replica,
+                cpu_sets: self.cpu_sets,
             },
             matrix: Matrix {
                 protocols: list(self.protocols),
@@ -142,6 +151,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode> {
     let program = std::env::current_exe().context("cannot find the tandem executable")?;
     if dry_run {
         let cells = spec.cells(&program, &results)?;
+        println!("{}", spec.header(&cells, repeat));
         for (i, (cell, round)) in compare::run_order(cells.len(), repeat)
             .into_iter()
             .enumerate()
@@ -154,7 +164,10 @@ pub fn run(args: CompareArgs) -> Result<ExitCode> {
     spec.cells(&program, &results)?;
     let dir = compare::compare_dir(&results, &name)?;
     let cells = spec.cells(&program, &dir)?;
+    let header = spec.header(&cells, repeat);
+    eprintln!("{header}");
     let comparison = compare::run_matrix(&name, cells, repeat, dir, runner::run)?;
+    println!("{header}");
     println!(
         "{}",
         stats::render_table(&comparison.cells, &comparison.stats)

@@ -10,7 +10,7 @@ use clap::Args;
 use tandem_experiments::report;
 use tandem_experiments::runner::{self, LocalOptions, saturation};
 
-use crate::commands::cluster_args::ClusterArgs;
+use crate::commands::cluster_args::{ClusterArgs, CpuBudgetArgs};
 
 /// Arguments of `tandem local`.
 #[derive(Args, Debug)]
@@ -53,6 +53,8 @@ pub struct LocalArgs {
     /// view-change-storm, censor, flood, status-flood, forge-requests, corrupt-state).
     #[arg(long)]
     byzantine: Vec<String>,
+    #[command(flatten)]
+    cpu: CpuBudgetArgs,
     /// Name of the run (the results folder is <results>/<name>-<time>).
     #[arg(long, default_value = "local")]
     name: String,
@@ -63,8 +65,12 @@ pub struct LocalArgs {
 
 /// Runs `tandem local`.
 pub fn run(args: LocalArgs) -> Result<ExitCode> {
+    let cpu_budget = args.cpu.budget(args.cluster.replicas)?;
+    let mut cluster = args.cluster.params();
+    cluster.threads = cpu_budget.threads(args.cluster.threads, cluster.threads);
     let options = LocalOptions {
-        cluster: args.cluster.params(),
+        cluster,
+        cpu_budget,
         replica_program: std::env::current_exe().context("cannot find the tandem executable")?,
         clients: args.clients,
         rate: args.rate,

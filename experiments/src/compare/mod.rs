@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::cluster_params::ClusterParams;
+use crate::cpu_budget::CpuBudget;
 use crate::report;
 use crate::runner::{LocalOptions, RunOutcome, RunPlan};
 
@@ -84,6 +85,10 @@ pub struct Settings {
     pub checkpoint_interval: Option<u64>,
     /// Initial leader time-out, milliseconds.
     pub view_timeout_ms: Option<u64>,
+    /// CPUs per replica process (`--cpus-per-replica`).
+    pub cpus_per_replica: Option<f64>,
+    /// One CPU list per replica, `;`-separated (`--cpu-sets`, e.g. `"0;1;0;1"`).
+    pub cpu_sets: Option<String>,
 }
 
 /// A comparison as a file (TOML) or flags describe it: `repeat`, the fixed settings
@@ -129,6 +134,8 @@ impl CompareSpec {
                 batch_timeout_ms: o.batch_timeout_ms.or(s.batch_timeout_ms),
                 checkpoint_interval: o.checkpoint_interval.or(s.checkpoint_interval),
                 view_timeout_ms: o.view_timeout_ms.or(s.view_timeout_ms),
+                cpus_per_replica: o.cpus_per_replica.or(s.cpus_per_replica),
+                cpu_sets: o.cpu_sets.or(s.cpu_sets),
             },
             matrix: Matrix {
                 protocols: om.protocols.or(m.protocols),
@@ -224,6 +231,9 @@ impl CompareSpec {
             let i = axes.iter().position(|(n, _)| *n == name).unwrap_or(0);
             &values[i]
         };
+        let replicas: usize = value("replicas").parse().context("--replicas")?;
+        let cpu_budget =
+            CpuBudget::from_flags(s.cpus_per_replica, s.cpu_sets.as_deref(), replicas)?;
         let cluster = ClusterParams {
             protocol: value("protocol")
                 .parse()
@@ -231,10 +241,10 @@ impl CompareSpec {
             executor: value("executor").to_string(),
             workload: value("workload").to_string(),
             zipf: value("zipf").parse().context("--zipf")?,
-            replicas: value("replicas").parse().context("--replicas")?,
+            replicas,
             batch_size: value("batch_size").parse().context("--batch-size")?,
             signed_all: value("signed_all").parse().context("--signed-all")?,
-            threads: s.threads.unwrap_or(d.threads),
+            threads: cpu_budget.threads(s.threads, d.threads),
             accounts: s.accounts.unwrap_or(d.accounts),
             pools: s.pools.unwrap_or(d.pools),
             work: s.work.unwrap_or(d.work),
@@ -245,6 +255,7 @@ impl CompareSpec {
         };
         Ok(LocalOptions {
             cluster,
+            cpu_budget,
             replica_program: replica_program.to_path_buf(),
             clients: s.clients.unwrap_or(2),
             rate: s.rate,
@@ -259,6 +270,35 @@ impl CompareSpec {
             name: label.replace(' ', "-"),
             results: results.to_path_buf(),
         })
+    }
+
+    /// The comparison's header: what runs, and under which CPU budget — every cell
+    /// runs under the same one —, e.g. `4 cells × 3 runs; CPU budget per replica: sets
+    /// 0;1;0;1 (sched_setaffinity); executor threads per replica: 1`.
+    pub fn header(&self, cells: &[Cell], repeat: usize) -> String {
+        let budget = cells
+            .first()
+            .map(|c| &c.plan.scenario.cluster.cpu)
+            .cloned()
+            .unwrap_or_default();
+        let mut threads: Vec<usize> = cells.iter().map(|c| c.cluster.threads).collect();
+        threads.dedup();
+        let threads: Vec<String> = threads.iter().map(usize::to_string).collect();
+        let budget = if budget.is_none() {
+            budget.label()
+        } else {
+            format!(
+                "{} ({})",
+                budget.label(),
+                budget.enforced_by(crate::scenario::BackendKind::Process)
+            )
+        };
+        format!(
+            "{} cells × {repeat} runs; CPU budget per replica: {budget}; executor threads \
+             per replica: {}",
+            cells.len(),
+            threads.join(", ")
+        )
     }
 
     /// Runs per cell (at least 1).

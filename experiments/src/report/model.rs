@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::cpu_budget::ReplicaCpu;
+
 /// Everything a run measured, as written to `summary.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct RunSummary {
@@ -409,6 +411,10 @@ pub struct ReplicaSummary {
     pub checkpoint_digest: Option<String>,
     /// Any further counters the replica exports (messages dropped, signatures checked…).
     pub counters: BTreeMap<String, u64>,
+    /// Its CPU budget (CPU set, cap, the CPUs it could count on, what enforced them)
+    /// and its executor threads; `None` in summaries written before budgets existed.
+    #[serde(default)]
+    pub cpu: Option<ReplicaCpu>,
 }
 
 /// The safety check at the end of a run.

@@ -4,8 +4,8 @@
 use hdrhistogram::Histogram;
 
 use super::model::{
-    ConsensusStats, ExecutorStats, LatencyStats, ReplicaSummary, RunSummary, SafetyVerdict,
-    Throughput, TimelineRow,
+    ConsensusStats, ExecutorStats, LatencyStats, ReplicaCpu, ReplicaSummary, RunSummary,
+    SafetyVerdict, Throughput, TimelineRow,
 };
 
 /// The summary of a healthy run with one view change.
@@ -15,7 +15,8 @@ pub(crate) fn sample_summary() -> RunSummary {
         started_at: "2026-11-25T10:42:50Z".into(),
         git_revision: Some("3f2a9c1".into()),
         parameters: serde_json::json!({
-            "replicas": 4, "executor": "block-stm", "workload": "dex", "rate": 20000,
+            "replicas": 4, "executor": "block-stm", "threads": 1,
+            "cpu_budget": "sets 0;1;0;1", "workload": "dex", "rate": 20000,
             "clients": 4, "batch_size": 400, "duration_secs": 20, "warmup_secs": 2
         }),
         duration_secs: 20.0,
@@ -61,6 +62,13 @@ pub(crate) fn sample_summary() -> RunSummary {
                 stable_checkpoint: 1200,
                 checkpoint_digest: Some("3f2a9c1e77d04b1a9e2f".into()),
                 counters: Default::default(),
+                cpu: Some(ReplicaCpu {
+                    cpu_set: Some((id % 2).to_string()),
+                    cpus_limit: None,
+                    cpus: Some(0.5),
+                    executor_threads: 1,
+                    enforced_by: "sched_setaffinity".into(),
+                }),
             })
             .collect(),
         safety: SafetyVerdict {

@@ -12,7 +12,15 @@ const WRAP_WIDTH: usize = 92;
 /// Hex digits of a digest shown before the ellipsis.
 const DIGEST_DIGITS: usize = 12;
 /// Parameters shown first, in this order; the rest follow in key order.
-const KEY_PARAMETERS: [&str; 5] = ["replicas", "protocol", "executor", "workload", "rate"];
+const KEY_PARAMETERS: [&str; 7] = [
+    "replicas",
+    "protocol",
+    "executor",
+    "threads",
+    "cpu_budget",
+    "workload",
+    "rate",
+];
 
 /// The run's summary as an aligned text block, ending with a newline.
 pub fn render_table(summary: &RunSummary) -> String {
@@ -332,7 +340,7 @@ mod tests {
         let table = render_table(&sample_summary());
         for expected in [
             "SUMMARY  local  2026-11-25T10:42:50Z  rev 3f2a9c1",
-            "executor=block-stm",
+            "executor=block-stm  threads=1  cpu_budget=sets 0;1;0;1\n",
             "workload=dex",
             "12,345 tx/s   246,908 txs   (offered 20,000 tx/s)",
             "12,401 tx/s   248,020 txs",

@@ -33,6 +33,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use tokio::time::Instant;
 
+use crate::cpu_budget::ReplicaBudget;
 use crate::deploy::compose::{DATA_IN_CONTAINER, FIRST_REPLICA_HOST, Subnet24};
 use crate::deploy::image::build_image;
 
@@ -191,6 +192,9 @@ pub struct DockerSpec {
     pub byzantine: Vec<Option<String>>,
     /// How often replicas write metrics, milliseconds.
     pub metrics_interval_ms: u64,
+    /// Each replica's CPU budget, by id (`--cpus`, `--cpuset-cpus`; none beyond the
+    /// list).
+    pub cpu: Vec<ReplicaBudget>,
 }
 
 impl DockerSpec {
@@ -311,67 +315,19 @@ impl DockerBackend {
 
     /// Creates and starts replica `i`'s container in its current mode.
     async fn create(&mut self, i: usize) -> Result<()> {
-        let name = self.container(i);
-        let host = format!("r{i}");
-        let key_in = format!("/keys/r{i}.key");
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
-        let mut args = vec![
-            "run".to_string(),
-            "--detach".into(),
-            "--name".into(),
-            name,
-            "--label".into(),
-            format!("{RUN_LABEL}={}", self.prefix),
-            "--network".into(),
-            self.network.name.clone(),
-            "--ip".into(),
-            self.network.replica_ip(i).to_string(),
-            "--network-alias".into(),
-            host.clone(),
-            "--hostname".into(),
-            host,
-            "--user".into(),
-            user,
-            "--env".into(),
-            format!(
-                "RUST_LOG={}",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())
-            ),
-            "--volume".into(),
-            format!("{}:{CLUSTER_IN_CONTAINER}:ro", self.spec.cluster.display()),
-            "--volume".into(),
-            format!("{}:{key_in}:ro", self.spec.keys[i].display()),
-            "--volume".into(),
-            format!("{}:{RESULTS_IN_CONTAINER}", self.spec.out.display()),
-        ];
-        if let Some(data) = &self.spec.data {
-            args.push("--volume".into());
-            args.push(format!(
-                "{}:{DATA_IN_CONTAINER}",
-                data.join(format!("r{i}")).display()
-            ));
-        }
-        args.extend([
-            self.spec.image.clone(),
-            "replica".into(),
-            "--cluster".into(),
-            CLUSTER_IN_CONTAINER.into(),
-            "--id".into(),
-            i.to_string(),
-            "--key".into(),
-            key_in,
-            "--metrics".into(),
-            format!("{RESULTS_IN_CONTAINER}/{}", running_metrics(i)),
-            "--metrics-interval-ms".into(),
-            self.spec.metrics_interval_ms.to_string(),
-        ]);
-        if self.spec.data.is_some() {
-            args.extend(["--data-dir".into(), DATA_IN_CONTAINER.into()]);
-        }
-        if let Some(mode) = &self.modes[i] {
-            args.extend(["--byzantine".into(), mode.clone()]);
-        }
+        let args = run_args(
+            &self.spec,
+            &RunContext {
+                prefix: &self.prefix,
+                network: &self.network.name,
+                ip: self.network.replica_ip(i),
+                user: &user,
+            },
+            i,
+            self.modes[i].as_deref(),
+        );
         self.created[i] = true;
         self.op(args)
             .await
@@ -620,6 +576,86 @@ impl Drop for DockerBackend {
     }
 }
 
+/// Where and as whom a run's containers start.
+struct RunContext<'a> {
+    /// Prefix of the container names.
+    prefix: &'a str,
+    /// The run's network.
+    network: &'a str,
+    /// The replica's address on it.
+    ip: Ipv4Addr,
+    /// `uid:gid` the container runs as.
+    user: &'a str,
+}
+
+/// The `docker run` arguments of replica `i`'s container in `mode`: name, label,
+/// network, address and host name, user, mounts, CPU budget (`--cpus`,
+/// `--cpuset-cpus`), then the image and the replica's command line.
+fn run_args(spec: &DockerSpec, at: &RunContext<'_>, i: usize, mode: Option<&str>) -> Vec<String> {
+    let host = format!("r{i}");
+    let key_in = format!("/keys/r{i}.key");
+    let mut args = vec![
+        "run".to_string(),
+        "--detach".into(),
+        "--name".into(),
+        format!("{}-r{i}", at.prefix),
+        "--label".into(),
+        format!("{RUN_LABEL}={}", at.prefix),
+        "--network".into(),
+        at.network.to_string(),
+        "--ip".into(),
+        at.ip.to_string(),
+        "--network-alias".into(),
+        host.clone(),
+        "--hostname".into(),
+        host,
+        "--user".into(),
+        at.user.to_string(),
+        "--env".into(),
+        format!(
+            "RUST_LOG={}",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())
+        ),
+        "--volume".into(),
+        format!("{}:{CLUSTER_IN_CONTAINER}:ro", spec.cluster.display()),
+        "--volume".into(),
+        format!("{}:{key_in}:ro", spec.keys[i].display()),
+        "--volume".into(),
+        format!("{}:{RESULTS_IN_CONTAINER}", spec.out.display()),
+    ];
+    if let Some(data) = &spec.data {
+        args.push("--volume".into());
+        args.push(format!(
+            "{}:{DATA_IN_CONTAINER}",
+            data.join(format!("r{i}")).display()
+        ));
+    }
+    if let Some(budget) = spec.cpu.get(i) {
+        args.extend(budget.docker_args());
+    }
+    args.extend([
+        spec.image.clone(),
+        "replica".into(),
+        "--cluster".into(),
+        CLUSTER_IN_CONTAINER.into(),
+        "--id".into(),
+        i.to_string(),
+        "--key".into(),
+        key_in,
+        "--metrics".into(),
+        format!("{RESULTS_IN_CONTAINER}/{}", running_metrics(i)),
+        "--metrics-interval-ms".into(),
+        spec.metrics_interval_ms.to_string(),
+    ]);
+    if spec.data.is_some() {
+        args.extend(["--data-dir".into(), DATA_IN_CONTAINER.into()]);
+    }
+    if let Some(mode) = mode {
+        args.extend(["--byzantine".into(), mode.to_string()]);
+    }
+    args
+}
+
 /// The metrics file a running container writes.
 fn running_metrics(i: usize) -> String {
     format!("replica-{i}.running.metrics.jsonl")
@@ -651,6 +687,7 @@ mod tests {
             data: Some(PathBuf::from("data")),
             byzantine: vec![None],
             metrics_interval_ms: 250,
+            cpu: Vec::new(),
         }
         .with_absolute_paths()
         .unwrap();
@@ -685,5 +722,67 @@ mod tests {
         );
         assert_eq!(tag, image_tag(&a).unwrap());
         assert_ne!(tag, image_tag(&b).unwrap());
+    }
+
+    /// Issue 13 item 3: a replica's CPU budget reaches `docker run` as `--cpus` and
+    /// `--cpuset-cpus`, before the image (after it they would be the replica's own
+    /// arguments); a replica without one gets neither.
+    #[test]
+    fn the_cpu_budget_becomes_docker_run_flags_before_the_image() {
+        use crate::cpu_budget::{CpuBudget, CpuSet, FLAGS};
+        use crate::scenario::BackendKind;
+        let budget = CpuBudget {
+            cpus_per_replica: Some(0.5),
+            cpu_sets: Some(CpuBudget::parse_sets("0;1;0;1").unwrap()),
+        }
+        .resolve(
+            4,
+            BackendKind::Docker,
+            &CpuSet::parse("0-1").unwrap(),
+            FLAGS,
+        )
+        .unwrap();
+        let spec = DockerSpec {
+            image: "tandem-run:x".into(),
+            cluster: PathBuf::from("/c/cluster.toml"),
+            keys: (0..4)
+                .map(|i| PathBuf::from(format!("/k/r{i}.key")))
+                .collect(),
+            out: PathBuf::from("/out"),
+            data: None,
+            byzantine: vec![None; 4],
+            metrics_interval_ms: 250,
+            cpu: budget,
+        };
+        let at = RunContext {
+            prefix: "tandem-1",
+            network: "tandem-1-net",
+            ip: Ipv4Addr::new(10, 78, 1, 13),
+            user: "0:0",
+        };
+        let args = run_args(&spec, &at, 3, Some("silent"));
+        let image = args.iter().position(|a| a == "tandem-run:x").unwrap();
+        let flag = |name: &str| {
+            let p = args
+                .iter()
+                .position(|a| a == name)
+                .unwrap_or_else(|| panic!("{name} in {args:?}"));
+            assert!(p < image, "{name} after the image: {args:?}");
+            args[p + 1].clone()
+        };
+        assert_eq!(flag("--cpus"), "0.5");
+        assert_eq!(flag("--cpuset-cpus"), "1");
+        assert_eq!(flag("--name"), "tandem-1-r3");
+        assert_eq!(args.last().unwrap(), "silent");
+
+        let plain = DockerSpec {
+            cpu: Vec::new(),
+            ..spec
+        };
+        let args = run_args(&plain, &at, 0, None);
+        assert!(
+            !args.iter().any(|a| a.starts_with("--cpu")),
+            "no budget, no flag: {args:?}"
+        );
     }
 }

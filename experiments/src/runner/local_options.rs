@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use crate::cluster_params::ClusterParams;
+use crate::cpu_budget::{self, CpuBudget, CpuSet};
 use crate::load::LoadMode;
 use crate::runner::{RunPlan, faults};
 use crate::scenario::{
@@ -22,8 +23,10 @@ const DEFAULT_WINDOW: usize = 1024;
 /// The options of `tandem local` (each field is the flag of the same name).
 #[derive(Clone, Debug)]
 pub struct LocalOptions {
-    /// The cluster.
+    /// The cluster (its `threads` already resolved: see [`CpuBudget::threads`]).
     pub cluster: ClusterParams,
+    /// Each replica's CPU budget (`--cpus-per-replica`, `--cpu-sets`).
+    pub cpu_budget: CpuBudget,
     /// The `tandem` executable that runs the replicas.
     pub replica_program: PathBuf,
     /// Load clients (at least 1).
@@ -69,6 +72,16 @@ impl LocalOptions {
         let byzantine = faults::byzantine_modes(&self.byzantine, self.cluster.protocol, replicas)?;
         let scenario_faults =
             faults::scenario_faults(&self.kill, &self.restart, &byzantine, replicas)?;
+        if !self.cpu_budget.is_none() {
+            // The machine's and the backend's checks, before anything starts; the
+            // runner resolves the budget again when it starts the replicas.
+            self.cpu_budget.resolve(
+                replicas,
+                BackendKind::Process,
+                &CpuSet::this_process()?,
+                cpu_budget::FLAGS,
+            )?;
+        }
         let c = &self.cluster;
         let mut protocol = c.protocol_section()?;
         protocol.common.replicas = replicas;
@@ -83,6 +96,7 @@ impl LocalOptions {
                 threads: c.threads,
                 backend: BackendKind::Process,
                 durability: c.durability,
+                cpu: self.cpu_budget.clone(),
             },
             workload: c.workload_spec()?,
             load: LoadSpec {
@@ -112,6 +126,7 @@ impl LocalOptions {
             "replicas": c.replicas,
             "executor": c.executor,
             "threads": c.threads,
+            "cpu_budget": self.cpu_budget.label(),
             "workload": workload_label(c),
             "workload_spec": c.workload_spec()?,
             "clients": self.clients,
@@ -162,6 +177,7 @@ mod tests {
     fn options() -> LocalOptions {
         LocalOptions {
             cluster: ClusterParams::default(),
+            cpu_budget: CpuBudget::default(),
             replica_program: PathBuf::from("tandem"),
             clients: 2,
             rate: None,
@@ -277,10 +293,59 @@ mod tests {
                 },
                 "workload",
             ),
+            (
+                LocalOptions {
+                    cpu_budget: CpuBudget {
+                        cpus_per_replica: Some(0.5),
+                        cpu_sets: None,
+                    },
+                    ..options()
+                },
+                "--cpus-per-replica: 0.5 CPU per replica cannot be enforced on the process backend",
+            ),
+            (
+                LocalOptions {
+                    cpu_budget: CpuBudget {
+                        cpus_per_replica: None,
+                        cpu_sets: Some(vec![CpuSet::parse("1023").unwrap(); 4]),
+                    },
+                    ..options()
+                },
+                "--cpu-sets: replica r0's set `1023` names CPU 1023",
+            ),
         ];
         for (opts, flag) in cases {
             let err = format!("{:#}", opts.plan().unwrap_err());
             assert!(err.contains(flag), "{flag}: {err}");
         }
+    }
+
+    /// Issue 13 item 3: the budget goes into the scenario (and its recorded text) and
+    /// into the parameters `summary.json` and the printed summary show.
+    #[test]
+    fn a_cpu_budget_is_part_of_the_plan_and_its_parameters() {
+        let budget = CpuBudget {
+            cpus_per_replica: None,
+            cpu_sets: Some(vec![CpuSet::parse("0").unwrap(); 4]),
+        };
+        let plan = LocalOptions {
+            cpu_budget: budget.clone(),
+            ..options()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(plan.scenario.cluster.cpu, budget);
+        assert_eq!(plan.parameters["cpu_budget"], "sets 0;0;0;0");
+        let back = Scenario::parse(
+            std::path::Path::new("local.toml"),
+            &plan.scenario.source.text,
+        )
+        .unwrap();
+        assert_eq!(back.cluster.cpu, budget);
+        let plain = options().plan().unwrap();
+        assert_eq!(
+            plain.parameters["cpu_budget"],
+            "none (replicas share every CPU)"
+        );
     }
 }

@@ -42,6 +42,7 @@ use crate::aggregate::{self, ReplicaTrace, RunRecord};
 use crate::cluster::ReplicaAddress;
 use crate::cluster::{ClusterFile, save_cluster_folder};
 use crate::cluster_params::ClusterParams;
+use crate::cpu_budget::{self, CpuSet, ReplicaBudget};
 use crate::deploy::docker::docker_unavailable;
 use crate::load::stats::LoadStats;
 use crate::load::{ClientFaults, LoadMode, LoadSettings, Progress, run_load};
@@ -118,6 +119,7 @@ pub fn scenario_parameters(s: &Scenario) -> serde_json::Value {
         "batch_size": common.max_batch,
         "checkpoint_interval": common.checkpoint_interval,
         "signed_all": common.signed_all,
+        "cpu_budget": s.cluster.cpu.label(),
         "seed": s.seed,
         "faults": s.faults.iter().map(|f| format!("{:.1}s {}", f.at.as_secs_f64(), f.label())).collect::<Vec<_>>(),
     })
@@ -200,6 +202,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
     let scenario = &plan.scenario;
     let n = scenario.cluster.replicas;
     let clients = scenario.load.clients;
+    let budgets = replica_budgets(scenario)?;
     let keys_dir = tempfile::tempdir().context("cannot create a temporary folder for keys")?;
     // Docker: the image and the network first; the replicas' addresses are on it.
     let docker = match scenario.cluster.backend {
@@ -236,6 +239,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
                 out: out.clone(),
                 byzantine,
                 metrics_interval_ms: METRICS_INTERVAL_MS,
+                cpu_sets: budgets.iter().map(|b| b.set.clone()).collect(),
             })
         }
         Some((image, network)) => {
@@ -257,6 +261,7 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
                     data,
                     byzantine,
                     metrics_interval_ms: METRICS_INTERVAL_MS,
+                    cpu: budgets.clone(),
                 },
                 network,
             )
@@ -307,6 +312,10 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
         executor: (scenario.cluster.executor.clone(), scenario.cluster.threads),
     };
     let mut summary = aggregate::summary(&record);
+    let enforced_by = scenario.cluster.cpu.enforced_by(scenario.cluster.backend);
+    for (replica, budget) in summary.replicas.iter_mut().zip(&budgets) {
+        replica.cpu = Some(budget.record(scenario.cluster.threads, &enforced_by));
+    }
     let timeline = aggregate::timeline(&record);
     let spans = nemesis.spans();
     let measured = Measured {
@@ -335,6 +344,33 @@ pub fn run(plan: &RunPlan) -> Result<RunOutcome> {
     summary.expectations = scenario.expect.check(&summary);
     report::write_results(&out, &summary, &timeline, &record.load.latency)?;
     Ok(RunOutcome { summary, dir: out })
+}
+
+/// Each replica's CPU budget on the scenario's backend and this machine; an error
+/// naming the scenario file's field (or, for `tandem local`'s scenario, the flag) when
+/// they cannot meet it.
+fn replica_budgets(scenario: &Scenario) -> Result<Vec<ReplicaBudget>> {
+    let n = scenario.cluster.replicas;
+    let budget = &scenario.cluster.cpu;
+    if budget.is_none() {
+        return Ok(vec![ReplicaBudget::default(); n]);
+    }
+    match &scenario.source.path {
+        None => budget.resolve(
+            n,
+            scenario.cluster.backend,
+            &CpuSet::this_process()?,
+            cpu_budget::FLAGS,
+        ),
+        Some(path) => budget
+            .resolve(
+                n,
+                scenario.cluster.backend,
+                &CpuSet::this_process()?,
+                cpu_budget::FIELDS,
+            )
+            .with_context(|| format!("{}", path.display())),
+    }
 }
 
 /// Reads, checks and runs the scenario file at `path`.

@@ -3,6 +3,9 @@
 //! paused and resumed (SIGSTOP/SIGCONT), stopped gracefully (SIGTERM) or restarted —
 //! honest or in a Byzantine mode — on demand, and never outliving the runner: replicas
 //! die with it through `PR_SET_PDEATHSIG` even if it is killed, and on drop otherwise.
+//! A replica given a CPU set is pinned to it (`sched_setaffinity` between fork and
+//! exec, so the replica and every thread it starts run only there; a restarted replica
+//! is pinned again): the process backend's CPU budget ([`crate::cpu_budget`]).
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -11,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::process::{Child, Command};
+
+use crate::cpu_budget::{CpuSet, pin_current_process};
 
 /// How to start replica `i`.
 #[derive(Clone, Debug)]
@@ -27,6 +32,9 @@ pub struct ReplicaCommand {
     pub byzantine: Vec<Option<String>>,
     /// How often replicas write metrics, milliseconds.
     pub metrics_interval_ms: u64,
+    /// The CPU set each replica is pinned to, by id (`None`: not pinned; a list
+    /// shorter than the replicas pins none beyond it).
+    pub cpu_sets: Vec<Option<CpuSet>>,
 }
 
 impl ReplicaCommand {
@@ -96,11 +104,23 @@ impl ProcessBackend {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe; it makes the kernel
-        // kill the child when this process dies, however it dies.
+        // Converted before the fork: the hook only makes system calls.
+        let affinity = self
+            .command
+            .cpu_sets
+            .get(i)
+            .and_then(Option::as_ref)
+            .map(CpuSet::to_libc);
+        // SAFETY: prctl(PR_SET_PDEATHSIG) and sched_setaffinity are async-signal-safe
+        // and the closure allocates nothing. The first makes the kernel kill the child
+        // when this process dies, however it dies; the second pins the child (and so
+        // the replica and all its threads) to its CPU set — a refusal fails the spawn.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(set) = &affinity {
+                    pin_current_process(set)?;
+                }
                 Ok(())
             });
         }
@@ -290,6 +310,7 @@ mod tests {
             out: dir.path().to_path_buf(),
             byzantine: vec![None, Some("silent".into())],
             metrics_interval_ms: 250,
+            cpu_sets: Vec::new(),
         };
         let mut backend = ProcessBackend::start(command).unwrap();
         assert!(backend.is_running(0) && backend.is_running(1));
@@ -326,6 +347,70 @@ mod tests {
             calls
                 .iter()
                 .any(|c| c.contains("replica-0.restart-1.metrics.jsonl"))
+        );
+    }
+
+    /// The CPU list a process may run on (`/proc/PID/status` `Cpus_allowed_list`).
+    fn cpus_allowed(pid: u32) -> CpuSet {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .expect("a Cpus_allowed_list line");
+        CpuSet::parse(list).unwrap()
+    }
+
+    /// Issue 13 item 3: a replica with a CPU set runs pinned to it — read back from
+    /// the kernel for the spawned process, through the very spawn path replicas take,
+    /// also after a restart —; one without runs wherever this process may.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_replica_runs_pinned_to_its_cpu_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = CpuSet::this_process().unwrap();
+        // The last usable CPU: on a machine with more than one, a set the child would
+        // not have by inheritance.
+        let last = CpuSet::from_cpus([*mine.cpus().last().unwrap()]).unwrap();
+        let command = ReplicaCommand {
+            program: fake_program(dir.path()),
+            cluster: dir.path().join("cluster.toml"),
+            keys: vec![dir.path().join("r0.key"), dir.path().join("r1.key")],
+            out: dir.path().to_path_buf(),
+            byzantine: vec![None, None],
+            metrics_interval_ms: 250,
+            cpu_sets: vec![Some(last.clone()), None],
+        };
+        let mut backend = ProcessBackend::start(command).unwrap();
+        let pid =
+            |b: &ProcessBackend, i: usize| b.children[i].as_ref().and_then(Child::id).unwrap();
+        assert_eq!(cpus_allowed(pid(&backend, 0)), last);
+        assert_eq!(cpus_allowed(pid(&backend, 1)), mine);
+        backend.restart(0).await.unwrap();
+        assert_eq!(
+            cpus_allowed(pid(&backend, 0)),
+            last,
+            "pinned again after a restart"
+        );
+        backend.stop_all(Duration::from_secs(5)).await;
+    }
+
+    /// A set the kernel refuses (a CPU this machine lacks) fails the spawn instead of
+    /// leaving the replica unpinned.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_set_the_kernel_refuses_fails_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = ReplicaCommand {
+            program: fake_program(dir.path()),
+            cluster: dir.path().join("cluster.toml"),
+            keys: vec![dir.path().join("r0.key")],
+            out: dir.path().to_path_buf(),
+            byzantine: vec![None],
+            metrics_interval_ms: 250,
+            cpu_sets: vec![Some(CpuSet::from_cpus([1023]).unwrap())],
+        };
+        let err = ProcessBackend::start(command).err().expect("refused");
+        assert!(
+            format!("{err:#}").contains("cannot start replica 0"),
+            "{err:#}"
         );
     }
 }

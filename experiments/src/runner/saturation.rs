@@ -204,6 +204,7 @@ mod tests {
     fn rates_must_be_positive() {
         let plan = crate::runner::LocalOptions {
             cluster: crate::cluster_params::ClusterParams::default(),
+            cpu_budget: Default::default(),
             replica_program: PathBuf::from("tandem"),
             clients: 1,
             rate: None,

@@ -30,6 +30,7 @@ pub use expect::{AckExpect, Expectations, Liveness};
 pub use schedule::{Step, StepKind};
 pub use target::{ClusterView, KnownPrimary, Target};
 
+use crate::cpu_budget::CpuBudget;
 use crate::protocol_section::ProtocolSection;
 
 /// A parsed and checked scenario.
@@ -134,12 +135,15 @@ pub struct ClusterSpec {
     pub protocol: ProtocolSection,
     /// `sequential`, `block-stm`, `access-list`, `auto` or `none`.
     pub executor: String,
-    /// Executor threads per replica.
+    /// Executor threads per replica (default 2, or the CPU budget rounded up).
     pub threads: usize,
     /// How replicas run.
     pub backend: BackendKind,
     /// What survives a restart.
     pub durability: Durability,
+    /// Each replica's CPU budget (`cpus_per_replica`, `cpu_sets`); checked against
+    /// the machine and the backend when the run starts ([`CpuBudget::resolve`]).
+    pub cpu: CpuBudget,
 }
 
 /// `[load]`: clients and what they offer.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tandem_executor::{EXECUTOR_NAMES, WorkloadSpec};
 use toml::Spanned;
 
+use crate::cpu_budget::{CpuBudget, CpuSet};
 use crate::protocol_section::ProtocolSection;
 use crate::scenario::action::{Action, ActionKind, LinkFault};
 use crate::scenario::error::{ScenarioError, SourceText};
@@ -51,6 +52,8 @@ struct RawCluster {
     executor: Option<Spanned<String>>,
     threads: Option<Spanned<usize>>,
     durability: Option<Spanned<String>>,
+    cpus_per_replica: Option<Spanned<f64>>,
+    cpu_sets: Option<Spanned<Vec<Spanned<String>>>>,
     protocol: Option<Spanned<toml::Table>>,
 }
 
@@ -184,6 +187,7 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
             threads: 2,
             backend: BackendKind::Process,
             durability: Durability::None,
+            cpu: CpuBudget::default(),
         });
     };
     let cluster_span = raw.span();
@@ -232,8 +236,9 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
             e.into_inner()
         }
     };
+    let cpu = cpu_budget(src, raw.cpus_per_replica, raw.cpu_sets, replicas)?;
     let threads = match raw.threads {
-        None => 2,
+        None => cpu.threads(None, 2),
         Some(t) if *t.get_ref() == 0 || *t.get_ref() > 256 => {
             return Err(src.error(t.span(), "threads must be between 1 and 256"));
         }
@@ -260,6 +265,51 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
         threads,
         backend,
         durability,
+        cpu,
+    })
+}
+
+/// `cpus_per_replica` and `cpu_sets` as written: a share ≥ 0.01, one non-empty CPU
+/// list per replica. Whether this machine and the backend can meet them is checked
+/// when the run starts.
+fn cpu_budget(
+    src: &SourceText<'_>,
+    share: Option<Spanned<f64>>,
+    sets: Option<Spanned<Vec<Spanned<String>>>>,
+    replicas: usize,
+) -> Checked<CpuBudget> {
+    let cpus_per_replica = match share {
+        None => None,
+        Some(s) => Some(CpuBudget::check_share(*s.get_ref()).map_err(|e| src.error(s.span(), e))?),
+    };
+    let cpu_sets = match sets {
+        None => None,
+        Some(list) => {
+            let span = list.span();
+            let list = list.into_inner();
+            if list.len() != replicas {
+                return Err(src.error(
+                    span,
+                    format!(
+                        "{} CPU sets for {replicas} replicas: give one set per replica, in \
+                         replica order (sets may repeat, e.g. [\"0\", \"1\", \"0\", \"1\"])",
+                        list.len()
+                    ),
+                ));
+            }
+            let mut parsed = Vec::with_capacity(list.len());
+            for (i, set) in list.iter().enumerate() {
+                parsed.push(
+                    CpuSet::parse(set.get_ref())
+                        .map_err(|e| src.error(set.span(), format!("replica r{i}: {e}")))?,
+                );
+            }
+            Some(parsed)
+        }
+    };
+    Ok(CpuBudget {
+        cpus_per_replica,
+        cpu_sets,
     })
 }
 
@@ -1022,7 +1072,7 @@ acknowledged = "lost"
     /// Each bad file names the file, the line, the table and the field.
     #[test]
     fn errors_name_the_file_line_and_field() {
-        let cases: [(&str, usize, &str, &str, &str); 20] = [
+        let cases: [(&str, usize, &str, &str, &str); 23] = [
             (
                 "[cluster.protocol]\nname = \"pbft\"\nmax_batch = 8\nwrong = 1\n[load]\nduration = 5\n",
                 4,
@@ -1078,6 +1128,27 @@ acknowledged = "lost"
                 "[cluster]",
                 "backend",
                 "unknown backend",
+            ),
+            (
+                "[cluster]\ncpus_per_replica = 0\n[load]\nduration = 5\n",
+                2,
+                "[cluster]",
+                "cpus_per_replica",
+                "0 is not a CPU share",
+            ),
+            (
+                "[cluster]\ncpu_sets = [\"0\", \"1\"]\n[load]\nduration = 5\n",
+                2,
+                "[cluster]",
+                "cpu_sets",
+                "2 CPU sets for 4 replicas",
+            ),
+            (
+                "[cluster]\ncpu_sets = [\"0\", \"1\", \"2-1\", \"\"]\n[load]\nduration = 5\n",
+                2,
+                "[cluster]",
+                "cpu_sets",
+                "replica r2: the range `2-1` in `2-1` is backwards",
             ),
             (
                 "[load]\nduration = 5\nrate = 10\nwindow = 4\n",
@@ -1174,6 +1245,31 @@ acknowledged = "lost"
             }
             assert!(l.message.contains(message), "{text}\n{l}");
         }
+    }
+
+    /// Issue 13 item 3: `[cluster] cpus_per_replica` and `cpu_sets` parse, set the
+    /// executor threads when `threads` is not given, and render back.
+    #[test]
+    fn a_cpu_budget_parses_sets_the_threads_and_renders_back() {
+        let s = parse_text(
+            "[cluster]\ncpus_per_replica = 1.5\ncpu_sets = [\"0-1\", \"2,3\", \"0-1\", \"3,2\"]\n\
+             [load]\nduration = 5\n",
+        )
+        .unwrap();
+        assert_eq!(s.cluster.cpu.cpus_per_replica, Some(1.5));
+        let sets = s.cluster.cpu.cpu_sets.as_ref().unwrap();
+        assert_eq!(sets[3], CpuSet::parse("2-3").unwrap());
+        assert_eq!(s.cluster.threads, 2, "1.5 CPUs rounded up");
+        let back = parse_text(&crate::scenario::render::to_toml(&s)).unwrap();
+        assert_eq!(back.cluster, s.cluster);
+
+        let given =
+            parse_text("[cluster]\nthreads = 3\ncpus_per_replica = 0.5\n[load]\nduration = 5\n")
+                .unwrap();
+        assert_eq!(given.cluster.threads, 3, "`threads` wins over the budget");
+        let none = parse_text("[cluster]\nreplicas = 4\n[load]\nduration = 5\n").unwrap();
+        assert!(none.cluster.cpu.is_none());
+        assert_eq!(none.cluster.threads, 2);
     }
 
     #[test]

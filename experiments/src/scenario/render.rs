@@ -26,6 +26,16 @@ pub fn to_toml(s: &Scenario) -> String {
     cluster.insert("threads".into(), int(s.cluster.threads as u64));
     cluster.insert("backend".into(), s.cluster.backend.name().into());
     cluster.insert("durability".into(), s.cluster.durability.name().into());
+    if let Some(share) = s.cluster.cpu.cpus_per_replica {
+        cluster.insert("cpus_per_replica".into(), share.into());
+    }
+    if let Some(sets) = &s.cluster.cpu.cpu_sets {
+        let list = sets
+            .iter()
+            .map(|set| Value::from(set.to_string()))
+            .collect();
+        cluster.insert("cpu_sets".into(), Value::Array(list));
+    }
     if let Ok(Value::Table(mut protocol)) = Value::try_from(&s.cluster.protocol) {
         protocol.remove("replicas");
         cluster.insert("protocol".into(), Value::Table(protocol));
