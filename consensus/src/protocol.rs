@@ -316,6 +316,19 @@ pub trait Protocol: Sized + 'static {
     /// [`RecoveryError`] naming the record; the driver then refuses the whole log.
     fn recover(&mut self, index: u64, record: Self::Record) -> Result<(), RecoveryError>;
 
+    /// After [`Protocol::recover`] refused this replica's log (the driver moves it
+    /// aside and the replica restarts empty, recovering its state from its peers), the
+    /// driver hands a fresh replica, before `start`, each record of the refused log it
+    /// can still decode, in log order. The protocol keeps only what bounds its future
+    /// votes — the highest round voted or timed out in, its lock — and logs it again
+    /// at `start`, so a refused log never makes a replica vote twice. Default: nothing
+    /// is kept (PBFT: a replica whose log is refused restarts empty and may vote again
+    /// in views it voted in; its log holds no record a correct replica could not
+    /// replay, so only a damaged disk gets it there).
+    fn salvage(&mut self, record: Self::Record) {
+        let _ = record;
+    }
+
     /// The latest point the log can be compacted at: a stable checkpoint whose
     /// application state this replica holds, with the protocol's durable state now.
     /// `None` until there is one. A driver asks when it wants to compact (by its own

@@ -128,6 +128,19 @@ struct Durability {
     records: u64,
     /// Compactions done.
     compactions: u64,
+    /// The stable checkpoint a compaction last failed at (its base over the log's
+    /// record limit, or not encodable): not tried again until the checkpoint advances.
+    compaction_failed: Seq,
+    /// Compactions that failed (each at a different stable checkpoint).
+    compactions_failed: u64,
+}
+
+/// Whether the driver tries to compact now: the log wants it, and the stable
+/// checkpoint is above both the last compaction's and the last failed one's (a base
+/// refused at one checkpoint — e.g. over the log's record limit — is not rebuilt and
+/// re-encoded on every durable report; the next checkpoint tries again).
+fn compaction_due(wants: bool, stable: Seq, compacted: Seq, failed: Seq) -> bool {
+    wants && stable > compacted && stable > failed
 }
 
 /// The event loop of one replica: protocol `P` over transport `T` (QUIC in
@@ -215,6 +228,8 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             compacted: Seq(0),
             records: 0,
             compactions: 0,
+            compaction_failed: Seq(0),
+            compactions_failed: 0,
         });
         self
     }
@@ -492,10 +507,17 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
         let Some(d) = self.durability.as_mut() else {
             return;
         };
-        if d.wal.wants_compaction() && self.proto.status().stable > d.compacted {
+        let stable = self.proto.status().stable;
+        if compaction_due(
+            d.wal.wants_compaction(),
+            stable,
+            d.compacted,
+            d.compaction_failed,
+        ) {
             let Some(cp) = self.proto.durable_checkpoint() else {
                 return;
             };
+            let failed_at = stable.max(cp.seq);
             match frames::encode(&cp.base) {
                 Ok(base) => match d.wal.compact(cp.seq.0, cp.app_digest.0, cp.snapshot, base) {
                     Ok(()) => {
@@ -503,10 +525,20 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                         d.compactions += 1;
                         tracing::debug!(seq = %cp.seq, "log compacted at a stable checkpoint");
                     }
-                    // The log keeps its records: nothing is lost, it only grows.
-                    Err(e) => tracing::warn!(error = %e, "log not compacted"),
+                    // The log keeps its records: nothing is lost, it only grows. Not
+                    // tried again at this checkpoint.
+                    Err(e) => {
+                        d.compaction_failed = failed_at;
+                        d.compactions_failed += 1;
+                        tracing::warn!(error = %e, seq = %cp.seq,
+                            "log not compacted at this stable checkpoint; next one tries again");
+                    }
                 },
-                Err(_) => self.counters.encode_errors += 1,
+                Err(_) => {
+                    d.compaction_failed = failed_at;
+                    d.compactions_failed += 1;
+                    self.counters.encode_errors += 1;
+                }
             }
         }
     }
@@ -644,6 +676,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
             ("wal_records".to_string(), d.records),
             ("wal_synced".to_string(), d.synced),
             ("wal_compactions".to_string(), d.compactions),
+            ("wal_compactions_failed".to_string(), d.compactions_failed),
             ("wal_held".to_string(), d.held.len() as u64),
         ])
     }
@@ -723,6 +756,35 @@ mod tests {
     use tandem_experiments::frames::decode_replica_frame;
     use tandem_network::MemoryHub;
     use tokio::sync::{mpsc::unbounded_channel, oneshot};
+
+    /// Review D3: a compaction that failed at a stable checkpoint (its base over the
+    /// log's record limit) is not tried again — its base not rebuilt and re-encoded on
+    /// every durable report — until the stable checkpoint advances.
+    #[test]
+    fn a_failed_compaction_waits_for_the_next_stable_checkpoint() {
+        let (wants, none) = (true, Seq(0));
+        assert!(
+            compaction_due(wants, Seq(8), none, none),
+            "first compaction"
+        );
+        assert!(
+            !compaction_due(false, Seq(8), none, none),
+            "the log wants none"
+        );
+        assert!(
+            !compaction_due(wants, Seq(8), Seq(8), none),
+            "compacted there"
+        );
+        // Failed at 8: not again at 8, on however many durable reports.
+        for _ in 0..3 {
+            assert!(!compaction_due(wants, Seq(8), none, Seq(8)));
+        }
+        assert!(
+            compaction_due(wants, Seq(12), none, Seq(8)),
+            "the next checkpoint"
+        );
+        assert!(compaction_due(wants, Seq(12), Seq(4), Seq(8)));
+    }
 
     /// The state chunk bound of the test clusters.
     const TEST_CHUNK_BYTES: usize = tandem_consensus::state_chunks::DEFAULT_STATE_CHUNK_BYTES;

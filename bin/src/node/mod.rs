@@ -194,9 +194,14 @@ async fn run_protocol<P: Protocol>(parts: Parts<'_>) -> Result<MetricsLine> {
                 let aside = cfg.dir.with_file_name(format!("wal.damaged-{}", unix_ms()));
                 tracing::error!(error = %e, moved_to = %aside.display(),
                     "write-ahead log damaged: moved aside; starting empty, recovering from peers by state transfer");
+                (proto, app) = build()?;
+                let salvaged = salvage(&cfg, &mut proto);
+                tracing::warn!(
+                    records = salvaged,
+                    "records of the damaged log handed to the protocol for its safety floor"
+                );
                 std::fs::rename(&cfg.dir, &aside)
                     .with_context(|| format!("cannot move {} aside", cfg.dir.display()))?;
-                (proto, app) = build()?;
                 wal::open(&cfg)?
             }
             Err(e) => return Err(anyhow::Error::new(e).context("cannot use the write-ahead log")),
@@ -280,6 +285,25 @@ pub(crate) fn recover<P: Protocol>(
         "recovered from the write-ahead log"
     );
     Ok(recovered)
+}
+
+/// A refused log's records, to a fresh replica (`Protocol::salvage`): it keeps the
+/// safety floor they hold (HotStuff: last voted round and lock) and logs it again at
+/// start, so a log refused by replay (not one the WAL cannot read: nothing is
+/// salvaged from that) does not make the replica forget its votes. Returns how many
+/// records were handed over.
+pub(crate) fn salvage<P: Protocol>(cfg: &WalConfig, proto: &mut P) -> usize {
+    let Ok(recovered) = wal::open(cfg) else {
+        return 0;
+    };
+    let mut handed = 0;
+    for bytes in &recovered.records {
+        if let Ok(record) = tandem_network::decode::<P::Record>(bytes, wal::format::MAX_RECORD) {
+            proto.salvage(record);
+            handed += 1;
+        }
+    }
+    handed
 }
 
 /// The cluster's id in log headers: SHA-256 of its replicas' public keys.

@@ -29,7 +29,8 @@ pub enum ByzantineMode {
     Equivocate,
     /// As leader, holds every proposal until just under the round time-out.
     SlowLeader,
-    /// Corrupts every signature it produces (votes, timeouts, checkpoints, envelopes).
+    /// Corrupts every signature it produces (votes, timeouts, checkpoints, envelopes)
+    /// and those of the QCs inside the blocks it serves to fetches.
     BadSignatures,
     /// Keeps resending old messages it sent.
     Replay,
@@ -483,6 +484,17 @@ fn corrupt_signatures(mut env: Envelope) -> Envelope {
         Message::Vote(v) => v.signature.0[0] ^= 0xff,
         Message::Timeout(t) => t.timeout.signature.0[0] ^= 0xff,
         Message::Checkpoint(c) => c.signature.0[0] ^= 0xff,
+        // The QCs inside the blocks it serves: a block's digest binds its QC's block
+        // and round, not the signatures, so a fetching replica must not log them.
+        Message::Blocks(blocks) => {
+            for b in blocks.iter_mut() {
+                let mut forged = (**b).clone();
+                if let Some(v) = forged.qc.votes.first_mut() {
+                    v.signature.0[0] ^= 0xff;
+                    *b = Arc::new(forged);
+                }
+            }
+        }
         _ => {}
     }
     env

@@ -29,6 +29,12 @@ counters! {
     checkpoints_stable,
     /// State transfers completed.
     state_transfers,
+    /// Own proposals not sent: this replica could not vote for them (so no `Voted`
+    /// record would tell a restart it proposed in the round).
+    proposals_withheld,
+    /// QCs inside fetched blocks that committed blocks but did not verify: not
+    /// logged (a faulty peer forged their signatures).
+    unverified_commit_qcs,
     /// Proposals held until their parent arrives.
     proposals_deferred,
     /// Client requests dropped: payload over the limit.

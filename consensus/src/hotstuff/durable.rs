@@ -57,6 +57,30 @@
 //!   commit is not lost either: every later certified block extends it, and leaders
 //!   keep proposing while uncommitted requests sit on the highest QC's chain.
 //!
+//! **Only verified QCs are logged and adopted.** Replay adopts a logged QC as its
+//! highest QC and as a head of the commit rule, so every QC the log holds must verify:
+//! the QC that committed blocks is the highest QC, one this replica verified or
+//! formed, or the QC inside a held block once its signatures verify (a fetched block's
+//! digest binds its QC's block and round, not the signatures; a forged one is not
+//! logged — the highest QC is, when higher — and counted `unverified_commit_qcs`).
+//! Replay verifies again the QCs of `Certified`, `TimedOut` and `Base` records (and
+//! refuses a QC, vote or timeout of round `u64::MAX`); a `Voted` block's QC was
+//! verified before the vote and is not checked again.
+//!
+//! **A refused log.** A log whose replay is refused is moved aside by the node, and the
+//! replica restarts empty, recovering its state from its peers. It does not forget its
+//! safety floor: the node hands every decodable record of the refused log to
+//! [`HotStuff::salvage`], which keeps the highest round voted or timed out in and the
+//! lock, and logs them again at `start` (a `TimedOut` of that round holding the genesis
+//! QC, and `Locked`) before anything is sent.
+//!
+//! **The last vote** (`last_voted_block`, and the vote itself, resent with a timeout
+//! of its round) is restored from the last `Voted` record (the vote signed again at
+//! `start`: the same vote, signatures are deterministic) when no later timeout or base
+//! holds a higher round. A base does not name its last voted block: a replica
+//! restarted from a base alone resends no vote with its timeout (peers that missed it
+//! form the QC from the others, or a TC).
+//!
 //! The simulator's whole-cluster crash test (`sim/mod.rs`), the unit tests in
 //! `tests.rs` and the node driver's restart test check it.
 //!
@@ -208,24 +232,34 @@ impl HotStuff {
                 self.replay_base(*state).map_err(fail)?;
             }
             HotStuffRecord::Voted(block) => {
-                if block.round == View(0) || block.qc.round >= block.round {
+                if block.round == View(0)
+                    || block.round.0 == u64::MAX
+                    || block.qc.round >= block.round
+                {
                     return Err(fail(
                         "a vote for a block whose QC is not below its round".into(),
                     ));
                 }
-                self.safety.restore(block.round, View(0));
+                // Its QC was verified before the vote (proposals are checked) and is
+                // not verified again: a long log replays without a signature check
+                // per vote. It becomes the highest QC only if no checked one is higher.
                 let digest = block.digest();
+                if block.round >= self.safety.last_voted_round() {
+                    self.last_voted_block = Some(digest);
+                }
+                self.safety.restore(block.round, View(0));
                 self.note_logged_qc(&block.qc);
                 self.restore_high_qc(block.qc.clone());
                 // At or below the committed tip (a base covers it): nothing to hold.
                 let _ = self.tree.insert(digest, block);
             }
             HotStuffRecord::TimedOut { round, high_qc } => {
-                if high_qc.round >= round {
+                if high_qc.round >= round || round.0 == u64::MAX {
                     return Err(fail(
                         "a timeout whose highest QC is not below its round".into(),
                     ));
                 }
+                self.check_logged_qc(&high_qc).map_err(fail)?;
                 self.safety.restore(round, View(0));
                 self.note_logged_qc(&high_qc);
                 self.restore_high_qc(high_qc);
@@ -234,6 +268,7 @@ impl HotStuff {
                 if qc.round == View(0) {
                     return Err(fail("a commit by the genesis QC".into()));
                 }
+                self.check_logged_qc(&qc).map_err(fail)?;
                 self.note_logged_qc(&qc);
                 self.restore_high_qc(qc);
             }
@@ -259,7 +294,79 @@ impl HotStuff {
             .last_voted_round()
             .max(self.high_qc.round.next());
         self.pacemaker.resume(resume);
+        // A leader proposes only in a round it has not voted or timed out in, and its
+        // proposal leaves after its `Voted` record: it proposed in no round above its
+        // last voted one, and proposes in none up to it again.
+        self.last_proposed = self.last_proposed.max(self.safety.last_voted_round());
         Ok(())
+    }
+
+    /// The safety floor of a refused log's record (`Protocol::salvage`): the round
+    /// voted or timed out in, the lock; nothing else of the record is trusted.
+    pub(crate) fn salvage(&mut self, record: HotStuffRecord) {
+        let (voted, lock) = match record {
+            HotStuffRecord::Base(s) => (s.last_voted_round, s.preferred_round),
+            HotStuffRecord::Voted(b) => (b.round, View(0)),
+            HotStuffRecord::TimedOut { round, .. } => (round, View(0)),
+            HotStuffRecord::Locked(lock) => (View(0), lock),
+            HotStuffRecord::Stable(_) | HotStuffRecord::Certified(_) => return,
+        };
+        let cap = |r: Round| View(r.0.min(u64::MAX - 1));
+        let (voted, lock) = (cap(voted), cap(lock));
+        let floor = self.salvaged_floor.get_or_insert((View(0), View(0)));
+        *floor = (floor.0.max(voted), floor.1.max(lock));
+        self.safety.restore(voted, lock);
+        self.pacemaker.resume(self.safety.last_voted_round());
+        self.last_proposed = self.last_proposed.max(self.safety.last_voted_round());
+    }
+
+    /// At `start`, after a salvage: logs the floor again in the new log (a timeout of
+    /// the last voted round holding the genesis QC, the lock), before anything is
+    /// sent.
+    pub(crate) fn log_salvaged_floor(&mut self, out: &mut Vec<HotStuffAction>) {
+        let Some((voted, lock)) = self.salvaged_floor.take() else {
+            return;
+        };
+        tracing::warn!(replica = %self.me, last_voted_round = %voted, lock = %lock,
+            "safety floor salvaged from a refused log");
+        if voted > View(0) {
+            out.push(crate::protocol::Action::Persist(HotStuffRecord::TimedOut {
+                round: voted,
+                high_qc: Qc::genesis(),
+            }));
+        }
+        if lock > self.persisted_lock {
+            self.persisted_lock = lock;
+            out.push(crate::protocol::Action::Persist(HotStuffRecord::Locked(
+                lock,
+            )));
+        }
+    }
+
+    /// The vote for the last voted block, signed again (the same vote: signatures are
+    /// deterministic), to resend with a timeout of its round; none if a later timeout
+    /// or a base holds the last voted round.
+    fn restore_last_vote(&mut self) {
+        let Some(digest) = self.last_voted_block else {
+            return;
+        };
+        let Some(round) = self.tree.get(&digest).map(|b| b.round) else {
+            return;
+        };
+        if self.last_vote.is_some() || round != self.safety.last_voted_round() {
+            return;
+        }
+        let body = crate::hotstuff::qc::VoteBody {
+            block: digest,
+            round,
+        };
+        self.last_vote = Some(crate::crypto::Signed {
+            signature: self
+                .keys
+                .sign(&crate::crypto::SignedBody::signing_bytes(&body)),
+            body,
+            signer: self.me,
+        });
     }
 
     /// A QC the log holds: a head for the commit rule at `start`.
@@ -271,24 +378,54 @@ impl HotStuff {
     /// Blocks committed by the QC certifying `certified`: unless the log holds a QC as
     /// high (the replica's vote for a block carrying it, usually in this very event),
     /// that QC is logged at the end of the event ([`HotStuff::log_commit_qc`]).
+    ///
+    /// Only a verified QC is logged (a restart adopts it as its highest QC): the
+    /// highest QC, or one this replica verified or formed, or the QC inside a held
+    /// block once its signatures verify — a fetched block's digest binds its QC's block
+    /// and round, not the signatures, so a faulty peer may have forged them. If that
+    /// one does not verify, the highest QC is logged instead when it is higher (it
+    /// certifies a block extending the committed ones, so a restart re-derives the
+    /// commits from it).
     pub(crate) fn note_commit_qc(&mut self, certified: Digest) {
         let qc = if self.high_qc.block == certified {
-            Some(&self.high_qc)
+            Some(self.high_qc.clone())
         } else if let Some(qc) = self.certified.get(&certified) {
-            Some(qc)
+            Some(qc.clone())
         } else {
-            self.tree
+            let held = self
+                .tree
                 .pending_blocks()
                 .filter_map(|(_, d)| self.tree.get(&d))
                 .map(|b| &b.qc)
                 .find(|qc| qc.block == certified)
+                .cloned();
+            match held {
+                Some(qc) if self.verify_qc(&qc) => Some(qc),
+                Some(qc) => {
+                    self.counters.unverified_commit_qcs += 1;
+                    (self.high_qc.round > qc.round).then(|| self.high_qc.clone())
+                }
+                None => None,
+            }
         };
         if let Some(qc) = qc
             && qc.round > self.logged_qc_round
             && self.commit_qc.as_ref().is_none_or(|c| c.round < qc.round)
         {
-            self.commit_qc = Some(qc.clone());
+            self.commit_qc = Some(qc);
         }
+    }
+
+    /// A QC a record holds, checked before replay adopts it: a round below the
+    /// largest (whose successor exists), signed by a quorum (the genesis QC aside).
+    fn check_logged_qc(&mut self, qc: &Qc) -> Result<(), String> {
+        if qc.round.0 == u64::MAX {
+            return Err("a QC of the last round".into());
+        }
+        if *qc != Qc::genesis() && !self.verify_qc(qc) {
+            return Err(format!("the QC of round {} does not verify", qc.round));
+        }
+        Ok(())
     }
 
     /// At the end of an event: logs the QC that committed blocks in it unless a record
@@ -330,11 +467,11 @@ impl HotStuff {
         {
             return Err(format!("state at {seq} does not match its certificate"));
         }
-        if s.high_qc != Qc::genesis() && !s.high_qc.verify(&mut self.keys, self.quorum) {
-            return Err(format!(
-                "highest QC of round {} does not verify",
-                s.high_qc.round
-            ));
+        if s.last_voted_round.0 == u64::MAX || s.preferred_round.0 == u64::MAX {
+            return Err(format!("safety state at {seq} is out of range"));
+        }
+        if let Err(e) = self.check_logged_qc(&s.high_qc) {
+            return Err(format!("highest QC: {e}"));
         }
         let mut parent = (digest, block.height, block.round);
         for b in &s.committed {
@@ -402,6 +539,7 @@ impl HotStuff {
     /// block, and the highest QC, in round order — then delivers the committed blocks
     /// above the checkpoint (or genesis) the application was restored to.
     pub(crate) fn resume_recovered(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
+        self.restore_last_vote();
         let mut heads = std::mem::take(&mut self.recovered_heads);
         heads.extend(
             self.tree

@@ -216,9 +216,18 @@ impl HotStuff {
 
     /// As the current round's leader, proposes a block extending the highest QC, once
     /// per round, when there are requests or uncommitted requests need more QCs.
+    ///
+    /// Once per round across restarts too: a leader proposes only in a round it has
+    /// neither voted nor timed out in, and its proposal leaves after the `Voted` record
+    /// of its own vote for it (withheld if it could not vote for it), so a restarted
+    /// leader, which resumes in its last voted round with `last_proposed` at least that
+    /// round (`durable.rs`), never proposes a second, different block there.
     pub(crate) fn try_propose(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
         let round = self.round();
-        if self.leader(round) != self.me || self.last_proposed >= round {
+        if self.leader(round) != self.me
+            || self.last_proposed >= round
+            || self.safety.last_voted_round() >= round
+        {
             return;
         }
         let tc = if self.high_qc.round.next() == round {
@@ -250,10 +259,23 @@ impl HotStuff {
             qc: self.high_qc.clone(),
             batch: Arc::new(batch),
         });
-        self.counters.blocks_proposed += 1;
         let proposal = Proposal { block, tc };
-        self.broadcast(Message::Proposal(proposal.clone()), out);
-        self.on_proposal(now, self.me, proposal, out);
+        let mut own = Vec::new();
+        self.on_proposal(now, self.me, proposal.clone(), &mut own);
+        // The proposal leaves right after the record of our vote for it: a restart
+        // from any later point knows we proposed in this round.
+        let Some(voted) = own.iter().position(
+            |a| matches!(a, Action::Persist(HotStuffRecord::Voted(b)) if b.round == round),
+        ) else {
+            self.counters.proposals_withheld += 1;
+            out.append(&mut own);
+            return;
+        };
+        self.counters.blocks_proposed += 1;
+        let mut broadcast = Vec::with_capacity(1);
+        self.broadcast(Message::Proposal(proposal), &mut broadcast);
+        own.splice(voted + 1..voted + 1, broadcast);
+        out.append(&mut own);
     }
 
     /// Up to one batch of queued requests that are neither delivered nor in an

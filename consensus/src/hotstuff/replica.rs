@@ -123,6 +123,9 @@ pub struct HotStuff {
     pub(crate) wanted: BTreeMap<Digest, u32>,
     /// The highest round of a QC this replica's log holds (`durable.rs`).
     pub(crate) logged_qc_round: Round,
+    /// The safety floor (last voted round, lock) salvaged from a refused log, logged
+    /// again at `start` (`durable.rs`, [`HotStuff::salvage`]).
+    pub(crate) salvaged_floor: Option<(Round, Round)>,
     /// A QC that committed blocks during the current event and is above every QC the
     /// log holds: logged (`Certified`) at the end of the event, before any reply.
     pub(crate) commit_qc: Option<Qc>,
@@ -205,6 +208,7 @@ impl HotStuff {
             round_changed: true,
             wanted: BTreeMap::new(),
             logged_qc_round: View(0),
+            salvaged_floor: None,
             commit_qc: None,
             recovered_heads: Vec::new(),
             last_delivered: Seq(0),
@@ -292,6 +296,7 @@ impl HotStuff {
     /// the stable checkpoint is ahead) and, as leader of its round, proposes once
     /// there is work.
     pub fn start(&mut self, now: Time, out: &mut Vec<HotStuffAction>) {
+        self.log_salvaged_floor(out);
         self.set_timer(
             HotStuffTimer::Status,
             now + self.cfg.common.status_interval,
@@ -506,6 +511,11 @@ impl Protocol for HotStuffReplica {
         self.core.replay(index, record)
     }
 
+    /// Keeps the safety floor of a refused log (`durable.rs`).
+    fn salvage(&mut self, record: HotStuffRecord) {
+        self.core.salvage(record);
+    }
+
     /// The stable checkpoint with the durable state at it (`durable.rs`).
     fn durable_checkpoint(&self) -> Option<DurableCheckpoint<HotStuffRecord>> {
         self.core.durable_checkpoint()
@@ -527,9 +537,18 @@ impl Protocol for HotStuffReplica {
 
     /// A vote casts `("vote", its round, seq 0, the block)`: one vote per round,
     /// whatever the block's height. A timeout of round r leaves every round up to r
-    /// (no vote in them afterwards): [`CastVote::LEAVE`] to r + 1.
+    /// (no vote in them afterwards): [`CastVote::LEAVE`] to r + 1. A leader's proposal
+    /// casts `("propose", its round, seq 0, the block)`: one proposal per round, never
+    /// in a round left (a restarted leader that proposed a second block in its resumed
+    /// round equivocates, as PBFT's pre-prepares are checked).
     fn vote_of(env: &Envelope) -> Option<CastVote> {
         match &env.msg {
+            Message::Proposal(p) => Some(CastVote {
+                phase: "propose",
+                view: p.block.round,
+                seq: Seq(0),
+                digest: p.block.digest(),
+            }),
             Message::Vote(v) => Some(CastVote {
                 phase: "vote",
                 view: v.body.round,

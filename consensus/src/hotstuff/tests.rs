@@ -170,6 +170,10 @@ impl Cluster {
                 matches!(rec, HotStuffRecord::TimedOut { round, .. }
                     if *round == t.timeout.body.round)
             }),
+            // A proposal: the leader's vote for it (a restart then knows it proposed).
+            Message::Proposal(p) => log.clone().any(
+                |rec| matches!(rec, HotStuffRecord::Voted(b) if b.digest() == p.block.digest()),
+            ),
             _ => true,
         }
     }
@@ -250,6 +254,12 @@ impl Cluster {
 
     /// Delivers every queued message and execution report.
     fn settle(&mut self) {
+        self.settle_with(|_, _, _| true);
+    }
+
+    /// As [`Cluster::settle`], passing each message through `keep` first (which may
+    /// rewrite it, or drop it by returning false).
+    fn settle_with(&mut self, mut keep: impl FnMut(usize, usize, &mut Envelope) -> bool) {
         let mut steps = 0;
         loop {
             steps += 1;
@@ -262,9 +272,12 @@ impl Cluster {
                 self.feed(r, Event::Snapshot { seq, snapshot });
                 continue;
             }
-            let Some((from, to, msg)) = self.queue.pop_front() else {
+            let Some((from, to, mut msg)) = self.queue.pop_front() else {
                 break;
             };
+            if !keep(from, to, &mut msg) {
+                continue;
+            }
             self.feed(
                 to,
                 Event::Message {
@@ -1297,4 +1310,299 @@ fn an_inconsistent_base_is_refused() {
         assert_eq!(err.index, 0, "{what}");
         assert!(!err.problem.is_empty(), "{what}");
     }
+}
+
+/// Review D1: a leader that proposed and voted in its round, crashed and restarted (in
+/// that round, its last voted one) proposes no second, different block there when a
+/// request arrives; and its proposal left only after the `Voted` record of its vote.
+#[test]
+fn a_restarted_leader_does_not_propose_twice_in_its_round() {
+    let mut c = Cluster::new(4, 2);
+    c.request(1, 1, 1);
+    c.settle();
+    let leader = (0..4)
+        .find(|r| crate::hotstuff::leaders::leader(c.round(*r), 4).index() == *r)
+        .expect("a replica in a round it leads");
+    let round = c.round(leader);
+    // The leader proposes and votes, but nothing it sends arrives: it crashes.
+    c.silent.insert(leader);
+    c.request(leader, 2, 1);
+    let first: Vec<Digest> = c
+        .proposals
+        .iter()
+        .filter(|(r, b)| *r == leader && b.round == round)
+        .map(|(_, b)| b.digest())
+        .collect();
+    assert_eq!(first.len(), 1, "the leader proposed in its round");
+    assert!(
+        c.persisted_before_vote[leader],
+        "the proposal left after the Voted record"
+    );
+    c.restart_from_log(leader);
+    c.silent.remove(&leader);
+    assert_eq!(c.round(leader), round, "resumes in its last voted round");
+    c.request(leader, 3, 1);
+    c.settle();
+    let in_round: BTreeSet<Digest> = c
+        .proposals
+        .iter()
+        .filter(|(r, b)| *r == leader && b.round == round)
+        .map(|(_, b)| b.digest())
+        .collect();
+    assert_eq!(in_round.len(), 1, "one proposal in round {round}");
+    for r in 0..4 {
+        assert_eq!(
+            c.replicas[r].core().counters().dropped_equivocation,
+            0,
+            "replica {r}"
+        );
+    }
+}
+
+/// Review D1: the simulator's vote ledger sees a leader's proposals: two different
+/// blocks proposed by one replica in one round (across a restart) are a violation, a
+/// resend is not; PBFT's pre-prepares were checked already.
+#[test]
+fn the_vote_ledger_sees_two_proposals_in_a_round() {
+    use crate::sim::votes::VoteLedger;
+    let proposal = |seed: u8, round: u64| {
+        let block = Arc::new(Block {
+            round: View(round),
+            height: Seq(1),
+            author: ReplicaId(1),
+            qc: Qc::genesis(),
+            batch: Arc::new(Batch::new(vec![Request::new(
+                ClientId(1),
+                u64::from(seed),
+                Bytes::from(vec![seed]),
+            )])),
+        });
+        Envelope {
+            msg: Message::Proposal(Proposal { block, tc: None }),
+            signature: None,
+        }
+    };
+    let cast = |env: &Envelope| HotStuffReplica::vote_of(env).expect("casts a proposal");
+    let mut ledger = VoteLedger::default();
+    assert_eq!(ledger.cast(1, cast(&proposal(1, 5))), None);
+    assert_eq!(ledger.cast(1, cast(&proposal(1, 5))), None, "a resend");
+    assert!(
+        ledger.cast(1, cast(&proposal(2, 5))).is_some(),
+        "a second block in round 5"
+    );
+    assert_eq!(ledger.cast(1, cast(&proposal(2, 6))), None);
+}
+
+/// Review D2: a peer serves blocks whose embedded QCs carry forged signatures (a
+/// block's digest binds its QC's block and round only). The fetching replica commits
+/// through them but never logs one: every QC its log holds verifies, and it replays
+/// that log. (The harness does not install states, so the restarted replica, behind a
+/// checkpoint, is not asked to go on.)
+#[test]
+fn forged_qcs_in_fetched_blocks_never_reach_the_log() {
+    let mut c = Cluster::new(4, 2);
+    let r = 3;
+    c.request(1, 1, 1);
+    c.settle();
+    // Replica r hears nothing for a while.
+    for i in 2..=3 {
+        c.request(1, 1, i);
+        c.settle_with(|_, to, _| to != r);
+        for _ in 0..50 {
+            if has_delivered(&c, 0, 1, i) || !c.fire_next_timer() {
+                break;
+            }
+            c.settle_with(|_, to, _| to != r);
+        }
+    }
+    // Then it catches up, fetching blocks whose QCs' signatures are forged.
+    let forge = |_: usize, to: usize, env: &mut Envelope| {
+        if to == r
+            && let Message::Blocks(blocks) = &mut env.msg
+        {
+            for b in blocks.iter_mut() {
+                let mut forged = (**b).clone();
+                if let Some(v) = forged.qc.votes.first_mut() {
+                    v.signature.0[0] ^= 0xff;
+                    *b = Arc::new(forged);
+                }
+            }
+        }
+        true
+    };
+    for i in 4..=6 {
+        c.request(1, 1, i);
+        c.settle_with(forge);
+        for _ in 0..50 {
+            if has_delivered(&c, r, 1, i) || !c.fire_next_timer() {
+                break;
+            }
+            c.settle_with(forge);
+        }
+    }
+    assert!(
+        has_delivered(&c, r, 1, 3),
+        "caught up through fetched blocks"
+    );
+    let mut keys = c.keys[0].clone();
+    for (i, rec) in c.logs[r].iter().enumerate() {
+        let qc = match rec {
+            HotStuffRecord::Certified(qc) | HotStuffRecord::TimedOut { high_qc: qc, .. } => qc,
+            HotStuffRecord::Voted(b) => &b.qc,
+            _ => continue,
+        };
+        assert!(
+            *qc == Qc::genesis() || qc.verify(&mut keys, 3),
+            "record {i} holds a QC of round {} that does not verify",
+            qc.round
+        );
+    }
+    assert!(c.replicas[r].core().counters().unverified_commit_qcs > 0);
+    // It replays its own log (every QC in it verified on the way).
+    c.restart_from_log(r);
+    let hqc = c.replicas[r].core().high_qc().clone();
+    assert!(hqc.round > View(0) && hqc.verify(&mut keys, 3));
+}
+
+/// Review D2: the QC that committed blocks is logged only once verified: one inside a
+/// held block (fetched, its signatures never checked) whose signatures are forged is
+/// not logged, and counted.
+#[test]
+fn a_forged_qc_inside_a_held_block_is_not_logged() {
+    let mut c = Cluster::new(4, 2);
+    for i in 1..=3 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let core = c.replicas[2].core_mut();
+    let high = core.high_qc().clone();
+    let (_, tip_height, _) = core.tree.tip();
+    let certified = Digest([7; 32]);
+    let mut forged = Qc {
+        block: certified,
+        round: View(high.round.0 + 1),
+        votes: high.votes.clone(),
+    };
+    forged.votes[0].signature.0[0] ^= 0xff;
+    let block = Arc::new(Block {
+        round: View(high.round.0 + 2),
+        height: Seq(tip_height.0 + 3),
+        author: ReplicaId(0),
+        qc: forged.clone(),
+        batch: Batch::null(),
+    });
+    assert!(matches!(
+        core.tree.insert(block.digest(), block),
+        crate::hotstuff::block_tree::Insert::Inserted
+    ));
+    assert!(core.logged_qc_round < forged.round);
+    core.note_commit_qc(certified);
+    let mut out = Vec::new();
+    core.log_commit_qc(&mut out);
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::Persist(HotStuffRecord::Certified(qc)) if *qc == forged)),
+        "the forged QC is not logged"
+    );
+    assert_eq!(core.counters().unverified_commit_qcs, 1);
+}
+
+/// Review D2: replay verifies the QCs of `Certified` and `TimedOut` records before
+/// adopting them, and refuses a QC of the last round.
+#[test]
+fn replay_refuses_forged_or_out_of_range_qcs() {
+    let mut c = Cluster::new(4, 2);
+    for i in 1..=4 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let log = c.logs[2].clone();
+    let fresh = |log: &[HotStuffRecord]| {
+        let mut f = HotStuffReplica::build(&c.common, &c.own, c.keys[2].clone(), None).unwrap();
+        for (i, rec) in log.iter().enumerate() {
+            f.recover(i as u64, rec.clone()).unwrap();
+        }
+        f
+    };
+    let real = fresh(&log).core().high_qc().clone();
+    assert!(real.round > View(0));
+    let mut forged = real.clone();
+    forged.round = View(real.round.0 + 5);
+    let records = [
+        HotStuffRecord::Certified(forged.clone()),
+        HotStuffRecord::TimedOut {
+            round: View(forged.round.0 + 1),
+            high_qc: forged.clone(),
+        },
+        HotStuffRecord::Certified(Qc {
+            round: View(u64::MAX),
+            ..real.clone()
+        }),
+    ];
+    for bad in records {
+        let mut f = fresh(&log);
+        let err = f.recover(log.len() as u64, bad.clone()).unwrap_err();
+        assert!(err.problem.contains("QC"), "{bad:?}: {err}");
+        assert_eq!(f.core().high_qc(), &real, "not adopted");
+    }
+    // The real QC replays.
+    let mut f = fresh(&log);
+    f.recover(log.len() as u64, HotStuffRecord::Certified(real.clone()))
+        .unwrap();
+}
+
+/// Review D2: a log refused by replay (here a base whose highest QC is forged) does not
+/// make the replica forget its safety floor: a fresh replica salvages the last voted
+/// round and the lock from it, and logs them again at `start` before sending anything.
+#[test]
+fn a_refused_log_keeps_the_safety_floor() {
+    let mut c = Cluster::new(4, 3);
+    for i in 1..=12 {
+        c.request(1, 1, i);
+        c.settle();
+    }
+    let r = 2;
+    c.compact(r).expect("a compaction point");
+    let HotStuffRecord::Base(mut state) = c.logs[r][0].clone() else {
+        panic!("a base");
+    };
+    let (voted, lock) = (state.last_voted_round, state.preferred_round);
+    assert!(voted > View(0) && lock > View(0));
+    state.high_qc.votes[0].signature.0[0] ^= 0xff;
+    let refused = vec![HotStuffRecord::Base(state)];
+    let build = || HotStuffReplica::build(&c.common, &c.own, c.keys[r].clone(), None).unwrap();
+    let mut f = build();
+    assert!(
+        f.recover(0, refused[0].clone()).is_err(),
+        "the base is refused"
+    );
+    let mut f = build();
+    for rec in refused {
+        f.salvage(rec);
+    }
+    assert_eq!(f.core().safety.last_voted_round(), voted);
+    assert_eq!(f.core().safety.preferred_round(), lock);
+    let mut out = Vec::new();
+    f.start(c.now, &mut out);
+    let logged: Vec<HotStuffRecord> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist(rec) => Some(rec.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        out.iter()
+            .take(logged.len())
+            .all(|a| matches!(a, Action::Persist(_))),
+        "logged before anything else"
+    );
+    // A restart from the new log keeps the floor.
+    let mut again = build();
+    for (i, rec) in logged.into_iter().enumerate() {
+        again.recover(i as u64, rec).unwrap();
+    }
+    assert_eq!(again.core().safety.last_voted_round(), voted);
+    assert_eq!(again.core().safety.preferred_round(), lock);
+    assert!(again.core().round() >= voted);
 }
