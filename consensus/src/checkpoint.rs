@@ -156,6 +156,25 @@ pub struct OwnCheckpoint {
     pub snapshot: Option<Bytes>,
 }
 
+/// The replica's own checkpoint at `stable` and its chunk list, when that checkpoint
+/// may be its log's compaction point ([`crate::Protocol::durable_checkpoint`]): past
+/// genesis, executed (`last_executed` reached it), no state transfer installing a
+/// state (`installing`), its state reported, and its digest the certified one.
+pub(crate) fn compaction_snapshot<'a>(
+    stable: &StableCert,
+    own_checkpoints: &'a BTreeMap<Seq, OwnCheckpoint>,
+    last_executed: Seq,
+    installing: bool,
+) -> Option<(&'a OwnCheckpoint, Bytes)> {
+    let seq = stable.seq;
+    if seq == Seq(0) || last_executed < seq || installing {
+        return None;
+    }
+    let own = own_checkpoints.get(&seq)?;
+    let snapshot = own.snapshot.clone()?;
+    (own.digest == stable.digest).then_some((own, snapshot))
+}
+
 /// Drops our own checkpoints below the one before `stable`: the stable checkpoint's
 /// state serves new transfers, and the one before serves transfers that began before
 /// the checkpoint moved (their chunks must all come from one checkpoint's state). Two

@@ -738,16 +738,22 @@ fn decode_exact<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &'static str,
 ) -> Result<T, Error> {
-    if bytes.len() > MAX_TX_BYTES {
+    decode_exact_limited::<T, MAX_TX_BYTES>(bytes, what)
+}
+
+/// Decodes one bincode value of at most `LIMIT` bytes that must consume all of
+/// `bytes`; errors name `what`.
+pub(crate) fn decode_exact_limited<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, Error> {
+    if bytes.len() > LIMIT {
         return Err(Error::Decode {
             what,
-            reason: format!(
-                "{} bytes is above the {MAX_TX_BYTES}-byte limit",
-                bytes.len()
-            ),
+            reason: format!("{} bytes is above the {LIMIT}-byte limit", bytes.len()),
         });
     }
-    let config = bincode::config::standard().with_limit::<MAX_TX_BYTES>();
+    let config = bincode::config::standard().with_limit::<LIMIT>();
     let (value, used) =
         bincode::serde::decode_from_slice(bytes, config).map_err(|e| Error::Decode {
             what,

@@ -167,14 +167,12 @@ impl HotStuff {
     /// state now. `None` while a state transfer installs a state.
     pub(crate) fn durable_checkpoint(&self) -> Option<DurableCheckpoint<HotStuffRecord>> {
         let seq = self.stable.seq;
-        if seq == Seq(0) || self.last_executed < seq || self.installing.is_some() {
-            return None;
-        }
-        let own = self.own_checkpoints.get(&seq)?;
-        let snapshot = own.snapshot.clone()?;
-        if own.digest != self.stable.digest {
-            return None;
-        }
+        let (own, snapshot) = crate::checkpoint::compaction_snapshot(
+            &self.stable,
+            &self.own_checkpoints,
+            self.last_executed,
+            self.installing.is_some(),
+        )?;
         let block = self.checkpoint_blocks.get(&seq)?.clone();
         let digest = block.digest();
         if self.tree.committed_at(seq) != Some(digest)

@@ -411,14 +411,12 @@ impl Pbft {
     /// it and holds its serialised state, with the durable state now.
     pub(crate) fn durable_checkpoint(&self) -> Option<DurableCheckpoint<PbftRecord>> {
         let seq = self.stable.seq;
-        if seq == Seq(0) || self.last_executed < seq || self.installing.is_some() {
-            return None;
-        }
-        let own = self.own_checkpoints.get(&seq)?;
-        let snapshot = own.snapshot.clone()?;
-        if own.digest != self.stable.digest {
-            return None;
-        }
+        let (own, snapshot) = crate::checkpoint::compaction_snapshot(
+            &self.stable,
+            &self.own_checkpoints,
+            self.last_executed,
+            self.installing.is_some(),
+        )?;
         let mut named: BTreeSet<Digest> = BTreeSet::new();
         let prepared: Vec<_> = self
             .prepared_claims

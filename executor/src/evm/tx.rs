@@ -111,29 +111,7 @@ impl EvmTx {
 
     /// Decodes `encode`'s output: at most `MAX_EVM_TX_BYTES`, all of it consumed.
     pub fn decode(bytes: &[u8]) -> Result<EvmTx, Error> {
-        let what = "EVM transaction";
-        if bytes.len() > MAX_EVM_TX_BYTES {
-            return Err(Error::Decode {
-                what,
-                reason: format!(
-                    "{} bytes is above the {MAX_EVM_TX_BYTES}-byte limit",
-                    bytes.len()
-                ),
-            });
-        }
-        let config = bincode::config::standard().with_limit::<MAX_EVM_TX_BYTES>();
-        let (tx, used): (EvmTx, usize) =
-            bincode::serde::decode_from_slice(bytes, config).map_err(|e| Error::Decode {
-                what,
-                reason: e.to_string(),
-            })?;
-        if used != bytes.len() {
-            return Err(Error::Decode {
-                what,
-                reason: format!("{} trailing bytes", bytes.len() - used),
-            });
-        }
-        Ok(tx)
+        crate::tx::decode_exact_limited::<EvmTx, MAX_EVM_TX_BYTES>(bytes, "EVM transaction")
     }
 }
 
