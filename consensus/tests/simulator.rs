@@ -305,6 +305,21 @@ mod hotstuff {
         ..HOTSTUFF_SWEEP
     };
 
+    /// Runs `cfg` and fails, with its replay command, unless it found no violation
+    /// and completed every request.
+    fn run_to_completion(cfg: &SimConfig) -> SimReport {
+        let report = run(cfg);
+        assert!(
+            report.ok() && report.requests_completed == report.requests_planned,
+            "seed {} ({}): {:?}\n    replay: {}",
+            cfg.seed,
+            cfg.faults.name(),
+            report.violations,
+            report.replay_command()
+        );
+        report
+    }
+
     /// Runs `seeds` seeds of HotStuff under `mix` with `n` replicas.
     fn sweep(mix: FaultMix, n: usize, seeds: Range<u64>) -> Vec<SimReport> {
         super::sweep_protocol(HOTSTUFF, mix, n, seeds)
@@ -357,14 +372,7 @@ mod hotstuff {
                 let mut cfg = SimConfig::new(HOTSTUFF, seed, mix, 4)
                     .with_protocol_param("leader_election", "reputation");
                 cfg.disks = true;
-                let report = run(&cfg);
-                assert!(
-                    report.ok() && report.requests_completed == report.requests_planned,
-                    "seed {seed} ({}): {:?}\n    replay: {}",
-                    mix.name(),
-                    report.violations,
-                    report.replay_command()
-                );
+                run_to_completion(&cfg);
             }
         }
     }
@@ -382,14 +390,7 @@ mod hotstuff {
             for seed in 0..4 {
                 let mut cfg = SimConfig::new(HOTSTUFF, seed, mix, 4);
                 cfg.disks = true;
-                let report = run(&cfg);
-                assert!(
-                    report.ok() && report.requests_completed == report.requests_planned,
-                    "seed {seed} ({}): {:?}\n    replay: {}",
-                    mix.name(),
-                    report.violations,
-                    report.replay_command()
-                );
+                let report = run_to_completion(&cfg);
                 from_snapshot += report.restarts_from_snapshot;
             }
         }
