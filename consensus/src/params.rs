@@ -9,6 +9,7 @@
 //! (PBFT's watermark window, pipelining depth and view-change timer; a HotStuff
 //! pacemaker's round timer) live in the protocol's own section.
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -91,16 +92,16 @@ pub const MIN_STATE_CHUNK_BYTES: usize = 4096;
 #[error("protocol parameter `{field}` {problem}")]
 pub struct ParamsError {
     /// The field, as the cluster file spells it (`batch_timeout_ms`, `window`).
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     /// What is wrong.
     pub problem: String,
 }
 
 impl ParamsError {
     /// The error for `field`.
-    pub fn new(field: &'static str, problem: impl Into<String>) -> ParamsError {
+    pub fn new(field: impl Into<Cow<'static, str>>, problem: impl Into<String>) -> ParamsError {
         ParamsError {
-            field,
+            field: field.into(),
             problem: problem.into(),
         }
     }
@@ -170,17 +171,19 @@ pub trait ProtocolParams:
     /// time-out); the cap on its back-off scales with it. `--view-timeout-ms` sets it.
     fn set_view_timeout(&mut self, initial: Duration);
 
-    /// Sets one of the protocol's own parameters by its name in the protocol's section
-    /// (`tandem sim --protocol-param KEY=VALUE`); a protocol names the keys it takes.
+    /// Sets one field of the protocol's own section by its name there (`tandem sim`,
+    /// `tandem local` and `tandem keygen` `--protocol-param KEY=VALUE`; a variant in
+    /// `tandem compare --protocols hotstuff:KEY=VALUE`). `value` is read as a TOML
+    /// value (`3`, `true`, `2.5`), or as a string when it is not one
+    /// (`reputation`), so every field a cluster file can set can be set this way.
     ///
     /// # Errors
-    /// The key is not one the protocol sets this way, or the value is not valid for it.
+    /// `key` is not a field of the section (the error lists the fields), or `value`
+    /// does not fit the field's type (the error names the field). The result is not
+    /// validated here: [`ProtocolParams::validate`] does that.
     fn set_param(&mut self, key: &str, value: &str) -> Result<(), ParamsError> {
-        let _ = value;
-        Err(ParamsError::new(
-            "protocol_param",
-            format!("`{key}` is not one this protocol sets by name"),
-        ))
+        *self = set_field(self, key, value)?;
+        Ok(())
     }
 
     /// The parameters the simulator runs the protocol with, beside the
@@ -192,6 +195,33 @@ pub trait ProtocolParams:
     /// the simulator's checker can be shown to catch it.
     #[cfg(test)]
     fn break_safety(&mut self, common: &CommonParams);
+}
+
+/// `params` with the field `key` of its section set to `value` (see
+/// [`ProtocolParams::set_param`]): through the section's TOML form, so the field's
+/// serde name, unit and type are the cluster file's.
+fn set_field<P: ProtocolParams>(params: &P, key: &str, value: &str) -> Result<P, ParamsError> {
+    let field = || Cow::Owned(key.to_string());
+    let mut table = toml::Table::try_from(params)
+        .map_err(|e| ParamsError::new("protocol_param", format!("cannot encode: {e}")))?;
+    if !table.contains_key(key) {
+        let fields: Vec<&str> = table.keys().map(String::as_str).collect();
+        return Err(ParamsError::new(
+            "protocol_param",
+            format!(
+                "`{key}` is not a field of the protocol's section; its fields: {}",
+                fields.join(", ")
+            ),
+        ));
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    table.insert(key.to_string(), parsed);
+    table.try_into().map_err(|e: toml::de::Error| {
+        ParamsError::new(field(), format!("= {value}: {}", e.message().trim_end()))
+    })
 }
 
 /// Durations as whole milliseconds in cluster files.
@@ -240,5 +270,36 @@ mod tests {
             e.to_string(),
             "protocol parameter `status_interval_ms` must be positive"
         );
+    }
+
+    #[test]
+    fn set_param_sets_any_field_of_a_section_by_its_file_name() {
+        use crate::hotstuff::HotStuffParams;
+        use crate::hotstuff::leaders::LeaderElection;
+        use crate::pbft::PbftParams;
+        let mut p = PbftParams::default();
+        p.set_param("window", "512").unwrap();
+        p.set_param("view_timeout_ms", "250").unwrap();
+        assert_eq!(p.window, 512);
+        assert_eq!(p.view_timeout, Duration::from_millis(250));
+        let e = p.set_param("chain_length", "3").unwrap_err();
+        assert_eq!(e.field, "protocol_param");
+        assert!(e.problem.contains("window"), "{e}");
+        let e = p.set_param("window", "many").unwrap_err();
+        assert_eq!(e.field, "window", "{e}");
+        let e = p.set_param("window", "-1").unwrap_err();
+        assert_eq!(e.field, "window", "{e}");
+        assert_eq!(p.window, 512, "a refused value leaves the field alone");
+
+        let mut h = HotStuffParams::default();
+        h.set_param("chain_length", "3").unwrap();
+        h.set_param("leader_election", "reputation").unwrap();
+        h.set_param("round_timeout_ms", "400").unwrap();
+        assert_eq!(h.chain_length, 3);
+        assert_eq!(h.leader_election, LeaderElection::Reputation);
+        assert_eq!(h.round_timeout, Duration::from_millis(400));
+        let e = h.set_param("leader_election", "random").unwrap_err();
+        assert_eq!(e.field, "leader_election");
+        assert!(e.problem.contains("round-robin"), "{e}");
     }
 }

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use tandem_consensus::client_auth::{MacKey, client_mac_key};
 use tandem_consensus::crypto::SigningKey;
 use tandem_consensus::{ClientId, CommonParams, ProtocolKind};
@@ -55,6 +55,10 @@ pub struct ClusterParams {
     pub signed_all: bool,
     /// What replicas keep across a restart (the cluster file's `[storage]`).
     pub durability: Durability,
+    /// Fields of the protocol's own section set by name (`--protocol-param KEY=VALUE`,
+    /// [`ProtocolParams::set_param`](tandem_consensus::ProtocolParams::set_param)), in
+    /// order, over its defaults and the leader time-out.
+    pub protocol_params: Vec<(String, String)>,
 }
 
 impl Default for ClusterParams {
@@ -80,6 +84,7 @@ impl Default for ClusterParams {
             view_timeout_ms: 1000,
             signed_all: false,
             durability: Durability::None,
+            protocol_params: Vec::new(),
         }
     }
 }
@@ -103,8 +108,40 @@ impl ClusterParams {
         Ok(spec)
     }
 
+    /// The protocol as a comparison names it: its name, then `:KEY=VALUE` for each
+    /// of `protocol_params` (e.g. `hotstuff:leader_election=reputation`); the form
+    /// [`ClusterParams::set_protocol_variant`] reads.
+    pub fn protocol_variant(&self) -> String {
+        let mut label = self.protocol.to_string();
+        for (key, value) in &self.protocol_params {
+            label.push_str(&format!(":{key}={value}"));
+        }
+        label
+    }
+
+    /// Sets the protocol and its parameters from a variant `NAME[:KEY=VALUE]...`
+    /// (`hotstuff:leader_election=reputation:chain_length=3`).
+    ///
+    /// # Errors
+    /// An unknown protocol, or a parameter not of the form `KEY=VALUE`. Whether the
+    /// protocol has the key is checked by [`ClusterParams::protocol_section`].
+    pub fn set_protocol_variant(&mut self, variant: &str) -> Result<()> {
+        let mut parts = variant.split(':');
+        let name = parts.next().unwrap_or_default();
+        self.protocol = name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.protocol_params = parts
+            .map(|p| parse_key_value(p).map_err(|e| anyhow::anyhow!("in `{variant}`: {e}")))
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
     /// The `[protocol]` section these arguments describe: the common parameters, and
-    /// the protocol's own defaults for them with the leader time-out set.
+    /// the protocol's own defaults for them with the leader time-out and
+    /// `protocol_params` set.
+    ///
+    /// # Errors
+    /// A protocol parameter the protocol does not have or refuses (the error names
+    /// the flag, the key and the field).
     pub fn protocol_section(&self) -> Result<ProtocolSection> {
         let common = CommonParams {
             replicas: self.replicas,
@@ -116,6 +153,12 @@ impl ClusterParams {
         };
         let mut section = ProtocolSection::new(self.protocol, common);
         section.set_view_timeout(Duration::from_millis(self.view_timeout_ms))?;
+        for (key, value) in &self.protocol_params {
+            section
+                .set_param(key, value)
+                .with_context(|| format!("--protocol-param {key}={value}"))?;
+        }
+        section.validate()?;
         Ok(section)
     }
 
@@ -224,6 +267,18 @@ impl ClusterParams {
     }
 }
 
+/// `KEY=VALUE` as a pair (both trimmed; the key not empty): how `--protocol-param`
+/// and protocol variants spell a protocol parameter.
+///
+/// # Errors
+/// No `=`, or an empty key.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
 /// Parses a workload kind name.
 pub fn parse_workload(name: &str) -> Result<WorkloadKind> {
     match WorkloadKind::ALL.iter().find(|k| k.as_str() == name) {
@@ -245,6 +300,53 @@ mod tests {
     use tandem_consensus::{ClientId, ReplicaId};
 
     use super::*;
+
+    /// `--protocol-param` reaches the protocol's own section over the leader time-out;
+    /// a key the protocol lacks or a value it refuses names the flag and the field.
+    #[test]
+    fn protocol_params_set_the_protocols_own_section() {
+        use tandem_consensus::hotstuff::HotStuffReplica;
+        use tandem_consensus::hotstuff::leaders::LeaderElection;
+        let params = ClusterParams {
+            protocol: "hotstuff".parse().unwrap(),
+            view_timeout_ms: 300,
+            protocol_params: vec![
+                ("leader_election".into(), "reputation".into()),
+                ("max_round_timeout_ms".into(), "900".into()),
+            ],
+            ..ClusterParams::default()
+        };
+        let own = params
+            .protocol_section()
+            .unwrap()
+            .own_params::<HotStuffReplica>()
+            .unwrap();
+        assert_eq!(own.leader_election, LeaderElection::Reputation);
+        assert_eq!(own.round_timeout.as_millis(), 300);
+        assert_eq!(own.max_round_timeout.as_millis(), 900);
+        for (key, value, names) in [
+            ("window", "8", "window"),
+            ("chain_length", "4", "chain_length"),
+            ("max_round_timeout_ms", "100", "max_round_timeout_ms"),
+        ] {
+            let bad = ClusterParams {
+                protocol_params: vec![(key.into(), value.into())],
+                ..params.clone()
+            };
+            let err = format!("{:#}", bad.protocol_section().unwrap_err());
+            assert!(err.contains(names), "{err}");
+        }
+        assert_eq!(
+            params.protocol_variant(),
+            "hotstuff:leader_election=reputation:max_round_timeout_ms=900"
+        );
+        let mut back = ClusterParams::default();
+        back.set_protocol_variant(&params.protocol_variant())
+            .unwrap();
+        assert_eq!(back.protocol_params, params.protocol_params);
+        assert!(parse_key_value("=3").is_err());
+        assert!(parse_key_value("window").is_err());
+    }
 
     /// Issue 10 item 1: a generated client key file holds `k(c, r)` for every replica
     /// r, the key replica r derives from its own identity key alone; replica key files

@@ -96,6 +96,26 @@ impl ProtocolSection {
         self.name.dispatch(SetTimeout(self, initial))
     }
 
+    /// Sets field `key` of the chosen protocol's own section to `value`
+    /// ([`ProtocolParams::set_param`]).
+    ///
+    /// # Errors
+    /// The protocol has no such field, or the value does not fit it.
+    pub fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        struct Set<'a>(&'a mut ProtocolSection, &'a str, &'a str);
+        impl ProtocolVisitor for Set<'_> {
+            type Output = Result<()>;
+            fn visit<P: Protocol>(self) -> Result<()> {
+                let mut own = self.0.own_params::<P>()?;
+                own.set_param(self.1, self.2)
+                    .map_err(|e| anyhow!("[protocol.{}] {e}", P::NAME))?;
+                self.0.set_own_params::<P>(&own)
+            }
+        }
+        let name = self.name;
+        name.dispatch(Set(self, key, value))
+    }
+
     /// Checks the common parameters and every own section present (and the chosen
     /// protocol's, present or not); the error names the section and the field.
     pub fn validate(&self) -> Result<()> {

@@ -67,6 +67,12 @@ pub struct ClusterArgs {
     /// each replica's data directory; a restart replays it).
     #[arg(long, default_value = "none")]
     pub durability: Durability,
+    /// A field of the protocol's own section (`[protocol.<name>]`) by its name there,
+    /// over its defaults (repeatable): e.g. HotStuff `leader_election=reputation`,
+    /// `chain_length=3`; PBFT `window=512`. Applied after --view-timeout-ms.
+    #[arg(long = "protocol-param", value_name = "KEY=VALUE",
+          value_parser = tandem_experiments::cluster_params::parse_key_value)]
+    pub protocol_params: Vec<(String, String)>,
 }
 
 impl ClusterArgs {
@@ -90,6 +96,7 @@ impl ClusterArgs {
             view_timeout_ms: self.view_timeout_ms,
             signed_all: self.signed_all,
             durability: self.durability,
+            protocol_params: self.protocol_params.clone(),
         }
     }
 }

@@ -19,7 +19,8 @@ pub struct CompareArgs {
     /// `[matrix]` with the axes); flags given replace its values.
     #[arg(long)]
     file: Option<PathBuf>,
-    /// Protocols, e.g. pbft.
+    /// Protocols, e.g. pbft,hotstuff; a variant with its own parameters as
+    /// NAME:KEY=VALUE[:KEY=VALUE]..., e.g. hotstuff,hotstuff:leader_election=reputation.
     #[arg(long, value_delimiter = ',')]
     protocols: Vec<String>,
     /// Executors, e.g. sequential,block-stm,access-list.

@@ -57,10 +57,10 @@ pub struct SimArgs {
     /// With disks: no storage faults (torn writes, corrupted records, lost fsyncs).
     #[arg(long)]
     no_storage_faults: bool,
-    /// One of the protocol's own parameters, by its name in the protocol's section,
-    /// over its simulator defaults (repeatable). HotStuff:
-    /// `leader_election=round-robin` (the default) or `leader_election=reputation`.
-    #[arg(long = "protocol-param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    /// A field of the protocol's own section by its name there, over its simulator
+    /// defaults (repeatable), e.g. HotStuff `leader_election=reputation` or
+    /// `chain_length=3`, PBFT `window=512`.
+    #[arg(long = "protocol-param", value_name = "KEY=VALUE", value_parser = tandem_experiments::cluster_params::parse_key_value)]
     protocol_params: Vec<(String, String)>,
     /// With --seed: print every simulated event.
     #[arg(long, requires = "seed")]
@@ -82,13 +82,6 @@ impl SimArgs {
 }
 
 /// `KEY=VALUE`.
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
-    }
-}
-
 /// Which mix a seed runs.
 enum MixChoice {
     One(FaultMix),

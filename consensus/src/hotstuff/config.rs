@@ -81,25 +81,6 @@ impl ProtocolParams for HotStuffParams {
         self.max_round_timeout = initial.checked_mul(16).unwrap_or(Duration::MAX);
     }
 
-    /// `leader_election` = `round-robin` or `reputation`.
-    fn set_param(&mut self, key: &str, value: &str) -> Result<(), ParamsError> {
-        match key {
-            "leader_election" => {
-                self.leader_election = LeaderElection::from_name(value).ok_or_else(|| {
-                    ParamsError::new(
-                        "leader_election",
-                        format!("must be `round-robin` or `reputation`, not `{value}`"),
-                    )
-                })?;
-                Ok(())
-            }
-            _ => Err(ParamsError::new(
-                "protocol_param",
-                format!("`{key}` is not one hotstuff sets by name (leader_election)"),
-            )),
-        }
-    }
-
     /// A 150 ms round time-out (at least ten of the simulator's message delays, 0.2–7
     /// ms, so only faults and heavy jitter end a round by a TC) doubling up to 2.4 s,
     /// and the 2-chain rule. Shorter than PBFT's 300 ms view timer because rotation

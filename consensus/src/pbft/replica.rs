@@ -215,21 +215,21 @@ impl Pbft {
     pub fn new(cfg: PbftConfig, keys: Keyring) -> Result<Pbft, ParamsError> {
         cfg.validate()?;
         if keys.replica_keys().len() != cfg.replicas {
-            return Err(ParamsError {
-                field: "replicas",
-                problem: format!(
+            return Err(ParamsError::new(
+                "replicas",
+                format!(
                     "is {} but the cluster has {} replica keys",
                     cfg.replicas,
                     keys.replica_keys().len()
                 ),
-            });
+            ));
         }
         let me = keys.me();
         if me.index() >= cfg.replicas {
-            return Err(ParamsError {
-                field: "id",
-                problem: format!("{me} is not below replicas = {}", cfg.replicas),
-            });
+            return Err(ParamsError::new(
+                "id",
+                format!("{me} is not below replicas = {}", cfg.replicas),
+            ));
         }
         let n = cfg.replicas;
         let quorum = cfg.quorum();

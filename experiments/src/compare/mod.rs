@@ -38,7 +38,9 @@ pub const P99_SVG: &str = "compare-p99.svg";
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Matrix {
-    /// Protocol names (`pbft`).
+    /// Protocols (`pbft`, `hotstuff`), each optionally with its own parameters as
+    /// `NAME:KEY=VALUE[:KEY=VALUE]...` (`hotstuff:leader_election=reputation`), so two
+    /// variants of one protocol are two cells.
     pub protocols: Option<Vec<String>>,
     /// Executor names (`sequential`, `block-stm`, `access-list`, `auto`, `none`).
     pub executors: Option<Vec<String>>,
@@ -234,10 +236,7 @@ impl CompareSpec {
         let replicas: usize = value("replicas").parse().context("--replicas")?;
         let cpu_budget =
             CpuBudget::from_flags(s.cpus_per_replica, s.cpu_sets.as_deref(), replicas)?;
-        let cluster = ClusterParams {
-            protocol: value("protocol")
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--protocols: {e}"))?,
+        let mut cluster = ClusterParams {
             executor: value("executor").to_string(),
             workload: value("workload").to_string(),
             zipf: value("zipf").parse().context("--zipf")?,
@@ -253,6 +252,9 @@ impl CompareSpec {
             view_timeout_ms: s.view_timeout_ms.unwrap_or(d.view_timeout_ms),
             ..d
         };
+        cluster
+            .set_protocol_variant(value("protocol"))
+            .context("--protocols")?;
         Ok(LocalOptions {
             cluster,
             cpu_budget,
@@ -582,6 +584,39 @@ mod tests {
         assert_eq!(cells[0].cluster, ClusterParams::default());
     }
 
+    /// Two variants of one protocol are two cells; each cell's cluster section holds
+    /// its own parameters, and the label and `compare.csv` name the variant.
+    #[test]
+    fn protocol_variants_are_cells_with_their_own_parameters() {
+        use tandem_consensus::hotstuff::HotStuffReplica;
+        let s = spec(
+            "[matrix]\nprotocols = [\"hotstuff\", \"hotstuff:leader_election=reputation:chain_length=3\"]",
+        );
+        let cells = s.cells(Path::new("t"), Path::new("o")).unwrap();
+        assert_eq!(cells.len(), 2);
+        assert_eq!(cells[0].label, "hotstuff");
+        assert_eq!(
+            cells[1].label,
+            "hotstuff:leader_election=reputation:chain_length=3"
+        );
+        assert_eq!(cells[1].cluster.protocol_variant(), cells[1].label);
+        let own = |c: &Cell| {
+            c.plan
+                .scenario
+                .cluster
+                .protocol
+                .own_params::<HotStuffReplica>()
+                .unwrap()
+        };
+        assert_eq!(own(&cells[0]).chain_length, 2);
+        assert_eq!(own(&cells[1]).chain_length, 3);
+        assert_eq!(
+            own(&cells[1]).leader_election.name(),
+            "reputation",
+            "the variant's parameters reach the cluster the runner starts"
+        );
+    }
+
     #[test]
     fn bad_matrices_name_the_axis() {
         let cases = [
@@ -589,6 +624,15 @@ mod tests {
             ("[matrix]\nworkloads = [\"dex\", \"dex\"]", "--workloads"),
             ("[matrix]\nworkloads = [\"nope\"]", "workload"),
             ("[matrix]\nprotocols = [\"raft\"]", "--protocols"),
+            ("[matrix]\nprotocols = [\"hotstuff:window=3\"]", "window"),
+            (
+                "[matrix]\nprotocols = [\"hotstuff:chain_length\"]",
+                "KEY=VALUE",
+            ),
+            (
+                "[matrix]\nprotocols = [\"hotstuff:chain_length=9\"]",
+                "chain_length",
+            ),
             ("duration = 0.5", "--duration"),
         ];
         for (text, flag) in cases {

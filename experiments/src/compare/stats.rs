@@ -175,7 +175,7 @@ fn value(v: f64) -> String {
 fn axis_columns(cell: &Cell) -> [String; 7] {
     let c = &cell.cluster;
     [
-        c.protocol.to_string(),
+        c.protocol_variant(),
         c.executor.clone(),
         c.workload.clone(),
         c.zipf.to_string(),
