@@ -51,6 +51,8 @@ struct Cluster {
     snapshots: VecDeque<(usize, Seq, Bytes)>,
     /// Per replica: the snapshot of its log's compaction point, if it compacted.
     disk_snapshots: Vec<Option<(Seq, Digest, Bytes)>>,
+    /// These replicas' applications report checkpoints without their digest.
+    withhold_digest: BTreeSet<usize>,
 }
 
 impl Cluster {
@@ -95,6 +97,7 @@ impl Cluster {
             own,
             snapshots: VecDeque::new(),
             disk_snapshots: vec![None; n],
+            withhold_digest: BTreeSet::new(),
         };
         for r in 0..n {
             let mut out = Vec::new();
@@ -204,7 +207,8 @@ impl Cluster {
                 }
                 Action::Deliver(d) => {
                     let results = self.apps[r].execute(d.seq, &d.batch);
-                    let app_digest = d.checkpoint.then(|| self.apps[r].digest());
+                    let app_digest = (d.checkpoint && !self.withhold_digest.contains(&r))
+                        .then(|| self.apps[r].digest());
                     if d.checkpoint {
                         let frozen = self.apps[r].freeze();
                         let list = crate::state_chunks::chunk_list_of(
@@ -356,6 +360,43 @@ fn commits_on_a_two_chain_at_n_4_7_10() {
                 .all(|t| !t.contains_key(&HotStuffTimer::Round))
         );
     }
+}
+
+/// A checkpoint reported executed without its application digest is counted and
+/// not taken; the replica keeps committing and replying, and the other three's
+/// quorum makes the checkpoint stable without its vote.
+#[test]
+fn a_checkpoint_executed_without_its_digest_is_counted_and_not_taken() {
+    let mut c = Cluster::new(4, 2);
+    c.withhold_digest.insert(3);
+    for i in 1..=20 {
+        c.request(1, 1, i);
+        c.request(2, 1, i);
+        c.settle();
+    }
+    c.settle();
+    let r3 = c.replicas[3].core();
+    assert!(
+        r3.counters().unexpected_executions >= 2,
+        "{}",
+        r3.counters().unexpected_executions
+    );
+    assert!(r3.own_checkpoints.is_empty(), "no checkpoint of its own");
+    assert_eq!(committed_requests(&c, 3), 20, "it kept committing");
+    for r in 0..3 {
+        assert_eq!(c.replicas[r].core().counters().unexpected_executions, 0);
+        let stable = &c.replicas[r].core().stable;
+        assert!(stable.seq >= Seq(4), "replica {r}: stable {:?}", stable.seq);
+        assert!(stable.votes.iter().all(|v| v.signer != ReplicaId(3)));
+    }
+    assert!(
+        c.replies
+            .iter()
+            .filter(|r| r.replica == ReplicaId(3))
+            .count()
+            >= 10
+    );
+    c.assert_agreement(1);
 }
 
 #[test]

@@ -40,6 +40,9 @@ struct Harness {
     corrupt_chunks_from: Vec<bool>,
     /// While set, state chunks in flight are held here instead of delivered.
     held_chunks: Option<Vec<(ReplicaId, ReplicaId, Envelope)>>,
+    /// These replicas' applications report checkpoints without their digest (a
+    /// driver bug the replica must survive).
+    withhold_digest: Vec<bool>,
 }
 
 impl Harness {
@@ -71,6 +74,7 @@ impl Harness {
             replies: Vec::new(),
             corrupt_chunks_from: vec![false; n],
             held_chunks: None,
+            withhold_digest: vec![false; n],
         };
         for i in 0..n {
             let mut out = Vec::new();
@@ -109,7 +113,8 @@ impl Harness {
                 Action::Send { .. } | Action::Broadcast { .. } => {}
                 Action::Deliver(d) => {
                     let results = self.apps[i].execute(d.seq, &d.batch);
-                    let app_digest = d.checkpoint.then(|| self.apps[i].digest());
+                    let app_digest =
+                        (d.checkpoint && !self.withhold_digest[i]).then(|| self.apps[i].digest());
                     let snapshot = d.checkpoint.then(|| self.snapshot_of(i));
                     let seq = d.seq;
                     self.delivered[i].push(d);
@@ -299,6 +304,43 @@ fn checkpoints_become_stable_and_the_log_is_collected() {
         assert!(p.checkpoint_votes.seqs().all(|s| s > p.stable.seq));
         assert!(p.stable.votes.len() >= 3);
     }
+}
+
+/// A checkpoint reported executed without its application digest (the digest is
+/// required at checkpoints only) is counted and not taken: the replica keeps
+/// executing and replying, casts no checkpoint vote it cannot back, and the others'
+/// quorum still makes the checkpoint stable.
+#[test]
+fn a_checkpoint_executed_without_its_digest_is_counted_and_not_taken() {
+    let mut h = Harness::new(4, |_| {});
+    h.withhold_digest[3] = true;
+    for k in 1..=12 {
+        h.request(0, 1, k);
+        h.settle();
+        h.advance(Duration::from_millis(2));
+    }
+    let r3 = &h.nodes[3];
+    assert!(
+        r3.counters.unexpected_executions >= 2,
+        "{}",
+        r3.counters.unexpected_executions
+    );
+    assert!(r3.own_checkpoints.is_empty(), "no checkpoint of its own");
+    assert!(r3.last_executed >= Seq(8), "it kept executing");
+    for p in &h.nodes[..3] {
+        assert!(p.stable.seq >= Seq(8), "stable {:?}", p.stable.seq);
+        assert_eq!(p.counters.unexpected_executions, 0);
+        assert!(
+            p.stable.votes.iter().all(|v| v.signer != ReplicaId(3)),
+            "no vote from the replica without a digest"
+        );
+    }
+    let replies_from_3 = h
+        .replies
+        .iter()
+        .filter(|r| r.replica == ReplicaId(3))
+        .count();
+    assert!(replies_from_3 >= 12, "it kept replying: {replies_from_3}");
 }
 
 #[test]
