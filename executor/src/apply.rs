@@ -1,6 +1,7 @@
-//! One transaction's semantics against a read view: the single definition every
-//! executor uses, so they cannot diverge. Executors differ only in the view they
-//! pass (the state, Block-STM's multi-version memory, or the access-list schedule's
+//! One ledger transaction's semantics against a read view: the single definition
+//! every executor runs for the native ledger (it is `LedgerVm::execute`, see
+//! `vm.rs`), so they cannot diverge. Executors differ only in the view they pass
+//! (the state, Block-STM's multi-version memory, or the access-list schedule's
 //! per-transaction outputs) and in what they do with the returned write set.
 //!
 //! Order of checks (it decides which reason an invalid transaction reports):
@@ -17,85 +18,17 @@ use std::hint::black_box;
 use ring::digest::{SHA256, digest};
 
 use crate::amm::Pool;
+use crate::ledger_vm::LedgerVm;
 use crate::lending::{Market, Position};
 use crate::state::{Account, FAUCET, Key, MarketId, PoolId, Token, Value};
 use crate::tx::{
     AbortReason, CHECKING, MAX_ACCESS, Op, Receipt, SAVINGS, SmallBankOp, Transaction,
 };
+use crate::vm::{Blocked, ReadError, ReadView};
 
-/// Why a view could not answer a read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReadError {
-    /// The value is being rewritten by this lower transaction (Block-STM ESTIMATE):
-    /// execution must wait for it.
-    Dependency(u32),
-    /// The key is outside the transaction's declared set (never expected).
-    Undeclared,
-}
-
-/// What a transaction reads through.
-pub(crate) trait StateView {
-    /// The current value of `key` for the transaction being executed (`None` =
-    /// absent, i.e. the default).
-    fn read(&mut self, key: &Key) -> Result<Option<Value>, ReadError>;
-}
-
-/// A blocked execution: the transaction read an ESTIMATE of transaction `.0`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Blocked(pub u32);
-
-/// A transaction's buffered writes (at most `MAX_ACCESS` keys), reused across
-/// transactions so execution allocates nothing.
-#[derive(Clone, Debug)]
-pub(crate) struct WriteSet {
-    entries: [(Key, Value); MAX_ACCESS],
-    len: usize,
-}
-
-impl Default for WriteSet {
-    fn default() -> Self {
-        WriteSet {
-            entries: [(Key::Nonce(0), Value::Nonce(0)); MAX_ACCESS],
-            len: 0,
-        }
-    }
-}
-
-impl WriteSet {
-    pub(crate) fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    pub(crate) fn entries(&self) -> &[(Key, Value)] {
-        &self.entries[..self.len]
-    }
-
-    pub(crate) fn get(&self, key: &Key) -> Option<Value> {
-        self.entries()
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn push_for_test(&mut self, key: Key, value: Value) {
-        let _ = self.put(key, value);
-    }
-
-    fn put(&mut self, key: Key, value: Value) -> Result<(), AbortReason> {
-        if let Some(slot) = self.entries[..self.len].iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = value;
-            return Ok(());
-        }
-        let slot = self
-            .entries
-            .get_mut(self.len)
-            .ok_or(AbortReason::Internal)?;
-        *slot = (key, value);
-        self.len += 1;
-        Ok(())
-    }
-}
+/// The ledger's write set: at most `MAX_ACCESS` keys (an operation writes only
+/// keys it declares).
+pub(crate) type WriteSet = crate::vm::WriteSet<Key, Value>;
 
 enum Halt {
     /// Failed before running: write nothing.
@@ -114,15 +47,15 @@ impl From<AbortReason> for Halt {
 type Step<T> = Result<T, Halt>;
 
 /// Reads through the transaction's own writes first, then the view.
-struct Ctx<'a, V: StateView> {
+struct Ctx<'a, V: ReadView<LedgerVm>> {
     view: &'a mut V,
     writes: &'a mut WriteSet,
 }
 
-impl<V: StateView> Ctx<'_, V> {
+impl<V: ReadView<LedgerVm>> Ctx<'_, V> {
     fn read(&mut self, key: Key) -> Step<Option<Value>> {
         if let Some(v) = self.writes.get(&key) {
-            return Ok(Some(v));
+            return Ok(Some(*v));
         }
         match self.view.read(&key) {
             Ok(v) => Ok(v),
@@ -132,7 +65,9 @@ impl<V: StateView> Ctx<'_, V> {
     }
 
     fn put(&mut self, key: Key, value: Value) -> Step<()> {
-        Ok(self.writes.put(key, value)?)
+        self.writes
+            .put_within(key, value, MAX_ACCESS)
+            .map_err(|_| Halt::Abort(AbortReason::Internal))
     }
 
     fn amount(&mut self, key: Key) -> Step<u128> {
@@ -195,7 +130,7 @@ impl<V: StateView> Ctx<'_, V> {
 /// Executes `tx` against `view`. On success or abort returns the receipt, with
 /// `writes` holding the transaction's writes (empty on abort); `Err(Blocked)` when
 /// a read hit a Block-STM ESTIMATE. `precheck` is the signature verdict.
-pub(crate) fn apply<V: StateView>(
+pub(crate) fn apply<V: ReadView<LedgerVm>>(
     tx: &Transaction,
     precheck: Option<AbortReason>,
     view: &mut V,
@@ -216,8 +151,8 @@ pub(crate) fn apply<V: StateView>(
         Err(Halt::Failed(reason)) => {
             writes.clear();
             // The nonce key is always declared, and the cleared set has room.
-            let charged = writes.put(Key::Nonce(tx.sender), Value::Nonce(tx.nonce));
-            Ok(Receipt::Aborted(charged.err().unwrap_or(reason)))
+            writes.put(Key::Nonce(tx.sender), Value::Nonce(tx.nonce));
+            Ok(Receipt::Aborted(reason))
         }
         Err(Halt::Wait(t)) => {
             writes.clear();
@@ -226,7 +161,7 @@ pub(crate) fn apply<V: StateView>(
     }
 }
 
-fn execute<V: StateView>(tx: &Transaction, ctx: &mut Ctx<'_, V>) -> Step<Receipt> {
+fn execute<V: ReadView<LedgerVm>>(tx: &Transaction, ctx: &mut Ctx<'_, V>) -> Step<Receipt> {
     let last = ctx.nonce(tx.sender)?;
     if tx.nonce <= last {
         return Err(AbortReason::BadNonce.into());
@@ -261,7 +196,7 @@ pub(crate) fn contract_work(tx: &Transaction) {
     black_box(h);
 }
 
-fn operation<V: StateView>(tx: &Transaction, ctx: &mut Ctx<'_, V>) -> Step<Receipt> {
+fn operation<V: ReadView<LedgerVm>>(tx: &Transaction, ctx: &mut Ctx<'_, V>) -> Step<Receipt> {
     let s = tx.sender;
     match tx.op {
         Op::Transfer { to, token, amount } => {
@@ -387,7 +322,7 @@ fn operation<V: StateView>(tx: &Transaction, ctx: &mut Ctx<'_, V>) -> Step<Recei
     }
 }
 
-fn lending_commit<V: StateView>(
+fn lending_commit<V: ReadView<LedgerVm>>(
     ctx: &mut Ctx<'_, V>,
     market: MarketId,
     account: Account,
@@ -399,7 +334,11 @@ fn lending_commit<V: StateView>(
     Ok(Receipt::Ok)
 }
 
-fn smallbank<V: StateView>(s: Account, op: SmallBankOp, ctx: &mut Ctx<'_, V>) -> Step<Receipt> {
+fn smallbank<V: ReadView<LedgerVm>>(
+    s: Account,
+    op: SmallBankOp,
+    ctx: &mut Ctx<'_, V>,
+) -> Step<Receipt> {
     let checking = Key::Balance(s, CHECKING);
     let savings = Key::Balance(s, SAVINGS);
     match op {
@@ -476,7 +415,7 @@ mod tests {
         reads: Vec<Key>,
     }
 
-    impl StateView for Recording<'_> {
+    impl ReadView<LedgerVm> for Recording<'_> {
         fn read(&mut self, key: &Key) -> Result<Option<Value>, ReadError> {
             self.reads.push(*key);
             Ok(self.state.get(key))

@@ -2,18 +2,22 @@
 //! batch from what it measures, and says what it picked and why.
 //!
 //! Per batch:
-//! 1. Signatures are checked on the pool (all choices need it).
-//! 2. Small batches (below `auto_min_batch`) or a one-thread pool: sequential.
+//! 1. Admission runs on the worker threads (all choices need it).
+//! 2. Small batches (below `auto_min_batch`) or one thread: sequential.
 //! 3. A short prefix of the batch (1/64 of it, 32..=256 transactions) runs
 //!    sequentially and is timed: that is this batch's cost per transaction `t`
 //!    (operation mix, `work`, signatures' absence, cache state included), measured
 //!    on real work that had to be done anyway.
 //! 4. The declared sets of the next 512 transactions give the critical path of
 //!    their dependency DAG, hence the available parallelism `P` (sample size over
-//!    path length; 1 when every transaction conflicts with the previous one).
+//!    path length; 1 when every transaction conflicts with the previous one). If
+//!    a sampled transaction declares nothing (an EVM transaction without an access
+//!    list), `P` is unknown: it is taken as the thread count, and the access-list
+//!    executor (which would run such a batch sequentially) is not considered.
 //! 5. Each parallel executor `X` has an overhead `o_X` (extra thread-time per
-//!    transaction), first measured when `auto` is built (1024 independent
-//!    transfers through each executor, a few milliseconds) and then learned from
+//!    transaction), first measured when `auto` is built (on the VM's calibration
+//!    batch, `Vm::calibration`: for the ledger 1024 independent transfers through
+//!    each executor, a few milliseconds) and then learned from
 //!    every batch it runs, separately for contended (`P < 2 × threads`) and
 //!    independent batches; every batch run sequentially moves the learned value
 //!    5% back towards the calibrated one, so one bad batch does not rule an
@@ -34,11 +38,11 @@ use crate::access_list::AccessListExecutor;
 use crate::block_stm::BlockStmExecutor;
 use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor, ExecutorOptions};
-use crate::pool::WorkerPool;
+use crate::ledger_vm::LedgerVm;
 use crate::sequential::SequentialExecutor;
-use crate::signature;
-use crate::state::{Key, State, Value};
-use crate::tx::{AbortReason, Op, Receipt, Transaction};
+use crate::threads::WorkerThreads;
+use crate::tx::Access;
+use crate::vm::Vm;
 
 const SAMPLE: usize = 512;
 const BLOCK_STM: usize = 0;
@@ -46,71 +50,94 @@ const ACCESS_LIST: usize = 1;
 const NAMES: [&str; 2] = ["block-stm", "access-list"];
 
 /// Chooses an executor per batch (see the module docs).
-pub struct AutoExecutor {
-    pool: Arc<WorkerPool>,
-    sequential: SequentialExecutor,
-    block_stm: BlockStmExecutor,
-    access_list: AccessListExecutor,
+pub struct AutoExecutor<V: Vm = LedgerVm> {
+    vm: V,
+    threads: Arc<WorkerThreads>,
+    sequential: SequentialExecutor<V>,
+    block_stm: BlockStmExecutor<V>,
+    access_list: AccessListExecutor<V>,
     options: ExecutorOptions,
-    prechecks: Vec<Option<AbortReason>>,
+    verdicts: Vec<Option<V::Verdict>>,
     /// Learned overhead in ns per transaction: `[contended?][executor]`.
     overhead_ns: [[f64; 2]; 2],
     /// What calibration measured; learned values drift back towards it.
     calibrated_ns: [[f64; 2]; 2],
-    levels: FxHashMap<Key, u32>,
+    levels: FxHashMap<V::Key, u32>,
+    declared: Vec<(V::Key, Access)>,
 }
 
-impl std::fmt::Debug for AutoExecutor {
+impl<V: Vm> std::fmt::Debug for AutoExecutor<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AutoExecutor")
-            .field("threads", &self.pool.threads())
+            .field("threads", &self.threads.count())
             .field("overhead_ns", &self.overhead_ns)
             .finish()
     }
 }
 
 impl AutoExecutor {
-    /// Builds the executor and, with more than one thread, measures the parallel
-    /// executors' overheads on this machine (a few milliseconds, once).
+    /// The native ledger's `auto` executor under `options.limits` (see
+    /// [`AutoExecutor::for_vm`]).
     pub fn new(threads: usize, options: ExecutorOptions) -> Result<AutoExecutor, Error> {
-        let pool = Arc::new(WorkerPool::new(threads)?);
+        AutoExecutor::for_vm(LedgerVm::new(options.limits), threads, options)
+    }
+}
+
+impl<V: Vm> AutoExecutor<V> {
+    /// Builds the executor for `vm` and, with more than one thread, measures the
+    /// parallel executors' overheads on this machine (a few milliseconds, once).
+    /// `options.limits` is not used: `vm` carries its limits.
+    pub fn for_vm(
+        vm: V,
+        threads: usize,
+        options: ExecutorOptions,
+    ) -> Result<AutoExecutor<V>, Error> {
+        let threads = Arc::new(WorkerThreads::new(threads)?);
         let mut auto = AutoExecutor {
-            sequential: SequentialExecutor::new(),
-            block_stm: BlockStmExecutor::with_pool(Arc::clone(&pool)),
-            access_list: AccessListExecutor::with_pool(Arc::clone(&pool)),
-            pool,
+            sequential: SequentialExecutor::for_vm(vm.clone()),
+            block_stm: BlockStmExecutor::with_threads(vm.clone(), Arc::clone(&threads)),
+            access_list: AccessListExecutor::with_threads(vm.clone(), Arc::clone(&threads)),
+            vm,
+            threads,
             options,
-            prechecks: Vec::new(),
+            verdicts: Vec::new(),
             overhead_ns: [[f64::INFINITY; 2]; 2],
             calibrated_ns: [[f64::INFINITY; 2]; 2],
             levels: FxHashMap::default(),
+            declared: Vec::new(),
         };
-        if threads > 1 {
+        if auto.threads.count() > 1 {
             auto.calibrated_ns = auto.calibrate();
             auto.overhead_ns = auto.calibrated_ns;
         }
         Ok(auto)
     }
 
-    /// Parallelism of `txs` from their declared sets: length over critical path.
-    fn parallelism(&mut self, txs: &[Transaction]) -> f64 {
+    /// Parallelism of `txs` from their declared sets: length over critical path;
+    /// `None` if a transaction declares nothing.
+    fn parallelism(&mut self, txs: &[V::Tx]) -> Option<f64> {
         self.levels.clear();
         let mut depth = 1u32;
         for tx in txs {
-            let access = tx.access_set();
-            let level = 1 + access
-                .keys()
+            self.declared.clear();
+            if !V::declare(tx, &mut self.declared) {
+                return None;
+            }
+            let level = 1 + self
+                .declared
                 .iter()
-                .filter_map(|k| self.levels.get(k))
+                .filter_map(|(k, _)| self.levels.get(k))
                 .max()
                 .copied()
                 .unwrap_or(0);
-            for key in access.writes() {
-                self.levels.insert(key, level);
+            for (key, access) in &self.declared {
+                if *access == Access::Write {
+                    self.levels.insert(*key, level);
+                }
             }
             depth = depth.max(level);
         }
-        txs.len().max(1) as f64 / f64::from(depth)
+        Some(txs.len().max(1) as f64 / f64::from(depth))
     }
 
     /// Runs `txs` on parallel executor `which` and finishes the batch: committing
@@ -119,43 +146,29 @@ impl AutoExecutor {
     fn run_parallel(
         &mut self,
         which: usize,
-        state: &mut State,
-        txs: &[Transaction],
-        prechecks: &[Option<AbortReason>],
-        receipts: &mut Vec<Receipt>,
+        state: &mut V::State,
+        txs: &[V::Tx],
+        verdicts: &[Option<V::Verdict>],
+        receipts: &mut Vec<V::Receipt>,
         stats: &mut BatchStats,
     ) {
         if which == BLOCK_STM {
-            self.block_stm.run(state, txs, prechecks, receipts, stats);
+            self.block_stm.run(state, txs, verdicts, receipts, stats);
             self.block_stm.commit(state);
         } else {
-            self.access_list.run(state, txs, prechecks, receipts, stats);
+            self.access_list.run(state, txs, verdicts, receipts, stats);
             self.access_list.commit(state);
         }
     }
 
-    /// Measures each parallel executor's overhead once, on independent transfers.
+    /// Measures each parallel executor's overhead once, on the VM's calibration
+    /// batch of independent transactions.
     fn calibrate(&mut self) -> [[f64; 2]; 2] {
-        const N: u64 = 1024;
-        let mut state = State::new();
-        let funded = (1..=N).map(|a| (Key::Balance(a, 0), Value::Amount(1_000_000)));
-        if state.set_many(funded).is_err() {
+        let Some((state, txs)) = self.vm.calibration() else {
             return [[f64::INFINITY; 2]; 2];
-        }
-        let txs: Vec<Transaction> = (1..=N)
-            .map(|a| {
-                Transaction::new(
-                    a,
-                    1,
-                    Op::Transfer {
-                        to: N + a,
-                        token: 0,
-                        amount: 1,
-                    },
-                )
-            })
-            .collect();
-        let prechecks = vec![None; txs.len()];
+        };
+        let n = txs.len().max(1) as f64;
+        let verdicts = vec![None; txs.len()];
         let mut best = [f64::INFINITY; 3];
         for _ in 0..2 {
             for (slot, which) in best.iter_mut().zip(0..3) {
@@ -164,12 +177,12 @@ impl AutoExecutor {
                 let mut stats = BatchStats::default();
                 let start = Instant::now();
                 match which {
-                    0 => self.sequential.run(&mut s, &txs, &prechecks, &mut receipts),
+                    0 => self.sequential.run(&mut s, &txs, &verdicts, &mut receipts),
                     _ => self.run_parallel(
                         which - 1,
                         &mut s,
                         &txs,
-                        &prechecks,
+                        &verdicts,
                         &mut receipts,
                         &mut stats,
                     ),
@@ -177,10 +190,10 @@ impl AutoExecutor {
                 *slot = slot.min(start.elapsed().as_nanos() as f64);
             }
         }
-        let t = best[0] / N as f64;
-        let threads = self.pool.threads() as f64;
+        let t = best[0] / n;
+        let threads = self.threads.count() as f64;
         let overhead = |elapsed: f64| {
-            let per_tx = elapsed / N as f64;
+            let per_tx = elapsed / n;
             (threads * per_tx - t).clamp(0.0, 1e6)
         };
         let o = [overhead(best[1]), overhead(best[2])];
@@ -190,32 +203,32 @@ impl AutoExecutor {
     }
 }
 
-impl Executor for AutoExecutor {
+impl<V: Vm> Executor<V> for AutoExecutor<V> {
     fn name(&self) -> &str {
         "auto"
     }
 
-    /// Settles the state on this executor's pool.
-    fn digest(&mut self, state: &mut State) -> [u8; 32] {
-        state.settle(Some(&self.pool));
-        state.digest()
+    /// Settles the state on this executor's threads.
+    fn digest(&mut self, state: &mut V::State) -> [u8; 32] {
+        V::digest(state, Some(&self.threads))
     }
 
-    fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome {
+    fn execute(&mut self, state: &mut V::State, txs: &[V::Tx]) -> BatchOutcome<V::Receipt> {
         let n = txs.len();
-        let mut prechecks = std::mem::take(&mut self.prechecks);
-        let verified = signature::precheck(state, txs, Some(&self.pool), &mut prechecks);
-        let gas = self.options.limits.charge(txs, &mut prechecks);
-        let mut receipts: Vec<Receipt> = Vec::with_capacity(n);
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        let admission = self
+            .vm
+            .admit(state, txs, Some(&self.threads), &mut verdicts);
+        let mut receipts: Vec<V::Receipt> = Vec::with_capacity(n);
         let mut stats = BatchStats {
-            signatures_verified: verified,
-            gas,
+            signatures_verified: admission.signatures_verified,
+            gas: admission.gas,
             ..BatchStats::default()
         };
-        let threads = self.pool.threads();
+        let threads = self.threads.count();
         let (picked, reason) = if threads == 1 || n < self.options.auto_min_batch.max(2) {
-            self.sequential.run(state, txs, &prechecks, &mut receipts);
-            state.finish_batch(Some(&self.pool));
+            self.sequential.run(state, txs, &verdicts, &mut receipts);
+            V::finish_batch(state, Some(&self.threads), |_, _| {});
             stats.transactions = n as u64;
             stats.executions = n as u64;
             let why = if threads == 1 {
@@ -230,32 +243,39 @@ impl Executor for AutoExecutor {
             let k = (n / 64).clamp(32, 256).min(n);
             let start = Instant::now();
             self.sequential
-                .run(state, &txs[..k], &prechecks[..k], &mut receipts);
+                .run(state, &txs[..k], &verdicts[..k], &mut receipts);
             let t = (start.elapsed().as_nanos() as f64 / k as f64).max(1.0);
             stats.transactions += k as u64;
             stats.executions += k as u64;
             let rest = &txs[k..];
-            let rest_pre = &prechecks[k..];
+            let rest_verdicts = &verdicts[k..];
             // 2. Estimate parallelism from declared sets.
-            let p = self.parallelism(&rest[..rest.len().min(SAMPLE)]);
+            let declared = self.parallelism(&rest[..rest.len().min(SAMPLE)]);
+            let p = declared.unwrap_or(threads as f64);
             let contended = usize::from(p < 2.0 * threads as f64);
             let width = p.min(threads as f64);
-            let predicted = [0, 1].map(|x| width * t / (t + overhead[contended][x]));
+            let mut predicted = [0, 1].map(|x| width * t / (t + overhead[contended][x]));
+            if declared.is_none() {
+                predicted[ACCESS_LIST] = 0.0;
+            }
             let best = if predicted[ACCESS_LIST] >= predicted[BLOCK_STM] {
                 ACCESS_LIST
             } else {
                 BLOCK_STM
             };
             let summary = format!(
-                "{:.2} µs/tx, parallelism {:.1}, predicted speedup block-stm {:.2}, access-list {:.2}",
+                "{:.2} µs/tx, parallelism {}, predicted speedup block-stm {:.2}, access-list {:.2}",
                 t / 1000.0,
-                p,
+                declared.map_or("unknown (nothing declared)".to_string(), |p| format!(
+                    "{p:.1}"
+                )),
                 predicted[BLOCK_STM],
                 predicted[ACCESS_LIST]
             );
             if rest.is_empty() || predicted[best] * self.options.auto_margin < 1.0 {
-                self.sequential.run(state, rest, rest_pre, &mut receipts);
-                state.finish_batch(Some(&self.pool));
+                self.sequential
+                    .run(state, rest, rest_verdicts, &mut receipts);
+                V::finish_batch(state, Some(&self.threads), |_, _| {});
                 stats.transactions += rest.len() as u64;
                 stats.executions += rest.len() as u64;
                 // Forget slowly: a bad batch (say, a busy machine) must not rule
@@ -272,7 +292,7 @@ impl Executor for AutoExecutor {
                 ("sequential", summary)
             } else {
                 let start = Instant::now();
-                self.run_parallel(best, state, rest, rest_pre, &mut receipts, &mut stats);
+                self.run_parallel(best, state, rest, rest_verdicts, &mut receipts, &mut stats);
                 // 3. Learn: the overhead this batch implies.
                 let elapsed = start.elapsed().as_nanos() as f64 / rest.len() as f64;
                 let observed = (width * elapsed - t).clamp(0.0, 1e6);
@@ -281,7 +301,7 @@ impl Executor for AutoExecutor {
                 (NAMES[best], summary)
             }
         };
-        self.prechecks = prechecks;
+        self.verdicts = verdicts;
         stats.picked = Some(picked.to_string());
         stats.pick_reason = Some(reason);
         BatchOutcome { receipts, stats }

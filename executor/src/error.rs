@@ -8,7 +8,7 @@ use crate::state::Key;
 pub enum Error {
     #[error("unknown executor `{0}`; expected one of: sequential, block-stm, access-list, auto")]
     UnknownExecutor(String),
-    #[error("thread count {0} is out of range 1..={max}", max = crate::pool::MAX_THREADS)]
+    #[error("thread count {0} is out of range 1..={max}", max = crate::threads::MAX_THREADS)]
     ThreadCount(usize),
     #[error("could not start a worker thread: {0}")]
     SpawnFailed(String),

@@ -1,5 +1,6 @@
 //! The `Executor` trait every executor implements, what a batch returns, and the
-//! constructor by name.
+//! constructors by name: [`executor_by_name`] for the native ledger and
+//! [`executor_for`] for any [`Vm`].
 
 use serde::{Deserialize, Serialize};
 
@@ -8,17 +9,19 @@ use crate::auto::AutoExecutor;
 use crate::block_stm::BlockStmExecutor;
 use crate::cost::ExecutionLimits;
 use crate::error::Error;
+use crate::ledger_vm::LedgerVm;
 use crate::sequential::SequentialExecutor;
-use crate::state::State;
-use crate::tx::{Receipt, Transaction};
+use crate::tx::Receipt;
+use crate::vm::Vm;
 
 /// Names accepted by `executor_by_name`.
 pub const EXECUTOR_NAMES: [&str; 4] = ["sequential", "block-stm", "access-list", "auto"];
 
-/// Applies ordered batches to a state. Every implementation produces exactly the
-/// receipts and state (hence digest) of applying the batch in order, one
-/// transaction after another.
-pub trait Executor: Send {
+/// Applies ordered batches of VM `V`'s transactions (the native ledger's by
+/// default) to its state. Every implementation produces exactly the receipts and
+/// state (hence digest) of applying the batch in order, one transaction after
+/// another.
+pub trait Executor<V: Vm = LedgerVm>: Send {
     /// The name it was built with (`sequential`, `block-stm`, `access-list`, `auto`).
     fn name(&self) -> &str;
 
@@ -26,20 +29,22 @@ pub trait Executor: Send {
     /// state's digest is not computed here: ask `digest` when it is needed (a
     /// replica does at checkpoints), and the changes of every batch since the last
     /// digest are hashed together then.
-    fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome;
+    fn execute(&mut self, state: &mut V::State, txs: &[V::Tx]) -> BatchOutcome<V::Receipt>;
 
-    /// The state's digest ([`State::digest`]), settling the pending changes on this
-    /// executor's threads.
-    fn digest(&mut self, state: &mut State) -> [u8; 32] {
-        state.digest()
+    /// The state's digest (for the ledger [`State::digest`]), settling the
+    /// pending changes on this executor's threads.
+    ///
+    /// [`State::digest`]: crate::State::digest
+    fn digest(&mut self, state: &mut V::State) -> [u8; 32] {
+        V::digest(state, None)
     }
 }
 
 /// The result of one batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchOutcome {
+pub struct BatchOutcome<R = Receipt> {
     /// `receipts[i]` is the receipt of `txs[i]`.
-    pub receipts: Vec<Receipt>,
+    pub receipts: Vec<R>,
     /// How the executor got there (not part of the replicated result).
     pub stats: BatchStats,
 }
@@ -47,6 +52,7 @@ pub struct BatchOutcome {
 /// Per-batch counters. Only `transactions` is the same for every executor.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchStats {
+    /// Transactions in the batch.
     pub transactions: u64,
     /// Signatures verified before execution.
     pub signatures_verified: u64,
@@ -63,6 +69,9 @@ pub struct BatchStats {
     pub dependency_waits: u64,
     /// Access-list: dependency edges in the batch's schedule.
     pub dependency_edges: u64,
+    /// Access-list: batches run sequentially instead, because a transaction
+    /// declared nothing or stepped outside its declared set (`access_list.rs`).
+    pub fallbacks: u64,
     /// `auto`: the executor it ran this batch with, and why.
     pub picked: Option<String>,
     pub pick_reason: Option<String>,
@@ -101,21 +110,34 @@ impl Default for ExecutorOptions {
     }
 }
 
-/// Builds the executor called `name` with `threads` threads (its pool is created
-/// here, once, and reused for every batch).
+/// Builds the native ledger's executor called `name` with `threads` threads (its
+/// worker threads are created here, once, and reused for every batch), under
+/// `options.limits`.
 pub fn executor_by_name(
     name: &str,
     threads: usize,
     options: &ExecutorOptions,
 ) -> Result<Box<dyn Executor>, Error> {
-    if threads == 0 || threads > crate::pool::MAX_THREADS {
+    executor_for(LedgerVm::new(options.limits), name, threads, options)
+}
+
+/// Builds the executor called `name` for `vm` with `threads` threads (created
+/// here, once, and reused for every batch). `options.limits` is the ledger's and
+/// is ignored here: `vm` carries its own limits.
+pub fn executor_for<V: Vm>(
+    vm: V,
+    name: &str,
+    threads: usize,
+    options: &ExecutorOptions,
+) -> Result<Box<dyn Executor<V>>, Error> {
+    if threads == 0 || threads > crate::threads::MAX_THREADS {
         return Err(Error::ThreadCount(threads));
     }
     Ok(match name {
-        "sequential" => Box::new(SequentialExecutor::new().with_limits(options.limits)),
-        "block-stm" => Box::new(BlockStmExecutor::new(threads)?.with_limits(options.limits)),
-        "access-list" => Box::new(AccessListExecutor::new(threads)?.with_limits(options.limits)),
-        "auto" => Box::new(AutoExecutor::new(threads, options.clone())?),
+        "sequential" => Box::new(SequentialExecutor::for_vm(vm)),
+        "block-stm" => Box::new(BlockStmExecutor::for_vm(vm, threads)?),
+        "access-list" => Box::new(AccessListExecutor::for_vm(vm, threads)?),
+        "auto" => Box::new(AutoExecutor::for_vm(vm, threads, options.clone())?),
         other => return Err(Error::UnknownExecutor(other.to_string())),
     })
 }

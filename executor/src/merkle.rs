@@ -29,7 +29,7 @@
 //! children are contiguous) plus, per bucket, its `(key, leaf)` list sorted by key.
 //! A batch hands in its changed keys with their new leaves (hashed in parallel by
 //! the state shards); each subtree then updates its buckets and rehashes the dirty
-//! buckets and the nodes above them (subtrees in parallel on the pool), and the root
+//! buckets and the nodes above them (subtrees in parallel on the worker threads), and the root
 //! is rehashed. A batch costs one leaf hash per changed key, one hash per dirty
 //! bucket over its leaves, and one per dirty node.
 //!
@@ -49,8 +49,8 @@
 use ring::digest::{Context, SHA256};
 
 use crate::encoding::{Buf, MAX_KEY_LEN, MAX_VALUE_LEN, encode_key, encode_value};
-use crate::pool::WorkerPool;
 use crate::state::{Key, Value};
+use crate::threads::WorkerThreads;
 
 /// A 32-byte hash.
 pub(crate) type Hash = [u8; 32];
@@ -233,11 +233,11 @@ impl MerkleTree {
     }
 
     /// Applies a batch of changes (at most one per key) and recomputes the root; with
-    /// a pool, subtrees are updated in parallel.
+    /// worker threads, subtrees are updated in parallel.
     pub(crate) fn apply(
         &mut self,
         changes: impl IntoIterator<Item = Change>,
-        pool: Option<&WorkerPool>,
+        threads: Option<&WorkerThreads>,
     ) {
         for r in &mut self.routed {
             r.clear();
@@ -260,8 +260,8 @@ impl MerkleTree {
                 sub.update(changes);
             }
         };
-        match pool {
-            Some(pool) if pool.threads() > 1 => pool.parallel_chunks(&mut pairs, 1, work),
+        match threads {
+            Some(threads) if threads.count() > 1 => threads.parallel_chunks(&mut pairs, 1, work),
             _ => work(0, &mut pairs),
         }
         let roots: Vec<Hash> = self.subtrees.iter().map(Subtree::root).collect();
@@ -421,7 +421,7 @@ mod tests {
             })
             .collect();
         let mut t = tree_of(&entries);
-        let pool = WorkerPool::new(3).unwrap();
+        let threads = WorkerThreads::new(3).unwrap();
         let changed: Vec<(Key, Value)> = entries
             .iter()
             .step_by(7)
@@ -433,7 +433,7 @@ mod tests {
                 key: *k,
                 leaf: Some(leaf_hash(k, v)),
             }),
-            Some(&pool),
+            Some(&threads),
         );
         let mut expected = entries.clone();
         for (k, v) in &changed {

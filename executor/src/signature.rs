@@ -1,6 +1,6 @@
 //! Optional per-transaction Ed25519 signatures (ring): the signed message, the
 //! deterministic per-account keys workloads use, and the pre-execution check that
-//! every executor runs (in parallel on its pool) before applying a batch.
+//! every executor runs (in parallel on its worker threads) before applying a batch.
 //!
 //! The signed message is `"tandem/tx/v1" ‖ bincode(sender, nonce, work, op)`.
 //! Rule (state-determined, so identical on every replica): an account with a
@@ -14,8 +14,8 @@ use ring::digest::{SHA256, digest};
 use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 
 use crate::error::Error;
-use crate::pool::WorkerPool;
 use crate::state::{Account, State};
+use crate::threads::WorkerThreads;
 use crate::tx::{AbortReason, Op, Signature, Transaction};
 
 const DOMAIN: &[u8] = b"tandem/tx/v1";
@@ -101,12 +101,12 @@ fn check_one(state: &State, tx: &Transaction) -> Option<AbortReason> {
 }
 
 /// Fills `out[i]` with the signature verdict of `txs[i]` (`None` = may execute)
-/// and returns how many signatures were verified. Verification runs on `pool`'s
-/// threads when one is given.
+/// and returns how many signatures were verified. Verification runs on the worker
+/// threads when given.
 pub(crate) fn precheck(
     state: &State,
     txs: &[Transaction],
-    pool: Option<&WorkerPool>,
+    threads: Option<&WorkerThreads>,
     out: &mut Vec<Option<AbortReason>>,
 ) -> u64 {
     out.clear();
@@ -120,8 +120,8 @@ pub(crate) fn precheck(
             *slot = check_one(state, tx);
         }
     };
-    match pool {
-        Some(pool) if signed > 0 && pool.threads() > 1 => pool.parallel_chunks(out, 16, run),
+    match threads {
+        Some(threads) if signed > 0 && threads.count() > 1 => threads.parallel_chunks(out, 16, run),
         _ => run(0, out),
     }
     signed
@@ -185,9 +185,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(precheck(&state, &txs, None, &mut out), 3);
         assert_eq!(out, expected);
-        let pool = WorkerPool::new(2).unwrap();
+        let threads = WorkerThreads::new(2).unwrap();
         let many: Vec<Transaction> = txs.iter().cycle().take(100).cloned().collect();
-        precheck(&state, &many, Some(&pool), &mut out);
+        precheck(&state, &many, Some(&threads), &mut out);
         assert!(out.iter().zip(expected.iter().cycle()).all(|(a, b)| a == b));
     }
 }

@@ -29,7 +29,7 @@ use crate::amm::Pool;
 use crate::error::Error;
 use crate::lending::{BPS, Market, Position};
 use crate::merkle::{Change, MerkleTree, bucket_of, leaf_hash};
-use crate::pool::WorkerPool;
+use crate::threads::WorkerThreads;
 
 /// An account id. Account 0 is the faucet, the only sender allowed to mint.
 pub type Account = u64;
@@ -168,7 +168,7 @@ struct Dirty {
 /// One shard of the state map, with the keys changed in the current batch and the
 /// keys changed since the tree last saw them.
 #[derive(Clone, Debug)]
-pub(crate) struct Shard {
+pub struct Shard {
     map: FxHashMap<Key, Entry>,
     dirty: Vec<Dirty>,
     /// Current batch number of this shard; entries from earlier batches are clean.
@@ -364,9 +364,9 @@ impl State {
     }
 
     /// Folds every pending change into the tree: the leaves are hashed per shard
-    /// and the tree's subtrees rehashed, on `pool`'s threads when given. The digest
+    /// and the tree's subtrees rehashed, on the worker `threads` when given. The digest
     /// is the same either way.
-    pub(crate) fn settle(&mut self, pool: Option<&WorkerPool>) {
+    pub(crate) fn settle(&mut self, threads: Option<&WorkerThreads>) {
         if self.is_settled() {
             return;
         }
@@ -375,12 +375,14 @@ impl State {
                 shard.settle();
             }
         };
-        match pool {
-            Some(pool) if pool.threads() > 1 => pool.parallel_chunks(&mut self.shards, 1, work),
+        match threads {
+            Some(threads) if threads.count() > 1 => {
+                threads.parallel_chunks(&mut self.shards, 1, work)
+            }
             _ => work(0, &mut self.shards),
         }
         let changes = self.shards.iter_mut().flat_map(|s| s.changes.drain(..));
-        self.tree.apply(changes, pool);
+        self.tree.apply(changes, threads);
     }
 
     /// This state, settled: itself if it is, else a settled copy (snapshots of an
@@ -511,17 +513,17 @@ impl State {
     }
 
     /// Ends a batch (see `finish_batch_with`) with nothing more to write.
-    pub(crate) fn finish_batch(&mut self, pool: Option<&WorkerPool>) {
-        self.finish_batch_with(pool, |_, _| {});
+    pub(crate) fn finish_batch(&mut self, threads: Option<&WorkerThreads>) {
+        self.finish_batch_with(threads, |_, _| {});
     }
 
     /// Ends a batch: for every shard, `commit(i, shard)` first writes whatever
     /// the executor still holds for shard `i` (its final versions), then the
-    /// shard queues its changed keys for the tree (`settle` hashes them). With a
-    /// pool, shards are spread over its threads.
+    /// shard queues its changed keys for the tree (`settle` hashes them). With
+    /// worker threads, shards are spread over them.
     pub(crate) fn finish_batch_with(
         &mut self,
-        pool: Option<&WorkerPool>,
+        threads: Option<&WorkerThreads>,
         commit: impl Fn(usize, &mut Shard) + Sync,
     ) {
         let work = |offset: usize, shards: &mut [Shard]| {
@@ -530,8 +532,10 @@ impl State {
                 shard.finish();
             }
         };
-        match pool {
-            Some(pool) if pool.threads() > 1 => pool.parallel_chunks(&mut self.shards, 1, work),
+        match threads {
+            Some(threads) if threads.count() > 1 => {
+                threads.parallel_chunks(&mut self.shards, 1, work)
+            }
             _ => work(0, &mut self.shards),
         }
         for shard in &self.shards {
@@ -652,7 +656,7 @@ mod tests {
 
     #[test]
     fn parallel_finish_gives_the_same_digest() {
-        let pool = WorkerPool::new(3).unwrap();
+        let threads = WorkerThreads::new(3).unwrap();
         let mut a = State::new();
         let mut b = State::new();
         for round in 0..3u128 {
@@ -662,7 +666,7 @@ mod tests {
                 b.write(Key::Balance(k, 0), v);
             }
             a.finish_batch(None);
-            b.finish_batch(Some(&pool));
+            b.finish_batch(Some(&threads));
             assert_eq!(a.digest(), b.digest());
             assert_eq!(a, b);
         }
@@ -671,11 +675,11 @@ mod tests {
     }
 
     /// The digest asked once after many batches (a replica asks at checkpoints)
-    /// equals the digest asked after every batch, settled on a pool or not, and
+    /// equals the digest asked after every batch, settled on worker threads or not, and
     /// keys removed, re-added and removed again between digests leave no trace.
     #[test]
     fn a_digest_after_many_batches_equals_one_after_each() {
-        let pool = WorkerPool::new(2).unwrap();
+        let threads = WorkerThreads::new(2).unwrap();
         let mut every = State::new();
         let mut once = State::new();
         for round in 0..6u128 {
@@ -692,7 +696,7 @@ mod tests {
             assert!(!once.is_settled());
             assert_eq!(once.settled_digest(), None);
         }
-        once.settle(Some(&pool));
+        once.settle(Some(&threads));
         assert_eq!(once.settled_digest(), every.settled_digest());
         let mut rebuilt = State::from_entries(once.entries()).unwrap();
         assert_eq!(rebuilt.digest(), every.digest());
@@ -736,7 +740,7 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
         /// The digest is a function of the entries only: any sequence of writes,
-        /// cut into any batches, finished with or without a pool, ends at the digest
+        /// cut into any batches, finished with or without worker threads, ends at the digest
         /// of the final entries built from scratch.
         #[test]
         fn digest_is_a_function_of_the_entries(
@@ -744,7 +748,7 @@ mod tests {
             cuts in proptest::collection::vec(0usize..400, 0..6),
             parallel in proptest::prelude::any::<bool>(),
         ) {
-            let pool = WorkerPool::new(2).unwrap();
+            let threads = WorkerThreads::new(2).unwrap();
             let mut s = State::new();
             let mut cuts = cuts;
             cuts.sort_unstable();
@@ -753,10 +757,10 @@ mod tests {
                 s.write(Key::Balance(*a, *t), Value::Amount(*v));
                 last.insert(Key::Balance(*a, *t), Value::Amount(*v));
                 if cuts.binary_search(&i).is_ok() {
-                    s.finish_batch(parallel.then_some(&pool));
+                    s.finish_batch(parallel.then_some(&threads));
                 }
             }
-            s.finish_batch(parallel.then_some(&pool));
+            s.finish_batch(parallel.then_some(&threads));
             let mut fresh = State::from_entries(last).unwrap();
             proptest::prop_assert_eq!(s.digest(), fresh.digest());
             proptest::prop_assert!(s == fresh);

@@ -25,7 +25,7 @@ pub struct ExecArgs {
     /// sequential, block-stm, access-list or auto.
     #[arg(long, default_value = "sequential")]
     executor: String,
-    /// Threads of the executor's pool.
+    /// Worker threads of the executor.
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Most gas one transaction may cost (as the cluster file's

@@ -7,11 +7,16 @@
 //! driven by the collaborative scheduler (`scheduler.rs`). No declared read/write
 //! sets are used.
 //!
-//! Per batch: signature pre-check (parallel), one `broadcast` running the worker
-//! loop on every thread of the executor's pool, then — again on every thread, one
-//! state shard at a time — the highest version of every written key is committed
-//! to the state and the digest updated. Per-thread scratch (read set, write set, dependents) is reused, so
-//! executing a transaction allocates nothing in the steady state.
+//! Generic over the VM (`vm.rs`): the scheduler and the multi-version memory see
+//! keys, values and receipts only, and a transaction runs through `Vm::execute`
+//! against a view of the multi-version memory over the pre-batch state.
+//!
+//! Per batch: admission (signature checks in parallel, then gas in batch order),
+//! one `broadcast` running the worker loop on every worker thread, then — again on
+//! every thread, one state shard at a time — the highest version of every written
+//! key is committed to the state and the digest updated. Per-thread scratch (read
+//! set, write set, dependents, the VM's own) is reused, so executing a transaction
+//! allocates nothing in the steady state beyond what the VM allocates.
 
 mod mvmemory;
 mod scheduler;
@@ -21,22 +26,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use mvmemory::{MvMemory, MvRead, Origin, ReadDescriptor};
 use scheduler::{Scheduler, Task, TxnIndex, Version};
 
-use crate::apply::{ReadError, StateView, WriteSet, apply};
 use crate::cost::ExecutionLimits;
 use crate::error::Error;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
-use crate::pool::{WorkerPool, backoff};
-use crate::signature;
-use crate::state::{Key, SHARDS, Shard, State, Value};
-use crate::tx::{AbortReason, Receipt, Transaction};
+use crate::ledger_vm::LedgerVm;
+use crate::state::SHARDS;
+use crate::threads::{WorkerThreads, backoff};
+use crate::vm::{ReadError, ReadView, Vm, WriteSet};
 
-/// Block-STM over a reusable pool of threads.
-pub struct BlockStmExecutor {
-    pool: Arc<WorkerPool>,
-    limits: ExecutionLimits,
+/// Block-STM over a reusable set of worker threads.
+pub struct BlockStmExecutor<V: Vm = LedgerVm> {
+    vm: V,
+    threads: Arc<WorkerThreads>,
     scheduler: Scheduler,
-    mv: MvMemory,
-    prechecks: Vec<Option<AbortReason>>,
+    mv: MvMemory<V>,
+    verdicts: Vec<Option<V::Verdict>>,
     /// Size of the last batch run.
     last_n: usize,
     /// Whether the last batch was committed (which resets the per-transaction
@@ -44,10 +48,10 @@ pub struct BlockStmExecutor {
     clean: bool,
 }
 
-impl std::fmt::Debug for BlockStmExecutor {
+impl<V: Vm> std::fmt::Debug for BlockStmExecutor<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockStmExecutor")
-            .field("threads", &self.pool.threads())
+            .field("threads", &self.threads.count())
             .finish()
     }
 }
@@ -62,26 +66,28 @@ struct WorkerStats {
 }
 
 /// What the workers share during one batch.
-struct Batch<'a> {
-    txs: &'a [Transaction],
-    prechecks: &'a [Option<AbortReason>],
-    base: &'a State,
+struct Batch<'a, V: Vm> {
+    vm: &'a V,
+    txs: &'a [V::Tx],
+    verdicts: &'a [Option<V::Verdict>],
+    base: &'a V::State,
     scheduler: &'a Scheduler,
-    mv: &'a MvMemory,
+    mv: &'a MvMemory<V>,
     totals: Mutex<WorkerStats>,
 }
 
 /// A transaction's view: lower transactions' versions, else the pre-batch state;
 /// every read is recorded for validation.
-struct MvView<'a> {
-    mv: &'a MvMemory,
-    base: &'a State,
+struct MvView<'a, V: Vm> {
+    mv: &'a MvMemory<V>,
+    base: &'a V::State,
     txn: TxnIndex,
-    reads: &'a mut Vec<ReadDescriptor>,
+    reads: &'a mut Vec<ReadDescriptor<V::Key>>,
 }
 
-impl StateView for MvView<'_> {
-    fn read(&mut self, key: &Key) -> Result<Option<Value>, ReadError> {
+impl<V: Vm> ReadView<V> for MvView<'_, V> {
+    #[inline]
+    fn read(&mut self, key: &V::Key) -> Result<Option<V::Value>, ReadError> {
         match self.mv.read(key, self.txn) {
             MvRead::Written(version, value) => {
                 self.reads.push(ReadDescriptor {
@@ -96,82 +102,92 @@ impl StateView for MvView<'_> {
                     key: *key,
                     origin: Origin::Storage,
                 });
-                Ok(self.base.get(key))
+                Ok(V::read_state(self.base, key))
             }
         }
     }
 }
 
 impl BlockStmExecutor {
-    /// A Block-STM executor with its own pool of `threads` threads.
+    /// A native ledger Block-STM executor with its own `threads` worker threads,
+    /// under the default cost limits.
     pub fn new(threads: usize) -> Result<BlockStmExecutor, Error> {
-        Ok(BlockStmExecutor::with_pool(Arc::new(WorkerPool::new(
-            threads,
-        )?)))
+        BlockStmExecutor::for_vm(LedgerVm::default(), threads)
     }
 
     /// The same, with cost limits other than the defaults.
     pub fn with_limits(mut self, limits: ExecutionLimits) -> BlockStmExecutor {
-        self.limits = limits;
+        self.vm.limits = limits;
         self
     }
+}
 
-    /// A Block-STM executor running on an existing pool.
-    pub fn with_pool(pool: Arc<WorkerPool>) -> BlockStmExecutor {
+impl<V: Vm> BlockStmExecutor<V> {
+    /// A Block-STM executor of `vm` with its own `threads` worker threads.
+    pub fn for_vm(vm: V, threads: usize) -> Result<BlockStmExecutor<V>, Error> {
+        Ok(BlockStmExecutor::with_threads(
+            vm,
+            Arc::new(WorkerThreads::new(threads)?),
+        ))
+    }
+
+    /// A Block-STM executor of `vm` running on existing worker threads.
+    pub fn with_threads(vm: V, threads: Arc<WorkerThreads>) -> BlockStmExecutor<V> {
         BlockStmExecutor {
-            pool,
-            limits: ExecutionLimits::default(),
+            vm,
+            threads,
             scheduler: Scheduler::default(),
             mv: MvMemory::default(),
-            prechecks: Vec::new(),
+            verdicts: Vec::new(),
             last_n: 0,
             clean: true,
         }
     }
 
+    /// Number of worker threads.
     pub fn threads(&self) -> usize {
-        self.pool.threads()
+        self.threads.count()
     }
 }
 
-impl Executor for BlockStmExecutor {
+impl<V: Vm> Executor<V> for BlockStmExecutor<V> {
     fn name(&self) -> &str {
         "block-stm"
     }
 
-    /// Settles the state on this executor's pool.
-    fn digest(&mut self, state: &mut State) -> [u8; 32] {
-        state.settle(Some(&self.pool));
-        state.digest()
+    /// Settles the state on this executor's threads.
+    fn digest(&mut self, state: &mut V::State) -> [u8; 32] {
+        V::digest(state, Some(&self.threads))
     }
 
-    fn execute(&mut self, state: &mut State, txs: &[Transaction]) -> BatchOutcome {
-        let mut prechecks = std::mem::take(&mut self.prechecks);
-        let verified = signature::precheck(state, txs, Some(&self.pool), &mut prechecks);
-        let gas = self.limits.charge(txs, &mut prechecks);
+    fn execute(&mut self, state: &mut V::State, txs: &[V::Tx]) -> BatchOutcome<V::Receipt> {
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        let admission = self
+            .vm
+            .admit(state, txs, Some(&self.threads), &mut verdicts);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut stats = BatchStats {
-            signatures_verified: verified,
-            gas,
+            signatures_verified: admission.signatures_verified,
+            gas: admission.gas,
             ..BatchStats::default()
         };
-        self.run(state, txs, &prechecks, &mut receipts, &mut stats);
-        self.prechecks = prechecks;
+        self.run(state, txs, &verdicts, &mut receipts, &mut stats);
+        self.verdicts = verdicts;
         self.commit(state);
         BatchOutcome { receipts, stats }
     }
 }
 
-impl BlockStmExecutor {
-    /// Runs Block-STM over `txs` given their signature verdicts and appends
+impl<V: Vm> BlockStmExecutor<V> {
+    /// Runs Block-STM over `txs` given their admission verdicts and appends
     /// their receipts. The results stay in the multi-version memory until the
     /// batch is finished with `commit` (in parallel, per state shard).
     pub(crate) fn run(
         &mut self,
-        state: &State,
-        txs: &[Transaction],
-        prechecks: &[Option<AbortReason>],
-        receipts: &mut Vec<Receipt>,
+        state: &V::State,
+        txs: &[V::Tx],
+        verdicts: &[Option<V::Verdict>],
+        receipts: &mut Vec<V::Receipt>,
         stats: &mut BatchStats,
     ) {
         let n = txs.len();
@@ -183,10 +199,7 @@ impl BlockStmExecutor {
             self.scheduler.reset(0, clean);
             self.mv.reset(0, clean);
             self.last_n = 0;
-            receipts.extend(std::iter::repeat_n(
-                Receipt::Aborted(AbortReason::Internal),
-                n,
-            ));
+            receipts.extend(std::iter::repeat_n(self.vm.internal_error(), n));
             return;
         }
         self.scheduler.reset(n, clean);
@@ -196,16 +209,20 @@ impl BlockStmExecutor {
             return;
         }
         let batch = Batch {
+            vm: &self.vm,
             txs,
-            prechecks,
+            verdicts,
             base: state,
             scheduler: &self.scheduler,
             mv: &self.mv,
             totals: Mutex::new(WorkerStats::default()),
         };
-        self.pool.broadcast(&|_| worker(&batch));
+        self.threads.broadcast(&|_| worker(&batch));
         let totals = *batch.totals.lock().unwrap_or_else(PoisonError::into_inner);
-        receipts.extend((0..n).map(|i| self.mv.receipt(i)));
+        for i in 0..n {
+            let receipt = self.mv.take_receipt(i);
+            receipts.push(receipt.unwrap_or_else(|| self.vm.internal_error()));
+        }
         stats.executions += totals.executions;
         stats.validations += totals.validations;
         stats.validation_aborts += totals.validation_aborts;
@@ -215,7 +232,7 @@ impl BlockStmExecutor {
     /// Writes the batch's final versions for state shard `shard` (called once
     /// for each of the `SHARDS` shards, in parallel), and resets the matching
     /// slice of the per-transaction slots for the next batch.
-    fn commit_shard(&self, shard: usize, out: &mut Shard) {
+    fn commit_shard(&self, shard: usize, out: &mut V::Shard) {
         self.mv.commit_shard(shard, out);
         let n = self.last_n;
         let range = shard * n / SHARDS..(shard + 1) * n / SHARDS;
@@ -224,20 +241,24 @@ impl BlockStmExecutor {
     }
 
     /// Writes the last `run`'s results into `state` and finishes the batch there
-    /// (every shard committed and its digest folded, in parallel on the pool).
-    pub(crate) fn commit(&mut self, state: &mut State) {
+    /// (every shard committed and its digest folded, in parallel on the worker
+    /// threads).
+    pub(crate) fn commit(&mut self, state: &mut V::State) {
         let this = &*self;
-        state.finish_batch_with(Some(&self.pool), |i, shard| this.commit_shard(i, shard));
+        V::finish_batch(state, Some(&self.threads), |i, shard| {
+            this.commit_shard(i, shard)
+        });
         self.clean = true;
     }
 }
 
 /// The per-thread loop of Algorithm 1: run the task in hand, else ask for one,
 /// until the scheduler says the batch is done.
-fn worker(b: &Batch<'_>) {
+fn worker<V: Vm>(b: &Batch<'_, V>) {
     let mut stats = WorkerStats::default();
-    let mut reads: Vec<ReadDescriptor> = Vec::with_capacity(16);
+    let mut reads: Vec<ReadDescriptor<V::Key>> = Vec::with_capacity(16);
     let mut writes = WriteSet::default();
+    let mut scratch = V::Scratch::default();
     let mut dependents: Vec<TxnIndex> = Vec::new();
     let mut task: Option<Task> = None;
     let mut idle: u32 = 0;
@@ -248,6 +269,7 @@ fn worker(b: &Batch<'_>) {
                 version,
                 &mut reads,
                 &mut writes,
+                &mut scratch,
                 &mut dependents,
                 &mut stats,
             ),
@@ -273,11 +295,12 @@ fn worker(b: &Batch<'_>) {
     t.dependency_waits += stats.dependency_waits;
 }
 
-fn try_execute(
-    b: &Batch<'_>,
+fn try_execute<V: Vm>(
+    b: &Batch<'_, V>,
     version: Version,
-    reads: &mut Vec<ReadDescriptor>,
-    writes: &mut WriteSet,
+    reads: &mut Vec<ReadDescriptor<V::Key>>,
+    writes: &mut WriteSet<V::Key, V::Value>,
+    scratch: &mut V::Scratch,
     dependents: &mut Vec<TxnIndex>,
     stats: &mut WorkerStats,
 ) -> Option<Task> {
@@ -292,7 +315,10 @@ fn try_execute(
             txn: version.txn,
             reads,
         };
-        match apply(tx, b.prechecks[i], &mut view, writes) {
+        match b
+            .vm
+            .execute(tx, b.verdicts[i].as_ref(), &mut view, scratch, writes)
+        {
             Ok(receipt) => {
                 let wrote_new = b.mv.record(version, reads, writes, receipt);
                 return b.scheduler.finish_execution(version, wrote_new, dependents);
@@ -308,7 +334,7 @@ fn try_execute(
     }
 }
 
-fn validate(b: &Batch<'_>, version: Version, stats: &mut WorkerStats) -> Option<Task> {
+fn validate<V: Vm>(b: &Batch<'_, V>, version: Version, stats: &mut WorkerStats) -> Option<Task> {
     stats.validations += 1;
     let valid = b.mv.validate_read_set(version.txn);
     let aborted = !valid && b.scheduler.try_validation_abort(version);

@@ -31,9 +31,9 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::scheduler::{TxnIndex, Version};
-use crate::apply::WriteSet;
-use crate::state::{Key, SHARDS as STATE_SHARDS, Shard, Value, key_hash};
-use crate::tx::{MAX_ACCESS, Receipt};
+use crate::state::SHARDS as STATE_SHARDS;
+use crate::tx::MAX_ACCESS;
+use crate::vm::{Vm, WriteSet};
 
 /// Multi-version shards: 4 per state shard (same hash, two more bits), so the
 /// final versions of a state shard are found in 4 consecutive shards here.
@@ -44,22 +44,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
+#[derive(Clone, Debug)]
+struct Entry<T> {
     txn: TxnIndex,
     incarnation: u32,
     estimate: bool,
-    value: Value,
+    value: T,
 }
 
 /// The versions of one key, and who has read it.
-#[derive(Debug, Default)]
-struct Chain {
+#[derive(Debug)]
+struct Chain<T> {
     /// By ascending transaction index.
-    versions: SmallVec<[Entry; 1]>,
+    versions: SmallVec<[Entry<T>; 1]>,
     /// 1 + the highest transaction that has read this key through the
     /// multi-version memory in this batch (0: none).
     max_reader: u32,
+}
+
+impl<T> Default for Chain<T> {
+    fn default() -> Self {
+        Chain {
+            versions: SmallVec::new(),
+            max_reader: 0,
+        }
+    }
 }
 
 /// Where a read was served from; validation re-reads and compares.
@@ -72,34 +81,35 @@ pub(crate) enum Origin {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ReadDescriptor {
-    pub(crate) key: Key,
+pub(crate) struct ReadDescriptor<K> {
+    pub(crate) key: K,
     pub(crate) origin: Origin,
 }
 
 /// The answer to a versioned read.
-pub(crate) enum MvRead {
-    Written(Version, Value),
+pub(crate) enum MvRead<T> {
+    Written(Version, T),
     /// The highest lower writer is being re-executed.
     Estimate(TxnIndex),
     Storage,
 }
 
-#[derive(Debug)]
-struct TxnRecord {
-    reads: Vec<ReadDescriptor>,
-    written: SmallVec<[Key; MAX_ACCESS]>,
-    receipt: Receipt,
+struct TxnRecord<V: Vm> {
+    reads: Vec<ReadDescriptor<V::Key>>,
+    written: SmallVec<[V::Key; MAX_ACCESS]>,
+    /// The receipt of the last recorded incarnation (taken when the batch ends).
+    receipt: Option<V::Receipt>,
 }
+
+type Shard<V> = FxHashMap<<V as Vm>::Key, Chain<<V as Vm>::Value>>;
 
 /// Versioned writes of one batch.
-#[derive(Debug)]
-pub(crate) struct MvMemory {
-    shards: Vec<CachePadded<Mutex<FxHashMap<Key, Chain>>>>,
-    records: Vec<CachePadded<Mutex<TxnRecord>>>,
+pub(crate) struct MvMemory<V: Vm> {
+    shards: Vec<CachePadded<Mutex<Shard<V>>>>,
+    records: Vec<CachePadded<Mutex<TxnRecord<V>>>>,
 }
 
-impl Default for MvMemory {
+impl<V: Vm> Default for MvMemory<V> {
     fn default() -> Self {
         MvMemory {
             shards: (0..SHARDS)
@@ -110,7 +120,7 @@ impl Default for MvMemory {
     }
 }
 
-impl MvMemory {
+impl<V: Vm> MvMemory<V> {
     /// Prepares for a batch of `n` transactions, keeping allocations. With
     /// `clean`, the caller guarantees the previous batch was committed (which
     /// empties the shards) and its records reset by `clean_range`.
@@ -126,14 +136,14 @@ impl MvMemory {
                 let r = r.get_mut().unwrap_or_else(PoisonError::into_inner);
                 r.reads.clear();
                 r.written.clear();
-                r.receipt = Receipt::Ok;
+                r.receipt = None;
             }
         }
         while self.records.len() < n {
             self.records.push(CachePadded::new(Mutex::new(TxnRecord {
                 reads: Vec::new(),
                 written: SmallVec::new(),
-                receipt: Receipt::Ok,
+                receipt: None,
             })));
         }
     }
@@ -144,17 +154,17 @@ impl MvMemory {
             let mut r = lock(r);
             r.reads.clear();
             r.written.clear();
-            r.receipt = Receipt::Ok;
+            r.receipt = None;
         }
     }
 
-    fn shard(&self, key: &Key) -> MutexGuard<'_, FxHashMap<Key, Chain>> {
-        lock(&self.shards[(key_hash(key) >> 58) as usize])
+    fn shard(&self, key: &V::Key) -> MutexGuard<'_, Shard<V>> {
+        lock(&self.shards[(V::key_hash(key) >> 58) as usize])
     }
 
     /// The value of `key` as transaction `txn` should see it; records `txn` as
     /// a reader of the key.
-    pub(crate) fn read(&self, key: &Key, txn: TxnIndex) -> MvRead {
+    pub(crate) fn read(&self, key: &V::Key, txn: TxnIndex) -> MvRead<V::Value> {
         let mut shard = self.shard(key);
         let chain = shard.entry(*key).or_default();
         chain.max_reader = chain.max_reader.max(txn + 1);
@@ -167,14 +177,14 @@ impl MvMemory {
                     txn: e.txn,
                     incarnation: e.incarnation,
                 },
-                e.value,
+                e.value.clone(),
             ),
         }
     }
 
     /// Like `read` but only the origin, for validation (no value copy; the
     /// reader is already recorded).
-    fn read_origin(&self, key: &Key, txn: TxnIndex) -> Option<Origin> {
+    fn read_origin(&self, key: &V::Key, txn: TxnIndex) -> Option<Origin> {
         let shard = self.shard(key);
         let Some(chain) = shard.get(key) else {
             return Some(Origin::Storage);
@@ -192,7 +202,7 @@ impl MvMemory {
 
     /// Adds or replaces `version`'s entry for `key`; returns whether a higher
     /// transaction has already read the key (its read may now be stale).
-    fn write(&self, key: Key, version: Version, value: Value) -> bool {
+    fn write(&self, key: V::Key, version: Version, value: V::Value) -> bool {
         let mut shard = self.shard(&key);
         let chain = shard.entry(key).or_default();
         let entry = Entry {
@@ -209,7 +219,7 @@ impl MvMemory {
         chain.max_reader > version.txn + 1
     }
 
-    fn remove(&self, key: &Key, txn: TxnIndex) {
+    fn remove(&self, key: &V::Key, txn: TxnIndex) {
         let mut shard = self.shard(key);
         if let Some(chain) = shard.get_mut(key) {
             let at = chain.versions.partition_point(|e| e.txn < txn);
@@ -219,7 +229,7 @@ impl MvMemory {
         }
     }
 
-    fn mark_estimate(&self, key: &Key, txn: TxnIndex) {
+    fn mark_estimate(&self, key: &V::Key, txn: TxnIndex) {
         let mut shard = self.shard(key);
         if let Some(chain) = shard.get_mut(key) {
             let at = chain.versions.partition_point(|e| e.txn < txn);
@@ -240,14 +250,14 @@ impl MvMemory {
     pub(crate) fn record(
         &self,
         version: Version,
-        reads: &mut Vec<ReadDescriptor>,
-        writes: &WriteSet,
-        receipt: Receipt,
+        reads: &mut Vec<ReadDescriptor<V::Key>>,
+        writes: &WriteSet<V::Key, V::Value>,
+        receipt: V::Receipt,
     ) -> bool {
         let mut rec = lock(&self.records[version.txn as usize]);
         let mut wrote_new = false;
         for (key, value) in writes.entries() {
-            let read_above = self.write(*key, version, *value);
+            let read_above = self.write(*key, version, value.clone());
             if read_above && !rec.written.contains(key) {
                 wrote_new = true;
             }
@@ -260,7 +270,7 @@ impl MvMemory {
         rec.written.clear();
         rec.written.extend(writes.entries().iter().map(|(k, _)| *k));
         std::mem::swap(&mut rec.reads, reads);
-        rec.receipt = receipt;
+        rec.receipt = Some(receipt);
         wrote_new
     }
 
@@ -282,25 +292,27 @@ impl MvMemory {
         }
     }
 
-    /// The receipt of `txn`'s last recorded incarnation.
-    pub(crate) fn receipt(&mut self, txn: usize) -> Receipt {
+    /// Takes the receipt of `txn`'s last recorded incarnation (`None` if it
+    /// never recorded one, which a finished batch rules out).
+    pub(crate) fn take_receipt(&mut self, txn: usize) -> Option<V::Receipt> {
         self.records[txn]
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .receipt
+            .take()
     }
 
     /// Writes the final value of every key of state shard `shard` written in
     /// the batch (its highest writer's) into `out`, and empties those
     /// multi-version shards for the next batch. Runs after all workers have
     /// finished, so the locks are uncontended.
-    pub(crate) fn commit_shard(&self, shard: usize, out: &mut Shard) {
+    pub(crate) fn commit_shard(&self, shard: usize, out: &mut V::Shard) {
         for m in shard * PER_STATE_SHARD..(shard + 1) * PER_STATE_SHARD {
             let mut map = lock(&self.shards[m]);
-            for (key, chain) in map.iter() {
-                if let Some(last) = chain.versions.last() {
+            for (key, chain) in map.iter_mut() {
+                if let Some(last) = chain.versions.pop() {
                     debug_assert!(!last.estimate, "ESTIMATE left after the batch");
-                    out.write(*key, last.value);
+                    V::write_shard(out, *key, last.value);
                 }
             }
             map.clear();
@@ -311,6 +323,11 @@ impl MvMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger_vm::LedgerVm;
+    use crate::state::{Key, Value};
+    use crate::tx::Receipt;
+
+    type WriteSet = crate::vm::WriteSet<Key, Value>;
 
     fn v(txn: TxnIndex, incarnation: u32) -> Version {
         Version { txn, incarnation }
@@ -318,7 +335,7 @@ mod tests {
 
     #[test]
     fn reads_see_the_highest_lower_writer() {
-        let mut mv = MvMemory::default();
+        let mut mv = MvMemory::<LedgerVm>::default();
         mv.reset(5, true);
         let k = Key::Balance(1, 0);
         mv.write(k, v(1, 0), Value::Amount(10));
@@ -335,7 +352,7 @@ mod tests {
 
     #[test]
     fn record_reports_new_locations_and_drops_stale_ones() {
-        let mut mv = MvMemory::default();
+        let mut mv = MvMemory::<LedgerVm>::default();
         mv.reset(3, true);
         let (a, b) = (Key::Balance(1, 0), Key::Balance(2, 0));
         let mut ws = WriteSet::default();
@@ -371,7 +388,7 @@ mod tests {
     fn two_writes(ws: &mut WriteSet, items: &[(Key, u128)]) {
         ws.clear();
         for (k, amount) in items {
-            ws.push_for_test(*k, Value::Amount(*amount));
+            ws.put(*k, Value::Amount(*amount));
         }
     }
 }

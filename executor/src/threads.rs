@@ -1,6 +1,7 @@
-//! The reusable worker pool: threads are spawned once per executor and parked
-//! between batches; every parallel phase (signature checks, Block-STM, the
-//! access-list schedule, digest leaves) is one `broadcast` onto them.
+//! The executors' worker threads (`WorkerThreads`): spawned once per executor and
+//! parked between batches; every parallel phase (signature checks, Block-STM, the
+//! access-list schedule, digest leaves) is one `broadcast` onto them. (Named for
+//! what they are: "pool" in this crate means an AMM pool, `amm::Pool`.)
 //!
 //! `broadcast(f)` runs `f(0)` on the calling thread and `f(1..threads)` on the
 //! helpers, and returns only when every call has returned. That is what makes it
@@ -15,7 +16,7 @@ use std::thread::JoinHandle;
 
 use crate::error::Error;
 
-/// Upper bound on threads per pool.
+/// Upper bound on worker threads per executor.
 pub const MAX_THREADS: usize = 256;
 
 type Job = dyn Fn(usize) + Sync;
@@ -49,7 +50,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A fixed set of threads (the caller counts as thread 0).
-pub struct WorkerPool {
+pub struct WorkerThreads {
     shared: Arc<Shared>,
     helpers: Vec<JoinHandle<()>>,
     threads: usize,
@@ -57,17 +58,17 @@ pub struct WorkerPool {
     serial: Mutex<()>,
 }
 
-impl std::fmt::Debug for WorkerPool {
+impl std::fmt::Debug for WorkerThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerPool")
+        f.debug_struct("WorkerThreads")
             .field("threads", &self.threads)
             .finish()
     }
 }
 
-impl WorkerPool {
-    /// A pool of `threads` threads: the caller plus `threads - 1` helpers.
-    pub fn new(threads: usize) -> Result<WorkerPool, Error> {
+impl WorkerThreads {
+    /// `threads` threads: the caller plus `threads - 1` helpers.
+    pub fn new(threads: usize) -> Result<WorkerThreads, Error> {
         if threads == 0 || threads > MAX_THREADS {
             return Err(Error::ThreadCount(threads));
         }
@@ -82,30 +83,30 @@ impl WorkerPool {
             start: Condvar::new(),
             finished: Condvar::new(),
         });
-        let mut pool = WorkerPool {
+        let mut this = WorkerThreads {
             shared,
             helpers: Vec::with_capacity(threads - 1),
             threads,
             serial: Mutex::new(()),
         };
         for id in 1..threads {
-            let shared = Arc::clone(&pool.shared);
+            let shared = Arc::clone(&this.shared);
             let handle = std::thread::Builder::new()
                 .name(format!("tandem-exec-{id}"))
                 .spawn(move || helper_loop(&shared, id))
                 .map_err(|e| Error::SpawnFailed(e.to_string()))?;
-            // On error, dropping `pool` shuts down the helpers started so far.
-            pool.helpers.push(handle);
+            // On error, dropping `this` shuts down the helpers started so far.
+            this.helpers.push(handle);
         }
-        Ok(pool)
+        Ok(this)
     }
 
     /// Number of threads, including the caller.
-    pub fn threads(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.threads
     }
 
-    /// Runs `f(i)` for every `i in 0..threads()` concurrently (`f(0)` on the
+    /// Runs `f(i)` for every `i in 0..count()` concurrently (`f(0)` on the
     /// calling thread) and waits for all of them.
     pub fn broadcast<'a>(&self, f: &'a (dyn Fn(usize) + Sync + 'a)) {
         let _serial = lock(&self.serial);
@@ -203,7 +204,7 @@ fn helper_loop(shared: &Shared, id: usize) {
     }
 }
 
-impl Drop for WorkerPool {
+impl Drop for WorkerThreads {
     fn drop(&mut self) {
         lock(&self.shared.control).shutdown = true;
         self.shared.start.notify_all();
@@ -232,10 +233,10 @@ mod tests {
 
     #[test]
     fn broadcast_runs_every_index_once_per_call() {
-        let pool = WorkerPool::new(4).unwrap();
+        let threads = WorkerThreads::new(4).unwrap();
         for round in 0..50 {
             let hits: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
-            pool.broadcast(&|i| {
+            threads.broadcast(&|i| {
                 hits[i].fetch_add(round + 1, Ordering::SeqCst);
             });
             for h in &hits {
@@ -246,9 +247,9 @@ mod tests {
 
     #[test]
     fn parallel_chunks_cover_the_slice() {
-        let pool = WorkerPool::new(3).unwrap();
+        let threads = WorkerThreads::new(3).unwrap();
         let mut data = vec![0usize; 1000];
-        pool.parallel_chunks(&mut data, 7, |offset, part| {
+        threads.parallel_chunks(&mut data, 7, |offset, part| {
             for (i, x) in part.iter_mut().enumerate() {
                 *x = offset + i;
             }
@@ -257,10 +258,10 @@ mod tests {
     }
 
     #[test]
-    fn helper_panic_reaches_the_caller_and_pool_survives() {
-        let pool = WorkerPool::new(2).unwrap();
+    fn helper_panic_reaches_the_caller_and_threads_survive() {
+        let threads = WorkerThreads::new(2).unwrap();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            pool.broadcast(&|i| {
+            threads.broadcast(&|i| {
                 if i == 1 {
                     panic!("boom");
                 }
@@ -268,7 +269,7 @@ mod tests {
         }));
         assert!(result.is_err());
         let count = AtomicUsize::new(0);
-        pool.broadcast(&|_| {
+        threads.broadcast(&|_| {
             count.fetch_add(1, Ordering::SeqCst);
         });
         assert_eq!(count.load(Ordering::SeqCst), 2);
@@ -276,7 +277,7 @@ mod tests {
 
     #[test]
     fn thread_count_is_checked() {
-        assert!(matches!(WorkerPool::new(0), Err(Error::ThreadCount(0))));
-        assert_eq!(WorkerPool::new(1).unwrap().threads(), 1);
+        assert!(matches!(WorkerThreads::new(0), Err(Error::ThreadCount(0))));
+        assert_eq!(WorkerThreads::new(1).unwrap().count(), 1);
     }
 }
