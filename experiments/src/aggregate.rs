@@ -188,7 +188,14 @@ pub fn summary(run: &RunRecord) -> RunSummary {
             } else {
                 committed_txs as f64 / batches as f64
             },
-            view_changes: finals.iter().flatten().map(|l| l.view).max().unwrap_or(0),
+            // The most any replica counted (PBFT: view changes it started; HotStuff:
+            // round time-outs). The highest view would count every HotStuff round.
+            view_changes: finals
+                .iter()
+                .flatten()
+                .map(|l| l.common.view_changes)
+                .max()
+                .unwrap_or(0),
             state_transfers: finals
                 .iter()
                 .flatten()

@@ -51,6 +51,8 @@ counters! {
     dropped_unknown_client,
     /// Requests dropped: the queue was full.
     dropped_queue_full,
+    /// Times a full queue was cleaned of delivered requests.
+    queue_compactions,
     /// Messages dropped: a signature, QC or TC did not verify.
     dropped_bad_signature,
     /// Messages dropped: a block whose height or rounds do not follow its parent.

@@ -155,6 +155,8 @@ pub struct HotStuff {
     pub(crate) queue: VecDeque<Request>,
     /// Queued requests not delivered yet (the queue is cleaned lazily).
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
+    /// `pending.len()` after the queue's last compaction (see `compact_queue_if_full`).
+    pub(crate) pending_at_compaction: usize,
     pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
 
     pub(crate) timers: Timers<HotStuffTimer>,
@@ -226,6 +228,7 @@ impl HotStuff {
             reply_cache: ReplyCache::new(),
             queue: VecDeque::new(),
             pending: BTreeSet::new(),
+            pending_at_compaction: usize::MAX,
             allowed_clients: None,
             timers: Timers::default(),
             counters: Counters::default(),

@@ -399,6 +399,41 @@ fn a_checkpoint_executed_without_its_digest_is_counted_and_not_taken() {
     c.assert_agreement(1);
 }
 
+/// A full queue of requests not yet delivered refuses more without walking itself
+/// (an overloaded replica once spent 98% of its time cleaning a full queue for every
+/// request it refused); once requests were delivered it takes new ones again.
+#[test]
+fn a_full_queue_refuses_without_walking_itself() {
+    let mut c = Cluster::new(4, 2);
+    let cap = c.replicas[3].core().queue_capacity() as u64;
+    for i in 1..=cap {
+        c.request(3, 1, i);
+    }
+    assert_eq!(c.replicas[3].core().queue.len() as u64, cap);
+    for i in 1..=100 {
+        c.request(3, 1, cap + i);
+    }
+    let counters = &c.replicas[3].core().counters;
+    assert_eq!(counters.dropped_queue_full, 100);
+    assert_eq!(
+        counters.queue_compactions, 0,
+        "a queue of live requests was walked"
+    );
+    c.settle();
+    assert_eq!(committed_requests(&c, 3) as u64, cap);
+    for i in 1..=100 {
+        c.request(3, 1, cap + i);
+    }
+    let counters = &c.replicas[3].core().counters;
+    assert_eq!(
+        counters.dropped_queue_full, 100,
+        "delivered requests still fill the queue"
+    );
+    assert!(counters.queue_compactions <= 1);
+    c.settle();
+    assert_eq!(committed_requests(&c, 3) as u64, cap + 100);
+}
+
 #[test]
 fn three_chain_commits_too() {
     let mut c = Cluster::new(4, 3);

@@ -370,7 +370,8 @@ pub struct ConsensusStats {
     /// Mean transactions per committed batch.
     #[serde(deserialize_with = "number_or_nan")]
     pub mean_batch_size: f64,
-    /// View changes completed.
+    /// The most view changes any replica started (PBFT) or round time-outs it
+    /// counted (HotStuff): `CommonCounters::view_changes`.
     pub view_changes: u64,
     /// State transfers performed by lagging replicas.
     pub state_transfers: u64,
