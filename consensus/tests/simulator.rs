@@ -377,6 +377,27 @@ mod hotstuff {
         }
     }
 
+    /// Leader reputation after state transfers: a replica that installed a checkpoint
+    /// used to reset its reputation history and elect round-robin for ~440 rounds;
+    /// two such replicas at n = 4 split every round's votes with the other two, and
+    /// the cluster crawled by round time-outs (seed 44, `partition`: 44 of 112
+    /// requests by the bound; seed 391, `mixed`: 84 of 432). The checkpoint now binds
+    /// the history and a transfer installs it, so leaders agree at once. Both seeds
+    /// transfer state; both complete every request.
+    #[test]
+    fn leaders_agree_after_state_transfers_with_reputation() {
+        for (seed, mix) in [(44, FaultMix::Partition), (391, FaultMix::Mixed)] {
+            let mut cfg = SimConfig::new(HOTSTUFF, seed, mix, 4)
+                .with_protocol_param("leader_election", "reputation");
+            cfg.disks = true;
+            let report = run_to_completion(&cfg);
+            assert!(
+                report.state_transfers > 0,
+                "seed {seed} transferred no state"
+            );
+        }
+    }
+
     /// `tandem sim --protocol hotstuff --durability wal` over crashes and the mixed
     /// faults, storage faults included: logs compact at stable checkpoints, so
     /// restarts replay a snapshot, the base record and the records after it. Every

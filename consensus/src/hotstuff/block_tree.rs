@@ -63,6 +63,12 @@ pub struct BlockTree {
     tip_height: Seq,
     tip_round: Round,
     history: History,
+    /// Every this many heights the history is kept as it stood right after the
+    /// block at that height committed (0: never): a checkpoint binds it.
+    checkpoint_interval: u64,
+    /// The history right after each checkpoint height's block committed, from the
+    /// pruning point up; a state transfer's certified one at the installed height.
+    checkpoint_histories: BTreeMap<Seq, Arc<History>>,
 }
 
 impl Default for BlockTree {
@@ -92,6 +98,31 @@ impl BlockTree {
             tip_height: Seq(0),
             tip_round: View(0),
             history: History::new(n),
+            checkpoint_interval: 0,
+            checkpoint_histories: BTreeMap::new(),
+        }
+    }
+
+    /// Keeps the history at every `interval`-th height (see
+    /// [`BlockTree::checkpoint_history`]).
+    pub fn with_checkpoint_interval(mut self, interval: u64) -> BlockTree {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// The reputation history as it stood right after the block at checkpoint height
+    /// `seq` committed — what that checkpoint binds (`sync.rs`) — if still held.
+    pub fn checkpoint_history(&self, seq: Seq) -> Option<Arc<History>> {
+        self.checkpoint_histories.get(&seq).cloned()
+    }
+
+    /// Records a block just committed at the tip in the history, keeping a copy at
+    /// checkpoint heights.
+    fn record_committed(&mut self, digest: Digest, block: &Block) {
+        self.history.record(digest, block);
+        if self.checkpoint_interval > 0 && block.height.is_checkpoint(self.checkpoint_interval) {
+            self.checkpoint_histories
+                .insert(block.height, Arc::new(self.history.clone()));
         }
     }
 
@@ -183,7 +214,7 @@ impl BlockTree {
             self.tip = digest;
             self.tip_height = b.height;
             self.tip_round = b.round;
-            self.history.record(digest, &b);
+            self.record_committed(digest, &b);
             self.blocks.insert(digest, b);
         }
         self.prune_forks();
@@ -193,6 +224,12 @@ impl BlockTree {
     /// its committed tip, which [`History::fits`] checked).
     pub fn set_history(&mut self, history: History) {
         self.history = history;
+    }
+
+    /// Keeps `history` as the one at checkpoint height `seq` (a state transfer's or a
+    /// log's compaction point's, certified by the stable checkpoint).
+    pub fn set_checkpoint_history(&mut self, seq: Seq, history: Arc<History>) {
+        self.checkpoint_histories.insert(seq, history);
     }
 
     /// Up to `len` blocks from `from` down its parents, as `(digest, round)`, stopping
@@ -279,7 +316,7 @@ impl BlockTree {
             self.tip = *digest;
             self.tip_height = b.height;
             self.tip_round = b.round;
-            self.history.record(*digest, b);
+            self.record_committed(*digest, b);
         }
         self.prune_forks();
         Ok(chain.into_iter().map(|(_, b)| b).collect())
@@ -310,6 +347,7 @@ impl BlockTree {
     /// Forgets committed blocks below `height` (never the tip).
     pub fn prune_committed_below(&mut self, height: Seq) {
         let height = height.min(self.tip_height);
+        self.checkpoint_histories = self.checkpoint_histories.split_off(&height);
         let keep = self.committed.split_off(&height);
         for digest in std::mem::replace(&mut self.committed, keep).into_values() {
             self.blocks.remove(&digest);

@@ -159,6 +159,9 @@ pub struct DurableState {
     pub uncommitted: Vec<Arc<Block>>,
     /// The reputation history at the committed tip (`leaders.rs`).
     pub history: History,
+    /// The reputation history right after the checkpoint block committed (bound by
+    /// the certificate; served with the checkpoint's state).
+    pub checkpoint_history: History,
 }
 
 impl HotStuff {
@@ -175,8 +178,15 @@ impl HotStuff {
         )?;
         let block = self.checkpoint_blocks.get(&seq)?.clone();
         let digest = block.digest();
+        let checkpoint_history = self.tree.checkpoint_history(seq)?;
         if self.tree.committed_at(seq) != Some(digest)
-            || hotstuff_checkpoint_digest(seq, &own.app_digest, &own.tables, &digest) != own.digest
+            || hotstuff_checkpoint_digest(
+                seq,
+                &own.app_digest,
+                &own.tables,
+                &digest,
+                &checkpoint_history.digest(),
+            ) != own.digest
         {
             return None;
         }
@@ -205,6 +215,7 @@ impl HotStuff {
             committed,
             uncommitted,
             history: self.tree.history().clone(),
+            checkpoint_history: History::clone(&checkpoint_history),
         };
         Some(DurableCheckpoint {
             seq,
@@ -461,7 +472,14 @@ impl HotStuff {
         let block = s.checkpoint_block;
         let digest = block.digest();
         if block.height != seq
-            || hotstuff_checkpoint_digest(seq, &s.app_digest, &s.tables, &digest) != s.stable.digest
+            || !s.checkpoint_history.fits(self.n, digest, block.round)
+            || hotstuff_checkpoint_digest(
+                seq,
+                &s.app_digest,
+                &s.tables,
+                &digest,
+                &s.checkpoint_history.digest(),
+            ) != s.stable.digest
         {
             return Err(format!("state at {seq} does not match its certificate"));
         }
@@ -499,6 +517,9 @@ impl HotStuff {
         }
 
         self.tree.reset_to(digest, block.clone());
+        self.tree.set_history(s.checkpoint_history.clone());
+        self.tree
+            .set_checkpoint_history(seq, std::sync::Arc::new(s.checkpoint_history));
         self.tree.extend_committed(s.committed);
         debug_assert_eq!(self.tree.tip(), (tip, tip_height, tip_round));
         self.tree.set_history(s.history);

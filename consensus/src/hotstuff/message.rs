@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{FetchChunk, SignedCheckpoint, StableCert, StateChunk, StateSnapshot};
 use crate::crypto::{Signature, signing_bytes};
 use crate::hotstuff::block::{Block, Round};
+use crate::hotstuff::leaders::History;
 use crate::hotstuff::qc::{Qc, Tc, TimeoutMsg, Vote};
 use crate::request::Request;
 use crate::types::{Digest, Seq};
@@ -46,6 +47,10 @@ pub struct BlockSnapshot {
     pub state: StateSnapshot,
     /// The committed block at the checkpoint's height.
     pub block: Arc<Block>,
+    /// The leader-reputation history right after that block committed (bound by the
+    /// checkpoint digest; at most `REPUTATION_LAG + REPUTATION_WINDOW` entries of at
+    /// most n voters each, checked by `History::fits` before anything else).
+    pub history: History,
 }
 
 /// A HotStuff message between replicas.

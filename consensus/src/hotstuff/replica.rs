@@ -35,7 +35,7 @@ use crate::hotstuff::byzantine::{Byzantine, ByzantineMode};
 use crate::hotstuff::config::{HotStuffConfig, HotStuffParams};
 use crate::hotstuff::counters::Counters;
 use crate::hotstuff::durable::HotStuffRecord;
-use crate::hotstuff::leaders::{LeaderElection, leader};
+use crate::hotstuff::leaders::{History, LeaderElection, leader};
 use crate::hotstuff::message::{Envelope, HotStuffTimer, Message};
 use crate::hotstuff::pacemaker::Pacemaker;
 use crate::hotstuff::qc::{Qc, TimeoutMsg, Vote};
@@ -81,6 +81,8 @@ pub(crate) struct Installing {
     pub install: PendingInstall,
     pub block: Arc<Block>,
     pub digest: Digest,
+    /// The reputation history at the block, bound by the certificate.
+    pub history: Arc<History>,
 }
 
 /// An honest HotStuff replica as a deterministic state machine.
@@ -171,6 +173,7 @@ impl HotStuff {
     pub fn new(cfg: HotStuffConfig, keys: Keyring) -> Result<HotStuff, ParamsError> {
         cfg.validate()?;
         let n = cfg.common.replicas;
+        let checkpoint_interval = cfg.common.checkpoint_interval;
         if keys.replica_keys().len() != n {
             return Err(ParamsError::new(
                 "replicas",
@@ -196,7 +199,7 @@ impl HotStuff {
             keys,
             me,
             n,
-            tree: BlockTree::for_replicas(n),
+            tree: BlockTree::for_replicas(n).with_checkpoint_interval(checkpoint_interval),
             high_qc: Qc::genesis(),
             certified: BTreeMap::new(),
             proposed_in: BTreeMap::new(),

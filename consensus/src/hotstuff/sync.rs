@@ -34,6 +34,7 @@ use crate::hotstuff::block::Block;
 use crate::hotstuff::block_tree::Insert;
 use crate::hotstuff::counters::Counters;
 use crate::hotstuff::durable::HotStuffRecord;
+use crate::hotstuff::leaders::History;
 use crate::hotstuff::message::{BlockSnapshot, HotStuffTimer, Message, Status};
 use crate::hotstuff::qc::{Qc, Tc};
 use crate::hotstuff::replica::{
@@ -51,15 +52,27 @@ const MAX_FETCH_ATTEMPTS: u32 = 20;
 const REFETCH_PER_TICK: usize = 4;
 
 /// HotStuff's checkpoint digest: the shared [`checkpoint_digest`] of the application
-/// digest and tables, bound to the committed block at the checkpoint's height.
+/// digest and tables, bound to the committed block at the checkpoint's height and to
+/// the leader-reputation history as it stood right after that block committed
+/// ([`History::digest`]). Binding the history lets a replica that installs the
+/// checkpoint by state transfer take the history with it, certified, and elect the
+/// same leaders as its peers at once (without it, such a replica fell back to
+/// round-robin for ~440 rounds, and two of them at n = 4 split the votes of every
+/// round: simulator seed 44, `partition`, with disks).
 pub fn hotstuff_checkpoint_digest(
     seq: Seq,
     app_digest: &Digest,
     tables: &ClientTables,
     block: &Digest,
+    history: &Digest,
 ) -> Digest {
     let base = checkpoint_digest(seq, app_digest, &tables.digest());
-    Digest::of(&[b"tandem-hotstuff-checkpoint-v1", &base.0, &block.0])
+    Digest::of(&[
+        b"tandem-hotstuff-checkpoint-v2",
+        &base.0,
+        &block.0,
+        &history.0,
+    ])
 }
 
 impl CheckpointReplica for HotStuff {
@@ -304,7 +317,15 @@ impl HotStuff {
         block: Digest,
         out: &mut Vec<HotStuffAction>,
     ) {
-        let digest = hotstuff_checkpoint_digest(seq, &app_digest, &tables, &block);
+        let Some(history) = self.tree.checkpoint_history(seq) else {
+            // Kept for every checkpoint height committed since the last reset, and a
+            // reset (state transfer, compaction point) keeps the certified one.
+            self.counters.unexpected_executions += 1;
+            tracing::warn!(replica = %self.me, %seq, "no reputation history at a checkpoint height");
+            return;
+        };
+        let digest =
+            hotstuff_checkpoint_digest(seq, &app_digest, &tables, &block, &history.digest());
         if let Some(b) = self.tree.get(&block) {
             self.checkpoint_blocks.insert(seq, b.clone());
         }
@@ -369,12 +390,16 @@ impl HotStuff {
         let Some(block) = self.checkpoint_blocks.get(&self.stable.seq) else {
             return;
         };
+        let Some(history) = self.tree.checkpoint_history(self.stable.seq) else {
+            return;
+        };
         let Some(state) = StateSnapshot::of(&self.stable, own) else {
             return;
         };
         let snapshot = BlockSnapshot {
             state,
             block: block.clone(),
+            history: History::clone(&history),
         };
         self.send_state_answer(now, from, Message::StateSnapshot(Box::new(snapshot)), out);
     }
@@ -392,9 +417,14 @@ impl HotStuff {
         let seq = s.state.cert.seq;
         let digest = s.block.digest();
         let height = s.block.height;
+        // The history must end at the certified block; its digest is then checked
+        // with the rest against the certificate.
+        let history_fits = s.history.fits(self.n, digest, s.block.round);
+        let history = s.history.digest();
         let expected = |state: &StateSnapshot| {
-            (height == seq)
-                .then(|| hotstuff_checkpoint_digest(seq, &state.app_digest, &state.tables, &digest))
+            (height == seq && history_fits).then(|| {
+                hotstuff_checkpoint_digest(seq, &state.app_digest, &state.tables, &digest, &history)
+            })
         };
         if !self.accept_snapshot(from, &s.state, expected) {
             return;
@@ -404,6 +434,7 @@ impl HotStuff {
             install: s.state.into_pending(),
             block: s.block,
             digest,
+            history: Arc::new(s.history),
         });
         self.begin_chunk_fetch(now, from, seq, app_digest, out);
     }
@@ -432,9 +463,15 @@ impl StateTransfer for HotStuff {
             install,
             block,
             digest,
+            history,
         } = installing;
         self.checkpoint_blocks.insert(seq, block.clone());
         self.tree.reset_to(digest, block);
+        if self.tree.tip().0 == digest {
+            // The certified history replaces the reset one: leaders agree at once.
+            self.tree.set_history(History::clone(&history));
+        }
+        self.tree.set_checkpoint_history(seq, history);
         self.complete_transfer(now, seq, install, out);
         // Continue the chain above the installed block.
         let hqc = self.high_qc.block;
