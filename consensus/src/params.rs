@@ -177,6 +177,9 @@ pub trait ProtocolParams:
     /// value (`3`, `true`, `2.5`), or as a string when it is not one
     /// (`reputation`), so every field a cluster file can set can be set this way.
     ///
+    /// Fields the section does not serialise (test-only switches such as a broken
+    /// safety rule) are reset to their defaults: set those after every `set_param`.
+    ///
     /// # Errors
     /// `key` is not a field of the section (the error lists the fields), or `value`
     /// does not fit the field's type (the error names the field). The result is not
@@ -216,8 +219,17 @@ fn set_field<P: ProtocolParams>(params: &P, key: &str, value: &str) -> Result<P,
     }
     let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        .and_then(|mut t| t.remove("v"));
+    let parsed = match parsed {
+        Some(v) => v,
+        None if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(ParamsError::new(
+                field(),
+                format!("= {value} is out of range"),
+            ));
+        }
+        None => toml::Value::String(value.to_string()),
+    };
     table.insert(key.to_string(), parsed);
     table.try_into().map_err(|e: toml::de::Error| {
         ParamsError::new(field(), format!("= {value}: {}", e.message().trim_end()))
@@ -289,6 +301,8 @@ mod tests {
         assert_eq!(e.field, "window", "{e}");
         let e = p.set_param("window", "-1").unwrap_err();
         assert_eq!(e.field, "window", "{e}");
+        let e = p.set_param("window", "18446744073709551616").unwrap_err();
+        assert!(e.problem.contains("out of range"), "{e}");
         assert_eq!(p.window, 512, "a refused value leaves the field alone");
 
         let mut h = HotStuffParams::default();

@@ -156,7 +156,7 @@ impl ClusterParams {
         for (key, value) in &self.protocol_params {
             section
                 .set_param(key, value)
-                .with_context(|| format!("--protocol-param {key}={value}"))?;
+                .with_context(|| format!("protocol parameter {key}={value}"))?;
         }
         section.validate()?;
         Ok(section)

@@ -218,6 +218,9 @@ impl History {
     /// is checked against before its history is taken.
     pub fn fits(&self, n: usize, tip: Digest, tip_round: Round) -> bool {
         let span = REPUTATION_LAG + REPUTATION_WINDOW;
+        if self.n != n || self.entries.len() as u64 > span {
+            return false;
+        }
         let newest_is_tip = match self.entries.back() {
             Some(e) => e.digest == tip && e.round == tip_round,
             None => tip_round == View(0),

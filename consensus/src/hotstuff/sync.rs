@@ -317,9 +317,15 @@ impl HotStuff {
         block: Digest,
         out: &mut Vec<HotStuffAction>,
     ) {
+        if seq < self.stable.seq {
+            // Executed after a later checkpoint became stable without us: nothing to
+            // vote for, and its history may already be pruned.
+            return;
+        }
         let Some(history) = self.tree.checkpoint_history(seq) else {
-            // Kept for every checkpoint height committed since the last reset, and a
-            // reset (state transfer, compaction point) keeps the certified one.
+            // Kept for every checkpoint height committed since the last reset at or
+            // above the stable one, and a reset (state transfer, compaction point)
+            // keeps the certified one.
             self.counters.unexpected_executions += 1;
             tracing::warn!(replica = %self.me, %seq, "no reputation history at a checkpoint height");
             return;
@@ -418,11 +424,12 @@ impl HotStuff {
         let digest = s.block.digest();
         let height = s.block.height;
         // The history must end at the certified block; its digest is then checked
-        // with the rest against the certificate.
-        let history_fits = s.history.fits(self.n, digest, s.block.round);
-        let history = s.history.digest();
+        // with the rest against the certificate. Both run only for a header this
+        // replica asked for and can use (`accept_snapshot` calls `expected` last).
+        let (n, round, history) = (self.n, s.block.round, &s.history);
         let expected = |state: &StateSnapshot| {
-            (height == seq && history_fits).then(|| {
+            (height == seq && history.fits(n, digest, round)).then(|| {
+                let history = history.digest();
                 hotstuff_checkpoint_digest(seq, &state.app_digest, &state.tables, &digest, &history)
             })
         };

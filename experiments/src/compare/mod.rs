@@ -161,7 +161,9 @@ impl CompareSpec {
         let axes: Vec<(&'static str, Vec<String>)> = vec![
             (
                 "protocol",
-                axis("protocols", &m.protocols, || vec![d.protocol.to_string()])?,
+                axis("protocols", &normalised_variants(&m.protocols)?, || {
+                    vec![d.protocol.to_string()]
+                })?,
             ),
             (
                 "executor",
@@ -310,6 +312,25 @@ impl CompareSpec {
             k => Ok(k),
         }
     }
+}
+
+/// The protocols axis with each variant in its one spelling
+/// ([`ClusterParams::protocol_variant`]: no spaces), so labels, folder names and
+/// `compare.csv` agree and `hotstuff: chain_length=3` equals `hotstuff:chain_length=3`.
+fn normalised_variants(given: &Option<Vec<String>>) -> Result<Option<Vec<String>>> {
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    given
+        .iter()
+        .map(|v| {
+            let mut c = ClusterParams::default();
+            c.set_protocol_variant(v.trim())
+                .with_context(|| format!("--protocols {v}"))?;
+            Ok(c.protocol_variant())
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 /// One axis as strings, checked: not empty, no value twice.

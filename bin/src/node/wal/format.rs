@@ -29,7 +29,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"TNDMWAL\0";
 /// Snapshot magic.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"TNDMSNAP";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Bytes of a segment header.
 pub const SEGMENT_HEADER: usize = 56;
 /// Bytes of a snapshot header (before the state).
