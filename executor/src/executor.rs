@@ -93,6 +93,11 @@ pub struct ExecutorOptions {
     /// `auto`: run in parallel only if the predicted parallel time is below this
     /// fraction of the predicted sequential time.
     pub auto_margin: f64,
+    /// Block-STM: run the speculative machinery even with one worker thread. By
+    /// default one worker runs a batch in order through the same VM execution
+    /// (speculation cannot pay without a second thread; Aptos' block executor does
+    /// the same at concurrency 1); set it to measure what speculation costs.
+    pub block_stm_speculate_alone: bool,
     /// The cost limits (the cluster file's `[execution]` `max_tx_cost` and
     /// `max_batch_cost`, not this table: they change results, so every replica must
     /// agree on them, unlike the tunables above).
@@ -105,6 +110,7 @@ impl Default for ExecutorOptions {
         ExecutorOptions {
             auto_min_batch: 256,
             auto_margin: 0.85,
+            block_stm_speculate_alone: false,
             limits: ExecutionLimits::default(),
         }
     }
@@ -135,7 +141,10 @@ pub fn executor_for<V: Vm>(
     }
     Ok(match name {
         "sequential" => Box::new(SequentialExecutor::for_vm(vm)),
-        "block-stm" => Box::new(BlockStmExecutor::for_vm(vm, threads)?),
+        "block-stm" => Box::new(
+            BlockStmExecutor::for_vm(vm, threads)?
+                .speculate_alone(options.block_stm_speculate_alone),
+        ),
         "access-list" => Box::new(AccessListExecutor::for_vm(vm, threads)?),
         "auto" => Box::new(AutoExecutor::for_vm(vm, threads, options.clone())?),
         other => return Err(Error::UnknownExecutor(other.to_string())),

@@ -9,6 +9,20 @@
 //! handed to helpers is never used after `broadcast` returns (the wait happens in
 //! a drop guard, so it holds even if `f(0)` unwinds). A panicking helper is caught
 //! and re-raised on the caller after the wait.
+//!
+//! A helper that has not started its call by the time `f(0)` returns does not get
+//! it: the caller takes it and runs it itself, after `f(0)`. On a machine with
+//! fewer free cores than threads a parked helper can take a scheduler time slice to
+//! wake up; every phase here shares its work through the job itself (Block-STM's
+//! indices, the access-list ready queue, `parallel_chunks`' shared iterator), so
+//! the caller has usually done all of it by then and the late call finds nothing
+//! left, instead of the caller waiting for a thread that was never needed. Hence
+//! the rule for jobs: no call `f(i)` may wait for another call `f(j)` to make
+//! progress (they may run one after another on one thread).
+//!
+//! Each call `f(i)` is taken exactly once, by helper `i` or by the caller, under
+//! the control lock (`Control::taken`); `running` counts helpers that took theirs
+//! and have not finished, and the caller's wait is for those only.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -30,11 +44,14 @@ struct JobPtr(*const Job);
 unsafe impl Send for JobPtr {}
 
 struct Control {
-    /// Incremented for every broadcast; helpers run each epoch exactly once.
+    /// Incremented for every broadcast; helpers look at each epoch at most once.
     epoch: u64,
     job: Option<JobPtr>,
-    /// Helpers that have not finished the current epoch.
-    pending: usize,
+    /// `taken[i - 1]`: whether call `f(i)` of the current epoch was taken (by
+    /// helper `i` or by the caller).
+    taken: Vec<bool>,
+    /// Helpers running a call of the current epoch.
+    running: usize,
     panic: Option<Box<dyn std::any::Any + Send>>,
     shutdown: bool,
 }
@@ -76,7 +93,8 @@ impl WorkerThreads {
             control: Mutex::new(Control {
                 epoch: 0,
                 job: None,
-                pending: 0,
+                taken: vec![true; threads - 1],
+                running: 0,
                 panic: None,
                 shutdown: false,
             }),
@@ -106,22 +124,24 @@ impl WorkerThreads {
         self.threads
     }
 
-    /// Runs `f(i)` for every `i in 0..count()` concurrently (`f(0)` on the
-    /// calling thread) and waits for all of them.
+    /// Runs `f(i)` for every `i in 0..count()` (`f(0)` on the calling thread, the
+    /// others concurrently on the helpers, or after `f(0)` on the calling thread
+    /// for helpers that had not started: module docs) and waits for all of them.
     pub fn broadcast<'a>(&self, f: &'a (dyn Fn(usize) + Sync + 'a)) {
         let _serial = lock(&self.serial);
         if self.threads == 1 {
             f(0);
             return;
         }
-        // SAFETY: only the lifetime is erased; `Wait` below blocks until all
-        // helpers have finished with the pointer, before this borrow ends.
+        // SAFETY: only the lifetime is erased; `Wait` below blocks until every
+        // helper that took a call has finished with the pointer, and marks the
+        // rest taken (so no helper reads it later), before this borrow ends.
         let erased: &'static Job =
             unsafe { std::mem::transmute::<&'a (dyn Fn(usize) + Sync + 'a), &'static Job>(f) };
         {
             let mut c = lock(&self.shared.control);
             c.job = Some(JobPtr(erased));
-            c.pending = self.threads - 1;
+            c.taken.fill(false);
             c.epoch += 1;
         }
         self.shared.start.notify_all();
@@ -130,7 +150,8 @@ impl WorkerThreads {
         impl Drop for Wait<'_> {
             fn drop(&mut self) {
                 let mut c = lock(&self.0.control);
-                while c.pending > 0 {
+                c.taken.fill(true);
+                while c.running > 0 {
                     c = self
                         .0
                         .finished
@@ -142,6 +163,20 @@ impl WorkerThreads {
         }
         let wait = Wait(&self.shared);
         f(0);
+        // Take the calls no helper has started.
+        let mut left = Vec::new();
+        {
+            let mut c = lock(&self.shared.control);
+            for (i, taken) in c.taken.iter_mut().enumerate() {
+                if !*taken {
+                    *taken = true;
+                    left.push(i + 1);
+                }
+            }
+        }
+        for i in left {
+            f(i);
+        }
         drop(wait);
         let panic = lock(&self.shared.control).panic.take();
         if let Some(payload) = panic {
@@ -183,22 +218,28 @@ fn helper_loop(shared: &Shared, id: usize) {
                 return;
             }
             seen = c.epoch;
-            c.job
+            match c.job {
+                Some(job) if !c.taken[id - 1] => {
+                    c.taken[id - 1] = true;
+                    c.running += 1;
+                    job
+                }
+                // The caller took this call, or the broadcast is over.
+                _ => continue,
+            }
         };
-        let outcome = match job {
-            // SAFETY: the broadcaster keeps the job alive until `pending` reaches 0,
-            // which cannot happen before this helper decrements it below.
-            Some(JobPtr(ptr)) => catch_unwind(AssertUnwindSafe(|| unsafe { (*ptr)(id) })),
-            None => Ok(()),
-        };
+        // SAFETY: the broadcaster keeps the job alive until `running` is back to
+        // 0, which cannot happen before this helper decrements it below.
+        let JobPtr(ptr) = job;
+        let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { (*ptr)(id) }));
         let mut c = lock(&shared.control);
         if let Err(payload) = outcome
             && c.panic.is_none()
         {
             c.panic = Some(payload);
         }
-        c.pending -= 1;
-        if c.pending == 0 {
+        c.running -= 1;
+        if c.running == 0 {
             shared.finished.notify_all();
         }
     }
@@ -273,6 +314,42 @@ mod tests {
             count.fetch_add(1, Ordering::SeqCst);
         });
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn calls_a_helper_has_not_started_run_on_the_caller() {
+        let threads = WorkerThreads::new(3).unwrap();
+        let caller = std::thread::current().id();
+        for _ in 0..20 {
+            let hits: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+            let on_caller = AtomicUsize::new(0);
+            threads.broadcast(&|i| {
+                hits[i].fetch_add(1, Ordering::SeqCst);
+                if std::thread::current().id() == caller {
+                    on_caller.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            // Every call ran exactly once, wherever it ran.
+            assert!(hits.iter().all(|h| h.load(Ordering::SeqCst) == 1));
+            assert!(on_caller.load(Ordering::SeqCst) >= 1);
+        }
+        // A helper that is busy for long has its call taken by the caller when
+        // the caller's own call is quick: the broadcast still runs all three.
+        let slow = std::sync::Barrier::new(2);
+        let count = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                threads.broadcast(&|i| {
+                    if i == 1 {
+                        // Helper 1 (or the caller) waits here for the test.
+                        slow.wait();
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                });
+            });
+            slow.wait();
+        });
+        assert_eq!(count.load(Ordering::SeqCst), 3);
     }
 
     #[test]

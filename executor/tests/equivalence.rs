@@ -54,9 +54,17 @@ fn executors(threads: usize, limits: ExecutionLimits) -> Vec<Box<dyn Executor>> 
         auto_min_batch: 2,
         auto_margin: 1e9,
         limits,
+        ..ExecutorOptions::default()
+    };
+    // Block-STM twice too: as configured (one thread runs in order) and
+    // speculating even alone.
+    let speculating = ExecutorOptions {
+        block_stm_speculate_alone: true,
+        ..options(limits)
     };
     vec![
         executor_by_name("block-stm", threads, &options(limits)).unwrap(),
+        executor_by_name("block-stm", threads, &speculating).unwrap(),
         executor_by_name("access-list", threads, &options(limits)).unwrap(),
         executor_by_name("auto", threads, &options(limits)).unwrap(),
         executor_by_name("auto", threads, &forced).unwrap(),
@@ -425,6 +433,7 @@ fn equivalent_on_generated_workloads() {
         auto_min_batch: 2,
         auto_margin: 1e9,
         limits: ExecutionLimits::default(),
+        block_stm_speculate_alone: true,
     };
     for (kind, accounts, pools, zipf, signed) in [
         (WorkloadKind::Transfer, 2, 1, 0.0, false),

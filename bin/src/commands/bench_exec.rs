@@ -76,6 +76,10 @@ pub struct BenchExecArgs {
     /// replica's size models the default checkpoint interval.
     #[arg(long, default_value_t = 1)]
     digest_every: usize,
+    /// Run Block-STM's speculative machinery even with one thread (by default one
+    /// thread runs the batch in order), to measure what speculation costs.
+    #[arg(long)]
+    speculate_alone: bool,
     /// Also write the rows as CSV to this file.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -106,9 +110,10 @@ struct Run {
 
 /// Executor options without cost limits: the benchmark measures the executors on
 /// whatever `--work` asks for, not the cluster's budget.
-fn unlimited() -> ExecutorOptions {
+fn unlimited(args: &BenchExecArgs) -> ExecutorOptions {
     ExecutorOptions {
         limits: ExecutionLimits::UNLIMITED,
+        block_stm_speculate_alone: args.speculate_alone,
         ..ExecutorOptions::default()
     }
 }
@@ -232,7 +237,7 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
         .map(|w| w.parse())
         .collect::<Result<_, _>>()?;
     for name in &args.executors {
-        executor_by_name(name, 1, &unlimited())
+        executor_by_name(name, 1, &unlimited(&args))
             .with_context(|| format!("--executors: `{name}`"))?;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -284,7 +289,7 @@ pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
         }
         let mut execs: Vec<Box<dyn Executor>> = configs
             .iter()
-            .map(|(name, t)| executor_by_name(name, *t, &unlimited()))
+            .map(|(name, t)| executor_by_name(name, *t, &unlimited(&args)))
             .collect::<Result<_, _>>()?;
         let mut runs: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
         // Interleave the configurations, rotating their order every round, so
