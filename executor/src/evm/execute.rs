@@ -113,7 +113,7 @@ pub fn call_view(state: &mut EvmState, to: Address, data: Vec<u8>) -> Result<Byt
     }
 }
 
-fn context(config: &EvmConfig) -> Context {
+pub(super) fn context(config: &EvmConfig) -> Context {
     Context::mainnet()
         .modify_cfg_chained(|cfg| {
             cfg.spec = SpecId::CANCUN;
@@ -129,7 +129,7 @@ fn context(config: &EvmConfig) -> Context {
         })
 }
 
-fn receipt(result: ExecutionResult<HaltReason>) -> EvmReceipt {
+pub(super) fn receipt(result: ExecutionResult<HaltReason>) -> EvmReceipt {
     let gas_used = result.tx_gas_used();
     match result {
         ExecutionResult::Success { logs, output, .. } => EvmReceipt {

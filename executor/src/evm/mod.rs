@@ -1,8 +1,8 @@
 //! The EVM as a second VM beside the native ledger (issue 15, items 2–4): revm over
 //! an in-memory state, contracts of our own compiled from Vyper, gas as the cost
-//! model, and workload generators. Self-contained for now: the executors
-//! (`sequential`, Block-STM, access-list, auto) still run only the native ledger;
-//! making them generic over the VM is issue 15 item 1.
+//! model, and workload generators. Every executor (`sequential`, Block-STM,
+//! access-list, auto) runs it through [`EvmVm`] (`vm.rs`), exactly as the
+//! reference [`execute_batch`] does.
 //!
 //! - `db.rs`: [`EvmState`], accounts (balance, nonce, code hash) and storage keyed by
 //!   (address, slot), implementing revm's `Database` and `DatabaseCommit`.
@@ -11,6 +11,9 @@
 //! - `tx.rs`: [`EvmTx`] and its bincode encoding; `receipt.rs`: [`EvmReceipt`].
 //! - `execute.rs`: [`EvmConfig`] (per-transaction gas limit, per-batch gas budget)
 //!   and [`execute_batch`], sequential execution of a batch; [`call_view`].
+//! - `vm.rs`: [`EvmVm`], the EVM behind the schedulers' `Vm` seam: keys per
+//!   account field and storage slot, revm's database over a scheduler's view,
+//!   declared sets from EIP-2930 access lists ([`attach_access_lists`]).
 //! - `abi.rs`: the few ABI encodings the contracts need; `address.rs`: the
 //!   workloads' account and deployer addresses.
 //! - `contracts.rs`: the checked-in bytecode of `executor/contracts/*.vy`.
@@ -32,6 +35,7 @@ mod execute;
 mod genesis;
 mod receipt;
 mod tx;
+mod vm;
 mod workload;
 
 #[cfg(test)]
@@ -44,7 +48,8 @@ pub use db::{EvmAccount, EvmState};
 pub use execute::{EvmConfig, call_view, execute_batch};
 pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS};
 pub use receipt::{EvmLog, EvmReceipt, EvmStatus};
-pub use tx::{EvmTx, MAX_EVM_TX_BYTES};
+pub use tx::{AccessListEntry, EvmTx, MAX_EVM_TX_BYTES};
+pub use vm::{EvmKey, EvmScratch, EvmShard, EvmValue, EvmVm, attach_access_lists};
 pub use workload::{EvmGenerator, EvmWorkloadKind, EvmWorkloadSpec};
 
 /// revm's primitive types, re-exported so users need not depend on revm.

@@ -3,14 +3,25 @@
 //! like the ledger's unsigned transactions (no Ethereum signature yet, issue 15
 //! item 5). The gas price is always 0 (see `mod.rs`).
 //!
+//! An optional EIP-2930 access list (addresses and storage slots the transaction
+//! declares it touches) makes it a type-1 transaction for revm (intrinsic gas for
+//! the list, its entries warm) and lets the access-list executor schedule it
+//! (`vm.rs`, `EvmVm::declare`).
+//!
 //! Encoding: bincode 2, standard configuration (varint integers), of the serde
 //! struct below field by field: `from` 20 bytes, `to` an option tag then 20 bytes,
 //! `value` 32 bytes big-endian, `nonce` and `gas_limit` varints, `data` a varint
-//! length then the bytes. Decoding is limited to `MAX_EVM_TX_BYTES` and refuses
-//! trailing bytes.
+//! length then the bytes. A transaction with an access list appends it: a varint
+//! count of entries, each an address (20 bytes) and a varint count of 32-byte
+//! slots. Without one nothing is appended, so transactions encoded before access
+//! lists existed decode unchanged and encode to the same bytes; the two forms
+//! cannot be confused (each is refused with the other's trailing or missing
+//! bytes), and an empty list is written as the count 0. Decoding is limited to
+//! `MAX_EVM_TX_BYTES` and refuses trailing bytes.
 
 use revm::context::TxEnv;
-use revm::primitives::{Address, Bytes, TxKind, U256};
+use revm::context_interface::transaction::{AccessList, AccessListItem};
+use revm::primitives::{Address, B256, Bytes, TxKind, U256};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -18,8 +29,15 @@ use crate::error::Error;
 /// Largest encoded EVM transaction accepted (a deployment carries its code).
 pub const MAX_EVM_TX_BYTES: usize = 64 * 1024;
 
-/// One EVM transaction (see the module docs).
+/// One entry of an EIP-2930 access list: an address and storage slots of it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccessListEntry {
+    pub address: [u8; 20],
+    pub slots: Vec<[u8; 32]>,
+}
+
+/// One EVM transaction (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EvmTx {
     pub from: [u8; 20],
     pub to: Option<[u8; 20]>,
@@ -27,6 +45,31 @@ pub struct EvmTx {
     pub nonce: u64,
     pub gas_limit: u64,
     pub data: Vec<u8>,
+    /// The EIP-2930 access list, if the transaction declares one.
+    pub access_list: Option<Vec<AccessListEntry>>,
+}
+
+/// The encoding of a transaction without an access list (the original form).
+#[derive(Serialize, Deserialize)]
+struct Plain {
+    from: [u8; 20],
+    to: Option<[u8; 20]>,
+    value: [u8; 32],
+    nonce: u64,
+    gas_limit: u64,
+    data: Vec<u8>,
+}
+
+/// The encoding of a transaction with an access list: `Plain`, then the list.
+#[derive(Serialize, Deserialize)]
+struct WithList {
+    from: [u8; 20],
+    to: Option<[u8; 20]>,
+    value: [u8; 32],
+    nonce: u64,
+    gas_limit: u64,
+    data: Vec<u8>,
+    access_list: Vec<AccessListEntry>,
 }
 
 impl EvmTx {
@@ -46,7 +89,14 @@ impl EvmTx {
             nonce,
             gas_limit,
             data,
+            access_list: None,
         }
+    }
+
+    /// The same transaction declaring `list` as its EIP-2930 access list.
+    pub fn with_access_list(mut self, list: Vec<AccessListEntry>) -> EvmTx {
+        self.access_list = Some(list);
+        self
     }
 
     /// A contract creation running `init` (deploy bytecode and constructor arguments).
@@ -58,6 +108,7 @@ impl EvmTx {
             nonce,
             gas_limit,
             data: init,
+            access_list: None,
         }
     }
 
@@ -81,9 +132,26 @@ impl EvmTx {
         }
     }
 
-    /// revm's transaction environment: a legacy transaction at gas price 0.
+    /// revm's transaction environment at gas price 0: legacy, or EIP-2930 with
+    /// its access list.
     pub(super) fn env(&self, chain_id: u64) -> TxEnv {
+        let (tx_type, access_list) = match &self.access_list {
+            None => (0, AccessList::default()),
+            Some(list) => (
+                1,
+                AccessList(
+                    list.iter()
+                        .map(|e| AccessListItem {
+                            address: Address::new(e.address),
+                            storage_keys: e.slots.iter().map(|s| B256::new(*s)).collect(),
+                        })
+                        .collect(),
+                ),
+            ),
+        };
         TxEnv {
+            tx_type,
+            access_list,
             caller: self.sender(),
             gas_limit: self.gas_limit,
             gas_price: 0,
@@ -101,17 +169,68 @@ impl EvmTx {
 
     /// The bincode encoding (see the module docs).
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).map_err(|e| {
-            Error::Encode {
-                what: "EVM transaction",
-                reason: e.to_string(),
-            }
+        let config = bincode::config::standard();
+        let tx = self.clone();
+        let encoded = match tx.access_list {
+            None => bincode::serde::encode_to_vec(
+                Plain {
+                    from: tx.from,
+                    to: tx.to,
+                    value: tx.value,
+                    nonce: tx.nonce,
+                    gas_limit: tx.gas_limit,
+                    data: tx.data,
+                },
+                config,
+            ),
+            Some(access_list) => bincode::serde::encode_to_vec(
+                WithList {
+                    from: tx.from,
+                    to: tx.to,
+                    value: tx.value,
+                    nonce: tx.nonce,
+                    gas_limit: tx.gas_limit,
+                    data: tx.data,
+                    access_list,
+                },
+                config,
+            ),
+        };
+        encoded.map_err(|e| Error::Encode {
+            what: "EVM transaction",
+            reason: e.to_string(),
         })
     }
 
-    /// Decodes `encode`'s output: at most `MAX_EVM_TX_BYTES`, all of it consumed.
+    /// Decodes `encode`'s output (either form): at most `MAX_EVM_TX_BYTES`, all
+    /// of it consumed.
     pub fn decode(bytes: &[u8]) -> Result<EvmTx, Error> {
-        crate::tx::decode_exact_limited::<EvmTx, MAX_EVM_TX_BYTES>(bytes, "EVM transaction")
+        const WHAT: &str = "EVM transaction";
+        match crate::tx::decode_exact_limited::<Plain, MAX_EVM_TX_BYTES>(bytes, WHAT) {
+            Ok(p) => Ok(EvmTx {
+                from: p.from,
+                to: p.to,
+                value: p.value,
+                nonce: p.nonce,
+                gas_limit: p.gas_limit,
+                data: p.data,
+                access_list: None,
+            }),
+            Err(plain_error) => {
+                match crate::tx::decode_exact_limited::<WithList, MAX_EVM_TX_BYTES>(bytes, WHAT) {
+                    Ok(w) => Ok(EvmTx {
+                        from: w.from,
+                        to: w.to,
+                        value: w.value,
+                        nonce: w.nonce,
+                        gas_limit: w.gas_limit,
+                        data: w.data,
+                        access_list: Some(w.access_list),
+                    }),
+                    Err(_) => Err(plain_error),
+                }
+            }
+        }
     }
 }
 
@@ -143,5 +262,38 @@ mod tests {
             create.created_address(),
             Some(Address::with_last_byte(1).create(0))
         );
+    }
+
+    #[test]
+    fn evm_tx_access_list_form_round_trips_and_keeps_the_plain_form() {
+        let plain = EvmTx::call(
+            Address::with_last_byte(1),
+            Address::with_last_byte(2),
+            U256::ZERO,
+            0,
+            50_000,
+            vec![1, 2],
+        );
+        let plain_bytes = plain.encode().unwrap();
+        for list in [
+            vec![],
+            vec![AccessListEntry {
+                address: [9; 20],
+                slots: vec![[1; 32], [2; 32]],
+            }],
+        ] {
+            let listed = plain.clone().with_access_list(list.clone());
+            let bytes = listed.encode().unwrap();
+            // The plain form, then the entry count and the entries.
+            assert_eq!(bytes[..plain_bytes.len()], plain_bytes[..]);
+            let entries: usize = list.iter().map(|e| 1 + 20 + 1 + 32 * e.slots.len()).sum();
+            assert_eq!(bytes.len(), plain_bytes.len() + 1 + entries);
+            assert_eq!(EvmTx::decode(&bytes).unwrap(), listed);
+            assert!(EvmTx::decode(&bytes[..bytes.len() - 1]).is_err());
+            let mut trailing = bytes.clone();
+            trailing.push(0);
+            assert!(EvmTx::decode(&trailing).is_err());
+        }
+        assert_eq!(EvmTx::decode(&plain_bytes).unwrap(), plain);
     }
 }

@@ -1,0 +1,605 @@
+//! The EVM behind the schedulers' seam (`crate::vm`): [`EvmVm`] runs one
+//! transaction through revm against whatever view a scheduler gives it (the
+//! state itself, Block-STM's multi-version memory, the access-list schedule's
+//! outputs), so every executor runs the EVM exactly as [`execute_batch`] does.
+//!
+//! **Keys** ([`EvmKey`]) are per account field — balance, nonce, code — and per
+//! storage slot (address, slot), so two transfers from different senders, or two
+//! token transfers between different holders, share no written key. The code key
+//! holds the code hash and the code itself ([`EvmValue::Code`]): code is only
+//! written when an account is created, and reading it with the hash saves revm a
+//! `code_by_hash` lookup by hash (which a per-key view could not answer).
+//!
+//! **Execution**: revm's `Database` is implemented over the view (`ViewDb`):
+//! `basic` reads the three account fields (an account whose fields are all
+//! default does not exist, as `EvmState` never stores one), `storage` reads the
+//! slot. A read the view cannot answer is a database error that aborts revm
+//! (`Dependency` becomes `Err(Blocked)`, `Undeclared` an internal-error receipt
+//! the access-list executor discards when it falls back). The write set is taken
+//! from revm's result state: for every touched account, the fields that differ
+//! from what was read, and the slots whose value changed (a self-destructed
+//! account, which since Cancun is one created by the same transaction, goes back
+//! to defaults). A created account's storage is assumed empty before the creation
+//! (storage only exists under code, and CREATE refuses an address with code or a
+//! nonce), which is what `EvmState`'s commit clearing it amounts to.
+//!
+//! **Admission** ([`Vm::admit`]) is `execute_batch`'s, from the ordered
+//! transactions alone: above `max_tx_gas` refused, gas limits reserved from
+//! `max_batch_gas` in order, the first that does not fit and all after it refused.
+//! The value-against-balance check is part of execution (it reads the sender's
+//! balance through the view).
+//!
+//! **Declared sets** ([`Vm::declare`]): only a transaction carrying an EIP-2930
+//! access list declares anything: the sender's balance and nonce (written) and
+//! code, the recipient's fields (its balance written when value moves), a created
+//! contract's fields (written), each listed address's fields (read) and each
+//! listed slot (written). [`attach_access_lists`] makes such lists the way
+//! `eth_createAccessList` does, by running the batch once.
+//!
+//! Fees: gas price 0 and no fee charge (`mod.rs`), so no key is common to all
+//! transactions.
+//!
+//! [`execute_batch`]: super::execute_batch
+
+use std::fmt;
+
+use revm::bytecode::Bytecode;
+use revm::context::result::EVMError;
+use revm::database_interface::{DBErrorMarker, Database};
+use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
+use revm::state::{Account, AccountInfo};
+use revm::{ExecuteEvm, MainBuilder};
+
+use super::db::{EvmAccount, EvmState};
+use super::execute::{EvmConfig, context, receipt};
+use super::receipt::{EvmReceipt, EvmStatus};
+use super::tx::{AccessListEntry, EvmTx};
+use crate::state::SHARDS;
+use crate::threads::WorkerThreads;
+use crate::tx::Access;
+use crate::vm::{Admission, Blocked, ReadError, ReadView, Vm, WriteSet};
+
+/// A location of EVM state: the unit of conflict detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EvmKey {
+    /// An account's balance in wei.
+    Balance(Address),
+    /// An account's nonce.
+    Nonce(Address),
+    /// An account's code (hash and bytecode).
+    Code(Address),
+    /// A storage slot of a contract.
+    Slot(Address, U256),
+}
+
+/// What an [`EvmKey`] holds (the variant matches the key's).
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvmValue {
+    Balance(U256),
+    Nonce(u64),
+    /// The code hash and the code (`KECCAK_EMPTY` and empty code: none).
+    Code(B256, Bytecode),
+    Slot(U256),
+}
+
+/// A commit shard of the EVM state: the final writes of a parallel executor for
+/// the keys of one shard, applied to the state when the batch finishes.
+#[derive(Debug, Default)]
+pub struct EvmShard(Vec<(EvmKey, EvmValue)>);
+
+/// The EVM as a [`Vm`] with its gas bounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvmVm {
+    /// Per-transaction gas limit, per-batch gas budget and chain id.
+    pub config: EvmConfig,
+}
+
+impl EvmVm {
+    /// The EVM under `config`.
+    pub fn new(config: EvmConfig) -> EvmVm {
+        EvmVm { config }
+    }
+}
+
+/// Per-thread scratch: the accounts one execution read, as read.
+#[derive(Debug, Default)]
+pub struct EvmScratch {
+    originals: Vec<(Address, EvmAccount)>,
+    changes: Vec<(Address, Account)>,
+}
+
+const EMPTY_ACCOUNT: EvmAccount = EvmAccount {
+    balance: U256::ZERO,
+    nonce: 0,
+    code_hash: KECCAK_EMPTY,
+};
+
+/// Writes one field or slot into the state (a default removes it).
+fn write_entry(state: &mut EvmState, key: EvmKey, value: EvmValue) {
+    let address = match key {
+        EvmKey::Slot(address, slot) => {
+            let EvmValue::Slot(v) = value else {
+                return;
+            };
+            if v.is_zero() {
+                state.storage.remove(&(address, slot));
+            } else {
+                state.storage.insert((address, slot), v);
+            }
+            return;
+        }
+        EvmKey::Balance(a) | EvmKey::Nonce(a) | EvmKey::Code(a) => a,
+    };
+    let account = state.accounts.entry(address).or_insert(EMPTY_ACCOUNT);
+    match (key, value) {
+        (EvmKey::Balance(_), EvmValue::Balance(b)) => account.balance = b,
+        (EvmKey::Nonce(_), EvmValue::Nonce(n)) => account.nonce = n,
+        (EvmKey::Code(_), EvmValue::Code(hash, code)) => {
+            account.code_hash = hash;
+            if hash != KECCAK_EMPTY {
+                state.code.entry(hash).or_insert(code);
+            }
+        }
+        _ => {}
+    }
+    if state.accounts.get(&address) == Some(&EMPTY_ACCOUNT) {
+        state.accounts.remove(&address);
+    }
+}
+
+impl Vm for EvmVm {
+    type Key = EvmKey;
+    type Value = EvmValue;
+    type Tx = EvmTx;
+    type Receipt = EvmReceipt;
+    type Verdict = EvmStatus;
+    type State = EvmState;
+    type Shard = EvmShard;
+    type Scratch = EvmScratch;
+
+    #[inline]
+    fn key_hash(key: &EvmKey) -> u64 {
+        use std::hash::BuildHasher;
+        rustc_hash::FxBuildHasher.hash_one(key)
+    }
+
+    fn read_state(state: &EvmState, key: &EvmKey) -> Option<EvmValue> {
+        match *key {
+            EvmKey::Slot(address, slot) => state.storage.get(&(address, slot)).map(|v| EvmValue::Slot(*v)),
+            EvmKey::Balance(a) => state
+                .accounts
+                .get(&a)
+                .filter(|a| !a.balance.is_zero())
+                .map(|a| EvmValue::Balance(a.balance)),
+            EvmKey::Nonce(a) => state
+                .accounts
+                .get(&a)
+                .filter(|a| a.nonce != 0)
+                .map(|a| EvmValue::Nonce(a.nonce)),
+            EvmKey::Code(a) => state
+                .accounts
+                .get(&a)
+                .filter(|a| a.code_hash != KECCAK_EMPTY)
+                .map(|a| {
+                    let code = state.code.get(&a.code_hash).cloned().unwrap_or_default();
+                    EvmValue::Code(a.code_hash, code)
+                }),
+        }
+    }
+
+    fn write_state(state: &mut EvmState, key: EvmKey, value: EvmValue) {
+        write_entry(state, key, value);
+    }
+
+    fn write_shard(shard: &mut EvmShard, key: EvmKey, value: EvmValue) {
+        shard.0.push((key, value));
+    }
+
+    /// Collects every shard's writes (on `threads` if given), then applies them
+    /// (each key's final value is independent of the order they are applied in).
+    fn finish_batch(
+        state: &mut EvmState,
+        threads: Option<&WorkerThreads>,
+        commit: impl Fn(usize, &mut EvmShard) + Sync,
+    ) {
+        let mut shards: Vec<EvmShard> = (0..SHARDS).map(|_| EvmShard::default()).collect();
+        let work = |offset: usize, shards: &mut [EvmShard]| {
+            for (i, shard) in shards.iter_mut().enumerate() {
+                commit(offset + i, shard);
+            }
+        };
+        match threads {
+            Some(threads) if threads.count() > 1 => threads.parallel_chunks(&mut shards, 1, work),
+            _ => work(0, &mut shards),
+        }
+        for shard in shards {
+            for (key, value) in shard.0 {
+                write_entry(state, key, value);
+            }
+        }
+    }
+
+    fn digest(state: &mut EvmState, _threads: Option<&WorkerThreads>) -> [u8; 32] {
+        state.digest()
+    }
+
+    /// `execute_batch`'s gas admission (see the module docs).
+    fn admit(
+        &self,
+        _state: &EvmState,
+        txs: &[EvmTx],
+        _threads: Option<&WorkerThreads>,
+        verdicts: &mut Vec<Option<EvmStatus>>,
+    ) -> Admission {
+        verdicts.clear();
+        let mut remaining = self.config.max_batch_gas;
+        let mut exhausted = false;
+        for tx in txs {
+            verdicts.push(if tx.gas_limit > self.config.max_tx_gas {
+                Some(EvmStatus::GasLimitAboveMax)
+            } else if exhausted || tx.gas_limit > remaining {
+                exhausted = true;
+                Some(EvmStatus::BatchGasBudgetExhausted)
+            } else {
+                remaining -= tx.gas_limit;
+                None
+            });
+        }
+        Admission {
+            signatures_verified: 0,
+            gas: self.config.max_batch_gas - remaining,
+        }
+    }
+
+    fn execute<R: ReadView<Self>>(
+        &self,
+        tx: &EvmTx,
+        verdict: Option<&EvmStatus>,
+        view: &mut R,
+        scratch: &mut EvmScratch,
+        writes: &mut WriteSet<EvmKey, EvmValue>,
+    ) -> Result<EvmReceipt, Blocked> {
+        writes.clear();
+        if let Some(status) = verdict {
+            return Ok(EvmReceipt::refused(status.clone()));
+        }
+        scratch.originals.clear();
+        let mut db = ViewDb {
+            view,
+            originals: &mut scratch.originals,
+        };
+        let fail = |e: ViewError| match e {
+            ViewError::Read(ReadError::Dependency(t)) => Err(Blocked(t)),
+            _ => Ok(internal_error()),
+        };
+        // Ethereum's rule, kept with the fee charge off (see `execute_batch`).
+        let balance = match db.field(EvmKey::Balance(tx.sender())) {
+            Ok(b) => balance_of(b),
+            Err(e) => return fail(e),
+        };
+        if balance < tx.value() {
+            return Ok(EvmReceipt::refused(EvmStatus::Invalid(
+                "balance below the value sent".into(),
+            )));
+        }
+        let mut evm = context(&self.config).with_db(db).build_mainnet();
+        let outcome = evm.transact(tx.env(self.config.chain_id));
+        drop(evm);
+        match outcome {
+            Ok(out) => {
+                scratch.changes.clear();
+                scratch.changes.extend(out.state);
+                // revm's map is a hash map: list the writes in address order.
+                scratch.changes.sort_unstable_by_key(|(a, _)| *a);
+                for (address, account) in scratch.changes.drain(..) {
+                    let original = scratch
+                        .originals
+                        .iter()
+                        .find(|(a, _)| *a == address)
+                        .map_or(EMPTY_ACCOUNT, |(_, o)| *o);
+                    account_writes(address, &account, &original, writes);
+                }
+                Ok(receipt(out.result))
+            }
+            Err(EVMError::Database(e)) => fail(e),
+            Err(EVMError::Transaction(why)) => {
+                Ok(EvmReceipt::refused(EvmStatus::Invalid(why.to_string())))
+            }
+            Err(other) => Ok(EvmReceipt::refused(EvmStatus::Invalid(other.to_string()))),
+        }
+    }
+
+    fn declare(tx: &EvmTx, out: &mut Vec<(EvmKey, Access)>) -> bool {
+        let Some(list) = &tx.access_list else {
+            return false;
+        };
+        let mut add = |key: EvmKey, access: Access| {
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => {
+                    if access == Access::Write {
+                        slot.1 = Access::Write;
+                    }
+                }
+                None => out.push((key, access)),
+            }
+        };
+        let account = |add: &mut dyn FnMut(EvmKey, Access), a: Address, balance, nonce, code| {
+            add(EvmKey::Balance(a), balance);
+            add(EvmKey::Nonce(a), nonce);
+            add(EvmKey::Code(a), code);
+        };
+        let sender = tx.sender();
+        account(&mut add, sender, Access::Write, Access::Write, Access::Read);
+        let moves = if tx.value().is_zero() {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        match (tx.recipient(), tx.created_address()) {
+            (Some(to), _) => account(&mut add, to, moves, Access::Read, Access::Read),
+            (None, Some(created)) => account(
+                &mut add,
+                created,
+                Access::Write,
+                Access::Write,
+                Access::Write,
+            ),
+            (None, None) => {}
+        }
+        for entry in list {
+            let a = Address::new(entry.address);
+            account(&mut add, a, Access::Read, Access::Read, Access::Read);
+            for slot in &entry.slots {
+                add(EvmKey::Slot(a, U256::from_be_bytes(*slot)), Access::Write);
+            }
+        }
+        true
+    }
+
+    fn internal_error(&self) -> EvmReceipt {
+        internal_error()
+    }
+
+    /// 1024 independent ether transfers between funded accounts, each with an
+    /// (empty) access list so that every executor can schedule them.
+    fn calibration(&self) -> Option<(EvmState, Vec<EvmTx>)> {
+        const N: u64 = 1024;
+        let mut state = EvmState::new();
+        for i in 0..N {
+            state.fund(super::account_address(i), U256::from(1_000_000u64));
+        }
+        let txs = (0..N)
+            .map(|i| {
+                EvmTx::call(
+                    super::account_address(i),
+                    super::account_address(N + i),
+                    U256::from(1u64),
+                    0,
+                    30_000,
+                    Vec::new(),
+                )
+                .with_access_list(Vec::new())
+            })
+            .collect();
+        Some((state, txs))
+    }
+}
+
+fn internal_error() -> EvmReceipt {
+    EvmReceipt::refused(EvmStatus::Invalid("internal error".into()))
+}
+
+fn balance_of(v: Option<EvmValue>) -> U256 {
+    match v {
+        Some(EvmValue::Balance(b)) => b,
+        _ => U256::ZERO,
+    }
+}
+
+/// The writes of one account revm returned, against what was read of it.
+fn account_writes(
+    address: Address,
+    account: &Account,
+    original: &EvmAccount,
+    writes: &mut WriteSet<EvmKey, EvmValue>,
+) {
+    if !account.is_touched() {
+        return;
+    }
+    let destroyed = account.is_selfdestructed();
+    let (balance, nonce, code_hash) = if destroyed {
+        (U256::ZERO, 0, KECCAK_EMPTY)
+    } else {
+        (
+            account.info.balance,
+            account.info.nonce,
+            account.info.code_hash,
+        )
+    };
+    if balance != original.balance {
+        writes.put(EvmKey::Balance(address), EvmValue::Balance(balance));
+    }
+    if nonce != original.nonce {
+        writes.put(EvmKey::Nonce(address), EvmValue::Nonce(nonce));
+    }
+    if code_hash != original.code_hash {
+        let code = match (&account.info.code, destroyed) {
+            (Some(code), false) => code.clone(),
+            _ => Bytecode::default(),
+        };
+        writes.put(EvmKey::Code(address), EvmValue::Code(code_hash, code));
+    }
+    for (slot, value) in &account.storage {
+        let present = if destroyed {
+            U256::ZERO
+        } else {
+            value.present_value
+        };
+        if present != value.original_value {
+            writes.put(EvmKey::Slot(address, *slot), EvmValue::Slot(present));
+        }
+    }
+}
+
+/// Why revm's database could not answer.
+#[derive(Debug)]
+enum ViewError {
+    /// The view could not answer (a dependency or an undeclared key).
+    Read(ReadError),
+    /// Code asked for by hash alone (never expected: `basic` returns the code).
+    CodeByHash,
+}
+
+impl fmt::Display for ViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewError::Read(e) => write!(f, "read refused: {e:?}"),
+            ViewError::CodeByHash => f.write_str("code asked for by hash"),
+        }
+    }
+}
+
+impl std::error::Error for ViewError {}
+impl DBErrorMarker for ViewError {}
+
+/// revm's database over a scheduler's view, remembering the accounts it read.
+struct ViewDb<'a, R> {
+    view: &'a mut R,
+    originals: &'a mut Vec<(Address, EvmAccount)>,
+}
+
+impl<R: ReadView<EvmVm>> ViewDb<'_, R> {
+    fn field(&mut self, key: EvmKey) -> Result<Option<EvmValue>, ViewError> {
+        self.view.read(&key).map_err(ViewError::Read)
+    }
+}
+
+impl<R: ReadView<EvmVm>> Database for ViewDb<'_, R> {
+    type Error = ViewError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, ViewError> {
+        let balance = balance_of(self.field(EvmKey::Balance(address))?);
+        let nonce = match self.field(EvmKey::Nonce(address))? {
+            Some(EvmValue::Nonce(n)) => n,
+            _ => 0,
+        };
+        let (code_hash, code) = match self.field(EvmKey::Code(address))? {
+            Some(EvmValue::Code(hash, code)) => (hash, code),
+            _ => (KECCAK_EMPTY, Bytecode::default()),
+        };
+        let account = EvmAccount {
+            balance,
+            nonce,
+            code_hash,
+        };
+        if !self.originals.iter().any(|(a, _)| *a == address) {
+            self.originals.push((address, account));
+        }
+        if account == EMPTY_ACCOUNT {
+            return Ok(None);
+        }
+        Ok(Some(AccountInfo {
+            balance,
+            nonce,
+            code_hash,
+            code: Some(code),
+            ..AccountInfo::default()
+        }))
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, ViewError> {
+        if code_hash == KECCAK_EMPTY {
+            Ok(Bytecode::default())
+        } else {
+            Err(ViewError::CodeByHash)
+        }
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, ViewError> {
+        match self.field(EvmKey::Slot(address, index))? {
+            Some(EvmValue::Slot(v)) => Ok(v),
+            _ => Ok(U256::ZERO),
+        }
+    }
+
+    /// No history: BLOCKHASH is zero, as `EvmState` answers.
+    fn block_hash(&mut self, _number: u64) -> Result<B256, ViewError> {
+        Ok(B256::ZERO)
+    }
+}
+
+/// Records every key a transaction reads, over the state (for access lists).
+struct Recording<'a> {
+    state: &'a EvmState,
+    keys: Vec<EvmKey>,
+}
+
+impl ReadView<EvmVm> for Recording<'_> {
+    fn read(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError> {
+        if !self.keys.contains(key) {
+            self.keys.push(*key);
+        }
+        Ok(EvmVm::read_state(self.state, key))
+    }
+}
+
+/// `txs` with EIP-2930 access lists made as `eth_createAccessList` does: the
+/// batch is run in order on a copy of `state` (under `config`, without lists)
+/// and each transaction lists the accounts and slots it touched, except its
+/// sender and recipient's own account fields (which `declare` adds anyway).
+/// Listing changes a transaction's intrinsic gas, not what it touches.
+pub fn attach_access_lists(state: &EvmState, txs: &[EvmTx], config: &EvmConfig) -> Vec<EvmTx> {
+    let vm = EvmVm::new(*config);
+    let mut state = state.clone();
+    let mut verdicts = Vec::new();
+    vm.admit(&state, txs, None, &mut verdicts);
+    let mut scratch = EvmScratch::default();
+    let mut writes = WriteSet::default();
+    txs.iter()
+        .zip(&verdicts)
+        .map(|(tx, verdict)| {
+            let mut view = Recording {
+                state: &state,
+                keys: Vec::new(),
+            };
+            let plain = EvmTx {
+                access_list: None,
+                ..tx.clone()
+            };
+            let _ = vm.execute(&plain, verdict.as_ref(), &mut view, &mut scratch, &mut writes);
+            let mut keys = view.keys;
+            keys.extend(writes.entries().iter().map(|(k, _)| *k));
+            let own = [Some(tx.sender()), tx.recipient()];
+            let mut list: Vec<AccessListEntry> = Vec::new();
+            for key in keys {
+                let (address, slot) = match key {
+                    EvmKey::Slot(a, s) => (a, Some(s)),
+                    EvmKey::Balance(a) | EvmKey::Nonce(a) | EvmKey::Code(a) => (a, None),
+                };
+                if slot.is_none() && own.contains(&Some(address)) {
+                    continue;
+                }
+                let index = match list.iter().position(|e| e.address == address.into_array()) {
+                    Some(i) => i,
+                    None => {
+                        list.push(AccessListEntry {
+                            address: address.into_array(),
+                            slots: Vec::new(),
+                        });
+                        list.len() - 1
+                    }
+                };
+                if let Some(s) = slot {
+                    let s = s.to_be_bytes::<32>();
+                    if !list[index].slots.contains(&s) {
+                        list[index].slots.push(s);
+                    }
+                }
+            }
+            for (k, v) in writes.drain() {
+                write_entry(&mut state, k, v);
+            }
+            tx.clone().with_access_list(list)
+        })
+        .collect()
+}

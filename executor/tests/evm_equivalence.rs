@@ -1,0 +1,283 @@
+//! Every executor runs the EVM exactly as sequential revm does: on random EVM
+//! workloads (evm-transfer, erc20, uniswap, staking, lending) at several contention
+//! levels (2 to 64 accounts, uniform or Zipf, one or several contract instances)
+//! and thread counts 1 and 2, sequential, Block-STM (also speculating on one
+//! thread), access-list and auto (also forced onto its parallel path) give
+//! `execute_batch`'s receipts (status, gas used, logs, output) and state digest,
+//! batch after batch on the same executor instances; with and without EIP-2930
+//! access lists, with out-of-gas transactions, gas limits above the maximum and
+//! batches whose gas budget runs out.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use tandem_executor::evm::{
+    EvmConfig, EvmReceipt, EvmState, EvmStatus, EvmTx, EvmVm, EvmWorkloadKind, EvmWorkloadSpec,
+    attach_access_lists, execute_batch,
+};
+use tandem_executor::{Executor, ExecutorOptions, executor_for};
+
+/// The executors under test at `threads`: each name, plus Block-STM speculating
+/// even alone and `auto` forced onto its parallel path.
+fn executors(config: EvmConfig, threads: usize) -> Vec<(String, Box<dyn Executor<EvmVm>>)> {
+    let vm = EvmVm::new(config);
+    let normal = ExecutorOptions::default();
+    let speculate = ExecutorOptions {
+        block_stm_speculate_alone: true,
+        ..ExecutorOptions::default()
+    };
+    let forced = ExecutorOptions {
+        auto_min_batch: 2,
+        auto_margin: 1e9,
+        ..ExecutorOptions::default()
+    };
+    let mut out = Vec::new();
+    for (name, options, label) in [
+        ("sequential", &normal, "sequential"),
+        ("block-stm", &normal, "block-stm"),
+        ("block-stm", &speculate, "block-stm (speculating alone)"),
+        ("access-list", &normal, "access-list"),
+        ("auto", &normal, "auto"),
+        ("auto", &forced, "auto (forced parallel)"),
+    ] {
+        let executor = executor_for(vm, name, threads, options).unwrap();
+        out.push((format!("{label} x{threads}"), executor));
+    }
+    out
+}
+
+/// One case: a workload, its batches and how they are altered.
+#[derive(Clone, Debug)]
+struct Case {
+    spec: EvmWorkloadSpec,
+    threads: usize,
+    batches: Vec<usize>,
+    /// Give every transaction an access list (made from the batch's run).
+    lists: bool,
+    /// Cut the gas limit of every `n`-th transaction to just above the intrinsic
+    /// cost (out of gas for a call that does any work).
+    starve_every: Option<usize>,
+    config: EvmConfig,
+}
+
+fn kind() -> impl Strategy<Value = EvmWorkloadKind> {
+    prop::sample::select(EvmWorkloadKind::ALL.to_vec())
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        kind(),
+        prop::sample::select(vec![2u64, 6, 64]),
+        prop::sample::select(vec![1u32, 3]),
+        prop::sample::select(vec![0.0f64, 1.2]),
+        any::<u64>(),
+        1usize..=2,
+        prop::collection::vec(12usize..40, 2..=3),
+        any::<bool>(),
+        prop::option::of(3usize..7),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(kind, accounts, instances, zipf, seed, threads, batches, lists, starve, tight)| {
+                let config = if tight {
+                    // Room for about two thirds of a batch, and a per-transaction
+                    // maximum some workloads' limits exceed.
+                    EvmConfig {
+                        max_tx_gas: 200_000,
+                        max_batch_gas: 20 * kind.gas_limit(),
+                        ..EvmConfig::default()
+                    }
+                } else {
+                    EvmConfig::default()
+                };
+                Case {
+                    spec: EvmWorkloadSpec {
+                        kind,
+                        accounts,
+                        instances,
+                        zipf,
+                        seed,
+                    },
+                    threads,
+                    batches,
+                    lists,
+                    starve_every: starve,
+                    config,
+                }
+            },
+        )
+}
+
+/// Runs `case` through every executor and `execute_batch`; the first mismatch.
+fn check(case: &Case) -> Result<(), String> {
+    let (genesis, deployment) = case.spec.genesis().map_err(|e| e.to_string())?;
+    let mut generator = case
+        .spec
+        .generator(&genesis, &deployment)
+        .map_err(|e| e.to_string())?;
+    let mut reference = genesis.clone();
+    let mut runs: Vec<(String, Box<dyn Executor<EvmVm>>, EvmState)> =
+        executors(case.config, case.threads)
+            .into_iter()
+            .map(|(name, e)| (name, e, genesis.clone()))
+            .collect();
+    let mut statuses = std::collections::BTreeSet::new();
+    for (b, &size) in case.batches.iter().enumerate() {
+        let mut txs = generator.batch(size);
+        if let Some(every) = case.starve_every {
+            for tx in txs.iter_mut().step_by(every) {
+                tx.gas_limit = 21_000 + 16 * tx.data.len() as u64 + 100;
+            }
+        }
+        if case.lists {
+            txs = attach_access_lists(&reference, &txs, &case.config);
+        }
+        let expected = execute_batch(&mut reference, &txs, &case.config);
+        statuses.extend(expected.iter().map(|r| status_name(&r.status)));
+        let digest = reference.digest();
+        for (name, executor, state) in &mut runs {
+            let out = executor.execute(state, &txs);
+            compare(&expected, &out.receipts).map_err(|e| format!("{name}, batch {b}: {e}"))?;
+            if executor.digest(state) != digest || *state != reference {
+                return Err(format!("{name}, batch {b}: state differs"));
+            }
+            if *name == format!("access-list x{}", case.threads)
+                && case.lists
+                && out.stats.fallbacks != 0
+            {
+                return Err(format!("{name}, batch {b}: fell back despite access lists"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn status_name(s: &EvmStatus) -> &'static str {
+    match s {
+        EvmStatus::Success => "success",
+        EvmStatus::Reverted => "reverted",
+        EvmStatus::OutOfGas => "out of gas",
+        EvmStatus::Halted(_) => "halted",
+        EvmStatus::Invalid(_) => "invalid",
+        EvmStatus::GasLimitAboveMax => "above max",
+        EvmStatus::BatchGasBudgetExhausted => "budget",
+    }
+}
+
+fn compare(expected: &[EvmReceipt], got: &[EvmReceipt]) -> Result<(), String> {
+    if expected.len() != got.len() {
+        return Err(format!("{} receipts, expected {}", got.len(), expected.len()));
+    }
+    for (i, (e, g)) in expected.iter().zip(got).enumerate() {
+        if e != g {
+            return Err(format!("receipt {i}: {g:?}, expected {e:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn evm_executors_match_sequential_revm() {
+    let mut runner = TestRunner::new(Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&case(), |case| {
+            check(&case).map_err(TestCaseError::fail)?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Every workload at the most contended and a spread-out setting, both thread
+/// counts, with access lists: the grid the property samples from, covered once.
+#[test]
+fn evm_executors_match_sequential_revm_on_every_workload() {
+    for kind in EvmWorkloadKind::ALL {
+        for (accounts, zipf, instances) in [(2, 0.0, 1), (64, 1.2, 3)] {
+            for threads in [1, 2] {
+                let case = Case {
+                    spec: EvmWorkloadSpec {
+                        kind,
+                        accounts,
+                        instances,
+                        zipf,
+                        seed: 11,
+                    },
+                    threads,
+                    batches: vec![24, 24],
+                    lists: true,
+                    starve_every: None,
+                    config: EvmConfig::default(),
+                };
+                check(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            }
+        }
+    }
+}
+
+/// Out of gas, a gas limit above the maximum and an exhausted batch budget in
+/// one batch: every executor refuses and halts the same transactions.
+#[test]
+fn evm_executors_agree_on_out_of_gas_and_budget_exhaustion() {
+    let spec = EvmWorkloadSpec {
+        kind: EvmWorkloadKind::Erc20,
+        accounts: 16,
+        instances: 1,
+        zipf: 0.0,
+        seed: 3,
+    };
+    let (genesis, deployment) = spec.genesis().unwrap();
+    let plain: Vec<EvmTx> = spec.generator(&genesis, &deployment).unwrap().batch(40);
+    let config = EvmConfig {
+        max_tx_gas: 200_000,
+        max_batch_gas: 3_000_000,
+        ..EvmConfig::default()
+    };
+    for lists in [false, true] {
+        let mut txs = if lists {
+            attach_access_lists(&genesis, &plain, &config)
+        } else {
+            plain.clone()
+        };
+        // Out of gas: enough for the intrinsic cost (more with a list), not for
+        // the token transfer.
+        let cut = if lists { [31_000, 33_000] } else { [25_000, 30_000] };
+        txs[1].gas_limit = cut[0];
+        txs[7].gas_limit = cut[1];
+        // Above the per-transaction maximum.
+        txs[4].gas_limit = 300_000;
+        let mut reference = genesis.clone();
+        let expected = execute_batch(&mut reference, &txs, &config);
+        assert_eq!(expected[1].status, EvmStatus::OutOfGas);
+        assert_eq!(expected[1].gas_used, cut[0]);
+        assert_eq!(expected[7].status, EvmStatus::OutOfGas);
+        assert_eq!(expected[4].status, EvmStatus::GasLimitAboveMax);
+        let first_refused = expected
+            .iter()
+            .position(|r| r.status == EvmStatus::BatchGasBudgetExhausted)
+            .expect("the budget runs out");
+        // 29 full limits and the two cut ones fit in the budget (the one above
+        // the maximum reserves nothing).
+        assert_eq!(first_refused, 32);
+        assert!(
+            expected[first_refused..]
+                .iter()
+                .all(|r| r.status == EvmStatus::BatchGasBudgetExhausted && r.gas_used == 0)
+        );
+        // Transactions after an out-of-gas one from the same sender still run
+        // (the nonce advanced).
+        assert!(expected[8..32].iter().any(|r| r.status.is_success()));
+        for threads in [1, 2] {
+            for (name, mut executor) in executors(config, threads) {
+                let mut state = genesis.clone();
+                let out = executor.execute(&mut state, &txs);
+                compare(&expected, &out.receipts).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(out.stats.gas, 29 * 100_000 + cut[0] + cut[1]);
+                assert_eq!(executor.digest(&mut state), reference.digest(), "{name}");
+                assert_eq!(state, reference, "{name}");
+            }
+        }
+    }
+}
