@@ -165,7 +165,11 @@ fn status_name(s: &EvmStatus) -> &'static str {
 
 fn compare(expected: &[EvmReceipt], got: &[EvmReceipt]) -> Result<(), String> {
     if expected.len() != got.len() {
-        return Err(format!("{} receipts, expected {}", got.len(), expected.len()));
+        return Err(format!(
+            "{} receipts, expected {}",
+            got.len(),
+            expected.len()
+        ));
     }
     for (i, (e, g)) in expected.iter().zip(got).enumerate() {
         if e != g {
@@ -243,7 +247,11 @@ fn evm_executors_agree_on_out_of_gas_and_budget_exhaustion() {
         };
         // Out of gas: enough for the intrinsic cost (more with a list), not for
         // the token transfer.
-        let cut = if lists { [31_000, 33_000] } else { [25_000, 30_000] };
+        let cut = if lists {
+            [31_000, 33_000]
+        } else {
+            [25_000, 30_000]
+        };
         txs[1].gas_limit = cut[0];
         txs[7].gas_limit = cut[1];
         // Above the per-transaction maximum.

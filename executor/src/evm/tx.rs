@@ -14,10 +14,11 @@
 //! length then the bytes. A transaction with an access list appends it: a varint
 //! count of entries, each an address (20 bytes) and a varint count of 32-byte
 //! slots. Without one nothing is appended, so transactions encoded before access
-//! lists existed decode unchanged and encode to the same bytes; the two forms
-//! cannot be confused (each is refused with the other's trailing or missing
-//! bytes), and an empty list is written as the count 0. Decoding is limited to
-//! `MAX_EVM_TX_BYTES` and refuses trailing bytes.
+//! lists existed decode unchanged and encode to the same bytes. Decoding reads
+//! the plain form if it takes all the bytes, else the form with a list (an empty
+//! list is the count 0), so every byte string decodes to at most one transaction,
+//! which encodes back to exactly those bytes. Decoding is limited to
+//! `MAX_EVM_TX_BYTES` and refuses bytes neither form consumes exactly.
 
 use revm::context::TxEnv;
 use revm::context_interface::transaction::{AccessList, AccessListItem};
@@ -252,8 +253,9 @@ mod tests {
         // 20 + (1 + 20) + 32 + 1 (nonce) + 3 (gas, varint) + 1 + 7 (data)
         assert_eq!(bytes.len(), 85);
         assert_eq!(EvmTx::decode(&bytes).unwrap(), tx);
+        // Trailing bytes that are no access list (a count of 5, no entries).
         let mut trailing = bytes.clone();
-        trailing.push(0);
+        trailing.push(5);
         assert!(EvmTx::decode(&trailing).is_err());
         assert!(EvmTx::decode(&bytes[..bytes.len() - 1]).is_err());
         let create = EvmTx::create(Address::with_last_byte(1), 0, 1_000_000, vec![0x60]);
@@ -286,10 +288,16 @@ mod tests {
             let bytes = listed.encode().unwrap();
             // The plain form, then the entry count and the entries.
             assert_eq!(bytes[..plain_bytes.len()], plain_bytes[..]);
-            let entries: usize = list.iter().map(|e| 1 + 20 + 1 + 32 * e.slots.len()).sum();
+            let entries: usize = list.iter().map(|e| 20 + 1 + 32 * e.slots.len()).sum();
             assert_eq!(bytes.len(), plain_bytes.len() + 1 + entries);
             assert_eq!(EvmTx::decode(&bytes).unwrap(), listed);
-            assert!(EvmTx::decode(&bytes[..bytes.len() - 1]).is_err());
+            assert_eq!(EvmTx::decode(&bytes).unwrap().encode().unwrap(), bytes);
+            if list.is_empty() {
+                // Without its count it is the plain transaction.
+                assert_eq!(EvmTx::decode(&bytes[..bytes.len() - 1]).unwrap(), plain);
+            } else {
+                assert!(EvmTx::decode(&bytes[..bytes.len() - 1]).is_err());
+            }
             let mut trailing = bytes.clone();
             trailing.push(0);
             assert!(EvmTx::decode(&trailing).is_err());

@@ -165,7 +165,10 @@ impl Vm for EvmVm {
 
     fn read_state(state: &EvmState, key: &EvmKey) -> Option<EvmValue> {
         match *key {
-            EvmKey::Slot(address, slot) => state.storage.get(&(address, slot)).map(|v| EvmValue::Slot(*v)),
+            EvmKey::Slot(address, slot) => state
+                .storage
+                .get(&(address, slot))
+                .map(|v| EvmValue::Slot(*v)),
             EvmKey::Balance(a) => state
                 .accounts
                 .get(&a)
@@ -313,15 +316,13 @@ impl Vm for EvmVm {
         let Some(list) = &tx.access_list else {
             return false;
         };
-        let mut add = |key: EvmKey, access: Access| {
-            match out.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => {
-                    if access == Access::Write {
-                        slot.1 = Access::Write;
-                    }
+        let mut add = |key: EvmKey, access: Access| match out.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => {
+                if access == Access::Write {
+                    slot.1 = Access::Write;
                 }
-                None => out.push((key, access)),
             }
+            None => out.push((key, access)),
         };
         let account = |add: &mut dyn FnMut(EvmKey, Access), a: Address, balance, nonce, code| {
             add(EvmKey::Balance(a), balance);
@@ -566,7 +567,13 @@ pub fn attach_access_lists(state: &EvmState, txs: &[EvmTx], config: &EvmConfig) 
                 access_list: None,
                 ..tx.clone()
             };
-            let _ = vm.execute(&plain, verdict.as_ref(), &mut view, &mut scratch, &mut writes);
+            let _ = vm.execute(
+                &plain,
+                verdict.as_ref(),
+                &mut view,
+                &mut scratch,
+                &mut writes,
+            );
             let mut keys = view.keys;
             keys.extend(writes.entries().iter().map(|(k, _)| *k));
             let own = [Some(tx.sender()), tx.recipient()];
