@@ -32,8 +32,10 @@ enum DeployTarget {
 struct ComposeArgs {
     /// An existing cluster file; its key files (`r0.key`, `c0.key`, …) are read from
     /// --keys or the cluster file's folder. Without it, a fresh cluster is generated
-    /// from the cluster flags with replicas at host names r0, r1, ….
-    #[arg(long)]
+    /// from the cluster flags with replicas at host names r0, r1, …. The file decides
+    /// everything the cluster flags would, so they are refused beside it (edit the
+    /// file, or generate a fresh one with `tandem keygen`).
+    #[arg(long, conflicts_with = "ClusterArgs")]
     cluster: Option<PathBuf>,
     /// Folder of the key files of --cluster (default: the cluster file's folder).
     #[arg(long, requires = "cluster")]
