@@ -109,7 +109,19 @@ pub struct ClientCounters {
     /// Submissions refused because the oldest outstanding request would fall out of
     /// the replicas' exactly-once window.
     pub window_full: u64,
+    /// Busy refusals received ([`Reply::busy`]): a replica did not queue the request
+    /// because its queue was full. Not a failure: the request is sent again after a
+    /// back-off.
+    pub busy_refusals: u64,
+    /// Requests sent again after a busy refusal's back-off.
+    pub busy_retries: u64,
 }
+
+/// The first back-off after a busy refusal; it doubles with every further refusal up
+/// to [`MAX_BUSY_BACKOFF`] and starts over once a request completes.
+pub const MIN_BUSY_BACKOFF: Duration = Duration::from_millis(5);
+/// The longest back-off after busy refusals.
+pub const MAX_BUSY_BACKOFF: Duration = Duration::from_millis(320);
 
 #[derive(Debug)]
 struct Outstanding {
@@ -117,8 +129,14 @@ struct Outstanding {
     /// [`Request::digest`]: what a result must name to be accepted.
     digest: Digest,
     sent_at: Time,
+    /// When it was last sent (after a busy refusal it is sent again): what tells a
+    /// queued request from an overtaken one.
+    last_sent_at: Time,
     retransmit_at: Time,
     retransmitted: bool,
+    /// Refused as busy and not sent again yet: at `retransmit_at` it goes where new
+    /// requests go (not to every replica, which would make backups wait for it).
+    refused: bool,
     replies: BTreeMap<ReplicaId, Bytes>,
 }
 
@@ -171,6 +189,9 @@ pub struct ClientCore {
     routing: Box<dyn ClientRouting>,
     macs: ClientMacs,
     counters: ClientCounters,
+    /// The current busy back-off, and until when new requests wait.
+    busy_backoff: Duration,
+    busy_until: Option<Time>,
 }
 
 impl ClientCore {
@@ -203,7 +224,15 @@ impl ClientCore {
             routing,
             macs: ClientMacs::default(),
             counters: ClientCounters::default(),
+            busy_backoff: MIN_BUSY_BACKOFF,
+            busy_until: None,
         }
+    }
+
+    /// Whether the cluster refused this client's requests as busy and its back-off
+    /// has not passed: new requests should wait (an open-loop driver sheds them).
+    pub fn backing_off(&self, now: Time) -> bool {
+        self.busy_until.is_some_and(|t| now < t)
     }
 
     /// Authenticates every request with `macs` (one key per replica, `client_auth.rs`);
@@ -260,6 +289,27 @@ impl ClientCore {
         let digest = request.digest();
         request.auth = self.macs.authenticate(&digest);
         let retransmit_at = now + self.retransmit_timeout();
+        self.send_routed(&request, out);
+        self.outstanding.insert(
+            number,
+            Outstanding {
+                request,
+                digest,
+                sent_at: now,
+                last_sent_at: now,
+                retransmit_at,
+                retransmitted: false,
+                refused: false,
+                replies: BTreeMap::new(),
+            },
+        );
+        self.deadlines.insert((retransmit_at, number));
+        self.counters.submitted += 1;
+        Some(number)
+    }
+
+    /// Sends `request` where the routing policy points.
+    fn send_routed(&self, request: &Request, out: &mut Vec<ClientAction>) {
         match self.routing.destination() {
             Destination::One(to) => out.push(ClientAction::Send {
                 to,
@@ -275,20 +325,34 @@ impl ClientCore {
                 request: request.clone(),
             }),
         }
-        self.outstanding.insert(
-            number,
-            Outstanding {
-                request,
-                digest,
-                sent_at: now,
-                retransmit_at,
-                retransmitted: false,
-                replies: BTreeMap::new(),
-            },
-        );
-        self.deadlines.insert((retransmit_at, number));
-        self.counters.submitted += 1;
-        Some(number)
+    }
+
+    /// Busy refusals of outstanding requests: each is sent again after the current
+    /// back-off (which doubles, up to [`MAX_BUSY_BACKOFF`]), and new requests wait
+    /// for it too ([`ClientCore::backing_off`]).
+    fn on_busy(&mut self, now: Time, numbers: &[u64]) {
+        let mut refused_any = false;
+        for number in numbers {
+            let Some(entry) = self.outstanding.get_mut(number) else {
+                continue;
+            };
+            self.counters.busy_refusals += 1;
+            refused_any = true;
+            if entry.refused {
+                continue; // another replica refused it too: one retry is enough
+            }
+            entry.refused = true;
+            self.deadlines.remove(&(entry.retransmit_at, *number));
+            entry.retransmit_at = now + self.busy_backoff;
+            self.deadlines.insert((entry.retransmit_at, *number));
+        }
+        if refused_any {
+            let until = now + self.busy_backoff;
+            if self.busy_until.is_none_or(|t| t < until) {
+                self.busy_until = Some(until);
+                self.busy_backoff = (self.busy_backoff * 2).min(MAX_BUSY_BACKOFF);
+            }
+        }
     }
 
     /// Handles a reply; pushes requests it completes to `done`.
@@ -307,6 +371,9 @@ impl ClientCore {
             }
         }
         self.routing.on_reply(reply.replica, reply.view);
+        if !reply.busy.is_empty() {
+            self.on_busy(now, &reply.busy);
+        }
         for ReplyResult {
             number,
             request,
@@ -330,13 +397,14 @@ impl ClientCore {
                 let entry = self.outstanding.remove(number).expect("present");
                 self.deadlines.remove(&(entry.retransmit_at, *number));
                 self.counters.completed += 1;
+                self.busy_backoff = MIN_BUSY_BACKOFF;
                 // Measured from the first send even if retransmitted: an over-estimate,
                 // never an under-estimate (Karn's ambiguity), and a cluster slower
                 // than the time-out still teaches the client to wait longer.
                 self.rtt.sample(now.since(entry.sent_at));
                 self.last_completion_at = Some(now);
                 self.latest_completed_sent_at =
-                    self.latest_completed_sent_at.max(Some(entry.sent_at));
+                    self.latest_completed_sent_at.max(Some(entry.last_sent_at));
                 done.push(Completed {
                     number: *number,
                     result: result.clone(),
@@ -376,12 +444,23 @@ impl ClientCore {
             let Some(entry) = self.outstanding.get_mut(&number) else {
                 continue;
             };
+            if entry.refused {
+                // Refused as busy: its back-off passed; send it where new requests go.
+                entry.refused = false;
+                entry.last_sent_at = now;
+                entry.retransmit_at = now + timeout;
+                self.deadlines.insert((entry.retransmit_at, number));
+                self.counters.busy_retries += 1;
+                let request = entry.request.clone();
+                self.send_routed(&request, out);
+                continue;
+            }
             let overtaken = self
                 .latest_completed_sent_at
-                .is_some_and(|t| t > entry.sent_at);
+                .is_some_and(|t| t > entry.last_sent_at);
             let quiet_since = self
                 .last_completion_at
-                .map_or(entry.sent_at, |t| t.max(entry.sent_at));
+                .map_or(entry.last_sent_at, |t| t.max(entry.last_sent_at));
             if !overtaken && now.since(quiet_since) < timeout {
                 entry.retransmit_at = now + timeout;
                 self.deadlines.insert((entry.retransmit_at, number));
@@ -432,6 +511,7 @@ mod tests {
                 request,
                 result: Bytes::from_static(result),
             }],
+            busy: Vec::new(),
             signature: None,
         }
     }
@@ -507,6 +587,53 @@ mod tests {
             c.submit(Time(4), Bytes::from_static(b"d"), &mut out),
             Some(4)
         );
+    }
+
+    #[test]
+    fn a_busy_refusal_backs_off_then_resends_where_new_requests_go() {
+        let ms = |m: u64| Time(m * 1_000_000);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let mut out = Vec::new();
+        let n = c
+            .submit(ms(0), Bytes::from_static(b"op"), &mut out)
+            .unwrap();
+        out.clear();
+        let refusal = Reply::refusal(View(0), ReplicaId(0), ClientId(3), vec![n], None);
+        let mut done = Vec::new();
+        c.on_reply(ms(1), &refusal, &mut done);
+        assert!(done.is_empty(), "a refusal completes nothing");
+        assert_eq!(c.outstanding(), 1, "and gives nothing up");
+        assert_eq!(c.counters().busy_refusals, 1);
+        assert!(c.backing_off(ms(2)));
+        assert!(!c.backing_off(ms(1) + MIN_BUSY_BACKOFF));
+        c.on_tick(ms(3), &mut out);
+        assert!(out.is_empty(), "still backing off");
+        c.on_tick(ms(1) + MIN_BUSY_BACKOFF, &mut out);
+        assert_eq!(
+            out,
+            vec![ClientAction::Send {
+                to: ReplicaId(0),
+                request: c.outstanding[&n].request.clone()
+            }],
+            "resent to the primary, not broadcast (backups would wait for it)"
+        );
+        assert_eq!(c.counters().busy_retries, 1);
+        assert_eq!(c.counters().retransmissions, 0);
+        // Refused again: the back-off doubled.
+        let at = ms(20);
+        c.on_reply(at, &refusal, &mut done);
+        assert!(c.backing_off(at + MIN_BUSY_BACKOFF));
+        assert!(!c.backing_off(at + MIN_BUSY_BACKOFF * 2));
+        // A completion resets it.
+        c.on_reply(ms(50), &reply(&c, 0, n, b"r", 0), &mut done);
+        c.on_reply(ms(50), &reply(&c, 1, n, b"r", 0), &mut done);
+        assert_eq!(done.len(), 1);
+        let m = c
+            .submit(ms(60), Bytes::from_static(b"op2"), &mut out)
+            .unwrap();
+        let refusal = Reply::refusal(View(0), ReplicaId(0), ClientId(3), vec![m], None);
+        c.on_reply(ms(61), &refusal, &mut done);
+        assert!(!c.backing_off(ms(61) + MIN_BUSY_BACKOFF));
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub struct CommonParams {
     /// bucket). Every replica cuts its state at the same bound, so any signer serves
     /// the same chunk `i`. It must leave room in one frame (`max_frame_bytes`).
     pub state_chunk_bytes: usize,
+    /// Back-pressure from execution to ordering: the proposer (PBFT's primary, a
+    /// HotStuff leader) orders no new requests while more than this many batches it
+    /// delivered wait for its own application to execute them, and it refuses new
+    /// client requests as busy (`Reply::busy`) once its queue holds this many full
+    /// batches. So under overload the backlog stays at the proposer, bounded, instead
+    /// of growing in every replica's execution queue until timers fire.
+    pub max_unexecuted: u64,
 }
 
 impl Default for CommonParams {
@@ -79,6 +86,7 @@ impl Default for CommonParams {
             status_interval: Duration::from_millis(100),
             transfer_timeout: Duration::from_millis(2000),
             state_chunk_bytes: crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
+            max_unexecuted: 8,
         }
     }
 }
@@ -148,7 +156,18 @@ impl CommonParams {
         if self.state_chunk_bytes < MIN_STATE_CHUNK_BYTES {
             return err("state_chunk_bytes", "must be at least 4096");
         }
+        if self.max_unexecuted == 0 || self.max_unexecuted > 1 << 20 {
+            return err("max_unexecuted", "must be between 1 and 1048576");
+        }
         Ok(())
+    }
+
+    /// How many requests the proposer queues before it refuses new client requests as
+    /// busy: `max_unexecuted` full batches (what back-pressure lets it order before
+    /// execution catches up), at most `capacity` (the queue's hard bound).
+    pub fn admission_bound(&self, capacity: usize) -> usize {
+        let batches = usize::try_from(self.max_unexecuted).unwrap_or(usize::MAX);
+        self.max_batch.saturating_mul(batches).min(capacity).max(1)
     }
 }
 
@@ -282,6 +301,22 @@ mod tests {
             e.to_string(),
             "protocol parameter `status_interval_ms` must be positive"
         );
+        let c = CommonParams {
+            max_unexecuted: 0,
+            ..CommonParams::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "max_unexecuted");
+    }
+
+    #[test]
+    fn admission_bound_is_max_unexecuted_full_batches_within_the_queue() {
+        let c = CommonParams {
+            max_batch: 100,
+            max_unexecuted: 3,
+            ..CommonParams::default()
+        };
+        assert_eq!(c.admission_bound(10_000), 300);
+        assert_eq!(c.admission_bound(200), 200);
     }
 
     #[test]

@@ -244,6 +244,9 @@ pub struct CommonCounters {
     /// that two quorums shared no correct replica. Must stay 0; the simulator reports
     /// any as a safety violation.
     pub conflicting_commits: u64,
+    /// Client requests refused as busy (admission control at the proposer: its queue
+    /// was full), each answered with a busy refusal.
+    pub refused_busy: u64,
 }
 
 /// A protocol's Byzantine modes, for experiments: behaviours of a faulty replica that

@@ -141,6 +141,11 @@ pub struct Reply {
     pub client: ClientId,
     /// One result per request of the client in the batch.
     pub results: Vec<ReplyResult>,
+    /// Request numbers this replica refused without queueing them because it is
+    /// busy (its queue holds what it can order before execution catches up): the
+    /// client backs off and sends them again. A hint only — it proves nothing, and
+    /// a client never gives a request up because of it.
+    pub busy: Vec<u64>,
     /// Set in signed-all mode: the replica's signature over the reply.
     pub signature: Option<Signature>,
 }
@@ -160,6 +165,30 @@ impl Reply {
             replica,
             client,
             results,
+            busy: Vec::new(),
+            signature: None,
+        };
+        if let Some(keys) = signer {
+            reply.signature = Some(keys.sign(&reply.signing_bytes()));
+        }
+        reply
+    }
+
+    /// `replica`'s refusal of `client`'s requests `numbers` as busy (see
+    /// [`Reply::busy`]), reporting `view`, signed with `signer` if given.
+    pub fn refusal(
+        view: View,
+        replica: ReplicaId,
+        client: ClientId,
+        numbers: Vec<u64>,
+        signer: Option<&Keyring>,
+    ) -> Reply {
+        let mut reply = Reply {
+            view,
+            replica,
+            client,
+            results: Vec::new(),
+            busy: numbers,
             signature: None,
         };
         if let Some(keys) = signer {
@@ -180,6 +209,13 @@ impl Reply {
             ctx.update(&r.request.0);
             ctx.update(&(r.result.len() as u64).to_le_bytes());
             ctx.update(&r.result);
+        }
+        if !self.busy.is_empty() {
+            ctx.update(b"busy");
+            ctx.update(&(self.busy.len() as u64).to_le_bytes());
+            for n in &self.busy {
+                ctx.update(&n.to_le_bytes());
+            }
         }
         ctx.finish().as_ref().to_vec()
     }

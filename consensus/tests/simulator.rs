@@ -176,10 +176,23 @@ mix_tests! {
     byzantine_corrupt_state => FaultMix::byzantine(B::CorruptState), false,
 }
 
+/// The overload mix (issue 13 item 1): every run executes 1,200 requests under
+/// overload, so a few seeds at n = 4 keep the suite quick (`tandem sim --faults
+/// overload --seeds 200` is the long sweep).
+const OVERLOAD_SWEEP: MixSweep = MixSweep {
+    n4: 0..6,
+    ..PBFT_SWEEP
+};
+
+mix_tests! {
+    @sized OVERLOAD_SWEEP;
+    overload_never_changes_view_or_transfers_state => FaultMix::Overload, false,
+}
+
 /// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
 #[test]
 fn every_mix_of_the_protocol_is_swept() {
-    assert_eq!(FaultMix::all(PBFT).len(), 17);
+    assert_eq!(FaultMix::all(PBFT).len(), 18);
 }
 
 #[test]
@@ -346,6 +359,7 @@ mod hotstuff {
         twins => FaultMix::byzantine(H::Twins), true,
         byzantine_forge_requests => FaultMix::byzantine(H::ForgeRequests), true,
         everything_mixed => FaultMix::Mixed, true,
+        overload_never_times_out_or_transfers_state => FaultMix::Overload, false,
     }
 
     // Leader reputation under the silent-leader mix at n = 4, 7 and 10, and under the

@@ -179,6 +179,7 @@ pub fn summary(run: &RunRecord) -> RunSummary {
             submitted_txs: run.load.submitted,
             unfinished_txs: run.load.unfinished,
             shed_txs: run.load.shed,
+            busy_refusals: run.load.busy_refusals,
         },
         latency_ms: LatencyStats::from_histogram_micros(&run.load.latency),
         consensus: ConsensusStats {

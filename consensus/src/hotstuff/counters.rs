@@ -51,6 +51,12 @@ counters! {
     dropped_unknown_client,
     /// Requests dropped: the queue was full.
     dropped_queue_full,
+    /// Client requests refused as busy (the queue held `max_unexecuted` full batches
+    /// of live requests): answered with a busy refusal, not queued.
+    refused_busy,
+    /// Proposals made without requests (or held) because `max_unexecuted` delivered
+    /// blocks were not yet executed here (back-pressure from execution).
+    proposals_throttled,
     /// Times a full queue was cleaned of delivered requests.
     queue_compactions,
     /// Messages dropped: a signature, QC or TC did not verify.

@@ -35,6 +35,19 @@ impl HotStuff {
         self.cfg.common.max_batch.saturating_mul(QUEUE_BATCHES)
     }
 
+    /// How many live queued requests make this replica refuse new client requests as
+    /// busy ([`crate::params::CommonParams::admission_bound`]); forwarded requests are
+    /// queued up to the queue's capacity.
+    pub(crate) fn admission_bound(&self) -> usize {
+        self.cfg.common.admission_bound(self.queue_capacity())
+    }
+
+    /// Whether this replica's own execution is `max_unexecuted` or more blocks behind
+    /// its deliveries: then, as leader, it proposes no requests (back-pressure).
+    pub(crate) fn execution_bound(&self) -> bool {
+        self.last_delivered.0.saturating_sub(self.last_executed.0) >= self.cfg.common.max_unexecuted
+    }
+
     /// A request from a client's authenticated channel: queued here (every replica
     /// leads in turn and proposes from its queue). While no uncommitted block carries
     /// requests (the chain may be idle, its leaders with nothing to propose) it is also
@@ -59,6 +72,19 @@ impl HotStuff {
             return;
         }
         if self.answer_if_done(&req, out) {
+            return;
+        }
+        if self.pending.len() >= self.admission_bound() && !self.pending.contains(&req.key()) {
+            // Admission control: this replica already holds what back-pressure lets
+            // a leader order before execution catches up; tell the client at once,
+            // so it backs off instead of timing out.
+            self.counters.refused_busy += 1;
+            let signer = self.cfg.common.signed_all.then_some(&self.keys);
+            let reply = Reply::refusal(self.round(), self.me, req.client, vec![req.number], signer);
+            out.push(Action::Reply {
+                client: req.client,
+                reply,
+            });
             return;
         }
         if !self.enqueue(req.clone()) {
@@ -262,7 +288,16 @@ impl HotStuff {
             return;
         };
         let chain_len = self.safety.chain_length();
-        let batch = self.next_batch(parent_digest);
+        // Back-pressure from execution: while this replica's own execution lags its
+        // deliveries by `max_unexecuted` blocks, it proposes no requests — an empty
+        // block if uncommitted requests still need QCs, otherwise nothing until
+        // `on_executed` calls again (its requests stay queued for a later round).
+        let batch = if self.execution_bound() {
+            self.counters.proposals_throttled += 1;
+            Batch::default()
+        } else {
+            self.next_batch(parent_digest)
+        };
         if batch.is_empty()
             && !self.window_has_payload(parent_digest, chain_len)
             && !self.uncommitted_payload()
@@ -787,6 +822,8 @@ impl HotStuff {
             let tables = ClientTables { delivered };
             self.take_checkpoint(now, ex.seq, app_digest, tables, pending.block, out);
         }
+        // A proposal held back by `max_unexecuted` may go now.
+        self.try_propose(now, out);
     }
 
     fn record_and_reply(

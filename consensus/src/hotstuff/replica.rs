@@ -587,6 +587,7 @@ impl Protocol for HotStuffReplica {
             view_changes: c.round_timeouts,
             state_transfers: c.state_transfers,
             conflicting_commits: c.conflicting_commits,
+            refused_busy: c.refused_busy,
         }
     }
 

@@ -61,12 +61,23 @@ impl Cluster {
     }
 
     fn with_election(n: usize, chain_length: u8, leader_election: LeaderElection) -> Cluster {
-        let common = CommonParams {
+        Cluster::with_params(n, chain_length, leader_election, |_| {})
+    }
+
+    /// As [`Cluster::with_election`], the common parameters changed by `tweak`.
+    fn with_params(
+        n: usize,
+        chain_length: u8,
+        leader_election: LeaderElection,
+        tweak: impl Fn(&mut CommonParams),
+    ) -> Cluster {
+        let mut common = CommonParams {
             replicas: n,
             max_batch: 4,
             checkpoint_interval: 4,
             ..CommonParams::default()
         };
+        tweak(&mut common);
         let own = HotStuffParams {
             round_timeout: Duration::from_millis(100),
             max_round_timeout: Duration::from_millis(800),
@@ -401,11 +412,17 @@ fn a_checkpoint_executed_without_its_digest_is_counted_and_not_taken() {
 
 /// A full queue of requests not yet delivered refuses more without walking itself
 /// (an overloaded replica once spent 98% of its time cleaning a full queue for every
-/// request it refused); once requests were delivered it takes new ones again.
+/// request it refused); once requests were delivered it takes new ones again. Here
+/// `max_unexecuted` makes the admission bound the queue's capacity (by default
+/// clients are refused as busy long before:
+/// `clients_are_refused_as_busy_beyond_the_admission_bound`).
 #[test]
 fn a_full_queue_refuses_without_walking_itself() {
-    let mut c = Cluster::new(4, 2);
+    let mut c = Cluster::with_params(4, 2, LeaderElection::RoundRobin, |p| {
+        p.max_unexecuted = 64;
+    });
     let cap = c.replicas[3].core().queue_capacity() as u64;
+    assert_eq!(c.replicas[3].core().admission_bound() as u64, cap);
     for i in 1..=cap {
         c.request(3, 1, i);
     }
@@ -414,7 +431,7 @@ fn a_full_queue_refuses_without_walking_itself() {
         c.request(3, 1, cap + i);
     }
     let counters = &c.replicas[3].core().counters;
-    assert_eq!(counters.dropped_queue_full, 100);
+    assert_eq!(counters.refused_busy, 100);
     assert_eq!(
         counters.queue_compactions, 0,
         "a queue of live requests was walked"
@@ -426,12 +443,40 @@ fn a_full_queue_refuses_without_walking_itself() {
     }
     let counters = &c.replicas[3].core().counters;
     assert_eq!(
-        counters.dropped_queue_full, 100,
+        counters.refused_busy, 100,
         "delivered requests still fill the queue"
     );
+    assert_eq!(counters.dropped_queue_full, 0);
     assert!(counters.queue_compactions <= 1);
     c.settle();
     assert_eq!(committed_requests(&c, 3) as u64, cap + 100);
+}
+
+/// Admission control: a replica holding `max_unexecuted` full batches of live
+/// requests answers further client requests at once with a busy refusal naming them,
+/// and queues them again once its queue drained.
+#[test]
+fn clients_are_refused_as_busy_beyond_the_admission_bound() {
+    let mut c = Cluster::new(4, 2);
+    let bound = c.replicas[3].core().admission_bound() as u64;
+    assert_eq!(bound, 4 * 8, "max_batch × max_unexecuted");
+    for i in 1..=bound {
+        c.request(3, 1, i);
+    }
+    assert!(c.replies.is_empty());
+    c.request(3, 1, bound + 1);
+    let counters = &c.replicas[3].core().counters;
+    assert_eq!(counters.refused_busy, 1);
+    let refusal = c.replies.last().expect("a busy refusal");
+    assert_eq!(refusal.busy, vec![bound + 1]);
+    assert!(refusal.results.is_empty());
+    assert_eq!(refusal.replica, ReplicaId(3));
+    c.settle();
+    assert_eq!(committed_requests(&c, 3) as u64, bound);
+    c.request(3, 1, bound + 1);
+    c.settle();
+    assert_eq!(committed_requests(&c, 3) as u64, bound + 1);
+    assert_eq!(c.replicas[3].core().counters.refused_busy, 1);
 }
 
 #[test]

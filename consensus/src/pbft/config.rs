@@ -150,6 +150,8 @@ pub struct PbftConfig {
     pub signed_all: bool,
     /// [`CommonParams::state_chunk_bytes`].
     pub state_chunk_bytes: usize,
+    /// [`CommonParams::max_unexecuted`].
+    pub max_unexecuted: u64,
     /// Test-only: [`PbftParams::quorum_override`].
     #[cfg(test)]
     pub quorum_override: Option<usize>,
@@ -181,6 +183,7 @@ impl PbftConfig {
             client_window: common.client_window,
             signed_all: common.signed_all,
             state_chunk_bytes: common.state_chunk_bytes,
+            max_unexecuted: common.max_unexecuted,
             #[cfg(test)]
             quorum_override: own.quorum_override,
         }
@@ -200,6 +203,7 @@ impl PbftConfig {
             status_interval: self.status_interval,
             transfer_timeout: self.transfer_timeout,
             state_chunk_bytes: self.state_chunk_bytes,
+            max_unexecuted: self.max_unexecuted,
         }
     }
 

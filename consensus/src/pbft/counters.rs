@@ -30,6 +30,9 @@ counters! {
     checkpoints_stable,
     /// View changes this replica started.
     view_changes_started,
+    /// Normal-case view timers extended instead of starting a view change: the
+    /// primary delivered batches since the timer was armed (slow, not dead).
+    view_timer_extensions,
     /// New views this replica entered.
     new_views_entered,
     /// State transfers completed.
@@ -46,6 +49,12 @@ counters! {
     dropped_unknown_client,
     /// Requests dropped because the primary's queue or a backup's wait list was full.
     dropped_queue_full,
+    /// Client requests the primary refused as busy (its queue held `max_unexecuted`
+    /// full batches): answered with a busy refusal, not queued.
+    refused_busy,
+    /// Times the primary held a batch back because `max_unexecuted` batches it
+    /// delivered were not yet executed here (back-pressure from execution).
+    proposals_throttled,
     /// Messages dropped: a signature did not verify.
     dropped_bad_signature,
     /// Messages dropped: a digest did not match its content.

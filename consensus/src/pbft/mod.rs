@@ -172,6 +172,7 @@ impl Protocol for PbftReplica {
             view_changes: c.view_changes_started,
             state_transfers: c.state_transfers,
             conflicting_commits: c.safety_conflicts,
+            refused_busy: c.refused_busy,
         }
     }
 

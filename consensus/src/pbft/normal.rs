@@ -26,6 +26,14 @@ impl Pbft {
         self.cfg.max_batch.saturating_mul(QUEUE_BATCHES)
     }
 
+    /// How many queued requests make the primary refuse new client requests as busy
+    /// ([`crate::params::CommonParams::admission_bound`]). Requests a backup forwards
+    /// are still queued up to the queue's capacity: that backup waits for them, and its
+    /// request timer would otherwise blame the primary.
+    pub(crate) fn admission_bound(&self) -> usize {
+        self.cfg.common().admission_bound(self.queue_capacity())
+    }
+
     /// A request from a client's authenticated channel.
     pub(crate) fn on_client_request(&mut self, now: Time, req: Request, out: &mut Vec<PbftAction>) {
         if req.payload.len() > self.cfg.max_request_bytes {
@@ -43,6 +51,24 @@ impl Pbft {
             return;
         }
         if self.view_active && self.is_primary() {
+            if self.queue.len() >= self.admission_bound() && !self.pending.contains(&req.key()) {
+                // Admission control: the queue holds what back-pressure lets this
+                // primary order before execution catches up; more would only wait
+                // (and time out) here. Tell the client at once, so it backs off.
+                self.counters.refused_busy += 1;
+                let reply = Reply::refusal(
+                    self.view,
+                    self.me,
+                    req.client,
+                    vec![req.number],
+                    self.cfg.signed_all.then_some(&self.keys),
+                );
+                out.push(Action::Reply {
+                    client: req.client,
+                    reply,
+                });
+                return;
+            }
             self.enqueue(now, req);
             self.try_propose(now, false, out);
         } else {
@@ -187,6 +213,13 @@ impl Pbft {
                 .saturating_sub(self.last_delivered.0)
                 .saturating_sub(1);
             if in_flight >= self.cfg.max_in_flight {
+                return;
+            }
+            // Back-pressure from execution: order no further than `max_unexecuted`
+            // beyond what this replica executed. `on_executed` proposes again.
+            let unexecuted = self.next_seq.0.saturating_sub(self.last_executed.0);
+            if unexecuted > self.cfg.max_unexecuted {
+                self.counters.proposals_throttled += 1;
                 return;
             }
             let full = self.queue.len() >= self.cfg.max_batch;
@@ -678,6 +711,8 @@ impl Pbft {
             let tables = ClientTables { delivered };
             self.take_checkpoint(now, ex.seq, app_digest, tables, out);
         }
+        // Execution caught up by one: a batch held back by `max_unexecuted` may go.
+        self.try_propose(now, false, out);
     }
 
     /// Caches results and sends one reply per client.
@@ -729,6 +764,8 @@ impl Pbft {
             self.timed_request = Some(key);
             let at = now + self.view_timeout();
             self.set_timer(PbftTimer::View, at, out);
+            self.timer_progress_mark = self.last_delivered;
+            self.timer_extensions = 0;
             return;
         }
         // Requests queued at the primary do not count: they wait only when the
@@ -738,6 +775,8 @@ impl Pbft {
         if waiting && (!armed || progressed) {
             let at = now + self.view_timeout();
             self.set_timer(PbftTimer::View, at, out);
+            self.timer_progress_mark = self.last_delivered;
+            self.timer_extensions = 0;
         } else if !waiting && armed {
             self.cancel_timer(PbftTimer::View, out);
         }

@@ -62,6 +62,11 @@ pub(crate) struct FutureLoad {
 /// Allowance per buffered message beyond its batch's payload bytes (framing, request
 /// headers, a vote), in bytes.
 pub(crate) const FUTURE_OVERHEAD: usize = 256;
+/// How many times a backup extends its normal-case view timer while the primary
+/// keeps delivering batches (slow, not dead: overloaded by execution). Bounded, so a
+/// primary that orders everyone's requests but one is still replaced, after at most
+/// `1 + MAX_VIEW_TIMER_EXTENSIONS` time-outs.
+pub(crate) const MAX_VIEW_TIMER_EXTENSIONS: u32 = 3;
 /// Cap on retransmitted items in answer to one status message.
 pub(crate) const RETRANSMIT_LIMIT: usize = 16;
 
@@ -200,6 +205,12 @@ pub struct Pbft {
     /// when the timer is armed for it, cleared only when it executes or the view
     /// changes, never re-armed by other deliveries.
     pub(crate) timed_request: Option<(ClientId, u64)>,
+    /// `last_delivered` when the normal-case view timer was last armed or extended:
+    /// delivered batches beyond it are the primary's progress since.
+    pub(crate) timer_progress_mark: Seq,
+    /// Extensions of the current normal-case view timer (at most
+    /// [`MAX_VIEW_TIMER_EXTENSIONS`]).
+    pub(crate) timer_extensions: u32,
     /// When set, requests from other client ids are refused, so a Byzantine primary
     /// cannot grow the client tables with made-up clients.
     pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
@@ -280,6 +291,8 @@ impl Pbft {
             awaited: BTreeMap::new(),
             awaited_arrivals: 0,
             timed_request: None,
+            timer_progress_mark: Seq(0),
+            timer_extensions: 0,
             allowed_clients: None,
             timers: Timers::default(),
             counters: Counters::default(),

@@ -43,6 +43,9 @@ struct Harness {
     /// These replicas' applications report checkpoints without their digest (a
     /// driver bug the replica must survive).
     withhold_digest: Vec<bool>,
+    /// Per replica, while set: execution reports (and checkpoint snapshots) held
+    /// here instead of fed back — a replica whose execution lags its deliveries.
+    held_executions: Vec<Option<Vec<(Executed, Option<Bytes>)>>>,
 }
 
 impl Harness {
@@ -75,6 +78,7 @@ impl Harness {
             corrupt_chunks_from: vec![false; n],
             held_chunks: None,
             withhold_digest: vec![false; n],
+            held_executions: vec![None; n],
         };
         for i in 0..n {
             let mut out = Vec::new();
@@ -118,14 +122,16 @@ impl Harness {
                     let snapshot = d.checkpoint.then(|| self.snapshot_of(i));
                     let seq = d.seq;
                     self.delivered[i].push(d);
-                    self.feed(
-                        i,
-                        Event::Executed(Executed {
-                            seq,
-                            app_digest,
-                            results,
-                        }),
-                    );
+                    let executed = Executed {
+                        seq,
+                        app_digest,
+                        results,
+                    };
+                    if let Some(held) = &mut self.held_executions[i] {
+                        held.push((executed, snapshot));
+                        continue;
+                    }
+                    self.feed(i, Event::Executed(executed));
                     if let Some(snapshot) = snapshot {
                         self.feed(i, Event::Snapshot { seq, snapshot });
                     }
@@ -150,6 +156,23 @@ impl Harness {
                 }
             }
         }
+    }
+
+    /// Feeds replica `i` the execution reports held so far (it keeps holding later
+    /// ones), then settles.
+    fn release_executions(&mut self, i: usize) {
+        let held = self.held_executions[i]
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for (executed, snapshot) in held {
+            let seq = executed.seq;
+            self.feed(i, Event::Executed(executed));
+            if let Some(snapshot) = snapshot {
+                self.feed(i, Event::Snapshot { seq, snapshot });
+            }
+        }
+        self.settle();
     }
 
     /// Delivers messages until none are in flight.
@@ -484,6 +507,71 @@ fn silent_primary_is_replaced_by_a_view_change() {
     }
 }
 
+/// Back-pressure from execution (issue 13 item 1): a primary whose own execution
+/// lags orders at most `max_unexecuted` batches beyond what it executed; each
+/// execution report lets the next batch go, and everything is ordered in the end.
+#[test]
+fn the_primary_orders_at_most_max_unexecuted_batches_beyond_its_execution() {
+    let mut h = Harness::new(4, |c| c.max_unexecuted = 2);
+    h.held_executions[0] = Some(Vec::new());
+    // Request 1 goes alone (the pipeline is idle), 2–5 fill the second batch; the
+    // rest wait in the queue (within the admission bound of 2 × 4).
+    for number in 1..=12 {
+        h.request(0, 1, number);
+    }
+    h.settle();
+    h.advance(Duration::from_millis(2));
+    assert_eq!(h.nodes[0].counters.batches_proposed, 2);
+    assert!(h.nodes[0].counters.proposals_throttled > 0);
+    assert_eq!(h.nodes[0].queue.len(), 7);
+    assert_eq!(h.nodes[0].counters.refused_busy, 0);
+    for _ in 0..8 {
+        h.release_executions(0);
+        h.advance(Duration::from_millis(2));
+    }
+    for i in 0..4 {
+        assert_eq!(h.delivered_keys(i).len(), 12, "replica {i}");
+        assert_eq!(h.nodes[i].counters.view_changes_started, 0);
+    }
+}
+
+/// Admission control (issue 13 item 1): once the primary's queue holds
+/// `max_unexecuted` full batches, a client's further request is refused at once with
+/// a busy refusal naming it, not queued; once execution caught up it is ordered.
+#[test]
+fn the_primary_refuses_client_requests_as_busy_when_its_queue_is_full() {
+    let mut h = Harness::new(4, |c| c.max_unexecuted = 1);
+    let bound = h.nodes[0].admission_bound() as u64;
+    assert_eq!(bound, 4, "max_batch × max_unexecuted");
+    h.held_executions[0] = Some(Vec::new());
+    // Request 1 is proposed at once; the next `bound` wait, throttled.
+    for number in 1..=bound + 1 {
+        h.request(0, 1, number);
+    }
+    h.settle();
+    assert!(h.replies.iter().all(|r| r.busy.is_empty()));
+    h.request(0, 1, bound + 2);
+    assert_eq!(h.nodes[0].counters.refused_busy, 1);
+    let refusal = h
+        .replies
+        .iter()
+        .find(|r| !r.busy.is_empty())
+        .expect("refused");
+    assert_eq!(refusal.busy, vec![bound + 2]);
+    assert_eq!(refusal.replica, ReplicaId(0));
+    for _ in 0..10 {
+        h.release_executions(0);
+        h.advance(Duration::from_millis(2));
+    }
+    assert_eq!(h.delivered_keys(1).len() as u64, bound + 1);
+    h.request(0, 1, bound + 2);
+    for _ in 0..4 {
+        h.release_executions(0);
+        h.advance(Duration::from_millis(2));
+    }
+    assert_eq!(h.delivered_keys(1).len() as u64, bound + 2);
+}
+
 /// Issue 10 item 2: a primary that orders other clients' requests but never client
 /// 9's is replaced. The backups wait for client 9's request; its timer is not re-armed
 /// by the deliveries of client 1's requests.
@@ -499,12 +587,19 @@ fn primary_censoring_one_client_is_replaced() {
         .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
     h.settle();
     // Meanwhile client 1's requests commit every 200 ms (a fifth of the view timer).
-    for number in 1..=10 {
+    // The backups see the primary progress, so they extend their timers, but only
+    // MAX_VIEW_TIMER_EXTENSIONS times: after four time-outs they replace it.
+    for number in 1..=25 {
         h.request(0, 1, number);
         h.settle();
         h.advance(Duration::from_millis(200));
     }
     for i in 1..4 {
+        assert_eq!(
+            h.nodes[i].counters.view_timer_extensions,
+            u64::from(crate::pbft::replica::MAX_VIEW_TIMER_EXTENSIONS),
+            "replica {i}"
+        );
         assert!(h.nodes[i].view >= View(1), "replica {i} still in view 0");
         assert!(
             h.delivered_keys(i).contains(&(ClientId(9), 1)),

@@ -16,7 +16,8 @@ use crate::pbft::message::{
     SignedNewView, SignedViewChange, StableCert, ViewChangeBody, encoded_len,
 };
 use crate::pbft::replica::{
-    MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD, OWN_VIEW_CHANGES_KEPT, PbftAction,
+    MAX_CLAIMS_PER_SEQ, MAX_VIEW_TIMER_EXTENSIONS, MAX_VIEWS_AHEAD, OWN_VIEW_CHANGES_KEPT,
+    PbftAction,
 };
 use crate::request::Request;
 use crate::types::{ReplicaId, Seq, Time, View, kth_highest_view};
@@ -25,6 +26,22 @@ impl Pbft {
     /// The view timer fired: the primary made no progress on work we wait for, or the
     /// new view we wait for did not arrive. Move on to the next view.
     pub(crate) fn on_view_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
+        // A slow primary is not a dead one: if batches were delivered since the timer
+        // was armed (the primary keeps ordering; under overload it orders at the pace
+        // execution allows), wait another time-out, at most
+        // MAX_VIEW_TIMER_EXTENSIONS times for the same wait — so a primary that
+        // orders others' requests but never the awaited one is still replaced.
+        if self.view_active
+            && self.last_delivered > self.timer_progress_mark
+            && self.timer_extensions < MAX_VIEW_TIMER_EXTENSIONS
+        {
+            self.timer_extensions += 1;
+            self.timer_progress_mark = self.last_delivered;
+            self.counters.view_timer_extensions += 1;
+            let at = now + self.view_timeout();
+            self.set_timer(PbftTimer::View, at, out);
+            return;
+        }
         let target = self.view.next();
         self.start_view_change(now, target, out);
     }

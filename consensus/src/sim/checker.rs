@@ -23,6 +23,10 @@ pub enum Violation {
     Liveness(String),
     /// The protocol panicked.
     Panic(String),
+    /// Overload alone (the `overload` mix: no fault, clients offering more than
+    /// execution carries) made a correct replica give up on its leader (a view change,
+    /// a round time-out) or fetch state: an overload violation.
+    Overload(String),
 }
 
 impl fmt::Display for Violation {
@@ -31,6 +35,7 @@ impl fmt::Display for Violation {
             Violation::Safety(s) => write!(f, "safety: {s}"),
             Violation::Liveness(s) => write!(f, "liveness: {s}"),
             Violation::Panic(s) => write!(f, "panic: {s}"),
+            Violation::Overload(s) => write!(f, "overload: {s}"),
         }
     }
 }

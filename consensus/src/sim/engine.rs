@@ -211,6 +211,9 @@ pub struct EngineSetup<P: Protocol> {
     pub faults: Vec<(Time, FaultEvent)>,
     /// How long executing one batch takes.
     pub exec_delay: Duration,
+    /// How long executing one request of a batch takes, beyond `exec_delay` (zero
+    /// but in the `overload` mix, whose clients offer more than execution carries).
+    pub exec_per_request: Duration,
     /// The seeded RNG.
     pub rng: ChaCha8Rng,
     /// Record a textual trace.
@@ -235,6 +238,7 @@ pub struct Engine<P: Protocol> {
     app_factory: Box<dyn FnMut() -> Box<dyn Application>>,
     timers: BTreeMap<(usize, P::Timer), u64>,
     exec_delay: Duration,
+    exec_per_request: Duration,
     events: u64,
     restarts_from_snapshot: u64,
     trace_ctx: ring::digest::Context,
@@ -286,6 +290,7 @@ impl<P: Protocol> Engine<P> {
             app_factory: setup.app_factory,
             timers: BTreeMap::new(),
             exec_delay: setup.exec_delay,
+            exec_per_request: setup.exec_per_request,
             events: 0,
             restarts_from_snapshot: 0,
             trace_ctx: ring::digest::Context::new(&ring::digest::SHA256),
@@ -674,7 +679,7 @@ impl<P: Protocol> Engine<P> {
                     let Some(outcome) = step.apply(self.nodes[r].app.as_mut()) else {
                         return;
                     };
-                    let at = self.exec_slot(r);
+                    let at = self.exec_slot(r, 0);
                     let incarnation = self.nodes[r].incarnation;
                     self.schedule(
                         at,
@@ -799,9 +804,15 @@ impl<P: Protocol> Engine<P> {
         )
     }
 
-    fn exec_slot(&mut self, r: usize) -> Time {
+    /// When replica `r`'s execution finishes a batch of `requests` delivered now
+    /// (batches execute one after another).
+    fn exec_slot(&mut self, r: usize, requests: usize) -> Time {
+        let cost = self.exec_delay
+            + self
+                .exec_per_request
+                .saturating_mul(u32::try_from(requests).unwrap_or(u32::MAX));
         let node = &mut self.nodes[r];
-        node.exec_free_at = node.exec_free_at.max(self.now) + self.exec_delay;
+        node.exec_free_at = node.exec_free_at.max(self.now) + cost;
         node.exec_free_at
     }
 
@@ -817,7 +828,7 @@ impl<P: Protocol> Engine<P> {
                 .execution(ReplicaId(r as u32), &d, &results, app_digest);
         }
         let snapshot = d.checkpoint.then(|| self.snapshot_of(r));
-        let at = self.exec_slot(r);
+        let at = self.exec_slot(r, d.batch.len());
         let incarnation = self.nodes[r].incarnation;
         let executed = Executed {
             seq: d.seq,

@@ -30,6 +30,10 @@ pub enum FaultMix {
     Partition,
     /// Links lose, duplicate and reorder messages.
     Lossy,
+    /// No fault, but clients offer far more than execution carries (each executed
+    /// request costs time in the simulator): a healthy overloaded cluster must never
+    /// change view, time out a round or transfer state (`Violation::Overload`).
+    Overload,
     /// f replicas (replica 0, the first primary or leader, among them) misbehave in
     /// the protocol's Byzantine mode of this name.
     Byzantine(&'static str),
@@ -47,6 +51,7 @@ impl FaultMix {
             FaultMix::Crash,
             FaultMix::Partition,
             FaultMix::Lossy,
+            FaultMix::Overload,
         ];
         all.extend(
             protocol
@@ -70,6 +75,7 @@ impl FaultMix {
             FaultMix::Crash => "crash",
             FaultMix::Partition => "partition",
             FaultMix::Lossy => "lossy",
+            FaultMix::Overload => "overload",
             FaultMix::Byzantine(mode) => mode,
             FaultMix::Mixed => "mixed",
         }
@@ -150,7 +156,7 @@ pub fn plan(
     let mut p = FaultPlan::default();
     let end = Time::ZERO + period;
     match mix {
-        FaultMix::None => return p,
+        FaultMix::None | FaultMix::Overload => return p,
         FaultMix::Crash => {
             let count = rng.random_range(1..=max_faulty(n));
             for r in pick_faulty(n, count, rng) {
@@ -283,7 +289,7 @@ mod tests {
     fn byzantine_mixes_are_the_protocols_modes() {
         let mixes = FaultMix::all(ProtocolKind::Pbft);
         let modes = ProtocolKind::Pbft.byzantine_modes();
-        assert_eq!(mixes.len(), 5 + modes.len());
+        assert_eq!(mixes.len(), 6 + modes.len());
         assert_eq!(
             FaultMix::byzantine(crate::pbft::ByzantineMode::SlowPrimary),
             FaultMix::Byzantine("slow-primary")

@@ -39,6 +39,10 @@ use crate::sim::faults::{FaultEvent, FaultMix, FaultPlan, plan};
 use crate::sim::network::NetworkModel;
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 
+/// What executing one request costs a replica in the `overload` mix (beyond the
+/// per-batch delay): execution carries about 250 requests a second.
+pub const OVERLOAD_EXEC_PER_REQUEST: Duration = Duration::from_millis(4);
+
 /// One simulation run's parameters.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -91,6 +95,9 @@ impl SimConfig {
     /// requests each, against an exactly-once window of 32 that their numbering slides
     /// across.
     pub fn new(protocol: ProtocolKind, seed: u64, faults: FaultMix, replicas: usize) -> SimConfig {
+        if faults == FaultMix::Overload {
+            return SimConfig::overload(protocol, seed, replicas);
+        }
         let mut load = ChaCha8Rng::seed_from_u64(seed ^ 0x10AD_10AD);
         SimConfig {
             clients: load.random_range(2..=4),
@@ -98,6 +105,20 @@ impl SimConfig {
             client_window: [1, 4, 16][load.random_range(0..3)],
             exactly_once_window: 32,
             ..SimConfig::light(protocol, seed, faults, replicas)
+        }
+    }
+
+    /// The `overload` mix's load: 4 clients × 300 requests over 4 s, 32 outstanding
+    /// each, against execution that carries about 250 requests a second
+    /// ([`OVERLOAD_EXEC_PER_REQUEST`]): the clients offer 1.2× what execution carries,
+    /// and keep 2.7× the proposer's admission bound outstanding.
+    pub fn overload(protocol: ProtocolKind, seed: u64, replicas: usize) -> SimConfig {
+        SimConfig {
+            clients: 4,
+            requests_per_client: 300,
+            client_window: 32,
+            exactly_once_window: 64,
+            ..SimConfig::light(protocol, seed, FaultMix::Overload, replicas)
         }
     }
 
@@ -147,6 +168,7 @@ impl SimConfig {
             status_interval: Duration::from_millis(100),
             transfer_timeout: Duration::from_millis(500),
             state_chunk_bytes: crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
+            max_unexecuted: 8,
         }
     }
 
@@ -353,6 +375,7 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
                 .expect("simulator parameters and fault-mix modes are valid")
         }
     };
+    let overload = cfg.faults == FaultMix::Overload;
     let span = cfg.fault_period + Duration::from_secs(1);
     let clients = (0..cfg.clients)
         .map(|c| {
@@ -388,6 +411,11 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
         net,
         faults: fault_plan.events.clone(),
         exec_delay: Duration::from_micros(rng.random_range(50..2000)),
+        exec_per_request: if overload {
+            OVERLOAD_EXEC_PER_REQUEST
+        } else {
+            Duration::ZERO
+        },
         rng,
         record_trace: cfg.record_trace,
         disk,
@@ -407,9 +435,16 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
         view_changes += counters.view_changes;
         state_transfers += counters.state_transfers;
     }
+    let mut violations = outcome.violations;
+    if overload && (view_changes > 0 || state_transfers > 0) {
+        violations.push(Violation::Overload(format!(
+            "without faults, correct replicas changed view or timed out {view_changes} \
+             times and transferred state {state_transfers} times"
+        )));
+    }
     SimReport {
         config: cfg.clone(),
-        violations: outcome.violations,
+        violations,
         requests_completed: outcome.completed,
         requests_planned: outcome.planned,
         view_changes,

@@ -470,6 +470,7 @@ fn common_params(replicas: usize, seed: u64) -> CommonParams {
         status_interval: Duration::from_millis(100),
         transfer_timeout: Duration::from_millis(500),
         state_chunk_bytes: crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
+        max_unexecuted: 8,
     }
 }
 
@@ -525,6 +526,7 @@ fn run_protocol<P: Protocol>(plan: &SchedulePlan, seed: u64) -> ScheduleReport {
         net,
         faults,
         exec_delay: Duration::from_micros(rng.random_range(50..2000)),
+        exec_per_request: Duration::ZERO,
         rng,
         record_trace: false,
         disk,

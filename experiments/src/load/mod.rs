@@ -286,7 +286,18 @@ pub async fn run_load(
                     break;
                 }
                 if t < stop_submitting {
+                    let backing_off = core.backing_off(now(origin));
                     let want = match settings.mode {
+                        // Busy refusals: the offered load waits out the back-off
+                        // (open loop: shed; closed loop: submitted later).
+                        LoadMode::Rate(_) | LoadMode::Window(_) if backing_off => {
+                            if let LoadMode::Rate(rate) = settings.mode {
+                                let due = (offered_until(rate, &settings.rate_changes, run_start.elapsed()) - offered_before).max(0.0) as u64;
+                                let cap = (peak(rate) * MAX_CATCH_UP.as_secs_f64()).max(1.0) as u64;
+                                shed += due.saturating_sub(submitted + shed).min(cap);
+                            }
+                            0
+                        }
                         LoadMode::Rate(rate) => {
                             let due = (offered_until(rate, &settings.rate_changes, run_start.elapsed()) - offered_before).max(0.0) as u64;
                             let cap = (peak(rate) * MAX_CATCH_UP.as_secs_f64()).max(1.0) as u64;
@@ -319,7 +330,7 @@ pub async fn run_load(
                 let finished = done.len() as u64;
                 record(&mut stats, client_id, &mut done);
                 progress.completed.fetch_add(finished, Ordering::Relaxed);
-                if let LoadMode::Window(w) = settings.mode && Instant::now() < stop_submitting {
+                if let LoadMode::Window(w) = settings.mode && Instant::now() < stop_submitting && !core.backing_off(now(origin)) {
                     let want = w.saturating_sub(core.outstanding()) as u64;
                     let sent = submit(&mut core, &mut generator, want, now(origin), settings.payload_bytes, &mut actions);
                     submitted += sent;
@@ -336,6 +347,7 @@ pub async fn run_load(
         rejected_replies: c.rejected_replies,
         unfinished: core.outstanding() as u64,
         shed,
+        busy_refusals: c.busy_refusals,
     });
     transport.shutdown().await;
     Ok(stats)

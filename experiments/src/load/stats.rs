@@ -73,8 +73,12 @@ pub struct LoadStats {
     pub bad_frames: u64,
     /// Requests still outstanding at the end.
     pub unfinished: u64,
-    /// Offered requests not sent because too many were outstanding (open loop).
+    /// Offered requests not sent because too many were outstanding, or while the
+    /// client backed off after busy refusals (open loop).
     pub shed: u64,
+    /// Busy refusals received (a replica's queue was full; the request was sent
+    /// again after a back-off): admission control at work, not a failure.
+    pub busy_refusals: u64,
     /// Every request whose result was accepted (f+1 matching replies), per client id,
     /// warm-up included: what the acknowledged-loss check looks for in the replicas.
     pub acknowledged: Acknowledged,
@@ -93,6 +97,8 @@ pub struct FinalCounts {
     pub unfinished: u64,
     /// Offered requests never sent because too many were outstanding.
     pub shed: u64,
+    /// Busy refusals received.
+    pub busy_refusals: u64,
 }
 
 impl LoadStats {
@@ -113,6 +119,7 @@ impl LoadStats {
             bad_frames: 0,
             unfinished: 0,
             shed: 0,
+            busy_refusals: 0,
             acknowledged: Acknowledged::new(),
         }
     }
@@ -151,6 +158,7 @@ impl LoadStats {
         self.rejected_replies = counts.rejected_replies;
         self.unfinished = counts.unfinished;
         self.shed = counts.shed;
+        self.busy_refusals = counts.busy_refusals;
     }
 
     /// Adds another client's stats (same run start).
@@ -177,6 +185,7 @@ impl LoadStats {
         self.bad_frames += other.bad_frames;
         self.unfinished += other.unfinished;
         self.shed += other.shed;
+        self.busy_refusals += other.busy_refusals;
         for (client, ranges) in &other.acknowledged {
             self.acknowledged.entry(*client).or_default().merge(ranges);
         }
@@ -206,7 +215,7 @@ impl LoadStats {
         format!(
             "submitted {}  completed {}  ({:.0} tx/s over {:.0} s)\n\
              latency ms  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
-             outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  retransmissions {}",
+             outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  busy {}  retransmissions {}",
             self.submitted,
             self.completed,
             tps,
@@ -221,6 +230,7 @@ impl LoadStats {
             self.malformed,
             self.unfinished,
             self.shed,
+            self.busy_refusals,
             self.retransmissions
         )
     }
@@ -266,6 +276,7 @@ mod tests {
             rejected_replies: 0,
             unfinished: 1,
             shed: 1,
+            busy_refusals: 2,
         });
         let text = s.render_client_summary(Duration::from_secs(1), Duration::ZERO);
         let lines: Vec<&str> = text.lines().collect();
@@ -277,7 +288,7 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "outcomes    applied 4  aborted 0  malformed 0  unfinished 1  shed 1  retransmissions 1"
+            "outcomes    applied 4  aborted 0  malformed 0  unfinished 1  shed 1  busy 2  retransmissions 1"
         );
     }
 }

@@ -306,6 +306,10 @@ pub struct Throughput {
     /// past saturation).
     #[serde(default)]
     pub shed_txs: u64,
+    /// Busy refusals the clients received (a replica's queue was full; the request was
+    /// sent again after a back-off): admission control, not failures.
+    #[serde(default)]
+    pub busy_refusals: u64,
 }
 
 /// Latency from a client's send to the f+1-th matching reply, in milliseconds.

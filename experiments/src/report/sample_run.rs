@@ -29,6 +29,7 @@ pub(crate) fn sample_summary() -> RunSummary {
             submitted_txs: 246_908,
             unfinished_txs: 0,
             shed_txs: 0,
+            busy_refusals: 0,
         },
         latency_ms: LatencyStats {
             count: 246_908,

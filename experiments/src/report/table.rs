@@ -51,6 +51,9 @@ pub fn render_table(summary: &RunSummary) -> String {
     if t.shed_txs > 0 {
         offered.push_str(&format!("   {} shed", grouped(t.shed_txs)));
     }
+    if t.busy_refusals > 0 {
+        offered.push_str(&format!("   {} busy", grouped(t.busy_refusals)));
+    }
     lines.push((
         "end-to-end",
         format!(
