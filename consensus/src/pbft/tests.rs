@@ -23,6 +23,9 @@ use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 
 /// A cluster whose messages are delivered instantly, in order, and whose applications
 /// execute deliveries at once.
+/// An execution report held back, with its checkpoint's snapshot if any.
+type HeldExecution = (Executed, Option<Bytes>);
+
 struct Harness {
     nodes: Vec<Pbft>,
     apps: Vec<HashChainApp>,
@@ -45,7 +48,7 @@ struct Harness {
     withhold_digest: Vec<bool>,
     /// Per replica, while set: execution reports (and checkpoint snapshots) held
     /// here instead of fed back — a replica whose execution lags its deliveries.
-    held_executions: Vec<Option<Vec<(Executed, Option<Bytes>)>>>,
+    held_executions: Vec<Option<Vec<HeldExecution>>>,
 }
 
 impl Harness {
