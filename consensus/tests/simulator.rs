@@ -435,7 +435,7 @@ mod hotstuff {
     /// Every HotStuff mix has its test above.
     #[test]
     fn every_mix_of_the_protocol_is_swept() {
-        assert_eq!(FaultMix::all(HOTSTUFF).len(), 14);
+        assert_eq!(FaultMix::all(HOTSTUFF).len(), 15);
     }
 
     #[test]
