@@ -10,7 +10,8 @@
 //! written when an account is created, and reading it with the hash saves revm a
 //! `code_by_hash` lookup by hash (which a per-key view could not answer).
 //!
-//! **Execution**: revm's `Database` is implemented over the view (`ViewDb`):
+//! **Execution**: revm's `Database` is implemented over the view (`Reader`; each
+//! thread keeps one revm instance in its scratch, so its allocations are made once):
 //! `basic` reads the three account fields (an account whose fields are all
 //! default does not exist, as `EvmState` never stores one), `storage` reads the
 //! slot. A read the view cannot answer is a database error that aborts revm
@@ -42,13 +43,16 @@
 //! [`execute_batch`]: super::execute_batch
 
 use std::fmt;
+use std::ptr::NonNull;
 
 use revm::bytecode::Bytecode;
 use revm::context::result::EVMError;
+use revm::context::{BlockEnv, CfgEnv, Journal, TxEnv};
 use revm::database_interface::{DBErrorMarker, Database};
+use revm::handler::MainnetEvm;
 use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
 use revm::state::{Account, AccountInfo};
-use revm::{ExecuteEvm, MainBuilder};
+use revm::{Context, ExecuteEvm, MainBuilder};
 
 use super::db::{EvmAccount, EvmState};
 use super::execute::{EvmConfig, context, receipt};
@@ -101,11 +105,31 @@ impl EvmVm {
     }
 }
 
-/// Per-thread scratch: the accounts one execution read, as read.
-#[derive(Debug, Default)]
+/// The revm instance a thread keeps across transactions, over a `Reader`.
+type ReaderEvm = MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, Reader, Journal<Reader>, ()>>;
+
+/// Per-thread scratch: a revm instance (built once, with its journal, memory and
+/// frame allocations, under the configuration it was built for) and the list of
+/// an execution's changed accounts.
+#[derive(Default)]
 pub struct EvmScratch {
-    originals: Vec<(Address, EvmAccount)>,
+    evm: Option<(EvmConfig, Box<ReaderEvm>)>,
     changes: Vec<(Address, Account)>,
+}
+
+// SAFETY: `ReaderEvm` is not `Send` for two reasons, neither of which lets two
+// threads touch shared data: its local context's memory buffer is an `Rc`, whose
+// clones all live inside the same revm instance (its frames), so they move with
+// it; and `Reader::view` is a raw pointer that is `None` except during one
+// `execute` call on the thread that set it.
+unsafe impl Send for EvmScratch {}
+
+impl fmt::Debug for EvmScratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EvmScratch")
+            .field("built", &self.evm.is_some())
+            .finish()
+    }
 }
 
 const EMPTY_ACCOUNT: EvmAccount = EvmAccount {
@@ -266,50 +290,39 @@ impl Vm for EvmVm {
         if let Some(status) = verdict {
             return Ok(EvmReceipt::refused(status.clone()));
         }
-        scratch.originals.clear();
-        let mut db = ViewDb {
-            view,
-            originals: &mut scratch.originals,
+        let config = self.config;
+        let build = || {
+            let reader = Reader {
+                view: None,
+                originals: Vec::new(),
+            };
+            (
+                config,
+                Box::new(context(&config).with_db(reader).build_mainnet()),
+            )
         };
-        let fail = |e: ViewError| match e {
-            ViewError::Read(ReadError::Dependency(t)) => Err(Blocked(t)),
-            _ => Ok(internal_error()),
-        };
-        // Ethereum's rule, kept with the fee charge off (see `execute_batch`).
-        let balance = match db.field(EvmKey::Balance(tx.sender())) {
-            Ok(b) => balance_of(b),
-            Err(e) => return fail(e),
-        };
-        if balance < tx.value() {
-            return Ok(EvmReceipt::refused(EvmStatus::Invalid(
-                "balance below the value sent".into(),
-            )));
+        let slot = scratch.evm.get_or_insert_with(build);
+        if slot.0 != config {
+            *slot = build();
         }
-        let mut evm = context(&self.config).with_db(db).build_mainnet();
-        let outcome = evm.transact(tx.env(self.config.chain_id));
-        drop(evm);
-        match outcome {
-            Ok(out) => {
-                scratch.changes.clear();
-                scratch.changes.extend(out.state);
-                // revm's map is a hash map: list the writes in address order.
-                scratch.changes.sort_unstable_by_key(|(a, _)| *a);
-                for (address, account) in scratch.changes.drain(..) {
-                    let original = scratch
-                        .originals
-                        .iter()
-                        .find(|(a, _)| *a == address)
-                        .map_or(EMPTY_ACCOUNT, |(_, o)| *o);
-                    account_writes(address, &account, &original, writes);
-                }
-                Ok(receipt(out.result))
-            }
-            Err(EVMError::Database(e)) => fail(e),
-            Err(EVMError::Transaction(why)) => {
-                Ok(EvmReceipt::refused(EvmStatus::Invalid(why.to_string())))
-            }
-            Err(other) => Ok(EvmReceipt::refused(EvmStatus::Invalid(other.to_string()))),
+        let evm = &mut slot.1;
+        let db = &mut evm.ctx.journaled_state.database;
+        db.originals.clear();
+        let view: &mut dyn DynView = view;
+        // SAFETY: only the lifetime is erased. The pointer is read only through
+        // `Reader::field`, during the `run` call below, while `view` is borrowed
+        // by this function, and is cleared before this function returns.
+        db.view = Some(unsafe {
+            std::mem::transmute::<NonNull<dyn DynView + '_>, NonNull<dyn DynView>>(NonNull::from(
+                view,
+            ))
+        });
+        let outcome = run(evm, tx, config.chain_id, &mut scratch.changes, writes);
+        evm.ctx.journaled_state.database.view = None;
+        if outcome.is_err() {
+            writes.clear();
         }
+        outcome
     }
 
     fn declare(tx: &EvmTx, out: &mut Vec<(EvmKey, Access)>) -> bool {
@@ -386,6 +399,53 @@ impl Vm for EvmVm {
     }
 }
 
+/// One transaction on the thread's revm instance, its view set.
+fn run(
+    evm: &mut ReaderEvm,
+    tx: &EvmTx,
+    chain_id: u64,
+    changes: &mut Vec<(Address, Account)>,
+    writes: &mut WriteSet<EvmKey, EvmValue>,
+) -> Result<EvmReceipt, Blocked> {
+    let fail = |e: ViewError| match e {
+        ViewError::Read(ReadError::Dependency(t)) => Err(Blocked(t)),
+        _ => Ok(internal_error()),
+    };
+    // Ethereum's rule, kept with the fee charge off (see `execute_batch`).
+    let db = &mut evm.ctx.journaled_state.database;
+    let balance = match db.field(EvmKey::Balance(tx.sender())) {
+        Ok(b) => balance_of(b),
+        Err(e) => return fail(e),
+    };
+    if balance < tx.value() {
+        return Ok(EvmReceipt::refused(EvmStatus::Invalid(
+            "balance below the value sent".into(),
+        )));
+    }
+    match evm.transact(tx.env(chain_id)) {
+        Ok(out) => {
+            changes.clear();
+            changes.extend(out.state);
+            // revm's map is a hash map: list the writes in address order.
+            changes.sort_unstable_by_key(|(a, _)| *a);
+            let originals = &evm.ctx.journaled_state.database.originals;
+            for (address, account) in changes.drain(..) {
+                let original = originals
+                    .iter()
+                    .find(|(a, _)| *a == address)
+                    .map_or(EMPTY_ACCOUNT, |(_, o)| *o);
+                account_writes(address, &account, &original, writes);
+            }
+            Ok(receipt(out.result))
+        }
+        Err(EVMError::Database(e)) => fail(e),
+        Err(EVMError::Transaction(why)) => {
+            Ok(EvmReceipt::refused(EvmStatus::Invalid(why.to_string())))
+        }
+        Err(other) => Ok(EvmReceipt::refused(EvmStatus::Invalid(other.to_string()))),
+    }
+}
+
 fn internal_error() -> EvmReceipt {
     EvmReceipt::refused(EvmStatus::Invalid("internal error".into()))
 }
@@ -449,6 +509,8 @@ enum ViewError {
     Read(ReadError),
     /// Code asked for by hash alone (never expected: `basic` returns the code).
     CodeByHash,
+    /// A read outside `execute` (never expected).
+    NoView,
 }
 
 impl fmt::Display for ViewError {
@@ -456,6 +518,7 @@ impl fmt::Display for ViewError {
         match self {
             ViewError::Read(e) => write!(f, "read refused: {e:?}"),
             ViewError::CodeByHash => f.write_str("code asked for by hash"),
+            ViewError::NoView => f.write_str("no view"),
         }
     }
 }
@@ -463,19 +526,39 @@ impl fmt::Display for ViewError {
 impl std::error::Error for ViewError {}
 impl DBErrorMarker for ViewError {}
 
-/// revm's database over a scheduler's view, remembering the accounts it read.
-struct ViewDb<'a, R> {
-    view: &'a mut R,
-    originals: &'a mut Vec<(Address, EvmAccount)>,
+/// A scheduler's view behind a pointer without its type (see `Reader`).
+trait DynView {
+    fn read_key(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError>;
 }
 
-impl<R: ReadView<EvmVm>> ViewDb<'_, R> {
-    fn field(&mut self, key: EvmKey) -> Result<Option<EvmValue>, ViewError> {
-        self.view.read(&key).map_err(ViewError::Read)
+impl<R: ReadView<EvmVm>> DynView for R {
+    #[inline]
+    fn read_key(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError> {
+        self.read(key)
     }
 }
 
-impl<R: ReadView<EvmVm>> Database for ViewDb<'_, R> {
+/// revm's database over the view of the transaction being executed, remembering
+/// the accounts it read. The revm instance owning it lives in a thread's scratch
+/// across transactions, so the view is a pointer set by `execute` for one
+/// transaction and cleared after it (no view: every read fails).
+struct Reader {
+    view: Option<NonNull<dyn DynView>>,
+    originals: Vec<(Address, EvmAccount)>,
+}
+
+impl Reader {
+    fn field(&mut self, key: EvmKey) -> Result<Option<EvmValue>, ViewError> {
+        let Some(view) = self.view else {
+            return Err(ViewError::NoView);
+        };
+        // SAFETY: `execute` set the pointer from a `&mut` view it holds for as
+        // long as the pointer is set, and nothing else uses that view meanwhile.
+        unsafe { (*view.as_ptr()).read_key(&key) }.map_err(ViewError::Read)
+    }
+}
+
+impl Database for Reader {
     type Error = ViewError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, ViewError> {
