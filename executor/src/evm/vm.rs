@@ -411,16 +411,20 @@ fn run(
         ViewError::Read(ReadError::Dependency(t)) => Err(Blocked(t)),
         _ => Ok(internal_error()),
     };
-    // Ethereum's rule, kept with the fee charge off (see `execute_batch`).
-    let db = &mut evm.ctx.journaled_state.database;
-    let balance = match db.field(EvmKey::Balance(tx.sender())) {
-        Ok(b) => balance_of(b),
-        Err(e) => return fail(e),
-    };
-    if balance < tx.value() {
-        return Ok(EvmReceipt::refused(EvmStatus::Invalid(
-            "balance below the value sent".into(),
-        )));
+    // Ethereum's rule, kept with the fee charge off (see `execute_batch`); a
+    // transaction sending nothing passes it without reading the balance.
+    let value = tx.value();
+    if !value.is_zero() {
+        let db = &mut evm.ctx.journaled_state.database;
+        let balance = match db.field(EvmKey::Balance(tx.sender())) {
+            Ok(b) => balance_of(b),
+            Err(e) => return fail(e),
+        };
+        if balance < value {
+            return Ok(EvmReceipt::refused(EvmStatus::Invalid(
+                "balance below the value sent".into(),
+            )));
+        }
     }
     match evm.transact(tx.env(chain_id)) {
         Ok(out) => {
