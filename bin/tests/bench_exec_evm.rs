@@ -79,3 +79,24 @@ fn bench_exec_evm_prints_speedups_with_gas() {
         }
     }
 }
+
+/// A genesis that would seed millions of (account, instance) pairs is refused at
+/// once, naming the way out.
+#[test]
+fn bench_exec_evm_refuses_a_huge_genesis() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "bench-exec",
+            "--vm",
+            "evm",
+            "--workloads",
+            "uniswap@64",
+            "--accounts",
+            "100000",
+        ])
+        .output()
+        .expect("run tandem");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fewer --accounts"), "{stderr}");
+}

@@ -361,6 +361,10 @@ fn evm_workload(arg: &str, instances: u32) -> Result<(EvmWorkloadKind, u32)> {
     Ok((name.parse()?, n))
 }
 
+/// Most (account, instance) pairs an EVM genesis may seed (each a few
+/// transactions: mints and approvals).
+const MAX_EVM_SEEDED: u64 = 1_000_000;
+
 /// `--vm evm`: the EVM workloads through every executor, against sequential revm.
 fn run_evm(args: &BenchExecArgs) -> Result<Vec<Row>> {
     let names = if args.workloads.is_empty() {
@@ -372,6 +376,17 @@ fn run_evm(args: &BenchExecArgs) -> Result<Vec<Row>> {
         .iter()
         .map(|w| evm_workload(w, args.instances))
         .collect::<Result<_>>()?;
+    // Genesis seeds every account in every instance through transactions: refuse
+    // what would take minutes before measuring anything.
+    for (name, (_, instances)) in names.iter().zip(&workloads) {
+        let seeded = args.accounts.saturating_mul(u64::from(*instances));
+        if seeded > MAX_EVM_SEEDED {
+            bail!(
+                "--vm evm: `{name}` with {} accounts seeds {seeded} (account, instance) pairs at genesis, above {MAX_EVM_SEEDED}; use fewer --accounts (e.g. --accounts 1000 with @64)",
+                args.accounts
+            );
+        }
+    }
     let config = EvmConfig::unbounded();
     let options = unlimited(args);
     for name in &args.executors {
