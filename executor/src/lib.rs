@@ -52,7 +52,10 @@ pub use executor::{
     BatchOutcome, BatchStats, EXECUTOR_NAMES, Executor, ExecutorOptions, executor_by_name,
     executor_for,
 };
-pub use json::{Genesis, read_transactions};
+pub use json::{
+    Genesis, evm_address_json, evm_receipt_json, evm_tx_json, read_evm_genesis,
+    read_evm_transactions, read_transactions,
+};
 pub use ledger_vm::LedgerVm;
 pub use public_key::{WeakKey, check_public_key};
 pub use sequential::SequentialExecutor;

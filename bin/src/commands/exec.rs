@@ -3,6 +3,9 @@
 //! outside). `--emit-txs N` instead writes N transactions generated from a
 //! workload genesis, in the transaction file format. The file formats are the
 //! executor types' serde forms (`tandem_executor::Genesis`, `read_transactions`).
+//! `--vm evm` does the same for the EVM: an EVM workload genesis (its contracts
+//! deployed, `Deployment`), a file of `EvmTx` (`read_evm_transactions`), receipts
+//! with status, gas used and logs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,12 +13,18 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
+use tandem_executor::evm::{EvmConfig, EvmVm};
 use tandem_executor::{
-    ExecutionLimits, ExecutorOptions, Genesis, executor_by_name, read_transactions, to_hex,
+    ExecutionLimits, ExecutorOptions, Genesis, evm_receipt_json, evm_tx_json, executor_by_name,
+    executor_for, read_evm_genesis, read_evm_transactions, read_transactions, to_hex,
 };
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
+    /// The VM: `ledger` (the native DeFi ledger) or `evm` (revm; genesis and
+    /// transaction files in the EVM forms, see the README).
+    #[arg(long, default_value = "ledger")]
+    vm: String,
     /// Genesis file (JSON): `{"workload": {...}}` or explicit entries.
     #[arg(long)]
     genesis: PathBuf,
@@ -29,12 +38,14 @@ pub struct ExecArgs {
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Most gas one transaction may cost (as the cluster file's
-    /// `[execution] max_tx_cost`); above it a transaction aborts with `cost_limit`.
-    #[arg(long, default_value_t = ExecutionLimits::default().max_tx_cost)]
-    max_tx_cost: u64,
-    /// Most gas one batch may spend (`[execution] max_batch_cost`).
-    #[arg(long, default_value_t = ExecutionLimits::default().max_batch_cost)]
-    max_batch_cost: u64,
+    /// `[execution] max_tx_cost`); above it a transaction aborts with `cost_limit`
+    /// (ledger, default 1000000) or is refused (evm: its gas limit, default 2^24).
+    #[arg(long)]
+    max_tx_cost: Option<u64>,
+    /// Most gas one batch may spend (`[execution] max_batch_cost`; evm: the gas
+    /// limits admitted, default 200000000).
+    #[arg(long)]
+    max_batch_cost: Option<u64>,
     /// Split the file into batches of this many transactions (default: one batch).
     #[arg(long)]
     batch_size: Option<usize>,
@@ -52,6 +63,11 @@ fn read(path: &PathBuf) -> Result<String> {
 }
 
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
+    match args.vm.as_str() {
+        "ledger" => {}
+        "evm" => return run_evm(&args),
+        other => bail!("--vm: expected `ledger` or `evm`, got `{other}`"),
+    }
     let genesis_name = args.genesis.display().to_string();
     let genesis = Genesis::read(&genesis_name, &read(&args.genesis)?)?;
     if let Some(n) = args.emit_txs {
@@ -64,8 +80,12 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     }
     let options = ExecutorOptions {
         limits: ExecutionLimits {
-            max_tx_cost: args.max_tx_cost,
-            max_batch_cost: args.max_batch_cost,
+            max_tx_cost: args
+                .max_tx_cost
+                .unwrap_or(ExecutionLimits::default().max_tx_cost),
+            max_batch_cost: args
+                .max_batch_cost
+                .unwrap_or(ExecutionLimits::default().max_batch_cost),
         },
         ..ExecutorOptions::default()
     };
@@ -113,6 +133,81 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     if args.dump_state {
         out["state"] = serde_json::to_value(Genesis::from_state(&state))?;
     }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--vm evm`: the same as the ledger path over the EVM's files and receipts.
+fn run_evm(args: &ExecArgs) -> Result<ExitCode> {
+    let genesis_name = args.genesis.display().to_string();
+    let spec = read_evm_genesis(&genesis_name, &read(&args.genesis)?)?;
+    let (mut state, deployment) = spec
+        .genesis()
+        .with_context(|| format!("{genesis_name}: invalid EVM genesis"))?;
+    if let Some(n) = args.emit_txs {
+        let txs = spec.generator(&state, &deployment)?.batch(n);
+        let entries: Vec<serde_json::Value> =
+            txs.iter().map(|t| evm_tx_json(t, &deployment)).collect();
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dump_state {
+        bail!("--dump-state: not available with --vm evm (no explicit EVM genesis form yet)");
+    }
+    let defaults = EvmConfig::default();
+    let config = EvmConfig {
+        max_tx_gas: args.max_tx_cost.unwrap_or(defaults.max_tx_gas),
+        max_batch_gas: args.max_batch_cost.unwrap_or(defaults.max_batch_gas),
+        ..defaults
+    };
+    let mut executor = executor_for(
+        EvmVm::new(config),
+        &args.executor,
+        args.threads,
+        &ExecutorOptions::default(),
+    )?;
+    let Some(txs_path) = &args.txs else {
+        bail!("--txs is required");
+    };
+    let txs = read_evm_transactions(
+        &txs_path.display().to_string(),
+        &read(txs_path)?,
+        &deployment,
+    )?;
+    let batch_size = match args.batch_size {
+        Some(0) => bail!("--batch-size must be at least 1"),
+        Some(n) => n,
+        None => txs.len().max(1),
+    };
+    let genesis_digest = state.digest();
+    let mut receipts = Vec::with_capacity(txs.len());
+    let mut batches = Vec::new();
+    for (b, chunk) in txs.chunks(batch_size).enumerate() {
+        let outcome = executor.execute(&mut state, chunk);
+        let digest = executor.digest(&mut state);
+        let base = b * batch_size;
+        for (i, receipt) in outcome.receipts.iter().enumerate() {
+            let mut entry = evm_receipt_json(receipt);
+            entry["index"] = json!(base + i);
+            receipts.push(entry);
+        }
+        batches.push(json!({
+            "first": base,
+            "transactions": chunk.len(),
+            "digest": to_hex(&digest),
+            "stats": outcome.stats,
+        }));
+    }
+    let out = json!({
+        "vm": "evm",
+        "executor": executor.name(),
+        "threads": args.threads,
+        "transactions": txs.len(),
+        "genesis_digest": to_hex(&genesis_digest),
+        "digest": to_hex(&state.digest()),
+        "receipts": receipts,
+        "batches": batches,
+    });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }

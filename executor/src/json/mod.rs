@@ -12,13 +12,18 @@
 //! - `integer.rs`: exact integers from a value's raw text;
 //! - `object.rs`: an object as raw members (duplicates refused) and typed fields;
 //! - `transaction.rs`: transactions, operations and receipts;
-//! - `genesis.rs`: the genesis file (a workload spec or explicit sections).
+//! - `genesis.rs`: the genesis file (a workload spec or explicit sections);
+//! - `evm.rs`: the EVM's genesis and transaction files and receipts (`--vm evm`).
 
+mod evm;
 mod genesis;
 mod integer;
 mod object;
 mod transaction;
 
+pub use evm::{
+    evm_address_json, evm_receipt_json, evm_tx_json, read_evm_genesis, read_evm_transactions,
+};
 pub use genesis::Genesis;
 pub(crate) use transaction::{
     deserialize_op, deserialize_receipt, deserialize_transaction, serialize_op, serialize_receipt,
