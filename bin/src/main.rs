@@ -1,6 +1,7 @@
 //! The `tandem` command: one subcommand per module under `commands/`.
 
 mod commands;
+mod evm_app;
 mod ledger_app;
 mod node;
 

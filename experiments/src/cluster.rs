@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tandem_consensus::client_auth::MacKey;
+use tandem_executor::evm::{EvmConfig, EvmWorkloadSpec};
 use tandem_executor::{EXECUTOR_NAMES, ExecutionLimits, ExecutorOptions, WorkloadSpec};
 use tandem_network::{Member, Membership, NodeId};
 
@@ -46,6 +47,10 @@ pub struct ClusterFile {
     /// clients generate.
     #[serde(default)]
     pub workload: WorkloadSpec,
+    /// With `[execution] vm = "evm"`: the EVM workload whose genesis (contracts
+    /// deployed and seeded) every replica starts from and load clients generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm_workload: Option<EvmWorkloadSpec>,
     /// Transport limits.
     #[serde(default)]
     pub network: NetworkConfig,
@@ -101,6 +106,9 @@ impl ControlEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExecutionConfig {
+    /// The VM: `ledger` (the native DeFi ledger, `[workload]`) or `evm` (revm,
+    /// `[evm_workload]`).
+    pub vm: String,
     /// `sequential`, `block-stm`, `access-list`, `auto`, or `none` (no ledger: a hash
     /// chain over the requests, to measure consensus alone).
     pub executor: String,
@@ -114,6 +122,11 @@ pub struct ExecutionConfig {
     pub max_batch_cost: u64,
     /// Executor tunables.
     pub options: ExecutorOptions,
+    /// EVM: the largest gas limit a transaction may declare.
+    pub max_tx_gas: u64,
+    /// EVM: gas a batch may reserve (the sum of its admitted transactions' limits);
+    /// the first transaction that does not fit and every later one are refused.
+    pub max_batch_gas: u64,
 }
 
 impl ExecutionConfig {
@@ -127,16 +140,28 @@ impl ExecutionConfig {
             ..self.options.clone()
         }
     }
+
+    /// The EVM's gas bounds from this section.
+    pub fn evm_config(&self) -> EvmConfig {
+        EvmConfig {
+            max_tx_gas: self.max_tx_gas,
+            max_batch_gas: self.max_batch_gas,
+            ..EvmConfig::default()
+        }
+    }
 }
 
 impl Default for ExecutionConfig {
     fn default() -> Self {
         ExecutionConfig {
+            vm: "ledger".to_string(),
             executor: "block-stm".to_string(),
             threads: 2,
             max_tx_cost: ExecutionLimits::default().max_tx_cost,
             max_batch_cost: ExecutionLimits::default().max_batch_cost,
             options: ExecutorOptions::default(),
+            max_tx_gas: EvmConfig::default().max_tx_gas,
+            max_batch_gas: 400_000_000,
         }
     }
 }
@@ -333,6 +358,27 @@ impl ClusterFile {
         self.workload
             .validate()
             .map_err(|e| anyhow!("[workload] {e}"))?;
+        match (self.execution.vm.as_str(), &self.evm_workload) {
+            ("ledger", None) => {}
+            ("ledger", Some(_)) => {
+                bail!("[evm_workload] is given but [execution] vm = \"ledger\" (set vm = \"evm\")")
+            }
+            ("evm", None) => bail!("[execution] vm = \"evm\" needs an [evm_workload] section"),
+            ("evm", Some(spec)) => {
+                if executor == "none" {
+                    bail!("[execution] vm = \"evm\" needs an executor, not none");
+                }
+                spec.validate().map_err(|e| anyhow!("[evm_workload] {e}"))?;
+                if self.execution.max_tx_gas == 0
+                    || self.execution.max_batch_gas < self.execution.max_tx_gas
+                {
+                    bail!(
+                        "[execution] max_tx_gas must be at least 1 and max_batch_gas at least max_tx_gas"
+                    );
+                }
+            }
+            (other, _) => bail!("[execution] vm = \"{other}\" is not one of ledger, evm"),
+        }
         if self.network.max_frame_bytes < 1 << 16 {
             bail!("[network] max_frame_bytes must be at least 65536");
         }
@@ -601,6 +647,7 @@ mod tests {
             ),
             execution: ExecutionConfig::default(),
             workload: WorkloadSpec::default(),
+            evm_workload: None,
             network: NetworkConfig::default(),
             storage: StorageConfig::default(),
             replicas: (0..n)

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use tandem_consensus::client_auth::{MacKey, client_mac_key};
 use tandem_consensus::crypto::SigningKey;
 use tandem_consensus::{ClientId, CommonParams, ProtocolKind};
+use tandem_executor::evm::{EvmWorkloadKind, EvmWorkloadSpec};
 use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
@@ -29,7 +30,10 @@ pub struct ClusterParams {
     pub executor: String,
     /// Executor threads per replica.
     pub threads: usize,
-    /// Workload: transfer, dex, lending, smallbank or mixed.
+    /// The VM: `ledger` or `evm`.
+    pub vm: String,
+    /// Workload: transfer, dex, lending, smallbank or mixed (ledger); evm-transfer,
+    /// erc20, uniswap, lending or staking (evm).
     pub workload: String,
     /// Accounts in the genesis state.
     pub accounts: u64,
@@ -71,6 +75,7 @@ impl Default for ClusterParams {
             replicas: 4,
             executor: "block-stm".to_string(),
             threads: 2,
+            vm: "ledger".to_string(),
             workload: "dex".to_string(),
             accounts: 10_000,
             pools: 4,
@@ -90,8 +95,37 @@ impl Default for ClusterParams {
 }
 
 impl ClusterParams {
-    /// The workload spec these arguments describe.
+    /// The EVM workload these arguments describe (`vm = "evm"`; `pools` is the
+    /// number of contract instances), or `None` for the ledger.
+    pub fn evm_workload_spec(&self) -> Result<Option<EvmWorkloadSpec>> {
+        match self.vm.as_str() {
+            "ledger" => Ok(None),
+            "evm" => {
+                let kind: EvmWorkloadKind = self
+                    .workload
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--workload: {e}"))?;
+                let spec = EvmWorkloadSpec {
+                    kind,
+                    accounts: self.accounts,
+                    instances: self.pools,
+                    zipf: self.zipf,
+                    seed: self.workload_seed,
+                };
+                spec.validate()
+                    .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
+                Ok(Some(spec))
+            }
+            other => bail!("--vm: expected ledger or evm, got `{other}`"),
+        }
+    }
+
+    /// The workload spec these arguments describe (the ledger's default when the
+    /// VM is the EVM: replicas then start from `evm_workload_spec`).
     pub fn workload_spec(&self) -> Result<WorkloadSpec> {
+        if self.evm_workload_spec()?.is_some() {
+            return Ok(WorkloadSpec::default());
+        }
         let kind = parse_workload(&self.workload)?;
         let spec = WorkloadSpec {
             kind,
@@ -248,11 +282,13 @@ impl ClusterParams {
         let cluster = ClusterFile {
             protocol: self.protocol_section()?,
             execution: ExecutionConfig {
+                vm: self.vm.clone(),
                 executor: self.executor.clone(),
                 threads: self.threads,
                 ..ExecutionConfig::default()
             },
             workload: self.workload_spec()?,
+            evm_workload: self.evm_workload_spec()?,
             network: NetworkConfig::default(),
             storage: StorageConfig {
                 durability: self.durability,

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use tandem_executor::Transaction;
+use tandem_executor::evm::{EvmReceipt, EvmStatus, EvmTx};
 
 /// Encodes `tx` as a request payload of at least `pad_to` bytes.
 pub fn encode_payload(tx: &Transaction, pad_to: usize) -> Bytes {
@@ -23,9 +24,64 @@ pub fn decode_payload(payload: &[u8]) -> Option<Transaction> {
     payload[used..].iter().all(|b| *b == 0).then_some(tx)
 }
 
+/// Encodes an EVM transaction as a request payload (`vm = "evm"`): its bincode
+/// form (`EvmTx::encode`), unpadded.
+pub fn encode_evm_payload(tx: &EvmTx) -> Bytes {
+    Bytes::from(tx.encode().expect("generated transactions encode"))
+}
+
+/// Decodes an EVM request payload (exactly one `EvmTx`, nothing after it).
+pub fn decode_evm_payload(payload: &[u8]) -> Option<EvmTx> {
+    EvmTx::decode(payload).ok()
+}
+
+/// An EVM request's result: the receipt's status as one byte (0 success, 1
+/// reverted, 2 out of gas, 3 other halt, 4 invalid, 5 gas limit above the maximum,
+/// 6 batch gas budget exhausted), then the gas used (8 bytes, big-endian).
+pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
+    let status: u8 = match receipt.status {
+        EvmStatus::Success => 0,
+        EvmStatus::Reverted => 1,
+        EvmStatus::OutOfGas => 2,
+        EvmStatus::Halted(_) => 3,
+        EvmStatus::Invalid(_) => 4,
+        EvmStatus::GasLimitAboveMax => 5,
+        EvmStatus::BatchGasBudgetExhausted => 6,
+    };
+    let mut out = Vec::with_capacity(9);
+    out.push(status);
+    out.extend_from_slice(&receipt.gas_used.to_be_bytes());
+    Bytes::from(out)
+}
+
+/// Whether an EVM result says success; `None` if it is not a result at all.
+pub fn evm_result_succeeded(result: &[u8]) -> Option<bool> {
+    match result {
+        [status @ 0..=6, gas @ ..] if gas.len() == 8 => Some(*status == 0),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evm_results_say_success_or_not_and_junk_is_no_result() {
+        let ok = encode_evm_result(&EvmReceipt {
+            status: EvmStatus::Success,
+            gas_used: 71_148,
+            logs: Vec::new(),
+            output: Vec::new(),
+        });
+        assert_eq!(ok.len(), 9);
+        assert_eq!(evm_result_succeeded(&ok), Some(true));
+        let refused = encode_evm_result(&EvmReceipt::refused(EvmStatus::BatchGasBudgetExhausted));
+        assert_eq!(evm_result_succeeded(&refused), Some(false));
+        assert_eq!(evm_result_succeeded(b""), None);
+        assert_eq!(evm_result_succeeded(&[7; 9]), None);
+        assert_eq!(evm_result_succeeded(&ok[..8]), None);
+    }
     use tandem_executor::{WorkloadKind, WorkloadSpec};
 
     #[test]

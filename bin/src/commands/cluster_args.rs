@@ -26,13 +26,18 @@ pub struct ClusterArgs {
     /// budget rounded up].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Workload: transfer, dex, lending, smallbank or mixed.
+    /// The VM the replicas run: ledger (the native DeFi ledger) or evm (revm).
+    #[arg(long, default_value_t = ClusterParams::default().vm)]
+    pub vm: String,
+    /// Workload: transfer, dex, lending, smallbank or mixed (ledger); evm-transfer,
+    /// erc20, uniswap, lending or staking (evm).
     #[arg(long, default_value_t = ClusterParams::default().workload)]
     pub workload: String,
     /// Accounts in the genesis state.
     #[arg(long, default_value_t = ClusterParams::default().accounts)]
     pub accounts: u64,
-    /// AMM pools (dex, mixed).
+    /// AMM pools (dex, mixed); with --vm evm, contract instances (tokens, pairs,
+    /// markets, staking pools).
     #[arg(long, default_value_t = ClusterParams::default().pools)]
     pub pools: u32,
     /// Zipf skew of account choice (0 = uniform).
@@ -83,6 +88,7 @@ impl ClusterArgs {
             replicas: self.replicas,
             executor: self.executor.clone(),
             threads: self.threads.unwrap_or(ClusterParams::default().threads),
+            vm: self.vm.clone(),
             workload: self.workload.clone(),
             accounts: self.accounts,
             pools: self.pools,

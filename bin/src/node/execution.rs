@@ -52,6 +52,12 @@ impl ReplicatedApp for crate::ledger_app::LedgerApp {
     }
 }
 
+impl ReplicatedApp for crate::evm_app::EvmApp {
+    fn totals(&self) -> ExecutionTotals {
+        crate::evm_app::EvmApp::totals(self).clone()
+    }
+}
+
 impl ReplicatedApp for tandem_consensus::application::HashChainApp {
     fn totals(&self) -> ExecutionTotals {
         ExecutionTotals::default()

@@ -316,9 +316,10 @@ fn cluster_id(cluster: &ClusterFile) -> wal::format::ClusterId {
 }
 
 /// What the driver checks before a client request is ordered: the cost limit when
-/// the replicas execute a ledger, nothing for the hash-chain application.
+/// the replicas execute a ledger, nothing for the hash-chain application or the EVM
+/// (whose gas bounds apply in execution, the same on every replica).
 fn admission(exec: &ExecutionConfig) -> Admission {
-    if exec.executor == "none" {
+    if exec.executor == "none" || exec.vm == "evm" {
         Admission::default()
     } else {
         Admission::ledger(exec.executor_options().limits)
@@ -330,6 +331,18 @@ fn build_app(cluster: &ClusterFile) -> Result<Box<dyn ReplicatedApp + Send>> {
     let exec = &cluster.execution;
     if exec.executor == "none" {
         return Ok(Box::new(HashChainApp::default()));
+    }
+    if let (true, Some(spec)) = (exec.vm == "evm", &cluster.evm_workload) {
+        let (genesis, _) = spec
+            .genesis()
+            .context("cannot build the EVM genesis state from [evm_workload]")?;
+        return Ok(Box::new(crate::evm_app::EvmApp::new(
+            genesis,
+            exec.evm_config(),
+            &exec.executor,
+            exec.threads,
+            &exec.executor_options(),
+        )?));
     }
     let genesis = cluster
         .workload

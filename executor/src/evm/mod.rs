@@ -18,7 +18,10 @@
 //!   workloads' account and deployer addresses.
 //! - `contracts.rs`: the checked-in bytecode of `executor/contracts/*.vy`.
 //! - `genesis.rs`: deploying and seeding the contracts at genesis ([`Deployment`]).
-//! - `workload.rs`: [`EvmWorkloadSpec`] and its seeded [`EvmGenerator`].
+//! - `workload.rs`: [`EvmWorkloadSpec`] and its seeded [`EvmGenerator`] (one per
+//!   load client: `client_generator`).
+//! - `snapshot.rs`: the state as verifiable chunks ([`EvmChunks`], a manifest and
+//!   data chunks; [`EvmChunkedRestore`]) for a replicated application.
 //!
 //! Fees: the gas price is 0 and revm's fee charge is disabled, so no transaction
 //! reads or writes the block beneficiary (crediting a coinbase per transaction
@@ -34,6 +37,7 @@ mod digest;
 mod execute;
 mod genesis;
 mod receipt;
+mod snapshot;
 mod tx;
 mod vm;
 mod workload;
@@ -48,6 +52,7 @@ pub use db::{EvmAccount, EvmState};
 pub use execute::{EvmConfig, call_view, execute_batch};
 pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS};
 pub use receipt::{EvmLog, EvmReceipt, EvmStatus};
+pub use snapshot::{EVM_CHUNK_TARGET, EvmChunkedRestore, EvmChunks};
 pub use tx::{AccessListEntry, EvmTx, MAX_EVM_TX_BYTES};
 pub use vm::{EvmKey, EvmScratch, EvmShard, EvmValue, EvmVm, attach_access_lists};
 pub use workload::{EvmGenerator, EvmWorkloadKind, EvmWorkloadSpec};

@@ -159,7 +159,31 @@ impl EvmWorkloadSpec {
             nonces: (0..n).map(|i| genesis.nonce(account_address(i))).collect(),
             debt: vec![0; slots],
             staked: vec![0; slots],
+            client: (0, 1),
         })
+    }
+
+    /// The stream of load client `index` of `count`: senders only among accounts
+    /// `i` with `i % count == index`, so clients never share a sender's nonces
+    /// (receivers from all accounts); its own seed unless `index` is 0, so client 0
+    /// of 1 is [`EvmWorkloadSpec::generator`].
+    pub fn client_generator(
+        &self,
+        genesis: &EvmState,
+        deployment: &Deployment,
+        index: u32,
+        count: u32,
+    ) -> Result<EvmGenerator, Error> {
+        if count == 0 || index >= count || u64::from(count) > self.accounts {
+            return Err(Error::Workload(format!(
+                "load client {index} of {count}: needs index < count <= accounts ({})",
+                self.accounts
+            )));
+        }
+        let mut generator = self.generator(genesis, deployment)?;
+        generator.client = (u64::from(index), u64::from(count));
+        generator.rng = ChaCha8Rng::seed_from_u64(self.seed ^ (u64::from(index) << 32));
+        Ok(generator)
     }
 }
 
@@ -174,6 +198,9 @@ pub struct EvmGenerator {
     /// Per (account, instance): loan debt (lending) or stake (staking) so far.
     debt: Vec<u128>,
     staked: Vec<u128>,
+    /// This stream's load client index and the client count (senders `i` with
+    /// `i % count == index`).
+    client: (u64, u64),
 }
 
 /// Largest amount a generated transaction moves (one token, 18 decimals).
@@ -185,7 +212,12 @@ impl EvmGenerator {
     }
 
     pub fn next_transaction(&mut self) -> EvmTx {
-        let sender = self.senders.pick(&mut self.rng);
+        let picked = self.senders.pick(&mut self.rng);
+        let (index, count) = self.client;
+        let mut sender = picked - picked % count + index;
+        if sender >= self.spec.accounts {
+            sender = index;
+        }
         let instance = self.rng.random_range(0..self.spec.instances) as usize;
         let amount = self.rng.random_range(1..=MAX_AMOUNT);
         let (to, value, data) = self.op(sender, instance, amount);
@@ -302,6 +334,35 @@ mod tests {
                 assert!(gas >= 200 * 21_000, "{kind}");
             }
         }
+    }
+
+    #[test]
+    fn evm_client_generators_use_disjoint_senders() {
+        let spec = small(EvmWorkloadKind::Erc20, 1);
+        let (genesis, deployment) = spec.genesis().unwrap();
+        let one = spec.generator(&genesis, &deployment).unwrap().batch(50);
+        let same = spec
+            .client_generator(&genesis, &deployment, 0, 1)
+            .unwrap()
+            .batch(50);
+        assert_eq!(one, same);
+        let mut all = Vec::new();
+        for i in 0..3u32 {
+            let txs = spec
+                .client_generator(&genesis, &deployment, i, 3)
+                .unwrap()
+                .batch(100);
+            for t in &txs {
+                let index = u64::from_be_bytes(t.from[12..].try_into().unwrap());
+                assert_eq!(index % 3, u64::from(i));
+            }
+            all.extend(txs);
+        }
+        let mut state = genesis.clone();
+        let receipts = execute_batch(&mut state, &all, &EvmConfig::unbounded());
+        let ok = receipts.iter().filter(|r| r.status.is_success()).count();
+        assert!(ok >= 290, "{ok} of 300");
+        assert!(spec.client_generator(&genesis, &deployment, 3, 3).is_err());
     }
 
     #[test]

@@ -16,7 +16,8 @@ use anyhow::{Context, Result, bail};
 use tandem_consensus::client::{ClientAction, ClientCore, Completed};
 use tandem_consensus::client_auth::ClientMacs;
 use tandem_consensus::{ClientId, ProtocolKind, Request, Time};
-use tandem_executor::{Receipt, WorkloadSpec};
+use tandem_executor::evm::{EvmGenerator, EvmWorkloadSpec};
+use tandem_executor::{Generator, Receipt, WorkloadSpec};
 use tandem_network::{
     FaultHandle, FaultyTransport, Identity, Membership, NodeId, QuicConfig, QuicTransport,
     Transport, wait_until_connected,
@@ -26,7 +27,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::cluster::ClusterFile;
 use crate::frames::{self, ClientFrame, ReplicaFrame};
 use crate::load::stats::{FinalCounts, LoadStats};
-use crate::payload::encode_payload;
+use crate::payload::{encode_evm_payload, encode_payload, evm_result_succeeded};
 
 /// How much load to offer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,6 +71,10 @@ impl LoadMode {
 pub struct LoadSettings {
     /// Which transactions to generate (must match the cluster's genesis).
     pub workload: WorkloadSpec,
+    /// With the EVM (`[execution] vm = "evm"`): the EVM workload to generate
+    /// instead of `workload` (its genesis is rebuilt here to learn the contracts'
+    /// addresses and the senders' nonces).
+    pub evm: Option<EvmWorkloadSpec>,
     /// This client's index among `client_count` (they draw disjoint senders).
     pub client_index: u32,
     /// How many load clients share the workload.
@@ -167,6 +172,11 @@ impl LoadSettings {
     pub fn for_cluster(cluster: &ClusterFile, mode: LoadMode) -> LoadSettings {
         LoadSettings {
             workload: cluster.workload.clone(),
+            evm: if cluster.execution.vm == "evm" {
+                cluster.evm_workload.clone()
+            } else {
+                None
+            },
             client_index: 0,
             client_count: 1,
             mode,
@@ -232,11 +242,31 @@ pub async fn run_load(
         tracing::warn!("not every replica is reachable yet; starting anyway");
     }
 
-    let mut generator = settings
-        .workload
-        .generator(settings.client_index, settings.client_count)
-        .context("cannot build the workload generator")?;
-    generator.set_nonce_floor(crate::metrics::unix_ms() * 1000);
+    let mut generator = match &settings.evm {
+        None => {
+            let mut generator = settings
+                .workload
+                .generator(settings.client_index, settings.client_count)
+                .context("cannot build the workload generator")?;
+            generator.set_nonce_floor(crate::metrics::unix_ms() * 1000);
+            TxSource::Ledger(generator)
+        }
+        Some(spec) => {
+            let (genesis, deployment) = spec
+                .genesis()
+                .context("cannot build the EVM workload's genesis")?;
+            TxSource::Evm(
+                spec.client_generator(
+                    &genesis,
+                    &deployment,
+                    settings.client_index,
+                    settings.client_count,
+                )
+                .context("cannot build the EVM workload generator")?,
+            )
+        }
+    };
+    let evm = settings.evm.is_some();
     let mut core = ClientCore::new(
         ClientId(client_id),
         settings.replicas,
@@ -328,7 +358,7 @@ pub async fn run_load(
                     handle_frame(&mut core, now(origin), from, &bytes, settings.max_frame, &mut done, &mut stats);
                 }
                 let finished = done.len() as u64;
-                record(&mut stats, client_id, &mut done);
+                record(&mut stats, client_id, &mut done, evm);
                 progress.completed.fetch_add(finished, Ordering::Relaxed);
                 if let LoadMode::Window(w) = settings.mode && Instant::now() < stop_submitting && !core.backing_off(now(origin)) {
                     let want = w.saturating_sub(core.outstanding()) as u64;
@@ -365,11 +395,28 @@ pub fn client_bind_address(replicas: impl IntoIterator<Item = SocketAddr>) -> So
     }
 }
 
+/// Where a load client's transactions come from: the ledger's generator, or the
+/// EVM's (nonces exact from genesis: an EVM client runs once per cluster).
+enum TxSource {
+    Ledger(Generator),
+    Evm(EvmGenerator),
+}
+
+impl TxSource {
+    /// The next request payload (an EVM payload is never padded).
+    fn next_payload(&mut self, payload_bytes: usize) -> bytes::Bytes {
+        match self {
+            TxSource::Ledger(g) => encode_payload(&g.next_transaction(), payload_bytes),
+            TxSource::Evm(g) => encode_evm_payload(&g.next_transaction()),
+        }
+    }
+}
+
 /// Submits up to `want` new transactions while the exactly-once window allows;
 /// returns how many were sent.
 fn submit(
     core: &mut ClientCore,
-    generator: &mut tandem_executor::Generator,
+    generator: &mut TxSource,
     want: u64,
     now: Time,
     payload_bytes: usize,
@@ -377,8 +424,7 @@ fn submit(
 ) -> u64 {
     let mut sent = 0;
     while sent < want && core.can_submit() {
-        let tx = generator.next_transaction();
-        core.submit(now, encode_payload(&tx, payload_bytes), actions);
+        core.submit(now, generator.next_payload(payload_bytes), actions);
         sent += 1;
     }
     sent
@@ -411,13 +457,21 @@ fn handle_frame(
     }
 }
 
-fn record(stats: &mut LoadStats, client: u32, done: &mut Vec<Completed>) {
+fn record(stats: &mut LoadStats, client: u32, done: &mut Vec<Completed>, evm: bool) {
     for c in done.drain(..) {
         stats.acknowledge(client, c.number);
-        let outcome = match Receipt::decode(&c.result) {
-            Ok(r) if r.is_success() => stats::Outcome::Applied,
-            Ok(_) => stats::Outcome::Aborted,
-            Err(_) => stats::Outcome::Malformed,
+        let outcome = if evm {
+            match evm_result_succeeded(&c.result) {
+                Some(true) => stats::Outcome::Applied,
+                Some(false) => stats::Outcome::Aborted,
+                None => stats::Outcome::Malformed,
+            }
+        } else {
+            match Receipt::decode(&c.result) {
+                Ok(r) if r.is_success() => stats::Outcome::Applied,
+                Ok(_) => stats::Outcome::Aborted,
+                Err(_) => stats::Outcome::Malformed,
+            }
         };
         stats.completed(c.latency, outcome);
     }

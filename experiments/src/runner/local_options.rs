@@ -99,6 +99,7 @@ impl LocalOptions {
                 cpu: self.cpu_budget.clone(),
             },
             workload: c.workload_spec()?,
+            evm: c.evm_workload_spec()?,
             load: LoadSpec {
                 clients: self.clients,
                 shape: match mode {
@@ -127,8 +128,12 @@ impl LocalOptions {
             "executor": c.executor,
             "threads": c.threads,
             "cpu_budget": self.cpu_budget.label(),
+            "vm": c.vm,
             "workload": workload_label(c),
-            "workload_spec": c.workload_spec()?,
+            "workload_spec": match c.evm_workload_spec()? {
+                Some(evm) => json!(evm),
+                None => json!(c.workload_spec()?),
+            },
             "clients": self.clients,
             "rate": self.rate,
             "window": match mode { LoadMode::Window(w) => Some(w), LoadMode::Rate(_) => None },
@@ -156,7 +161,9 @@ impl LocalOptions {
 /// A short description of the workload, e.g. `dex (10000 accounts, 4 pools, zipf 0)`.
 fn workload_label(c: &ClusterParams) -> String {
     let mut parts = vec![format!("{} accounts", c.accounts)];
-    if matches!(c.workload.as_str(), "dex" | "mixed") {
+    if c.vm == "evm" {
+        parts.push(format!("{} instances", c.pools));
+    } else if matches!(c.workload.as_str(), "dex" | "mixed") {
         parts.push(format!("{} pools", c.pools));
     }
     parts.push(format!("zipf {}", c.zipf));
@@ -166,7 +173,8 @@ fn workload_label(c: &ClusterParams) -> String {
     if c.signed_txs {
         parts.push("signed".to_string());
     }
-    format!("{} ({})", c.workload, parts.join(", "))
+    let vm = if c.vm == "evm" { "evm " } else { "" };
+    format!("{vm}{} ({})", c.workload, parts.join(", "))
 }
 
 #[cfg(test)]

@@ -156,6 +156,10 @@ fn cluster_for(
     cluster.execution.executor = scenario.cluster.executor.clone();
     cluster.execution.threads = scenario.cluster.threads;
     cluster.workload = scenario.workload.clone();
+    if let Some(evm) = &scenario.evm {
+        cluster.execution.vm = "evm".to_string();
+        cluster.evm_workload = Some(evm.clone());
+    }
     cluster.storage.durability = scenario.cluster.durability;
     if let Some(control) = cluster.control.as_mut() {
         control.fault_seed = scenario.seed;

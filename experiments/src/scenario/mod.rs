@@ -47,6 +47,9 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     /// The workload (the cluster file's `[workload]`).
     pub workload: WorkloadSpec,
+    /// The EVM workload when the replicas run the EVM (`tandem local --vm evm`; the
+    /// cluster file's `[evm_workload]`); scenario files do not set it yet.
+    pub evm: Option<tandem_executor::evm::EvmWorkloadSpec>,
     /// The offered load.
     pub load: LoadSpec,
     /// The faults, in file order.

@@ -167,6 +167,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Checked<Scenario> {
         seed,
         cluster,
         workload,
+        evm: None,
         load,
         faults,
         expect,

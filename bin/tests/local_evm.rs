@@ -1,0 +1,64 @@
+//! `tandem local --vm evm`: four replica processes run revm behind consensus on
+//! loopback, load clients send Uniswap swaps, and the replicas' checkpoint digests
+//! agree.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn an_evm_cluster_commits_swaps_and_its_replicas_agree() {
+    let base = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "local",
+            "--vm",
+            "evm",
+            "--workload",
+            "uniswap",
+            "--accounts",
+            "200",
+            "--pools",
+            "1",
+            "--duration",
+            "4",
+            "--warmup",
+            "1",
+            "--checkpoint-interval",
+            "8",
+            "--rate",
+            "300",
+            "--results",
+        ])
+        .arg(base.path())
+        .output()
+        .expect("tandem runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tandem local failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dirs: Vec<PathBuf> = std::fs::read_dir(base.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[0].join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["safety"]["agreed"], Value::Bool(true), "{}", s["safety"]);
+    assert!(s["safety"]["digest"].is_string(), "{}", s["safety"]);
+    let completed = s["throughput"]["completed_txs"].as_u64().unwrap();
+    assert!(completed >= 100, "completed {completed}\n{stdout}");
+    assert_eq!(s["parameters"]["vm"], "evm");
+    // Swaps succeed: nonces are exact per sender, so few fail (summed over the
+    // four replicas).
+    let committed = s["throughput"]["committed_txs"].as_u64().unwrap();
+    let failed = s["executor"]["failed_txs"].as_u64().unwrap();
+    assert!(
+        failed * 10 <= committed * 4,
+        "failed {failed} of {committed} x 4 replicas"
+    );
+}
