@@ -5,6 +5,11 @@
 //! balance, nonce or code) are absent, so the digest is a function of the
 //! meaningful entries only. Ordered maps keep iteration (and the digest) independent
 //! of insertion order.
+//!
+//! The maps are split into the 16 state shards of `crate::state::SHARDS`, placed
+//! by the top bits of `EvmVm::key_hash` (an account by its address, a slot by
+//! (address, slot)), so that a parallel executor's commit applies each shard's
+//! writes on its own thread; the digest merges the shards back into one order.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -13,6 +18,10 @@ use revm::bytecode::Bytecode;
 use revm::database_interface::{Database, DatabaseCommit};
 use revm::primitives::{Address, AddressMap, B256, Bytes, KECCAK_EMPTY, U256};
 use revm::state::{Account, AccountInfo};
+
+use super::vm::{EvmKey, EvmVm};
+use crate::state::{SHARDS, shard_of};
+use crate::vm::Vm;
 
 /// One account: what revm's `AccountInfo` holds, minus the code itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,12 +38,40 @@ impl EvmAccount {
     }
 }
 
-/// The EVM state (see the module docs).
+/// One state shard: the accounts and slots whose keys hash to it (module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EvmState {
+pub(super) struct StateShard {
     pub(super) accounts: BTreeMap<Address, EvmAccount>,
     pub(super) storage: BTreeMap<(Address, U256), U256>,
+}
+
+/// The state shard holding `address`'s account (all its fields).
+#[inline]
+pub(super) fn account_shard(address: Address) -> usize {
+    shard_of(EvmVm::key_hash(&EvmKey::Balance(address)))
+}
+
+/// The state shard holding storage slot (`address`, `slot`).
+#[inline]
+pub(super) fn slot_shard(address: Address, slot: U256) -> usize {
+    shard_of(EvmVm::key_hash(&EvmKey::Slot(address, slot)))
+}
+
+/// The EVM state (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvmState {
+    /// `SHARDS` shards (module docs).
+    pub(super) shards: Box<[StateShard]>,
     pub(super) code: BTreeMap<B256, Bytecode>,
+}
+
+impl Default for EvmState {
+    fn default() -> EvmState {
+        EvmState {
+            shards: (0..SHARDS).map(|_| StateShard::default()).collect(),
+            code: BTreeMap::new(),
+        }
+    }
 }
 
 impl EvmState {
@@ -42,31 +79,35 @@ impl EvmState {
         EvmState::default()
     }
 
+    /// The map holding `address`'s account.
+    #[inline]
+    pub(super) fn accounts_of(&self, address: Address) -> &BTreeMap<Address, EvmAccount> {
+        &self.shards[account_shard(address)].accounts
+    }
+
     /// The account at `address`, if it is not empty.
     pub fn account(&self, address: Address) -> Option<EvmAccount> {
-        self.accounts.get(&address).copied()
+        self.accounts_of(address).get(&address).copied()
     }
 
     pub fn balance(&self, address: Address) -> U256 {
-        self.accounts
-            .get(&address)
-            .map_or(U256::ZERO, |a| a.balance)
+        self.account(address).map_or(U256::ZERO, |a| a.balance)
     }
 
     pub fn nonce(&self, address: Address) -> u64 {
-        self.accounts.get(&address).map_or(0, |a| a.nonce)
+        self.account(address).map_or(0, |a| a.nonce)
     }
 
     /// The code deployed at `address` (empty for an externally owned account).
     pub fn code(&self, address: Address) -> Bytes {
-        self.accounts
-            .get(&address)
+        self.account(address)
             .and_then(|a| self.code.get(&a.code_hash))
             .map_or_else(Bytes::new, |c| c.original_bytes())
     }
 
     pub fn storage_at(&self, address: Address, slot: U256) -> U256 {
-        self.storage
+        self.shards[slot_shard(address, slot)]
+            .storage
             .get(&(address, slot))
             .copied()
             .unwrap_or(U256::ZERO)
@@ -74,28 +115,48 @@ impl EvmState {
 
     /// Every non-zero slot of `address`, in slot order.
     pub fn storage_of(&self, address: Address) -> Vec<(U256, U256)> {
-        self.storage
-            .range((address, U256::ZERO)..=(address, U256::MAX))
-            .map(|(&(_, slot), &value)| (slot, value))
-            .collect()
+        let mut slots: Vec<(U256, U256)> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.storage
+                    .range((address, U256::ZERO)..=(address, U256::MAX))
+                    .map(|(&(_, slot), &value)| (slot, value))
+            })
+            .collect();
+        slots.sort_unstable_by_key(|(slot, _)| *slot);
+        slots
     }
 
     /// Credits `amount` wei to `address` (genesis funding).
     pub fn fund(&mut self, address: Address, amount: U256) {
-        let account = self.accounts.entry(address).or_insert(EvmAccount {
+        let accounts = &mut self.shards[account_shard(address)].accounts;
+        let account = accounts.entry(address).or_insert(EvmAccount {
             balance: U256::ZERO,
             nonce: 0,
             code_hash: KECCAK_EMPTY,
         });
         account.balance = account.balance.saturating_add(amount);
         if account.is_empty() {
-            self.accounts.remove(&address);
+            accounts.remove(&address);
+        }
+    }
+
+    /// Sets storage slot (`address`, `slot`) (zero removes it).
+    pub(super) fn set_storage(&mut self, address: Address, slot: U256, value: U256) {
+        let storage = &mut self.shards[slot_shard(address, slot)].storage;
+        if value.is_zero() {
+            storage.remove(&(address, slot));
+        } else {
+            storage.insert((address, slot), value);
         }
     }
 
     /// Number of accounts and of storage slots held.
     pub fn len(&self) -> (usize, usize) {
-        (self.accounts.len(), self.storage.len())
+        self.shards.iter().fold((0, 0), |(a, s), shard| {
+            (a + shard.accounts.len(), s + shard.storage.len())
+        })
     }
 
     fn commit_account(&mut self, address: Address, account: Account) {
@@ -110,11 +171,13 @@ impl EvmState {
                 .map(|(s, _)| s)
                 .collect();
             for slot in slots {
-                self.storage.remove(&(address, slot));
+                self.set_storage(address, slot, U256::ZERO);
             }
         }
         if account.is_selfdestructed() {
-            self.accounts.remove(&address);
+            self.shards[account_shard(address)]
+                .accounts
+                .remove(&address);
             return;
         }
         let info = &account.info;
@@ -129,21 +192,18 @@ impl EvmState {
             if !value.is_changed() {
                 continue;
             }
-            if value.present_value.is_zero() {
-                self.storage.remove(&(address, *slot));
-            } else {
-                self.storage.insert((address, *slot), value.present_value);
-            }
+            self.set_storage(address, *slot, value.present_value);
         }
         let entry = EvmAccount {
             balance: info.balance,
             nonce: info.nonce,
             code_hash: info.code_hash,
         };
+        let accounts = &mut self.shards[account_shard(address)].accounts;
         if entry.is_empty() {
-            self.accounts.remove(&address);
+            accounts.remove(&address);
         } else {
-            self.accounts.insert(address, entry);
+            accounts.insert(address, entry);
         }
     }
 }
@@ -152,7 +212,7 @@ impl Database for EvmState {
     type Error = Infallible;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Infallible> {
-        Ok(self.accounts.get(&address).map(|a| AccountInfo {
+        Ok(self.account(address).map(|a| AccountInfo {
             balance: a.balance,
             nonce: a.nonce,
             code_hash: a.code_hash,

@@ -54,11 +54,11 @@ use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
 use revm::state::{Account, AccountInfo};
 use revm::{Context, ExecuteEvm, MainBuilder};
 
-use super::db::{EvmAccount, EvmState};
+use super::db::{EvmAccount, EvmState, StateShard};
 use super::execute::{EvmConfig, context, receipt};
 use super::receipt::{EvmReceipt, EvmStatus};
 use super::tx::{AccessListEntry, EvmTx};
-use crate::state::SHARDS;
+use crate::state::shard_of;
 use crate::threads::WorkerThreads;
 use crate::tx::Access;
 use crate::vm::{Admission, Blocked, ReadError, ReadView, Vm, WriteSet};
@@ -140,35 +140,50 @@ const EMPTY_ACCOUNT: EvmAccount = EvmAccount {
 
 /// Writes one field or slot into the state (a default removes it).
 fn write_entry(state: &mut EvmState, key: EvmKey, value: EvmValue) {
+    let shard = &mut state.shards[shard_of(EvmVm::key_hash(&key))];
+    if let Some((hash, code)) = write_in_shard(shard, key, value) {
+        state.code.entry(hash).or_insert(code);
+    }
+}
+
+/// Writes one field or slot into `shard`, the state shard of `key`; returns the
+/// code to add to the state's code map, if any.
+fn write_in_shard(
+    shard: &mut StateShard,
+    key: EvmKey,
+    value: EvmValue,
+) -> Option<(B256, Bytecode)> {
     let address = match key {
         EvmKey::Slot(address, slot) => {
             let EvmValue::Slot(v) = value else {
-                return;
+                return None;
             };
             if v.is_zero() {
-                state.storage.remove(&(address, slot));
+                shard.storage.remove(&(address, slot));
             } else {
-                state.storage.insert((address, slot), v);
+                shard.storage.insert((address, slot), v);
             }
-            return;
+            return None;
         }
         EvmKey::Balance(a) | EvmKey::Nonce(a) | EvmKey::Code(a) => a,
     };
-    let account = state.accounts.entry(address).or_insert(EMPTY_ACCOUNT);
+    let account = shard.accounts.entry(address).or_insert(EMPTY_ACCOUNT);
+    let mut new_code = None;
     match (key, value) {
         (EvmKey::Balance(_), EvmValue::Balance(b)) => account.balance = b,
         (EvmKey::Nonce(_), EvmValue::Nonce(n)) => account.nonce = n,
         (EvmKey::Code(_), EvmValue::Code(hash, code)) => {
             account.code_hash = hash;
             if hash != KECCAK_EMPTY {
-                state.code.entry(hash).or_insert(code);
+                new_code = Some((hash, code));
             }
         }
         _ => {}
     }
-    if state.accounts.get(&address) == Some(&EMPTY_ACCOUNT) {
-        state.accounts.remove(&address);
+    if *account == EMPTY_ACCOUNT {
+        shard.accounts.remove(&address);
     }
+    new_code
 }
 
 impl Vm for EvmVm {
@@ -181,31 +196,38 @@ impl Vm for EvmVm {
     type Shard = EvmShard;
     type Scratch = EvmScratch;
 
+    /// Fx over the key, except that an account field's top bits (which pick its
+    /// state shard) come from the address alone: an account's fields live in one
+    /// `EvmState` shard entry (`db.rs`).
     #[inline]
     fn key_hash(key: &EvmKey) -> u64 {
         use std::hash::BuildHasher;
-        rustc_hash::FxBuildHasher.hash_one(key)
+        const TOP: u64 = !(u64::MAX >> 4);
+        let hash = rustc_hash::FxBuildHasher.hash_one(key);
+        match key {
+            EvmKey::Slot(..) => hash,
+            EvmKey::Balance(a) | EvmKey::Nonce(a) | EvmKey::Code(a) => {
+                (rustc_hash::FxBuildHasher.hash_one(a) & TOP) | (hash & !TOP)
+            }
+        }
     }
 
     fn read_state(state: &EvmState, key: &EvmKey) -> Option<EvmValue> {
         match *key {
-            EvmKey::Slot(address, slot) => state
-                .storage
-                .get(&(address, slot))
-                .map(|v| EvmValue::Slot(*v)),
+            EvmKey::Slot(address, slot) => {
+                let value = state.storage_at(address, slot);
+                (!value.is_zero()).then_some(EvmValue::Slot(value))
+            }
             EvmKey::Balance(a) => state
-                .accounts
-                .get(&a)
+                .account(a)
                 .filter(|a| !a.balance.is_zero())
                 .map(|a| EvmValue::Balance(a.balance)),
             EvmKey::Nonce(a) => state
-                .accounts
-                .get(&a)
+                .account(a)
                 .filter(|a| a.nonce != 0)
                 .map(|a| EvmValue::Nonce(a.nonce)),
             EvmKey::Code(a) => state
-                .accounts
-                .get(&a)
+                .account(a)
                 .filter(|a| a.code_hash != KECCAK_EMPTY)
                 .map(|a| {
                     let code = state.code.get(&a.code_hash).cloned().unwrap_or_default();
@@ -222,27 +244,60 @@ impl Vm for EvmVm {
         shard.0.push((key, value));
     }
 
-    /// Collects every shard's writes (on `threads` if given), then applies them
-    /// (each key's final value is independent of the order they are applied in).
+    /// Collects each shard's writes and applies them to the matching state shard,
+    /// one shard per thread at a time (on `threads` if given); code for created
+    /// accounts, kept by hash outside the shards, is added afterwards. (Each
+    /// key's final value is independent of the order shards are applied in.)
     fn finish_batch(
         state: &mut EvmState,
         threads: Option<&WorkerThreads>,
         commit: impl Fn(usize, &mut EvmShard) + Sync,
     ) {
-        let mut shards: Vec<EvmShard> = (0..SHARDS).map(|_| EvmShard::default()).collect();
-        let work = |offset: usize, shards: &mut [EvmShard]| {
-            for (i, shard) in shards.iter_mut().enumerate() {
-                commit(offset + i, shard);
+        struct Work<'a> {
+            writes: EvmShard,
+            target: &'a mut StateShard,
+            /// Writes whose key belongs to another shard (none from the
+            /// executors, which commit by `key_hash`; applied afterwards).
+            stray: Vec<(EvmKey, EvmValue)>,
+            code: Vec<(B256, Bytecode)>,
+        }
+        let mut work: Vec<Work<'_>> = state
+            .shards
+            .iter_mut()
+            .map(|target| Work {
+                writes: EvmShard::default(),
+                target,
+                stray: Vec::new(),
+                code: Vec::new(),
+            })
+            .collect();
+        let apply = |offset: usize, part: &mut [Work<'_>]| {
+            for (i, w) in part.iter_mut().enumerate() {
+                commit(offset + i, &mut w.writes);
+                for (key, value) in w.writes.0.drain(..) {
+                    if shard_of(EvmVm::key_hash(&key)) != offset + i {
+                        w.stray.push((key, value));
+                    } else if let Some(code) = write_in_shard(w.target, key, value) {
+                        w.code.push(code);
+                    }
+                }
             }
         };
         match threads {
-            Some(threads) if threads.count() > 1 => threads.parallel_chunks(&mut shards, 1, work),
-            _ => work(0, &mut shards),
+            Some(threads) if threads.count() > 1 => threads.parallel_chunks(&mut work, 1, apply),
+            _ => apply(0, &mut work),
         }
-        for shard in shards {
-            for (key, value) in shard.0 {
-                write_entry(state, key, value);
-            }
+        let mut stray = Vec::new();
+        let mut code = Vec::new();
+        for w in work {
+            stray.extend(w.stray);
+            code.extend(w.code);
+        }
+        for (hash, bytecode) in code {
+            state.code.entry(hash).or_insert(bytecode);
+        }
+        for (key, value) in stray {
+            write_entry(state, key, value);
         }
     }
 
