@@ -16,7 +16,7 @@ use ring::digest::{Context, SHA256};
 use super::db::EvmState;
 
 /// Calls `f` on the entries of `maps` in key order (the maps hold disjoint keys).
-fn merged<'a, K: Ord + 'a, V: 'a>(
+pub(super) fn merged<'a, K: Ord + 'a, V: 'a>(
     maps: impl Iterator<Item = &'a BTreeMap<K, V>>,
     mut f: impl FnMut(&'a K, &'a V),
 ) {

@@ -23,7 +23,8 @@ use revm::bytecode::Bytecode;
 use revm::primitives::{Address, B256, Bytes, KECCAK_EMPTY, U256, keccak256};
 use ring::digest::{Context, SHA256, digest};
 
-use super::db::{EvmAccount, EvmState};
+use super::db::{EvmAccount, EvmState, account_shard};
+use super::digest::merged;
 use crate::error::Error;
 
 /// A data chunk is closed once it holds this many bytes or more.
@@ -67,7 +68,7 @@ impl EvmState {
             }
         };
         let mut entry = Vec::with_capacity(ACCOUNT_LEN);
-        for (address, a) in &self.accounts {
+        merged(self.shards.iter().map(|s| &s.accounts), |address, a| {
             entry.clear();
             entry.push(b'A');
             entry.extend_from_slice(address.as_slice());
@@ -75,7 +76,7 @@ impl EvmState {
             entry.extend_from_slice(&a.nonce.to_be_bytes());
             entry.extend_from_slice(a.code_hash.as_slice());
             push(&entry, &mut current);
-        }
+        });
         for (hash, code) in &self.code {
             let bytes = code.original_bytes();
             entry.clear();
@@ -86,14 +87,17 @@ impl EvmState {
             entry.extend_from_slice(&bytes);
             push(&entry, &mut current);
         }
-        for ((address, slot), value) in &self.storage {
-            entry.clear();
-            entry.push(b'S');
-            entry.extend_from_slice(address.as_slice());
-            entry.extend_from_slice(&slot.to_be_bytes::<32>());
-            entry.extend_from_slice(&value.to_be_bytes::<32>());
-            push(&entry, &mut current);
-        }
+        merged(
+            self.shards.iter().map(|s| &s.storage),
+            |(address, slot), value| {
+                entry.clear();
+                entry.push(b'S');
+                entry.extend_from_slice(address.as_slice());
+                entry.extend_from_slice(&slot.to_be_bytes::<32>());
+                entry.extend_from_slice(&value.to_be_bytes::<32>());
+                push(&entry, &mut current);
+            },
+        );
         if !current.is_empty() {
             data.push(current);
         }
@@ -265,7 +269,9 @@ impl EvmChunkedRestore {
                         return Err(refuse("EVM snapshot holds an empty account"));
                     }
                     self.advance(Last::Account(address))?;
-                    self.state.accounts.insert(address, account);
+                    self.state.shards[account_shard(address)]
+                        .accounts
+                        .insert(address, account);
                 }
                 b'C' => {
                     let head = take(&mut chunk, 36)?;
@@ -293,7 +299,7 @@ impl EvmChunkedRestore {
                         return Err(refuse("EVM snapshot holds a zero slot"));
                     }
                     self.advance(Last::Slot(address, slot))?;
-                    self.state.storage.insert((address, slot), value);
+                    self.state.set_storage(address, slot, value);
                 }
                 _ => return Err(refuse("EVM snapshot entry with an unknown tag")),
             }
