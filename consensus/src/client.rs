@@ -115,6 +115,9 @@ pub struct ClientCounters {
     pub busy_refusals: u64,
     /// Requests sent again after a busy refusal's back-off.
     pub busy_retries: u64,
+    /// Busy refusals ignored because they came from a replica the request is not
+    /// routed to (only the route's replicas decide whether it queues).
+    pub ignored_busy: u64,
 }
 
 /// The first back-off after a busy refusal; it doubles with every further refusal up
@@ -132,11 +135,20 @@ struct Outstanding {
     /// When it was last sent (after a busy refusal it is sent again): what tells a
     /// queued request from an overtaken one.
     last_sent_at: Time,
+    /// When it is resent to every replica if it still looks lost. A busy refusal
+    /// never moves it: a primary that refuses a request forever must not keep it
+    /// from the backups, whose request timers are what replace a censoring primary.
     retransmit_at: Time,
     retransmitted: bool,
-    /// Refused as busy and not sent again yet: at `retransmit_at` it goes where new
+    /// Refused as busy and not sent again yet: at this time it goes again where new
     /// requests go (not to every replica, which would make backups wait for it).
-    refused: bool,
+    busy_retry_at: Option<Time>,
+    /// Replicas of the request's route that refused it as busy since it was last
+    /// sent (at most n, each once).
+    busy_from: Vec<ReplicaId>,
+    /// Its key in `ClientCore::deadlines`: the earlier of `retransmit_at` and
+    /// `busy_retry_at`.
+    deadline: Time,
     replies: BTreeMap<ReplicaId, Bytes>,
 }
 
@@ -299,7 +311,9 @@ impl ClientCore {
                 last_sent_at: now,
                 retransmit_at,
                 retransmitted: false,
-                refused: false,
+                busy_retry_at: None,
+                busy_from: Vec::new(),
+                deadline: retransmit_at,
                 replies: BTreeMap::new(),
             },
         );
@@ -327,24 +341,41 @@ impl ClientCore {
         }
     }
 
-    /// Busy refusals of outstanding requests: each is sent again after the current
-    /// back-off (which doubles, up to [`MAX_BUSY_BACKOFF`]), and new requests wait
-    /// for it too ([`ClientCore::backing_off`]).
-    fn on_busy(&mut self, now: Time, numbers: &[u64]) {
+    /// Busy refusals by `from` of outstanding requests. A refusal counts only from a
+    /// replica the request is routed to (PBFT: the primary; HotStuff: the next
+    /// leaders), and the request backs off only once every replica of its route
+    /// refused it (f+1 of them when it goes to all): one Byzantine replica naming
+    /// request numbers cannot make a client back off. A backed-off request is sent
+    /// again after the current back-off (which doubles, up to [`MAX_BUSY_BACKOFF`]),
+    /// and new requests wait for it too ([`ClientCore::backing_off`]); its
+    /// resend-to-all deadline stays where it was.
+    fn on_busy(&mut self, now: Time, from: ReplicaId, numbers: &[u64]) {
+        let route = self.routing.destination();
+        let (on_route, needed) = match &route {
+            Destination::One(to) => (*to == from, 1),
+            Destination::Several(targets) => (targets.contains(&from), targets.len()),
+            Destination::All => (true, self.weak),
+        };
+        if !on_route {
+            self.counters.ignored_busy += 1;
+            return;
+        }
         let mut refused_any = false;
         for number in numbers {
             let Some(entry) = self.outstanding.get_mut(number) else {
                 continue;
             };
             self.counters.busy_refusals += 1;
-            refused_any = true;
-            if entry.refused {
-                continue; // another replica refused it too: one retry is enough
+            if entry.busy_retry_at.is_some() || entry.busy_from.contains(&from) {
+                continue; // already backing off, or this replica already refused it
             }
-            entry.refused = true;
-            self.deadlines.remove(&(entry.retransmit_at, *number));
-            entry.retransmit_at = now + self.busy_backoff;
-            self.deadlines.insert((entry.retransmit_at, *number));
+            entry.busy_from.push(from);
+            if entry.busy_from.len() < needed {
+                continue;
+            }
+            refused_any = true;
+            entry.busy_retry_at = Some(now + self.busy_backoff);
+            Self::reschedule(&mut self.deadlines, *number, entry);
         }
         if refused_any {
             let until = now + self.busy_backoff;
@@ -353,6 +384,15 @@ impl ClientCore {
                 self.busy_backoff = (self.busy_backoff * 2).min(MAX_BUSY_BACKOFF);
             }
         }
+    }
+
+    /// Moves `entry`'s key in `deadlines` to the earlier of its deadlines.
+    fn reschedule(deadlines: &mut BTreeSet<(Time, u64)>, number: u64, entry: &mut Outstanding) {
+        deadlines.remove(&(entry.deadline, number));
+        entry.deadline = entry
+            .busy_retry_at
+            .map_or(entry.retransmit_at, |t| t.min(entry.retransmit_at));
+        deadlines.insert((entry.deadline, number));
     }
 
     /// Handles a reply; pushes requests it completes to `done`.
@@ -372,7 +412,7 @@ impl ClientCore {
         }
         self.routing.on_reply(reply.replica, reply.view);
         if !reply.busy.is_empty() {
-            self.on_busy(now, &reply.busy);
+            self.on_busy(now, reply.replica, &reply.busy);
         }
         for ReplyResult {
             number,
@@ -395,7 +435,7 @@ impl ClientCore {
             let matching = entry.replies.values().filter(|r| *r == result).count();
             if matching >= self.weak {
                 let entry = self.outstanding.remove(number).expect("present");
-                self.deadlines.remove(&(entry.retransmit_at, *number));
+                self.deadlines.remove(&(entry.deadline, *number));
                 self.counters.completed += 1;
                 self.busy_backoff = MIN_BUSY_BACKOFF;
                 // Measured from the first send even if retransmitted: an over-estimate,
@@ -444,38 +484,43 @@ impl ClientCore {
             let Some(entry) = self.outstanding.get_mut(&number) else {
                 continue;
             };
-            if entry.refused {
-                // Refused as busy: its back-off passed; send it where new requests go.
-                entry.refused = false;
-                entry.last_sent_at = now;
-                entry.retransmit_at = now + timeout;
-                self.deadlines.insert((entry.retransmit_at, number));
+            let mut busy_retry = None;
+            if entry.busy_retry_at.is_some_and(|t| t <= now) {
+                // Refused as busy: its back-off passed; send it where new requests
+                // go. Its resend-to-all deadline is left as it was.
+                entry.busy_retry_at = None;
+                entry.busy_from.clear();
                 self.counters.busy_retries += 1;
-                let request = entry.request.clone();
+                busy_retry = Some(entry.request.clone());
+            }
+            if entry.retransmit_at <= now {
+                let overtaken = self
+                    .latest_completed_sent_at
+                    .is_some_and(|t| t > entry.last_sent_at);
+                let quiet_since = self
+                    .last_completion_at
+                    .map_or(entry.last_sent_at, |t| t.max(entry.last_sent_at));
+                if !overtaken && now.since(quiet_since) < timeout {
+                    entry.retransmit_at = now + timeout;
+                    self.counters.postponed_retransmissions += 1;
+                } else {
+                    let waited = now.since(entry.sent_at);
+                    entry.retransmit_at = now + waited.max(timeout).min(max_timeout);
+                    entry.retransmitted = true;
+                    entry.busy_from.clear();
+                    self.counters.retransmissions += 1;
+                    out.push(ClientAction::Broadcast {
+                        request: entry.request.clone(),
+                    });
+                }
+            }
+            entry.deadline = entry
+                .busy_retry_at
+                .map_or(entry.retransmit_at, |t| t.min(entry.retransmit_at));
+            self.deadlines.insert((entry.deadline, number));
+            if let Some(request) = busy_retry {
                 self.send_routed(&request, out);
-                continue;
             }
-            let overtaken = self
-                .latest_completed_sent_at
-                .is_some_and(|t| t > entry.last_sent_at);
-            let quiet_since = self
-                .last_completion_at
-                .map_or(entry.last_sent_at, |t| t.max(entry.last_sent_at));
-            if !overtaken && now.since(quiet_since) < timeout {
-                entry.retransmit_at = now + timeout;
-                self.deadlines.insert((entry.retransmit_at, number));
-                self.counters.postponed_retransmissions += 1;
-                continue;
-            }
-            let waited = now.since(entry.sent_at);
-            let next = waited.max(timeout).min(max_timeout);
-            entry.retransmit_at = now + next;
-            entry.retransmitted = true;
-            self.deadlines.insert((entry.retransmit_at, number));
-            self.counters.retransmissions += 1;
-            out.push(ClientAction::Broadcast {
-                request: entry.request.clone(),
-            });
         }
     }
 
@@ -634,6 +679,60 @@ mod tests {
         let refusal = Reply::refusal(View(0), ReplicaId(0), ClientId(3), vec![m], None);
         c.on_reply(ms(61), &refusal, &mut done);
         assert!(!c.backing_off(ms(61) + MIN_BUSY_BACKOFF));
+    }
+
+    /// Regression (review of 9f188dc): busy refusals used to move the resend-to-all
+    /// deadline, so a primary refusing one client forever kept its request from
+    /// every backup, no request timer ran, and the primary was never replaced.
+    #[test]
+    fn a_primary_refusing_forever_cannot_keep_a_request_from_the_backups() {
+        let ms = |m: u64| Time(m * 1_000_000);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let mut out = Vec::new();
+        let n = c
+            .submit(ms(0), Bytes::from_static(b"op"), &mut out)
+            .unwrap();
+        let refusal = Reply::refusal(View(0), ReplicaId(0), ClientId(3), vec![n], None);
+        let mut done = Vec::new();
+        let mut broadcast_at = None;
+        for step in 1..=2_000u64 {
+            let now = ms(step);
+            out.clear();
+            c.on_reply(now, &refusal, &mut done);
+            c.on_tick(now, &mut out);
+            if out
+                .iter()
+                .any(|a| matches!(a, ClientAction::Broadcast { .. }))
+            {
+                broadcast_at = Some(step);
+                break;
+            }
+        }
+        assert!(c.counters().busy_retries > 0, "it did back off and retry");
+        let at = broadcast_at.expect("resent to every replica despite the refusals");
+        assert!(at <= 1_000, "at its time-out (1 s), not later: {at} ms");
+    }
+
+    /// Regression (review of 9f188dc): any one replica naming request numbers as busy
+    /// made the client back off; only the request's route decides.
+    #[test]
+    fn a_busy_refusal_from_off_the_route_is_ignored() {
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let mut out = Vec::new();
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"op"), &mut out)
+            .unwrap();
+        let mut done = Vec::new();
+        for backup in 1..4 {
+            let refusal = Reply::refusal(View(0), ReplicaId(backup), ClientId(3), vec![n], None);
+            c.on_reply(Time(1), &refusal, &mut done);
+        }
+        assert_eq!(c.counters().ignored_busy, 3);
+        assert_eq!(c.counters().busy_refusals, 0);
+        assert!(!c.backing_off(Time(2)), "backups do not queue the request");
+        out.clear();
+        c.on_tick(Time(2), &mut out);
+        assert!(out.is_empty(), "nothing resent early");
     }
 
     #[test]
