@@ -148,6 +148,7 @@ mix_tests! {
     byzantine_corrupt_digests => FaultMix::byzantine(B::CorruptDigests),
     byzantine_view_change_storm => FaultMix::byzantine(B::ViewChangeStorm),
     byzantine_censoring_primary => FaultMix::byzantine(B::Censor),
+    byzantine_censoring_primary_answering_busy => FaultMix::byzantine(B::CensorBusy),
     byzantine_forge_requests => FaultMix::byzantine(B::ForgeRequests),
     everything_mixed => FaultMix::Mixed,
 }
@@ -192,7 +193,7 @@ mix_tests! {
 /// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
 #[test]
 fn every_mix_of_the_protocol_is_swept() {
-    assert_eq!(FaultMix::all(PBFT).len(), 18);
+    assert_eq!(FaultMix::all(PBFT).len(), 19);
 }
 
 #[test]

@@ -17,6 +17,7 @@ use crate::pbft::replica::MAX_VIEWS_AHEAD;
 use crate::pbft::replica::{PbftAction, PbftEvent};
 use crate::protocol::{Action, Event};
 use crate::request::Batch;
+use crate::request::Reply;
 use crate::request::Request;
 use crate::types::{ClientId, ReplicaId, Seq, Time, View};
 
@@ -44,6 +45,12 @@ pub enum ByzantineMode {
     /// forwarded by a backup — and serves everyone else: as primary it never proposes
     /// that client's requests (issue 10 item 2).
     Censor,
+    /// Censors client [`CENSORED_CLIENT`] as [`ByzantineMode::Censor`] does, but
+    /// answers each of its requests at once with a busy refusal (`Reply::busy`), as
+    /// an overloaded primary legitimately may: the client must still get its request
+    /// to the backups, whose request timers replace the primary (a busy refusal used
+    /// to hold the client's resend to all back for good; review of 9f188dc).
+    CensorBusy,
     /// Floods every peer on each status tick with pre-prepares for every view ahead
     /// it may buffer (as if it led them all) carrying full-size batches, and with
     /// votes for the next view outside the watermark window (issue 10 item 3).
@@ -72,7 +79,7 @@ pub const CENSORED_CLIENT: ClientId = ClientId(0);
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 12] = [
+    pub const ALL: [ByzantineMode; 13] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowPrimary,
@@ -81,6 +88,7 @@ impl ByzantineMode {
         ByzantineMode::CorruptDigests,
         ByzantineMode::ViewChangeStorm,
         ByzantineMode::Censor,
+        ByzantineMode::CensorBusy,
         ByzantineMode::Flood,
         ByzantineMode::StatusFlood,
         ByzantineMode::ForgeRequests,
@@ -98,6 +106,7 @@ impl ByzantineMode {
             ByzantineMode::CorruptDigests => "corrupt-digests",
             ByzantineMode::ViewChangeStorm => "view-change-storm",
             ByzantineMode::Censor => "censor",
+            ByzantineMode::CensorBusy => "censor-busy",
             ByzantineMode::Flood => "flood",
             ByzantineMode::StatusFlood => "status-flood",
             ByzantineMode::ForgeRequests => "forge-requests",
@@ -160,6 +169,23 @@ impl Byzantine {
             self.release_held(now, out);
             return;
         }
+        if self.mode == ByzantineMode::CensorBusy
+            && let Event::ClientRequest(req) = &event
+            && req.client == CENSORED_CLIENT
+        {
+            let reply = Reply::refusal(
+                core.view,
+                core.me,
+                req.client,
+                vec![req.number],
+                core.cfg.signed_all.then_some(&core.keys),
+            );
+            out.push(Action::Reply {
+                client: req.client,
+                reply,
+            });
+            return;
+        }
         let Some(event) = self.censor(event) else {
             return;
         };
@@ -181,7 +207,7 @@ impl Byzantine {
 
     /// Censor: removes the censored client's requests from what the core sees.
     fn censor(&self, event: PbftEvent) -> Option<PbftEvent> {
-        if self.mode != ByzantineMode::Censor {
+        if !matches!(self.mode, ByzantineMode::Censor | ByzantineMode::CensorBusy) {
             return Some(event);
         }
         match event {
@@ -259,6 +285,7 @@ impl Byzantine {
             })),
             ByzantineMode::ViewChangeStorm
             | ByzantineMode::Censor
+            | ByzantineMode::CensorBusy
             | ByzantineMode::Flood
             | ByzantineMode::StatusFlood => out.push(action),
         }
