@@ -152,6 +152,15 @@ struct Outstanding {
     replies: BTreeMap<ReplicaId, Bytes>,
 }
 
+impl Outstanding {
+    /// The earlier of the resend-to-all deadline and the busy retry: its key in
+    /// `ClientCore::deadlines`.
+    fn earliest_deadline(&self) -> Time {
+        self.busy_retry_at
+            .map_or(self.retransmit_at, |t| t.min(self.retransmit_at))
+    }
+}
+
 /// A smoothed round-trip estimate (RFC 6298): `srtt` and `rttvar` in nanoseconds.
 #[derive(Clone, Copy, Debug, Default)]
 struct RttEstimate {
@@ -389,9 +398,7 @@ impl ClientCore {
     /// Moves `entry`'s key in `deadlines` to the earlier of its deadlines.
     fn reschedule(deadlines: &mut BTreeSet<(Time, u64)>, number: u64, entry: &mut Outstanding) {
         deadlines.remove(&(entry.deadline, number));
-        entry.deadline = entry
-            .busy_retry_at
-            .map_or(entry.retransmit_at, |t| t.min(entry.retransmit_at));
+        entry.deadline = entry.earliest_deadline();
         deadlines.insert((entry.deadline, number));
     }
 
@@ -514,9 +521,7 @@ impl ClientCore {
                     });
                 }
             }
-            entry.deadline = entry
-                .busy_retry_at
-                .map_or(entry.retransmit_at, |t| t.min(entry.retransmit_at));
+            entry.deadline = entry.earliest_deadline();
             self.deadlines.insert((entry.deadline, number));
             if let Some(request) = busy_retry {
                 self.send_routed(&request, out);

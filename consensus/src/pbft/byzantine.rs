@@ -17,7 +17,6 @@ use crate::pbft::replica::MAX_VIEWS_AHEAD;
 use crate::pbft::replica::{PbftAction, PbftEvent};
 use crate::protocol::{Action, Event};
 use crate::request::Batch;
-use crate::request::Reply;
 use crate::request::Request;
 use crate::types::{ClientId, ReplicaId, Seq, Time, View};
 
@@ -173,17 +172,7 @@ impl Byzantine {
             && let Event::ClientRequest(req) = &event
             && req.client == CENSORED_CLIENT
         {
-            let reply = Reply::refusal(
-                core.view,
-                core.me,
-                req.client,
-                vec![req.number],
-                core.cfg.signed_all.then_some(&core.keys),
-            );
-            out.push(Action::Reply {
-                client: req.client,
-                reply,
-            });
+            core.refuse_busy(req, out);
             return;
         }
         let Some(event) = self.censor(event) else {

@@ -56,17 +56,7 @@ impl Pbft {
                 // primary order before execution catches up; more would only wait
                 // (and time out) here. Tell the client at once, so it backs off.
                 self.counters.refused_busy += 1;
-                let reply = Reply::refusal(
-                    self.view,
-                    self.me,
-                    req.client,
-                    vec![req.number],
-                    self.cfg.signed_all.then_some(&self.keys),
-                );
-                out.push(Action::Reply {
-                    client: req.client,
-                    reply,
-                });
+                self.refuse_busy(&req, out);
                 return;
             }
             self.enqueue(now, req);
@@ -165,6 +155,22 @@ impl Pbft {
             self.counters.uncached_retransmissions += 1;
         }
         done
+    }
+
+    /// Answers `req` at once with a busy refusal (`Reply::busy`), signed in
+    /// signed-all mode.
+    pub(crate) fn refuse_busy(&self, req: &Request, out: &mut Vec<PbftAction>) {
+        let reply = Reply::refusal(
+            self.view,
+            self.me,
+            req.client,
+            vec![req.number],
+            self.cfg.signed_all.then_some(&self.keys),
+        );
+        out.push(Action::Reply {
+            client: req.client,
+            reply,
+        });
     }
 
     fn enqueue(&mut self, now: Time, req: Request) {
