@@ -35,6 +35,12 @@ pub struct ClusterParams {
     /// Workload: transfer, dex, lending, smallbank or mixed (ledger); evm-transfer,
     /// erc20, uniswap, lending or staking (evm).
     pub workload: String,
+    /// EVM: the largest gas limit a transaction may declare (`[execution]
+    /// max_tx_gas`); `None` is the cluster file's default.
+    pub max_tx_gas: Option<u64>,
+    /// EVM: the gas one batch may reserve (`[execution] max_batch_gas`); `None` is
+    /// the cluster file's default.
+    pub max_batch_gas: Option<u64>,
     /// Accounts in the genesis state.
     pub accounts: u64,
     /// AMM pools (dex, mixed).
@@ -77,6 +83,8 @@ impl Default for ClusterParams {
             threads: 2,
             vm: "ledger".to_string(),
             workload: "dex".to_string(),
+            max_tx_gas: None,
+            max_batch_gas: None,
             accounts: 10_000,
             pools: 4,
             zipf: 0.0,
@@ -279,13 +287,16 @@ impl ClusterParams {
             fault_seed: 0,
         };
         keys.push(KeyFile::new(control.node_id(), launcher.pkcs8_der()));
+        let defaults = ExecutionConfig::default();
         let cluster = ClusterFile {
             protocol: self.protocol_section()?,
             execution: ExecutionConfig {
                 vm: self.vm.clone(),
                 executor: self.executor.clone(),
                 threads: self.threads,
-                ..ExecutionConfig::default()
+                max_tx_gas: self.max_tx_gas.unwrap_or(defaults.max_tx_gas),
+                max_batch_gas: self.max_batch_gas.unwrap_or(defaults.max_batch_gas),
+                ..defaults
             },
             workload: self.workload_spec()?,
             evm_workload: self.evm_workload_spec()?,

@@ -90,6 +90,8 @@ impl ClusterArgs {
             threads: self.threads.unwrap_or(ClusterParams::default().threads),
             vm: self.vm.clone(),
             workload: self.workload.clone(),
+            max_tx_gas: None,
+            max_batch_gas: None,
             accounts: self.accounts,
             pools: self.pools,
             zipf: self.zipf,
