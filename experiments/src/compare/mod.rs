@@ -20,16 +20,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::cluster_params::ClusterParams;
+use crate::cluster_params::{ClusterParams, DEFAULT_EVM_WORKLOAD};
 use crate::cpu_budget::CpuBudget;
 use crate::report;
 use crate::runner::{LocalOptions, RunOutcome, RunPlan};
 
 pub use stats::{CellStats, Spread};
-
-/// The workload of an EVM comparison that gives no `workloads`: swaps on Uniswap V2
-/// pairs.
-pub const DEFAULT_EVM_WORKLOAD: &str = "uniswap";
 
 /// The table of cells a comparison writes (one line per cell).
 pub const COMPARE_CSV: &str = "compare.csv";

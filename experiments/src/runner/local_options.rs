@@ -83,6 +83,12 @@ impl LocalOptions {
             )?;
         }
         let c = &self.cluster;
+        c.check_vm_flags()?;
+        if c.vm == "evm" && self.payload > 0 {
+            bail!(
+                "--payload: EVM transactions are not padded (--vm evm sends each as its bincode EvmTx); leave --payload at 0"
+            );
+        }
         let mut protocol = c.protocol_section()?;
         protocol.common.replicas = replicas;
         let mut scenario = Scenario {
@@ -327,6 +333,40 @@ mod tests {
                     ..options()
                 },
                 "--cpu-sets: replica r0's set `1023` names CPU 1023",
+            ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        vm: "evm".into(),
+                        workload: "erc20".into(),
+                        ..ClusterParams::default()
+                    },
+                    payload: 64,
+                    ..options()
+                },
+                "--payload: EVM transactions are not padded",
+            ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        max_batch_gas: Some(1 << 30),
+                        ..ClusterParams::default()
+                    },
+                    ..options()
+                },
+                "--max-batch-gas bounds EVM gas: it needs --vm evm",
+            ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        vm: "evm".into(),
+                        workload: "staking".into(),
+                        max_tx_gas: Some(100_000),
+                        ..ClusterParams::default()
+                    },
+                    ..options()
+                },
+                "--max-tx-gas 100000 is below the 250000 gas staking transactions declare",
             ),
         ];
         for (opts, flag) in cases {
