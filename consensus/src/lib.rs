@@ -33,6 +33,7 @@ pub mod application;
 pub mod checkpoint;
 pub mod client;
 pub mod client_auth;
+mod client_quota;
 pub mod crypto;
 pub mod exactly_once;
 pub mod hotstuff;

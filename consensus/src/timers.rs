@@ -40,6 +40,11 @@ impl<T: Ord + Copy> Timers<T> {
         self.armed.insert(timer, at);
     }
 
+    /// When `timer` is armed to fire, if it is.
+    pub(crate) fn deadline(&self, timer: T) -> Option<Time> {
+        self.armed.get(&timer).copied()
+    }
+
     /// Whether `timer` is armed.
     pub(crate) fn is_armed(&self, timer: T) -> bool {
         self.armed.contains_key(&timer)

@@ -54,9 +54,19 @@ counters! {
     /// Client requests refused as busy (the queue held `max_unexecuted` full batches
     /// of live requests): answered with a busy refusal, not queued.
     refused_busy,
+    /// Of `refused_busy`: refused because the client already had its share of the
+    /// queue queued (`per_client_bound`), with room left for other clients.
+    refused_busy_client_share,
     /// Proposals made without requests (or held) because `max_unexecuted` delivered
     /// blocks were not yet executed here (back-pressure from execution).
     proposals_throttled,
+    /// Empty keep-alive blocks proposed by a throttled leader with nothing to order,
+    /// so that replicas holding requests do not time its round out.
+    keep_alive_blocks,
+    /// Votes withheld from blocks carrying requests because this replica's execution
+    /// lagged its deliveries by `2 × max_unexecuted` blocks (back-pressure on the
+    /// voters' side, against a leader that ignores it).
+    votes_withheld_execution_lag,
     /// Times a full queue was cleaned of delivered requests.
     queue_compactions,
     /// Messages dropped: a signature, QC or TC did not verify.

@@ -140,4 +140,7 @@ pub enum HotStuffTimer {
     Transfer,
     /// Byzantine slow leader: release held proposals.
     SlowRelease,
+    /// A leader held back by `max_unexecuted`, with nothing that needs ordering, may
+    /// now propose its empty keep-alive block (`normal.rs`, `try_propose`).
+    KeepAlive,
 }

@@ -21,7 +21,7 @@ use crate::exactly_once::{
 use crate::hotstuff::block::{Block, Round};
 use crate::hotstuff::block_tree::{CommitError, Insert};
 use crate::hotstuff::durable::HotStuffRecord;
-use crate::hotstuff::message::{Message, Proposal};
+use crate::hotstuff::message::{HotStuffTimer, Message, Proposal};
 use crate::hotstuff::pacemaker::MAX_ROUNDS_AHEAD;
 use crate::hotstuff::qc::{Qc, Tc, Vote, VoteBody};
 use crate::hotstuff::replica::{HotStuff, HotStuffAction, PendingExecution, QUEUE_BATCHES};
@@ -42,10 +42,31 @@ impl HotStuff {
         self.cfg.common.admission_bound(self.queue_capacity())
     }
 
+    /// How many live queued requests of one client make this replica refuse that
+    /// client's new requests as busy
+    /// ([`crate::params::CommonParams::per_client_bound`]).
+    pub(crate) fn per_client_bound(&self) -> usize {
+        self.cfg.common.per_client_bound(self.queue_capacity())
+    }
+
+    /// How many live queued requests make the per-client bound apply
+    /// ([`crate::params::CommonParams::contended_bound`]).
+    pub(crate) fn contended_bound(&self) -> usize {
+        self.cfg.common.contended_bound(self.queue_capacity())
+    }
+
     /// Whether this replica's own execution is `max_unexecuted` or more blocks behind
     /// its deliveries: then, as leader, it proposes no requests (back-pressure).
     pub(crate) fn execution_bound(&self) -> bool {
         self.last_delivered.0.saturating_sub(self.last_executed.0) >= self.cfg.common.max_unexecuted
+    }
+
+    /// Whether this replica's own execution lags its deliveries by
+    /// `2 × max_unexecuted` blocks or more: then it votes for no block carrying
+    /// requests (`try_vote`).
+    pub(crate) fn execution_lags_for_voting(&self) -> bool {
+        let bound = self.cfg.common.max_unexecuted.saturating_mul(2);
+        self.last_delivered.0.saturating_sub(self.last_executed.0) >= bound
     }
 
     /// A request from a client's authenticated channel: queued here (every replica
@@ -74,11 +95,18 @@ impl HotStuff {
         if self.answer_if_done(&req, out) {
             return;
         }
-        if self.pending.len() >= self.admission_bound() && !self.pending.contains(&req.key()) {
+        let full = self.pending.len() >= self.admission_bound();
+        let share_used = self.pending.len() >= self.contended_bound()
+            && self.pending_by_client.get(req.client) >= self.per_client_bound();
+        if (full || share_used) && !self.pending.contains(&req.key()) {
             // Admission control: this replica already holds what back-pressure lets
             // a leader order before execution catches up; tell the client at once,
-            // so it backs off instead of timing out.
+            // so it backs off instead of timing out. One client gets at most its
+            // share of the queue, so a flooding client cannot starve the others.
             self.counters.refused_busy += 1;
+            if !full {
+                self.counters.refused_busy_client_share += 1;
+            }
             let signer = self.cfg.common.signed_all.then_some(&self.keys);
             let reply = Reply::refusal(self.round(), self.me, req.client, vec![req.number], signer);
             out.push(Action::Reply {
@@ -185,6 +213,7 @@ impl HotStuff {
             return false;
         }
         self.pending.insert(key);
+        self.pending_by_client.add(req.client);
         self.queue.push_back(req);
         true
     }
@@ -290,9 +319,9 @@ impl HotStuff {
         let chain_len = self.safety.chain_length();
         // Back-pressure from execution: while this replica's own execution lags its
         // deliveries by `max_unexecuted` blocks, it proposes no requests — an empty
-        // block if uncommitted requests still need QCs, otherwise nothing until
-        // `on_executed` calls again (its requests stay queued for a later round).
-        let batch = if self.execution_bound() {
+        // block (its requests stay queued for a later round).
+        let throttled = self.execution_bound();
+        let batch = if throttled {
             self.counters.proposals_throttled += 1;
             Batch::default()
         } else {
@@ -302,7 +331,32 @@ impl HotStuff {
             && !self.window_has_payload(parent_digest, chain_len)
             && !self.uncommitted_payload()
         {
-            return;
+            if !throttled {
+                return; // idle: nothing to order
+            }
+            // Throttled with nothing that needs ordering: the others may still hold
+            // requests, so their round timers run. Proposing nothing (as before) let
+            // a leader whose execution lagged far behind — slower than the rest, so
+            // throttled for long — time every round it led out (HotStuff fell from
+            // 18,552 to 6,987 tx/s at 80,000 tx/s offered, with round time-outs).
+            // Instead it proposes an empty keep-alive block, which keeps the chain and
+            // the rounds going, a quarter of the base round time-out after it entered
+            // the round (unless execution frees it first: `on_executed` proposes
+            // again). The wait bounds empty rounds: at most one per round, and a round
+            // with a keep-alive block lasts at least base/4 — at most 4 empty blocks
+            // per base time-out (4/s at the default 1 s), however many leaders are
+            // throttled, so a cluster whose execution lags does not spin empty rounds
+            // (each is one more block to deliver and execute). base/4 is well inside
+            // every replica's round time-out (at least the base), so no round times
+            // out for it.
+            let due = self.round_started + self.cfg.own.round_timeout / 4;
+            if now < due {
+                if self.timers.deadline(HotStuffTimer::KeepAlive) != Some(due) {
+                    self.set_timer(HotStuffTimer::KeepAlive, due, out);
+                }
+                return;
+            }
+            self.counters.keep_alive_blocks += 1;
         }
         self.last_proposed = round;
         let block = Arc::new(Block {
@@ -504,6 +558,18 @@ impl HotStuff {
         let keys = &mut self.keys;
         if !block.batch.requests.iter().all(|r| keys.verify_client(r)) {
             self.counters.withheld_votes += 1;
+            return;
+        }
+        // Back-pressure on the voters' side: a leader enforces `max_unexecuted` on its
+        // own execution only, and a Byzantine one need not at all. A replica whose
+        // execution lags its deliveries by 2 × max_unexecuted blocks votes for no
+        // further block carrying requests (empty blocks still get its vote: they keep
+        // the chain and its commits going). A block with requests then needs 2f+1
+        // votes of replicas below that lag — f+1 correct ones among them — so what
+        // correct replicas hold delivered but unexecuted stays bounded (ARCHITECTURE.md,
+        // "Overload").
+        if !block.batch.is_empty() && self.execution_lags_for_voting() {
+            self.counters.votes_withheld_execution_lag += 1;
             return;
         }
         if !self
@@ -715,6 +781,7 @@ impl HotStuff {
             return;
         }
         self.round_changed = true;
+        self.round_started = now;
         self.my_timeout = None;
         let keep_from = crate::types::View(round.0.saturating_sub(1));
         self.votes = self.votes.split_off(&keep_from);
@@ -783,13 +850,15 @@ impl HotStuff {
 
     /// The requests of `batch` not delivered before, marking them delivered.
     fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
-        let pending = &mut self.pending;
+        let (pending, by_client) = (&mut self.pending, &mut self.pending_by_client);
         let (fresh, left_out) = filter_fresh(
             &mut self.delivered_table,
             batch,
             self.cfg.common.client_window,
             |req| {
-                pending.remove(&req.key());
+                if pending.remove(&req.key()) {
+                    by_client.remove(req.client);
+                }
             },
         );
         self.counters.duplicate_requests_filtered += left_out.duplicates + left_out.too_far;
@@ -815,12 +884,15 @@ impl HotStuff {
         self.last_executed = ex.seq;
         self.record_and_reply(&pending.batch, ex.results, out);
         if let Some(delivered) = pending.delivered_at_checkpoint {
-            let Some(app_digest) = ex.app_digest else {
-                self.counters.unexpected_executions += 1;
-                return;
-            };
-            let tables = ClientTables { delivered };
-            self.take_checkpoint(now, ex.seq, app_digest, tables, pending.block, out);
+            match ex.app_digest {
+                Some(app_digest) => {
+                    let tables = ClientTables { delivered };
+                    self.take_checkpoint(now, ex.seq, app_digest, tables, pending.block, out);
+                }
+                // Counted and the checkpoint skipped, but execution did catch up: a
+                // leader held back by `max_unexecuted` must still propose below.
+                None => self.counters.unexpected_executions += 1,
+            }
         }
         // A proposal held back by `max_unexecuted` may go now.
         self.try_propose(now, out);

@@ -27,6 +27,7 @@ use crate::checkpoint::{
     CheckpointReplica, CheckpointVotes, OwnCheckpoint, PendingInstall, StableCert,
 };
 use crate::client::ClientRouting;
+use crate::client_quota::QueuedPerClient;
 use crate::crypto::Keyring;
 use crate::exactly_once::{DeliveredTable, ReplyCache};
 use crate::hotstuff::block::{Block, Round};
@@ -121,6 +122,9 @@ pub struct HotStuff {
     pub(crate) my_timeout: Option<TimeoutMsg>,
     /// Set when the round changed during the current event.
     pub(crate) round_changed: bool,
+    /// When this replica entered the current round (a throttled leader's keep-alive
+    /// block is due a quarter of the base round time-out after it).
+    pub(crate) round_started: Time,
     /// Blocks being fetched, with the attempts made.
     pub(crate) wanted: BTreeMap<Digest, u32>,
     /// The highest round of a QC this replica's log holds (`durable.rs`).
@@ -157,6 +161,8 @@ pub struct HotStuff {
     pub(crate) queue: VecDeque<Request>,
     /// Queued requests not delivered yet (the queue is cleaned lazily).
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
+    /// `pending` per client (for `per_client_bound`).
+    pub(crate) pending_by_client: QueuedPerClient,
     /// `pending.len()` after the queue's last compaction (see `compact_queue_if_full`).
     pub(crate) pending_at_compaction: usize,
     pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
@@ -211,6 +217,7 @@ impl HotStuff {
             deferred: None,
             my_timeout: None,
             round_changed: true,
+            round_started: Time::ZERO,
             wanted: BTreeMap::new(),
             logged_qc_round: View(0),
             salvaged_floor: None,
@@ -231,6 +238,7 @@ impl HotStuff {
             reply_cache: ReplyCache::new(),
             queue: VecDeque::new(),
             pending: BTreeSet::new(),
+            pending_by_client: QueuedPerClient::default(),
             pending_at_compaction: usize::MAX,
             allowed_clients: None,
             timers: Timers::default(),
@@ -390,6 +398,7 @@ impl HotStuff {
             HotStuffTimer::Status => self.on_status_timer(now, out),
             HotStuffTimer::Transfer => self.on_transfer_timer(now, out),
             HotStuffTimer::SlowRelease => {}
+            HotStuffTimer::KeepAlive => self.try_propose(now, out),
         }
     }
 

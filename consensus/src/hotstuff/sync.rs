@@ -554,5 +554,7 @@ impl StateTransfer for HotStuff {
         let delivered = &self.delivered_table;
         self.pending
             .retain(|(client, number)| !is_delivered(delivered, *client, *number));
+        self.pending_by_client
+            .recount(self.pending.iter().map(|(client, _)| *client));
     }
 }

@@ -53,6 +53,11 @@ struct Cluster {
     disk_snapshots: Vec<Option<(Seq, Digest, Bytes)>>,
     /// These replicas' applications report checkpoints without their digest.
     withhold_digest: BTreeSet<usize>,
+    /// These replicas' execution reports (and checkpoint states) are held in
+    /// `held`, not fed back: replicas whose execution lags their deliveries.
+    hold_executions: BTreeSet<usize>,
+    held: Vec<Event<Envelope, HotStuffTimer>>,
+    held_for: Vec<usize>,
 }
 
 impl Cluster {
@@ -109,6 +114,9 @@ impl Cluster {
             snapshots: VecDeque::new(),
             disk_snapshots: vec![None; n],
             withhold_digest: BTreeSet::new(),
+            hold_executions: BTreeSet::new(),
+            held: Vec::new(),
+            held_for: Vec::new(),
         };
         for r in 0..n {
             let mut out = Vec::new();
@@ -280,11 +288,21 @@ impl Cluster {
             steps += 1;
             assert!(steps < 1_000_000, "no quiescence");
             if let Some((r, ex)) = self.executions.pop_front() {
-                self.feed(r, Event::Executed(ex));
+                if self.hold_executions.contains(&r) {
+                    self.held.push(Event::Executed(ex));
+                    self.held_for.push(r);
+                } else {
+                    self.feed(r, Event::Executed(ex));
+                }
                 continue;
             }
             if let Some((r, seq, snapshot)) = self.snapshots.pop_front() {
-                self.feed(r, Event::Snapshot { seq, snapshot });
+                if self.hold_executions.contains(&r) {
+                    self.held.push(Event::Snapshot { seq, snapshot });
+                    self.held_for.push(r);
+                } else {
+                    self.feed(r, Event::Snapshot { seq, snapshot });
+                }
                 continue;
             }
             let Some((from, to, mut msg)) = self.queue.pop_front() else {
@@ -301,6 +319,17 @@ impl Cluster {
                 },
             );
         }
+    }
+
+    /// Stops holding execution reports: feeds the held ones, in order, then settles.
+    fn release_executions(&mut self) {
+        self.hold_executions.clear();
+        let held = std::mem::take(&mut self.held);
+        let held_for = std::mem::take(&mut self.held_for);
+        for (r, event) in held_for.into_iter().zip(held) {
+            self.feed(r, event);
+        }
+        self.settle();
     }
 
     /// Fires the earliest timer other than the status timer (or returns false).
@@ -340,6 +369,12 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The `i`-th request (from 1) of a load spread round-robin over clients 1–4: its
+/// client and that client's request number.
+fn spread(i: u64) -> (u32, u64) {
+    (1 + ((i - 1) % 4) as u32, (i - 1) / 4 + 1)
 }
 
 fn committed_requests(c: &Cluster, r: usize) -> usize {
@@ -410,6 +445,201 @@ fn a_checkpoint_executed_without_its_digest_is_counted_and_not_taken() {
     c.assert_agreement(1);
 }
 
+/// A leader held back by `max_unexecuted` whose execution report for a checkpoint
+/// comes without the application digest still proposes: the report is counted and
+/// the checkpoint skipped, but execution caught up (it used to return before
+/// proposing, and with every replica's application withholding digests the chain
+/// stalled until a round time-out). No timer fires here.
+#[test]
+fn a_checkpoint_executed_without_its_digest_still_releases_a_throttled_leader() {
+    let mut c = Cluster::with_params(4, 2, LeaderElection::RoundRobin, |p| {
+        p.max_unexecuted = 1;
+    });
+    for r in 0..4 {
+        c.withhold_digest.insert(r);
+    }
+    // Every replica gets every request (one batch at a time, within the admission
+    // bound); forwards are dropped, so only a leader's own events (QCs, execution
+    // reports) make it propose.
+    for i in 1..=24 {
+        for r in 0..4 {
+            c.request(r, 1, i);
+        }
+        if i % 4 == 0 {
+            c.settle_with(|_, _, env| !matches!(env.msg, Message::Forward(_)));
+        }
+    }
+    for r in 0..4 {
+        assert_eq!(committed_requests(&c, r), 24, "replica {r}");
+        assert!(c.replicas[r].core().counters().unexpected_executions >= 2);
+    }
+    assert!(
+        c.replicas
+            .iter()
+            .any(|r| r.core().counters().proposals_throttled > 0)
+    );
+    c.assert_agreement(1);
+}
+
+/// Back-pressure on the voters' side: r0 ignores `max_unexecuted` (built with the
+/// largest one) and leads every fourth round with full blocks; r1–r3 execute nothing.
+/// Before, they voted for every block r0 proposed and their backlog of delivered,
+/// unexecuted blocks carrying requests grew with the load (50 blocks here). Now each
+/// stops voting for blocks with requests once its execution lags by
+/// 2 × max_unexecuted, so no such block gathers a quorum and the backlog stays within
+/// 2 × max_unexecuted + the chain length; once execution catches up, everything
+/// commits.
+#[test]
+fn voters_whose_execution_lags_withhold_votes_from_a_leader_ignoring_back_pressure() {
+    let m = 2;
+    let mut c = Cluster::with_params(4, 2, LeaderElection::RoundRobin, |p| {
+        p.max_unexecuted = m;
+    });
+    let reckless = CommonParams {
+        max_unexecuted: 1 << 20,
+        ..c.common.clone()
+    };
+    c.replicas[0] = HotStuffReplica::build(&reckless, &c.own, c.keys[0].clone(), None).unwrap();
+    let mut out = Vec::new();
+    c.replicas[0].start(c.now, &mut out);
+    c.apply(0, out);
+    for r in 1..4 {
+        c.hold_executions.insert(r);
+    }
+    // Four clients, 50 requests each, queued at r0 (within its per-client share).
+    for number in 1..=50 {
+        for client in 1..=4 {
+            c.request(0, client, number);
+        }
+    }
+    c.settle();
+    for _ in 0..3000 {
+        if !c.fire_next_timer() {
+            break;
+        }
+        c.settle();
+    }
+    let payload_backlog = |c: &Cluster, r: usize| {
+        c.replicas[r]
+            .core()
+            .pending_execution
+            .values()
+            .filter(|p| !p.batch.is_empty())
+            .count() as u64
+    };
+    for r in 1..4 {
+        let backlog = payload_backlog(&c, r);
+        assert!(
+            backlog <= 2 * m + 2,
+            "replica {r}: {backlog} blocks with requests wait for execution"
+        );
+        assert!(c.replicas[r].core().counters().votes_withheld_execution_lag > 0);
+    }
+    c.release_executions();
+    for _ in 0..3000 {
+        if (0..4).all(|r| committed_requests(&c, r) == 200) {
+            break;
+        }
+        if !c.fire_next_timer() {
+            break;
+        }
+        c.settle();
+    }
+    for r in 0..4 {
+        assert_eq!(committed_requests(&c, r), 200, "replica {r}");
+    }
+    c.assert_agreement(1);
+}
+
+/// A leader held back by `max_unexecuted` with nothing that needs ordering proposes
+/// an empty keep-alive block a quarter of the base round time-out into its round, so
+/// the others, who hold requests, do not time the round out: r3's execution lags
+/// (its reports are held), the chain is idle in a round r3 leads, and new requests
+/// arrive. It used to propose nothing, and every replica timed the round out.
+#[test]
+fn a_throttled_leader_keeps_the_round_alive_with_an_empty_block() {
+    let mut c = Cluster::with_params(4, 2, LeaderElection::RoundRobin, |p| {
+        p.max_unexecuted = 2;
+    });
+    c.hold_executions.insert(3);
+    let mut number = 0;
+    while c.replicas[3].core().leader(c.round(3)) != ReplicaId(3) || number < 8 {
+        number += 1;
+        for r in 0..4 {
+            c.request(r, 1, number);
+        }
+        c.settle();
+        assert!(number < 100, "never idle in a round r3 leads");
+    }
+    assert!(c.replicas[3].core().execution_bound(), "r3 is throttled");
+    let timeouts = |c: &Cluster| -> u64 {
+        (0..4)
+            .map(|r| c.replicas[r].core().counters().round_timeouts)
+            .sum()
+    };
+    let before = timeouts(&c);
+    let start = committed_requests(&c, 0) as u64;
+    for k in 1..=4 {
+        for r in 0..4 {
+            c.request(r, 2, k);
+        }
+    }
+    c.settle();
+    for _ in 0..200 {
+        if (0..3).all(|r| committed_requests(&c, r) as u64 >= start + 4) {
+            break;
+        }
+        if !c.fire_next_timer() {
+            break;
+        }
+        c.settle();
+    }
+    for r in 0..3 {
+        assert!(committed_requests(&c, r) as u64 >= start + 4, "replica {r}");
+    }
+    assert_eq!(timeouts(&c), before, "a round timed out");
+    assert!(c.replicas[3].core().counters().keep_alive_blocks > 0);
+}
+
+/// (a quarter of the admission bound) they are refused as busy, and client 2's
+/// requests are still queued — before, client 1 filled the whole admission bound
+/// and every other client was refused.
+#[test]
+fn a_flooding_client_cannot_starve_another() {
+    let mut c = Cluster::new(4, 2);
+    let core = c.replicas[3].core();
+    let (bound, share) = (
+        core.admission_bound() as u64,
+        core.per_client_bound() as u64,
+    );
+    assert_eq!((bound, share), (32, 8));
+    for i in 1..=bound {
+        c.request(3, 1, i);
+    }
+    // Queued up to the contended bound (half the admission bound), then refused.
+    let contended = c.replicas[3].core().contended_bound() as u64;
+    assert_eq!(contended, bound / 2);
+    let counters = &c.replicas[3].core().counters;
+    assert_eq!(counters.refused_busy, bound - contended);
+    assert_eq!(counters.refused_busy_client_share, bound - contended);
+    for i in 1..=share {
+        c.request(3, 2, i);
+    }
+    assert_eq!(
+        c.replicas[3].core().counters.refused_busy,
+        bound - contended,
+        "client 2 was refused"
+    );
+    c.settle();
+    for r in 0..4 {
+        assert_eq!(
+            committed_requests(&c, r) as u64,
+            contended + share,
+            "replica {r}"
+        );
+    }
+}
+
 /// A full queue of requests not yet delivered refuses more without walking itself
 /// (an overloaded replica once spent 98% of its time cleaning a full queue for every
 /// request it refused); once requests were delivered it takes new ones again. Here
@@ -423,8 +653,9 @@ fn a_full_queue_refuses_without_walking_itself() {
     });
     let cap = c.replicas[3].core().queue_capacity() as u64;
     assert_eq!(c.replicas[3].core().admission_bound() as u64, cap);
+    // Four clients, each within its share of a quarter of the queue.
     for i in 1..=cap {
-        c.request(3, 1, i);
+        c.request(3, spread(i).0, spread(i).1);
     }
     assert_eq!(c.replicas[3].core().queue.len() as u64, cap);
     for i in 1..=100 {
@@ -439,7 +670,8 @@ fn a_full_queue_refuses_without_walking_itself() {
     c.settle();
     assert_eq!(committed_requests(&c, 3) as u64, cap);
     for i in 1..=100 {
-        c.request(3, 1, cap + i);
+        let (client, number) = spread(cap + i);
+        c.request(3, client, number);
     }
     let counters = &c.replicas[3].core().counters;
     assert_eq!(
@@ -460,20 +692,22 @@ fn clients_are_refused_as_busy_beyond_the_admission_bound() {
     let mut c = Cluster::new(4, 2);
     let bound = c.replicas[3].core().admission_bound() as u64;
     assert_eq!(bound, 4 * 8, "max_batch × max_unexecuted");
+    // Four clients, each within its share of a quarter of the queue.
     for i in 1..=bound {
-        c.request(3, 1, i);
+        c.request(3, spread(i).0, spread(i).1);
     }
     assert!(c.replies.is_empty());
-    c.request(3, 1, bound + 1);
+    let (client, number) = spread(bound + 1);
+    c.request(3, client, number);
     let counters = &c.replicas[3].core().counters;
     assert_eq!(counters.refused_busy, 1);
     let refusal = c.replies.last().expect("a busy refusal");
-    assert_eq!(refusal.busy, vec![bound + 1]);
+    assert_eq!(refusal.busy, vec![number]);
     assert!(refusal.results.is_empty());
     assert_eq!(refusal.replica, ReplicaId(3));
     c.settle();
     assert_eq!(committed_requests(&c, 3) as u64, bound);
-    c.request(3, 1, bound + 1);
+    c.request(3, client, number);
     c.settle();
     assert_eq!(committed_requests(&c, 3) as u64, bound + 1);
     assert_eq!(c.replicas[3].core().counters.refused_busy, 1);

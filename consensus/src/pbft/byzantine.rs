@@ -50,6 +50,15 @@ pub enum ByzantineMode {
     /// to the backups, whose request timers replace the primary (a busy refusal used
     /// to hold the client's resend to all back for good; review of 9f188dc).
     CensorBusy,
+    /// Censors client [`CENSORED_CLIENT`] while looking live: as primary it holds that
+    /// client's requests (direct or forwarded), proposes an empty batch on every
+    /// status tick, and lets one held request through every
+    /// 3.5 view time-outs ([`DRIP_HALF_TIMEOUTS`]) — before a backup's timer for it could run out
+    /// its extensions. Before the fix, empty batches counted as the primary's progress
+    /// (each backup timer was extended) and each request's extensions restarted when
+    /// the older one executed, so the client got about one request per second and
+    /// never completed; now neither counts, and the backups replace the primary.
+    CensorEmpty,
     /// Floods every peer on each status tick with pre-prepares for every view ahead
     /// it may buffer (as if it led them all) carrying full-size batches, and with
     /// votes for the next view outside the watermark window (issue 10 item 3).
@@ -70,6 +79,21 @@ pub enum ByzantineMode {
     CorruptState,
 }
 
+/// Censor-empty: one held request of the censored client goes through every this
+/// many halves of the (base) view time-out: 3.5 time-outs. A backup's timer for a
+/// request runs one time-out and up to three extensions; with status ticks of at
+/// most a third of a time-out (the simulator's: 100 ms against 300 ms), the release
+/// lands before the fourth time-out runs out.
+pub const DRIP_HALF_TIMEOUTS: u32 = 7;
+
+/// Censor-empty: how long between two of the censored client's requests let through.
+fn drip_interval(core: &Pbft) -> std::time::Duration {
+    (core.cfg.view_timeout / 2).saturating_mul(DRIP_HALF_TIMEOUTS)
+}
+
+/// Censor-empty: at most this many of the censored client's requests are held.
+const HELD_CENSORED: usize = 1024;
+
 /// Status flood: forged status messages (and rounds of fetches) per status tick.
 pub const STATUS_FLOOD: usize = 50;
 
@@ -78,7 +102,7 @@ pub const CENSORED_CLIENT: ClientId = ClientId(0);
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 13] = [
+    pub const ALL: [ByzantineMode; 14] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowPrimary,
@@ -88,6 +112,7 @@ impl ByzantineMode {
         ByzantineMode::ViewChangeStorm,
         ByzantineMode::Censor,
         ByzantineMode::CensorBusy,
+        ByzantineMode::CensorEmpty,
         ByzantineMode::Flood,
         ByzantineMode::StatusFlood,
         ByzantineMode::ForgeRequests,
@@ -106,6 +131,7 @@ impl ByzantineMode {
             ByzantineMode::ViewChangeStorm => "view-change-storm",
             ByzantineMode::Censor => "censor",
             ByzantineMode::CensorBusy => "censor-busy",
+            ByzantineMode::CensorEmpty => "censor-empty",
             ByzantineMode::Flood => "flood",
             ByzantineMode::StatusFlood => "status-flood",
             ByzantineMode::ForgeRequests => "forge-requests",
@@ -137,6 +163,10 @@ pub(crate) struct Byzantine {
     release_armed: Option<Time>,
     /// Flood: request numbers of made-up batches.
     flood_number: u64,
+    /// Censor-empty: the censored client's requests held back, oldest first.
+    held_censored: VecDeque<Request>,
+    /// Censor-empty: when the next held request goes through.
+    drip_at: Option<Time>,
 }
 
 impl Byzantine {
@@ -149,6 +179,8 @@ impl Byzantine {
             storm_step: 0,
             release_armed: None,
             flood_number: 0,
+            held_censored: VecDeque::new(),
+            drip_at: None,
         }
     }
 
@@ -175,7 +207,12 @@ impl Byzantine {
             core.refuse_busy(req, out);
             return;
         }
-        let Some(event) = self.censor(event) else {
+        let event = if self.mode == ByzantineMode::CensorEmpty {
+            self.hold_censored(core, now, event)
+        } else {
+            self.censor(event)
+        };
+        let Some(event) = event else {
             return;
         };
         let status_tick = matches!(event, Event::Timer(PbftTimer::Status));
@@ -190,6 +227,9 @@ impl Byzantine {
         }
         if status_tick {
             self.on_tick(core, out);
+            if self.mode == ByzantineMode::CensorEmpty {
+                self.look_live(core, now, out);
+            }
         }
         self.arm_release(out);
     }
@@ -222,6 +262,70 @@ impl Byzantine {
                 })
             }
             other => Some(other),
+        }
+    }
+
+    /// Censor-empty: keeps the censored client's requests (from the client or in a
+    /// forward) from the core, holding them to let through one by one; passes on
+    /// everything else.
+    fn hold_censored(&mut self, core: &Pbft, now: Time, event: PbftEvent) -> Option<PbftEvent> {
+        let mut hold = |req: Request| {
+            let known = self.held_censored.iter().any(|h| h.key() == req.key());
+            if !known && self.held_censored.len() < HELD_CENSORED {
+                self.held_censored.push_back(req);
+            }
+            if self.drip_at.is_none() {
+                self.drip_at = Some(now + drip_interval(core));
+            }
+        };
+        match event {
+            Event::ClientRequest(req) if req.client == CENSORED_CLIENT => {
+                hold(req);
+                None
+            }
+            Event::Message {
+                from,
+                msg:
+                    Envelope {
+                        msg: Message::Forward(reqs),
+                        signature,
+                    },
+            } => {
+                let (censored, reqs): (Vec<_>, Vec<_>) =
+                    reqs.into_iter().partition(|r| r.client == CENSORED_CLIENT);
+                censored.into_iter().for_each(&mut hold);
+                Some(Event::Message {
+                    from,
+                    msg: Envelope {
+                        msg: Message::Forward(reqs),
+                        signature,
+                    },
+                })
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Censor-empty, on each status tick: as primary, an empty batch, and the oldest
+    /// held request of the censored client once [`Byzantine::drip_at`] passed.
+    fn look_live(&mut self, core: &mut Pbft, now: Time, out: &mut Vec<PbftAction>) {
+        if !core.is_primary() {
+            return;
+        }
+        let start = out.len();
+        core.propose_empty(now, out);
+        if self.drip_at.is_some_and(|at| now >= at) {
+            let table = &core.delivered_table;
+            self.held_censored
+                .retain(|r| !crate::exactly_once::is_delivered(table, r.client, r.number));
+            if let Some(req) = self.held_censored.pop_front() {
+                core.handle(now, Event::ClientRequest(req), out);
+            }
+            self.drip_at = (!self.held_censored.is_empty()).then_some(now + drip_interval(core));
+        }
+        let produced: Vec<PbftAction> = out.drain(start..).collect();
+        for action in produced {
+            self.rewrite(core, now, action, out);
         }
     }
 
@@ -275,6 +379,7 @@ impl Byzantine {
             ByzantineMode::ViewChangeStorm
             | ByzantineMode::Censor
             | ByzantineMode::CensorBusy
+            | ByzantineMode::CensorEmpty
             | ByzantineMode::Flood
             | ByzantineMode::StatusFlood => out.push(action),
         }
@@ -483,8 +588,8 @@ fn forged_requests(core: &Pbft) -> Vec<Request> {
             req.auth = garbage.clone();
             forged.push(req);
         }
-        if let Some((_, genuine)) = core.awaited.iter().find(|((c, _), _)| *c == client) {
-            let (_, genuine) = genuine;
+        if let Some((_, awaited)) = core.awaited.iter().find(|((c, _), _)| *c == client) {
+            let genuine = &awaited.req;
             let mut stolen = Request::new(client, genuine.number, payload.clone());
             stolen.auth = genuine.auth.clone();
             forged.push(stolen);

@@ -52,6 +52,9 @@ counters! {
     /// Client requests the primary refused as busy (its queue held `max_unexecuted`
     /// full batches): answered with a busy refusal, not queued.
     refused_busy,
+    /// Of `refused_busy`: refused because the client already had its share of the
+    /// queue queued (`per_client_bound`), with room left for other clients.
+    refused_busy_client_share,
     /// Times the primary held a batch back because `max_unexecuted` batches it
     /// delivered were not yet executed here (back-pressure from execution).
     proposals_throttled,

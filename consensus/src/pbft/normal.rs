@@ -13,7 +13,7 @@ use crate::pbft::Pbft;
 use crate::pbft::durable::PbftRecord;
 use crate::pbft::message::{Message, PbftTimer, PrePrepare, Vote, encoded_len};
 use crate::pbft::replica::{CommittedEntry, MAX_CLAIMS_PER_SEQ, MAX_VIEWS_AHEAD};
-use crate::pbft::replica::{PbftAction, PendingExecution};
+use crate::pbft::replica::{PbftAction, PendingExecution, ProgressMark};
 use crate::protocol::{Action, Delivery, Executed};
 use crate::request::{Batch, Reply, ReplyResult, Request};
 use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
@@ -34,6 +34,19 @@ impl Pbft {
         self.cfg.common().admission_bound(self.queue_capacity())
     }
 
+    /// How many of one client's requests the primary queues before refusing that
+    /// client's new requests as busy
+    /// ([`crate::params::CommonParams::per_client_bound`]).
+    pub(crate) fn per_client_bound(&self) -> usize {
+        self.cfg.common().per_client_bound(self.queue_capacity())
+    }
+
+    /// How many queued requests make the per-client bound apply
+    /// ([`crate::params::CommonParams::contended_bound`]).
+    pub(crate) fn contended_bound(&self) -> usize {
+        self.cfg.common().contended_bound(self.queue_capacity())
+    }
+
     /// A request from a client's authenticated channel.
     pub(crate) fn on_client_request(&mut self, now: Time, req: Request, out: &mut Vec<PbftAction>) {
         if req.payload.len() > self.cfg.max_request_bytes {
@@ -51,11 +64,20 @@ impl Pbft {
             return;
         }
         if self.view_active && self.is_primary() {
-            if self.queue.len() >= self.admission_bound() && !self.pending.contains(&req.key()) {
+            let known = self.pending.contains(&req.key());
+            let full = self.queue.len() >= self.admission_bound();
+            let share_used = self.queue.len() >= self.contended_bound()
+                && self.queued_by_client.get(req.client) >= self.per_client_bound();
+            if !known && (full || share_used) {
                 // Admission control: the queue holds what back-pressure lets this
                 // primary order before execution catches up; more would only wait
-                // (and time out) here. Tell the client at once, so it backs off.
+                // (and time out) here. Tell the client at once, so it backs off. One
+                // client gets at most its share of the queue, so a flooding client
+                // cannot starve the others.
                 self.counters.refused_busy += 1;
+                if !full {
+                    self.counters.refused_busy_client_share += 1;
+                }
                 self.refuse_busy(&req, out);
                 return;
             }
@@ -173,7 +195,9 @@ impl Pbft {
         });
     }
 
-    fn enqueue(&mut self, now: Time, req: Request) {
+    /// Queues `req` at the primary unless it is queued already or the queue is at
+    /// its capacity ([`Pbft::queue_capacity`]; counted as `dropped_queue_full`).
+    pub(crate) fn enqueue(&mut self, now: Time, req: Request) {
         let key = req.key();
         if self.pending.contains(&key) {
             return;
@@ -183,6 +207,7 @@ impl Pbft {
             return;
         }
         self.pending.insert(key);
+        self.queued_by_client.add(req.client);
         self.queue.push_back(req);
         self.queue_since.get_or_insert(now);
     }
@@ -254,6 +279,7 @@ impl Pbft {
                 break;
             }
             let req = self.queue.pop_front().expect("front exists");
+            self.queued_by_client.remove(req.client);
             let done = is_delivered(&self.delivered_table, req.client, req.number);
             if done {
                 self.pending.remove(&req.key());
@@ -266,7 +292,31 @@ impl Pbft {
         if requests.is_empty() {
             return;
         }
-        let batch = Arc::new(Batch::new(requests));
+        self.pre_prepare(now, Arc::new(Batch::new(requests)), out);
+    }
+
+    /// Proposes an empty batch at the next sequence number if the window and the
+    /// pipeline depth allow (execution back-pressure aside); returns whether it did.
+    /// No correct primary does this: it is the `censor-empty` Byzantine mode's way to
+    /// look live while ordering nothing (`byzantine.rs`).
+    pub(crate) fn propose_empty(&mut self, now: Time, out: &mut Vec<PbftAction>) -> bool {
+        if !self.view_active || !self.is_primary() || !self.in_window(self.next_seq) {
+            return false;
+        }
+        let in_flight = self
+            .next_seq
+            .0
+            .saturating_sub(self.last_delivered.0)
+            .saturating_sub(1);
+        if in_flight >= self.cfg.max_in_flight {
+            return false;
+        }
+        self.pre_prepare(now, Batch::null(), out);
+        true
+    }
+
+    /// The primary's pre-prepare of `batch` at the next sequence number.
+    fn pre_prepare(&mut self, now: Time, batch: Arc<Batch>, out: &mut Vec<PbftAction>) {
         let digest = batch.digest();
         let seq = self.next_seq;
         self.next_seq = seq.next();
@@ -641,6 +691,14 @@ impl Pbft {
             entry.delivered_at = Some(now);
             let committed_batch = entry.batch.clone();
             let batch = self.filter_fresh(&committed_batch);
+            if batch.len() >= self.cfg.max_batch
+                || batch
+                    .payload_bytes()
+                    .saturating_add(self.cfg.max_request_bytes)
+                    > self.cfg.max_batch_bytes
+            {
+                self.full_batches_delivered += 1;
+            }
             let checkpoint = seq.is_checkpoint(self.cfg.checkpoint_interval);
             self.pending_execution.insert(
                 seq,
@@ -673,15 +731,19 @@ impl Pbft {
     /// ([`filter_fresh`]).
     fn filter_fresh(&mut self, batch: &Arc<Batch>) -> Arc<Batch> {
         let (awaited, pending) = (&mut self.awaited, &mut self.pending);
+        let mut awaited_delivered = 0;
         let (fresh, left_out) = filter_fresh(
             &mut self.delivered_table,
             batch,
             self.cfg.client_window,
             |req| {
-                awaited.remove(&req.key());
+                if awaited.remove(&req.key()).is_some() {
+                    awaited_delivered += 1;
+                }
                 pending.remove(&req.key());
             },
         );
+        self.awaited_delivered += awaited_delivered;
         self.counters.duplicate_requests_filtered += left_out.duplicates;
         self.counters.requests_too_far += left_out.too_far;
         fresh
@@ -709,13 +771,18 @@ impl Pbft {
         self.last_executed = ex.seq;
         self.record_and_reply(&pending.batch, ex.results, out);
         if let Some(delivered) = pending.delivered_at_checkpoint {
-            let Some(app_digest) = ex.app_digest else {
-                self.counters.unexpected_executions += 1;
-                tracing::warn!(replica = %self.me, seq = %ex.seq, "checkpoint executed without a digest");
-                return;
-            };
-            let tables = ClientTables { delivered };
-            self.take_checkpoint(now, ex.seq, app_digest, tables, out);
+            match ex.app_digest {
+                Some(app_digest) => {
+                    let tables = ClientTables { delivered };
+                    self.take_checkpoint(now, ex.seq, app_digest, tables, out);
+                }
+                None => {
+                    // Counted and the checkpoint skipped, but execution did catch up:
+                    // back-pressure must still release the next batch below.
+                    self.counters.unexpected_executions += 1;
+                    tracing::warn!(replica = %self.me, seq = %ex.seq, "checkpoint executed without a digest");
+                }
+            }
         }
         // Execution caught up by one: a batch held back by `max_unexecuted` may go.
         self.try_propose(now, false, out);
@@ -767,11 +834,12 @@ impl Pbft {
             return; // runs on, whatever else was delivered
         }
         if let Some(key) = self.oldest_awaited() {
+            // A fresh time-out for the oldest request; the extensions it already
+            // waited through (timers for older requests) still count against it.
             self.timed_request = Some(key);
             let at = now + self.view_timeout();
             self.set_timer(PbftTimer::View, at, out);
-            self.timer_progress_mark = self.last_delivered;
-            self.timer_extensions = 0;
+            self.mark_timer_progress();
             return;
         }
         // Requests queued at the primary do not count: they wait only when the
@@ -781,11 +849,33 @@ impl Pbft {
         if waiting && (!armed || progressed) {
             let at = now + self.view_timeout();
             self.set_timer(PbftTimer::View, at, out);
-            self.timer_progress_mark = self.last_delivered;
+            self.mark_timer_progress();
             self.timer_extensions = 0;
         } else if !waiting && armed {
             self.cancel_timer(PbftTimer::View, out);
         }
+    }
+
+    /// Notes where delivery stands as the view timer is armed or extended.
+    pub(crate) fn mark_timer_progress(&mut self) {
+        self.timer_mark = ProgressMark {
+            requests: self.counters.requests_delivered,
+            awaited: self.awaited_delivered,
+            full_batches: self.full_batches_delivered,
+            arrivals: self.awaited_arrivals,
+        };
+    }
+
+    /// Whether the primary made progress since the view timer was armed or extended:
+    /// it delivered fresh requests (empty batches, or batches of requests delivered
+    /// before, do not count), and some of them were awaited here or it delivered full
+    /// batches (busy, as under overload). A primary that only orders a trickle of
+    /// other requests while we wait is not slow but censoring.
+    pub(crate) fn primary_progressed(&self) -> bool {
+        let mark = &self.timer_mark;
+        self.counters.requests_delivered > mark.requests
+            && (self.awaited_delivered > mark.awaited
+                || self.full_batches_delivered > mark.full_batches)
     }
 
     /// The awaited request that arrived first, skipping (and dropping) those already
@@ -796,7 +886,7 @@ impl Pbft {
             .retain(|(client, number), _| !is_delivered(table, *client, *number));
         self.awaited
             .iter()
-            .min_by_key(|(_, (arrival, _))| *arrival)
+            .min_by_key(|(_, a)| a.arrival)
             .map(|(key, _)| *key)
     }
 }

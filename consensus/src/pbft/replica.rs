@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checkpoint::{CheckpointReplica, CheckpointVotes, OwnCheckpoint, PendingInstall};
+use crate::client_quota::QueuedPerClient;
 use crate::crypto::Keyring;
 use crate::exactly_once::{DeliveredTable, ReplyCache};
 use crate::params::ParamsError;
@@ -63,9 +64,12 @@ pub(crate) struct FutureLoad {
 /// headers, a vote), in bytes.
 pub(crate) const FUTURE_OVERHEAD: usize = 256;
 /// How many times a backup extends its normal-case view timer while the primary
-/// keeps delivering batches (slow, not dead: overloaded by execution). Bounded, so a
-/// primary that orders everyone's requests but one is still replaced, after at most
-/// `1 + MAX_VIEW_TIMER_EXTENSIONS` time-outs.
+/// makes progress (slow, not dead: overloaded by execution): it delivered fresh
+/// requests since the timer was armed, and either some of them were awaited or it
+/// delivered full batches. Bounded per awaited request over the view (however many
+/// timers it waited through), so a primary that orders everyone's requests but one is
+/// still replaced, after at most `1 + MAX_VIEW_TIMER_EXTENSIONS` time-outs of that
+/// request's wait.
 pub(crate) const MAX_VIEW_TIMER_EXTENSIONS: u32 = 3;
 /// Cap on retransmitted items in answer to one status message.
 pub(crate) const RETRANSMIT_LIMIT: usize = 16;
@@ -125,6 +129,33 @@ pub(crate) struct CommittedEntry {
     pub digest: Digest,
     pub batch: Arc<Batch>,
     pub delivered_at: Option<Time>,
+}
+
+/// A request a backup knows of and waits to see executed.
+#[derive(Clone, Debug)]
+pub(crate) struct Awaited {
+    /// Arrival order (a counter), for picking the oldest.
+    pub arrival: u64,
+    /// The request.
+    pub req: Request,
+    /// Normal-case view-timer extensions this request waited through in the current
+    /// view, whichever request the timer ran for: once it reaches
+    /// [`MAX_VIEW_TIMER_EXTENSIONS`] a timer running for it is not extended again, so
+    /// a primary cannot restart the budget by ordering the older requests one by one.
+    pub extensions: u32,
+}
+
+/// Where delivery stood when the normal-case view timer was armed or extended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ProgressMark {
+    /// `Counters::requests_delivered` (fresh requests, after exactly-once filtering).
+    pub requests: u64,
+    /// [`Pbft::awaited_delivered`].
+    pub awaited: u64,
+    /// [`Pbft::full_batches_delivered`].
+    pub full_batches: u64,
+    /// [`Pbft::awaited_arrivals`]: requests awaited by then waited through the time-out.
+    pub arrivals: u64,
 }
 
 /// A delivered batch awaiting the application's report.
@@ -196,21 +227,29 @@ pub struct Pbft {
     pub(crate) queue: VecDeque<Request>,
     pub(crate) queue_since: Option<Time>,
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
-    /// Requests a backup knows of and waits to see executed, with their arrival
-    /// order (a counter, for picking the oldest).
-    pub(crate) awaited: BTreeMap<(ClientId, u64), (u64, Request)>,
+    /// Requests in `queue`, per client (for `per_client_bound`).
+    pub(crate) queued_by_client: QueuedPerClient,
+    /// Requests a backup knows of and waits to see executed.
+    pub(crate) awaited: BTreeMap<(ClientId, u64), Awaited>,
     /// Arrival counter of `awaited`.
     pub(crate) awaited_arrivals: u64,
     /// The awaited request the view timer runs for (PBFT's per-request timer): set
     /// when the timer is armed for it, cleared only when it executes or the view
     /// changes, never re-armed by other deliveries.
     pub(crate) timed_request: Option<(ClientId, u64)>,
-    /// `last_delivered` when the normal-case view timer was last armed or extended:
-    /// delivered batches beyond it are the primary's progress since.
-    pub(crate) timer_progress_mark: Seq,
-    /// Extensions of the current normal-case view timer (at most
-    /// [`MAX_VIEW_TIMER_EXTENSIONS`]).
+    /// Where delivery stood when the normal-case view timer was last armed or
+    /// extended: what was delivered beyond it is the primary's progress since.
+    pub(crate) timer_mark: ProgressMark,
+    /// Extensions of the current normal-case view timer while it runs for no awaited
+    /// request (at most [`MAX_VIEW_TIMER_EXTENSIONS`]); a timer that runs for an
+    /// awaited request counts that request's [`Awaited::extensions`] instead.
     pub(crate) timer_extensions: u32,
+    /// Awaited requests delivered so far (only grows).
+    pub(crate) awaited_delivered: u64,
+    /// Full batches delivered so far (only grows): batches that, after exactly-once
+    /// filtering, held `max_batch` requests or had no room for another request of
+    /// `max_request_bytes`.
+    pub(crate) full_batches_delivered: u64,
     /// When set, requests from other client ids are refused, so a Byzantine primary
     /// cannot grow the client tables with made-up clients.
     pub(crate) allowed_clients: Option<BTreeSet<ClientId>>,
@@ -288,11 +327,14 @@ impl Pbft {
             queue: VecDeque::new(),
             queue_since: None,
             pending: BTreeSet::new(),
+            queued_by_client: QueuedPerClient::default(),
             awaited: BTreeMap::new(),
             awaited_arrivals: 0,
             timed_request: None,
-            timer_progress_mark: Seq(0),
+            timer_mark: ProgressMark::default(),
             timer_extensions: 0,
+            awaited_delivered: 0,
+            full_batches_delivered: 0,
             allowed_clients: None,
             timers: Timers::default(),
             counters: Counters::default(),
@@ -499,7 +541,14 @@ impl Pbft {
             return false;
         }
         self.awaited_arrivals = self.awaited_arrivals.wrapping_add(1);
-        self.awaited.insert(key, (self.awaited_arrivals, req));
+        self.awaited.insert(
+            key,
+            Awaited {
+                arrival: self.awaited_arrivals,
+                req,
+                extensions: 0,
+            },
+        );
         true
     }
 

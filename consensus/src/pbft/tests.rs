@@ -518,9 +518,10 @@ fn the_primary_orders_at_most_max_unexecuted_batches_beyond_its_execution() {
     let mut h = Harness::new(4, |c| c.max_unexecuted = 2);
     h.held_executions[0] = Some(Vec::new());
     // Request 1 goes alone (the pipeline is idle), 2–5 fill the second batch; the
-    // rest wait in the queue (within the admission bound of 2 × 4).
+    // rest wait in the queue (within the admission bound of 2 × 4, and each of the
+    // three clients within its share of one batch).
     for number in 1..=12 {
-        h.request(0, 1, number);
+        h.request(0, 1 + (number as u32 - 1) % 3, (number - 1) / 3 + 1);
     }
     h.settle();
     h.advance(Duration::from_millis(2));
@@ -575,6 +576,112 @@ fn the_primary_refuses_client_requests_as_busy_when_its_queue_is_full() {
     assert_eq!(h.delivered_keys(1).len() as u64, bound + 2);
 }
 
+/// A new primary queues the requests it awaited as a backup — they were admitted
+/// already — instead of passing them through admission control: with more awaited
+/// requests than the admission bound, it used to refuse the rest as busy (review of
+/// 9f188dc, issue 13 item 1). Every awaited request is ordered, none refused.
+#[test]
+fn a_new_primary_queues_the_requests_it_awaited_without_refusing_them() {
+    let mut h = Harness::new(4, |c| c.max_unexecuted = 1);
+    let bound = h.nodes[1].admission_bound() as u64;
+    assert_eq!(bound, 4);
+    h.silenced[0] = true;
+    // The client timed out and sent 3 × bound requests to every replica.
+    for number in 1..=3 * bound {
+        for i in 0..4 {
+            h.request(i, 1, number);
+        }
+    }
+    h.settle();
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.nodes[1].view, View(1));
+    assert!(h.nodes[1].is_primary());
+    assert_eq!(
+        h.nodes[1].counters.refused_busy, 0,
+        "awaited requests refused"
+    );
+    assert!(
+        h.replies
+            .iter()
+            .all(|r| r.replica != ReplicaId(1) || r.busy.is_empty()),
+        "a busy refusal from the new primary"
+    );
+    for i in 1..4 {
+        assert_eq!(h.delivered_keys(i).len() as u64, 3 * bound, "replica {i}");
+    }
+}
+
+/// A primary held back by `max_unexecuted` whose execution report for a checkpoint
+/// comes without the application digest still proposes the next batch at once: the
+/// report is counted and the checkpoint skipped, but execution caught up (it used to
+/// return before proposing, so the primary stalled until another event).
+#[test]
+fn a_checkpoint_executed_without_its_digest_still_releases_the_next_batch() {
+    let mut h = Harness::new(4, |c| c.max_unexecuted = 1);
+    h.withhold_digest[0] = true;
+    h.held_executions[0] = Some(Vec::new());
+    for number in 1..=3 {
+        h.request(0, 1, number);
+        h.settle();
+        h.release_executions(0);
+    }
+    assert_eq!(h.nodes[0].last_executed, Seq(3));
+    // Seq 4 (a checkpoint at K = 4) is ordered; its execution report is held, so
+    // request 5 waits, throttled.
+    h.request(0, 1, 4);
+    h.settle();
+    h.request(0, 1, 5);
+    h.settle();
+    assert_eq!(h.nodes[0].counters.batches_proposed, 4);
+    assert!(h.nodes[0].counters.proposals_throttled > 0);
+    h.release_executions(0);
+    assert_eq!(h.nodes[0].counters.unexpected_executions, 1);
+    assert_eq!(
+        h.nodes[0].counters.batches_proposed, 5,
+        "the throttled batch goes as soon as the checkpoint executed"
+    );
+    for i in 1..4 {
+        assert_eq!(h.delivered_keys(i).len(), 5, "replica {i}");
+    }
+}
+
+/// Admission fairness: client 1 floods the primary, whose execution lags; past its
+/// share of the queue (a quarter of the admission bound, at least one batch) its
+/// requests are refused as busy, and client 2's are still queued and ordered —
+/// before, client 1 filled the whole admission bound and client 2 was refused.
+#[test]
+fn a_flooding_client_cannot_starve_another() {
+    let mut h = Harness::new(4, |c| c.max_unexecuted = 4);
+    let (bound, share) = (h.nodes[0].admission_bound(), h.nodes[0].per_client_bound());
+    assert_eq!((bound, share), (16, 4));
+    h.held_executions[0] = Some(Vec::new());
+    for number in 1..=40 {
+        h.request(0, 1, number);
+    }
+    h.settle();
+    let refused = h.nodes[0].counters.refused_busy;
+    assert!(refused > 0);
+    assert_eq!(h.nodes[0].counters.refused_busy_client_share, refused);
+    for number in 1..=4 {
+        h.request(0, 2, number);
+    }
+    h.settle();
+    assert_eq!(
+        h.nodes[0].counters.refused_busy, refused,
+        "client 2 was refused"
+    );
+    for _ in 0..20 {
+        h.release_executions(0);
+        h.advance(Duration::from_millis(2));
+    }
+    let client_2 = h
+        .delivered_keys(1)
+        .into_iter()
+        .filter(|(c, _)| *c == ClientId(2))
+        .count();
+    assert_eq!(client_2, 4);
+}
+
 /// Issue 10 item 2: a primary that orders other clients' requests but never client
 /// 9's is replaced. The backups wait for client 9's request; its timer is not re-armed
 /// by the deliveries of client 1's requests.
@@ -589,11 +696,11 @@ fn primary_censoring_one_client_is_replaced() {
     h.inflight
         .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
     h.settle();
-    // Meanwhile client 1's requests commit every 200 ms (a fifth of the view timer).
-    // The backups see the primary progress, so they extend their timers, but only
-    // MAX_VIEW_TIMER_EXTENSIONS times: after four time-outs they replace it.
-    for number in 1..=25 {
-        h.request(0, 1, number);
+    // Meanwhile a full batch of client 1's requests commits every 200 ms (a fifth of
+    // the view timer). The backups see the primary busy, so they extend their timers,
+    // but only MAX_VIEW_TIMER_EXTENSIONS times: after four time-outs they replace it.
+    for k in 0..25 {
+        h.inject(0, 1, Message::Forward(full_batch(&h, 1, k)));
         h.settle();
         h.advance(Duration::from_millis(200));
     }
@@ -608,6 +715,116 @@ fn primary_censoring_one_client_is_replaced() {
             h.delivered_keys(i).contains(&(ClientId(9), 1)),
             "replica {i}: the censored request executed in the new view"
         );
+    }
+}
+
+/// Client `client`'s requests `4k + 1 ..= 4k + 4`: one full batch at the harness's
+/// `max_batch` of 4.
+fn full_batch(h: &Harness, client: u32, k: u64) -> Vec<Request> {
+    (1..=4)
+        .map(|i| h.signed(client, 4 * k + i, format!("op-{client}-{}", 4 * k + i)))
+        .collect()
+}
+
+/// The backups wait for client 9's request 1 (its forwards never reach the primary);
+/// the primary keeps delivering something every 200 ms, but never a full batch nor
+/// an awaited request: `progress` does it (one of client 1's requests, or an empty
+/// batch). That is no progress for the view timer (issue 13 review): the backups
+/// replace the primary after one time-out, without extending their timers.
+fn censoring_primary_looking_live(progress: impl Fn(&mut Harness, u64)) -> Harness {
+    let mut h = Harness::new(4, |_| {});
+    for i in 1..4 {
+        h.request(i, 9, 1);
+    }
+    h.inflight
+        .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
+    h.settle();
+    for k in 1..=7 {
+        progress(&mut h, k);
+        h.settle();
+        h.advance(Duration::from_millis(200));
+    }
+    for i in 1..4 {
+        assert_eq!(h.nodes[i].counters.view_timer_extensions, 0, "replica {i}");
+        assert!(h.nodes[i].view >= View(1), "replica {i} still in view 0");
+        assert!(
+            h.delivered_keys(i).contains(&(ClientId(9), 1)),
+            "replica {i}: the censored request executed in the new view"
+        );
+    }
+    h
+}
+
+#[test]
+fn a_trickle_of_other_requests_does_not_extend_the_view_timer() {
+    censoring_primary_looking_live(|h, k| h.request(0, 1, k));
+}
+
+#[test]
+fn empty_batches_do_not_extend_the_view_timer() {
+    let h = censoring_primary_looking_live(|h, _| {
+        let mut out = Vec::new();
+        let now = h.now;
+        if h.nodes[0].propose_empty(now, &mut out) {
+            h.apply(0, out);
+        }
+    });
+    assert!(
+        h.nodes[0].counters.batches_proposed >= 4,
+        "empty batches went out"
+    );
+}
+
+/// A request's view-timer extensions count over the view, not per timer: client 9's
+/// requests 1 and 2 wait at the backups; a busy primary (a full batch every 200 ms)
+/// earns the three extensions of request 1's timer, then orders request 1 just
+/// before the fourth time-out. Request 2 waited through those extensions too (but
+/// the first: it arrived after the timer was armed): its timer (restarted when
+/// request 1 executed) is extended once more, and the backups replace the primary
+/// two time-outs later — not four (the count used to restart with every request, so
+/// a primary could order one request per four time-outs).
+#[test]
+fn view_timer_extensions_are_bounded_per_request_over_the_view() {
+    let mut h = Harness::new(4, |_| {});
+    for i in 1..4 {
+        h.request(i, 9, 1);
+        h.request(i, 9, 2);
+    }
+    h.inflight
+        .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
+    h.settle();
+    for k in 0..17 {
+        h.inject(0, 1, Message::Forward(full_batch(&h, 1, k)));
+        h.settle();
+        h.advance(Duration::from_millis(200));
+    }
+    // 3.4 s: three extensions, the fourth time-out due at 4 s.
+    let max = u64::from(crate::pbft::replica::MAX_VIEW_TIMER_EXTENSIONS);
+    for i in 1..4 {
+        assert_eq!(
+            h.nodes[i].counters.view_timer_extensions, max,
+            "replica {i}"
+        );
+        assert_eq!(h.nodes[i].view, View(0));
+    }
+    h.request(0, 9, 1);
+    h.settle();
+    for k in 17..28 {
+        h.inject(0, 1, Message::Forward(full_batch(&h, 1, k)));
+        h.settle();
+        h.advance(Duration::from_millis(200));
+    }
+    // 5.6 s: request 2 arrived just after the first timer was armed, so it waited
+    // through two of its extensions: its own timer, armed at 3.4 s, is extended
+    // once at 4.4 s and runs out at 5.4 s (it used to be extended three times more).
+    for i in 1..4 {
+        assert_eq!(
+            h.nodes[i].counters.view_timer_extensions,
+            max + 1,
+            "replica {i}"
+        );
+        assert!(h.nodes[i].view >= View(1), "replica {i} still in view 0");
+        assert!(h.delivered_keys(i).contains(&(ClientId(9), 2)));
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::checkpoint::CheckpointReplica;
+use crate::exactly_once::is_delivered;
 use crate::pbft::Pbft;
 use crate::pbft::decision::{Decision, decide};
 use crate::pbft::durable::PbftRecord;
@@ -26,20 +27,29 @@ impl Pbft {
     /// The view timer fired: the primary made no progress on work we wait for, or the
     /// new view we wait for did not arrive. Move on to the next view.
     pub(crate) fn on_view_timer(&mut self, now: Time, out: &mut Vec<PbftAction>) {
-        // A slow primary is not a dead one: if batches were delivered since the timer
-        // was armed (the primary keeps ordering; under overload it orders at the pace
-        // execution allows), wait another time-out, at most
-        // MAX_VIEW_TIMER_EXTENSIONS times for the same wait — so a primary that
-        // orders others' requests but never the awaited one is still replaced.
-        if self.view_active
-            && self.last_delivered > self.timer_progress_mark
-            && self.timer_extensions < MAX_VIEW_TIMER_EXTENSIONS
-        {
-            self.timer_extensions += 1;
-            self.timer_progress_mark = self.last_delivered;
+        // A slow primary is not a dead one: if it made progress since the timer was
+        // armed (`primary_progressed`: fresh requests delivered, some of them awaited
+        // or in full batches — under overload it orders at the pace execution
+        // allows), wait another time-out, at most MAX_VIEW_TIMER_EXTENSIONS times per
+        // awaited request over the view — so a primary that orders others' requests
+        // (or empty batches) but never the awaited one is still replaced, and cannot
+        // restart the count by ordering the awaited requests one by one.
+        let extensions = match self.timed_request.and_then(|k| self.awaited.get(&k)) {
+            Some(awaited) => awaited.extensions,
+            None => self.timer_extensions,
+        };
+        if self.view_active && extensions < MAX_VIEW_TIMER_EXTENSIONS && self.primary_progressed() {
+            self.timer_extensions = self.timer_extensions.saturating_add(1);
+            let arrived_by = self.timer_mark.arrivals;
+            for awaited in self.awaited.values_mut() {
+                if awaited.arrival <= arrived_by {
+                    awaited.extensions = awaited.extensions.saturating_add(1);
+                }
+            }
             self.counters.view_timer_extensions += 1;
             let at = now + self.view_timeout();
             self.set_timer(PbftTimer::View, at, out);
+            self.mark_timer_progress();
             return;
         }
         let target = self.view.next();
@@ -95,6 +105,7 @@ impl Pbft {
     fn requeue_as_awaited(&mut self) {
         let cap = self.queue_capacity();
         let queued: Vec<Request> = self.queue.drain(..).collect();
+        self.queued_by_client.recount([]);
         for req in queued {
             if self.awaited.len() < cap {
                 self.await_request(req);
@@ -417,12 +428,23 @@ impl Pbft {
         self.prune_future();
         if primary {
             self.next_seq = last.max(self.last_delivered).next();
+            // The requests we waited for as a backup were admitted already (checked,
+            // MAC-verified, counted against the wait list's bound): queue them, oldest
+            // first, up to the queue's capacity — not through admission control, which
+            // would refuse them as busy once the queue holds its admission bound,
+            // leaving clients whose requests the backups await to time out again.
             let mut awaited: Vec<_> = std::mem::take(&mut self.awaited).into_values().collect();
-            awaited.sort_by_key(|(arrival, _)| *arrival);
-            for (_, req) in awaited {
-                self.on_client_request(now, req, out);
+            awaited.sort_by_key(|a| a.arrival);
+            for a in awaited {
+                if !is_delivered(&self.delivered_table, a.req.client, a.req.number) {
+                    self.enqueue(now, a.req);
+                }
             }
         } else {
+            // A new primary: the requests' extension budgets start again.
+            for awaited in self.awaited.values_mut() {
+                awaited.extensions = 0;
+            }
             self.forward_awaited(out);
         }
         for (from, msg) in buffered {
@@ -439,8 +461,8 @@ impl Pbft {
         }
         let primary = self.primary();
         let mut reqs: Vec<_> = self.awaited.values().cloned().collect();
-        reqs.sort_by_key(|(arrival, _)| *arrival);
-        let reqs: Vec<Request> = reqs.into_iter().map(|(_, req)| req).collect();
+        reqs.sort_by_key(|a| a.arrival);
+        let reqs: Vec<Request> = reqs.into_iter().map(|a| a.req).collect();
         for chunk in reqs.chunks(self.cfg.max_batch) {
             self.send(primary, Message::Forward(chunk.to_vec()), out);
         }

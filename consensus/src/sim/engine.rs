@@ -190,6 +190,10 @@ pub struct Outcome {
     pub common: Vec<Option<CommonCounters>>,
     /// Highest sequence number delivered by a correct replica.
     pub highest_delivered: Seq,
+    /// Busy refusals the clients received from their requests' routes.
+    pub client_busy_refusals: u64,
+    /// Requests the clients sent again after a busy refusal's back-off.
+    pub client_busy_retries: u64,
     /// Per replica: whether it still counted as correct at the end (a scheduled
     /// `byzantine` step makes it faulty).
     pub correct_at_end: Vec<bool>,
@@ -418,6 +422,16 @@ impl<P: Protocol> Engine<P> {
             replicas,
             common,
             highest_delivered: self.checker.highest_delivered(),
+            client_busy_refusals: self
+                .clients
+                .iter()
+                .map(|c| c.core.counters().busy_refusals)
+                .sum(),
+            client_busy_retries: self
+                .clients
+                .iter()
+                .map(|c| c.core.counters().busy_retries)
+                .sum(),
             correct_at_end: self.nodes.iter().map(|n| n.correct).collect(),
         }
     }

@@ -83,6 +83,10 @@ pub struct SimConfig {
     /// ([`ProtocolParams::set_param`]; `tandem sim --protocol-param KEY=VALUE`), such
     /// as HotStuff's `leader_election = reputation`. Empty by default.
     pub protocol_params: Vec<(String, String)>,
+    /// [`CommonParams::max_unexecuted`] of every replica (8, the default; a test may
+    /// set `1 << 20` to run without back-pressure). Not part of
+    /// [`SimConfig::replay_command`]: `tandem sim` runs the default.
+    pub max_unexecuted: u64,
     /// Test-only: run the protocol with a safety rule broken
     /// ([`ProtocolParams::break_safety`]), to show the checker catches it.
     #[cfg(test)]
@@ -146,6 +150,7 @@ impl SimConfig {
             storage_faults: true,
             scripted_faults: None,
             protocol_params: Vec::new(),
+            max_unexecuted: 8,
             #[cfg(test)]
             break_safety: false,
         }
@@ -168,7 +173,7 @@ impl SimConfig {
             status_interval: Duration::from_millis(100),
             transfer_timeout: Duration::from_millis(500),
             state_chunk_bytes: crate::state_chunks::DEFAULT_STATE_CHUNK_BYTES,
-            max_unexecuted: 8,
+            max_unexecuted: self.max_unexecuted,
         }
     }
 
@@ -273,6 +278,12 @@ pub struct SimReport {
     pub state_transfers: u64,
     /// Highest sequence number delivered.
     pub highest_delivered: Seq,
+    /// Busy refusals sent by correct replicas still up at the end (admission control).
+    pub refused_busy: u64,
+    /// Busy refusals the clients received from their requests' routes.
+    pub client_busy_refusals: u64,
+    /// Requests the clients sent again after a busy refusal's back-off.
+    pub client_busy_retries: u64,
     /// Replicas that were Byzantine, and the name of their mode.
     pub byzantine: Vec<(ReplicaId, &'static str)>,
     /// Events processed.
@@ -331,6 +342,9 @@ fn run_protocol<P: Protocol>(cfg: &SimConfig) -> SimReport {
                 view_changes: 0,
                 state_transfers: 0,
                 highest_delivered: Seq(0),
+                refused_busy: 0,
+                client_busy_refusals: 0,
+                client_busy_retries: 0,
                 byzantine: Vec::new(),
                 events: 0,
                 restarts_from_snapshot: 0,
@@ -427,6 +441,7 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
 
     let mut view_changes = 0;
     let mut state_transfers = 0;
+    let mut refused_busy = 0;
     for (i, counters) in outcome.common.iter().enumerate() {
         let Some(counters) = counters else { continue };
         if byzantine.contains_key(&i) {
@@ -434,6 +449,7 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
         }
         view_changes += counters.view_changes;
         state_transfers += counters.state_transfers;
+        refused_busy += counters.refused_busy;
     }
     let mut violations = outcome.violations;
     if overload && (view_changes > 0 || state_transfers > 0) {
@@ -450,6 +466,9 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
         view_changes,
         state_transfers,
         highest_delivered: outcome.highest_delivered,
+        refused_busy,
+        client_busy_refusals: outcome.client_busy_refusals,
+        client_busy_retries: outcome.client_busy_retries,
         byzantine: byzantine
             .into_iter()
             .map(|(r, m)| (ReplicaId(r as u32), m))
