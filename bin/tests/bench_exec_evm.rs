@@ -1,7 +1,8 @@
 //! `tandem bench-exec --vm evm` end to end at a tiny size: the table has its columns
 //! (gas/s included), the sequential revm baseline and one row per executor × thread
 //! count for each workload, independent instances (`NAME@N`) included, and every
-//! executor ended at sequential revm's digest (the command fails otherwise).
+//! executor ended at sequential revm's digest (the command fails otherwise); with
+//! `--auth channel,secp256k1`, the same rows again for signed transactions.
 
 use std::process::Command;
 
@@ -24,6 +25,8 @@ fn bench_exec_evm_prints_speedups_with_gas() {
             "1",
             "--accounts",
             "20",
+            "--auth",
+            "channel,secp256k1",
         ])
         .output()
         .expect("run tandem");
@@ -49,7 +52,12 @@ fn bench_exec_evm_prints_speedups_with_gas() {
     ] {
         assert!(columns.contains(&column), "{column} missing: {header}");
     }
-    for workload in ["erc20", "uniswap@4"] {
+    for workload in [
+        "erc20",
+        "uniswap@4",
+        "erc20/secp256k1",
+        "uniswap@4/secp256k1",
+    ] {
         let rows: Vec<Vec<&str>> = stdout
             .lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())

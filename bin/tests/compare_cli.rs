@@ -42,8 +42,8 @@ fn a_two_cell_comparison_runs_each_cell_and_writes_its_folder() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "2 cells × 1 runs; CPU budget per replica: none (replicas share every CPU); \
-         executor threads per replica: 2",
+        "2 cells × 1 runs; VM ledger; CPU budget per replica: none (replicas share every \
+         CPU); executor threads per replica: 2",
         "{stdout}"
     );
     assert!(lines[1].starts_with("cell"), "{stdout}");
@@ -104,7 +104,7 @@ fn a_dry_run_lists_the_interleaved_order_and_bad_axes_are_refused() {
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.starts_with("2 cells × 2 runs; CPU budget per replica: none"),
+        stdout.starts_with("2 cells × 2 runs; VM ledger; CPU budget per replica: none"),
         "{stdout}"
     );
     let order: Vec<&str> = stdout
@@ -153,8 +153,8 @@ fn a_comparison_states_its_cpu_budget_and_refuses_one_it_cannot_meet() {
     );
     assert_eq!(
         stdout.lines().next().unwrap(),
-        "2 cells × 1 runs; CPU budget per replica: sets 0;0;0;0 (sched_setaffinity); \
-         executor threads per replica: 1"
+        "2 cells × 1 runs; VM ledger; CPU budget per replica: sets 0;0;0;0 \
+         (sched_setaffinity); executor threads per replica: 1"
     );
     for (args, want) in [
         (
@@ -185,4 +185,128 @@ fn a_comparison_states_its_cpu_budget_and_refuses_one_it_cannot_meet() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// Issue 15 item 6: `--vm evm` compares protocol × executor pairings on the EVM. A
+/// dry run lists EVM cells (labels start with `evm`, the header names the VM), a
+/// ledger workload or an unknown VM is refused before anything runs, and one short
+/// real run writes the VM into `compare.csv` and the run's `summary.json`.
+#[test]
+fn an_evm_comparison_lists_runs_and_records_its_vm() {
+    let out = tandem()
+        .args([
+            "compare",
+            "--vm",
+            "evm",
+            "--protocols",
+            "pbft,hotstuff",
+            "--executors",
+            "sequential,block-stm",
+            "--workloads",
+            "uniswap",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("4 cells × 1 runs; VM evm; "),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "  1. evm pbft sequential (run 1)",
+            "  2. evm pbft block-stm (run 1)",
+            "  3. evm hotstuff sequential (run 1)",
+            "  4. evm hotstuff block-stm (run 1)",
+        ],
+        "{stdout}"
+    );
+    for (args, want) in [
+        (
+            &["--vm", "evm", "--workloads", "dex"][..],
+            "unknown EVM workload `dex`",
+        ),
+        (
+            &["--vm", "wasm"],
+            "--vm: expected ledger or evm, got `wasm`",
+        ),
+    ] {
+        let out = tandem()
+            .args(["compare", "--dry-run"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+
+    let base = tempfile::tempdir().unwrap();
+    let out = tandem()
+        .args([
+            "compare",
+            "--vm",
+            "evm",
+            "--workloads",
+            "erc20",
+            "--accounts",
+            "200",
+            "--pools",
+            "1",
+            "--rate",
+            "300",
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--name",
+            "evm-cmp",
+        ])
+        .arg("--results")
+        .arg(base.path())
+        .output()
+        .expect("tandem runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = std::fs::read_dir(base.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let csv = std::fs::read_to_string(dir.join("compare.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    let column = |name: &str| rows[0].iter().position(|h| *h == name).unwrap();
+    assert_eq!(rows[1][0], "evm", "{csv}");
+    assert_eq!(rows[1][column("vm")], "evm", "{csv}");
+    assert_eq!(rows[1][column("workload")], "erc20", "{csv}");
+    assert!(
+        rows[1][column("tps_median")].parse::<f64>().unwrap() > 0.0,
+        "{csv}"
+    );
+    let run = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["parameters"]["vm"], "evm");
+    assert_eq!(summary["safety"]["agreed"], true, "{}", summary["safety"]);
 }

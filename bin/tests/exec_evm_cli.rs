@@ -129,3 +129,97 @@ fn evm_malformed_entry_names_the_file_entry_and_field() {
         "{err}"
     );
 }
+
+/// A secp256k1 genesis: emitted transactions are `{"raw": …}`, every executor gives
+/// the same receipts; a tampered signature is a `bad signature` receipt with no
+/// gas, and an unsigned entry is refused.
+#[test]
+fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = write(
+        dir.path(),
+        "genesis.json",
+        r#"{"workload": {"kind": "erc20", "accounts": 20, "seed": 4}, "auth": "secp256k1"}"#,
+    );
+    let emitted = tandem(&[
+        "exec",
+        "--vm",
+        "evm",
+        "--genesis",
+        &genesis,
+        "--emit-txs",
+        "30",
+    ]);
+    assert!(
+        emitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&emitted.stderr)
+    );
+    let mut entries: Vec<Value> = serde_json::from_slice(&emitted.stdout).unwrap();
+    assert!(entries.iter().all(|e| e["raw"].is_string()));
+    // Entry 4: flip a bit of s (the last byte of the signed bytes).
+    let raw = entries[4]["raw"].as_str().unwrap().to_string();
+    let last = u8::from_str_radix(&raw[raw.len() - 2..], 16).unwrap() ^ 1;
+    entries[4]["raw"] = Value::from(format!("{}{last:02x}", &raw[..raw.len() - 2]));
+    let txs = write(
+        dir.path(),
+        "txs.json",
+        &serde_json::to_string(&entries).unwrap(),
+    );
+    let mut seen: Option<Value> = None;
+    for executor in ["sequential", "block-stm", "access-list"] {
+        let out = tandem(&[
+            "exec",
+            "--vm",
+            "evm",
+            "--genesis",
+            &genesis,
+            "--txs",
+            &txs,
+            "--executor",
+            executor,
+            "--threads",
+            "2",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let receipts = v["receipts"].as_array().unwrap();
+        // Another s: it either recovers another key (whose nonce and funds do not
+        // fit) or none, or is high; never the sender's success.
+        assert_ne!(receipts[4]["status"], "success", "{executor}");
+        assert!(
+            receipts[0]["status"] == "success",
+            "{executor}: {:?}",
+            receipts[0]
+        );
+        if let Some(first) = &seen {
+            assert_eq!(first, &(v["receipts"].clone()), "{executor}");
+        }
+        seen = Some(v["receipts"].clone());
+    }
+    // An unsigned entry under secp256k1 is refused.
+    let unsigned = write(
+        dir.path(),
+        "unsigned.json",
+        r#"[{"from": 1, "to": 2, "nonce": 0, "gas_limit": 21000}]"#,
+    );
+    let out = tandem(&[
+        "exec",
+        "--vm",
+        "evm",
+        "--genesis",
+        &genesis,
+        "--txs",
+        &unsigned,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unsigned"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -54,7 +54,7 @@ pub use executor::{
 };
 pub use json::{
     Genesis, evm_address_json, evm_receipt_json, evm_tx_json, read_evm_genesis,
-    read_evm_transactions, read_transactions,
+    read_evm_genesis_auth, read_evm_transactions, read_transactions,
 };
 pub use ledger_vm::LedgerVm;
 pub use public_key::{WeakKey, check_public_key};

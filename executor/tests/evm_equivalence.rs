@@ -6,13 +6,14 @@
 //! `execute_batch`'s receipts (status, gas used, logs, output) and state digest,
 //! batch after batch on the same executor instances; with and without EIP-2930
 //! access lists, with out-of-gas transactions, gas limits above the maximum and
-//! batches whose gas budget runs out.
+//! batches whose gas budget runs out; channel-authenticated or signed
+//! (secp256k1, senders recovered before execution), with bad signatures.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tandem_executor::evm::{
-    EvmConfig, EvmReceipt, EvmState, EvmStatus, EvmTx, EvmVm, EvmWorkloadKind, EvmWorkloadSpec,
-    attach_access_lists, execute_batch,
+    EvmAuth, EvmConfig, EvmReceipt, EvmSignature, EvmState, EvmStatus, EvmTx, EvmVm,
+    EvmWorkloadKind, EvmWorkloadSpec, attach_access_lists, execute_batch,
 };
 use tandem_executor::{Executor, ExecutorOptions, executor_for};
 
@@ -57,6 +58,9 @@ struct Case {
     /// cost (out of gas for a call that does any work).
     starve_every: Option<usize>,
     config: EvmConfig,
+    /// Sign every transaction (after its access list); each executor gets fresh
+    /// copies, so it recovers the senders itself.
+    auth: EvmAuth,
 }
 
 fn kind() -> impl Strategy<Value = EvmWorkloadKind> {
@@ -75,9 +79,22 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         prop::option::of(3usize..7),
         any::<bool>(),
+        prop::sample::select(vec![EvmAuth::Channel, EvmAuth::Secp256k1]),
     )
         .prop_map(
-            |(kind, accounts, instances, zipf, seed, threads, batches, lists, starve, tight)| {
+            |(
+                kind,
+                accounts,
+                instances,
+                zipf,
+                seed,
+                threads,
+                batches,
+                lists,
+                starve,
+                tight,
+                auth,
+            )| {
                 let config = if tight {
                     // Room for about two thirds of a batch, and a per-transaction
                     // maximum some workloads' limits exceed.
@@ -102,6 +119,7 @@ fn case() -> impl Strategy<Value = Case> {
                     lists,
                     starve_every: starve,
                     config,
+                    auth,
                 }
             },
         )
@@ -109,10 +127,14 @@ fn case() -> impl Strategy<Value = Case> {
 
 /// Runs `case` through every executor and `execute_batch`; the first mismatch.
 fn check(case: &Case) -> Result<(), String> {
-    let (genesis, deployment) = case.spec.genesis().map_err(|e| e.to_string())?;
+    let accounts = case.spec.accounts_for(case.auth);
+    let (genesis, deployment) = case
+        .spec
+        .genesis_with(&accounts)
+        .map_err(|e| e.to_string())?;
     let mut generator = case
         .spec
-        .generator(&genesis, &deployment)
+        .generator_with(&genesis, &deployment, &accounts)
         .map_err(|e| e.to_string())?;
     let mut reference = genesis.clone();
     let mut runs: Vec<(String, Box<dyn Executor<EvmVm>>, EvmState)> =
@@ -131,11 +153,16 @@ fn check(case: &Case) -> Result<(), String> {
         if case.lists {
             txs = attach_access_lists(&reference, &txs, &case.config);
         }
-        let expected = execute_batch(&mut reference, &txs, &case.config);
+        let txs: Vec<EvmTx> = txs
+            .into_iter()
+            .map(|t| accounts.sign(t, case.config.chain_id))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let expected = execute_batch(&mut reference, &txs.clone(), &case.config);
         statuses.extend(expected.iter().map(|r| status_name(&r.status)));
         let digest = reference.digest();
         for (name, executor, state) in &mut runs {
-            let out = executor.execute(state, &txs);
+            let out = executor.execute(state, &txs.clone());
             compare(&expected, &out.receipts).map_err(|e| format!("{name}, batch {b}: {e}"))?;
             if executor.digest(state) != digest || *state != reference {
                 return Err(format!("{name}, batch {b}: state differs"));
@@ -160,6 +187,7 @@ fn status_name(s: &EvmStatus) -> &'static str {
         EvmStatus::Invalid(_) => "invalid",
         EvmStatus::GasLimitAboveMax => "above max",
         EvmStatus::BatchGasBudgetExhausted => "budget",
+        EvmStatus::BadSignature(_) => "bad signature",
     }
 }
 
@@ -214,6 +242,7 @@ fn evm_executors_match_sequential_revm_on_every_workload() {
                     lists: true,
                     starve_every: None,
                     config: EvmConfig::default(),
+                    auth: EvmAuth::Channel,
                 };
                 check(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
             }
@@ -286,6 +315,105 @@ fn evm_executors_agree_on_out_of_gas_and_budget_exhaustion() {
                 assert_eq!(executor.digest(&mut state), reference.digest(), "{name}");
                 assert_eq!(state, reference, "{name}");
             }
+        }
+    }
+}
+
+/// Signed batches with bad signatures mixed in (a high s, another chain's, an r of
+/// zero, a field changed after signing) and an unsigned transaction: every
+/// executor refuses the same ones with the same `BadSignature` receipts (no gas,
+/// no budget reserved), recovers the same senders, and reaches the same state.
+#[test]
+fn evm_executors_agree_on_signed_batches_and_bad_signatures() {
+    let spec = EvmWorkloadSpec {
+        kind: EvmWorkloadKind::Erc20,
+        accounts: 16,
+        instances: 1,
+        zipf: 0.0,
+        seed: 5,
+    };
+    let accounts = spec.accounts_for(EvmAuth::Secp256k1);
+    let (genesis, deployment) = spec.genesis_with(&accounts).unwrap();
+    let mut generator = spec
+        .generator_with(&genesis, &deployment, &accounts)
+        .unwrap();
+    let config = EvmConfig {
+        max_batch_gas: 35 * 100_000,
+        ..EvmConfig::default()
+    };
+    /// n - s for a low s: the same signature's other (high) s.
+    fn high(s: [u8; 32]) -> [u8; 32] {
+        let n = tandem_executor::evm::U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        (n - tandem_executor::evm::U256::from_be_bytes(s)).to_be_bytes::<32>()
+    }
+    let mut reference = genesis.clone();
+    let mut runs: Vec<_> = [1, 2]
+        .into_iter()
+        .flat_map(|t| executors(config, t))
+        .map(|(name, e)| (name, e, genesis.clone()))
+        .collect();
+    for lists in [false, true] {
+        let mut txs = generator.batch(40);
+        if lists {
+            txs = attach_access_lists(&reference, &txs, &config);
+        }
+        let unsigned = txs[20].clone();
+        let mut txs: Vec<EvmTx> = txs
+            .into_iter()
+            .map(|t| accounts.sign(t, config.chain_id).unwrap())
+            .collect();
+        let resign = |t: &mut EvmTx, f: &dyn Fn(&EvmSignature) -> EvmSignature| {
+            let sig = f(t.signature.as_ref().unwrap());
+            t.signature = Some(sig);
+        };
+        resign(&mut txs[3], &|s| {
+            EvmSignature::new(s.chain_id, !s.y_parity, s.r, high(s.s))
+        });
+        resign(&mut txs[5], &|s| EvmSignature::new(1, s.y_parity, s.r, s.s));
+        resign(&mut txs[9], &|s| {
+            EvmSignature::new(s.chain_id, s.y_parity, [0; 32], s.s)
+        });
+        txs[12].nonce += 1000;
+        txs[20] = unsigned;
+        let expected = execute_batch(&mut reference, &txs.clone(), &config);
+        for i in [3, 5, 9] {
+            assert!(
+                matches!(expected[i].status, EvmStatus::BadSignature(_)),
+                "{i}: {:?}",
+                expected[i]
+            );
+            assert_eq!(expected[i].gas_used, 0);
+        }
+        // A changed field recovers another sender: valid signature, unfunded,
+        // unknown account, nonce 0 expected: invalid, not a bad signature.
+        assert!(
+            matches!(expected[12].status, EvmStatus::Invalid(_)),
+            "{:?}",
+            expected[12]
+        );
+        // The unsigned one runs as channel-authenticated (its sender's nonce may
+        // have stalled behind a refused transaction: not a signature matter).
+        assert!(
+            !matches!(expected[20].status, EvmStatus::BadSignature(_)),
+            "{:?}",
+            expected[20]
+        );
+        // 35 limits fit the budget; the three bad signatures reserve none.
+        let first_refused = expected
+            .iter()
+            .position(|r| r.status == EvmStatus::BatchGasBudgetExhausted)
+            .expect("the budget runs out");
+        assert_eq!(first_refused, 38);
+        for (name, executor, state) in &mut runs {
+            let out = executor.execute(state, &txs.clone());
+            compare(&expected, &out.receipts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(out.stats.signatures_verified, 39, "{name}");
+            assert_eq!(executor.digest(state), reference.digest(), "{name}");
+            assert_eq!(*state, reference, "{name}");
         }
     }
 }

@@ -19,6 +19,10 @@ use crate::cluster::{
 };
 use crate::protocol_section::ProtocolSection;
 
+/// The EVM workload when none is named (`tandem local --vm evm`, `tandem compare --vm
+/// evm`): swaps on Uniswap V2 pairs.
+pub const DEFAULT_EVM_WORKLOAD: &str = "uniswap";
+
 /// Cluster parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterParams {
@@ -35,6 +39,12 @@ pub struct ClusterParams {
     /// Workload: transfer, dex, lending, smallbank or mixed (ledger); evm-transfer,
     /// erc20, uniswap, lending or staking (evm).
     pub workload: String,
+    /// EVM: the largest gas limit a transaction may declare (`[execution]
+    /// max_tx_gas`); `None` is the cluster file's default.
+    pub max_tx_gas: Option<u64>,
+    /// EVM: the gas one batch may reserve (`[execution] max_batch_gas`); `None` is
+    /// the cluster file's default.
+    pub max_batch_gas: Option<u64>,
     /// Accounts in the genesis state.
     pub accounts: u64,
     /// AMM pools (dex, mixed).
@@ -77,6 +87,8 @@ impl Default for ClusterParams {
             threads: 2,
             vm: "ledger".to_string(),
             workload: "dex".to_string(),
+            max_tx_gas: None,
+            max_batch_gas: None,
             accounts: 10_000,
             pools: 4,
             zipf: 0.0,
@@ -118,6 +130,56 @@ impl ClusterParams {
             }
             other => bail!("--vm: expected ledger or evm, got `{other}`"),
         }
+    }
+
+    /// Refuses flags that do not fit the VM, naming them: with `evm`, executor `none`,
+    /// `--work` and `--signed-txs` (the ledger's), and gas bounds no transaction of
+    /// the workload fits (`--max-tx-gas` below what it declares, `--max-batch-gas`
+    /// below `--max-tx-gas`); with `ledger`, `--max-tx-gas` and `--max-batch-gas`.
+    ///
+    /// # Errors
+    /// The first flag that does not fit, or an unknown VM or workload.
+    pub fn check_vm_flags(&self) -> Result<()> {
+        let Some(spec) = self.evm_workload_spec()? else {
+            if self.max_tx_gas.is_some() || self.max_batch_gas.is_some() {
+                let flag = if self.max_tx_gas.is_some() {
+                    "--max-tx-gas"
+                } else {
+                    "--max-batch-gas"
+                };
+                bail!("{flag} bounds EVM gas: it needs --vm evm");
+            }
+            return Ok(());
+        };
+        if self.executor == "none" {
+            bail!(
+                "--executor none runs no VM: --vm evm needs an executor (sequential, block-stm, access-list or auto)"
+            );
+        }
+        if self.work > 0 {
+            bail!(
+                "--work is the ledger's cost knob (SHA-256 rounds); with --vm evm gas is the cost"
+            );
+        }
+        if self.signed_txs {
+            bail!("--signed-txs signs ledger transactions (Ed25519); not available with --vm evm");
+        }
+        let defaults = ExecutionConfig::default();
+        let tx_gas = self.max_tx_gas.unwrap_or(defaults.max_tx_gas);
+        let declared = spec.kind.gas_limit();
+        if tx_gas < declared {
+            bail!(
+                "--max-tx-gas {tx_gas} is below the {declared} gas {} transactions declare: every one would be refused",
+                spec.kind
+            );
+        }
+        let batch_gas = self.max_batch_gas.unwrap_or(defaults.max_batch_gas);
+        if batch_gas < tx_gas {
+            bail!(
+                "--max-batch-gas {batch_gas} is below --max-tx-gas {tx_gas}: one transaction must fit a batch"
+            );
+        }
+        Ok(())
     }
 
     /// The workload spec these arguments describe (the ledger's default when the
@@ -279,13 +341,17 @@ impl ClusterParams {
             fault_seed: 0,
         };
         keys.push(KeyFile::new(control.node_id(), launcher.pkcs8_der()));
+        self.check_vm_flags()?;
+        let defaults = ExecutionConfig::default();
         let cluster = ClusterFile {
             protocol: self.protocol_section()?,
             execution: ExecutionConfig {
                 vm: self.vm.clone(),
                 executor: self.executor.clone(),
                 threads: self.threads,
-                ..ExecutionConfig::default()
+                max_tx_gas: self.max_tx_gas.unwrap_or(defaults.max_tx_gas),
+                max_batch_gas: self.max_batch_gas.unwrap_or(defaults.max_batch_gas),
+                ..defaults
             },
             workload: self.workload_spec()?,
             evm_workload: self.evm_workload_spec()?,

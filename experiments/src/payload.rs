@@ -37,7 +37,7 @@ pub fn decode_evm_payload(payload: &[u8]) -> Option<EvmTx> {
 
 /// An EVM request's result: the receipt's status as one byte (0 success, 1
 /// reverted, 2 out of gas, 3 other halt, 4 invalid, 5 gas limit above the maximum,
-/// 6 batch gas budget exhausted), then the gas used (8 bytes, big-endian).
+/// 6 batch gas budget exhausted, 7 bad signature), then the gas used (8 bytes, big-endian).
 pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
     let status: u8 = match receipt.status {
         EvmStatus::Success => 0,
@@ -47,6 +47,7 @@ pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
         EvmStatus::Invalid(_) => 4,
         EvmStatus::GasLimitAboveMax => 5,
         EvmStatus::BatchGasBudgetExhausted => 6,
+        EvmStatus::BadSignature(_) => 7,
     };
     let mut out = Vec::with_capacity(9);
     out.push(status);
@@ -57,7 +58,7 @@ pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
 /// Whether an EVM result says success; `None` if it is not a result at all.
 pub fn evm_result_succeeded(result: &[u8]) -> Option<bool> {
     match result {
-        [status @ 0..=6, gas @ ..] if gas.len() == 8 => Some(*status == 0),
+        [status @ 0..=7, gas @ ..] if gas.len() == 8 => Some(*status == 0),
         _ => None,
     }
 }
@@ -79,7 +80,9 @@ mod tests {
         let refused = encode_evm_result(&EvmReceipt::refused(EvmStatus::BatchGasBudgetExhausted));
         assert_eq!(evm_result_succeeded(&refused), Some(false));
         assert_eq!(evm_result_succeeded(b""), None);
-        assert_eq!(evm_result_succeeded(&[7; 9]), None);
+        let bad = encode_evm_result(&EvmReceipt::refused(EvmStatus::BadSignature("s".into())));
+        assert_eq!(evm_result_succeeded(&bad), Some(false));
+        assert_eq!(evm_result_succeeded(&[8; 9]), None);
         assert_eq!(evm_result_succeeded(&ok[..8]), None);
     }
     use tandem_executor::{WorkloadKind, WorkloadSpec};

@@ -12,7 +12,10 @@
 //! is sequential revm itself (`execute_batch`, the `revm` row), not the sequential
 //! executor behind the VM seam. Every transaction carries an EIP-2930 access list
 //! (made by running each batch once, as `eth_createAccessList` does) so that the
-//! access-list executor can schedule it.
+//! access-list executor can schedule it. `--auth secp256k1` signs every EVM
+//! transaction Ethereum-style (after its access list), so each executor recovers
+//! the senders on its threads before each batch and sequential revm one by one,
+//! inside the timed section; `--auth channel,secp256k1` measures both ways.
 //!
 //! `--work auto` (the default) first calibrates how many SHA-256 rounds make one
 //! transfer cost `--target-us` (20 µs) sequentially, and prints the calibration.
@@ -28,8 +31,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tandem_executor::evm::{
-    EvmConfig, EvmState, EvmTx, EvmVm, EvmWorkloadKind, EvmWorkloadSpec, attach_access_lists,
-    execute_batch,
+    EvmAuth, EvmConfig, EvmState, EvmTx, EvmVm, EvmWorkloadKind, EvmWorkloadSpec,
+    attach_access_lists, execute_batch,
 };
 use tandem_executor::{
     ExecutionLimits, Executor, ExecutorOptions, State, Transaction, Vm, WorkloadKind, WorkloadSpec,
@@ -92,6 +95,13 @@ pub struct BenchExecArgs {
     /// Sign every transaction (verification runs on the executor's pool).
     #[arg(long)]
     signed: bool,
+    /// EVM: how transactions authenticate their sender: `channel` (`from` trusted,
+    /// as a replica does with an authenticated client channel) or `secp256k1`
+    /// (Ethereum signatures, senders recovered on the executor's threads before
+    /// each batch, inside the timed section); `channel,secp256k1` measures both
+    /// (rows `WORKLOAD/secp256k1`).
+    #[arg(long, value_delimiter = ',', default_value = "channel")]
+    auth: Vec<EvmAuth>,
     /// Ask for the state digest (the Merkle root) after every N-th batch and after
     /// the last; the time counts. 1 (the default) digests every batch; a replica
     /// digests only at checkpoints, so `--digest-every 128` with batches of a
@@ -394,12 +404,23 @@ fn run_evm(args: &BenchExecArgs) -> Result<Vec<Row>> {
             .with_context(|| format!("--executors: `{name}`"))?;
     }
     machine_line();
+    let auths: Vec<&str> = args.auth.iter().map(|a| a.as_str()).collect();
     println!(
-        "runs: {} batches × {} transactions, digest every {} batches, median of {} interleaved runs; accounts {}, zipf {}; EIP-2930 access lists on every transaction; speedup over sequential revm (execute_batch)",
-        args.batches, args.batch, args.digest_every, args.rounds, args.accounts, args.zipf
+        "runs: {} batches × {} transactions, digest every {} batches, median of {} interleaved runs; accounts {}, zipf {}; EIP-2930 access lists on every transaction; sender authentication {}; speedup over sequential revm (execute_batch)",
+        args.batches,
+        args.batch,
+        args.digest_every,
+        args.rounds,
+        args.accounts,
+        args.zipf,
+        auths.join(", ")
     );
     let mut rows = Vec::new();
-    for (name, (kind, instances)) in names.iter().zip(workloads) {
+    for ((name, (kind, instances)), auth) in names
+        .iter()
+        .zip(workloads)
+        .flat_map(|w| args.auth.iter().map(move |a| (w, *a)))
+    {
         let spec = EvmWorkloadSpec {
             kind,
             accounts: args.accounts,
@@ -407,23 +428,27 @@ fn run_evm(args: &BenchExecArgs) -> Result<Vec<Row>> {
             zipf: args.zipf,
             seed: args.seed,
         };
-        let (genesis, deployment) = spec.genesis()?;
-        let mut generator = spec.generator(&genesis, &deployment)?;
-        // The batches with their access lists, made on a running reference state,
-        // and the gas they use.
+        let accounts = spec.accounts_for(auth);
+        let (genesis, deployment) = spec.genesis_with(&accounts)?;
+        let mut generator = spec.generator_with(&genesis, &deployment, &accounts)?;
+        // The batches with their access lists (signed after them, under
+        // secp256k1), made on a running reference state, and the gas they use.
         let mut reference = genesis.clone();
         let mut gas = 0u64;
         let mut failed = 0usize;
         let batches: Vec<Vec<EvmTx>> = (0..args.batches)
-            .map(|_| {
-                let txs = attach_access_lists(&reference, &generator.batch(args.batch), &config);
+            .map(|_| -> Result<Vec<EvmTx>> {
+                let txs = attach_access_lists(&reference, &generator.batch(args.batch), &config)
+                    .into_iter()
+                    .map(|t| accounts.sign(t, config.chain_id))
+                    .collect::<Result<Vec<_>, _>>()?;
                 for r in execute_batch(&mut reference, &txs, &config) {
                     gas = gas.saturating_add(r.gas_used);
                     failed += usize::from(!r.status.is_success());
                 }
-                txs
+                Ok(txs)
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let expected = reference.digest();
         let mut configs = vec![("revm".to_string(), 1)];
         configs.extend(configurations(args));
@@ -431,15 +456,23 @@ fn run_evm(args: &BenchExecArgs) -> Result<Vec<Row>> {
         for (name, t) in &configs[1..] {
             execs.push(Some(executor_for(EvmVm::new(config), name, *t, &options)?));
         }
-        let runs = interleave(args.rounds, configs.len(), |i| match &mut execs[i] {
-            Some(exec) => run_batches(exec.as_mut(), &genesis, &batches, args.digest_every),
-            None => run_revm(&genesis, &batches, &config, args.digest_every),
+        // Every run gets fresh copies (untimed): a signed transaction memoises its
+        // recovered sender, and each run must recover them all itself.
+        let runs = interleave(args.rounds, configs.len(), |i| {
+            let fresh = batches.clone();
+            match &mut execs[i] {
+                Some(exec) => run_batches(exec.as_mut(), &genesis, &fresh, args.digest_every),
+                None => run_revm(&genesis, &fresh, &config, args.digest_every),
+            }
         });
-        let label = if instances == 1 || name.contains('@') {
+        let mut label = if instances == 1 || name.contains('@') {
             name.clone()
         } else {
             format!("{name}@{instances}")
         };
+        if auth != EvmAuth::Channel {
+            label = format!("{label}/{auth}");
+        }
         check_digests(&label, &configs, &runs, expected)?;
         if failed > 0 {
             println!("{label}: {failed} transactions did not succeed (same on every executor)");
@@ -484,6 +517,9 @@ fn run_revm(
 pub fn run(args: BenchExecArgs) -> Result<ExitCode> {
     if args.batch == 0 || args.batches == 0 || args.rounds == 0 || args.digest_every == 0 {
         bail!("--batch, --batches, --rounds and --digest-every must be at least 1");
+    }
+    if args.vm != "evm" && args.auth != [EvmAuth::Channel] {
+        bail!("--auth is for --vm evm (the ledger's transactions sign with --signed)");
     }
     let rows = match args.vm.as_str() {
         "ledger" => run_ledger(&args)?,

@@ -92,8 +92,18 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         );
     }
     let mut workload = cluster.workload.clone();
-    if let Some(kind) = &args.workload {
-        workload.kind = parse_workload(kind)?;
+    match (&args.workload, &cluster.evm_workload) {
+        (Some(kind), None) => workload.kind = parse_workload(kind)?,
+        (Some(kind), Some(evm)) if kind != evm.kind.as_str() => bail!(
+            "--workload {kind}: the cluster runs the EVM with the `{}` genesis ([evm_workload]); its clients send that workload",
+            evm.kind
+        ),
+        _ => {}
+    }
+    if cluster.evm_workload.is_some() && args.payload > 0 {
+        bail!(
+            "--payload: the cluster runs the EVM, whose transactions are not padded; leave --payload at 0"
+        );
     }
     if args.client_index >= args.client_count {
         bail!("--client-index must be below --client-count");

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use tandem_consensus::ProtocolKind;
 use tandem_experiments::cluster::Durability;
-use tandem_experiments::cluster_params::ClusterParams;
+use tandem_experiments::cluster_params::{ClusterParams, DEFAULT_EVM_WORKLOAD};
 use tandem_experiments::cpu_budget::CpuBudget;
 
 /// Cluster flags.
@@ -30,9 +30,17 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = ClusterParams::default().vm)]
     pub vm: String,
     /// Workload: transfer, dex, lending, smallbank or mixed (ledger); evm-transfer,
-    /// erc20, uniswap, lending or staking (evm).
-    #[arg(long, default_value_t = ClusterParams::default().workload)]
-    pub workload: String,
+    /// erc20, uniswap, lending or staking (evm) [default: dex; with --vm evm, uniswap].
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// With --vm evm: the largest gas limit a transaction may declare (the cluster
+    /// file's `[execution] max_tx_gas`) [default: 16777216].
+    #[arg(long)]
+    pub max_tx_gas: Option<u64>,
+    /// With --vm evm: the gas one batch may reserve, the sum of its transactions'
+    /// limits (`[execution] max_batch_gas`) [default: 400000000].
+    #[arg(long)]
+    pub max_batch_gas: Option<u64>,
     /// Accounts in the genesis state.
     #[arg(long, default_value_t = ClusterParams::default().accounts)]
     pub accounts: u64,
@@ -89,7 +97,15 @@ impl ClusterArgs {
             executor: self.executor.clone(),
             threads: self.threads.unwrap_or(ClusterParams::default().threads),
             vm: self.vm.clone(),
-            workload: self.workload.clone(),
+            workload: self.workload.clone().unwrap_or_else(|| {
+                if self.vm == "evm" {
+                    DEFAULT_EVM_WORKLOAD.to_string()
+                } else {
+                    ClusterParams::default().workload
+                }
+            }),
+            max_tx_gas: self.max_tx_gas,
+            max_batch_gas: self.max_batch_gas,
             accounts: self.accounts,
             pools: self.pools,
             zipf: self.zipf,

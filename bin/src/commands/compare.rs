@@ -26,7 +26,8 @@ pub struct CompareArgs {
     /// Executors, e.g. sequential,block-stm,access-list.
     #[arg(long, value_delimiter = ',')]
     executors: Vec<String>,
-    /// Workloads, e.g. transfer,dex,lending,smallbank,mixed.
+    /// Workloads, e.g. transfer,dex,lending,smallbank,mixed; with --vm evm
+    /// evm-transfer,erc20,uniswap,lending,staking [default: dex; with --vm evm, uniswap].
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
     /// Zipf skews, e.g. 0,0.8,1.2.
@@ -41,6 +42,17 @@ pub struct CompareArgs {
     /// Sign every protocol message: false,true compares it with channel authentication.
     #[arg(long, value_delimiter = ',')]
     signed_all: Vec<bool>,
+    /// The VM every cell runs: ledger (the native DeFi ledger) or evm (revm, with the
+    /// EVM workloads) [default: ledger].
+    #[arg(long)]
+    vm: Option<String>,
+    /// With --vm evm: the largest gas limit a transaction may declare [default: the
+    /// cluster file's, 16777216].
+    #[arg(long)]
+    max_tx_gas: Option<u64>,
+    /// With --vm evm: the gas one batch may reserve [default: 400000000].
+    #[arg(long)]
+    max_batch_gas: Option<u64>,
     /// Runs per cell, interleaved (round-robin over the cells) [default: 1].
     #[arg(long)]
     repeat: Option<usize>,
@@ -68,7 +80,8 @@ pub struct CompareArgs {
     /// Accounts in the genesis state.
     #[arg(long)]
     accounts: Option<u64>,
-    /// AMM pools (dex, mixed).
+    /// AMM pools (dex, mixed); with --vm evm, contract instances (tokens, pairs,
+    /// markets, staking pools).
     #[arg(long)]
     pools: Option<u32>,
     /// Extra SHA-256 rounds per transaction.
@@ -111,6 +124,9 @@ impl CompareArgs {
         CompareSpec {
             repeat: self.repeat,
             settings: Settings {
+                vm: self.vm,
+                max_tx_gas: self.max_tx_gas,
+                max_batch_gas: self.max_batch_gas,
                 duration: self.duration,
                 warmup: self.warmup,
                 clients: self.clients,

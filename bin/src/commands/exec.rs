@@ -13,10 +13,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
-use tandem_executor::evm::{EvmConfig, EvmVm};
+use tandem_executor::evm::{EvmAuth, EvmConfig, EvmVm};
 use tandem_executor::{
     ExecutionLimits, ExecutorOptions, Genesis, evm_receipt_json, evm_tx_json, executor_by_name,
-    executor_for, read_evm_genesis, read_evm_transactions, read_transactions, to_hex,
+    executor_for, read_evm_genesis_auth, read_evm_transactions, read_transactions, to_hex,
 };
 
 #[derive(Args, Debug)]
@@ -140,12 +140,19 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
 /// `--vm evm`: the same as the ledger path over the EVM's files and receipts.
 fn run_evm(args: &ExecArgs) -> Result<ExitCode> {
     let genesis_name = args.genesis.display().to_string();
-    let spec = read_evm_genesis(&genesis_name, &read(&args.genesis)?)?;
+    let (spec, auth) = read_evm_genesis_auth(&genesis_name, &read(&args.genesis)?)?;
+    let accounts = spec.accounts_for(auth);
     let (mut state, deployment) = spec
-        .genesis()
+        .genesis_with(&accounts)
         .with_context(|| format!("{genesis_name}: invalid EVM genesis"))?;
+    let defaults = EvmConfig::default();
     if let Some(n) = args.emit_txs {
-        let txs = spec.generator(&state, &deployment)?.batch(n);
+        let txs = spec
+            .generator_with(&state, &deployment, &accounts)?
+            .batch(n)
+            .into_iter()
+            .map(|t| accounts.sign(t, defaults.chain_id))
+            .collect::<Result<Vec<_>, _>>()?;
         let entries: Vec<serde_json::Value> =
             txs.iter().map(|t| evm_tx_json(t, &deployment)).collect();
         println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -154,7 +161,6 @@ fn run_evm(args: &ExecArgs) -> Result<ExitCode> {
     if args.dump_state {
         bail!("--dump-state: not available with --vm evm (no explicit EVM genesis form yet)");
     }
-    let defaults = EvmConfig::default();
     let config = EvmConfig {
         max_tx_gas: args.max_tx_cost.unwrap_or(defaults.max_tx_gas),
         max_batch_gas: args.max_batch_cost.unwrap_or(defaults.max_batch_gas),
@@ -174,6 +180,14 @@ fn run_evm(args: &ExecArgs) -> Result<ExitCode> {
         &read(txs_path)?,
         &deployment,
     )?;
+    if auth == EvmAuth::Secp256k1
+        && let Some(i) = txs.iter().position(|t| t.signature.is_none())
+    {
+        bail!(
+            "{}: entry {i}: unsigned, and the genesis says \"auth\": \"secp256k1\" (give it as {{\"raw\": …}})",
+            txs_path.display()
+        );
+    }
     let batch_size = match args.batch_size {
         Some(0) => bail!("--batch-size must be at least 1"),
         Some(n) => n,

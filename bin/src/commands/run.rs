@@ -45,10 +45,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if args.check {
         for (path, s) in args.scenarios.iter().zip(&scenarios) {
             println!(
-                "{}: ok ({} replicas on {}, {} faults, {:.0} s)",
+                "{}: ok ({} replicas on {}, vm {}, {} faults, {:.0} s)",
                 path.display(),
                 s.cluster.replicas,
                 s.cluster.backend,
+                s.vm(),
                 s.faults.len(),
                 s.load.duration.as_secs_f64()
             );

@@ -56,6 +56,11 @@ const CLOSED: u8 = 3;
 const MIN_CAPACITY: usize = 64;
 
 /// One key's place in the table, with the payload the caller keeps for it.
+///
+/// Laid out in this order and aligned to a cache line, so that a probe and the
+/// head of the payload (Block-STM's reader and writer marks) share the slot's
+/// first line: a read served from storage touches one line of the table.
+#[repr(C, align(64))]
 pub(crate) struct Slot<K, P> {
     state: AtomicU8,
     key: UnsafeCell<MaybeUninit<K>>,

@@ -291,10 +291,15 @@ impl<V: Vm> BlockStmExecutor<V> {
         shard: usize,
         out: &mut V::Shard,
     ) {
-        mv.commit_shard(shard, out);
         let range = shard * n / SHARDS..(shard + 1) * n / SHARDS;
-        scheduler.clean_range(range.clone());
-        mv.clean_range(range);
+        // SAFETY: called after the batch's broadcast has returned (no worker
+        // runs), once per shard, and the shards' calls own disjoint key tables
+        // and disjoint ranges of transactions.
+        unsafe {
+            mv.commit_shard(shard, out);
+            scheduler.clean_range(range.clone());
+            mv.clean_range(range);
+        }
     }
 
     /// Writes the last `run`'s results into `state` and finishes the batch there
@@ -400,7 +405,7 @@ fn try_execute<V: Vm>(b: &Batch<'_, V>, w: &mut Worker<V>, version: Version) -> 
                 let wrote_new = b.mv.record(version, &mut w.reads, &w.writes, receipt);
                 return b
                     .scheduler
-                    .finish_execution(w.id, version, wrote_new, &mut w.dependents);
+                    .finish_execution(version, wrote_new, &mut w.dependents);
             }
             Err(blocked) => {
                 if b.scheduler.add_dependency(w.id, version.txn, blocked.0) {
@@ -421,5 +426,5 @@ fn validate<V: Vm>(b: &Batch<'_, V>, w: &mut Worker<V>, version: Version) -> Opt
         w.stats.validation_aborts += 1;
         b.mv.convert_writes_to_estimates(version.txn);
     }
-    b.scheduler.finish_validation(w.id, version.txn, aborted)
+    b.scheduler.finish_validation(version.txn, aborted)
 }

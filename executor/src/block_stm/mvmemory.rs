@@ -97,6 +97,10 @@ fn position<T>(entries: &[Entry<T>], txn: TxnIndex) -> usize {
 /// Measured alternatives: two inline entries instead of one saved about 80
 /// instructions per native transaction (fewer chains spill to the heap) for 96
 /// more bytes in every slot of the key table; not kept.
+///
+/// In this order (`repr(C)`): the marks every read looks at come first, in the
+/// key table slot's first cache line (`keys.rs`), the chain after them.
+#[repr(C)]
 pub(crate) struct Versions<V: Vm> {
     /// 1 + the highest transaction that has read this key through the
     /// multi-version memory in this batch (0: none).
@@ -135,8 +139,13 @@ impl<V: Vm> Versions<V> {
     }
 
     /// Empties the chain for the next batch, returning its last entry.
-    fn take_last(&self) -> Option<Entry<V::Value>> {
-        let mut entries = self.entries.lock();
+    ///
+    /// # Safety
+    /// Only between batches, by the one thread committing or resetting this
+    /// key's shard (no worker runs: the lock is not taken).
+    unsafe fn take_last(&self) -> Option<Entry<V::Value>> {
+        // SAFETY: exclusive use of this key's versions, by the caller's contract.
+        let entries = unsafe { self.entries.get_unsynced() };
         let last = entries.pop();
         if entries.capacity() > KEEP_VERSIONS {
             *entries = SmallVec::new();
@@ -275,7 +284,8 @@ impl<V: Vm> MvMemory<V> {
     pub(crate) fn reset(&mut self, n: usize, clean: bool) {
         if !clean {
             self.keys.clear(|_, versions| {
-                versions.take_last();
+                // SAFETY: `&mut self`: no worker runs.
+                unsafe { versions.take_last() };
             });
             for r in &mut self.records {
                 r.get_mut().clear();
@@ -297,9 +307,14 @@ impl<V: Vm> MvMemory<V> {
     }
 
     /// Resets the records in `range` for the next batch.
-    pub(crate) fn clean_range(&self, range: std::ops::Range<usize>) {
+    ///
+    /// # Safety
+    /// Only after the batch's workers have finished, by the one thread that
+    /// owns `range` (commit splits the records between the shards' calls).
+    pub(crate) unsafe fn clean_range(&self, range: std::ops::Range<usize>) {
         for r in &self.records[range] {
-            r.lock().clear();
+            // SAFETY: exclusive use of these records, by the caller's contract.
+            unsafe { r.get_unsynced() }.clear();
         }
     }
 
@@ -470,9 +485,14 @@ impl<V: Vm> MvMemory<V> {
     /// Writes the final value of every key of state shard `shard` written in
     /// the batch (its highest writer's) into `out`, and empties that shard of
     /// the key table for the next batch. Runs after all workers have finished.
-    pub(crate) fn commit_shard(&self, shard: usize, out: &mut V::Shard) {
+    ///
+    /// # Safety
+    /// Only after the batch's workers have finished, by the one thread
+    /// committing `shard`.
+    pub(crate) unsafe fn commit_shard(&self, shard: usize, out: &mut V::Shard) {
         self.keys.drain_shard(shard, |key, versions| {
-            if let Some(last) = versions.take_last() {
+            // SAFETY: this thread alone uses the shard's keys, by the contract.
+            if let Some(last) = unsafe { versions.take_last() } {
                 debug_assert!(!last.estimate, "ESTIMATE left after the batch");
                 V::write_shard(out, key, last.value);
             }
@@ -607,7 +627,8 @@ mod tests {
         assert_eq!(mv.take_receipt(1), Some(Receipt::Ok));
         mv.learn(3);
         let mut state = crate::state::State::new();
-        state.finish_batch_with(None, |i, shard| mv.commit_shard(i, shard));
+        // SAFETY: no other thread uses `mv`.
+        state.finish_batch_with(None, |i, shard| unsafe { mv.commit_shard(i, shard) });
         assert_eq!(state.entries(), vec![(a, Value::Amount(5))]);
         // Committing emptied the table: the next batch starts from storage.
         mv.reset(3, true);

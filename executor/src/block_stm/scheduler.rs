@@ -22,10 +22,13 @@
 //!   (`finish_execution`, `add_dependency`, `set_ready_status`), and only the owner
 //!   touches the transaction's entries in the multi-version memory.
 //! - Each worker has an activity flag (its own cache line) that is set while it
-//!   holds a task or is about to obtain one: set before `fetch_add` on an index,
-//!   cleared exactly once when that worker ends up with no task (`None` returned by
-//!   this module, or a successful suspension in `add_dependency`). Tasks handed back
-//!   as continuations (`Some`) keep it set. Tasks never move between workers (a
+//!   holds a task or is about to obtain one: set (if clear) before `fetch_add` on
+//!   an index, and cleared only when that worker finds the index it would draw
+//!   from already past the end (before `check_done`), or suspends its transaction
+//!   in `add_dependency`. A worker that finishes a task and asks for the next one
+//!   keeps it set in between (it is about to obtain one), so that a stream of tasks
+//!   costs no store to the flag at all; tasks handed back as continuations
+//!   (`Some`) keep it set too. Tasks never move between workers (a
 //!   resumed or aborted transaction is handed out again through an index
 //!   decrease), so the flags say what the paper's single `num_active_tasks`
 //!   counter says without every task start and end bouncing one cache line
@@ -45,7 +48,7 @@
 //! All atomics use `SeqCst`: the proof in the paper assumes sequential consistency,
 //! and on x86 the cost is an `xchg` per store.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
 use crossbeam::utils::CachePadded;
 
@@ -122,9 +125,15 @@ impl TxnState {
             .is_ok()
     }
 
-    fn reset(&self) {
-        self.store(Word::new(0, Status::ReadyToExecute));
-        self.dependents.lock().clear();
+    /// Back to `ReadyToExecute(0)` with no dependents.
+    ///
+    /// # Safety
+    /// Only between batches, by the one thread resetting this transaction.
+    unsafe fn reset(&self) {
+        self.word
+            .store(Word::new(0, Status::ReadyToExecute).0, Relaxed);
+        // SAFETY: exclusive use, by the caller's contract.
+        unsafe { self.dependents.get_unsynced() }.clear();
     }
 }
 
@@ -149,7 +158,8 @@ impl Scheduler {
     pub(crate) fn reset(&mut self, n: usize, workers: usize, clean: bool) {
         if !clean {
             for t in &self.txns {
-                t.reset();
+                // SAFETY: `&mut self`: no worker runs.
+                unsafe { t.reset() };
             }
         }
         while self.txns.len() < n {
@@ -169,9 +179,15 @@ impl Scheduler {
 
     /// Resets the slots in `range` for the next batch (run in parallel after a
     /// batch, once no worker uses them any more).
-    pub(crate) fn clean_range(&self, range: std::ops::Range<usize>) {
+    ///
+    /// # Safety
+    /// Only after the batch's workers have finished (the broadcast's join orders
+    /// their accesses before these plain stores), by the one thread that owns
+    /// `range`.
+    pub(crate) unsafe fn clean_range(&self, range: std::ops::Range<usize>) {
         for t in &self.txns[range] {
-            t.reset();
+            // SAFETY: exclusive use, by the caller's contract.
+            unsafe { t.reset() };
         }
     }
 
@@ -184,7 +200,11 @@ impl Scheduler {
     }
 
     fn activate(&self, worker: usize) {
-        self.active[worker].store(true, SeqCst);
+        let flag = &self.active[worker];
+        // Only this worker stores to its flag: a load decides.
+        if !flag.load(SeqCst) {
+            flag.store(true, SeqCst);
+        }
     }
 
     fn deactivate(&self, worker: usize) {
@@ -235,23 +255,29 @@ impl Scheduler {
             })
     }
 
+    /// Worker `worker` found nothing left to draw: clears its flag (if set) and
+    /// looks whether the batch is done.
+    fn idle(&self, worker: usize) {
+        if self.active[worker].load(SeqCst) {
+            self.deactivate(worker);
+        }
+        self.check_done();
+    }
+
     fn next_version_to_execute(&self, worker: usize) -> Option<Version> {
         if self.execution_idx.load(SeqCst) >= self.block_size {
-            self.check_done();
+            self.idle(worker);
             return None;
         }
         self.activate(worker);
         let idx = self.execution_idx.fetch_add(1, SeqCst);
-        let version = self.try_incarnate(idx);
-        if version.is_none() {
-            self.deactivate(worker);
-        }
-        version
+        // On failure the flag stays set: the worker asks again at once.
+        self.try_incarnate(idx)
     }
 
     fn next_version_to_validate(&self, worker: usize) -> Option<Version> {
         if self.validation_idx.load(SeqCst) >= self.block_size {
-            self.check_done();
+            self.idle(worker);
             return None;
         }
         self.activate(worker);
@@ -265,7 +291,6 @@ impl Scheduler {
                 });
             }
         }
-        self.deactivate(worker);
         None
     }
 
@@ -311,12 +336,12 @@ impl Scheduler {
         t.store(Word::new(word.incarnation() + 1, Status::ReadyToExecute));
     }
 
-    /// Records that `version` (run by `worker`) finished executing; resumes its
-    /// dependents. Returns its validation as a continuation when that can be
-    /// done right away.
+    /// Records that `version` finished executing; resumes its dependents.
+    /// Returns its validation as a continuation when that can be done right
+    /// away. (The worker's activity flag stays set either way: it asks for its
+    /// next task at once.)
     pub(crate) fn finish_execution(
         &self,
-        worker: usize,
         version: Version,
         wrote_new_location: bool,
         dependents: &mut Vec<TxnIndex>,
@@ -346,7 +371,6 @@ impl Scheduler {
                 return Some(Task::Validate(version));
             }
         }
-        self.deactivate(worker);
         None
     }
 
@@ -359,15 +383,11 @@ impl Scheduler {
         )
     }
 
-    /// Ends `worker`'s validation task. After an abort, every higher transaction
-    /// must be revalidated, and the aborted one is re-executed right away if the
-    /// execution index has already passed it.
-    pub(crate) fn finish_validation(
-        &self,
-        worker: usize,
-        txn: TxnIndex,
-        aborted: bool,
-    ) -> Option<Task> {
+    /// Ends a validation task. After an abort, every higher transaction must be
+    /// revalidated, and the aborted one is re-executed right away if the
+    /// execution index has already passed it. (The worker's activity flag stays
+    /// set: it asks for its next task at once.)
+    pub(crate) fn finish_validation(&self, txn: TxnIndex, aborted: bool) -> Option<Task> {
         if aborted {
             self.set_ready_status(txn);
             self.decrease_validation_idx(txn as usize + 1);
@@ -377,7 +397,6 @@ impl Scheduler {
                 return Some(Task::Execute(version));
             }
         }
-        self.deactivate(worker);
         None
     }
 }
@@ -418,16 +437,16 @@ mod tests {
             unreachable!()
         };
         // validation_idx (0) is not above 0, so no continuation.
-        assert_eq!(s.finish_execution(0, v0, true, &mut deps), None);
+        assert_eq!(s.finish_execution(v0, true, &mut deps), None);
         assert_eq!(s.next_task(0), Some(Task::Validate(v0)));
-        assert_eq!(s.finish_validation(0, 0, false), None);
+        assert_eq!(s.finish_validation(0, false), None);
         let Some(Task::Execute(v1)) = s.next_task(0) else {
             panic!("expected execution of txn 1")
         };
         assert_eq!(v1.txn, 1);
-        assert_eq!(s.finish_execution(0, v1, false, &mut deps), None);
+        assert_eq!(s.finish_execution(v1, false, &mut deps), None);
         assert_eq!(s.next_task(0), Some(Task::Validate(v1)));
-        assert_eq!(s.finish_validation(0, 1, false), None);
+        assert_eq!(s.finish_validation(1, false), None);
         assert!(!s.done());
         assert_eq!(s.next_task(0), None);
         assert!(s.done());
@@ -455,11 +474,11 @@ mod tests {
         assert!(!s.done());
         // Finishing 0 resumes 1 and hands back 0's validation as a continuation.
         assert_eq!(
-            s.finish_execution(0, v0, false, &mut deps),
+            s.finish_execution(v0, false, &mut deps),
             Some(Task::Validate(v0))
         );
         assert_eq!(deps, vec![1]);
-        assert_eq!(s.finish_validation(0, 0, false), None);
+        assert_eq!(s.finish_validation(0, false), None);
         assert_eq!(
             s.next_task(1),
             Some(Task::Execute(Version {
@@ -479,13 +498,13 @@ mod tests {
         let Some(Task::Execute(v0)) = s.next_task(0) else {
             panic!("expected execution of txn 0")
         };
-        assert_eq!(s.finish_execution(0, v0, false, &mut deps), None);
+        assert_eq!(s.finish_execution(v0, false, &mut deps), None);
         assert_eq!(s.next_task(0), Some(Task::Validate(v0)));
         assert!(s.try_validation_abort(v0));
         assert!(!s.try_validation_abort(v0), "a second validator loses");
         // The execution index passed 0: re-executed at once as incarnation 1.
         assert_eq!(
-            s.finish_validation(0, 0, true),
+            s.finish_validation(0, true),
             Some(Task::Execute(Version {
                 txn: 0,
                 incarnation: 1

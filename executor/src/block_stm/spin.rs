@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::threads::backoff;
 
-/// A value behind a spin lock.
+/// A value behind a spin lock (the flag first: `repr(C)`, so that it shares a
+/// cache line with whatever precedes the lock).
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
@@ -69,6 +71,22 @@ impl<T> SpinLock<T> {
     /// The value, through exclusive access (no locking needed).
     pub(crate) fn get_mut(&mut self) -> &mut T {
         self.value.get_mut()
+    }
+
+    /// The value without taking the lock, for phases where the caller alone
+    /// uses this lock (Block-STM's commit and reset, after every worker has
+    /// finished: the join of the batch's broadcast orders their accesses before
+    /// this one). Skips the compare-exchange and the releasing store.
+    ///
+    /// # Safety
+    /// No other thread may use the lock or the value until the returned
+    /// reference is dropped, and the lock must not be held.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get_unsynced(&self) -> &mut T {
+        debug_assert!(!self.locked.load(Ordering::Relaxed), "lock held");
+        // SAFETY: exclusive use, by the caller's contract.
+        unsafe { &mut *self.value.get() }
     }
 }
 

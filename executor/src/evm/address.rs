@@ -1,8 +1,17 @@
 //! Addresses the EVM workloads use: account `i` is `0x7a…00 ‖ i` (20 bytes, the
 //! index big-endian in the last 8), far from the precompiles at `0x01…0x11`; the
 //! deployer that creates and seeds the contracts at genesis is its own address.
+//! Under secp256k1 authentication account `i` is instead the address of the key
+//! `EvmSigningKey::for_account(i)` ([`EvmAccounts`], which also holds the keys).
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use revm::primitives::Address;
+
+use super::sender_recovery::{EvmAuth, EvmSigningKey};
+use super::tx::EvmTx;
+use crate::error::Error;
 
 /// The address that deploys the contracts at genesis and mints their tokens.
 pub const DEPLOYER: Address = Address::new([
@@ -17,6 +26,84 @@ pub fn account_address(index: u64) -> Address {
     Address::new(bytes)
 }
 
+/// The workload's accounts `0..count` under an authentication mode: their
+/// addresses and, under secp256k1, their signing keys. Cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub struct EvmAccounts {
+    addresses: Arc<Vec<Address>>,
+    /// secp256k1: the keys, and the account index of each address.
+    keys: Option<Arc<Keys>>,
+}
+
+/// The keys of secp256k1 accounts, and the account index of each address.
+#[derive(Debug)]
+struct Keys {
+    keys: Vec<EvmSigningKey>,
+    index: HashMap<Address, u64>,
+}
+
+impl EvmAccounts {
+    /// Accounts `0..count` under `auth` (secp256k1 derives `count` keys: about
+    /// 50 µs each in a release build).
+    pub fn new(auth: EvmAuth, count: u64) -> EvmAccounts {
+        match auth {
+            EvmAuth::Channel => EvmAccounts {
+                addresses: Arc::new((0..count).map(account_address).collect()),
+                keys: None,
+            },
+            EvmAuth::Secp256k1 => {
+                let keys: Vec<EvmSigningKey> = (0..count).map(EvmSigningKey::for_account).collect();
+                let addresses: Vec<Address> = keys.iter().map(EvmSigningKey::address).collect();
+                let index = addresses.iter().zip(0..).map(|(a, i)| (*a, i)).collect();
+                EvmAccounts {
+                    addresses: Arc::new(addresses),
+                    keys: Some(Arc::new(Keys { keys, index })),
+                }
+            }
+        }
+    }
+
+    pub fn auth(&self) -> EvmAuth {
+        match self.keys {
+            None => EvmAuth::Channel,
+            Some(_) => EvmAuth::Secp256k1,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.addresses.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+
+    /// The address of account `index` (below `len()`).
+    pub fn address(&self, index: u64) -> Address {
+        self.addresses[index as usize]
+    }
+
+    /// All the addresses, account 0 first.
+    pub fn addresses(&self) -> &[Address] {
+        &self.addresses
+    }
+
+    /// Under secp256k1, `tx` signed for `chain_id` by its sender's key (`from`
+    /// must be one of these accounts); under channel, `tx` itself.
+    pub fn sign(&self, tx: EvmTx, chain_id: u64) -> Result<EvmTx, Error> {
+        let Some(keys) = &self.keys else {
+            return Ok(tx);
+        };
+        let from = Address::new(tx.from);
+        let Some(&i) = keys.index.get(&from) else {
+            return Err(Error::Workload(format!(
+                "no signing key for {from}: not one of the workload's accounts"
+            )));
+        };
+        keys.keys[i as usize].sign(tx, chain_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +113,27 @@ mod tests {
         assert_ne!(account_address(0), account_address(1));
         assert_ne!(account_address(0), DEPLOYER);
         assert_eq!(account_address(258).as_slice()[18..], [1, 2]);
+    }
+
+    #[test]
+    fn evm_accounts_sign_as_their_senders() {
+        let channel = EvmAccounts::new(EvmAuth::Channel, 3);
+        assert_eq!(channel.address(2), account_address(2));
+        let signed = EvmAccounts::new(EvmAuth::Secp256k1, 3);
+        assert_eq!(signed.auth(), EvmAuth::Secp256k1);
+        assert_eq!(signed.address(1), EvmSigningKey::for_account(1).address());
+        let tx = EvmTx::call(
+            signed.address(2),
+            DEPLOYER,
+            Default::default(),
+            0,
+            21_000,
+            vec![],
+        );
+        assert_eq!(channel.sign(tx.clone(), 1).unwrap(), tx);
+        let s = signed.sign(tx.clone(), 1).unwrap();
+        assert_eq!(s.sender(), signed.address(2));
+        let stranger = EvmTx::call(DEPLOYER, DEPLOYER, Default::default(), 0, 21_000, vec![]);
+        assert!(signed.sign(stranger, 1).is_err());
     }
 }

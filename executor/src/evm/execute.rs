@@ -3,7 +3,10 @@
 //!
 //! Admission comes first and depends on the transactions alone, never on
 //! execution, so that a parallel executor admits exactly the same set (as the
-//! ledger's `cost.rs` charges `work`): in batch order, a transaction whose gas limit
+//! ledger's `cost.rs` charges `work`): in batch order, a signed transaction whose
+//! signature gives no sender for `chain_id` is refused (`BadSignature`, reserving
+//! nothing: `sender_recovery.rs`; the parallel executors recover senders on their
+//! threads first, this reference one by one); a transaction whose gas limit
 //! is above `max_tx_gas` is refused (`GasLimitAboveMax`); otherwise its gas
 //! *limit* is reserved from `max_batch_gas`, and the first transaction whose limit
 //! does not fit in what remains stops admission: it and every later transaction
@@ -33,11 +36,14 @@ pub struct EvmConfig {
     pub max_tx_gas: u64,
     /// Gas a batch may reserve in total, summed over admitted transactions' limits.
     pub max_batch_gas: u64,
-    /// The chain id revm checks transactions against.
+    /// The chain id revm checks transactions against and signatures must be made
+    /// for (EIP-155 replay protection): [`CHAIN_ID`] unless a test says otherwise.
     pub chain_id: u64,
 }
 
-/// Tandem's EVM chain id (arbitrary, not a public network's).
+/// Tandem's EVM chain id, 0x7a4d = 31309 (arbitrary, not a public network's): the
+/// one place it is fixed. Signed transactions are signed for it
+/// (`sender_recovery.rs`); a signature for another chain is refused.
 pub const CHAIN_ID: u64 = 0x7a_4d;
 
 impl Default for EvmConfig {
@@ -67,6 +73,9 @@ pub fn execute_batch(state: &mut EvmState, txs: &[EvmTx], config: &EvmConfig) ->
     let mut exhausted = false;
     txs.iter()
         .map(|tx| {
+            if let Some(why) = tx.check_signature(config.chain_id) {
+                return EvmReceipt::refused(EvmStatus::BadSignature(why.to_string()));
+            }
             if tx.gas_limit > config.max_tx_gas {
                 return EvmReceipt::refused(EvmStatus::GasLimitAboveMax);
             }

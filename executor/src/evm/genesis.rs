@@ -60,6 +60,17 @@ impl Deployment {
         instances: u32,
     ) -> Result<(EvmState, Deployment), Error> {
         let users: Vec<Address> = (0..accounts).map(account_address).collect();
+        Deployment::genesis_for_users(kind, &users, instances)
+    }
+
+    /// `genesis` with the accounts at `users` (the addresses of signing keys under
+    /// secp256k1 authentication: `EvmAccounts`).
+    pub fn genesis_for_users(
+        kind: EvmWorkloadKind,
+        users: &[Address],
+        instances: u32,
+    ) -> Result<(EvmState, Deployment), Error> {
+        let users = users.to_vec();
         let mut setup = Setup::new(&users);
         let mut d = Deployment::default();
         let n = instances as usize;

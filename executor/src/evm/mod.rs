@@ -8,7 +8,11 @@
 //!   (address, slot), implementing revm's `Database` and `DatabaseCommit`.
 //! - `digest.rs`: [`EvmState::digest`], SHA-256 over the sorted canonical entries
 //!   (not yet the Merkle tree of `merkle.rs`).
-//! - `tx.rs`: [`EvmTx`] and its bincode encoding; `receipt.rs`: [`EvmReceipt`].
+//! - `tx.rs`: [`EvmTx`] and its encodings; `receipt.rs`: [`EvmReceipt`].
+//! - `eth_rlp.rs`: Ethereum's signed-transaction bytes and signing hash (RLP,
+//!   EIP-155 legacy and EIP-2930 type 1); `sender_recovery.rs`: [`EvmAuth`]
+//!   (channel or secp256k1), [`EvmSignature`], signing ([`EvmSigningKey`]) and the
+//!   sender recovery admission runs on the executor's threads before a batch.
 //! - `execute.rs`: [`EvmConfig`] (per-transaction gas limit, per-batch gas budget)
 //!   and [`execute_batch`], sequential execution of a batch; [`call_view`].
 //! - `vm.rs`: [`EvmVm`], the EVM behind the schedulers' `Vm` seam: keys per
@@ -34,9 +38,11 @@ mod address;
 mod contracts;
 mod db;
 mod digest;
+mod eth_rlp;
 mod execute;
 mod genesis;
 mod receipt;
+mod sender_recovery;
 mod snapshot;
 mod tx;
 mod vm;
@@ -46,12 +52,13 @@ mod workload;
 mod contract_tests;
 
 pub use abi::{Abi, selector};
-pub use address::{DEPLOYER, account_address};
+pub use address::{DEPLOYER, EvmAccounts, account_address};
 pub use contracts::Contract;
 pub use db::{EvmAccount, EvmState};
-pub use execute::{EvmConfig, call_view, execute_batch};
+pub use execute::{CHAIN_ID, EvmConfig, call_view, execute_batch};
 pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS};
 pub use receipt::{EvmLog, EvmReceipt, EvmStatus};
+pub use sender_recovery::{EvmAuth, EvmSignature, EvmSigningKey, SignatureError};
 pub use snapshot::{EVM_CHUNK_TARGET, EvmChunkedRestore, EvmChunks};
 pub use tx::{AccessListEntry, EvmTx, MAX_EVM_TX_BYTES};
 pub use vm::{EvmKey, EvmScratch, EvmShard, EvmValue, EvmVm, attach_access_lists};

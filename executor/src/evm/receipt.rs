@@ -1,8 +1,9 @@
 //! What executing an EVM transaction gives back: a status, the gas used (what an
 //! Ethereum receipt reports: after refunds, the whole limit on an exceptional
 //! halt such as out-of-gas), the logs and the call's return data. Transactions
-//! refused before they run (invalid for revm, above the per-transaction gas limit,
-//! or past the batch's gas budget) use no gas and change nothing.
+//! refused before they run (a bad signature, invalid for revm, above the
+//! per-transaction gas limit, or past the batch's gas budget) use no gas and
+//! change nothing.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,9 @@ pub enum EvmStatus {
     /// The batch's gas budget could not admit this transaction (or an earlier
     /// one): not run.
     BatchGasBudgetExhausted,
+    /// Its Ethereum signature gives no sender for this chain (why: see
+    /// `SignatureError`): not run, no gas, no change (`sender_recovery.rs`).
+    BadSignature(String),
 }
 
 impl EvmStatus {
@@ -45,6 +49,7 @@ impl std::fmt::Display for EvmStatus {
                 f.write_str("gas limit above the per-transaction maximum")
             }
             EvmStatus::BatchGasBudgetExhausted => f.write_str("batch gas budget exhausted"),
+            EvmStatus::BadSignature(why) => write!(f, "bad signature: {why}"),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! An EVM transaction as Tandem carries it: sender, recipient (none = contract
-//! creation), value in wei, nonce, gas limit and calldata. Channel-authenticated
-//! like the ledger's unsigned transactions (no Ethereum signature yet, issue 15
-//! item 5). The gas price is always 0 (see `mod.rs`).
+//! creation), value in wei, nonce, gas limit and calldata. The gas price is always
+//! 0 (see `mod.rs`). Two ways to authenticate the sender (`EvmAuth`, issue 15 item
+//! 5): *channel*, where `from` is trusted because the client's channel is
+//! authenticated, as for the ledger's unsigned transactions; or *secp256k1*, an
+//! Ethereum signature ([`EvmSignature`]) from which the sender is recovered before
+//! execution (`sender_recovery.rs`), and `from` is not used (it is all zeros).
 //!
 //! An optional EIP-2930 access list (addresses and storage slots the transaction
 //! declares it touches) makes it a type-1 transaction for revm (intrinsic gas for
@@ -19,12 +22,22 @@
 //! list is the count 0), so every byte string decodes to at most one transaction,
 //! which encodes back to exactly those bytes. Decoding is limited to
 //! `MAX_EVM_TX_BYTES` and refuses bytes neither form consumes exactly.
+//!
+//! A signed transaction encodes as Ethereum's signed transaction (`eth_rlp.rs`:
+//! legacy EIP-155 without an access list, EIP-2930 type 1 with one, gas price 0),
+//! decoded by [`EvmTx::decode_signed`]; `decode` keeps reading the unsigned forms
+//! only, so each decoder maps a byte string to at most one transaction, and a
+//! replica decodes with the one its cluster's `evm_auth` names
+//! ([`EvmTx::decode_as`]): under secp256k1 an unsigned transaction, whose `from`
+//! nobody vouches for, never decodes.
 
 use revm::context::TxEnv;
 use revm::context_interface::transaction::{AccessList, AccessListItem};
 use revm::primitives::{Address, B256, Bytes, TxKind, U256};
 use serde::{Deserialize, Serialize};
 
+use super::eth_rlp::{self, EthFields, EthSig};
+use super::sender_recovery::{EvmAuth, EvmSignature};
 use crate::error::Error;
 
 /// Largest encoded EVM transaction accepted (a deployment carries its code).
@@ -40,6 +53,8 @@ pub struct AccessListEntry {
 /// One EVM transaction (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EvmTx {
+    /// The sender of a channel-authenticated transaction; zeros and unused when
+    /// `signature` is set (use [`EvmTx::sender`]).
     pub from: [u8; 20],
     pub to: Option<[u8; 20]>,
     pub value: [u8; 32],
@@ -48,6 +63,10 @@ pub struct EvmTx {
     pub data: Vec<u8>,
     /// The EIP-2930 access list, if the transaction declares one.
     pub access_list: Option<Vec<AccessListEntry>>,
+    /// The Ethereum signature of a secp256k1-authenticated transaction (`None`:
+    /// channel-authenticated). It covers every field above but `from`, the access
+    /// list included: attach a list before signing.
+    pub signature: Option<EvmSignature>,
 }
 
 /// The encoding of a transaction without an access list (the original form).
@@ -91,6 +110,7 @@ impl EvmTx {
             gas_limit,
             data,
             access_list: None,
+            signature: None,
         }
     }
 
@@ -110,11 +130,18 @@ impl EvmTx {
             gas_limit,
             data: init,
             access_list: None,
+            signature: None,
         }
     }
 
+    /// Who sends it: `from`, or for a signed transaction the address recovered
+    /// from its signature (memoised; `Address::ZERO` if recovery fails, and then
+    /// admission refuses the transaction before it runs: `sender_recovery.rs`).
     pub fn sender(&self) -> Address {
-        Address::new(self.from)
+        match &self.signature {
+            None => Address::new(self.from),
+            Some(_) => self.recover_sender().unwrap_or(Address::ZERO),
+        }
     }
 
     pub fn recipient(&self) -> Option<Address> {
@@ -168,8 +195,38 @@ impl EvmTx {
         }
     }
 
-    /// The bincode encoding (see the module docs).
+    /// The fields Ethereum's signature covers, under `chain_id`.
+    pub(super) fn eth_fields(&self, chain_id: u64) -> EthFields<'_> {
+        EthFields {
+            chain_id,
+            nonce: self.nonce,
+            gas_price: 0,
+            gas_limit: self.gas_limit,
+            to: self.to.as_ref(),
+            value: &self.value,
+            data: &self.data,
+            access_list: self.access_list.as_deref(),
+        }
+    }
+
+    /// The encoding (see the module docs): bincode, or Ethereum's signed form for
+    /// a signed transaction.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        if let Some(sig) = &self.signature {
+            let eth = EthSig {
+                y_parity: sig.y_parity,
+                r: sig.r,
+                s: sig.s,
+            };
+            let bytes = self.eth_fields(sig.chain_id).encode_signed(&eth);
+            if bytes.len() > MAX_EVM_TX_BYTES {
+                return Err(Error::Encode {
+                    what: "signed EVM transaction",
+                    reason: format!("{} bytes, above {MAX_EVM_TX_BYTES}", bytes.len()),
+                });
+            }
+            return Ok(bytes);
+        }
         let config = bincode::config::standard();
         let tx = self.clone();
         let encoded = match tx.access_list {
@@ -216,6 +273,7 @@ impl EvmTx {
                 gas_limit: p.gas_limit,
                 data: p.data,
                 access_list: None,
+                signature: None,
             }),
             Err(plain_error) => {
                 match crate::tx::decode_exact_limited::<WithList, MAX_EVM_TX_BYTES>(bytes, WHAT) {
@@ -227,10 +285,48 @@ impl EvmTx {
                         gas_limit: w.gas_limit,
                         data: w.data,
                         access_list: Some(w.access_list),
+                        signature: None,
                     }),
                     Err(_) => Err(plain_error),
                 }
             }
+        }
+    }
+
+    /// Decodes a signed transaction (Ethereum's form, gas price 0, at most
+    /// `MAX_EVM_TX_BYTES`; see `eth_rlp.rs`). The signature is not checked here.
+    pub fn decode_signed(bytes: &[u8]) -> Result<EvmTx, Error> {
+        let fail = |reason: String| Error::Decode {
+            what: "signed EVM transaction",
+            reason,
+        };
+        let d = eth_rlp::decode_signed(bytes).map_err(|e| fail(e.to_string()))?;
+        if d.gas_price != 0 {
+            return Err(fail(format!("gas price {} (must be 0)", d.gas_price)));
+        }
+        Ok(EvmTx {
+            from: [0; 20],
+            to: d.to,
+            value: d.value,
+            nonce: d.nonce,
+            gas_limit: d.gas_limit,
+            data: d.data,
+            access_list: d.access_list,
+            signature: Some(EvmSignature::new(
+                d.chain_id,
+                d.sig.y_parity,
+                d.sig.r,
+                d.sig.s,
+            )),
+        })
+    }
+
+    /// Decodes with the decoder `auth` names: `decode` (channel) or
+    /// `decode_signed` (secp256k1).
+    pub fn decode_as(auth: EvmAuth, bytes: &[u8]) -> Result<EvmTx, Error> {
+        match auth {
+            EvmAuth::Channel => EvmTx::decode(bytes),
+            EvmAuth::Secp256k1 => EvmTx::decode_signed(bytes),
         }
     }
 }

@@ -25,7 +25,9 @@
 //! nonce), which is what `EvmState`'s commit clearing it amounts to.
 //!
 //! **Admission** ([`Vm::admit`]) is `execute_batch`'s, from the ordered
-//! transactions alone: above `max_tx_gas` refused, gas limits reserved from
+//! transactions alone: a signed transaction's sender is recovered, in parallel on
+//! the executor's threads (`sender_recovery.rs`), and a bad signature refused
+//! (reserving no gas); then above `max_tx_gas` refused, gas limits reserved from
 //! `max_batch_gas` in order, the first that does not fit and all after it refused.
 //! The value-against-balance check is part of execution (it reads the sender's
 //! balance through the view).
@@ -57,6 +59,7 @@ use revm::{Context, ExecuteEvm, MainBuilder};
 use super::db::{EvmAccount, EvmState, StateShard};
 use super::execute::{EvmConfig, context, receipt};
 use super::receipt::{EvmReceipt, EvmStatus};
+use super::sender_recovery::check_signatures;
 use super::tx::{AccessListEntry, EvmTx};
 use crate::state::shard_of;
 use crate::threads::WorkerThreads;
@@ -305,19 +308,25 @@ impl Vm for EvmVm {
         state.digest()
     }
 
-    /// `execute_batch`'s gas admission (see the module docs).
+    /// `execute_batch`'s admission (see the module docs): signatures checked and
+    /// senders recovered on `threads`, then gas.
     fn admit(
         &self,
         _state: &EvmState,
         txs: &[EvmTx],
-        _threads: Option<&WorkerThreads>,
+        threads: Option<&WorkerThreads>,
         verdicts: &mut Vec<Option<EvmStatus>>,
     ) -> Admission {
         verdicts.clear();
+        verdicts.resize(txs.len(), None);
+        let signatures_verified = check_signatures(txs, self.config.chain_id, threads, verdicts);
         let mut remaining = self.config.max_batch_gas;
         let mut exhausted = false;
-        for tx in txs {
-            verdicts.push(if tx.gas_limit > self.config.max_tx_gas {
+        for (tx, verdict) in txs.iter().zip(verdicts.iter_mut()) {
+            if verdict.is_some() {
+                continue;
+            }
+            *verdict = if tx.gas_limit > self.config.max_tx_gas {
                 Some(EvmStatus::GasLimitAboveMax)
             } else if exhausted || tx.gas_limit > remaining {
                 exhausted = true;
@@ -325,10 +334,10 @@ impl Vm for EvmVm {
             } else {
                 remaining -= tx.gas_limit;
                 None
-            });
+            };
         }
         Admission {
-            signatures_verified: 0,
+            signatures_verified,
             gas: self.config.max_batch_gas - remaining,
         }
     }

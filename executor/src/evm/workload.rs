@@ -21,9 +21,10 @@ use revm::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
 use super::abi::Abi;
-use super::address::account_address;
+use super::address::EvmAccounts;
 use super::db::EvmState;
 use super::genesis::Deployment;
+use super::sender_recovery::EvmAuth;
 use super::tx::EvmTx;
 use crate::error::Error;
 use crate::workload::Chooser;
@@ -93,7 +94,8 @@ impl FromStr for EvmWorkloadKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvmWorkloadSpec {
     pub kind: EvmWorkloadKind,
-    /// Accounts `0..accounts` (addresses from `account_address`).
+    /// Accounts `0..accounts` (addresses from `account_address`, or under
+    /// secp256k1 authentication from `accounts_for`).
     pub accounts: u64,
     /// Tokens (`erc20`), pairs (`uniswap`), markets (`lending`) or staking pools.
     pub instances: u32,
@@ -141,22 +143,59 @@ impl EvmWorkloadSpec {
         Deployment::genesis(self.kind, self.accounts, self.instances)
     }
 
+    /// The accounts under `auth` (secp256k1: their keys derived here, once).
+    pub fn accounts_for(&self, auth: EvmAuth) -> EvmAccounts {
+        EvmAccounts::new(auth, self.accounts)
+    }
+
+    /// `genesis` with `accounts` (from `accounts_for`) as the accounts.
+    pub fn genesis_with(&self, accounts: &EvmAccounts) -> Result<(EvmState, Deployment), Error> {
+        self.validate()?;
+        self.check_accounts(accounts)?;
+        Deployment::genesis_for_users(self.kind, accounts.addresses(), self.instances)
+    }
+
+    fn check_accounts(&self, accounts: &EvmAccounts) -> Result<(), Error> {
+        if accounts.len() != self.accounts {
+            return Err(Error::Workload(format!(
+                "{} accounts given for a workload of {}",
+                accounts.len(),
+                self.accounts
+            )));
+        }
+        Ok(())
+    }
+
     /// The transaction stream from `genesis` (which `self.genesis()` made).
     pub fn generator(
         &self,
         genesis: &EvmState,
         deployment: &Deployment,
     ) -> Result<EvmGenerator, Error> {
+        self.generator_with(genesis, deployment, &self.accounts_for(EvmAuth::Channel))
+    }
+
+    /// The stream from `genesis` (which `genesis_with(accounts)` made), its
+    /// transactions unsigned, from `accounts` (sign them with `accounts.sign`,
+    /// after attaching any access list).
+    pub fn generator_with(
+        &self,
+        genesis: &EvmState,
+        deployment: &Deployment,
+        accounts: &EvmAccounts,
+    ) -> Result<EvmGenerator, Error> {
         self.validate()?;
+        self.check_accounts(accounts)?;
         let n = self.accounts;
         let slots = (n * self.instances as u64) as usize;
         Ok(EvmGenerator {
             spec: self.clone(),
             deployment: deployment.clone(),
+            accounts: accounts.clone(),
             rng: ChaCha8Rng::seed_from_u64(self.seed),
             senders: Chooser::new(n, self.zipf)?,
             receivers: Chooser::new(n, self.zipf)?,
-            nonces: (0..n).map(|i| genesis.nonce(account_address(i))).collect(),
+            nonces: (0..n).map(|i| genesis.nonce(accounts.address(i))).collect(),
             debt: vec![0; slots],
             staked: vec![0; slots],
             client: (0, 1),
@@ -174,13 +213,26 @@ impl EvmWorkloadSpec {
         index: u32,
         count: u32,
     ) -> Result<EvmGenerator, Error> {
+        let accounts = self.accounts_for(EvmAuth::Channel);
+        self.client_generator_with(genesis, deployment, &accounts, index, count)
+    }
+
+    /// `client_generator` from `accounts` (see `generator_with`).
+    pub fn client_generator_with(
+        &self,
+        genesis: &EvmState,
+        deployment: &Deployment,
+        accounts: &EvmAccounts,
+        index: u32,
+        count: u32,
+    ) -> Result<EvmGenerator, Error> {
         if count == 0 || index >= count || u64::from(count) > self.accounts {
             return Err(Error::Workload(format!(
                 "load client {index} of {count}: needs index < count <= accounts ({})",
                 self.accounts
             )));
         }
-        let mut generator = self.generator(genesis, deployment)?;
+        let mut generator = self.generator_with(genesis, deployment, accounts)?;
         generator.client = (u64::from(index), u64::from(count));
         generator.rng = ChaCha8Rng::seed_from_u64(self.seed ^ (u64::from(index) << 32));
         Ok(generator)
@@ -191,6 +243,7 @@ impl EvmWorkloadSpec {
 pub struct EvmGenerator {
     spec: EvmWorkloadSpec,
     deployment: Deployment,
+    accounts: EvmAccounts,
     rng: ChaCha8Rng,
     senders: Chooser,
     receivers: Chooser,
@@ -207,6 +260,11 @@ pub struct EvmGenerator {
 const MAX_AMOUNT: u128 = 10u128.pow(18);
 
 impl EvmGenerator {
+    /// The accounts it sends from (and their keys, under secp256k1).
+    pub fn accounts(&self) -> &EvmAccounts {
+        &self.accounts
+    }
+
     pub fn batch(&mut self, n: usize) -> Vec<EvmTx> {
         (0..n).map(|_| self.next_transaction()).collect()
     }
@@ -224,7 +282,7 @@ impl EvmGenerator {
         let nonce = self.nonces[sender as usize];
         self.nonces[sender as usize] += 1;
         EvmTx::call(
-            account_address(sender),
+            self.accounts.address(sender),
             to,
             value,
             nonce,
@@ -238,11 +296,11 @@ impl EvmGenerator {
         let d = &self.deployment;
         match self.spec.kind {
             EvmWorkloadKind::EvmTransfer => {
-                let to = account_address(self.receivers.pick(&mut self.rng));
+                let to = self.accounts.address(self.receivers.pick(&mut self.rng));
                 (to, U256::from(amount), Vec::new())
             }
             EvmWorkloadKind::Erc20 => {
-                let to = account_address(self.receivers.pick(&mut self.rng));
+                let to = self.accounts.address(self.receivers.pick(&mut self.rng));
                 let data = Abi::call("transfer(address,uint256)")
                     .address(to)
                     .u128(amount)
@@ -334,6 +392,38 @@ mod tests {
                 assert!(gas >= 200 * 21_000, "{kind}");
             }
         }
+    }
+
+    #[test]
+    fn evm_signed_workloads_succeed_as_the_channel_ones() {
+        let spec = small(EvmWorkloadKind::Erc20, 1);
+        let accounts = spec.accounts_for(EvmAuth::Secp256k1);
+        let (genesis, deployment) = spec.genesis_with(&accounts).unwrap();
+        let config = EvmConfig::unbounded();
+        let txs: Vec<EvmTx> = spec
+            .generator_with(&genesis, &deployment, &accounts)
+            .unwrap()
+            .batch(100)
+            .into_iter()
+            .map(|t| accounts.sign(t, config.chain_id).unwrap())
+            .collect();
+        assert!(
+            txs.iter()
+                .all(|t| t.signature.is_some() && t.from == [0; 20])
+        );
+        let mut state = genesis.clone();
+        let receipts = execute_batch(&mut state, &txs, &config);
+        let ok = receipts.iter().filter(|r| r.status.is_success()).count();
+        assert!(
+            ok >= 95,
+            "{ok} of 100: {:?}",
+            receipts.iter().find(|r| !r.status.is_success())
+        );
+        // The accounts must be the spec's.
+        assert!(
+            spec.genesis_with(&EvmAccounts::new(EvmAuth::Channel, 3))
+                .is_err()
+        );
     }
 
     #[test]

@@ -9,8 +9,14 @@
 //! default 0), `nonce`, `gas_limit`; calldata either `data` (hex) or a named call
 //! `call` (`"swap(bool,uint256,uint256)"`) with `args` (one per parameter:
 //! `address`, `bool`, `uintN`); an optional `access_list` of `{"address", "slots":
-//! [64 hex digits, …]}`. The same strictness as the ledger's files: unknown or
-//! repeated keys refused, errors name file, entry, line and field.
+//! [64 hex digits, …]}`. Or a signed transaction, `{"raw": "0x…"}` alone: Ethereum's
+//! signed bytes (`EvmTx::decode_signed`; its sender is recovered when it runs). The
+//! same strictness as the ledger's files: unknown or repeated keys refused, errors
+//! name file, entry, line and field.
+//!
+//! The genesis may say `"auth": "secp256k1"` beside `"workload"` (default
+//! `"channel"`): its accounts are then the signing keys' addresses
+//! (`EvmAccounts`), and every transaction must be signed.
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -20,8 +26,8 @@ use super::object::{Fields, Located, RawObject};
 use super::{Source, kind_of};
 use crate::error::Error;
 use crate::evm::{
-    Abi, AccessListEntry, Address, DEPLOYER, Deployment, EvmReceipt, EvmTx, EvmWorkloadKind,
-    EvmWorkloadSpec, U256, account_address,
+    Abi, AccessListEntry, Address, DEPLOYER, Deployment, EvmAuth, EvmReceipt, EvmTx,
+    EvmWorkloadKind, EvmWorkloadSpec, U256, account_address,
 };
 use crate::tx::{from_hex, to_hex};
 
@@ -35,12 +41,25 @@ const TX_FIELDS: &[&str] = &[
     "call",
     "args",
     "access_list",
+    "raw",
 ];
 
 /// Reads an EVM genesis file: `{"workload": {"kind": "uniswap", "accounts": 1000,
 /// "instances": 1, "zipf": 0.0, "seed": 0}}` (all but `kind` optional, these the
-/// defaults).
+/// defaults). Refuses an `"auth"` other than `"channel"`: use
+/// [`read_evm_genesis_auth`] to take it.
 pub fn read_evm_genesis(file: &str, text: &str) -> Result<EvmWorkloadSpec, Error> {
+    match read_evm_genesis_auth(file, text)? {
+        (spec, EvmAuth::Channel) => Ok(spec),
+        (_, auth) => Err(Source { file, text }.error(format_args!(
+            "`auth`: {auth} is not available here (only channel)"
+        ))),
+    }
+}
+
+/// [`read_evm_genesis`] with the genesis's optional `"auth"`: `"channel"` (the
+/// default) or `"secp256k1"`.
+pub fn read_evm_genesis_auth(file: &str, text: &str) -> Result<(EvmWorkloadSpec, EvmAuth), Error> {
     let source = Source { file, text };
     let top: RawObject<&RawValue> = serde_json::from_str(text).map_err(|e| {
         source.error(format_args!(
@@ -48,7 +67,16 @@ pub fn read_evm_genesis(file: &str, text: &str) -> Result<EvmWorkloadSpec, Error
         ))
     })?;
     let top = Fields::new(&top);
-    top.only(&["workload"]).map_err(|e| source.error(e))?;
+    top.only(&["workload", "auth"])
+        .map_err(|e| source.error(e))?;
+    let auth = if top.has("auth") {
+        top.string("auth")
+            .map_err(|e| source.error(e))?
+            .parse::<EvmAuth>()
+            .map_err(|e| source.error(format_args!("`auth`: {e}")))?
+    } else {
+        EvmAuth::Channel
+    };
     let raw = top.raw("workload").map_err(|e| source.error(e))?;
     let object: RawObject<&RawValue> =
         serde_json::from_str(raw.get()).map_err(|e| source.parse_error(raw, "workload", &e))?;
@@ -56,7 +84,7 @@ pub fn read_evm_genesis(file: &str, text: &str) -> Result<EvmWorkloadSpec, Error
     let spec = spec_from_fields(&fields).map_err(|e| source.located(raw, "workload", e))?;
     spec.validate()
         .map_err(|e| source.error(format_args!("workload: {e}")))?;
-    Ok(spec)
+    Ok((spec, auth))
 }
 
 fn spec_from_fields(fields: &Fields) -> Result<EvmWorkloadSpec, Located> {
@@ -204,6 +232,13 @@ fn hex_bytes(raw: &RawValue, field: &str) -> Result<Vec<u8>, Located> {
 
 fn tx_from_fields(fields: &Fields, deployment: &Deployment) -> Result<EvmTx, Located> {
     fields.only(TX_FIELDS)?;
+    if fields.has("raw") {
+        if let Some(other) = TX_FIELDS.iter().find(|f| **f != "raw" && fields.has(f)) {
+            return Err(fields.located(other, "a `raw` signed transaction stands alone"));
+        }
+        let bytes = hex_bytes(fields.raw("raw")?, "raw")?;
+        return EvmTx::decode_signed(&bytes).map_err(|e| fields.located("raw", e));
+    }
     let from = address(fields.raw("from")?, "from", deployment)?;
     let to_raw = fields.raw("to")?;
     let to = if to_raw.get() == "null" {
@@ -240,6 +275,7 @@ fn tx_from_fields(fields: &Fields, deployment: &Deployment) -> Result<EvmTx, Loc
         gas_limit,
         data,
         access_list: None,
+        signature: None,
     };
     if fields.has("access_list") {
         tx.access_list = Some(access_list(fields.raw("access_list")?, deployment)?);
@@ -375,8 +411,14 @@ pub fn evm_address_json(address: Address, deployment: &Deployment) -> Value {
     Value::from(format!("0x{}", to_hex(bytes)))
 }
 
-/// A transaction in the file format [`read_evm_transactions`] reads.
+/// A transaction in the file format [`read_evm_transactions`] reads (a signed
+/// one as `{"raw": …}`).
 pub fn evm_tx_json(tx: &EvmTx, deployment: &Deployment) -> Value {
+    if tx.signature.is_some()
+        && let Ok(bytes) = tx.encode()
+    {
+        return serde_json::json!({ "raw": format!("0x{}", to_hex(&bytes)) });
+    }
     let mut out = serde_json::Map::new();
     out.insert("from".into(), evm_address_json(tx.sender(), deployment));
     out.insert(

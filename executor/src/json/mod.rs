@@ -22,7 +22,8 @@ mod object;
 mod transaction;
 
 pub use evm::{
-    evm_address_json, evm_receipt_json, evm_tx_json, read_evm_genesis, read_evm_transactions,
+    evm_address_json, evm_receipt_json, evm_tx_json, read_evm_genesis, read_evm_genesis_auth,
+    read_evm_transactions,
 };
 pub use genesis::Genesis;
 pub(crate) use transaction::{

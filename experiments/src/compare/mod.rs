@@ -7,7 +7,10 @@
 //! error bars ([`chart`]), all in one results folder that also holds each run's folder.
 //!
 //! The matrix comes from flags or from a TOML file ([`CompareSpec`], the same field
-//! names; a flag given replaces the file's value).
+//! names; a flag given replaces the file's value). Every cell runs on one VM
+//! (`vm`: the native ledger, or the EVM with its own workloads — `uniswap`, `erc20`,
+//! … — and gas bounds), which the labels of EVM cells, the header, the CSVs and the
+//! charts name.
 
 pub mod chart;
 pub mod stats;
@@ -17,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::cluster_params::ClusterParams;
+use crate::cluster_params::{ClusterParams, DEFAULT_EVM_WORKLOAD};
 use crate::cpu_budget::CpuBudget;
 use crate::report;
 use crate::runner::{LocalOptions, RunOutcome, RunPlan};
@@ -44,7 +47,9 @@ pub struct Matrix {
     pub protocols: Option<Vec<String>>,
     /// Executor names (`sequential`, `block-stm`, `access-list`, `auto`, `none`).
     pub executors: Option<Vec<String>>,
-    /// Workload names (`transfer`, `dex`, `lending`, `smallbank`, `mixed`).
+    /// Workload names: the ledger's (`transfer`, `dex`, `lending`, `smallbank`,
+    /// `mixed`; default `dex`) or, with `vm = "evm"`, the EVM's (`evm-transfer`,
+    /// `erc20`, `uniswap`, `lending`, `staking`; default `uniswap`).
     pub workloads: Option<Vec<String>>,
     /// Zipf skews of account choice (0 = uniform).
     pub zipf: Option<Vec<f64>>,
@@ -61,6 +66,12 @@ pub struct Matrix {
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// The VM every cell runs: `ledger` (default) or `evm`.
+    pub vm: Option<String>,
+    /// EVM: the largest gas limit a transaction may declare.
+    pub max_tx_gas: Option<u64>,
+    /// EVM: the gas one batch may reserve.
+    pub max_batch_gas: Option<u64>,
     /// Seconds of load per run.
     pub duration: Option<f64>,
     /// Seconds left out of the statistics at the start of each run.
@@ -123,6 +134,9 @@ impl CompareSpec {
         CompareSpec {
             repeat: over.repeat.or(self.repeat),
             settings: Settings {
+                vm: o.vm.or(s.vm),
+                max_tx_gas: o.max_tx_gas.or(s.max_tx_gas),
+                max_batch_gas: o.max_batch_gas.or(s.max_batch_gas),
                 duration: o.duration.or(s.duration),
                 warmup: o.warmup.or(s.warmup),
                 clients: o.clients.or(s.clients),
@@ -154,10 +168,17 @@ impl CompareSpec {
     /// The cells of the matrix, each a checked run plan: the first axis varies
     /// slowest (protocols, executors, workloads, zipf, replicas, batch size,
     /// signed-all). Runs go to `results`, named after the cell. An empty axis, a
-    /// duplicate value or a bad setting is an error naming the flag or field.
+    /// duplicate value or a bad setting is an error naming the flag or field. On the
+    /// EVM a label starts with `evm` (`evm` alone when nothing varies).
     pub fn cells(&self, replica_program: &Path, results: &Path) -> Result<Vec<Cell>> {
         let d = ClusterParams::default();
         let m = &self.matrix;
+        let vm = self.vm()?;
+        let default_workload = if vm == "evm" {
+            DEFAULT_EVM_WORKLOAD.to_string()
+        } else {
+            d.workload.clone()
+        };
         let axes: Vec<(&'static str, Vec<String>)> = vec![
             (
                 "protocol",
@@ -171,7 +192,7 @@ impl CompareSpec {
             ),
             (
                 "workload",
-                axis("workloads", &m.workloads, || vec![d.workload.clone()])?,
+                axis("workloads", &m.workloads, || vec![default_workload])?,
             ),
             ("zipf", axis("zipf", &m.zipf, || vec![d.zipf])?),
             (
@@ -196,10 +217,11 @@ impl CompareSpec {
                 .map(|(v, (name, _))| short_value(name, v))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let label = if label.is_empty() {
-                "all".to_string()
-            } else {
-                label
+            let label = match (vm, label.is_empty()) {
+                ("evm", true) => "evm".to_string(),
+                ("evm", false) => format!("evm {label}"),
+                (_, true) => "all".to_string(),
+                (_, false) => label,
             };
             let options = self.options(&axes, &values, replica_program, results, &label)?;
             let cluster = options.cluster.clone();
@@ -239,6 +261,9 @@ impl CompareSpec {
         let cpu_budget =
             CpuBudget::from_flags(s.cpus_per_replica, s.cpu_sets.as_deref(), replicas)?;
         let mut cluster = ClusterParams {
+            vm: self.vm()?.to_string(),
+            max_tx_gas: s.max_tx_gas,
+            max_batch_gas: s.max_batch_gas,
             executor: value("executor").to_string(),
             workload: value("workload").to_string(),
             zipf: value("zipf").parse().context("--zipf")?,
@@ -276,9 +301,10 @@ impl CompareSpec {
         })
     }
 
-    /// The comparison's header: what runs, and under which CPU budget — every cell
-    /// runs under the same one —, e.g. `4 cells × 3 runs; CPU budget per replica: sets
-    /// 0;1;0;1 (sched_setaffinity); executor threads per replica: 1`.
+    /// The comparison's header: what runs, on which VM and under which CPU budget —
+    /// every cell runs on the same ones —, e.g. `4 cells × 3 runs; VM ledger; CPU
+    /// budget per replica: sets 0;1;0;1 (sched_setaffinity); executor threads per
+    /// replica: 1`.
     pub fn header(&self, cells: &[Cell], repeat: usize) -> String {
         let budget = cells
             .first()
@@ -297,12 +323,22 @@ impl CompareSpec {
                 budget.enforced_by(crate::scenario::BackendKind::Process)
             )
         };
+        let vm = cells.first().map_or("ledger", |c| c.plan.scenario.vm());
         format!(
-            "{} cells × {repeat} runs; CPU budget per replica: {budget}; executor threads \
-             per replica: {}",
+            "{} cells × {repeat} runs; VM {vm}; CPU budget per replica: {budget}; executor \
+             threads per replica: {}",
             cells.len(),
             threads.join(", ")
         )
+    }
+
+    /// The VM every cell runs: `ledger` (the default) or `evm`.
+    pub fn vm(&self) -> Result<&'static str> {
+        match self.settings.vm.as_deref() {
+            None | Some("ledger") => Ok("ledger"),
+            Some("evm") => Ok("evm"),
+            Some(other) => bail!("--vm: expected ledger or evm, got `{other}`"),
+        }
     }
 
     /// Runs per cell (at least 1).
@@ -525,11 +561,12 @@ fn write_comparison(name: &str, c: &Comparison) -> Result<()> {
     )
 }
 
-/// "median of 3 runs per cell, bars min–max, rev 3f2a9c1".
+/// "VM ledger, median of 3 runs per cell, bars min–max, rev 3f2a9c1".
 fn chart_subtitle(c: &Comparison) -> String {
     let repeat = c.runs.iter().map(|r| r.round + 1).max().unwrap_or(0);
+    let vm = c.cells.first().map_or("ledger", |c| c.plan.scenario.vm());
     let mut parts = vec![format!(
-        "median of {repeat} run{} per cell, error bars min–max",
+        "VM {vm}, median of {repeat} run{} per cell, error bars min–max",
         if repeat == 1 { "" } else { "s" }
     )];
     if let Some(rev) = c.runs.first().and_then(|r| r.summary.git_revision.clone()) {
@@ -636,6 +673,57 @@ mod tests {
             "reputation",
             "the variant's parameters reach the cluster the runner starts"
         );
+    }
+
+    /// `vm = "evm"`: every cell runs the EVM (its plan's scenario carries the EVM
+    /// workload and the gas bounds), labels start with `evm`, the workload defaults to
+    /// `uniswap`, and ledger workloads or an unknown VM are refused.
+    #[test]
+    fn an_evm_matrix_runs_every_cell_on_the_evm() {
+        let s = spec(
+            "vm = \"evm\"\nmax_tx_gas = 300000\npools = 2\n[matrix]\nexecutors = [\"sequential\", \"block-stm\"]\nworkloads = [\"uniswap\", \"staking\"]",
+        );
+        let cells = s.cells(Path::new("t"), Path::new("o")).unwrap();
+        let labels: Vec<&str> = cells.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "evm sequential uniswap",
+                "evm sequential staking",
+                "evm block-stm uniswap",
+                "evm block-stm staking"
+            ]
+        );
+        let evm = cells[3].plan.scenario.evm.as_ref().unwrap();
+        assert_eq!(evm.workload.kind.as_str(), "staking");
+        assert_eq!((evm.workload.instances, evm.max_tx_gas), (2, 300_000));
+        assert_eq!(cells[3].cluster.vm, "evm");
+        assert_eq!(cells[3].plan.scenario.name, "evm-block-stm-staking");
+        assert!(s.header(&cells, 1).contains("; VM evm; "));
+
+        let one = spec("vm = \"evm\"")
+            .cells(Path::new("t"), Path::new("o"))
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].label, "evm");
+        assert_eq!(one[0].cluster.workload, DEFAULT_EVM_WORKLOAD);
+        let ledger = CompareSpec::default()
+            .cells(Path::new("t"), Path::new("o"))
+            .unwrap();
+        assert!(ledger[0].plan.scenario.evm.is_none());
+
+        for (text, want) in [
+            (
+                "vm = \"evm\"\n[matrix]\nworkloads = [\"dex\"]",
+                "unknown EVM workload `dex`",
+            ),
+            ("vm = \"wasm\"", "--vm: expected ledger or evm"),
+        ] {
+            let err = spec(text)
+                .cells(Path::new("t"), Path::new("o"))
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{want}: {err:#}");
+        }
     }
 
     #[test]

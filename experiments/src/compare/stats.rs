@@ -172,10 +172,11 @@ fn value(v: f64) -> String {
 }
 
 /// The axes columns of a cell: every cell's plan, so the CSV is self-describing.
-fn axis_columns(cell: &Cell) -> [String; 7] {
+fn axis_columns(cell: &Cell) -> [String; 8] {
     let c = &cell.cluster;
     [
         c.protocol_variant(),
+        c.vm.clone(),
         c.executor.clone(),
         c.workload.clone(),
         c.zipf.to_string(),
@@ -185,7 +186,7 @@ fn axis_columns(cell: &Cell) -> [String; 7] {
     ]
 }
 
-const AXIS_HEADER: &str = "protocol,executor,workload,zipf,replicas,batch_size,signed_all";
+const AXIS_HEADER: &str = "protocol,vm,executor,workload,zipf,replicas,batch_size,signed_all";
 
 /// `compare.csv`: one line per cell — its label and settings, runs, then median, min
 /// and max of tx/s, p50, p99 and view changes, and whether every run agreed.
@@ -283,14 +284,14 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
         let columns = lines[0].split(',').count();
-        assert_eq!(columns, 1 + 7 + 1 + 12 + 1);
+        assert_eq!(columns, 1 + 8 + 1 + 12 + 1);
         assert!(
             lines.iter().all(|l| l.split(',').count() == columns),
             "{csv}"
         );
         assert!(
             lines[1].starts_with(
-                "sequential,pbft,sequential,dex,0,4,1024,false,2,11172.7,10000,12345.4,"
+                "sequential,pbft,ledger,sequential,dex,0,4,1024,false,2,11172.7,10000,12345.4,"
             ),
             "{csv}"
         );

@@ -14,7 +14,7 @@ use crate::cpu_budget::{self, CpuBudget, CpuSet};
 use crate::load::LoadMode;
 use crate::runner::{RunPlan, faults};
 use crate::scenario::{
-    BackendKind, ClusterSpec, LoadShape, LoadSpec, Scenario, ScenarioSource, render,
+    BackendKind, ClusterSpec, EvmSpec, LoadShape, LoadSpec, Scenario, ScenarioSource, render,
 };
 
 /// Closed-loop window per client when neither a rate nor a window is given.
@@ -83,6 +83,12 @@ impl LocalOptions {
             )?;
         }
         let c = &self.cluster;
+        c.check_vm_flags()?;
+        if c.vm == "evm" && self.payload > 0 {
+            bail!(
+                "--payload: EVM transactions are not padded (--vm evm sends each as its bincode EvmTx); leave --payload at 0"
+            );
+        }
         let mut protocol = c.protocol_section()?;
         protocol.common.replicas = replicas;
         let mut scenario = Scenario {
@@ -99,7 +105,14 @@ impl LocalOptions {
                 cpu: self.cpu_budget.clone(),
             },
             workload: c.workload_spec()?,
-            evm: c.evm_workload_spec()?,
+            evm: c.evm_workload_spec()?.map(|workload| {
+                let d = EvmSpec::with_default_gas(workload);
+                EvmSpec {
+                    max_tx_gas: c.max_tx_gas.unwrap_or(d.max_tx_gas),
+                    max_batch_gas: c.max_batch_gas.unwrap_or(d.max_batch_gas),
+                    ..d
+                }
+            }),
             load: LoadSpec {
                 clients: self.clients,
                 shape: match mode {
@@ -321,11 +334,75 @@ mod tests {
                 },
                 "--cpu-sets: replica r0's set `1023` names CPU 1023",
             ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        vm: "evm".into(),
+                        workload: "erc20".into(),
+                        ..ClusterParams::default()
+                    },
+                    payload: 64,
+                    ..options()
+                },
+                "--payload: EVM transactions are not padded",
+            ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        max_batch_gas: Some(1 << 30),
+                        ..ClusterParams::default()
+                    },
+                    ..options()
+                },
+                "--max-batch-gas bounds EVM gas: it needs --vm evm",
+            ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        vm: "evm".into(),
+                        workload: "staking".into(),
+                        max_tx_gas: Some(100_000),
+                        ..ClusterParams::default()
+                    },
+                    ..options()
+                },
+                "--max-tx-gas 100000 is below the 250000 gas staking transactions declare",
+            ),
         ];
         for (opts, flag) in cases {
             let err = format!("{:#}", opts.plan().unwrap_err());
             assert!(err.contains(flag), "{flag}: {err}");
         }
+    }
+
+    /// `--vm evm`: the plan's scenario carries the EVM workload and gas bounds, and its
+    /// recorded text (a scenario file with `[cluster] vm = "evm"`) parses back to it.
+    #[test]
+    fn an_evm_plan_records_an_evm_scenario() {
+        let plan = LocalOptions {
+            cluster: ClusterParams {
+                vm: "evm".into(),
+                workload: "uniswap".into(),
+                accounts: 200,
+                pools: 1,
+                max_tx_gas: Some(300_000),
+                ..ClusterParams::default()
+            },
+            ..options()
+        }
+        .plan()
+        .unwrap();
+        let s = &plan.scenario;
+        let evm = s.evm.as_ref().unwrap();
+        assert_eq!((evm.workload.accounts, evm.workload.instances), (200, 1));
+        assert_eq!(evm.max_tx_gas, 300_000);
+        assert_eq!(
+            evm.max_batch_gas,
+            crate::cluster::ExecutionConfig::default().max_batch_gas
+        );
+        let back = Scenario::parse(std::path::Path::new("local.toml"), &s.source.text).unwrap();
+        assert_eq!(back.evm, s.evm, "{}", s.source.text);
+        assert_eq!(plan.parameters["vm"], "evm");
     }
 
     /// Issue 13 item 3: the budget goes into the scenario (and its recorded text) and

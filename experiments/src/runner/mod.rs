@@ -108,8 +108,17 @@ pub fn scenario_parameters(s: &Scenario) -> serde_json::Value {
         "backend": s.cluster.backend.name(),
         "executor": s.cluster.executor,
         "threads": s.cluster.threads,
-        "workload": format!("{} ({} accounts, zipf {})", w.kind.as_str(), w.accounts, w.zipf),
-        "workload_spec": w,
+        "vm": s.vm(),
+        "workload": match &s.evm {
+            Some(evm) => evm.label(),
+            None => format!("{} ({} accounts, zipf {})", w.kind.as_str(), w.accounts, w.zipf),
+        },
+        "workload_spec": match &s.evm {
+            Some(evm) => json!(evm.workload),
+            None => json!(w),
+        },
+        "max_tx_gas": s.evm.as_ref().map(|e| e.max_tx_gas),
+        "max_batch_gas": s.evm.as_ref().map(|e| e.max_batch_gas),
         "clients": s.load.clients,
         "rate": rate,
         "window": window,
@@ -158,7 +167,9 @@ fn cluster_for(
     cluster.workload = scenario.workload.clone();
     if let Some(evm) = &scenario.evm {
         cluster.execution.vm = "evm".to_string();
-        cluster.evm_workload = Some(evm.clone());
+        cluster.evm_workload = Some(evm.workload.clone());
+        cluster.execution.max_tx_gas = evm.max_tx_gas;
+        cluster.execution.max_batch_gas = evm.max_batch_gas;
     }
     cluster.storage.durability = scenario.cluster.durability;
     if let Some(control) = cluster.control.as_mut() {

@@ -1,5 +1,5 @@
 //! Scenario files: an experiment as data. A scenario names a cluster (`[cluster]`), a
-//! workload (`[workload]`), a load shape (`[load]`, with rate changes at given times),
+//! workload (`[workload]`, or `[evm_workload]` when `[cluster] vm = "evm"`), a load shape (`[load]`, with rate changes at given times),
 //! a timed schedule of faults (`[[fault]]`), what must hold (`[expect]`) and a `seed`.
 //! `tandem run FILE` runs one on a real cluster; `tandem local` builds a one-line
 //! scenario from its flags and runs it the same way. `experiments/README.md`
@@ -47,9 +47,9 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     /// The workload (the cluster file's `[workload]`).
     pub workload: WorkloadSpec,
-    /// The EVM workload when the replicas run the EVM (`tandem local --vm evm`; the
-    /// cluster file's `[evm_workload]`); scenario files do not set it yet.
-    pub evm: Option<tandem_executor::evm::EvmWorkloadSpec>,
+    /// The EVM when the replicas run it (`[cluster] vm = "evm"` with `[evm_workload]`,
+    /// or `tandem local --vm evm`); `None` for the native ledger (`workload`).
+    pub evm: Option<EvmSpec>,
     /// The offered load.
     pub load: LoadSpec,
     /// The faults, in file order.
@@ -126,6 +126,41 @@ impl std::str::FromStr for BackendKind {
 /// What replicas keep across a restart: the cluster file's `[storage] durability`
 /// (`none` or `wal`), one type for both.
 pub use crate::cluster::Durability;
+
+/// The EVM side of a scenario: the workload (`[evm_workload]`, the cluster file's
+/// section of that name) and the gas bounds (`[cluster] max_tx_gas`, `max_batch_gas`,
+/// the cluster file's `[execution]` fields of those names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvmSpec {
+    /// What the genesis deploys and the load clients send.
+    pub workload: tandem_executor::evm::EvmWorkloadSpec,
+    /// The largest gas limit a transaction may declare; above it a transaction is
+    /// refused.
+    pub max_tx_gas: u64,
+    /// Gas one batch may reserve (the sum of its admitted transactions' limits).
+    pub max_batch_gas: u64,
+}
+
+impl EvmSpec {
+    /// `workload` under the cluster file's default gas bounds.
+    pub fn with_default_gas(workload: tandem_executor::evm::EvmWorkloadSpec) -> EvmSpec {
+        let defaults = crate::cluster::ExecutionConfig::default();
+        EvmSpec {
+            workload,
+            max_tx_gas: defaults.max_tx_gas,
+            max_batch_gas: defaults.max_batch_gas,
+        }
+    }
+
+    /// A short description, e.g. `evm uniswap (1000 accounts, 1 instances, zipf 0.8)`.
+    pub fn label(&self) -> String {
+        let w = &self.workload;
+        format!(
+            "evm {} ({} accounts, {} instances, zipf {})",
+            w.kind, w.accounts, w.instances, w.zipf
+        )
+    }
+}
 
 /// `[cluster]`: the replicas and how they run.
 #[derive(Clone, Debug, PartialEq)]
@@ -258,6 +293,11 @@ impl Scenario {
     /// As [`Scenario::load`].
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         parse::parse(path, text)
+    }
+
+    /// The VM the replicas run: `evm` with [`Scenario::evm`], else `ledger`.
+    pub fn vm(&self) -> &'static str {
+        if self.evm.is_some() { "evm" } else { "ledger" }
     }
 
     /// f, the number of faulty replicas the cluster tolerates.

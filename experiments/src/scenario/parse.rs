@@ -7,9 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tandem_executor::evm::{EvmWorkloadKind, EvmWorkloadSpec};
 use tandem_executor::{EXECUTOR_NAMES, WorkloadSpec};
 use toml::Spanned;
 
+use crate::cluster::ExecutionConfig;
 use crate::cpu_budget::{CpuBudget, CpuSet};
 use crate::protocol_section::ProtocolSection;
 use crate::scenario::action::{Action, ActionKind, LinkFault};
@@ -17,8 +19,8 @@ use crate::scenario::error::{ScenarioError, SourceText};
 use crate::scenario::expect::{AckExpect, Expectations, Liveness};
 use crate::scenario::target::Target;
 use crate::scenario::{
-    BackendKind, ClusterSpec, Durability, Fault, LoadShape, LoadSpec, RateChange, Scenario,
-    ScenarioSource,
+    BackendKind, ClusterSpec, Durability, EvmSpec, Fault, LoadShape, LoadSpec, RateChange,
+    Scenario, ScenarioSource,
 };
 
 /// Load clients when `[load]` gives no `clients`.
@@ -38,6 +40,7 @@ struct RawScenario {
     seed: Option<u64>,
     cluster: Option<Spanned<RawCluster>>,
     workload: Option<Spanned<WorkloadSpec>>,
+    evm_workload: Option<Spanned<RawEvmWorkload>>,
     load: Option<Spanned<RawLoad>>,
     #[serde(default, rename = "fault")]
     faults: Vec<Spanned<RawFault>>,
@@ -55,6 +58,21 @@ struct RawCluster {
     cpus_per_replica: Option<Spanned<f64>>,
     cpu_sets: Option<Spanned<Vec<Spanned<String>>>>,
     protocol: Option<Spanned<toml::Table>>,
+    vm: Option<Spanned<String>>,
+    max_tx_gas: Option<Spanned<u64>>,
+    max_batch_gas: Option<Spanned<u64>>,
+}
+
+/// `[evm_workload]` as written: the cluster file's section of that name, every field
+/// but `kind` optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvmWorkload {
+    kind: Option<Spanned<String>>,
+    accounts: Option<Spanned<u64>>,
+    instances: Option<Spanned<u32>>,
+    zipf: Option<Spanned<f64>>,
+    seed: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -65,7 +83,7 @@ struct RawLoad {
     window: Option<Spanned<usize>>,
     duration: Option<Spanned<f64>>,
     warmup: Option<Spanned<f64>>,
-    payload_bytes: Option<usize>,
+    payload_bytes: Option<Spanned<usize>>,
     retransmit_ms: Option<Spanned<u64>>,
     #[serde(default)]
     rate_change: Vec<Spanned<RawRateChange>>,
@@ -141,6 +159,13 @@ pub(crate) fn parse(path: &Path, text: &str) -> Checked<Scenario> {
         ),
     };
     let seed = raw.seed.unwrap_or(DEFAULT_SEED);
+    let evm = evm(
+        &src,
+        raw.cluster.as_ref(),
+        raw.evm_workload,
+        raw.workload.as_ref().map(Spanned::span),
+        seed,
+    )?;
     let cluster = cluster(&src, raw.cluster)?;
     let workload = match raw.workload {
         None => WorkloadSpec::default(),
@@ -155,6 +180,15 @@ pub(crate) fn parse(path: &Path, text: &str) -> Checked<Scenario> {
     let Some(raw_load) = raw.load else {
         return Err(src.error(0..0, "missing [load]: a scenario needs at least a duration"));
     };
+    if evm.is_some()
+        && let Some(payload) = &raw_load.get_ref().payload_bytes
+        && *payload.get_ref() > 0
+    {
+        return Err(src.error(
+            payload.span(),
+            "EVM transactions are not padded: payload_bytes needs vm = \"ledger\" (or 0)",
+        ));
+    }
     let load = load(&src, raw_load)?;
     let mut faults = Vec::with_capacity(raw.faults.len());
     for (i, f) in raw.faults.into_iter().enumerate() {
@@ -167,7 +201,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Checked<Scenario> {
         seed,
         cluster,
         workload,
-        evm: None,
+        evm,
         load,
         faults,
         expect,
@@ -268,6 +302,181 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
         durability,
         cpu,
     })
+}
+
+/// Most (account, instance) pairs an EVM genesis may seed (each a few transactions:
+/// mints and approvals, rebuilt by every replica and load client at start); as
+/// `tandem bench-exec --vm evm`.
+const MAX_EVM_GENESIS_PAIRS: u64 = 1_000_000;
+
+/// `[cluster] vm`, `max_tx_gas`, `max_batch_gas` and `[evm_workload]`: the EVM when
+/// `vm = "evm"`, `None` for the ledger. The ledger's `[workload]` (at `workload`)
+/// is refused beside the EVM; `seed` is the workload's when it gives none.
+fn evm(
+    src: &SourceText<'_>,
+    cluster: Option<&Spanned<RawCluster>>,
+    raw: Option<Spanned<RawEvmWorkload>>,
+    workload: Option<Range<usize>>,
+    seed: u64,
+) -> Checked<Option<EvmSpec>> {
+    let c = cluster.map(Spanned::get_ref);
+    let vm = c.and_then(|c| c.vm.as_ref());
+    let is_evm = match vm {
+        None => false,
+        Some(v) if v.get_ref() == "ledger" => false,
+        Some(v) if v.get_ref() == "evm" => true,
+        Some(v) => {
+            return Err(src.error(
+                v.span(),
+                format!(
+                    "unknown vm `{}`; choose ledger (the native DeFi ledger, [workload]) or evm (revm, [evm_workload])",
+                    v.get_ref()
+                ),
+            ));
+        }
+    };
+    let max_tx_gas = c.and_then(|c| c.max_tx_gas.as_ref());
+    let max_batch_gas = c.and_then(|c| c.max_batch_gas.as_ref());
+    if !is_evm {
+        if let Some(w) = &raw {
+            return Err(src.error_with_field(
+                w.span(),
+                None,
+                "[evm_workload] needs [cluster] vm = \"evm\"",
+            ));
+        }
+        if let Some(g) = max_tx_gas.or(max_batch_gas) {
+            return Err(src.error(g.span(), "gas limits are the EVM's: they need vm = \"evm\""));
+        }
+        return Ok(None);
+    }
+    let vm_span = vm.map(Spanned::span).unwrap_or(0..0);
+    if let Some(span) = workload {
+        return Err(src.error_with_field(
+            span,
+            None,
+            "[workload] is the native ledger's; with vm = \"evm\" the workload is [evm_workload]",
+        ));
+    }
+    if let Some(e) = c.and_then(|c| c.executor.as_ref())
+        && e.get_ref() == "none"
+    {
+        return Err(src.error(
+            e.span(),
+            "vm = \"evm\" needs an executor (sequential, block-stm, access-list or auto), not none",
+        ));
+    }
+    let Some(raw) = raw else {
+        return Err(src.error_with_field(
+            vm_span,
+            Some("vm"),
+            "vm = \"evm\" needs an [evm_workload] table (kind, accounts, instances, zipf, seed)",
+        ));
+    };
+    let table = raw.span();
+    let raw = raw.into_inner();
+    let Some(kind) = &raw.kind else {
+        return Err(src.error_with_field(
+            table,
+            Some("kind"),
+            format!(
+                "[evm_workload] needs a kind: one of {}",
+                EvmWorkloadKind::ALL.map(EvmWorkloadKind::as_str).join(", ")
+            ),
+        ));
+    };
+    let kind: EvmWorkloadKind = kind
+        .get_ref()
+        .parse()
+        .map_err(|e: tandem_executor::Error| src.error(kind.span(), e.to_string()))?;
+    let defaults = EvmWorkloadSpec::new(kind);
+    let accounts = match &raw.accounts {
+        None => defaults.accounts,
+        Some(a) if *a.get_ref() < 2 => {
+            return Err(src.error(a.span(), "at least 2 accounts"));
+        }
+        Some(a) => *a.get_ref(),
+    };
+    let instances = match &raw.instances {
+        None => defaults.instances,
+        Some(i) if !(1..=1024).contains(i.get_ref()) => {
+            return Err(src.error(
+                i.span(),
+                "instances (tokens, pairs, markets or staking pools) must be between 1 and 1024",
+            ));
+        }
+        Some(i) => *i.get_ref(),
+    };
+    let pairs = accounts.saturating_mul(u64::from(instances));
+    if pairs > MAX_EVM_GENESIS_PAIRS {
+        let at = raw.accounts.as_ref().map_or(table.clone(), Spanned::span);
+        return Err(src.error_with_field(
+            at,
+            Some("accounts"),
+            format!(
+                "{accounts} accounts × {instances} instances seeds {pairs} (account, instance) pairs at genesis, above {MAX_EVM_GENESIS_PAIRS}: use fewer accounts"
+            ),
+        ));
+    }
+    let zipf = match &raw.zipf {
+        None => defaults.zipf,
+        Some(z) if !z.get_ref().is_finite() || *z.get_ref() < 0.0 => {
+            return Err(src.error(z.span(), "zipf must be a finite number ≥ 0 (0 is uniform)"));
+        }
+        Some(z) => *z.get_ref(),
+    };
+    let spec = EvmWorkloadSpec {
+        kind,
+        accounts,
+        instances,
+        zipf,
+        seed: raw.seed.unwrap_or(seed),
+    };
+    spec.validate()
+        .map_err(|e| src.error_with_field(table.clone(), None, e.to_string()))?;
+    let gas_defaults = ExecutionConfig::default();
+    let tx_gas = match max_tx_gas {
+        None => gas_defaults.max_tx_gas,
+        Some(g) if *g.get_ref() < kind.gas_limit() => {
+            return Err(src.error(
+                g.span(),
+                format!(
+                    "{kind} transactions declare up to {} gas, above max_tx_gas {}: every one would be refused",
+                    kind.gas_limit(),
+                    g.get_ref()
+                ),
+            ));
+        }
+        Some(g) => *g.get_ref(),
+    };
+    let batch_gas = match max_batch_gas {
+        None if gas_defaults.max_batch_gas < tx_gas => {
+            let at = max_tx_gas.map_or(vm_span, Spanned::span);
+            return Err(src.error(
+                at,
+                format!(
+                    "max_tx_gas {tx_gas} is above the default max_batch_gas {}: set max_batch_gas too",
+                    gas_defaults.max_batch_gas
+                ),
+            ));
+        }
+        None => gas_defaults.max_batch_gas,
+        Some(g) if *g.get_ref() < tx_gas => {
+            return Err(src.error(
+                g.span(),
+                format!(
+                    "max_batch_gas {} is below max_tx_gas {tx_gas}: one transaction must fit a batch",
+                    g.get_ref()
+                ),
+            ));
+        }
+        Some(g) => *g.get_ref(),
+    };
+    Ok(Some(EvmSpec {
+        workload: spec,
+        max_tx_gas: tx_gas,
+        max_batch_gas: batch_gas,
+    }))
 }
 
 /// `cpus_per_replica` and `cpu_sets` as written: a share ≥ 0.01, one non-empty CPU
@@ -440,7 +649,7 @@ fn load(src: &SourceText<'_>, raw: Spanned<RawLoad>) -> Checked<LoadSpec> {
         shape,
         duration: duration_value,
         warmup,
-        payload_bytes: raw.payload_bytes.unwrap_or(0),
+        payload_bytes: raw.payload_bytes.as_ref().map_or(0, |p| *p.get_ref()),
         retransmit_after,
     })
 }
@@ -1246,6 +1455,237 @@ acknowledged = "lost"
             }
             assert!(l.message.contains(message), "{text}\n{l}");
         }
+    }
+
+    const EVM: &str = r#"
+[cluster]
+vm = "evm"
+executor = "access-list"
+max_tx_gas = 500000
+max_batch_gas = 20000000
+
+[evm_workload]
+kind = "staking"
+accounts = 300
+instances = 2
+zipf = 0.8
+
+[load]
+duration = 5
+
+[[fault]]
+at = 2
+action = "crash"
+target = "primary"
+"#;
+
+    /// `[cluster] vm = "evm"` with `[evm_workload]` and the gas limits: the EVM side
+    /// of the scenario, the workload's seed defaulting to the scenario's, and the text
+    /// rendered back parses to the same scenario.
+    #[test]
+    fn an_evm_scenario_parses_and_renders_back() {
+        use tandem_executor::evm::EvmWorkloadKind;
+        let s = parse_text(&format!("seed = 9\n{EVM}")).unwrap();
+        assert_eq!(s.vm(), "evm");
+        let evm = s.evm.as_ref().unwrap();
+        assert_eq!(evm.workload.kind, EvmWorkloadKind::Staking);
+        assert_eq!(
+            (
+                evm.workload.accounts,
+                evm.workload.instances,
+                evm.workload.zipf
+            ),
+            (300, 2, 0.8)
+        );
+        assert_eq!(evm.workload.seed, 9, "the scenario's seed");
+        assert_eq!((evm.max_tx_gas, evm.max_batch_gas), (500_000, 20_000_000));
+        assert_eq!(s.cluster.executor, "access-list");
+        let text = to_toml(&s);
+        let mut back = parse_text(&text).unwrap();
+        back.source = s.source.clone();
+        assert_eq!(back, s, "{text}");
+
+        let defaults = parse_text(
+            "[cluster]\nvm = \"evm\"\n[evm_workload]\nkind = \"erc20\"\nseed = 3\n[load]\nduration = 5\n",
+        )
+        .unwrap();
+        let evm = defaults.evm.unwrap();
+        let d = crate::cluster::ExecutionConfig::default();
+        assert_eq!(
+            (evm.max_tx_gas, evm.max_batch_gas),
+            (d.max_tx_gas, d.max_batch_gas)
+        );
+        assert_eq!(
+            (
+                evm.workload.accounts,
+                evm.workload.instances,
+                evm.workload.seed
+            ),
+            (1000, 1, 3)
+        );
+        let ledger = parse_text("[cluster]\nvm = \"ledger\"\n[load]\nduration = 5\n").unwrap();
+        assert_eq!((ledger.vm(), ledger.evm), ("ledger", None));
+    }
+
+    /// Each bad EVM field names the file, the line, the table and the field.
+    #[test]
+    fn evm_errors_name_the_file_line_and_field() {
+        let evm = |cluster: &str, workload: &str| {
+            format!(
+                "[cluster]\nvm = \"evm\"\n{cluster}[evm_workload]\nkind = \"uniswap\"\n{workload}[load]\nduration = 5\n"
+            )
+        };
+        let cases: Vec<(String, usize, &str, &str, &str)> =
+            vec![
+            (
+                "[cluster]\nvm = \"wasm\"\n[load]\nduration = 5\n".into(),
+                2,
+                "[cluster]",
+                "vm",
+                "unknown vm `wasm`",
+            ),
+            (
+                "[cluster]\nvm = \"evm\"\n[load]\nduration = 5\n".into(),
+                2,
+                "[cluster]",
+                "vm",
+                "needs an [evm_workload] table",
+            ),
+            (
+                "[load]\nduration = 5\n[evm_workload]\nkind = \"erc20\"\n".into(),
+                3,
+                "[evm_workload]",
+                "",
+                "needs [cluster] vm = \"evm\"",
+            ),
+            (
+                format!("[workload]\nkind = \"dex\"\n{}", evm("", "")),
+                1,
+                "[workload]",
+                "",
+                "with vm = \"evm\" the workload is [evm_workload]",
+            ),
+            (
+                evm("executor = \"none\"\n", ""),
+                3,
+                "[cluster]",
+                "executor",
+                "not none",
+            ),
+            (
+                "[cluster]\nvm = \"evm\"\n[evm_workload]\naccounts = 10\n[load]\nduration = 5\n"
+                    .into(),
+                3,
+                "[evm_workload]",
+                "kind",
+                "needs a kind: one of evm-transfer, erc20",
+            ),
+            (
+                "[cluster]\nvm = \"evm\"\n[evm_workload]\nkind = \"dex\"\n[load]\nduration = 5\n"
+                    .into(),
+                4,
+                "[evm_workload]",
+                "kind",
+                "unknown EVM workload `dex`",
+            ),
+            (evm("", "accounts = 1\n"), 5, "[evm_workload]", "accounts", "at least 2"),
+            (
+                evm("", "instances = 0\n"),
+                5,
+                "[evm_workload]",
+                "instances",
+                "between 1 and 1024",
+            ),
+            (
+                evm("", "accounts = 600000\ninstances = 2\n"),
+                5,
+                "[evm_workload]",
+                "accounts",
+                "1200000 (account, instance) pairs",
+            ),
+            (
+                evm("", "zipf = -1.0\n"),
+                5,
+                "[evm_workload]",
+                "zipf",
+                "finite number ≥ 0",
+            ),
+            (
+                evm("", "pools = 3\n"),
+                5,
+                "[evm_workload]",
+                "pools",
+                "unknown field `pools`",
+            ),
+            (
+                "[cluster]\nmax_tx_gas = 100000\n[load]\nduration = 5\n".into(),
+                2,
+                "[cluster]",
+                "max_tx_gas",
+                "need vm = \"evm\"",
+            ),
+            (
+                evm("max_tx_gas = 1000\n", ""),
+                3,
+                "[cluster]",
+                "max_tx_gas",
+                "uniswap transactions declare up to 200000 gas",
+            ),
+            (
+                evm("max_tx_gas = 300000\nmax_batch_gas = 200000\n", ""),
+                4,
+                "[cluster]",
+                "max_batch_gas",
+                "below max_tx_gas 300000",
+            ),
+            (
+                evm("max_tx_gas = 900000000\n", ""),
+                3,
+                "[cluster]",
+                "max_tx_gas",
+                "set max_batch_gas too",
+            ),
+            (
+                format!("{}payload_bytes = 512\n", evm("", "")),
+                7,
+                "[load]",
+                "payload_bytes",
+                "not padded",
+            ),
+        ];
+        for (text, line, table, field, message) in cases {
+            let l = located(&text);
+            assert_eq!(l.path, Path::new("dir/test.toml"), "{text}");
+            assert_eq!(l.line, line, "{text}\n{l}");
+            assert_eq!(l.table, table, "{text}\n{l}");
+            if !field.is_empty() {
+                assert_eq!(l.field.as_deref(), Some(field), "{text}\n{l}");
+            }
+            assert!(l.message.contains(message), "{text}\n{l}");
+        }
+    }
+
+    /// Every checked-in scenario (`experiments/scenarios/*.toml`) parses, and renders
+    /// back to itself.
+    #[test]
+    fn every_checked_in_scenario_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 20, "{files:?}");
+        let mut evm = 0;
+        for path in &files {
+            let s = Scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
+            let mut back = parse(path, &to_toml(&s)).unwrap_or_else(|e| panic!("{e}"));
+            back.source = s.source.clone();
+            assert_eq!(back, s, "{}", path.display());
+            evm += usize::from(s.evm.is_some());
+        }
+        assert!(evm >= 1, "an EVM scenario is checked in");
     }
 
     /// Issue 13 item 3: `[cluster] cpus_per_replica` and `cpu_sets` parse, set the

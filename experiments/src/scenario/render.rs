@@ -36,13 +36,32 @@ pub fn to_toml(s: &Scenario) -> String {
             .collect();
         cluster.insert("cpu_sets".into(), Value::Array(list));
     }
+    if let Some(evm) = &s.evm {
+        cluster.insert("vm".into(), "evm".into());
+        cluster.insert("max_tx_gas".into(), int(evm.max_tx_gas));
+        cluster.insert("max_batch_gas".into(), int(evm.max_batch_gas));
+    }
     if let Ok(Value::Table(mut protocol)) = Value::try_from(&s.cluster.protocol) {
         protocol.remove("replicas");
         cluster.insert("protocol".into(), Value::Table(protocol));
     }
     top.insert("cluster".into(), Value::Table(cluster));
-    if let Ok(workload) = Value::try_from(&s.workload) {
-        top.insert("workload".into(), workload);
+    match &s.evm {
+        None => {
+            if let Ok(workload) = Value::try_from(&s.workload) {
+                top.insert("workload".into(), workload);
+            }
+        }
+        Some(evm) => {
+            let w = &evm.workload;
+            let mut t = Table::new();
+            t.insert("kind".into(), w.kind.as_str().into());
+            t.insert("accounts".into(), int(w.accounts));
+            t.insert("instances".into(), int(u64::from(w.instances)));
+            t.insert("zipf".into(), w.zipf.into());
+            t.insert("seed".into(), int(w.seed));
+            top.insert("evm_workload".into(), Value::Table(t));
+        }
     }
 
     let l = &s.load;

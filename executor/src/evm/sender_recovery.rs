@@ -1,0 +1,517 @@
+//! Ethereum-style signatures on EVM transactions and sender recovery (issue 15
+//! item 5): [`EvmAuth`], the cluster's choice between channel-authenticated
+//! transactions (`from` trusted) and secp256k1 signatures; [`EvmSignature`] and
+//! its check; signing ([`EvmSigningKey`], the workloads' deterministic per-account
+//! keys); and the recovery every executor runs on its worker threads before
+//! scheduling a batch (`check_signatures`, called by `EvmVm::admit` and by
+//! `execute_batch`).
+//!
+//! The signing hash is Ethereum's (`eth_rlp.rs`: EIP-155 legacy, or EIP-2930 type
+//! 1 when the transaction carries an access list) with the signature's chain id.
+//! A signature is accepted when its chain id is the configuration's
+//! (`EvmConfig::chain_id`, [`super::CHAIN_ID`] by default: replay protection), r
+//! and s are in 1..n, s is at most n/2 (EIP-2: the other of the two valid s
+//! values is refused, so a third party cannot make a second valid transaction of
+//! the same content), and the public key is recoverable. The sender is the last
+//! 20 bytes of keccak256 of that key; it is never taken from the sender's claim.
+//! A transaction failing the check gets a `BadSignature` receipt, uses no gas,
+//! reserves none of the batch's budget, and changes nothing, on every executor.
+//!
+//! Recovery is memoised in the transaction (`SenderCache`), so admission recovers
+//! each sender once and execution reads it; a clone starts without it (so a
+//! benchmark that clones its batches measures recovery every run).
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use revm::primitives::{Address, keccak256};
+use serde::{Deserialize, Serialize};
+
+use super::receipt::EvmStatus;
+use super::tx::EvmTx;
+use crate::error::Error;
+use crate::threads::WorkerThreads;
+
+/// How EVM transactions authenticate their sender (the cluster file's
+/// `[execution] evm_auth`, `--auth` of `tandem bench-exec`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvmAuth {
+    /// `from` is trusted: the client's channel is authenticated (as today).
+    #[default]
+    Channel,
+    /// Every transaction carries an Ethereum signature; the sender is recovered.
+    Secp256k1,
+}
+
+impl EvmAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvmAuth::Channel => "channel",
+            EvmAuth::Secp256k1 => "secp256k1",
+        }
+    }
+}
+
+impl std::fmt::Display for EvmAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EvmAuth {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<EvmAuth, Error> {
+        match s {
+            "channel" => Ok(EvmAuth::Channel),
+            "secp256k1" => Ok(EvmAuth::Secp256k1),
+            other => Err(Error::Workload(format!(
+                "unknown EVM authentication `{other}`; expected channel or secp256k1"
+            ))),
+        }
+    }
+}
+
+/// Why a signature does not give a sender.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum SignatureError {
+    #[error("signed for chain id {signed}, this chain is {expected}")]
+    WrongChain { signed: u64, expected: u64 },
+    #[error("r or s is zero or not below the curve order")]
+    OutOfRange,
+    #[error("s is above n/2 (EIP-2)")]
+    HighS,
+    #[error("no public key recovers from it")]
+    Unrecoverable,
+}
+
+/// An Ethereum ECDSA signature over a transaction (see the module docs). Equality
+/// and hashing are over the signature alone, not the memoised sender.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EvmSignature {
+    /// The chain id it was signed for.
+    pub chain_id: u64,
+    /// Whether R's y coordinate is odd (`v - 35 - 2 * chain_id` of a legacy
+    /// transaction).
+    pub y_parity: bool,
+    /// r and s, 32 bytes big-endian each.
+    pub r: [u8; 32],
+    pub s: [u8; 32],
+    sender: SenderCache,
+}
+
+impl EvmSignature {
+    /// A signature with no sender recovered yet.
+    pub fn new(chain_id: u64, y_parity: bool, r: [u8; 32], s: [u8; 32]) -> EvmSignature {
+        EvmSignature {
+            chain_id,
+            y_parity,
+            r,
+            s,
+            sender: SenderCache::default(),
+        }
+    }
+}
+
+/// The recovered sender, once computed. Not part of a signature's identity, and
+/// not cloned (see the module docs).
+#[derive(Default)]
+struct SenderCache(OnceLock<Result<Address, SignatureError>>);
+
+impl Clone for SenderCache {
+    fn clone(&self) -> SenderCache {
+        SenderCache::default()
+    }
+}
+
+impl PartialEq for SenderCache {
+    fn eq(&self, _: &SenderCache) -> bool {
+        true
+    }
+}
+
+impl Eq for SenderCache {}
+
+impl std::hash::Hash for SenderCache {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl std::fmt::Debug for SenderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(Ok(a)) => write!(f, "{a}"),
+            Some(Err(e)) => write!(f, "({e})"),
+            None => f.write_str("(not recovered)"),
+        }
+    }
+}
+
+/// A secp256k1 key that signs EVM transactions.
+#[derive(Clone)]
+pub struct EvmSigningKey(SigningKey);
+
+impl std::fmt::Debug for EvmSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EvmSigningKey({})", self.address())
+    }
+}
+
+impl EvmSigningKey {
+    /// The key with secret scalar `secret` (32 bytes big-endian); `Err` if it is
+    /// zero or not below the curve order.
+    pub fn from_bytes(secret: &[u8; 32]) -> Result<EvmSigningKey, Error> {
+        SigningKey::from_bytes(secret.into())
+            .map(EvmSigningKey)
+            .map_err(|_| Error::Workload("secp256k1 secret not in 1..n".into()))
+    }
+
+    /// The key of workload account `index` under secp256k1 authentication: secret
+    /// `keccak256("tandem/evm-account-key/v1" ‖ index as 8 bytes big-endian)`
+    /// (the first such hash in 1..n, re-hashing otherwise: never in practice), so
+    /// clients and replicas derive the same accounts without sharing anything.
+    pub fn for_account(index: u64) -> EvmSigningKey {
+        let mut material = b"tandem/evm-account-key/v1".to_vec();
+        material.extend_from_slice(&index.to_be_bytes());
+        let mut secret = keccak256(&material).0;
+        loop {
+            if let Ok(key) = EvmSigningKey::from_bytes(&secret) {
+                return key;
+            }
+            secret = keccak256(secret).0;
+        }
+    }
+
+    /// The Ethereum address of the key.
+    pub fn address(&self) -> Address {
+        Address::from_public_key(self.0.verifying_key())
+    }
+
+    /// Signs `tx` (all its fields but `from`, which it zeroes) for `chain_id`.
+    pub fn sign(&self, mut tx: EvmTx, chain_id: u64) -> Result<EvmTx, Error> {
+        tx.from = [0; 20];
+        tx.signature = None;
+        let hash = tx.eth_fields(chain_id).signing_hash();
+        let (sig, id) = self
+            .0
+            .sign_prehash_recoverable(&hash)
+            .map_err(|e| Error::Encode {
+                what: "EVM transaction signature",
+                reason: e.to_string(),
+            })?;
+        // k256 returns low-s signatures already (EIP-2); keep it so if that changed.
+        let (sig, y_odd) = match sig.normalize_s() {
+            Some(low) => (low, !id.is_y_odd()),
+            None => (sig, id.is_y_odd()),
+        };
+        let (r, s) = sig.split_bytes();
+        tx.signature = Some(EvmSignature::new(chain_id, y_odd, r.into(), s.into()));
+        Ok(tx)
+    }
+}
+
+impl EvmTx {
+    /// The sender recovered from the signature (memoised): `Err` for an unsigned
+    /// transaction's call is not possible, it returns `from`. Does not check the
+    /// chain id against a configuration (`check_signature` does).
+    pub fn recover_sender(&self) -> Result<Address, SignatureError> {
+        let Some(sig) = &self.signature else {
+            return Ok(Address::new(self.from));
+        };
+        sig.sender.0.get_or_init(|| recover(self, sig)).clone()
+    }
+
+    /// `None` if the transaction may run under chain `chain_id`: unsigned, or
+    /// signed for that chain by a recoverable key (see the module docs).
+    pub fn check_signature(&self, chain_id: u64) -> Option<SignatureError> {
+        let sig = self.signature.as_ref()?;
+        if sig.chain_id != chain_id {
+            return Some(SignatureError::WrongChain {
+                signed: sig.chain_id,
+                expected: chain_id,
+            });
+        }
+        self.recover_sender().err()
+    }
+}
+
+fn recover(tx: &EvmTx, sig: &EvmSignature) -> Result<Address, SignatureError> {
+    let hash = tx.eth_fields(sig.chain_id).signing_hash();
+    recover_prehash(&hash, sig.y_parity, sig.r, sig.s)
+}
+
+/// The address whose key signed `hash` with (y parity, r, s), low s only.
+fn recover_prehash(
+    hash: &[u8; 32],
+    y_parity: bool,
+    r: [u8; 32],
+    s: [u8; 32],
+) -> Result<Address, SignatureError> {
+    let signature = Signature::from_scalars(r, s).map_err(|_| SignatureError::OutOfRange)?;
+    if signature.normalize_s().is_some() {
+        return Err(SignatureError::HighS);
+    }
+    let id = RecoveryId::new(y_parity, false);
+    let key = VerifyingKey::recover_from_prehash(hash, &signature, id)
+        .map_err(|_| SignatureError::Unrecoverable)?;
+    Ok(Address::from_public_key(&key))
+}
+
+/// Sets `verdicts[i]` to `BadSignature` for every `txs[i]` whose signature fails
+/// under `chain_id`, recovering the senders on `threads` when given (chunks of 16
+/// handed out to the threads as they ask). Leaves the other verdicts alone;
+/// `verdicts` must be as long as `txs`. Returns how many signatures were checked.
+pub(super) fn check_signatures(
+    txs: &[EvmTx],
+    chain_id: u64,
+    threads: Option<&WorkerThreads>,
+    verdicts: &mut [Option<EvmStatus>],
+) -> u64 {
+    let signed = txs.iter().filter(|t| t.signature.is_some()).count() as u64;
+    if signed == 0 {
+        return 0;
+    }
+    let run = |offset: usize, part: &mut [Option<EvmStatus>]| {
+        for (slot, tx) in part.iter_mut().zip(&txs[offset..]) {
+            if let Some(e) = tx.check_signature(chain_id) {
+                *slot = Some(EvmStatus::BadSignature(e.to_string()));
+            }
+        }
+    };
+    match threads {
+        Some(threads) if threads.count() > 1 => threads.parallel_chunks(verdicts, 16, run),
+        _ => run(0, verdicts),
+    }
+    signed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evm::{AccessListEntry, U256};
+    use proptest::prelude::*;
+
+    const CHAIN: u64 = super::super::execute::CHAIN_ID;
+
+    fn transfer() -> EvmTx {
+        EvmTx::call(
+            Address::ZERO,
+            Address::with_last_byte(0x35),
+            U256::from(1_000u64),
+            3,
+            30_000,
+            vec![1, 2, 3],
+        )
+    }
+
+    /// n, the order of secp256k1.
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36,
+        0x41, 0x41,
+    ];
+
+    #[test]
+    fn eip155_example_key_signs_the_example_and_recovers_its_address() {
+        let key = EvmSigningKey::from_bytes(&[0x46; 32]).unwrap();
+        assert_eq!(
+            key.address().to_string().to_lowercase(),
+            "0x9d8a62f656a8d1615c1294fd71e9cfb3e4855a4f"
+        );
+        // The example's fields but gas price 0 (Tandem's): its own hash, same key.
+        let tx = EvmTx::call(
+            Address::ZERO,
+            Address::new([0x35; 20]),
+            U256::from(10u64).pow(U256::from(18u64)),
+            9,
+            21_000,
+            Vec::new(),
+        );
+        let signed = key.sign(tx, 1).unwrap();
+        assert_eq!(signed.recover_sender(), Ok(key.address()));
+        assert_eq!(signed.sender(), key.address());
+        assert_eq!(signed.check_signature(1), None);
+        assert!(matches!(
+            signed.check_signature(CHAIN),
+            Some(SignatureError::WrongChain { signed: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn eip155_example_signature_recovers_the_example_key() {
+        let bytes = [
+            "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a7640000",
+            "8025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d899",
+            "7f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83",
+        ]
+        .concat();
+        let bytes: Vec<u8> = (0..bytes.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&bytes[i..i + 2], 16).unwrap())
+            .collect();
+        let tx = super::super::eth_rlp::decode_signed(&bytes).unwrap();
+        let hash = super::super::eth_rlp::EthFields {
+            chain_id: tx.chain_id,
+            nonce: tx.nonce,
+            gas_price: tx.gas_price,
+            gas_limit: tx.gas_limit,
+            to: tx.to.as_ref(),
+            value: &tx.value,
+            data: &tx.data,
+            access_list: None,
+        }
+        .signing_hash();
+        let example = EvmSigningKey::from_bytes(&[0x46; 32]).unwrap().address();
+        assert_eq!(
+            recover_prehash(&hash, tx.sig.y_parity, tx.sig.r, tx.sig.s),
+            Ok(example)
+        );
+        assert_ne!(
+            recover_prehash(&hash, !tx.sig.y_parity, tx.sig.r, tx.sig.s),
+            Ok(example)
+        );
+        // Tandem's decoder refuses it: its gas price is not 0.
+        assert!(EvmTx::decode_signed(&bytes).is_err());
+    }
+
+    #[test]
+    fn signed_transactions_round_trip_and_recover_their_signer() {
+        let key = EvmSigningKey::for_account(5);
+        assert_ne!(key.address(), EvmSigningKey::for_account(6).address());
+        for tx in [
+            transfer(),
+            transfer().with_access_list(vec![]),
+            transfer().with_access_list(vec![AccessListEntry {
+                address: [9; 20],
+                slots: vec![[1; 32]],
+            }]),
+            EvmTx::create(Address::ZERO, 0, 1_000_000, vec![0x60, 0x00]),
+        ] {
+            let signed = key.sign(tx.clone(), CHAIN).unwrap();
+            assert_eq!(signed.from, [0; 20]);
+            assert_eq!(signed.sender(), key.address());
+            let bytes = signed.encode().unwrap();
+            let decoded = EvmTx::decode_signed(&bytes).unwrap();
+            assert_eq!(decoded, signed);
+            assert_eq!(decoded.encode().unwrap(), bytes);
+            assert_eq!(decoded.check_signature(CHAIN), None);
+            assert_eq!(decoded.sender(), key.address());
+            assert_eq!(
+                EvmTx::decode_as(EvmAuth::Secp256k1, &bytes).unwrap(),
+                signed
+            );
+            // The unsigned decoder does not take it, nor the signed one the unsigned form.
+            assert!(EvmTx::decode_as(EvmAuth::Channel, &bytes).is_err());
+            assert!(EvmTx::decode_signed(&tx.encode().unwrap()).is_err());
+        }
+    }
+
+    #[test]
+    fn tampered_fields_or_signatures_recover_another_sender_or_none() {
+        let key = EvmSigningKey::for_account(1);
+        let signed = key.sign(transfer(), CHAIN).unwrap();
+        let mut tampered = [
+            signed.clone(),
+            signed.clone(),
+            signed.clone(),
+            signed.clone(),
+        ];
+        tampered[0].nonce += 1;
+        tampered[1].value[31] ^= 1;
+        tampered[2].data.push(0);
+        tampered[3] = tampered[3].clone().with_access_list(vec![]);
+        for t in &tampered {
+            assert_ne!(t.recover_sender(), Ok(key.address()));
+        }
+        let mut flipped = signed.clone();
+        let sig = flipped.signature.as_mut().unwrap();
+        *sig = EvmSignature::new(sig.chain_id, !sig.y_parity, sig.r, sig.s);
+        assert_ne!(flipped.recover_sender(), Ok(key.address()));
+        let mut r_changed = signed.clone();
+        let sig = r_changed.signature.as_mut().unwrap();
+        let mut r = sig.r;
+        r[31] ^= 1;
+        *sig = EvmSignature::new(sig.chain_id, sig.y_parity, r, sig.s);
+        assert_ne!(r_changed.recover_sender(), Ok(key.address()));
+        // From a clone of the recovered transaction the sender is recovered again.
+        assert_eq!(signed.recover_sender(), Ok(key.address()));
+        assert_eq!(signed.clone().recover_sender(), Ok(key.address()));
+    }
+
+    #[test]
+    fn high_s_zero_and_out_of_range_are_refused() {
+        let key = EvmSigningKey::for_account(2);
+        let signed = key.sign(transfer(), CHAIN).unwrap();
+        let sig = signed.signature.clone().unwrap();
+        // s' = n - s is the other valid s of the same signature: refused.
+        let s = U256::from_be_bytes(sig.s);
+        let high = (U256::from_be_bytes(N) - s).to_be_bytes::<32>();
+        let mut malleated = signed.clone();
+        malleated.signature = Some(EvmSignature::new(CHAIN, !sig.y_parity, sig.r, high));
+        assert_eq!(malleated.recover_sender(), Err(SignatureError::HighS));
+        assert_eq!(malleated.sender(), Address::ZERO);
+        // And it still decodes (refused at admission, not at decoding).
+        let bytes = malleated.encode().unwrap();
+        assert_eq!(
+            EvmTx::decode_signed(&bytes).unwrap().check_signature(CHAIN),
+            Some(SignatureError::HighS)
+        );
+        for (r, s) in [([0; 32], sig.s), (sig.r, [0; 32]), (N, sig.s)] {
+            let mut bad = signed.clone();
+            bad.signature = Some(EvmSignature::new(CHAIN, sig.y_parity, r, s));
+            assert_eq!(bad.recover_sender(), Err(SignatureError::OutOfRange));
+        }
+    }
+
+    #[test]
+    fn parallel_check_matches_the_sequential_one() {
+        let threads = WorkerThreads::new(2).unwrap();
+        let mut txs: Vec<EvmTx> = (0..50)
+            .map(|i| {
+                EvmSigningKey::for_account(i)
+                    .sign(transfer(), CHAIN)
+                    .unwrap()
+            })
+            .collect();
+        txs[7].nonce += 1; // another sender: passes the check
+        txs[9].signature.as_mut().unwrap().s = [0; 32];
+        txs[11].signature.as_mut().unwrap().chain_id = 1;
+        txs.push(transfer());
+        // Clones: each check recovers the senders itself.
+        let fresh = || txs.to_vec();
+        let mut one = vec![None; txs.len()];
+        let mut two = vec![None; txs.len()];
+        assert_eq!(check_signatures(&fresh(), CHAIN, None, &mut one), 50);
+        assert_eq!(
+            check_signatures(&fresh(), CHAIN, Some(&threads), &mut two),
+            50
+        );
+        assert_eq!(one, two);
+        let bad: Vec<usize> = (0..one.len()).filter(|&i| one[i].is_some()).collect();
+        assert_eq!(bad, vec![9, 11]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn junk_signed_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..,
+        ) {
+            if let Ok(tx) = EvmTx::decode_signed(&bytes) {
+                let _ = tx.check_signature(CHAIN);
+                prop_assert_eq!(tx.encode().unwrap(), bytes.clone());
+            }
+            let signed = EvmSigningKey::for_account(3).sign(transfer(), CHAIN).unwrap();
+            let mut b = signed.encode().unwrap();
+            let i = at.index(b.len());
+            b[i] ^= flip;
+            if let Ok(tx) = EvmTx::decode_signed(&b) {
+                prop_assert_ne!(&tx, &signed);
+                prop_assert_ne!(tx.check_signature(CHAIN).is_none() && tx.sender() == signed.sender(), true);
+                prop_assert_eq!(tx.encode().unwrap(), b);
+            }
+        }
+    }
+}
