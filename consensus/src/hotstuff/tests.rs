@@ -616,9 +616,10 @@ fn a_flooding_client_cannot_starve_another() {
     for i in 1..=bound {
         c.request(3, 1, i);
     }
-    // Queued up to the contended bound (half the admission bound), then refused.
+    // Queued up to the contended bound (three quarters of the admission bound),
+    // then refused.
     let contended = c.replicas[3].core().contended_bound() as u64;
-    assert_eq!(contended, bound / 2);
+    assert_eq!(contended, bound / 4 * 3);
     let counters = &c.replicas[3].core().counters;
     assert_eq!(counters.refused_busy, bound - contended);
     assert_eq!(counters.refused_busy_client_share, bound - contended);
