@@ -1,8 +1,8 @@
 //! `tandem bench-exec --vm evm` end to end at a tiny size: the table has its columns
 //! (gas/s included), the sequential revm baseline and one row per executor × thread
-//! count for each workload, independent instances (`NAME@N`) included, and every
-//! executor ended at sequential revm's digest (the command fails otherwise); with
-//! `--auth channel,secp256k1`, the same rows again for signed transactions.
+//! count for each workload, independent instances (`NAME@N`) and `evm-mixed` included,
+//! and every executor ended at sequential revm's digest (the command fails otherwise);
+//! with `--auth channel,secp256k1`, the same rows again for signed transactions.
 
 use std::process::Command;
 
@@ -14,7 +14,7 @@ fn bench_exec_evm_prints_speedups_with_gas() {
             "--vm",
             "evm",
             "--workloads",
-            "erc20,uniswap@4",
+            "erc20,uniswap@4,evm-mixed@2",
             "--threads",
             "1,2",
             "--batch",
@@ -55,8 +55,10 @@ fn bench_exec_evm_prints_speedups_with_gas() {
     for workload in [
         "erc20",
         "uniswap@4",
+        "evm-mixed@2",
         "erc20/secp256k1",
         "uniswap@4/secp256k1",
+        "evm-mixed@2/secp256k1",
     ] {
         let rows: Vec<Vec<&str>> = stdout
             .lines()

@@ -87,6 +87,65 @@ fn evm_executors_agree_on_a_generated_file() {
     }
 }
 
+/// `evm-mixed` (every EVM workload in one stream) from a genesis file: Block-STM
+/// gives sequential's receipts and digest, and every part's calls succeed.
+#[test]
+fn evm_mixed_runs_through_exec() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = write(
+        dir.path(),
+        "genesis.json",
+        r#"{"workload": {"kind": "evm-mixed", "accounts": 24, "instances": 1, "zipf": 0.5, "seed": 4}}"#,
+    );
+    let emitted = tandem(&[
+        "exec",
+        "--vm",
+        "evm",
+        "--genesis",
+        &genesis,
+        "--emit-txs",
+        "100",
+    ]);
+    assert!(
+        emitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&emitted.stderr)
+    );
+    let txs = write(
+        dir.path(),
+        "txs.json",
+        &String::from_utf8(emitted.stdout).unwrap(),
+    );
+    let run = |executor: &str| -> Value {
+        let out = tandem(&[
+            "exec",
+            "--vm",
+            "evm",
+            "--genesis",
+            &genesis,
+            "--txs",
+            &txs,
+            "--executor",
+            executor,
+            "--threads",
+            "2",
+        ]);
+        assert!(
+            out.status.success(),
+            "{executor}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let sequential = run("sequential");
+    let block_stm = run("block-stm");
+    assert_eq!(sequential["receipts"], block_stm["receipts"]);
+    assert_eq!(sequential["digest"], block_stm["digest"]);
+    let receipts = sequential["receipts"].as_array().unwrap();
+    let ok = receipts.iter().filter(|r| r["status"] == "success").count();
+    assert!(ok >= 95, "only {ok} of 100 succeeded");
+}
+
 #[test]
 fn evm_malformed_entry_names_the_file_entry_and_field() {
     let dir = tempfile::tempdir().unwrap();

@@ -133,6 +133,19 @@ fn keygen_writes_the_gas_bounds_and_client_refuses_what_the_evm_cannot_send() {
         &["--workload", "erc20"],
         "--workload erc20: the cluster runs the EVM with the `uniswap` genesis",
     );
+    let mixed = dir.path().join("mixed");
+    let out = tandem()
+        .args(["keygen", "--vm", "evm", "--workload", "evm-mixed", "--out"])
+        .arg(&mixed)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(mixed.join("cluster.toml")).unwrap();
+    assert!(text.contains("kind = \"evm-mixed\""), "{text}");
     refused(
         &[
             "keygen",

@@ -1,5 +1,5 @@
 //! Every executor runs the EVM exactly as sequential revm does: on random EVM
-//! workloads (evm-transfer, erc20, uniswap, staking, lending) at several contention
+//! workloads (evm-transfer, erc20, uniswap, staking, lending, evm-mixed) at several contention
 //! levels (2 to 64 accounts, uniform or Zipf, one or several contract instances)
 //! and thread counts 1 and 2, sequential, Block-STM (also speculating on one
 //! thread), access-list and auto (also forced onto its parallel path) give
@@ -246,6 +246,42 @@ fn evm_executors_match_sequential_revm_on_every_workload() {
                 };
                 check(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
             }
+        }
+    }
+}
+
+/// `evm-mixed` (issue 15 item 5): every part in one batch over one genesis, at one
+/// contended and one spread-out setting, with and without access lists, under the
+/// default and a tight gas budget: every executor gives sequential revm's receipts
+/// and digest.
+#[test]
+fn evm_executors_match_sequential_revm_on_evm_mixed() {
+    for (accounts, zipf, instances) in [(4, 0.0, 1), (48, 0.8, 2)] {
+        for (lists, tight) in [(false, false), (true, true)] {
+            let config = if tight {
+                EvmConfig {
+                    max_tx_gas: 300_000,
+                    max_batch_gas: 30 * EvmWorkloadKind::EvmMixed.gas_limit(),
+                    ..EvmConfig::default()
+                }
+            } else {
+                EvmConfig::default()
+            };
+            let case = Case {
+                spec: EvmWorkloadSpec {
+                    kind: EvmWorkloadKind::EvmMixed,
+                    accounts,
+                    instances,
+                    zipf,
+                    seed: 5,
+                },
+                threads: 2,
+                batches: vec![60, 60],
+                lists,
+                starve_every: None,
+                config,
+            };
+            check(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
         }
     }
 }

@@ -37,7 +37,7 @@ pub struct ClusterParams {
     /// The VM: `ledger` or `evm`.
     pub vm: String,
     /// Workload: transfer, dex, lending, smallbank or mixed (ledger); evm-transfer,
-    /// erc20, uniswap, lending or staking (evm).
+    /// erc20, uniswap, lending, staking or evm-mixed (evm).
     pub workload: String,
     /// EVM: the largest gas limit a transaction may declare (`[execution]
     /// max_tx_gas`); `None` is the cluster file's default.

@@ -55,7 +55,7 @@ pub struct BenchExecArgs {
     #[arg(long, default_value = "ledger")]
     vm: String,
     /// Workloads: transfer, dex, lending, smallbank, mixed (ledger; default
-    /// transfer,dex); evm-transfer, erc20, uniswap, lending, staking (evm, each
+    /// transfer,dex); evm-transfer, erc20, uniswap, lending, staking, evm-mixed (evm, each
     /// optionally `NAME@N` for N independent instances; default erc20,uniswap,staking).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,

@@ -30,7 +30,8 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = ClusterParams::default().vm)]
     pub vm: String,
     /// Workload: transfer, dex, lending, smallbank or mixed (ledger); evm-transfer,
-    /// erc20, uniswap, lending or staking (evm) [default: dex; with --vm evm, uniswap].
+    /// erc20, uniswap, lending, staking or evm-mixed (evm) [default: dex; with --vm evm,
+    /// uniswap].
     #[arg(long)]
     pub workload: Option<String>,
     /// With --vm evm: the largest gas limit a transaction may declare (the cluster

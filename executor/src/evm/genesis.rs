@@ -6,7 +6,9 @@
 //! them fails. Contract addresses follow from CREATE (deployer, nonce).
 //!
 //! Instance `i` of a two-token contract (pair, market, staking pool) uses tokens
-//! `2i` and `2i + 1` of `Deployment::tokens`, so instances share nothing.
+//! `2i` and `2i + 1` of `Deployment::tokens`, so instances share nothing. `evm-mixed`
+//! deploys each part's tokens and contracts in turn (`EvmWorkloadKind::MIXED_PARTS`
+//! order), its tokens after the earlier parts' — the ERC-20 part's first.
 
 use revm::primitives::{Address, U256};
 
@@ -47,13 +49,14 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The two tokens of two-token instance `i`.
+    /// The two tokens of two-token instance `i` (of a single-kind deployment).
     pub fn instance_tokens(&self, i: usize) -> (Address, Address) {
         (self.tokens[2 * i], self.tokens[2 * i + 1])
     }
 
     /// Genesis for `kind` with `accounts` accounts and `instances` tokens, pairs,
-    /// markets or staking pools (ignored for `evm-transfer`).
+    /// markets or staking pools (ignored for `evm-transfer`); `evm-mixed` deploys
+    /// and seeds the contracts of each of its parts in turn, `instances` of each.
     pub fn genesis(
         kind: EvmWorkloadKind,
         accounts: u64,
@@ -73,87 +76,101 @@ impl Deployment {
         let users = users.to_vec();
         let mut setup = Setup::new(&users);
         let mut d = Deployment::default();
-        let n = instances as usize;
-        let token_count = match kind {
-            EvmWorkloadKind::EvmTransfer => 0,
-            EvmWorkloadKind::Erc20 => n,
-            _ => 2 * n,
+        let parts: &[EvmWorkloadKind] = match kind {
+            EvmWorkloadKind::EvmMixed => &EvmWorkloadKind::MIXED_PARTS,
+            _ => std::slice::from_ref(&kind),
         };
-        for _ in 0..token_count {
-            d.tokens.push(setup.deploy(Contract::Token, Vec::new()));
-        }
-        let max = U256::MAX;
-        match kind {
-            EvmWorkloadKind::EvmTransfer => {}
-            EvmWorkloadKind::Erc20 => {
-                for &token in &d.tokens {
-                    setup.mint_all(token, &users, GENESIS_TOKENS);
-                }
-            }
-            EvmWorkloadKind::Uniswap => {
-                for i in 0..n {
-                    let (t0, t1) = d.instance_tokens(i);
-                    let args = Abi::default().address(t0).address(t1).finish();
-                    let pair = setup.deploy(Contract::Pair, args);
-                    d.pairs.push(pair);
-                    for t in [t0, t1] {
-                        setup.mint_all(t, &users, GENESIS_TOKENS);
-                        setup.mint(t, DEPLOYER, POOL_RESERVE);
-                        setup.approve_all(t, &users, pair);
-                        setup.call(DEPLOYER, t, approve(pair, max));
-                    }
-                    let add = Abi::call("add_liquidity(uint256,uint256)")
-                        .u128(POOL_RESERVE)
-                        .u128(POOL_RESERVE)
-                        .finish();
-                    setup.call(DEPLOYER, pair, add);
-                }
-            }
-            EvmWorkloadKind::Lending => {
-                for i in 0..n {
-                    let (collateral, loan) = d.instance_tokens(i);
-                    let args = Abi::default()
-                        .address(collateral)
-                        .address(loan)
-                        .u128(COLLATERAL_FACTOR_BPS)
-                        .finish();
-                    let market = setup.deploy(Contract::Lending, args);
-                    d.markets.push(market);
-                    setup.mint(loan, market, MARKET_LIQUIDITY);
-                    for t in [collateral, loan] {
-                        setup.mint_all(t, &users, GENESIS_TOKENS);
-                        setup.approve_all(t, &users, market);
-                    }
-                    let deposit = Abi::call("deposit(uint256)")
-                        .u128(GENESIS_COLLATERAL)
-                        .finish();
-                    for &u in &users {
-                        setup.call(u, market, deposit.clone());
-                    }
-                }
-            }
-            EvmWorkloadKind::Staking => {
-                for i in 0..n {
-                    let (stake, reward) = d.instance_tokens(i);
-                    let args = Abi::default().address(stake).address(reward).finish();
-                    let pool = setup.deploy(Contract::Staking, args);
-                    d.staking.push(pool);
-                    for t in [stake, reward] {
-                        setup.mint_all(t, &users, GENESIS_TOKENS);
-                        setup.approve_all(t, &users, pool);
-                    }
-                    setup.mint(stake, DEPLOYER, DEPLOYER_STAKE);
-                    setup.call(DEPLOYER, stake, approve(pool, max));
-                    setup.call(
-                        DEPLOYER,
-                        pool,
-                        Abi::call("stake(uint256)").u128(DEPLOYER_STAKE).finish(),
-                    );
-                }
-            }
+        for &part in parts {
+            seed(&mut d, part, instances as usize, &users, &mut setup);
         }
         let state = setup.finish()?;
         Ok((state, d))
+    }
+}
+
+/// Deploys and seeds `n` instances of `kind` (not `evm-mixed`) into `d`: its tokens
+/// first (appended to `tokens`; two-token instance `i` uses the `2i`-th and
+/// `2i + 1`-th of them), then its contracts.
+fn seed(d: &mut Deployment, kind: EvmWorkloadKind, n: usize, users: &[Address], setup: &mut Setup) {
+    let base = d.tokens.len();
+    let token_count = match kind {
+        EvmWorkloadKind::EvmTransfer | EvmWorkloadKind::EvmMixed => 0,
+        EvmWorkloadKind::Erc20 => n,
+        _ => 2 * n,
+    };
+    for _ in 0..token_count {
+        d.tokens.push(setup.deploy(Contract::Token, Vec::new()));
+    }
+    let pair_of = |d: &Deployment, i: usize| (d.tokens[base + 2 * i], d.tokens[base + 2 * i + 1]);
+    let max = U256::MAX;
+    match kind {
+        EvmWorkloadKind::EvmTransfer | EvmWorkloadKind::EvmMixed => {}
+        EvmWorkloadKind::Erc20 => {
+            for &token in &d.tokens[base..] {
+                setup.mint_all(token, users, GENESIS_TOKENS);
+            }
+        }
+        EvmWorkloadKind::Uniswap => {
+            for i in 0..n {
+                let (t0, t1) = pair_of(d, i);
+                let args = Abi::default().address(t0).address(t1).finish();
+                let pair = setup.deploy(Contract::Pair, args);
+                d.pairs.push(pair);
+                for t in [t0, t1] {
+                    setup.mint_all(t, users, GENESIS_TOKENS);
+                    setup.mint(t, DEPLOYER, POOL_RESERVE);
+                    setup.approve_all(t, users, pair);
+                    setup.call(DEPLOYER, t, approve(pair, max));
+                }
+                let add = Abi::call("add_liquidity(uint256,uint256)")
+                    .u128(POOL_RESERVE)
+                    .u128(POOL_RESERVE)
+                    .finish();
+                setup.call(DEPLOYER, pair, add);
+            }
+        }
+        EvmWorkloadKind::Lending => {
+            for i in 0..n {
+                let (collateral, loan) = pair_of(d, i);
+                let args = Abi::default()
+                    .address(collateral)
+                    .address(loan)
+                    .u128(COLLATERAL_FACTOR_BPS)
+                    .finish();
+                let market = setup.deploy(Contract::Lending, args);
+                d.markets.push(market);
+                setup.mint(loan, market, MARKET_LIQUIDITY);
+                for t in [collateral, loan] {
+                    setup.mint_all(t, users, GENESIS_TOKENS);
+                    setup.approve_all(t, users, market);
+                }
+                let deposit = Abi::call("deposit(uint256)")
+                    .u128(GENESIS_COLLATERAL)
+                    .finish();
+                for &u in users {
+                    setup.call(u, market, deposit.clone());
+                }
+            }
+        }
+        EvmWorkloadKind::Staking => {
+            for i in 0..n {
+                let (stake, reward) = pair_of(d, i);
+                let args = Abi::default().address(stake).address(reward).finish();
+                let pool = setup.deploy(Contract::Staking, args);
+                d.staking.push(pool);
+                for t in [stake, reward] {
+                    setup.mint_all(t, users, GENESIS_TOKENS);
+                    setup.approve_all(t, users, pool);
+                }
+                setup.mint(stake, DEPLOYER, DEPLOYER_STAKE);
+                setup.call(DEPLOYER, stake, approve(pool, max));
+                setup.call(
+                    DEPLOYER,
+                    pool,
+                    Abi::call("stake(uint256)").u128(DEPLOYER_STAKE).finish(),
+                );
+            }
+        }
     }
 }
 

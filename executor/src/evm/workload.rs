@@ -1,8 +1,10 @@
 //! Seeded EVM workloads: `evm-transfer` (ether between accounts), `erc20` (token
 //! transfers over `instances` tokens), `uniswap` (swaps over `instances` pairs: 1
 //! is one contended pool, more are independent pools), `lending` (deposit,
-//! withdraw, borrow, repay over `instances` markets) and `staking` (stake,
-//! unstake, claim, notify_reward over `instances` staking pools). The dials are the
+//! withdraw, borrow, repay over `instances` markets), `staking` (stake,
+//! unstake, claim, notify_reward over `instances` staking pools) and `evm-mixed`
+//! (each transaction one of the five above, drawn uniformly, over a genesis that
+//! deploys all their contracts: `instances` of each). The dials are the
 //! native workloads' (`workload/`): account count, Zipf skew of sender and
 //! receiver choice (0 = uniform, the same sampler) and a seed; the transactions are
 //! a function of the spec and the genesis alone.
@@ -38,10 +40,23 @@ pub enum EvmWorkloadKind {
     Uniswap,
     Lending,
     Staking,
+    /// The five above in one stream (`EvmWorkloadKind::MIXED_PARTS`).
+    EvmMixed,
 }
 
 impl EvmWorkloadKind {
-    pub const ALL: [EvmWorkloadKind; 5] = [
+    pub const ALL: [EvmWorkloadKind; 6] = [
+        EvmWorkloadKind::EvmTransfer,
+        EvmWorkloadKind::Erc20,
+        EvmWorkloadKind::Uniswap,
+        EvmWorkloadKind::Lending,
+        EvmWorkloadKind::Staking,
+        EvmWorkloadKind::EvmMixed,
+    ];
+
+    /// What `evm-mixed` draws each transaction from, uniformly; its genesis deploys
+    /// their contracts in this order.
+    pub const MIXED_PARTS: [EvmWorkloadKind; 5] = [
         EvmWorkloadKind::EvmTransfer,
         EvmWorkloadKind::Erc20,
         EvmWorkloadKind::Uniswap,
@@ -56,16 +71,19 @@ impl EvmWorkloadKind {
             EvmWorkloadKind::Uniswap => "uniswap",
             EvmWorkloadKind::Lending => "lending",
             EvmWorkloadKind::Staking => "staking",
+            EvmWorkloadKind::EvmMixed => "evm-mixed",
         }
     }
 
-    /// The gas limit its transactions declare (about twice what they use).
+    /// The gas limit its transactions declare (about twice what they use); for
+    /// `evm-mixed` the largest of its parts' (each transaction declares its own
+    /// part's).
     pub fn gas_limit(self) -> u64 {
         match self {
             EvmWorkloadKind::EvmTransfer => 30_000,
             EvmWorkloadKind::Erc20 => 100_000,
             EvmWorkloadKind::Uniswap | EvmWorkloadKind::Lending => 200_000,
-            EvmWorkloadKind::Staking => 250_000,
+            EvmWorkloadKind::Staking | EvmWorkloadKind::EvmMixed => 250_000,
         }
     }
 }
@@ -84,7 +102,8 @@ impl FromStr for EvmWorkloadKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 Error::Workload(format!(
-                    "unknown EVM workload `{s}`; expected one of evm-transfer, erc20, uniswap, lending, staking"
+                    "unknown EVM workload `{s}`; expected one of {}",
+                    EvmWorkloadKind::ALL.map(EvmWorkloadKind::as_str).join(", ")
                 ))
             })
     }
@@ -97,7 +116,8 @@ pub struct EvmWorkloadSpec {
     /// Accounts `0..accounts` (addresses from `account_address`, or under
     /// secp256k1 authentication from `accounts_for`).
     pub accounts: u64,
-    /// Tokens (`erc20`), pairs (`uniswap`), markets (`lending`) or staking pools.
+    /// Tokens (`erc20`), pairs (`uniswap`), markets (`lending`) or staking pools
+    /// (`evm-mixed`: that many of each).
     pub instances: u32,
     /// Zipf exponent of sender and receiver choice; 0 is uniform.
     pub zipf: f64,
@@ -276,9 +296,16 @@ impl EvmGenerator {
         if sender >= self.spec.accounts {
             sender = index;
         }
+        let kind = match self.spec.kind {
+            EvmWorkloadKind::EvmMixed => {
+                let parts = EvmWorkloadKind::MIXED_PARTS;
+                parts[self.rng.random_range(0..parts.len())]
+            }
+            kind => kind,
+        };
         let instance = self.rng.random_range(0..self.spec.instances) as usize;
         let amount = self.rng.random_range(1..=MAX_AMOUNT);
-        let (to, value, data) = self.op(sender, instance, amount);
+        let (to, value, data) = self.op(kind, sender, instance, amount);
         let nonce = self.nonces[sender as usize];
         self.nonces[sender as usize] += 1;
         EvmTx::call(
@@ -286,15 +313,22 @@ impl EvmGenerator {
             to,
             value,
             nonce,
-            self.spec.kind.gas_limit(),
+            kind.gas_limit(),
             data,
         )
     }
 
-    fn op(&mut self, sender: u64, instance: usize, amount: u128) -> (Address, U256, Vec<u8>) {
+    /// The call of one `kind` transaction (never `evm-mixed`: a part of it).
+    fn op(
+        &mut self,
+        kind: EvmWorkloadKind,
+        sender: u64,
+        instance: usize,
+        amount: u128,
+    ) -> (Address, U256, Vec<u8>) {
         let slot = sender as usize * self.spec.instances as usize + instance;
         let d = &self.deployment;
-        match self.spec.kind {
+        match kind {
             EvmWorkloadKind::EvmTransfer => {
                 let to = self.accounts.address(self.receivers.pick(&mut self.rng));
                 (to, U256::from(amount), Vec::new())
@@ -349,6 +383,7 @@ impl EvmGenerator {
                 };
                 (d.staking[instance], U256::ZERO, data)
             }
+            EvmWorkloadKind::EvmMixed => unreachable!("next_transaction draws a part of evm-mixed"),
         }
     }
 }
@@ -453,6 +488,56 @@ mod tests {
         let ok = receipts.iter().filter(|r| r.status.is_success()).count();
         assert!(ok >= 290, "{ok} of 300");
         assert!(spec.client_generator(&genesis, &deployment, 3, 3).is_err());
+    }
+
+    /// `evm-mixed` sends every part's transactions — ether transfers, token
+    /// transfers, swaps, lending and staking calls — each with its part's gas limit,
+    /// to the contracts its one genesis deployed, and they mostly succeed.
+    #[test]
+    fn evm_mixed_sends_every_kind_against_one_genesis() {
+        let spec = small(EvmWorkloadKind::EvmMixed, 2);
+        let (genesis, d) = spec.genesis().unwrap();
+        assert_eq!(
+            d.tokens.len(),
+            2 + 3 * 4,
+            "erc20's 2, then 4 per two-token part"
+        );
+        assert_eq!((d.pairs.len(), d.markets.len(), d.staking.len()), (2, 2, 2));
+        let txs = spec.generator(&genesis, &d).unwrap().batch(500);
+        let part = |t: &EvmTx| -> EvmWorkloadKind {
+            let to = t.recipient().unwrap();
+            if d.tokens[..2].contains(&to) {
+                EvmWorkloadKind::Erc20
+            } else if d.pairs.contains(&to) {
+                EvmWorkloadKind::Uniswap
+            } else if d.markets.contains(&to) {
+                EvmWorkloadKind::Lending
+            } else if d.staking.contains(&to) {
+                EvmWorkloadKind::Staking
+            } else {
+                assert!(t.data.is_empty() && t.value != [0; 32], "{t:?}");
+                EvmWorkloadKind::EvmTransfer
+            }
+        };
+        let mut seen = std::collections::BTreeMap::new();
+        for t in &txs {
+            let kind = part(t);
+            assert_eq!(t.gas_limit, kind.gas_limit(), "{kind}");
+            *seen.entry(kind.as_str()).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert!(
+            seen.values().all(|&n| n >= 60),
+            "about a fifth each: {seen:?}"
+        );
+        let mut state = genesis.clone();
+        let receipts = execute_batch(&mut state, &txs, &EvmConfig::unbounded());
+        let ok = receipts.iter().filter(|r| r.status.is_success()).count();
+        assert!(ok >= 475, "{ok} of 500");
+        assert_eq!(
+            EvmWorkloadKind::from_str("evm-mixed").unwrap(),
+            EvmWorkloadKind::EvmMixed
+        );
     }
 
     #[test]

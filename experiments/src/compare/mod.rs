@@ -49,7 +49,7 @@ pub struct Matrix {
     pub executors: Option<Vec<String>>,
     /// Workload names: the ledger's (`transfer`, `dex`, `lending`, `smallbank`,
     /// `mixed`; default `dex`) or, with `vm = "evm"`, the EVM's (`evm-transfer`,
-    /// `erc20`, `uniswap`, `lending`, `staking`; default `uniswap`).
+    /// `erc20`, `uniswap`, `lending`, `staking`, `evm-mixed`; default `uniswap`).
     pub workloads: Option<Vec<String>>,
     /// Zipf skews of account choice (0 = uniform).
     pub zipf: Option<Vec<f64>>,
