@@ -252,12 +252,15 @@ fn evm_executors_match_sequential_revm_on_every_workload() {
 
 /// `evm-mixed` (issue 15 item 5): every part in one batch over one genesis, at one
 /// contended and one spread-out setting, with and without access lists, under the
-/// default and a tight gas budget: every executor gives sequential revm's receipts
-/// and digest.
+/// default and a tight gas budget, channel-authenticated and signed: every executor
+/// gives sequential revm's receipts and digest.
 #[test]
 fn evm_executors_match_sequential_revm_on_evm_mixed() {
     for (accounts, zipf, instances) in [(4, 0.0, 1), (48, 0.8, 2)] {
-        for (lists, tight) in [(false, false), (true, true)] {
+        for (lists, tight, auth) in [
+            (false, false, EvmAuth::Channel),
+            (true, true, EvmAuth::Secp256k1),
+        ] {
             let config = if tight {
                 EvmConfig {
                     max_tx_gas: 300_000,
@@ -280,6 +283,7 @@ fn evm_executors_match_sequential_revm_on_evm_mixed() {
                 lists,
                 starve_every: None,
                 config,
+                auth,
             };
             check(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
         }
