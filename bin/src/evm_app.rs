@@ -1,7 +1,9 @@
 //! The replicated EVM (`[execution] vm = "evm"`): revm behind consensus's
 //! [`Application`], run by the executor the cluster file names (`executor_for` over
-//! [`EvmVm`]). A request payload is one bincode [`EvmTx`]
-//! (`tandem_experiments::payload::decode_evm_payload`); a result is the receipt's
+//! [`EvmVm`]). A request payload is one bincode [`EvmTx`], or under `[execution]
+//! evm_auth = "secp256k1"` one signed transaction, Ethereum's bytes, whose sender
+//! the executor recovers before the batch runs
+//! (`tandem_experiments::payload::decode_evm_payload_as`); a result is the receipt's
 //! status and gas used (`encode_evm_result`); a payload that does not decode gets an
 //! empty result on every replica.
 //!
@@ -14,9 +16,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use tandem_consensus::application::{Application, ChunkRejected, FrozenState};
 use tandem_consensus::{Batch, Digest, Seq};
-use tandem_executor::evm::{EvmChunkedRestore, EvmConfig, EvmState, EvmVm};
+use tandem_executor::evm::{EvmAuth, EvmChunkedRestore, EvmConfig, EvmState, EvmVm};
 use tandem_executor::{Executor, ExecutorOptions, executor_for};
-use tandem_experiments::payload::{decode_evm_payload, encode_evm_result};
+use tandem_experiments::payload::{decode_evm_payload_as, encode_evm_result};
 
 use crate::ledger_app::ExecutionTotals;
 
@@ -26,6 +28,8 @@ pub struct EvmApp {
     executor: Box<dyn Executor<EvmVm>>,
     totals: ExecutionTotals,
     pending: Option<EvmChunkedRestore>,
+    /// Which payloads decode (`decode_evm_payload_as`).
+    auth: EvmAuth,
 }
 
 impl EvmApp {
@@ -43,7 +47,15 @@ impl EvmApp {
             executor: executor_for(EvmVm::new(config), executor, threads, options)?,
             totals: ExecutionTotals::default(),
             pending: None,
+            auth: EvmAuth::Channel,
         })
+    }
+
+    /// The same application taking payloads authenticated as `auth` says (the
+    /// cluster file's `[execution] evm_auth`; channel by default).
+    pub fn with_auth(mut self, auth: EvmAuth) -> EvmApp {
+        self.auth = auth;
+        self
     }
 
     /// What the executor did so far.
@@ -77,7 +89,7 @@ impl Application for EvmApp {
         let mut txs = Vec::with_capacity(batch.len());
         let mut decoded = Vec::with_capacity(batch.len());
         for req in &batch.requests {
-            match decode_evm_payload(&req.payload) {
+            match decode_evm_payload_as(self.auth, &req.payload) {
                 Some(tx) => {
                     txs.push(tx);
                     decoded.push(true);

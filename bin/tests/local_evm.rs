@@ -1,14 +1,16 @@
 //! `tandem local --vm evm`: four replica processes run revm behind consensus on
 //! loopback, load clients send Uniswap swaps, and the replicas' checkpoint digests
-//! agree.
+//! agree; with `--evm-auth secp256k1` the clients sign every swap Ethereum-style
+//! and the replicas recover the senders before executing.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
-fn an_evm_cluster_commits_swaps_and_its_replicas_agree() {
+/// Runs the cluster with `extra` flags; its summary.json, checked for agreement
+/// and mostly successful swaps.
+fn run_cluster(extra: &[&str]) -> Value {
     let base = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args([
@@ -29,8 +31,9 @@ fn an_evm_cluster_commits_swaps_and_its_replicas_agree() {
             "8",
             "--rate",
             "300",
-            "--results",
         ])
+        .args(extra)
+        .arg("--results")
         .arg(base.path())
         .output()
         .expect("tandem runs");
@@ -61,4 +64,17 @@ fn an_evm_cluster_commits_swaps_and_its_replicas_agree() {
         failed * 10 <= committed * 4,
         "failed {failed} of {committed} x 4 replicas"
     );
+    s
+}
+
+#[test]
+fn an_evm_cluster_commits_swaps_and_its_replicas_agree() {
+    let s = run_cluster(&[]);
+    assert_eq!(s["parameters"]["evm_auth"], "channel");
+}
+
+#[test]
+fn an_evm_cluster_with_signed_swaps_recovers_senders_and_agrees() {
+    let s = run_cluster(&["--evm-auth", "secp256k1"]);
+    assert_eq!(s["parameters"]["evm_auth"], "secp256k1");
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tandem_consensus::client_auth::MacKey;
-use tandem_executor::evm::{EvmConfig, EvmWorkloadSpec};
+use tandem_executor::evm::{EvmAuth, EvmConfig, EvmWorkloadSpec};
 use tandem_executor::{EXECUTOR_NAMES, ExecutionLimits, ExecutorOptions, WorkloadSpec};
 use tandem_network::{Member, Membership, NodeId};
 
@@ -127,6 +127,14 @@ pub struct ExecutionConfig {
     /// EVM: gas a batch may reserve (the sum of its admitted transactions' limits);
     /// the first transaction that does not fit and every later one are refused.
     pub max_batch_gas: u64,
+    /// EVM: how a transaction's sender is authenticated: `channel` (the default:
+    /// the client's authenticated channel vouches for `from`) or `secp256k1`
+    /// (Ethereum signatures for chain id `tandem_executor::evm::CHAIN_ID`, senders
+    /// recovered on the executor's threads before each batch; the
+    /// `[evm_workload]` accounts are then the keys' addresses, `EvmAccounts`, and
+    /// a replica decodes only signed transactions).
+    #[serde(skip_serializing_if = "EvmAuth::is_channel")]
+    pub evm_auth: EvmAuth,
 }
 
 impl ExecutionConfig {
@@ -162,6 +170,7 @@ impl Default for ExecutionConfig {
             options: ExecutorOptions::default(),
             max_tx_gas: EvmConfig::default().max_tx_gas,
             max_batch_gas: 400_000_000,
+            evm_auth: EvmAuth::Channel,
         }
     }
 }
@@ -359,6 +368,9 @@ impl ClusterFile {
             .validate()
             .map_err(|e| anyhow!("[workload] {e}"))?;
         match (self.execution.vm.as_str(), &self.evm_workload) {
+            ("ledger", None) if !self.execution.evm_auth.is_channel() => {
+                bail!("[execution] evm_auth is for vm = \"evm\"")
+            }
             ("ledger", None) => {}
             ("ledger", Some(_)) => {
                 bail!("[evm_workload] is given but [execution] vm = \"ledger\" (set vm = \"evm\")")
@@ -675,6 +687,37 @@ mod tests {
         let back = ClusterFile::load(&path).unwrap();
         assert_eq!(back.replica_keys(), cluster.replica_keys());
         assert_eq!(back.membership().unwrap().replica_ids().len(), 4);
+    }
+
+    /// `[execution] evm_auth`: left out when `channel`, read back when `secp256k1`,
+    /// refused without `vm = "evm"`.
+    #[test]
+    fn evm_auth_round_trips_and_needs_the_evm() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        let (mut cluster, _) = sample(4);
+        cluster.save(&path).unwrap();
+        assert!(!fs::read_to_string(&path).unwrap().contains("evm_auth"));
+        cluster.execution.vm = "evm".into();
+        cluster.evm_workload = Some(EvmWorkloadSpec::new(
+            tandem_executor::evm::EvmWorkloadKind::Erc20,
+        ));
+        cluster.execution.evm_auth = EvmAuth::Secp256k1;
+        cluster.validate().unwrap();
+        cluster.save(&path).unwrap();
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("evm_auth = \"secp256k1\"")
+        );
+        assert_eq!(
+            ClusterFile::load(&path).unwrap().execution.evm_auth,
+            EvmAuth::Secp256k1
+        );
+        cluster.execution.vm = "ledger".into();
+        cluster.evm_workload = None;
+        let err = cluster.validate().unwrap_err().to_string();
+        assert!(err.contains("evm_auth"), "{err}");
     }
 
     /// Issue 10 item 11: a replica key that is the identity, the order-2 point or no

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use tandem_consensus::client_auth::{MacKey, client_mac_key};
 use tandem_consensus::crypto::SigningKey;
 use tandem_consensus::{ClientId, CommonParams, ProtocolKind};
-use tandem_executor::evm::{EvmWorkloadKind, EvmWorkloadSpec};
+use tandem_executor::evm::{EvmAuth, EvmWorkloadKind, EvmWorkloadSpec};
 use tandem_executor::{WorkloadKind, WorkloadSpec};
 use tandem_network::{Identity, NodeId};
 
@@ -45,6 +45,8 @@ pub struct ClusterParams {
     /// EVM: the gas one batch may reserve (`[execution] max_batch_gas`); `None` is
     /// the cluster file's default.
     pub max_batch_gas: Option<u64>,
+    /// EVM: how senders are authenticated (`[execution] evm_auth`).
+    pub evm_auth: EvmAuth,
     /// Accounts in the genesis state.
     pub accounts: u64,
     /// AMM pools (dex, mixed).
@@ -89,6 +91,7 @@ impl Default for ClusterParams {
             workload: "dex".to_string(),
             max_tx_gas: None,
             max_batch_gas: None,
+            evm_auth: EvmAuth::Channel,
             accounts: 10_000,
             pools: 4,
             zipf: 0.0,
@@ -148,6 +151,9 @@ impl ClusterParams {
                     "--max-batch-gas"
                 };
                 bail!("{flag} bounds EVM gas: it needs --vm evm");
+            }
+            if !self.evm_auth.is_channel() {
+                bail!("--evm-auth authenticates EVM transactions: it needs --vm evm");
             }
             return Ok(());
         };
@@ -351,6 +357,7 @@ impl ClusterParams {
                 threads: self.threads,
                 max_tx_gas: self.max_tx_gas.unwrap_or(defaults.max_tx_gas),
                 max_batch_gas: self.max_batch_gas.unwrap_or(defaults.max_batch_gas),
+                evm_auth: self.evm_auth,
                 ..defaults
             },
             workload: self.workload_spec()?,

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use tandem_executor::Transaction;
-use tandem_executor::evm::{EvmReceipt, EvmStatus, EvmTx};
+use tandem_executor::evm::{EvmAuth, EvmReceipt, EvmStatus, EvmTx};
 
 /// Encodes `tx` as a request payload of at least `pad_to` bytes.
 pub fn encode_payload(tx: &Transaction, pad_to: usize) -> Bytes {
@@ -25,7 +25,7 @@ pub fn decode_payload(payload: &[u8]) -> Option<Transaction> {
 }
 
 /// Encodes an EVM transaction as a request payload (`vm = "evm"`): its bincode
-/// form (`EvmTx::encode`), unpadded.
+/// form, or a signed transaction's Ethereum bytes (`EvmTx::encode`), unpadded.
 pub fn encode_evm_payload(tx: &EvmTx) -> Bytes {
     Bytes::from(tx.encode().expect("generated transactions encode"))
 }
@@ -33,6 +33,13 @@ pub fn encode_evm_payload(tx: &EvmTx) -> Bytes {
 /// Decodes an EVM request payload (exactly one `EvmTx`, nothing after it).
 pub fn decode_evm_payload(payload: &[u8]) -> Option<EvmTx> {
     EvmTx::decode(payload).ok()
+}
+
+/// Decodes an EVM request payload under the cluster's `evm_auth`: an unsigned
+/// `EvmTx` (channel) or a signed one, Ethereum's bytes (secp256k1), never the
+/// other form.
+pub fn decode_evm_payload_as(auth: EvmAuth, payload: &[u8]) -> Option<EvmTx> {
+    EvmTx::decode_as(auth, payload).ok()
 }
 
 /// An EVM request's result: the receipt's status as one byte (0 success, 1

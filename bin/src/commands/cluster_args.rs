@@ -42,6 +42,11 @@ pub struct ClusterArgs {
     /// limits (`[execution] max_batch_gas`) [default: 400000000].
     #[arg(long)]
     pub max_batch_gas: Option<u64>,
+    /// With --vm evm: how transactions authenticate their sender, channel (the
+    /// client's authenticated channel vouches for `from`) or secp256k1 (Ethereum
+    /// signatures, senders recovered before execution; `[execution] evm_auth`).
+    #[arg(long, default_value = "channel")]
+    pub evm_auth: tandem_executor::evm::EvmAuth,
     /// Accounts in the genesis state.
     #[arg(long, default_value_t = ClusterParams::default().accounts)]
     pub accounts: u64,
@@ -107,6 +112,7 @@ impl ClusterArgs {
             }),
             max_tx_gas: self.max_tx_gas,
             max_batch_gas: self.max_batch_gas,
+            evm_auth: self.evm_auth,
             accounts: self.accounts,
             pools: self.pools,
             zipf: self.zipf,

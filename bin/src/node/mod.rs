@@ -334,15 +334,18 @@ fn build_app(cluster: &ClusterFile) -> Result<Box<dyn ReplicatedApp + Send>> {
     }
     if let (true, Some(spec)) = (exec.vm == "evm", &cluster.evm_workload) {
         let (genesis, _) = spec
-            .genesis()
+            .genesis_with(&spec.accounts_for(exec.evm_auth))
             .context("cannot build the EVM genesis state from [evm_workload]")?;
-        return Ok(Box::new(crate::evm_app::EvmApp::new(
-            genesis,
-            exec.evm_config(),
-            &exec.executor,
-            exec.threads,
-            &exec.executor_options(),
-        )?));
+        return Ok(Box::new(
+            crate::evm_app::EvmApp::new(
+                genesis,
+                exec.evm_config(),
+                &exec.executor,
+                exec.threads,
+                &exec.executor_options(),
+            )?
+            .with_auth(exec.evm_auth),
+        ));
     }
     let genesis = cluster
         .workload

@@ -46,6 +46,11 @@ pub enum EvmAuth {
 }
 
 impl EvmAuth {
+    /// Whether this is the default, `Channel` (a cluster file leaves it out).
+    pub fn is_channel(&self) -> bool {
+        *self == EvmAuth::Channel
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EvmAuth::Channel => "channel",

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use tandem_consensus::client::{ClientAction, ClientCore, Completed};
 use tandem_consensus::client_auth::ClientMacs;
 use tandem_consensus::{ClientId, ProtocolKind, Request, Time};
-use tandem_executor::evm::{EvmGenerator, EvmWorkloadSpec};
+use tandem_executor::evm::{EvmAuth, EvmGenerator, EvmWorkloadSpec};
 use tandem_executor::{Generator, Receipt, WorkloadSpec};
 use tandem_network::{
     FaultHandle, FaultyTransport, Identity, Membership, NodeId, QuicConfig, QuicTransport,
@@ -75,6 +75,9 @@ pub struct LoadSettings {
     /// instead of `workload` (its genesis is rebuilt here to learn the contracts'
     /// addresses and the senders' nonces).
     pub evm: Option<EvmWorkloadSpec>,
+    /// With the EVM: the cluster's `[execution] evm_auth`; under secp256k1 the
+    /// client signs every transaction with its sender's key (`EvmAccounts`).
+    pub evm_auth: EvmAuth,
     /// This client's index among `client_count` (they draw disjoint senders).
     pub client_index: u32,
     /// How many load clients share the workload.
@@ -177,6 +180,7 @@ impl LoadSettings {
             } else {
                 None
             },
+            evm_auth: cluster.execution.evm_auth,
             client_index: 0,
             client_count: 1,
             mode,
@@ -252,13 +256,15 @@ pub async fn run_load(
             TxSource::Ledger(generator)
         }
         Some(spec) => {
+            let accounts = spec.accounts_for(settings.evm_auth);
             let (genesis, deployment) = spec
-                .genesis()
+                .genesis_with(&accounts)
                 .context("cannot build the EVM workload's genesis")?;
             TxSource::Evm(
-                spec.client_generator(
+                spec.client_generator_with(
                     &genesis,
                     &deployment,
+                    &accounts,
                     settings.client_index,
                     settings.client_count,
                 )
@@ -407,7 +413,14 @@ impl TxSource {
     fn next_payload(&mut self, payload_bytes: usize) -> bytes::Bytes {
         match self {
             TxSource::Ledger(g) => encode_payload(&g.next_transaction(), payload_bytes),
-            TxSource::Evm(g) => encode_evm_payload(&g.next_transaction()),
+            TxSource::Evm(g) => {
+                let tx = g.next_transaction();
+                let tx = g
+                    .accounts()
+                    .sign(tx, tandem_executor::evm::CHAIN_ID)
+                    .expect("generated transactions are from the workload's accounts");
+                encode_evm_payload(&tx)
+            }
         }
     }
 }

@@ -110,6 +110,7 @@ impl LocalOptions {
                 EvmSpec {
                     max_tx_gas: c.max_tx_gas.unwrap_or(d.max_tx_gas),
                     max_batch_gas: c.max_batch_gas.unwrap_or(d.max_batch_gas),
+                    auth: c.evm_auth,
                     ..d
                 }
             }),
@@ -142,6 +143,7 @@ impl LocalOptions {
             "threads": c.threads,
             "cpu_budget": self.cpu_budget.label(),
             "vm": c.vm,
+            "evm_auth": (c.vm == "evm").then(|| c.evm_auth.as_str()),
             "workload": workload_label(c),
             "workload_spec": match c.evm_workload_spec()? {
                 Some(evm) => json!(evm),

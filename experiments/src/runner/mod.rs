@@ -119,6 +119,7 @@ pub fn scenario_parameters(s: &Scenario) -> serde_json::Value {
         },
         "max_tx_gas": s.evm.as_ref().map(|e| e.max_tx_gas),
         "max_batch_gas": s.evm.as_ref().map(|e| e.max_batch_gas),
+        "evm_auth": s.evm.as_ref().map(|e| e.auth.as_str()),
         "clients": s.load.clients,
         "rate": rate,
         "window": window,
@@ -170,6 +171,7 @@ fn cluster_for(
         cluster.evm_workload = Some(evm.workload.clone());
         cluster.execution.max_tx_gas = evm.max_tx_gas;
         cluster.execution.max_batch_gas = evm.max_batch_gas;
+        cluster.execution.evm_auth = evm.auth;
     }
     cluster.storage.durability = scenario.cluster.durability;
     if let Some(control) = cluster.control.as_mut() {

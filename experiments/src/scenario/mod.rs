@@ -139,6 +139,9 @@ pub struct EvmSpec {
     pub max_tx_gas: u64,
     /// Gas one batch may reserve (the sum of its admitted transactions' limits).
     pub max_batch_gas: u64,
+    /// How senders are authenticated (`[cluster] evm_auth`, the cluster file's
+    /// `[execution]` field of that name).
+    pub auth: tandem_executor::evm::EvmAuth,
 }
 
 impl EvmSpec {
@@ -149,6 +152,7 @@ impl EvmSpec {
             workload,
             max_tx_gas: defaults.max_tx_gas,
             max_batch_gas: defaults.max_batch_gas,
+            auth: defaults.evm_auth,
         }
     }
 

@@ -61,6 +61,7 @@ struct RawCluster {
     vm: Option<Spanned<String>>,
     max_tx_gas: Option<Spanned<u64>>,
     max_batch_gas: Option<Spanned<u64>>,
+    evm_auth: Option<Spanned<String>>,
 }
 
 /// `[evm_workload]` as written: the cluster file's section of that name, every field
@@ -348,6 +349,9 @@ fn evm(
         if let Some(g) = max_tx_gas.or(max_batch_gas) {
             return Err(src.error(g.span(), "gas limits are the EVM's: they need vm = \"evm\""));
         }
+        if let Some(a) = c.and_then(|c| c.evm_auth.as_ref()) {
+            return Err(src.error(a.span(), "evm_auth is the EVM's: it needs vm = \"evm\""));
+        }
         return Ok(None);
     }
     let vm_span = vm.map(Spanned::span).unwrap_or(0..0);
@@ -472,10 +476,18 @@ fn evm(
         }
         Some(g) => *g.get_ref(),
     };
+    let auth = match c.and_then(|c| c.evm_auth.as_ref()) {
+        None => gas_defaults.evm_auth,
+        Some(a) => a
+            .get_ref()
+            .parse::<tandem_executor::evm::EvmAuth>()
+            .map_err(|e| src.error(a.span(), e.to_string()))?,
+    };
     Ok(Some(EvmSpec {
         workload: spec,
         max_tx_gas: tx_gas,
         max_batch_gas: batch_gas,
+        auth,
     }))
 }
 
@@ -1525,6 +1537,21 @@ target = "primary"
         );
         let ledger = parse_text("[cluster]\nvm = \"ledger\"\n[load]\nduration = 5\n").unwrap();
         assert_eq!((ledger.vm(), ledger.evm), ("ledger", None));
+        assert_eq!(evm.auth, tandem_executor::evm::EvmAuth::Channel);
+
+        // Signed transactions: `evm_auth` parses and renders back.
+        let signed = parse_text(
+            "[cluster]\nvm = \"evm\"\nevm_auth = \"secp256k1\"\n[evm_workload]\nkind = \"erc20\"\n[load]\nduration = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            signed.evm.as_ref().unwrap().auth,
+            tandem_executor::evm::EvmAuth::Secp256k1
+        );
+        let text = to_toml(&signed);
+        let mut back = parse_text(&text).unwrap();
+        back.source = signed.source.clone();
+        assert_eq!(back, signed, "{text}");
     }
 
     /// Each bad EVM field names the file, the line, the table and the field.
@@ -1623,6 +1650,20 @@ target = "primary"
                 "[cluster]",
                 "max_tx_gas",
                 "need vm = \"evm\"",
+            ),
+            (
+                "[cluster]\nevm_auth = \"secp256k1\"\n[load]\nduration = 5\n".into(),
+                2,
+                "[cluster]",
+                "evm_auth",
+                "needs vm = \"evm\"",
+            ),
+            (
+                evm("evm_auth = \"ed25519\"\n", ""),
+                3,
+                "[cluster]",
+                "evm_auth",
+                "expected channel or secp256k1",
             ),
             (
                 evm("max_tx_gas = 1000\n", ""),

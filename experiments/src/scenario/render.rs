@@ -40,6 +40,9 @@ pub fn to_toml(s: &Scenario) -> String {
         cluster.insert("vm".into(), "evm".into());
         cluster.insert("max_tx_gas".into(), int(evm.max_tx_gas));
         cluster.insert("max_batch_gas".into(), int(evm.max_batch_gas));
+        if !evm.auth.is_channel() {
+            cluster.insert("evm_auth".into(), evm.auth.as_str().into());
+        }
     }
     if let Ok(Value::Table(mut protocol)) = Value::try_from(&s.cluster.protocol) {
         protocol.remove("replicas");
