@@ -84,7 +84,7 @@ impl Pbft {
             self.enqueue(now, req);
             self.try_propose(now, false, out);
         } else {
-            if !self.await_request(req.clone()) {
+            if !self.await_request(now, req.clone()) {
                 self.counters.dropped_queue_full += 1;
                 return;
             }
@@ -834,10 +834,13 @@ impl Pbft {
             return; // runs on, whatever else was delivered
         }
         if let Some(key) = self.oldest_awaited() {
-            // A fresh time-out for the oldest request; the extensions it already
-            // waited through (timers for older requests) still count against it.
+            // A fresh time-out for the oldest request, but never past its wait
+            // deadline: the time-outs it already waited through (timers for older
+            // requests, extended or not) count against it, so a primary that orders
+            // older requests one by one cannot keep it waiting longer than
+            // `1 + MAX_VIEW_TIMER_EXTENSIONS` time-outs.
             self.timed_request = Some(key);
-            let at = now + self.view_timeout();
+            let at = self.timer_for_awaited(now, key);
             self.set_timer(PbftTimer::View, at, out);
             self.mark_timer_progress();
             return;
@@ -853,6 +856,17 @@ impl Pbft {
             self.timer_extensions = 0;
         } else if !waiting && armed {
             self.cancel_timer(PbftTimer::View, out);
+        }
+    }
+
+    /// When the view timer running for the awaited request `key` should fire: one
+    /// view time-out from `now`, but no later than the request's wait deadline
+    /// ([`Pbft::wait_deadline`]) and no earlier than `now`.
+    pub(crate) fn timer_for_awaited(&self, now: Time, key: (ClientId, u64)) -> Time {
+        let at = now + self.view_timeout();
+        match self.awaited.get(&key) {
+            Some(a) => at.min(self.wait_deadline(a.since)).max(now),
+            None => at,
         }
     }
 

@@ -136,6 +136,12 @@ pub(crate) struct CommittedEntry {
 pub(crate) struct Awaited {
     /// Arrival order (a counter), for picking the oldest.
     pub arrival: u64,
+    /// When this replica started waiting for it in the current view: its arrival, or
+    /// the start of the view if it arrived before. The normal-case view timer running
+    /// for it never fires later than `since + (1 + MAX_VIEW_TIMER_EXTENSIONS)` view
+    /// time-outs ([`Pbft::wait_deadline`]), however many timers for older requests it
+    /// waited through.
+    pub since: Time,
     /// The request.
     pub req: Request,
     /// Normal-case view-timer extensions this request waited through in the current
@@ -530,9 +536,9 @@ impl Pbft {
         self.timers.is_armed(timer)
     }
 
-    /// Adds a request to those a backup waits for (unless already there); returns
-    /// false when the wait list is full.
-    pub(crate) fn await_request(&mut self, req: Request) -> bool {
+    /// Adds a request to those a backup waits for (unless already there), waiting
+    /// since `now`; returns false when the wait list is full.
+    pub(crate) fn await_request(&mut self, now: Time, req: Request) -> bool {
         let key = req.key();
         if self.awaited.contains_key(&key) {
             return true;
@@ -545,6 +551,7 @@ impl Pbft {
             key,
             Awaited {
                 arrival: self.awaited_arrivals,
+                since: now,
                 req,
                 extensions: 0,
             },
@@ -585,6 +592,17 @@ impl Pbft {
             .checked_shl(self.view_backoff.min(20))
             .unwrap_or(u32::MAX);
         base.saturating_mul(factor).min(self.cfg.max_view_timeout)
+    }
+
+    /// The latest time the normal-case view timer may fire while it runs for an
+    /// awaited request that this replica has waited for since `since` (in the current
+    /// view): `1 + MAX_VIEW_TIMER_EXTENSIONS` view time-outs later, extensions or not.
+    /// Saturates at the end of time.
+    pub(crate) fn wait_deadline(&self, since: Time) -> Time {
+        since
+            + self
+                .view_timeout()
+                .saturating_mul(1 + MAX_VIEW_TIMER_EXTENSIONS)
     }
 }
 

@@ -778,11 +778,12 @@ fn empty_batches_do_not_extend_the_view_timer() {
 /// A request's view-timer extensions count over the view, not per timer: client 9's
 /// requests 1 and 2 wait at the backups; a busy primary (a full batch every 200 ms)
 /// earns the three extensions of request 1's timer, then orders request 1 just
-/// before the fourth time-out. Request 2 waited through those extensions too (but
-/// the first: it arrived after the timer was armed): its timer (restarted when
-/// request 1 executed) is extended once more, and the backups replace the primary
-/// two time-outs later — not four (the count used to restart with every request, so
-/// a primary could order one request per four time-outs).
+/// before the fourth time-out. Request 2 waited through those time-outs too: its
+/// timer (restarted when request 1 executed, at 3.4 s) runs out at its wait deadline,
+/// four time-outs after it arrived (4 s), and is not extended — the backups replace
+/// the primary then, not four time-outs later (the count used to restart with every
+/// request, so a primary could order one request per four time-outs; then it was
+/// bounded per request but a re-armed timer still started a fresh time-out, 5.4 s).
 #[test]
 fn view_timer_extensions_are_bounded_per_request_over_the_view() {
     let mut h = Harness::new(4, |_| {});
@@ -814,13 +815,11 @@ fn view_timer_extensions_are_bounded_per_request_over_the_view() {
         h.settle();
         h.advance(Duration::from_millis(200));
     }
-    // 5.6 s: request 2 arrived just after the first timer was armed, so it waited
-    // through two of its extensions: its own timer, armed at 3.4 s, is extended
-    // once at 4.4 s and runs out at 5.4 s (it used to be extended three times more).
+    // 5.6 s: request 2 arrived at 0 s; its own timer, armed at 3.4 s, fires at its
+    // wait deadline of 4 s and is not extended (it used to be extended once, to 5.4 s).
     for i in 1..4 {
         assert_eq!(
-            h.nodes[i].counters.view_timer_extensions,
-            max + 1,
+            h.nodes[i].counters.view_timer_extensions, max,
             "replica {i}"
         );
         assert!(h.nodes[i].view >= View(1), "replica {i} still in view 0");
@@ -1769,5 +1768,53 @@ proptest! {
             let common = d0.len().min(di.len());
             prop_assert_eq!(&d0[..common], &di[..common]);
         }
+    }
+}
+
+/// Regression (review probe a): a request's wait is bounded by time, not only by the
+/// extensions counted against it. Client 8's requests 1..=K wait at the backups
+/// before client 9's request 1 (R); the primary (never given R: censoring) orders one
+/// of client 8's every 900 ms, so each delivery re-arms the timer for the next oldest
+/// request. Before the fix every re-arm was a fresh time-out and R waited about 21
+/// time-outs; now every backup leaves view 0 within `1 + MAX_VIEW_TIMER_EXTENSIONS`
+/// time-outs (4 s) of the requests' arrival at t = 0.
+#[test]
+fn older_awaited_requests_do_not_delay_a_censored_request_beyond_four_timeouts() {
+    const K: u64 = 20;
+    let mut h = Harness::new(4, |_| {});
+    let timeout = h.nodes[1].view_timeout();
+    let start = h.now;
+    for i in 1..4 {
+        for n in 1..=K {
+            h.request(i, 8, n);
+        }
+        h.request(i, 9, 1);
+    }
+    h.inflight
+        .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
+    h.settle();
+    let mut left_at = [None; 4];
+    for n in 1..=K {
+        if h.nodes[1].view == View(0) {
+            let req = h.signed(8, n, format!("op-8-{n}"));
+            h.inject(0, 1, Message::Forward(vec![req]));
+            h.settle();
+        }
+        h.advance(Duration::from_millis(900));
+        for (i, left) in left_at.iter_mut().enumerate().skip(1) {
+            if left.is_none() && h.nodes[i].view > View(0) {
+                *left = Some(h.now);
+            }
+        }
+    }
+    eprintln!("backups left view 0 at {left_at:?}; R arrived at {start:?}");
+    let bound = start + timeout.saturating_mul(1 + crate::pbft::replica::MAX_VIEW_TIMER_EXTENSIONS);
+    for (i, left) in left_at.iter().enumerate().skip(1) {
+        let left = left.unwrap_or_else(|| panic!("replica {i} never left view 0"));
+        // Time advances in 900 ms steps: the view change started by the deadline.
+        assert!(
+            left <= bound + Duration::from_millis(900),
+            "replica {i} left at {left:?}"
+        );
     }
 }

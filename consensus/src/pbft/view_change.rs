@@ -34,11 +34,18 @@ impl Pbft {
         // awaited request over the view — so a primary that orders others' requests
         // (or empty batches) but never the awaited one is still replaced, and cannot
         // restart the count by ordering the awaited requests one by one.
-        let extensions = match self.timed_request.and_then(|k| self.awaited.get(&k)) {
-            Some(awaited) => awaited.extensions,
-            None => self.timer_extensions,
-        };
-        if self.view_active && extensions < MAX_VIEW_TIMER_EXTENSIONS && self.primary_progressed() {
+        // Nor past the timed request's wait deadline (`wait_deadline`): its wait is
+        // bounded by time, not only by the extensions counted against it.
+        let (extensions, before_deadline) =
+            match self.timed_request.and_then(|k| self.awaited.get(&k)) {
+                Some(awaited) => (awaited.extensions, now < self.wait_deadline(awaited.since)),
+                None => (self.timer_extensions, true),
+            };
+        if self.view_active
+            && before_deadline
+            && extensions < MAX_VIEW_TIMER_EXTENSIONS
+            && self.primary_progressed()
+        {
             self.timer_extensions = self.timer_extensions.saturating_add(1);
             let arrived_by = self.timer_mark.arrivals;
             for awaited in self.awaited.values_mut() {
@@ -47,7 +54,10 @@ impl Pbft {
                 }
             }
             self.counters.view_timer_extensions += 1;
-            let at = now + self.view_timeout();
+            let at = match self.timed_request {
+                Some(key) => self.timer_for_awaited(now, key),
+                None => now + self.view_timeout(),
+            };
             self.set_timer(PbftTimer::View, at, out);
             self.mark_timer_progress();
             return;
@@ -69,7 +79,7 @@ impl Pbft {
         self.counters.view_changes_started += 1;
         self.slots.clear();
         self.max_accepted = Seq(0);
-        self.requeue_as_awaited();
+        self.requeue_as_awaited(now);
         self.cancel_timer(PbftTimer::Batch, out);
         self.view_changes = self.view_changes.split_off(&target);
         self.prune_future();
@@ -102,13 +112,13 @@ impl Pbft {
     }
 
     /// The primary's queued requests become requests we wait for as a backup.
-    fn requeue_as_awaited(&mut self) {
+    fn requeue_as_awaited(&mut self, now: Time) {
         let cap = self.queue_capacity();
         let queued: Vec<Request> = self.queue.drain(..).collect();
         self.queued_by_client.recount([]);
         for req in queued {
             if self.awaited.len() < cap {
-                self.await_request(req);
+                self.await_request(now, req);
             }
         }
         self.pending.clear();
@@ -386,7 +396,7 @@ impl Pbft {
         let view = nv.body.view;
         tracing::debug!(replica = %self.me, %view, proposals = nv.body.proposals.len(), "new view");
         if view > self.view {
-            self.requeue_as_awaited();
+            self.requeue_as_awaited(now);
         }
         self.view = view;
         self.view_active = true;
@@ -441,9 +451,11 @@ impl Pbft {
                 }
             }
         } else {
-            // A new primary: the requests' extension budgets start again.
+            // A new primary: the requests' extension budgets and wait deadlines start
+            // again.
             for awaited in self.awaited.values_mut() {
                 awaited.extensions = 0;
+                awaited.since = now;
             }
             self.forward_awaited(out);
         }
