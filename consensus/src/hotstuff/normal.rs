@@ -61,12 +61,39 @@ impl HotStuff {
         self.last_delivered.0.saturating_sub(self.last_executed.0) >= self.cfg.common.max_unexecuted
     }
 
-    /// Whether this replica's own execution lags its deliveries by
-    /// `2 × max_unexecuted` blocks or more: then it votes for no block carrying
-    /// requests (`try_vote`).
-    pub(crate) fn execution_lags_for_voting(&self) -> bool {
+    /// Whether voting for a block with requests whose parent is `parent` could leave
+    /// this replica `2 × max_unexecuted` or more blocks with requests behind in
+    /// execution: its execution lag (delivered, not executed) plus the uncommitted
+    /// blocks with requests from `parent` down to the committed tip — they commit
+    /// together with the block, however many there are (a long chain of certified
+    /// blocks in non-consecutive rounds commits at once). Then it votes for no block
+    /// carrying requests (`try_vote`). The walk stops at the committed tip, at a
+    /// missing block, or as soon as the bound is reached, so it takes at most
+    /// `2 × max_unexecuted` blocks with requests plus the empty blocks between them
+    /// (each step goes one height down).
+    pub(crate) fn execution_lags_for_voting(&self, parent: Digest) -> bool {
         let bound = self.cfg.common.max_unexecuted.saturating_mul(2);
-        self.last_delivered.0.saturating_sub(self.last_executed.0) >= bound
+        let mut lag = self.last_delivered.0.saturating_sub(self.last_executed.0);
+        if lag >= bound {
+            return true;
+        }
+        let tip_height = self.tree.tip().1;
+        let mut cur = parent;
+        while let Some(b) = self.tree.get(&cur)
+            && b.height > tip_height
+        {
+            if !b.batch.is_empty() {
+                lag = lag.saturating_add(1);
+                if lag >= bound {
+                    return true;
+                }
+            }
+            match self.tree.get(&b.parent()) {
+                Some(p) if p.height < b.height => cur = b.parent(),
+                _ => break,
+            }
+        }
+        false
     }
 
     /// A request from a client's authenticated channel: queued here (every replica
@@ -564,12 +591,15 @@ impl HotStuff {
         // own execution only, and a Byzantine one need not at all. A replica whose
         // execution lags its deliveries by 2 × max_unexecuted blocks votes for no
         // further block carrying requests (empty blocks still get its vote: they keep
-        // the chain and its commits going). A block with requests then needs 2f+1
-        // votes of replicas below that lag — f+1 correct ones among them — so what
-        // correct replicas hold delivered but unexecuted stays bounded (ARCHITECTURE.md,
-        // "Overload").
-        if !block.batch.is_empty() && self.execution_lags_for_voting() {
+        // the chain and its commits going); the uncommitted blocks with requests below
+        // the block count as lag too, since they commit with it. A block with requests
+        // then needs 2f+1 votes of replicas below that lag — f+1 correct ones among
+        // them — so what correct replicas hold delivered but unexecuted stays bounded
+        // (ARCHITECTURE.md, "Overload").
+        if !block.batch.is_empty() && self.execution_lags_for_voting(block.parent()) {
             self.counters.votes_withheld_execution_lag += 1;
+            // Retried from `on_executed` once execution catches up in this round.
+            self.lag_withheld = Some((digest, tc, from));
             return;
         }
         if !self
@@ -793,6 +823,7 @@ impl HotStuff {
         {
             self.deferred = None;
         }
+        self.lag_withheld = None;
         self.try_propose(now, out);
         // A chain without uncommitted requests may be idle because its leaders have
         // none: hand them ours.
@@ -893,6 +924,16 @@ impl HotStuff {
                 // leader held back by `max_unexecuted` must still propose below.
                 None => self.counters.unexpected_executions += 1,
             }
+        }
+        // A vote withheld for execution lag in this round may go now: retried through
+        // `try_vote`, so the round, parent and safety checks run again.
+        let retry = self.lag_withheld.as_ref().is_some_and(|(digest, _, _)| {
+            self.tree
+                .get(digest)
+                .is_some_and(|b| !self.execution_lags_for_voting(b.parent()))
+        });
+        if retry && let Some((digest, tc, from)) = self.lag_withheld.take() {
+            self.try_vote(now, digest, tc, from, out);
         }
         // A proposal held back by `max_unexecuted` may go now.
         self.try_propose(now, out);

@@ -118,6 +118,11 @@ pub struct HotStuff {
     pub(crate) last_vote: Option<Vote>,
     /// A proposal of the current round waiting for its parent: its digest and TC.
     pub(crate) deferred: Option<(Digest, Option<Arc<crate::hotstuff::qc::Tc>>)>,
+    /// A proposal of the current round whose vote was withheld because execution
+    /// lagged (`votes_withheld_execution_lag`): its digest, TC and sender. The vote
+    /// is retried through the normal path (`try_vote`, safety rules included) once
+    /// execution catches up within the round; dropped when the round moves on.
+    pub(crate) lag_withheld: Option<(Digest, Option<Arc<crate::hotstuff::qc::Tc>>, ReplicaId)>,
     /// This replica's timeout of the current round, once it timed out.
     pub(crate) my_timeout: Option<TimeoutMsg>,
     /// Set when the round changed during the current event.
@@ -215,6 +220,7 @@ impl HotStuff {
             last_voted_block: None,
             last_vote: None,
             deferred: None,
+            lag_withheld: None,
             my_timeout: None,
             round_changed: true,
             round_started: Time::ZERO,

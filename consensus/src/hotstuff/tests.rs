@@ -551,6 +551,68 @@ fn voters_whose_execution_lags_withhold_votes_from_a_leader_ignoring_back_pressu
     c.assert_agreement(1);
 }
 
+/// Regression: a vote withheld for execution lag is retried once execution catches up
+/// within the round. r3 is silent, so every quorum needs r1; r1's execution reports
+/// are held until its lag reaches 2 × max_unexecuted and it withholds its vote for
+/// the current round's block, which stalls the round. Releasing r1's reports used to
+/// leave the round stalled until it timed out (the vote was never retried); now r1
+/// votes at once, through the normal path, and the round's block is certified.
+#[test]
+fn a_vote_withheld_for_execution_lag_is_cast_once_execution_catches_up() {
+    let m = 2;
+    let mut c = Cluster::with_params(4, 2, LeaderElection::RoundRobin, |p| {
+        p.max_unexecuted = m;
+    });
+    c.silent.insert(3);
+    c.hold_executions.insert(1);
+    let mut number = 0;
+    let mut stalled = None;
+    for _ in 0..400 {
+        number += 1;
+        for r in 0..3 {
+            c.request(r, 1, number);
+        }
+        c.settle();
+        let core = c.replicas[1].core();
+        if let Some((digest, _, _)) = &core.lag_withheld
+            && core
+                .tree
+                .get(digest)
+                .is_some_and(|b| b.round == core.round())
+        {
+            stalled = Some((*digest, core.round()));
+            break;
+        }
+        if !c.fire_next_timer() {
+            break;
+        }
+        c.settle();
+    }
+    let (digest, round) = stalled.expect("r1 withholds a vote for execution lag");
+    let votes_before = c.replicas[1].core().counters().votes_sent;
+    assert!(c.replicas[1].core().counters().votes_withheld_execution_lag > 0);
+    // No timer fires from here on: only r1's execution catching up.
+    c.release_executions();
+    // r1 voted for the stalled round's block (and, the round certified, for the
+    // blocks after it).
+    assert!(
+        c.replicas[1].core().counters().votes_sent > votes_before,
+        "r1 voted"
+    );
+    assert!(
+        c.logs[1]
+            .iter()
+            .any(|rec| matches!(rec, HotStuffRecord::Voted(b) if b.digest() == digest)),
+        "r1 voted for the round's block"
+    );
+    for r in 0..3 {
+        assert!(
+            c.replicas[r].core().high_qc.round >= round,
+            "replica {r}: the round's block is certified"
+        );
+    }
+}
+
 /// A leader held back by `max_unexecuted` with nothing that needs ordering proposes
 /// an empty keep-alive block a quarter of the base round time-out into its round, so
 /// the others, who hold requests, do not time the round out: r3's execution lags
