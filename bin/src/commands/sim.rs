@@ -38,7 +38,7 @@ pub struct SimArgs {
     seed: Option<u64>,
     /// Fault mix: none, crash, partition, lossy, one per Byzantine mode of the
     /// protocol (pbft: silent, equivocate, slow-primary, bad-signatures, replay,
-    /// corrupt-digests, view-change-storm, censor, censor-busy, flood, status-flood, forge-requests, corrupt-state), mixed — or `all`, which gives seed s the
+    /// corrupt-digests, view-change-storm, censor, censor-busy, censor-empty, flood, status-flood, forge-requests, corrupt-state), mixed — or `all`, which gives seed s the
     /// mix number s modulo the number of mixes.
     #[arg(long, default_value = "all")]
     faults: String,
