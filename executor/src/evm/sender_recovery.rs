@@ -19,7 +19,10 @@
 //!
 //! Recovery is memoised in the transaction (`SenderCache`), so admission recovers
 //! each sender once and execution reads it; a clone starts without it (so a
-//! benchmark that clones its batches measures recovery every run).
+//! benchmark that clones its batches measures recovery every run). The memo
+//! follows the fields it was computed from only as long as they do not change:
+//! change a signed transaction (its fields or its signature) on a clone, or
+//! before its sender is first asked for.
 
 use std::str::FromStr;
 use std::sync::OnceLock;
