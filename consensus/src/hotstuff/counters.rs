@@ -57,6 +57,10 @@ counters! {
     /// Of `refused_busy`: refused because the client already had its share of the
     /// queue queued (`per_client_bound`), with room left for other clients.
     refused_busy_client_share,
+    /// Forwarded requests not queued: this replica's queue held its admission bound,
+    /// or the client its share of a contended queue (as for direct requests). The
+    /// forwarder still holds them and proposes them when it leads.
+    dropped_forward_over_share,
     /// Proposals made without requests (or held) because `max_unexecuted` delivered
     /// blocks were not yet executed here (back-pressure from execution).
     proposals_throttled,

@@ -183,6 +183,18 @@ impl HotStuff {
             if is_delivered(&self.delivered_table, req.client, req.number) {
                 continue;
             }
+            // Admission control and the client's share apply to forwarded requests
+            // as to direct ones: a client flooding another replica cannot fill this
+            // queue through its forwards. A forward is only a hint (the forwarder
+            // queued the request and proposes it when it leads; no timer here waits
+            // for it), so not queuing it costs no liveness.
+            let full = self.pending.len() >= self.admission_bound();
+            let share_used = self.pending.len() >= self.contended_bound()
+                && self.pending_by_client.get(req.client) >= self.per_client_bound();
+            if (full || share_used) && !self.pending.contains(&req.key()) {
+                self.counters.dropped_forward_over_share += 1;
+                continue;
+            }
             self.enqueue(req);
         }
         self.try_propose(now, out);

@@ -55,6 +55,14 @@ counters! {
     /// Of `refused_busy`: refused because the client already had its share of the
     /// queue queued (`per_client_bound`), with room left for other clients.
     refused_busy_client_share,
+    /// Client requests a backup refused as busy because their client already had its
+    /// share (`per_client_bound`) in this backup's wait list: neither awaited nor
+    /// forwarded.
+    refused_busy_awaited_share,
+    /// Forwarded requests the primary dropped because the forwarding backup already
+    /// had `per_client_bound` of that client's requests queued here (a correct
+    /// backup never has: it awaits at most that many).
+    dropped_forward_over_share,
     /// Times the primary held a batch back because `max_unexecuted` batches it
     /// delivered were not yet executed here (back-pressure from execution).
     proposals_throttled,

@@ -84,6 +84,19 @@ impl Pbft {
             self.enqueue(now, req);
             self.try_propose(now, false, out);
         } else {
+            if !self.awaited.contains_key(&req.key()) && self.awaited_share_used(req.client) {
+                // A backup's share of its wait list, as at the primary's queue: a
+                // client flooding the backups cannot fill their wait lists and have
+                // every other client's requests dropped unawaited (a primary censoring
+                // those would never be timed out). The request is neither awaited nor
+                // forwarded; the refusal counts at the client only when this backup is
+                // on the request's route (sent to all), so a correct client backs off
+                // only once f+1 replicas refused it.
+                self.counters.refused_busy += 1;
+                self.counters.refused_busy_awaited_share += 1;
+                self.refuse_busy(&req, out);
+                return;
+            }
             if !self.await_request(now, req.clone()) {
                 self.counters.dropped_queue_full += 1;
                 return;
@@ -99,7 +112,7 @@ impl Pbft {
     pub(crate) fn on_forward(
         &mut self,
         now: Time,
-        _from: ReplicaId,
+        from: ReplicaId,
         reqs: Vec<Request>,
         out: &mut Vec<PbftAction>,
     ) {
@@ -123,7 +136,37 @@ impl Pbft {
                 continue;
             }
             if self.view_active && self.is_primary() {
+                let key = req.key();
+                if self.pending.contains(&key) {
+                    continue; // queued already (then it is ordered: not refused)
+                }
+                // Forwarded requests count against their client's share
+                // (`queued_by_client`, through `enqueue`), which then refuses the
+                // client's direct requests; and each backup may have at most
+                // `per_client_bound` of one client's requests queued here. This never
+                // drops a request a correct backup awaits, so it cannot make correct
+                // backups time out a correct primary: a correct backup forwards only
+                // requests it awaits, awaits at most `per_client_bound` of one
+                // client's (`awaited_share_used`, `requeue_as_awaited`) and keeps
+                // each until it is delivered; the requests attributed to it here were
+                // forwarded in this view (the counts start empty with the view) and
+                // not yet proposed, so not delivered, so still awaited there — fewer
+                // than `per_client_bound` besides the one it forwards now. Only a
+                // Byzantine backup forwarding more (with a flooding client) is cut
+                // off; a request it forwarded and was dropped is queued when a
+                // correct backup that awaits it forwards it too.
+                let forwarded = self.forwarded_counts.get(&(from, req.client)).copied();
+                if forwarded.unwrap_or(0) >= self.per_client_bound() {
+                    self.counters.dropped_forward_over_share += 1;
+                    continue;
+                }
+                let client = req.client;
                 self.enqueue(now, req);
+                if self.pending.contains(&key) {
+                    self.forwarded_by.insert(key, from);
+                    let n = self.forwarded_counts.entry((from, client)).or_insert(0);
+                    *n = n.saturating_add(1);
+                }
             }
         }
         self.try_propose(now, false, out);
@@ -280,6 +323,7 @@ impl Pbft {
             }
             let req = self.queue.pop_front().expect("front exists");
             self.queued_by_client.remove(req.client);
+            self.release_forwarded(req.key());
             let done = is_delivered(&self.delivered_table, req.client, req.number);
             if done {
                 self.pending.remove(&req.key());
@@ -293,6 +337,20 @@ impl Pbft {
             return;
         }
         self.pre_prepare(now, Arc::new(Batch::new(requests)), out);
+    }
+
+    /// `key` left the primary's queue: it no longer counts against the backup that
+    /// forwarded it (`forwarded_counts`).
+    pub(crate) fn release_forwarded(&mut self, key: (ClientId, u64)) {
+        let Some(from) = self.forwarded_by.remove(&key) else {
+            return;
+        };
+        if let Some(n) = self.forwarded_counts.get_mut(&(from, key.0)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.forwarded_counts.remove(&(from, key.0));
+            }
+        }
     }
 
     /// Proposes an empty batch at the next sequence number if the window and the

@@ -235,6 +235,13 @@ pub struct Pbft {
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
     /// Requests in `queue`, per client (for `per_client_bound`).
     pub(crate) queued_by_client: QueuedPerClient,
+    /// Requests in `queue` that a backup forwarded (and were not queued before),
+    /// with the first backup that forwarded each: their count per (backup, client)
+    /// is in `forwarded_counts`.
+    pub(crate) forwarded_by: BTreeMap<(ClientId, u64), ReplicaId>,
+    /// Of the requests in `queue`, how many each backup forwarded per client (no
+    /// zero entries; bounded by the queue).
+    pub(crate) forwarded_counts: BTreeMap<(ReplicaId, ClientId), usize>,
     /// Requests a backup knows of and waits to see executed.
     pub(crate) awaited: BTreeMap<(ClientId, u64), Awaited>,
     /// Arrival counter of `awaited`.
@@ -334,6 +341,8 @@ impl Pbft {
             queue_since: None,
             pending: BTreeSet::new(),
             queued_by_client: QueuedPerClient::default(),
+            forwarded_by: BTreeMap::new(),
+            forwarded_counts: BTreeMap::new(),
             awaited: BTreeMap::new(),
             awaited_arrivals: 0,
             timed_request: None,
@@ -534,6 +543,17 @@ impl Pbft {
 
     pub(crate) fn timer_armed(&self, timer: PbftTimer) -> bool {
         self.timers.is_armed(timer)
+    }
+
+    /// Whether `client` already has its share ([`Pbft::per_client_bound`]) of this
+    /// backup's wait list: `per_client_bound` or more of its requests awaited. Walks
+    /// at most that many entries of `awaited` (keyed by client first).
+    pub(crate) fn awaited_share_used(&self, client: ClientId) -> bool {
+        let bound = self.per_client_bound();
+        self.awaited
+            .range((client, 0)..=(client, u64::MAX))
+            .nth(bound.saturating_sub(1))
+            .is_some()
     }
 
     /// Adds a request to those a backup waits for (unless already there), waiting

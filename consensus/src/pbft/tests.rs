@@ -579,17 +579,22 @@ fn the_primary_refuses_client_requests_as_busy_when_its_queue_is_full() {
 /// A new primary queues the requests it awaited as a backup — they were admitted
 /// already — instead of passing them through admission control: with more awaited
 /// requests than the admission bound, it used to refuse the rest as busy (review of
-/// 9f188dc, issue 13 item 1). Every awaited request is ordered, none refused.
+/// 9f188dc, issue 13 item 1). Every awaited request is ordered, none refused. (Three
+/// clients: a backup awaits at most `per_client_bound` of one client's requests.)
 #[test]
 fn a_new_primary_queues_the_requests_it_awaited_without_refusing_them() {
     let mut h = Harness::new(4, |c| c.max_unexecuted = 1);
     let bound = h.nodes[1].admission_bound() as u64;
     assert_eq!(bound, 4);
     h.silenced[0] = true;
-    // The client timed out and sent 3 × bound requests to every replica.
-    for number in 1..=3 * bound {
-        for i in 0..4 {
-            h.request(i, 1, number);
+    // Three clients timed out and sent `bound` requests each to every replica (each
+    // within its share of a backup's wait list, `per_client_bound`).
+    assert_eq!(h.nodes[1].per_client_bound() as u64, bound);
+    for client in 1..=3 {
+        for number in 1..=bound {
+            for i in 0..4 {
+                h.request(i, client, number);
+            }
         }
     }
     h.settle();
@@ -1817,4 +1822,113 @@ fn older_awaited_requests_do_not_delay_a_censored_request_beyond_four_timeouts()
             "replica {i} left at {left:?}"
         );
     }
+}
+
+/// Regression (review probe b): a flooding client gets only its share
+/// (`per_client_bound`) of a backup's wait list, the rest refused as busy (neither
+/// awaited nor forwarded). Before, client 8 filled r1–r3's wait lists (256 each),
+/// client 9's request was dropped unawaited by every backup (`dropped_queue_full`
+/// 30) and a primary censoring client 9 while ordering client 8's requests one by
+/// one stayed in view 0. Now client 9's request is awaited everywhere and the
+/// censoring primary is replaced.
+#[test]
+fn a_flooding_client_gets_only_its_share_of_the_backups_wait_lists() {
+    let mut h = Harness::new(4, |_| {});
+    let cap = h.nodes[1].queue_capacity() as u64;
+    let share = h.nodes[1].per_client_bound();
+    assert!((share as u64) < cap);
+    for i in 1..4 {
+        for n in 1..=cap {
+            h.request(i, 8, n);
+        }
+    }
+    h.inflight
+        .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
+    h.settle();
+    for i in 1..4 {
+        assert_eq!(h.nodes[i].awaited.len(), share, "replica {i}");
+        let refused = h.nodes[i].counters.refused_busy_awaited_share;
+        assert_eq!(refused, cap - share as u64, "replica {i}");
+    }
+    // Client 9 (correct) resends to all: awaited at every backup.
+    for i in 1..4 {
+        h.request(i, 9, 1);
+    }
+    h.inflight
+        .retain(|(_, to, env)| !(to.index() == 0 && matches!(env.msg, Message::Forward(_))));
+    h.settle();
+    for i in 1..4 {
+        assert!(
+            h.nodes[i].awaited.contains_key(&(ClientId(9), 1)),
+            "replica {i}"
+        );
+    }
+    // The primary orders the flooder's awaited requests one by one, never client 9's.
+    for round in 1..=30u64 {
+        if h.nodes[0].view == View(0) {
+            let req = h.signed(8, round, format!("op-8-{round}"));
+            h.inject(0, 1, Message::Forward(vec![req]));
+            h.settle();
+        }
+        h.advance(Duration::from_millis(900));
+    }
+    for i in 1..4 {
+        eprintln!(
+            "replica {i}: view {:?} dropped_queue_full {} refused_busy_awaited_share {}",
+            h.nodes[i].view,
+            h.nodes[i].counters.dropped_queue_full,
+            h.nodes[i].counters.refused_busy_awaited_share
+        );
+        assert!(h.nodes[i].view >= View(1), "replica {i}");
+        assert_eq!(h.nodes[i].counters.dropped_queue_full, 0, "replica {i}");
+    }
+}
+
+/// Regression (review probe c): a client flooding a backup instead of the primary
+/// gets only its share there; what the backup forwards counts against the client's
+/// share at the primary, whose queue stays within the admission bound, and other
+/// clients are admitted. Before, the primary queued 47 of the 60 requests (admission
+/// bound 16) and refused all of client 2's as busy. A backup forwarding more than
+/// its share of one client's requests (Byzantine) is cut off at the primary.
+#[test]
+fn flooding_through_a_backup_gets_only_the_clients_share() {
+    let mut h = Harness::new(4, |c| c.max_unexecuted = 4);
+    let (bound, share) = (h.nodes[0].admission_bound(), h.nodes[0].per_client_bound());
+    assert_eq!((bound, share), (16, 4));
+    h.held_executions[0] = Some(Vec::new());
+    for number in 1..=60 {
+        h.request(1, 1, number);
+    }
+    h.settle();
+    eprintln!(
+        "primary queue {} (admission bound {bound}, share {share}); backup refused {}",
+        h.nodes[0].queue.len(),
+        h.nodes[1].counters.refused_busy_awaited_share
+    );
+    assert!(h.nodes[0].queue.len() <= share);
+    assert_eq!(
+        h.nodes[1].counters.refused_busy_awaited_share,
+        60 - share as u64
+    );
+    for number in 1..=4 {
+        h.request(0, 2, number);
+    }
+    h.settle();
+    assert_eq!(h.nodes[0].counters.refused_busy, 0, "client 2 admitted");
+    // Replica 2 forwards 24 of client 1's requests it was never sent (Byzantine).
+    for first in (100u64..124).step_by(4) {
+        let reqs = (first..first + 4)
+            .map(|n| h.signed(1, n, format!("op-1-{n}")))
+            .collect();
+        h.inject(0, 2, Message::Forward(reqs));
+        h.settle();
+    }
+    let from_2 = h.nodes[0]
+        .forwarded_counts
+        .get(&(ReplicaId(2), ClientId(1)))
+        .copied()
+        .unwrap_or(0);
+    assert!(from_2 <= share, "{from_2} of replica 2's forwards queued");
+    assert!(h.nodes[0].counters.dropped_forward_over_share > 0);
+    assert!(h.nodes[0].queue.len() <= bound);
 }

@@ -116,8 +116,14 @@ impl Pbft {
         let cap = self.queue_capacity();
         let queued: Vec<Request> = self.queue.drain(..).collect();
         self.queued_by_client.recount([]);
+        self.forwarded_by.clear();
+        self.forwarded_counts.clear();
         for req in queued {
-            if self.awaited.len() < cap {
+            // At most a client's share, as for requests a backup receives: then what
+            // a correct backup forwards to the next primary stays within its share
+            // there (`on_forward`). A request left out is not awaited; its client
+            // resends it.
+            if self.awaited.len() < cap && !self.awaited_share_used(req.client) {
                 self.await_request(now, req);
             }
         }
