@@ -2024,3 +2024,96 @@ fn a_refused_log_keeps_the_safety_floor() {
     assert_eq!(again.core().safety.preferred_round(), lock);
     assert!(again.core().round() >= voted);
 }
+
+/// Regression: the voters' lag check counts the uncommitted blocks with requests
+/// below a block, which commit with it. r1 has delivered nothing (no execution lag)
+/// but holds a chain of uncommitted certified blocks with requests in non-consecutive
+/// rounds (never committed, so a commit of their descendant would deliver them all at
+/// once); it used to vote for a block with requests on top of any number of them.
+/// Now it withholds its vote once they reach 2 × max_unexecuted (empty blocks in the
+/// chain do not count).
+#[test]
+fn uncommitted_blocks_with_requests_below_a_block_count_as_execution_lag() {
+    let m = 2;
+    let mut c = Cluster::with_params(4, 2, LeaderElection::RoundRobin, |p| {
+        p.max_unexecuted = m;
+    });
+    let core = c.replicas[1].core_mut();
+    let (mut parent, mut height, mut round) = core.tree.tip();
+    let mut lags = Vec::new();
+    for k in 0..6u64 {
+        // Rounds 2, 4, 6, ...: no two consecutive, so no 2-chain commits.
+        round = View(round.0 + 2);
+        height = height.next();
+        let requests = if k == 2 {
+            Vec::new() // an empty block in the chain
+        } else {
+            vec![Request::new(
+                ClientId(1),
+                k + 1,
+                Bytes::from(format!("op-{k}")),
+            )]
+        };
+        let block = Arc::new(Block {
+            round,
+            height,
+            author: ReplicaId(0),
+            qc: Qc {
+                block: parent,
+                round: View(round.0 - 2),
+                votes: Vec::new(),
+            },
+            batch: Arc::new(Batch::new(requests)),
+        });
+        let digest = block.digest();
+        core.tree.insert(digest, block);
+        parent = digest;
+        lags.push(core.execution_lags_for_voting(parent));
+    }
+    assert_eq!(core.last_delivered, core.last_executed, "no execution lag");
+    // Blocks with requests below the next block: 1, 2, 2 (empty), 3, 4, 5.
+    assert_eq!(lags, vec![false, false, false, false, true, true]);
+}
+
+/// Regression: admission control and the per-client share apply to forwarded
+/// requests as to direct ones. r2 forwards a flooding client's 32 requests (the
+/// admission bound) to r3, which is not leading: r3 queues them up to the contended
+/// bound and drops the rest (`dropped_forward_over_share`); they used to queue up to
+/// the capacity, past the admission bound. Client 2's direct requests are then
+/// admitted (its share is free).
+#[test]
+fn forwarded_requests_count_against_admission_and_the_client_share() {
+    let mut c = Cluster::new(4, 2);
+    let core = c.replicas[3].core();
+    let (bound, contended) = (core.admission_bound() as u64, core.contended_bound() as u64);
+    assert_eq!((bound, contended), (32, 24));
+    let keys = c.keys.clone();
+    let signed = |number: u64| {
+        let mut req = Request::new(ClientId(1), number, Bytes::from(format!("op-1-{number}")));
+        ClientMacs::from_keyrings(&keys, ClientId(1)).sign(&mut req);
+        req
+    };
+    for first in (1..=bound).step_by(4) {
+        let reqs = (first..first + 4).map(signed).collect();
+        c.feed(
+            3,
+            Event::Message {
+                from: ReplicaId(2),
+                msg: Envelope {
+                    msg: Message::Forward(reqs),
+                    signature: None,
+                },
+            },
+        );
+    }
+    let core = c.replicas[3].core();
+    assert_eq!(core.pending.len() as u64, contended);
+    assert_eq!(
+        core.counters().dropped_forward_over_share,
+        bound - contended
+    );
+    for number in 1..=4 {
+        c.request(3, 2, number);
+    }
+    assert_eq!(c.replicas[3].core().counters().refused_busy, 0);
+}
