@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tandem_executor::evm::{
     EvmAuth, EvmConfig, EvmReceipt, EvmSignature, EvmState, EvmStatus, EvmTx, EvmVm,
-    EvmWorkloadKind, EvmWorkloadSpec, attach_access_lists, execute_batch,
+    EvmWorkloadKind, EvmWorkloadSpec, SignatureError, attach_access_lists, execute_batch,
 };
 use tandem_executor::{Executor, ExecutorOptions, executor_for};
 
@@ -365,6 +365,18 @@ fn evm_executors_agree_on_out_of_gas_and_budget_exhaustion() {
 /// no budget reserved), recovers the same senders, and reaches the same state.
 #[test]
 fn evm_executors_agree_on_signed_batches_and_bad_signatures() {
+    signed_batches_with_bad_signatures(EvmAuth::Channel);
+}
+
+/// The same under `auth = secp256k1`: the unsigned transaction is refused too
+/// (`SignatureError::Unsigned`), by every executor, instead of running as the
+/// `from` it names (review of 9583c41).
+#[test]
+fn under_secp256k1_every_executor_refuses_an_unsigned_transaction() {
+    signed_batches_with_bad_signatures(EvmAuth::Secp256k1);
+}
+
+fn signed_batches_with_bad_signatures(auth: EvmAuth) {
     let spec = EvmWorkloadSpec {
         kind: EvmWorkloadKind::Erc20,
         accounts: 16,
@@ -379,6 +391,7 @@ fn evm_executors_agree_on_signed_batches_and_bad_signatures() {
         .unwrap();
     let config = EvmConfig {
         max_batch_gas: 35 * 100_000,
+        auth,
         ..EvmConfig::default()
     };
     /// n - s for a low s: the same signature's other (high) s.
@@ -435,19 +448,28 @@ fn evm_executors_agree_on_signed_batches_and_bad_signatures() {
             "{:?}",
             expected[12]
         );
-        // The unsigned one runs as channel-authenticated (its sender's nonce may
+        // Channel: the unsigned one runs as its `from` (its sender's nonce may
         // have stalled behind a refused transaction: not a signature matter).
-        assert!(
-            !matches!(expected[20].status, EvmStatus::BadSignature(_)),
-            "{:?}",
-            expected[20]
-        );
-        // 35 limits fit the budget; the three bad signatures reserve none.
+        // Secp256k1: it is refused like a bad signature.
+        let unsigned_refused = EvmStatus::BadSignature(SignatureError::Unsigned.to_string());
+        match auth {
+            EvmAuth::Channel => assert!(
+                !matches!(expected[20].status, EvmStatus::BadSignature(_)),
+                "{:?}",
+                expected[20]
+            ),
+            EvmAuth::Secp256k1 => {
+                assert_eq!(expected[20].status, unsigned_refused);
+                assert_eq!(expected[20].gas_used, 0);
+            }
+        }
+        // 35 limits fit the budget; refused transactions reserve none.
         let first_refused = expected
             .iter()
             .position(|r| r.status == EvmStatus::BatchGasBudgetExhausted)
             .expect("the budget runs out");
-        assert_eq!(first_refused, 38);
+        let refused_before = if auth == EvmAuth::Secp256k1 { 4 } else { 3 };
+        assert_eq!(first_refused, 35 + refused_before);
         for (name, executor, state) in &mut runs {
             let out = executor.execute(state, &txs.clone());
             compare(&expected, &out.receipts).unwrap_or_else(|e| panic!("{name}: {e}"));

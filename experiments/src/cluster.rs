@@ -154,6 +154,7 @@ impl ExecutionConfig {
         EvmConfig {
             max_tx_gas: self.max_tx_gas,
             max_batch_gas: self.max_batch_gas,
+            auth: self.evm_auth,
             ..EvmConfig::default()
         }
     }

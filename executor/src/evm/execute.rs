@@ -27,9 +27,11 @@ use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 
 use super::db::EvmState;
 use super::receipt::{EvmLog, EvmReceipt, EvmStatus};
+use super::sender_recovery::EvmAuth;
 use super::tx::EvmTx;
 
-/// The gas bounds of EVM execution (the cluster file's, once wired).
+/// The bounds and rules of EVM execution: gas limits, chain id and sender
+/// authentication (the cluster file's `[execution]` section).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EvmConfig {
     /// Largest gas limit a transaction may declare (EIP-7825's cap, 2^24, by default).
@@ -39,6 +41,10 @@ pub struct EvmConfig {
     /// The chain id revm checks transactions against and signatures must be made
     /// for (EIP-155 replay protection): [`CHAIN_ID`] unless a test says otherwise.
     pub chain_id: u64,
+    /// How transactions authenticate their sender: with
+    /// [`EvmAuth::Secp256k1`] an unsigned transaction gets a `BadSignature`
+    /// receipt on every executor (channel, the default, runs it as its `from`).
+    pub auth: EvmAuth,
 }
 
 /// Tandem's EVM chain id, 0x7a4d = 31309 (arbitrary, not a public network's): the
@@ -52,6 +58,7 @@ impl Default for EvmConfig {
             max_tx_gas: 1 << 24,
             max_batch_gas: 200_000_000,
             chain_id: CHAIN_ID,
+            auth: EvmAuth::Channel,
         }
     }
 }
@@ -73,7 +80,7 @@ pub fn execute_batch(state: &mut EvmState, txs: &[EvmTx], config: &EvmConfig) ->
     let mut exhausted = false;
     txs.iter()
         .map(|tx| {
-            if let Some(why) = tx.check_signature(config.chain_id) {
+            if let Some(why) = tx.check_authentication(config.chain_id, config.auth) {
                 return EvmReceipt::refused(EvmStatus::BadSignature(why.to_string()));
             }
             if tx.gas_limit > config.max_tx_gas {

@@ -92,6 +92,10 @@ pub enum SignatureError {
     HighS,
     #[error("no public key recovers from it")]
     Unrecoverable,
+    /// An unsigned transaction where the configuration asks for signatures
+    /// ([`EvmAuth::Secp256k1`]): its `from` would otherwise be trusted.
+    #[error("unsigned, and this chain's transactions must be signed (secp256k1)")]
+    Unsigned,
 }
 
 /// An Ethereum ECDSA signature over a transaction (see the module docs). Equality
@@ -255,6 +259,18 @@ impl EvmTx {
         }
         self.recover_sender().err()
     }
+
+    /// [`EvmTx::check_signature`] under the configuration's authentication mode:
+    /// with [`EvmAuth::Secp256k1`] an unsigned transaction is refused
+    /// ([`SignatureError::Unsigned`]) rather than run as the `from` it names. A
+    /// replica already decodes only its mode's form (`decode_as`); this keeps every
+    /// executor safe when a caller hands it transactions of the other form.
+    pub fn check_authentication(&self, chain_id: u64, auth: EvmAuth) -> Option<SignatureError> {
+        if auth == EvmAuth::Secp256k1 && self.signature.is_none() {
+            return Some(SignatureError::Unsigned);
+        }
+        self.check_signature(chain_id)
+    }
 }
 
 fn recover(tx: &EvmTx, sig: &EvmSignature) -> Result<Address, SignatureError> {
@@ -286,16 +302,17 @@ fn recover_prehash(
 pub(super) fn check_signatures(
     txs: &[EvmTx],
     chain_id: u64,
+    auth: EvmAuth,
     threads: Option<&WorkerThreads>,
     verdicts: &mut [Option<EvmStatus>],
 ) -> u64 {
     let signed = txs.iter().filter(|t| t.signature.is_some()).count() as u64;
-    if signed == 0 {
+    if signed == 0 && auth == EvmAuth::Channel {
         return 0;
     }
     let run = |offset: usize, part: &mut [Option<EvmStatus>]| {
         for (slot, tx) in part.iter_mut().zip(&txs[offset..]) {
-            if let Some(e) = tx.check_signature(chain_id) {
+            if let Some(e) = tx.check_authentication(chain_id, auth) {
                 *slot = Some(EvmStatus::BadSignature(e.to_string()));
             }
         }
@@ -532,9 +549,12 @@ mod tests {
         let fresh = || txs.to_vec();
         let mut one = vec![None; txs.len()];
         let mut two = vec![None; txs.len()];
-        assert_eq!(check_signatures(&fresh(), CHAIN, None, &mut one), 50);
         assert_eq!(
-            check_signatures(&fresh(), CHAIN, Some(&threads), &mut two),
+            check_signatures(&fresh(), CHAIN, EvmAuth::Channel, None, &mut one),
+            50
+        );
+        assert_eq!(
+            check_signatures(&fresh(), CHAIN, EvmAuth::Channel, Some(&threads), &mut two),
             50
         );
         assert_eq!(one, two);

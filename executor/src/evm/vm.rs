@@ -319,7 +319,13 @@ impl Vm for EvmVm {
     ) -> Admission {
         verdicts.clear();
         verdicts.resize(txs.len(), None);
-        let signatures_verified = check_signatures(txs, self.config.chain_id, threads, verdicts);
+        let signatures_verified = check_signatures(
+            txs,
+            self.config.chain_id,
+            self.config.auth,
+            threads,
+            verdicts,
+        );
         let mut remaining = self.config.max_batch_gas;
         let mut exhausted = false;
         for (tx, verdict) in txs.iter().zip(verdicts.iter_mut()) {
