@@ -190,8 +190,9 @@ fn evm_malformed_entry_names_the_file_entry_and_field() {
 }
 
 /// A secp256k1 genesis: emitted transactions are `{"raw": …}`, every executor gives
-/// the same receipts; a tampered signature is a `bad signature` receipt with no
-/// gas, and an unsigned entry is refused.
+/// the same receipts; a tampered signature never runs as its signer (a flipped bit
+/// of s recovers another key or none: the same receipt on every executor), and an
+/// unsigned entry is refused.
 #[test]
 fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
     let dir = tempfile::tempdir().unwrap();
