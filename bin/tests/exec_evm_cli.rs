@@ -14,6 +14,18 @@ fn tandem(args: &[&str]) -> std::process::Output {
         .expect("run tandem")
 }
 
+/// `tandem exec --vm evm ARGS…`, which must succeed (the arguments and stderr
+/// shown if not).
+fn exec_evm(args: &[&str]) -> std::process::Output {
+    let out = tandem(&[&["exec", "--vm", "evm"], args].concat());
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -28,20 +40,7 @@ fn evm_executors_agree_on_a_generated_file() {
         "genesis.json",
         r#"{"workload": {"kind": "uniswap", "accounts": 30, "instances": 2, "zipf": 0.8, "seed": 3}}"#,
     );
-    let emitted = tandem(&[
-        "exec",
-        "--vm",
-        "evm",
-        "--genesis",
-        &genesis,
-        "--emit-txs",
-        "120",
-    ]);
-    assert!(
-        emitted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&emitted.stderr)
-    );
+    let emitted = exec_evm(&["--genesis", &genesis, "--emit-txs", "120"]);
     let txs = write(
         dir.path(),
         "txs.json",
@@ -49,10 +48,7 @@ fn evm_executors_agree_on_a_generated_file() {
     );
     let mut seen: Option<(Value, Value)> = None;
     for executor in ["sequential", "block-stm", "access-list", "auto"] {
-        let out = tandem(&[
-            "exec",
-            "--vm",
-            "evm",
+        let out = exec_evm(&[
             "--genesis",
             &genesis,
             "--txs",
@@ -64,11 +60,6 @@ fn evm_executors_agree_on_a_generated_file() {
             "--batch-size",
             "50",
         ]);
-        assert!(
-            out.status.success(),
-            "{executor}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let json: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(json["executor"], executor);
         let receipts = json["receipts"].as_array().unwrap();
@@ -97,30 +88,14 @@ fn evm_mixed_runs_through_exec() {
         "genesis.json",
         r#"{"workload": {"kind": "evm-mixed", "accounts": 24, "instances": 1, "zipf": 0.5, "seed": 4}}"#,
     );
-    let emitted = tandem(&[
-        "exec",
-        "--vm",
-        "evm",
-        "--genesis",
-        &genesis,
-        "--emit-txs",
-        "100",
-    ]);
-    assert!(
-        emitted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&emitted.stderr)
-    );
+    let emitted = exec_evm(&["--genesis", &genesis, "--emit-txs", "100"]);
     let txs = write(
         dir.path(),
         "txs.json",
         &String::from_utf8(emitted.stdout).unwrap(),
     );
     let run = |executor: &str| -> Value {
-        let out = tandem(&[
-            "exec",
-            "--vm",
-            "evm",
+        let out = exec_evm(&[
             "--genesis",
             &genesis,
             "--txs",
@@ -130,11 +105,6 @@ fn evm_mixed_runs_through_exec() {
             "--threads",
             "2",
         ]);
-        assert!(
-            out.status.success(),
-            "{executor}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let sequential = run("sequential");
@@ -201,20 +171,7 @@ fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
         "genesis.json",
         r#"{"workload": {"kind": "erc20", "accounts": 20, "seed": 4}, "auth": "secp256k1"}"#,
     );
-    let emitted = tandem(&[
-        "exec",
-        "--vm",
-        "evm",
-        "--genesis",
-        &genesis,
-        "--emit-txs",
-        "30",
-    ]);
-    assert!(
-        emitted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&emitted.stderr)
-    );
+    let emitted = exec_evm(&["--genesis", &genesis, "--emit-txs", "30"]);
     let mut entries: Vec<Value> = serde_json::from_slice(&emitted.stdout).unwrap();
     assert!(entries.iter().all(|e| e["raw"].is_string()));
     // Entry 4: flip a bit of s (the last byte of the signed bytes).
@@ -228,10 +185,7 @@ fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
     );
     let mut seen: Option<Value> = None;
     for executor in ["sequential", "block-stm", "access-list"] {
-        let out = tandem(&[
-            "exec",
-            "--vm",
-            "evm",
+        let out = exec_evm(&[
             "--genesis",
             &genesis,
             "--txs",
@@ -241,11 +195,6 @@ fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
             "--threads",
             "2",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         let receipts = v["receipts"].as_array().unwrap();
         // Another s: it either recovers another key (whose nonce and funds do not
