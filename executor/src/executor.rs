@@ -71,6 +71,8 @@ pub struct BatchStats {
     pub dependency_edges: u64,
     /// Access-list: batches run sequentially instead, because a transaction
     /// declared nothing or stepped outside its declared set (`access_list.rs`).
+    /// Block-STM: batches whose rest ran in order after a conflict-heavy probe
+    /// (`block_stm/mod.rs`).
     pub fallbacks: u64,
     /// `auto`: the executor it ran this batch with, and why.
     pub picked: Option<String>,

@@ -44,7 +44,7 @@ pub mod workload;
 
 pub use access_list::AccessListExecutor;
 pub use auto::AutoExecutor;
-pub use block_stm::BlockStmExecutor;
+pub use block_stm::{BlockStmExecutor, ContentionProbe};
 pub use chunks::{ChunkedRestore, MIN_CHUNK_BYTES};
 pub use cost::{ExecutionLimits, OverLimit, SIGNATURE_COST, op_cost};
 pub use error::Error;

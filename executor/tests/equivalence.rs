@@ -4,6 +4,8 @@
 //! overflow, slippage, bad signatures) mixed in, under cost limits from generous
 //! to tight (transactions over the per-transaction limit, batches whose budget runs
 //! out), over consecutive batches that reuse the same executor instances.
+//! Block-STM also runs with a contention probe of 3 transactions (the rest
+//! speculated on or run in order as the probe decides, and always in order).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,9 +16,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tandem_executor::lending::Market;
 use tandem_executor::{
-    Account, ExecutionLimits, Executor, ExecutorOptions, FAUCET, Key, Op, SmallBankOp, State,
-    Transaction, Value, WorkloadKind, WorkloadSpec, account_keypair, account_public_key, amm::Pool,
-    executor_by_name, lending::Position,
+    Account, BlockStmExecutor, ContentionProbe, ExecutionLimits, Executor, ExecutorOptions, FAUCET,
+    Key, Op, SmallBankOp, State, Transaction, Value, WorkloadKind, WorkloadSpec, account_keypair,
+    account_public_key, amm::Pool, executor_by_name, lending::Position,
 };
 
 const TOKENS: u32 = 3;
@@ -62,9 +64,21 @@ fn executors(threads: usize, limits: ExecutionLimits) -> Vec<Box<dyn Executor>> 
         block_stm_speculate_alone: true,
         ..options(limits)
     };
+    // And with a contention probe of 3 transactions: the rest speculated on or
+    // run in order as the probe decides, and always in order.
+    let probed = |probe| {
+        Box::new(
+            BlockStmExecutor::new(threads)
+                .unwrap()
+                .with_limits(limits)
+                .contention_probe(probe),
+        ) as Box<dyn Executor>
+    };
     vec![
         executor_by_name("block-stm", threads, &options(limits)).unwrap(),
         executor_by_name("block-stm", threads, &speculating).unwrap(),
+        probed(ContentionProbe::Transactions(3)),
+        probed(ContentionProbe::InOrderAfter(3)),
         executor_by_name("access-list", threads, &options(limits)).unwrap(),
         executor_by_name("auto", threads, &options(limits)).unwrap(),
         executor_by_name("auto", threads, &forced).unwrap(),

@@ -2,7 +2,8 @@
 //! workloads (evm-transfer, erc20, uniswap, staking, lending, evm-mixed) at several contention
 //! levels (2 to 64 accounts, uniform or Zipf, one or several contract instances)
 //! and thread counts 1 and 2, sequential, Block-STM (also speculating on one
-//! thread), access-list and auto (also forced onto its parallel path) give
+//! thread, and with a contention probe of 3 transactions: deciding, and always
+//! in order after it), access-list and auto (also forced onto its parallel path) give
 //! `execute_batch`'s receipts (status, gas used, logs, output) and state digest,
 //! batch after batch on the same executor instances; with and without EIP-2930
 //! access lists, with out-of-gas transactions, gas limits above the maximum and
@@ -15,7 +16,7 @@ use tandem_executor::evm::{
     EvmAuth, EvmConfig, EvmReceipt, EvmSignature, EvmState, EvmStatus, EvmTx, EvmVm,
     EvmWorkloadKind, EvmWorkloadSpec, SignatureError, attach_access_lists, execute_batch,
 };
-use tandem_executor::{Executor, ExecutorOptions, executor_for};
+use tandem_executor::{BlockStmExecutor, ContentionProbe, Executor, ExecutorOptions, executor_for};
 
 /// The executors under test at `threads`: each name, plus Block-STM speculating
 /// even alone and `auto` forced onto its parallel path.
@@ -42,6 +43,18 @@ fn executors(config: EvmConfig, threads: usize) -> Vec<(String, Box<dyn Executor
     ] {
         let executor = executor_for(vm, name, threads, options).unwrap();
         out.push((format!("{label} x{threads}"), executor));
+    }
+    for (probe, label) in [
+        (ContentionProbe::Transactions(3), "block-stm (probe 3)"),
+        (
+            ContentionProbe::InOrderAfter(3),
+            "block-stm (in order after 3)",
+        ),
+    ] {
+        let executor = BlockStmExecutor::for_vm(vm, threads)
+            .unwrap()
+            .contention_probe(probe);
+        out.push((format!("{label} x{threads}"), Box::new(executor)));
     }
     out
 }

@@ -28,6 +28,26 @@
 //! `ExecutorOptions::block_stm_speculate_alone` (`speculate_alone`) keeps the
 //! speculative path on one thread, to measure what it costs.
 //!
+//! **Probing a batch for contention.** Where every transaction conflicts with the
+//! one before it (one AMM pool, one staking reward index), speculation only
+//! wastes work: two threads execute each transaction two or three times and wait
+//! on each other, and lose to in-order execution (0.6× on one Uniswap pair). So a
+//! batch of at least 1,024 transactions is speculated on in segments
+//! (`ContentionProbe`: a 64th of it, 64 to 256 transactions, then each segment
+//! twice the one before, so about six segments for 10,000 transactions), each
+//! run to the end (`Scheduler::resume`: the workers carry on from the end of the
+//! last segment over the same multi-version memory; what is done is never handed
+//! out again). If a segment took at least 0.8 × threads executions per
+//! transaction (two threads that each execute every transaction `e` times are at
+//! most `2 / e` times as fast as one), what is done is committed and the rest of
+//! the batch runs in order (the sequential executor's loop, as with one worker),
+//! counted in `BatchStats::fallbacks`. Either way the result is the sequential
+//! one: a finished prefix holds the sequential results of its transactions, and
+//! the rest reads them. Segments cost a broadcast each and the idle tail of each
+//! segment; deciding again after every segment keeps one unrepresentative first
+//! segment (on a loaded machine one thread may run it alone) from deciding for
+//! the whole batch.
+//!
 //! **Repeating an execution before publishing it.** When an execution finishes,
 //! its read set is checked at once (cheap: slot pointers, no lookups); if a lower
 //! transaction recorded a write it read around meanwhile, it runs again right
@@ -66,7 +86,10 @@ pub struct BlockStmExecutor<V: Vm = LedgerVm> {
     in_order: SequentialExecutor<V>,
     /// Run the speculative machinery even on one worker thread.
     speculate_alone: bool,
-    /// Whether the last batch ran in order (its writes are already in the state).
+    /// How a batch is probed for contention before speculating on all of it.
+    probe: ContentionProbe,
+    /// Whether the last batch ran in order (its writes are already in the state),
+    /// from the start or after its probe.
     last_in_order: bool,
     /// Size of the last batch run.
     last_n: usize,
@@ -96,6 +119,74 @@ struct WorkerStats {
     validations: u64,
     validation_aborts: u64,
     dependency_waits: u64,
+}
+
+impl WorkerStats {
+    /// Whether a segment of `probe` transactions run by `threads` workers with
+    /// these counters says speculation cannot pay on the rest of the batch:
+    /// `threads` workers that run every transaction `e` times on average get
+    /// at most `threads / e` times sequential's speed before any overhead, so
+    /// from `e ≥ 0.8 × threads` (1.6 executions per transaction on two
+    /// threads) in-order execution is at least as fast.
+    fn conflict_heavy(&self, probe: usize, threads: usize) -> bool {
+        let executions = u128::from(self.executions);
+        let bound = (probe as u128) * (threads as u128) * 4;
+        executions * 5 >= bound
+    }
+}
+
+impl BatchStats {
+    fn add(&mut self, w: WorkerStats) {
+        self.executions += w.executions;
+        self.validations += w.validations;
+        self.validation_aborts += w.validation_aborts;
+        self.dependency_waits += w.dependency_waits;
+    }
+}
+
+/// How Block-STM splits a batch into segments, deciding after each whether to
+/// go on speculating or to run the rest of the batch in order (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentionProbe {
+    /// For batches of at least `MIN_PROBED_BATCH` transactions, a first segment
+    /// of a 64th of the batch (64 to 256 transactions), each next one twice the
+    /// one before; smaller batches are speculated on whole.
+    Default,
+    /// Never probe: speculate on every batch whole.
+    Off,
+    /// A first segment of exactly this many transactions, for any batch larger
+    /// than that, each next one twice the one before (tests).
+    Transactions(usize),
+    /// A first segment of exactly this many, and then the rest in order whatever
+    /// it found (tests: the fallback path on any batch).
+    InOrderAfter(usize),
+}
+
+/// Smallest batch the default probe runs on.
+const MIN_PROBED_BATCH: usize = 1024;
+
+impl ContentionProbe {
+    /// The first segment's length for a batch of `n` on `threads` workers (`n`:
+    /// no probe). One worker speculating alone (`speculate_alone`, for measuring
+    /// speculation) is never probed: it would always fall back.
+    fn len(self, n: usize, threads: usize) -> usize {
+        match self {
+            _ if threads < 2 => n,
+            ContentionProbe::Default if n >= MIN_PROBED_BATCH => (n / 64).clamp(64, 256),
+            ContentionProbe::Transactions(p) | ContentionProbe::InOrderAfter(p)
+                if p > 0 && p < n =>
+            {
+                p
+            }
+            _ => n,
+        }
+    }
+
+    /// Whether the rest of the batch runs in order after a segment of `len`
+    /// transactions on `threads` workers that counted `stats`.
+    fn falls_back(self, stats: &WorkerStats, len: usize, threads: usize) -> bool {
+        matches!(self, ContentionProbe::InOrderAfter(_)) || stats.conflict_heavy(len, threads)
+    }
 }
 
 /// What the workers share during one batch.
@@ -165,6 +256,7 @@ impl<V: Vm> BlockStmExecutor<V> {
             mv: MvMemory::default(),
             verdicts: Vec::new(),
             speculate_alone: false,
+            probe: ContentionProbe::Default,
             last_in_order: false,
             last_n: 0,
             clean: true,
@@ -176,6 +268,13 @@ impl<V: Vm> BlockStmExecutor<V> {
     /// batch in order.
     pub fn speculate_alone(mut self, speculate: bool) -> BlockStmExecutor<V> {
         self.speculate_alone = speculate;
+        self
+    }
+
+    /// How the executor probes a batch for contention (by default a 64th of a
+    /// batch of at least 1,024 transactions; see the module docs).
+    pub fn contention_probe(mut self, probe: ContentionProbe) -> BlockStmExecutor<V> {
+        self.probe = probe;
         self
     }
 
@@ -253,12 +352,58 @@ impl<V: Vm> BlockStmExecutor<V> {
             receipts.extend(std::iter::repeat_n(self.vm.internal_error(), n));
             return;
         }
-        self.scheduler.reset(n, self.threads.count(), clean);
+        let threads = self.threads.count();
+        self.scheduler.reset(n, threads, clean);
         self.mv.reset(n, clean);
         self.last_n = n;
         if n == 0 {
             return;
         }
+        // Speculate segment by segment (one segment: the whole batch, unless
+        // probed), each twice the one before, deciding after each whether to go
+        // on (module docs).
+        let mut done = 0;
+        let mut len = self.probe.len(n, threads);
+        loop {
+            let end = done + len.min(n - done);
+            self.scheduler.resume(done, end);
+            let segment = self.speculate(state, txs, verdicts);
+            stats.add(segment);
+            if end == n {
+                break;
+            }
+            if self.probe.falls_back(&segment, end - done, threads) {
+                // Speculation loses here: commit what is done and run the rest
+                // of the batch in order (module docs).
+                self.take_receipts(0..end, receipts);
+                self.mv.learn(end);
+                let (mv, scheduler) = (&self.mv, &self.scheduler);
+                V::finish_batch(state, Some(&self.threads), |i, shard| {
+                    Self::commit_shard(mv, scheduler, n, i, shard)
+                });
+                self.clean = true;
+                self.last_in_order = true;
+                self.in_order
+                    .run(state, &txs[end..], &verdicts[end..], receipts);
+                stats.executions += (n - end) as u64;
+                stats.fallbacks += 1;
+                return;
+            }
+            done = end;
+            len = len.saturating_mul(2);
+        }
+        self.mv.learn(n);
+        self.take_receipts(0..n, receipts);
+    }
+
+    /// One broadcast of the worker loop over the batch as the scheduler holds it;
+    /// the workers' counters.
+    fn speculate(
+        &self,
+        state: &V::State,
+        txs: &[V::Tx],
+        verdicts: &[Option<V::Verdict>],
+    ) -> WorkerStats {
         let batch = Batch {
             vm: &self.vm,
             txs,
@@ -269,16 +414,15 @@ impl<V: Vm> BlockStmExecutor<V> {
             totals: Mutex::new(WorkerStats::default()),
         };
         self.threads.broadcast(&|id| worker(&batch, id));
-        let totals = *batch.totals.lock().unwrap_or_else(PoisonError::into_inner);
-        self.mv.learn(n);
-        for i in 0..n {
+        *batch.totals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends the receipts of the transactions in `range` (all recorded).
+    fn take_receipts(&mut self, range: std::ops::Range<usize>, receipts: &mut Vec<V::Receipt>) {
+        for i in range {
             let receipt = self.mv.take_receipt(i);
             receipts.push(receipt.unwrap_or_else(|| self.vm.internal_error()));
         }
-        stats.executions += totals.executions;
-        stats.validations += totals.validations;
-        stats.validation_aborts += totals.validation_aborts;
-        stats.dependency_waits += totals.dependency_waits;
     }
 
     /// Writes the batch's final versions for state shard `shard` (called once

@@ -177,6 +177,25 @@ impl Scheduler {
         self.done_marker.store(n == 0, SeqCst);
     }
 
+    /// Sets the batch just reset, whose first `start` transactions are done
+    /// (executed and validated by earlier runs of the workers; none for
+    /// `start` = 0), to run its transactions up to `n` (the batch is done once
+    /// those are): the indices start at `start`, and nothing below it is ever
+    /// handed out again (no transaction below `start` holds an ESTIMATE, so none
+    /// above waits on one, and aborts only lower the indices to the aborted
+    /// transaction). Before any worker runs.
+    pub(crate) fn resume(&mut self, start: usize, n: usize) {
+        debug_assert!(start <= n && n <= self.txns.len());
+        self.block_size = n;
+        for a in &self.active {
+            a.store(false, SeqCst);
+        }
+        self.execution_idx.store(start, SeqCst);
+        self.validation_idx.store(start, SeqCst);
+        self.decrease_cnt.store(0, SeqCst);
+        self.done_marker.store(start >= n, SeqCst);
+    }
+
     /// Resets the slots in `range` for the next batch (run in parallel after a
     /// batch, once no worker uses them any more).
     ///
@@ -488,6 +507,28 @@ mod tests {
         );
         // A stale validation of incarnation 0 cannot abort incarnation 1.
         assert!(!s.try_validation_abort(v1));
+    }
+
+    #[test]
+    fn a_stopped_batch_is_done_at_its_end_and_resumes_above_it() {
+        let mut s = Scheduler::default();
+        s.reset(3, 1, true);
+        s.resume(0, 1);
+        let mut deps = Vec::new();
+        let Some(Task::Execute(v0)) = s.next_task(0) else {
+            panic!("expected execution of txn 0")
+        };
+        assert_eq!(s.finish_execution(v0, false, &mut deps), None);
+        assert_eq!(s.next_task(0), Some(Task::Validate(v0)));
+        assert_eq!(s.finish_validation(0, false), None);
+        assert_eq!(s.next_task(0), None);
+        assert!(s.done(), "done once the first transaction is");
+        s.resume(1, 3);
+        assert!(!s.done());
+        let Some(Task::Execute(v1)) = s.next_task(0) else {
+            panic!("expected execution of txn 1")
+        };
+        assert_eq!(v1.txn, 1, "nothing below the resume point is handed out");
     }
 
     #[test]
