@@ -17,17 +17,32 @@
 //! add load exactly when the cluster has none to spare. The time-out itself adapts to
 //! the round trips the client sees (RFC 6298).
 //!
+//! A client's numbering restarts at 1 with every run, but replicas remember the
+//! numbers a previous run under the same key used. A replica answers a request whose
+//! number it holds as delivered without this request's result with a
+//! [`StaleNumber`] notice; once f+1 replicas witness that the number is spent
+//! ([`StaleNumber::witnesses`]: another request's result is cached under it, or a
+//! number a whole window above it is done, which this run cannot have sent while the
+//! request was outstanding) the client numbers the request again, above the (f+1)-th
+//! highest low mark the replicas reported (so above at least one correct replica's:
+//! every number up to it is done, and none above is refused as too far). A request is
+//! renumbered only on f+1 witnesses, so at least one correct replica saw its number
+//! spent by another request: one Byzantine replica can neither make it run twice nor
+//! make the client skip a number it could still use (which would leave a gap no
+//! request fills, and the window's low mark stuck below it). A renumbered request keeps
+//! its payload; its result is accepted only under its new number's digest.
+//!
 //! Like the replica, it never reads a clock or touches a socket: the caller passes the
 //! time and carries out [`ClientAction`]s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::client_auth::ClientMacs;
 use crate::crypto::verify_signature;
-use crate::request::{Reply, ReplyResult, Request};
+use crate::request::{Reply, ReplyResult, Request, StaleNumber};
 use crate::types::{ClientId, Digest, ReplicaId, Time, View, max_faulty};
 
 /// Where a client sends a new request: a policy each protocol supplies
@@ -115,6 +130,10 @@ pub struct ClientCounters {
     pub busy_refusals: u64,
     /// Requests sent again after a busy refusal's back-off.
     pub busy_retries: u64,
+    /// Stale-number notices received for outstanding requests ([`StaleNumber`]).
+    pub stale_notices: u64,
+    /// Requests numbered again after f+1 replicas witnessed their number spent.
+    pub renumbered: u64,
     /// Busy refusals ignored because they came from a replica the request is not
     /// routed to (only the route's replicas decide whether it queues).
     pub ignored_busy: u64,
@@ -150,6 +169,35 @@ struct Outstanding {
     /// `busy_retry_at`.
     deadline: Time,
     replies: BTreeMap<ReplicaId, Bytes>,
+    /// When it got its current number (its first send, or its renumbering): what its
+    /// round trip is measured from.
+    numbered_at: Time,
+    /// Replicas whose stale-number notice witnessed its number spent (each once).
+    stale_from: Vec<ReplicaId>,
+    /// A witness came (from its route, typically): it is sent to every replica at
+    /// the next tick, so f+1 can answer without waiting for its time-out. Once per
+    /// number, so notices from a Byzantine replica buy at most one broadcast each.
+    stale_probe: StaleProbe,
+}
+
+/// Whether an outstanding request was sent to every replica because a replica
+/// witnessed its number spent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StaleProbe {
+    /// No witness yet.
+    None,
+    /// A witness came: broadcast at the next tick.
+    Due,
+    /// Broadcast already.
+    Sent,
+}
+
+/// A request whose number f+1 replicas witnessed spent, waiting for a new number.
+#[derive(Debug)]
+struct Parked {
+    payload: Bytes,
+    sent_at: Time,
+    retransmitted: bool,
 }
 
 impl Outstanding {
@@ -206,6 +254,12 @@ pub struct ClientCore {
     window: u64,
     next_number: u64,
     outstanding: BTreeMap<u64, Outstanding>,
+    /// The highest low mark each replica reported in a stale-number notice.
+    lows: BTreeMap<ReplicaId, u64>,
+    /// Requests to number again, in the order their numbers were found spent.
+    parked: VecDeque<Parked>,
+    /// When parked requests can be numbered again (on the next tick).
+    renumber_at: Option<Time>,
     deadlines: BTreeSet<(Time, u64)>,
     routing: Box<dyn ClientRouting>,
     macs: ClientMacs,
@@ -241,6 +295,9 @@ impl ClientCore {
             window: window.max(1),
             next_number: 1,
             outstanding: BTreeMap::new(),
+            lows: BTreeMap::new(),
+            parked: VecDeque::new(),
+            renumber_at: None,
             deadlines: BTreeSet::new(),
             routing,
             macs: ClientMacs::default(),
@@ -248,6 +305,21 @@ impl ClientCore {
             busy_backoff: MIN_BUSY_BACKOFF,
             busy_until: None,
         }
+    }
+
+    /// The same client started again (a new run under the same key): its id, cluster,
+    /// keys and time-out, routed by `routing`; nothing outstanding, nothing learned,
+    /// and numbering from 1 again.
+    pub fn restarted(&self, routing: Box<dyn ClientRouting>) -> ClientCore {
+        ClientCore::new(
+            self.id,
+            self.replicas,
+            self.window,
+            self.retransmit_after,
+            self.replica_keys.clone(),
+            routing,
+        )
+        .with_macs(self.macs.clone())
     }
 
     /// Whether the cluster refused this client's requests as busy and its back-off
@@ -273,9 +345,10 @@ impl ClientCore {
         self.routing.destination()
     }
 
-    /// Requests sent and not yet completed.
+    /// Requests sent and not yet completed (those waiting to be numbered again
+    /// included).
     pub fn outstanding(&self) -> usize {
-        self.outstanding.len()
+        self.outstanding.len() + self.parked.len()
     }
 
     /// Counters.
@@ -284,12 +357,42 @@ impl ClientCore {
     }
 
     /// Whether a new request can be numbered without its oldest outstanding request
-    /// falling out of the replicas' exactly-once window.
+    /// falling out of the replicas' exactly-once window (requests waiting to be
+    /// numbered again go first).
     pub fn can_submit(&self) -> bool {
-        self.outstanding
-            .keys()
-            .next()
-            .is_none_or(|oldest| self.next_number < oldest + self.window)
+        self.parked.is_empty() && self.can_number()
+    }
+
+    /// Every number up to this is done at some correct replica: the (f+1)-th highest
+    /// low mark replicas reported (0 before f+1 reported one).
+    fn floor(&self) -> u64 {
+        let mut lows: Vec<u64> = self.lows.values().copied().collect();
+        lows.sort_unstable_by(|a, b| b.cmp(a));
+        lows.get(self.weak - 1).copied().unwrap_or(0)
+    }
+
+    /// The number the next request gets: the next of this run's, or above the floor.
+    fn candidate(&self) -> u64 {
+        self.next_number.max(self.floor().saturating_add(1))
+    }
+
+    /// Whether [`ClientCore::candidate`] may be used: below `u64::MAX` and less than
+    /// the window above the oldest outstanding request.
+    fn can_number(&self) -> bool {
+        let n = self.candidate();
+        n < u64::MAX
+            && self
+                .outstanding
+                .keys()
+                .next()
+                .is_none_or(|oldest| n < oldest.saturating_add(self.window))
+    }
+
+    /// Takes the next number ([`ClientCore::can_number`] said yes).
+    fn take_number(&mut self) -> u64 {
+        let n = self.candidate();
+        self.next_number = n.saturating_add(1);
+        n
     }
 
     /// Numbers and sends a new request and returns its number, or returns `None` (and
@@ -304,8 +407,21 @@ impl ClientCore {
             self.counters.window_full += 1;
             return None;
         }
-        let number = self.next_number;
-        self.next_number += 1;
+        let number = self.number_and_send(now, payload, now, false, out);
+        self.counters.submitted += 1;
+        Some(number)
+    }
+
+    /// Numbers `payload` (first sent at `sent_at`) and sends it where new requests go.
+    fn number_and_send(
+        &mut self,
+        now: Time,
+        payload: Bytes,
+        sent_at: Time,
+        retransmitted: bool,
+        out: &mut Vec<ClientAction>,
+    ) -> u64 {
+        let number = self.take_number();
         let mut request = Request::new(self.id, number, payload);
         let digest = request.digest();
         request.auth = self.macs.authenticate(&digest);
@@ -316,19 +432,69 @@ impl ClientCore {
             Outstanding {
                 request,
                 digest,
-                sent_at: now,
+                sent_at,
                 last_sent_at: now,
                 retransmit_at,
-                retransmitted: false,
+                retransmitted,
                 busy_retry_at: None,
                 busy_from: Vec::new(),
                 deadline: retransmit_at,
                 replies: BTreeMap::new(),
+                numbered_at: now,
+                stale_from: Vec::new(),
+                stale_probe: StaleProbe::None,
             },
         );
         self.deadlines.insert((retransmit_at, number));
-        self.counters.submitted += 1;
-        Some(number)
+        number
+    }
+
+    /// Stale-number notices from `from` (see the module docs): each notes the
+    /// replica's low mark; a notice for an outstanding request, naming its digest and
+    /// witnessing its number spent, counts once per replica, and f+1 of them park the
+    /// request to be numbered again.
+    fn on_stale(&mut self, now: Time, from: ReplicaId, notices: &[StaleNumber]) {
+        for notice in notices {
+            let low = self.lows.entry(from).or_insert(notice.low);
+            *low = (*low).max(notice.low);
+            let Some(entry) = self.outstanding.get_mut(&notice.number) else {
+                self.counters.late_replies += 1;
+                continue;
+            };
+            if notice.request != entry.digest {
+                continue; // about a request this client did not send under the number
+            }
+            self.counters.stale_notices += 1;
+            if !notice.witnesses(self.window) || entry.stale_from.contains(&from) {
+                continue;
+            }
+            entry.stale_from.push(from);
+            if entry.stale_from.len() < self.weak {
+                if entry.stale_probe == StaleProbe::None {
+                    entry.stale_probe = StaleProbe::Due;
+                    entry.retransmit_at = now;
+                    Self::reschedule(&mut self.deadlines, notice.number, entry);
+                }
+                continue;
+            }
+            let entry = self.outstanding.remove(&notice.number).expect("present");
+            self.deadlines.remove(&(entry.deadline, notice.number));
+            self.parked.push_back(Parked {
+                payload: entry.request.payload,
+                sent_at: entry.sent_at,
+                retransmitted: entry.retransmitted,
+            });
+        }
+    }
+
+    /// Numbers parked requests again and sends them, while the window allows.
+    fn renumber_parked(&mut self, now: Time, out: &mut Vec<ClientAction>) {
+        self.renumber_at = None;
+        while !self.parked.is_empty() && self.can_number() {
+            let p = self.parked.pop_front().expect("not empty");
+            self.number_and_send(now, p.payload, p.sent_at, p.retransmitted, out);
+            self.counters.renumbered += 1;
+        }
     }
 
     /// Sends `request` where the routing policy points.
@@ -421,6 +587,9 @@ impl ClientCore {
         if !reply.busy.is_empty() {
             self.on_busy(now, reply.replica, &reply.busy);
         }
+        if !reply.stale.is_empty() {
+            self.on_stale(now, reply.replica, &reply.stale);
+        }
         for ReplyResult {
             number,
             request,
@@ -448,7 +617,7 @@ impl ClientCore {
                 // Measured from the first send even if retransmitted: an over-estimate,
                 // never an under-estimate (Karn's ambiguity), and a cluster slower
                 // than the time-out still teaches the client to wait longer.
-                self.rtt.sample(now.since(entry.sent_at));
+                self.rtt.sample(now.since(entry.numbered_at));
                 self.last_completion_at = Some(now);
                 self.latest_completed_sent_at =
                     self.latest_completed_sent_at.max(Some(entry.last_sent_at));
@@ -460,6 +629,9 @@ impl ClientCore {
                     retransmitted: entry.retransmitted,
                 });
             }
+        }
+        if !self.parked.is_empty() && self.can_number() {
+            self.renumber_at.get_or_insert(now);
         }
     }
 
@@ -478,10 +650,15 @@ impl ClientCore {
         self.retransmit_after * 8
     }
 
-    /// Retransmits every request whose time-out passed and that looks lost (see the
-    /// module comment), to all replicas, doubling its time-out (up to 8× the
+    /// Numbers again the requests f+1 replicas witnessed spent, as far as the window
+    /// allows, and sends them where new requests go. Retransmits every request whose
+    /// time-out passed and that looks lost (see the module comment), or that a
+    /// replica witnessed spent, to all replicas, doubling its time-out (up to 8× the
     /// configured one); the others wait another time-out.
     pub fn on_tick(&mut self, now: Time, out: &mut Vec<ClientAction>) {
+        if !self.parked.is_empty() {
+            self.renumber_parked(now, out);
+        }
         let (timeout, max_timeout) = (self.retransmit_timeout(), self.max_retransmit_timeout());
         while let Some(&(at, number)) = self.deadlines.first() {
             if at > now {
@@ -507,14 +684,18 @@ impl ClientCore {
                 let quiet_since = self
                     .last_completion_at
                     .map_or(entry.last_sent_at, |t| t.max(entry.last_sent_at));
-                if !overtaken && now.since(quiet_since) < timeout {
+                let probe = entry.stale_probe == StaleProbe::Due;
+                if !overtaken && !probe && now.since(quiet_since) < timeout {
                     entry.retransmit_at = now + timeout;
                     self.counters.postponed_retransmissions += 1;
                 } else {
-                    let waited = now.since(entry.sent_at);
+                    let waited = now.since(entry.numbered_at);
                     entry.retransmit_at = now + waited.max(timeout).min(max_timeout);
                     entry.retransmitted = true;
                     entry.busy_from.clear();
+                    if probe {
+                        entry.stale_probe = StaleProbe::Sent;
+                    }
                     self.counters.retransmissions += 1;
                     out.push(ClientAction::Broadcast {
                         request: entry.request.clone(),
@@ -531,7 +712,11 @@ impl ClientCore {
 
     /// When [`ClientCore::on_tick`] next has work.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let timer = self.deadlines.first().map(|(t, _)| *t);
+        match (timer, self.renumber_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -562,8 +747,158 @@ mod tests {
                 result: Bytes::from_static(result),
             }],
             busy: Vec::new(),
+            stale: Vec::new(),
             signature: None,
         }
+    }
+
+    /// Replica `replica`'s stale-number notice for `c`'s outstanding request `number`.
+    fn stale(
+        c: &ClientCore,
+        replica: u32,
+        number: u64,
+        executed_other: bool,
+        low: u64,
+        high: u64,
+    ) -> Reply {
+        let notice = StaleNumber {
+            number,
+            request: c.outstanding[&number].digest,
+            executed_other,
+            low,
+            high,
+        };
+        Reply::stale_notice(View(0), ReplicaId(replica), ClientId(3), notice, None)
+    }
+
+    /// The requests `out` sends, as (number, payload, broadcast).
+    fn sent(out: &[ClientAction]) -> Vec<(u64, Bytes, bool)> {
+        out.iter()
+            .map(|a| match a {
+                ClientAction::Send { request, .. } => {
+                    (request.number, request.payload.clone(), false)
+                }
+                ClientAction::Broadcast { request } => {
+                    (request.number, request.payload.clone(), true)
+                }
+            })
+            .collect()
+    }
+
+    /// A new run under a key whose numbers a previous run spent: its request 1 is
+    /// answered with stale-number notices; the first witness sends it to every
+    /// replica at once, the (f+1)-th numbers it again above the reported low mark,
+    /// and it completes there with its own payload. Before, replicas answered with the
+    /// previous run's cached result (refused as foreign) or not at all, and the client
+    /// never completed anything numbered at or below the previous run's numbers.
+    #[test]
+    fn a_request_whose_number_is_spent_is_numbered_again_above_the_low_mark() {
+        let ms = |m: u64| Time(m * 1_000_000);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let n = c
+            .submit(ms(0), Bytes::from_static(b"mine"), &mut out)
+            .unwrap();
+        assert_eq!(n, 1);
+        out.clear();
+        c.on_reply(ms(1), &stale(&c, 0, 1, true, 500, 510), &mut done);
+        assert_eq!(c.next_deadline(), Some(ms(1)), "the probe is due at once");
+        c.on_tick(ms(1), &mut out);
+        assert_eq!(sent(&out), [(1, Bytes::from_static(b"mine"), true)]);
+        out.clear();
+        c.on_reply(ms(2), &stale(&c, 2, 1, true, 505, 510), &mut done);
+        assert!(done.is_empty(), "a stale notice is never a result");
+        assert_eq!(c.outstanding(), 1, "parked, not given up");
+        assert_eq!(c.next_deadline(), Some(ms(2)));
+        c.on_tick(ms(2), &mut out);
+        // The (f+1)-th highest low mark is 500 (r2's 505 is the highest).
+        assert_eq!(sent(&out), [(501, Bytes::from_static(b"mine"), false)]);
+        assert_eq!(c.counters().renumbered, 1);
+        c.on_reply(ms(3), &reply(&c, 0, 501, b"ok", 0), &mut done);
+        c.on_reply(ms(3), &reply(&c, 1, 501, b"ok", 0), &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].number, done[0].sent_at), (501, ms(0)));
+        assert_eq!(
+            c.submit(ms(4), Bytes::from_static(b"next"), &mut out),
+            Some(502)
+        );
+    }
+
+    /// Notices that do not witness a spent number (no other result cached, nothing a
+    /// window above it done: a replica that skipped the request's result by state
+    /// transfer) and one replica repeating itself renumber nothing; f Byzantine
+    /// replicas reporting a far low mark move the numbering by nothing.
+    #[test]
+    fn f_replicas_or_non_witnesses_cannot_renumber_or_move_the_numbering() {
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        for _ in 0..3 {
+            c.on_reply(
+                Time(1),
+                &stale(&c, 1, n, true, u64::MAX, u64::MAX),
+                &mut done,
+            );
+        }
+        for r in [0, 2, 3] {
+            // High is 64 above 1, not more: this run may have sent it.
+            c.on_reply(Time(2), &stale(&c, r, n, false, 0, n + 63), &mut done);
+        }
+        out.clear();
+        c.on_tick(Time(3), &mut out);
+        assert_eq!(c.counters().renumbered, 0);
+        assert!(
+            c.outstanding.contains_key(&n),
+            "still outstanding under its number"
+        );
+        // The floor is the (f+1)-th highest low: r1's u64::MAX alone does not count.
+        assert_eq!(c.floor(), 0);
+        c.on_reply(Time(4), &reply(&c, 0, n, b"r", 0), &mut done);
+        c.on_reply(Time(4), &reply(&c, 2, n, b"r", 0), &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            c.submit(Time(5), Bytes::from_static(b"b"), &mut out),
+            Some(2)
+        );
+    }
+
+    /// A number a whole window below a done number is witnessed spent without any
+    /// cached result (the previous run went on far past it); a renumbered request
+    /// waits while an older outstanding one would fall out of the window.
+    #[test]
+    fn a_far_spent_number_is_witnessed_and_renumbering_keeps_the_window() {
+        let mut c = ClientCore::new(ClientId(3), 4, 4, Duration::from_secs(1), None, routing());
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let first = c
+            .submit(Time(0), Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        let second = c
+            .submit(Time(0), Bytes::from_static(b"b"), &mut out)
+            .unwrap();
+        for r in 0..2 {
+            c.on_reply(
+                Time(1),
+                &stale(&c, r, second, false, 1_000, second + 4),
+                &mut done,
+            );
+        }
+        assert_eq!(c.parked.len(), 1);
+        assert!(!c.can_submit());
+        out.clear();
+        c.on_tick(Time(2), &mut out);
+        assert!(
+            sent(&out).iter().all(|s| s.0 != 1_001),
+            "1,001 is more than the window above request {first}, still outstanding"
+        );
+        c.on_reply(Time(3), &reply(&c, 0, first, b"r", 0), &mut done);
+        c.on_reply(Time(3), &reply(&c, 1, first, b"r", 0), &mut done);
+        assert_eq!(c.next_deadline(), Some(Time(3)));
+        out.clear();
+        c.on_tick(Time(3), &mut out);
+        assert_eq!(sent(&out), [(1_001, Bytes::from_static(b"b"), false)]);
+        assert!(c.can_submit());
     }
 
     /// Issue 10 item 1: f+1 (here all) replicas executed a request forged in the

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Batch, ReplyResult, Request};
+use crate::request::{Batch, ReplyResult, Request, StaleNumber};
 use crate::types::{ClientId, Digest};
 
 /// Which request numbers of one client were delivered.
@@ -40,6 +40,12 @@ impl DedupWindow {
     /// The low mark: every number up to it is done.
     pub fn low(&self) -> u64 {
         self.low
+    }
+
+    /// The highest delivered number: the last of [`DedupWindow::above`], or the low
+    /// mark.
+    pub fn high(&self) -> u64 {
+        self.above.last().copied().unwrap_or(self.low)
     }
 
     /// Whether `number` was already delivered (or fell below the window).
@@ -167,6 +173,47 @@ pub fn is_implausibly_far(
         number,
         window.saturating_mul(ADMISSION_SLACK),
     )
+}
+
+/// How a replica answers a client's request, by its exactly-once table and reply
+/// cache ([`answer_delivered`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveredAnswer {
+    /// Not delivered here: admit it as usual.
+    Fresh,
+    /// Delivered, and the cached result names this very request: answer with it.
+    Result(ReplyResult),
+    /// Delivered, but this replica holds no result of this request under the number:
+    /// another request's result (never sent as this one's), or none. Answered with a
+    /// [`StaleNumber`] notice, so a client whose number is spent — a new run under a
+    /// key a previous run used, its numbering restarted at 1 — learns it and numbers
+    /// the request again.
+    Stale(StaleNumber),
+}
+
+/// Whether `req`'s number is delivered in `table`, and what answers it: the cached
+/// result if it names `req`'s digest, else a [`StaleNumber`] notice with the client's
+/// marks.
+pub fn answer_delivered(
+    table: &DeliveredTable,
+    cache: &ReplyCache,
+    req: &Request,
+) -> DeliveredAnswer {
+    let Some(window) = table.get(&req.client).filter(|w| w.is_done(req.number)) else {
+        return DeliveredAnswer::Fresh;
+    };
+    let digest = req.digest();
+    let cached = cache.get(&req.client).and_then(|r| r.get(&req.number));
+    match cached {
+        Some(result) if result.request == digest => DeliveredAnswer::Result(result.clone()),
+        _ => DeliveredAnswer::Stale(StaleNumber {
+            number: req.number,
+            request: digest,
+            executed_other: cached.is_some(),
+            low: window.low(),
+            high: window.high(),
+        }),
+    }
 }
 
 /// What [`filter_fresh`] left out of a committed batch.
@@ -422,6 +469,54 @@ mod tests {
         assert_eq!(left_out.duplicates, 2);
         let numbers: Vec<u64> = out.requests.iter().map(|r| r.number).collect();
         assert_eq!(numbers, [3, 4]);
+    }
+
+    /// A done number is answered with this request's cached result only if the
+    /// cached result names this request; otherwise with a stale-number notice carrying
+    /// the client's marks (never another request's result).
+    #[test]
+    fn a_done_number_is_answered_with_its_own_result_or_a_stale_notice() {
+        let mine = Request::new(ClientId(1), 2, Bytes::from_static(b"mine"));
+        let other = Request::new(ClientId(1), 2, Bytes::from_static(b"other"));
+        let mut table = DeliveredTable::new();
+        let mut cache = ReplyCache::new();
+        assert_eq!(
+            answer_delivered(&table, &cache, &mine),
+            DeliveredAnswer::Fresh
+        );
+        for n in [1, 2, 5] {
+            table.entry(ClientId(1)).or_default().admit(n, 64);
+        }
+        assert_eq!(
+            answer_delivered(&table, &cache, &Request::new(ClientId(1), 3, Bytes::new())),
+            DeliveredAnswer::Fresh
+        );
+        let stale = |executed_other| {
+            DeliveredAnswer::Stale(StaleNumber {
+                number: 2,
+                request: mine.digest(),
+                executed_other,
+                low: 2,
+                high: 5,
+            })
+        };
+        assert_eq!(
+            answer_delivered(&table, &cache, &mine),
+            stale(false),
+            "no result held"
+        );
+        let result = |req: &Request| ReplyResult {
+            number: 2,
+            request: req.digest(),
+            result: Bytes::from_static(b"r"),
+        };
+        record_result(&mut cache, ClientId(1), result(&other), 64);
+        assert_eq!(answer_delivered(&table, &cache, &mine), stale(true));
+        record_result(&mut cache, ClientId(1), result(&mine), 64);
+        assert_eq!(
+            answer_delivered(&table, &cache, &mine),
+            DeliveredAnswer::Result(result(&mine))
+        );
     }
 
     #[test]

@@ -128,6 +128,47 @@ pub struct ReplyResult {
     pub result: Bytes,
 }
 
+/// A replica's answer to a request whose number was already delivered, and not with
+/// this request's payload as far as the replica knows: the number is spent. It never
+/// carries a result (the result under that number, if any, is another request's), only
+/// what the client needs to number the request again: the replica's marks of the
+/// client's exactly-once window. A client renumbers a request only once f+1 replicas
+/// witness that its number is spent ([`StaleNumber::witnesses`]), and numbers above
+/// the (f+1)-th highest low mark reported (`client.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleNumber {
+    /// The request number.
+    pub number: u64,
+    /// [`Request::digest`] of the request this answers (the client's own): a notice
+    /// counts only for the request the client sent under that number.
+    pub request: Digest,
+    /// Whether this replica's cached result under `number` names another request's
+    /// digest: that other request executed under the number, so this one did not.
+    pub executed_other: bool,
+    /// The replica's low mark of the client's window: every number up to it is done.
+    pub low: u64,
+    /// The highest number the replica holds as done for the client.
+    pub high: u64,
+}
+
+impl StaleNumber {
+    /// Whether this notice, if a correct replica sent it, proves that the request
+    /// numbered `number` with digest `request` did not execute and never will, for a
+    /// client that never numbers a request `window` or more above an outstanding one:
+    /// either another request executed under the number (`executed_other`), or a
+    /// number at least `window` above it is done (`high ≥ number + window`), which the
+    /// client cannot have sent while this request was outstanding — so a previous run
+    /// under its key did, after its own request under `number` had completed, and this
+    /// one found the number spent. `false` when `number + window` overflows.
+    pub fn witnesses(&self, window: u64) -> bool {
+        self.executed_other
+            || self
+                .number
+                .checked_add(window)
+                .is_some_and(|far| self.high >= far)
+    }
+}
+
 /// A replica's answer to one client for the requests of that client executed in one
 /// batch. The client accepts a result once f+1 replicas sent the same one for the
 /// request it sent.
@@ -146,6 +187,10 @@ pub struct Reply {
     /// client backs off and sends them again. A hint only — it proves nothing, and
     /// a client never gives a request up because of it.
     pub busy: Vec<u64>,
+    /// Requests whose number this replica holds as already delivered without this
+    /// request's result (see [`StaleNumber`]): the client renumbers them once f+1
+    /// replicas witness it.
+    pub stale: Vec<StaleNumber>,
     /// Set in signed-all mode: the replica's signature over the reply.
     pub signature: Option<Signature>,
 }
@@ -166,6 +211,7 @@ impl Reply {
             client,
             results,
             busy: Vec::new(),
+            stale: Vec::new(),
             signature: None,
         };
         if let Some(keys) = signer {
@@ -189,12 +235,48 @@ impl Reply {
             client,
             results: Vec::new(),
             busy: numbers,
+            stale: Vec::new(),
             signature: None,
         };
         if let Some(keys) = signer {
             reply.signature = Some(keys.sign(&reply.signing_bytes()));
         }
         reply
+    }
+
+    /// `replica`'s notice to `client` that a request's number is spent (see
+    /// [`StaleNumber`]), reporting `view`, signed with `signer` if given.
+    pub fn stale_notice(
+        view: View,
+        replica: ReplicaId,
+        client: ClientId,
+        stale: StaleNumber,
+        signer: Option<&Keyring>,
+    ) -> Reply {
+        let mut reply = Reply {
+            view,
+            replica,
+            client,
+            results: Vec::new(),
+            busy: Vec::new(),
+            stale: vec![stale],
+            signature: None,
+        };
+        if let Some(keys) = signer {
+            reply.signature = Some(keys.sign(&reply.signing_bytes()));
+        }
+        reply
+    }
+
+    /// About how many bytes the reply takes encoded (for cutting replies into frames).
+    pub fn size_hint(&self) -> usize {
+        32 + 8 * self.busy.len()
+            + 64 * self.stale.len()
+            + self
+                .results
+                .iter()
+                .map(|r| r.result.len() + 44)
+                .sum::<usize>()
     }
 
     /// The bytes a signature on this reply covers.
@@ -217,6 +299,17 @@ impl Reply {
                 ctx.update(&n.to_le_bytes());
             }
         }
+        if !self.stale.is_empty() {
+            ctx.update(b"stale");
+            ctx.update(&(self.stale.len() as u64).to_le_bytes());
+            for s in &self.stale {
+                ctx.update(&s.number.to_le_bytes());
+                ctx.update(&s.request.0);
+                ctx.update(&[u8::from(s.executed_other)]);
+                ctx.update(&s.low.to_le_bytes());
+                ctx.update(&s.high.to_le_bytes());
+            }
+        }
         ctx.finish().as_ref().to_vec()
     }
 }
@@ -227,6 +320,26 @@ mod tests {
 
     fn req(client: u32, number: u64, payload: &'static [u8]) -> Request {
         Request::new(ClientId(client), number, Bytes::from_static(payload))
+    }
+
+    /// Issue 10 item 5: request numbers are client-supplied, so `number + window`
+    /// must not overflow; a number whose window reaches past `u64::MAX` is never
+    /// witnessed spent by the high mark alone.
+    #[test]
+    fn a_stale_notice_witnesses_without_overflow() {
+        let notice = |number, executed_other, high| StaleNumber {
+            number,
+            request: Digest::default(),
+            executed_other,
+            low: 0,
+            high,
+        };
+        assert!(notice(1, false, 65).witnesses(64));
+        assert!(!notice(1, false, 64).witnesses(64));
+        assert!(notice(1, true, 1).witnesses(64));
+        assert!(!notice(u64::MAX - 1, false, u64::MAX).witnesses(64));
+        assert!(notice(u64::MAX - 64, false, u64::MAX).witnesses(64));
+        assert!(!notice(5, false, u64::MAX).witnesses(u64::MAX));
     }
 
     #[test]

@@ -639,9 +639,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
 
     fn flush_replies(&mut self) {
         for (client, replies) in std::mem::take(&mut self.replies) {
-            let size = |r: &Reply| {
-                32 + 8 * r.busy.len() + r.results.iter().map(|r| r.result.len() + 44).sum::<usize>()
-            };
+            let size = |r: &Reply| r.size_hint();
             for chunk in frames::chunks_by_size(replies, size) {
                 match frames::encode(&ReplicaFrame::Replies(chunk)) {
                     Ok(bytes) => self.transport.send(NodeId::Client(client.0), bytes),

@@ -21,6 +21,9 @@ counters! {
     duplicate_requests_filtered,
     /// Retransmitted requests answered from the reply cache.
     replies_from_cache,
+    /// Requests answered with a stale-number notice: their number was delivered with
+    /// another request (a new run of the client numbering from 1 again).
+    stale_numbers,
     /// Retransmitted requests already delivered whose result is not held here.
     uncached_retransmissions,
     /// Blocks received through block sync.

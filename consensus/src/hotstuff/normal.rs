@@ -16,7 +16,8 @@ use bytes::Bytes;
 
 use crate::crypto::{Signed, SignedBody};
 use crate::exactly_once::{
-    ClientTables, filter_fresh, is_delivered, is_implausibly_far, record_batch_results,
+    ClientTables, DeliveredAnswer, answer_delivered, filter_fresh, is_delivered,
+    is_implausibly_far, record_batch_results,
 };
 use crate::hotstuff::block::{Block, Round};
 use crate::hotstuff::block_tree::{CommitError, Insert};
@@ -218,26 +219,31 @@ impl HotStuff {
         true
     }
 
-    /// Answers an already delivered request from the reply cache; returns whether it
-    /// was delivered.
+    /// Answers an already delivered request: from the reply cache if the cached
+    /// result is this request's, else with a [`StaleNumber`](crate::request::StaleNumber) notice (as PBFT does);
+    /// returns whether it was delivered.
     fn answer_if_done(&mut self, req: &Request, out: &mut Vec<HotStuffAction>) -> bool {
-        let done = is_delivered(&self.delivered_table, req.client, req.number);
-        if done
-            && let Some(result) = self
-                .reply_cache
-                .get(&req.client)
-                .and_then(|r| r.get(&req.number))
-        {
-            let reply = self.reply(req.client, vec![result.clone()]);
-            out.push(Action::Reply {
-                client: req.client,
-                reply,
-            });
-            self.counters.replies_from_cache += 1;
-        } else if done {
-            self.counters.uncached_retransmissions += 1;
-        }
-        done
+        let reply = match answer_delivered(&self.delivered_table, &self.reply_cache, req) {
+            DeliveredAnswer::Fresh => return false,
+            DeliveredAnswer::Result(result) => {
+                self.counters.replies_from_cache += 1;
+                self.reply(req.client, vec![result])
+            }
+            DeliveredAnswer::Stale(stale) => {
+                if stale.executed_other {
+                    self.counters.stale_numbers += 1;
+                } else {
+                    self.counters.uncached_retransmissions += 1;
+                }
+                let signer = self.cfg.common.signed_all.then_some(&self.keys);
+                Reply::stale_notice(self.round(), self.me, req.client, stale, signer)
+            }
+        };
+        out.push(Action::Reply {
+            client: req.client,
+            reply,
+        });
+        true
     }
 
     /// Queues a request unless it is queued already; false if it was not queued.

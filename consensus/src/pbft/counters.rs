@@ -23,6 +23,9 @@ counters! {
     withheld_prepares,
     /// Retransmitted requests answered from the reply cache.
     replies_from_cache,
+    /// Requests answered with a stale-number notice: their number was delivered with
+    /// another request (a new run of the client numbering from 1 again).
+    stale_numbers,
     /// Retransmitted requests already delivered whose result this replica does not
     /// hold (out of the client's window, or skipped by state transfer).
     uncached_retransmissions,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::exactly_once::{
-    ClientTables, filter_fresh, is_delivered, is_implausibly_far, record_batch_results,
+    ClientTables, DeliveredAnswer, answer_delivered, filter_fresh, is_delivered,
+    is_implausibly_far, record_batch_results,
 };
 use crate::pbft::Pbft;
 use crate::pbft::durable::PbftRecord;
@@ -197,29 +198,36 @@ impl Pbft {
         true
     }
 
-    /// Answers a request that was already delivered from the reply cache. Returns
-    /// whether the request was already delivered.
+    /// Answers a request that was already delivered: from the reply cache if the
+    /// cached result is this request's, else with a [`StaleNumber`](crate::request::StaleNumber) notice (its number
+    /// is spent: another request executed under it, or this replica holds no result
+    /// for it). Returns whether the request was already delivered.
     fn answer_if_done(&mut self, req: &Request, out: &mut Vec<PbftAction>) -> bool {
-        let done = is_delivered(&self.delivered_table, req.client, req.number);
-        if done
-            && let Some(result) = self
-                .reply_cache
-                .get(&req.client)
-                .and_then(|r| r.get(&req.number))
-        {
-            let reply = self.reply(req.client, vec![result.clone()]);
-            out.push(Action::Reply {
-                client: req.client,
-                reply,
-            });
-            self.counters.replies_from_cache += 1;
-        } else if done {
-            // Delivered, but its result is not cached here: it fell out of the
-            // client's window (a client that broke the window contract), or this
-            // replica skipped it through state transfer (its peers answer).
-            self.counters.uncached_retransmissions += 1;
-        }
-        done
+        let reply = match answer_delivered(&self.delivered_table, &self.reply_cache, req) {
+            DeliveredAnswer::Fresh => return false,
+            DeliveredAnswer::Result(result) => {
+                self.counters.replies_from_cache += 1;
+                self.reply(req.client, vec![result])
+            }
+            DeliveredAnswer::Stale(stale) => {
+                // No result of this request here: another request ran under its
+                // number (a new run of the client numbering from 1 again), or this
+                // one's result fell out of the cache or was skipped by state
+                // transfer (then its peers answer with it).
+                if stale.executed_other {
+                    self.counters.stale_numbers += 1;
+                } else {
+                    self.counters.uncached_retransmissions += 1;
+                }
+                let signer = self.cfg.signed_all.then_some(&self.keys);
+                Reply::stale_notice(self.view, self.me, req.client, stale, signer)
+            }
+        };
+        out.push(Action::Reply {
+            client: req.client,
+            reply,
+        });
+        true
     }
 
     /// Answers `req` at once with a busy refusal (`Reply::busy`), signed in

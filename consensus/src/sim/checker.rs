@@ -55,9 +55,13 @@ pub struct Checker {
     delivered: BTreeMap<Seq, (Digest, ReplicaId)>,
     executed_digest: BTreeMap<Seq, (Digest, ReplicaId)>,
     results: BTreeMap<(ClientId, u64), Bytes>,
-    /// What each client submitted under each number: the request's digest.
-    submitted: BTreeMap<(ClientId, u64), Digest>,
+    /// What each client submitted under each number: the requests' digests (more
+    /// than one when a restarted client used the number again).
+    submitted: BTreeMap<(ClientId, u64), BTreeSet<Digest>>,
     seen: BTreeMap<(ReplicaId, u32), BTreeSet<(ClientId, u64)>>,
+    /// Per correct replica incarnation, the payloads of each client it executed: a
+    /// payload a client numbered again must run under one number only.
+    seen_payloads: BTreeMap<(ReplicaId, u32), BTreeMap<(ClientId, Bytes), u64>>,
     violations: Vec<Violation>,
 }
 
@@ -76,7 +80,10 @@ impl Checker {
 
     /// Client `client` submitted the request whose digest is `digest` under `number`.
     pub fn submitted(&mut self, client: ClientId, number: u64, digest: Digest) {
-        self.submitted.insert((client, number), digest);
+        self.submitted
+            .entry((client, number))
+            .or_default()
+            .insert(digest);
     }
 
     /// A correct replica (in `incarnation`) delivered `d`. Every request in it must be
@@ -87,7 +94,12 @@ impl Checker {
             .batch
             .requests
             .iter()
-            .filter(|req| self.submitted.get(&req.key()) != Some(&req.digest()))
+            .filter(|req| {
+                !self
+                    .submitted
+                    .get(&req.key())
+                    .is_some_and(|digests| digests.contains(&req.digest()))
+            })
             .map(|req| {
                 format!(
                     "{replica} executed request ({}, {}) at {} that its client did not send",
@@ -125,7 +137,35 @@ impl Checker {
                 )
             })
             .collect();
-        for msg in twice {
+        let submitted = &self.submitted;
+        let payloads = self
+            .seen_payloads
+            .entry((replica, incarnation))
+            .or_default();
+        let renumbered_twice: Vec<String> = d
+            .batch
+            .requests
+            .iter()
+            // A forged request is reported above; this is about the client's own.
+            .filter(|req| {
+                submitted
+                    .get(&req.key())
+                    .is_some_and(|digests| digests.contains(&req.digest()))
+            })
+            .filter(|req| {
+                *payloads
+                    .entry((req.client, req.payload.clone()))
+                    .or_insert(req.number)
+                    != req.number
+            })
+            .map(|req| {
+                format!(
+                    "{replica} executed a payload of {} twice (again as {} at {})",
+                    req.client, req.number, d.seq
+                )
+            })
+            .collect();
+        for msg in twice.into_iter().chain(renumbered_twice) {
             self.report(Violation::Safety(msg));
         }
     }
@@ -300,6 +340,24 @@ mod tests {
         assert!(matches!(c.violations()[0], Violation::Safety(_)));
         c.accepted(ClientId(0), 9, &Bytes::from_static(b"r"), Time(0));
         assert_eq!(c.violations().len(), 2);
+    }
+
+    /// A payload the client submitted under two numbers (numbered again after a
+    /// stale-number notice) must run under one of them only.
+    #[test]
+    fn a_renumbered_payload_executed_under_both_numbers_is_a_violation() {
+        let mut c = submitted(1..=1, b"a");
+        let again = Request::new(ClientId(0), 40, Bytes::from_static(b"a"));
+        c.submitted(ClientId(0), 40, again.digest());
+        c.delivery(ReplicaId(0), 0, &delivery(1, b"a", 1));
+        assert!(c.violations().is_empty());
+        c.delivery(ReplicaId(0), 0, &delivery(2, b"a", 40));
+        assert_eq!(c.violations().len(), 1, "{:?}", c.violations());
+        assert!(
+            c.violations()[0]
+                .to_string()
+                .contains("payload of c0 twice")
+        );
     }
 
     #[test]

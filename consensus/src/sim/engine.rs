@@ -143,6 +143,10 @@ pub struct SimClient {
     due: usize,
     window: usize,
     next_wake: Option<Time>,
+    /// Requests earlier runs of the client submitted and did not forget, and those
+    /// they completed ([`FaultEvent::ClientRestart`]).
+    earlier_submitted: u64,
+    earlier_completed: u64,
 }
 
 impl SimClient {
@@ -155,11 +159,37 @@ impl SimClient {
             due: 0,
             window: window.max(1),
             next_wake: None,
+            earlier_submitted: 0,
+            earlier_completed: 0,
         }
     }
 
     fn finished(&self) -> bool {
         self.plan.is_empty() && self.due == 0 && self.core.outstanding() == 0
+    }
+
+    /// Requests completed, over all its runs.
+    fn completed(&self) -> u64 {
+        self.earlier_completed + self.core.counters().completed
+    }
+
+    /// Requests planned: submitted and kept, and still to submit.
+    fn planned(&self) -> u64 {
+        self.earlier_submitted
+            + self.core.counters().submitted
+            + self.plan.len() as u64
+            + self.due as u64
+    }
+
+    /// Starts the client again with `core` (a fresh run under the same key): the
+    /// requests the old run still had outstanding are forgotten and due again as new
+    /// ones.
+    fn restart(&mut self, core: ClientCore) {
+        let old = std::mem::replace(&mut self.core, core);
+        let forgotten = old.outstanding() as u64;
+        self.earlier_submitted += old.counters().submitted - forgotten;
+        self.earlier_completed += old.counters().completed;
+        self.due += forgotten as usize;
     }
 }
 
@@ -194,6 +224,9 @@ pub struct Outcome {
     pub client_busy_refusals: u64,
     /// Requests the clients sent again after a busy refusal's back-off.
     pub client_busy_retries: u64,
+    /// Requests the clients numbered again, their numbers witnessed spent (in their
+    /// current runs).
+    pub client_renumbered: u64,
     /// Per replica: whether it still counted as correct at the end (a scheduled
     /// `byzantine` step makes it faulty).
     pub correct_at_end: Vec<bool>,
@@ -348,16 +381,8 @@ impl<P: Protocol> Engine<P> {
                 finish_at = Some(t + settle);
             }
         }
-        let planned: u64 = self
-            .clients
-            .iter()
-            .map(|c| c.core.counters().submitted + c.plan.len() as u64 + c.due as u64)
-            .sum();
-        let completed: u64 = self
-            .clients
-            .iter()
-            .map(|c| c.core.counters().completed)
-            .sum();
+        let planned: u64 = self.clients.iter().map(SimClient::planned).sum();
+        let completed: u64 = self.clients.iter().map(SimClient::completed).sum();
         if finish_at.is_none() {
             self.checker.report(Violation::Liveness(format!(
                 "{} of {planned} requests completed by {deadline} (faults healed at {heal_at})",
@@ -367,11 +392,7 @@ impl<P: Protocol> Engine<P> {
                 .clients
                 .iter()
                 .enumerate()
-                .map(|(c, client)| {
-                    let counters = client.core.counters();
-                    let planned = counters.submitted + client.plan.len() as u64 + client.due as u64;
-                    (ClientId(c as u32), counters.completed, planned)
-                })
+                .map(|(c, client)| (ClientId(c as u32), client.completed(), client.planned()))
                 .collect();
             self.checker.client_liveness(&per_client);
         }
@@ -431,6 +452,11 @@ impl<P: Protocol> Engine<P> {
                 .clients
                 .iter()
                 .map(|c| c.core.counters().busy_retries)
+                .sum(),
+            client_renumbered: self
+                .clients
+                .iter()
+                .map(|c| c.core.counters().renumbered)
                 .sum(),
             correct_at_end: self.nodes.iter().map(|n| n.correct).collect(),
         }
@@ -879,7 +905,11 @@ impl<P: Protocol> Engine<P> {
         for d in &done {
             self.checker.accepted(client, d.number, &d.result, self.now);
         }
-        if !done.is_empty() {
+        let renumber_due = self.clients[c]
+            .core
+            .next_deadline()
+            .is_some_and(|t| t <= self.now);
+        if !done.is_empty() || renumber_due {
             self.wake_client(c);
         }
     }
@@ -910,6 +940,13 @@ impl<P: Protocol> Engine<P> {
                 }
             }
             client.core.on_tick(now, &mut actions);
+        }
+        let id = ClientId(c as u32);
+        for action in &actions {
+            // Requests numbered again are submissions too (the same payload under a
+            // new number).
+            let (ClientAction::Send { request, .. } | ClientAction::Broadcast { request }) = action;
+            self.checker.submitted(id, request.number, request.digest());
         }
         for action in actions {
             match action {
@@ -996,6 +1033,12 @@ impl<P: Protocol> Engine<P> {
             FaultEvent::Links(faults) => self.net.faults = faults,
             FaultEvent::CleanLinks => self.net.faults = LinkFaults::default(),
             FaultEvent::Step(step) => self.apply_step(step),
+            FaultEvent::ClientRestart(c) => {
+                let routing = P::client_routing(self.nodes.len());
+                let fresh = self.clients[c].core.restarted(routing);
+                self.clients[c].restart(fresh);
+                self.wake_client(c);
+            }
         }
     }
 }

@@ -114,6 +114,11 @@ pub enum FaultEvent {
     CleanLinks,
     /// A step of a scheduled plan (a scenario's fault in virtual time).
     Step(crate::sim::schedule::ScheduledStep),
+    /// Client `c`'s process starts again: it forgets its outstanding requests and
+    /// numbers from 1 again under the same key (a new `tandem client` run), while the
+    /// replicas remember the numbers its previous run used. The requests it forgot are
+    /// submitted again as new ones, so it must still complete all it planned.
+    ClientRestart(usize),
 }
 
 /// The faults of one run.

@@ -284,6 +284,9 @@ pub struct SimReport {
     pub client_busy_refusals: u64,
     /// Requests the clients sent again after a busy refusal's back-off.
     pub client_busy_retries: u64,
+    /// Requests the clients numbered again because f+1 replicas witnessed their
+    /// numbers spent (a client restarted under its key: [`FaultEvent::ClientRestart`]).
+    pub client_renumbered: u64,
     /// Replicas that were Byzantine, and the name of their mode.
     pub byzantine: Vec<(ReplicaId, &'static str)>,
     /// Events processed.
@@ -345,6 +348,7 @@ fn run_protocol<P: Protocol>(cfg: &SimConfig) -> SimReport {
                 refused_busy: 0,
                 client_busy_refusals: 0,
                 client_busy_retries: 0,
+                client_renumbered: 0,
                 byzantine: Vec::new(),
                 events: 0,
                 restarts_from_snapshot: 0,
@@ -469,6 +473,7 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
         refused_busy,
         client_busy_refusals: outcome.client_busy_refusals,
         client_busy_retries: outcome.client_busy_retries,
+        client_renumbered: outcome.client_renumbered,
         byzantine: byzantine
             .into_iter()
             .map(|(r, m)| (ReplicaId(r as u32), m))
@@ -588,6 +593,40 @@ mod tests {
             cfg.scripted_faults = Some(events);
             let report = run(&cfg);
             assert!(report.ok(), "seed {seed}: {:?}", report.violations);
+        }
+    }
+
+    /// A client's process restarts twice mid-run under its key and numbers from 1
+    /// again while the replicas remember its earlier numbers: it must renumber the
+    /// requests whose numbers are spent (f+1 replicas witnessing it) and complete
+    /// everything it planned, and no payload may run under two numbers. Before stale
+    /// numbers were answered, the restarted client got at most the cached results of
+    /// its previous run's requests (refused: they name other payloads) and stalled.
+    #[test]
+    fn a_restarted_client_numbers_again_and_completes() {
+        for protocol in [ProtocolKind::Pbft, ProtocolKind::HotStuff] {
+            let mut renumbered = 0;
+            for seed in 0..6 {
+                let mut cfg = SimConfig::new(protocol, seed, FaultMix::None, 4);
+                cfg.clients = 2;
+                cfg.requests_per_client = 120;
+                let at = |ms: u64| Time::ZERO + Duration::from_millis(ms);
+                cfg.scripted_faults = Some(vec![
+                    (at(1500), FaultEvent::ClientRestart(0)),
+                    (at(2500), FaultEvent::ClientRestart(0)),
+                    (at(2600), FaultEvent::ClientRestart(1)),
+                ]);
+                let report = run(&cfg);
+                assert!(
+                    report.ok(),
+                    "{protocol} seed {seed}: {:?}\n    replay: {}",
+                    report.violations,
+                    report.replay_command()
+                );
+                assert_eq!(report.requests_completed, report.requests_planned);
+                renumbered += report.client_renumbered;
+            }
+            assert!(renumbered > 0, "{protocol}: nothing was numbered again");
         }
     }
 

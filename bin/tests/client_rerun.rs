@@ -1,0 +1,162 @@
+//! A client key run twice against one hand-started cluster (README "A cluster by
+//! hand"): `tandem client` numbers its requests from 1 every run, while the replicas
+//! remember the numbers the first run used. The second run must still get its work
+//! done — on the ledger and on the EVM. Before stale numbers were answered, its
+//! requests were taken as done: it completed nothing (or, with a short first run,
+//! only what it numbered past the first run's numbers).
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn tandem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("tandem runs");
+    assert!(
+        out.status.success(),
+        "tandem failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn free_addresses(n: usize) -> Vec<String> {
+    let sockets: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// Replica processes, killed on drop.
+struct Replicas(Vec<Child>);
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `tandem keygen` with `flags` into `dir`, then its four replicas.
+fn start_cluster(dir: &Path, flags: &[&str]) -> Replicas {
+    let addresses = free_addresses(4).join(",");
+    run_ok(
+        tandem()
+            .arg("keygen")
+            .args(flags)
+            .args(["--checkpoint-interval", "16", "--addresses", &addresses])
+            .arg("--out")
+            .arg(dir),
+    );
+    let cluster = dir.join("cluster.toml");
+    let mut replicas = Replicas(Vec::new());
+    for i in 0..4 {
+        let child = tandem()
+            .arg("replica")
+            .arg("--cluster")
+            .arg(&cluster)
+            .args(["--id", &i.to_string()])
+            .arg("--key")
+            .arg(dir.join(format!("r{i}.key")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        replicas.0.push(child);
+    }
+    replicas
+}
+
+/// Runs `tandem client` under `key` for 3 s (32 outstanding) with `flags`: the
+/// completed, applied and unfinished counts it printed, and its output.
+fn client_run(dir: &Path, key: &str, flags: &[&str]) -> (u64, u64, u64, String) {
+    let out = run_ok(
+        tandem()
+            .arg("client")
+            .arg("--cluster")
+            .arg(dir.join("cluster.toml"))
+            .arg("--key")
+            .arg(dir.join(key))
+            .args(["--duration", "3", "--warmup", "0", "--window", "32"])
+            .args(flags),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    let count = |name: &str| -> u64 {
+        let at = words
+            .iter()
+            .position(|w| *w == name)
+            .unwrap_or_else(|| panic!("no {name} in:\n{stdout}"));
+        words[at + 1].parse().unwrap()
+    };
+    (
+        count("completed"),
+        count("applied"),
+        count("unfinished"),
+        stdout,
+    )
+}
+
+/// The ledger: the second run under the same key completes and applies as the
+/// first did (the ledger's load client takes its nonces from the clock, so the
+/// same sender accounts serve both runs).
+#[test]
+fn a_ledger_client_key_run_twice_gets_its_work_done_both_times() {
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let _replicas = start_cluster(dir.path(), &["--clients", "1", "--accounts", "1000"]);
+    let (first, first_applied, unfinished, out) = client_run(dir.path(), "c0.key", &[]);
+    assert!(first > 100 && first_applied > 0, "{out}");
+    assert_eq!(unfinished, 0, "{out}");
+    let (second, applied, unfinished, out) = client_run(dir.path(), "c0.key", &[]);
+    assert!(second > 100, "the second run completed too little:\n{out}");
+    assert!(applied > 0, "{out}");
+    assert_eq!(unfinished, 0, "{out}");
+}
+
+/// The EVM: the second run under the same key, on a sender class the first run did
+/// not use (EVM nonces are exact from genesis: README), completes and applies.
+#[test]
+fn an_evm_client_key_run_twice_gets_its_work_done_both_times() {
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let _replicas = start_cluster(
+        dir.path(),
+        &[
+            "--clients",
+            "1",
+            "--vm",
+            "evm",
+            "--workload",
+            "erc20",
+            "--accounts",
+            "400",
+            "--pools",
+            "1",
+        ],
+    );
+    let class = |i: &'static str| ["--client-count", "2", "--client-index", i];
+    let (first, first_applied, _, out) = client_run(dir.path(), "c0.key", &class("0"));
+    assert!(first > 50 && first_applied > 0, "{out}");
+    let (second, applied, unfinished, out) = client_run(dir.path(), "c0.key", &class("1"));
+    assert!(second > 50, "the second run completed too little:\n{out}");
+    assert!(applied > 0, "{out}");
+    assert_eq!(unfinished, 0, "{out}");
+}
