@@ -11,7 +11,11 @@
 //! hundred requests per client spread over the load's duration with the density of
 //! its rate (not thousands per second), with the simulator's protocol parameters
 //! (small batches and checkpoint intervals, short timers) rather than the file's, on
-//! the hash-chain application rather than the ledger. The scenario's `durability`
+//! the hash-chain application rather than the file's VM — the ledger, or the EVM of
+//! `[cluster] vm = "evm"`, whose executor, gas bounds and `[evm_workload]` are not
+//! simulated either; the run's header says so ([`application_note`]). The simulator
+//! judges ordering, faults and exactly-once, which are the same whichever VM executes.
+//! The scenario's `durability`
 //! carries over: with `wal` the simulated replicas have disks (a restart replays what
 //! was fsynced, and a crash may also hit storage unless storage faults are turned
 //! off); with `none` they restart empty.
@@ -75,6 +79,21 @@ fn target(t: &Target, n: usize, rng: &mut ChaCha8Rng) -> SimTarget {
 ///
 /// # Errors
 /// A Byzantine mode the scenario's protocol does not have.
+/// What the simulated replicas execute, for the run's header: the simulator's
+/// hash-chain application, not the scenario's VM (named with the sections it leaves
+/// out), so an EVM scenario is not taken for a simulated EVM.
+pub fn application_note(scenario: &Scenario) -> String {
+    let (vm, workload) = match scenario.evm {
+        Some(_) => ("evm", "[evm_workload]"),
+        None => ("ledger", "[workload]"),
+    };
+    format!(
+        "application: the simulator's hash chain, not the file's VM ([cluster] vm = \"{vm}\"; \
+         its executor and {workload} are not simulated — ordering, faults and exactly-once are)"
+    )
+}
+
+/// The simulator's plan of `scenario` for `seed`: its steps, load and replicas.
 pub fn plan(scenario: &Scenario, seed: u64, storage_faults: bool) -> Result<SchedulePlan> {
     let protocol = scenario.cluster.protocol.name;
     let n = scenario.cluster.replicas;
@@ -524,6 +543,30 @@ probability = 0.25
             })
         );
         assert_eq!(r10.reorder, 0.25);
+    }
+
+    /// `[cluster] vm = "evm"`: the checked-in EVM scenario runs its cluster, load
+    /// and crash on the hash-chain application (the simulator judges ordering and
+    /// exactly-once, not the VM), and the header says the EVM is not simulated. It
+    /// used to run silently, as if simulated.
+    #[test]
+    fn the_evm_scenario_runs_on_the_hash_chain_and_says_so() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join("evm-uniswap-primary-crash.toml");
+        let s = Scenario::load(&path).unwrap();
+        assert!(s.evm.is_some());
+        let note = application_note(&s);
+        assert!(note.contains("vm = \"evm\""), "{note}");
+        assert!(note.contains("[evm_workload] are not simulated"), "{note}");
+        let ledger = Scenario::parse(Path::new("small.toml"), SCENARIO).unwrap();
+        assert!(application_note(&ledger).contains("vm = \"ledger\""));
+        let reports = run_seeds(&s, 0..2, 2, true, &|_| {}).unwrap();
+        for r in &reports {
+            assert!(r.ok(), "seed {}: {:?}", r.seed, r.violations);
+        }
+        let totals = SimTotals::of(&reports);
+        assert_eq!(totals.completed, totals.planned);
     }
 
     #[test]

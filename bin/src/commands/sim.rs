@@ -349,6 +349,7 @@ fn run_scenario(
         seeds.start,
         scenario.cluster.replicas
     );
+    println!("{}", scenario_sim::application_note(&scenario));
     let started = Instant::now();
     let bar = ProgressBar::new(seeds.end - seeds.start);
     bar.set_style(
