@@ -19,10 +19,13 @@
 //!
 //! Recovery is memoised in the transaction (`SenderCache`), so admission recovers
 //! each sender once and execution reads it; a clone starts without it (so a
-//! benchmark that clones its batches measures recovery every run). The memo
-//! follows the fields it was computed from only as long as they do not change:
-//! change a signed transaction (its fields or its signature) on a clone, or
-//! before its sender is first asked for.
+//! benchmark that clones its batches measures recovery every run). The memo keeps
+//! a copy of everything the signature covers and of the signature itself (chain
+//! id, y parity, r, s, nonce, gas limit, recipient, value, data, access list) and
+//! answers only while the transaction still has exactly those: a transaction whose
+//! fields were changed after its sender was recovered is recovered again from what
+//! it holds now, never given the sender of the fields it had (the fields are
+//! public, so the memo cannot assume they stay as they were).
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -126,10 +129,83 @@ impl EvmSignature {
     }
 }
 
-/// The recovered sender, once computed. Not part of a signature's identity, and
-/// not cloned (see the module docs).
+/// The recovered sender, once computed, with the fields it was computed from. Not
+/// part of a signature's identity, and not cloned (see the module docs). Boxed, so a
+/// transaction carries one pointer for it, not a copy of its fields.
 #[derive(Default)]
-struct SenderCache(OnceLock<Result<Address, SignatureError>>);
+struct SenderCache(OnceLock<Box<Recovered>>);
+
+/// A memoised verdict and what it was reached from.
+struct Recovered {
+    fields: SignedFields,
+    sender: Result<Address, SignatureError>,
+}
+
+/// What a signature covers and the signature itself, as they were when the sender
+/// was recovered ([`EvmTx::eth_fields`] and the signature's scalars).
+#[derive(Debug, PartialEq, Eq)]
+struct SignedFields {
+    chain_id: u64,
+    y_parity: bool,
+    r: [u8; 32],
+    s: [u8; 32],
+    nonce: u64,
+    gas_limit: u64,
+    to: Option<[u8; 20]>,
+    value: [u8; 32],
+    data: Vec<u8>,
+    access_list: Option<Vec<crate::evm::AccessListEntry>>,
+}
+
+impl SignedFields {
+    fn of(tx: &EvmTx, sig: &EvmSignature) -> SignedFields {
+        SignedFields {
+            chain_id: sig.chain_id,
+            y_parity: sig.y_parity,
+            r: sig.r,
+            s: sig.s,
+            nonce: tx.nonce,
+            gas_limit: tx.gas_limit,
+            to: tx.to,
+            value: tx.value,
+            data: tx.data.clone(),
+            access_list: tx.access_list.clone(),
+        }
+    }
+
+    /// Whether `tx` signed by `sig` still has exactly these fields (no allocation).
+    fn matches(&self, tx: &EvmTx, sig: &EvmSignature) -> bool {
+        self.chain_id == sig.chain_id
+            && self.y_parity == sig.y_parity
+            && self.r == sig.r
+            && self.s == sig.s
+            && self.nonce == tx.nonce
+            && self.gas_limit == tx.gas_limit
+            && self.to == tx.to
+            && self.value == tx.value
+            && self.data == tx.data
+            && self.access_list == tx.access_list
+    }
+}
+
+impl SenderCache {
+    /// The memoised verdict for `tx` signed by `sig`, computing it with `verdict` the
+    /// first time; `None` if the memo was made from other fields than `tx` has now.
+    fn get_or_init(
+        &self,
+        tx: &EvmTx,
+        sig: &EvmSignature,
+        verdict: impl FnOnce() -> Result<Address, SignatureError>,
+    ) -> Option<&Result<Address, SignatureError>> {
+        let memo = self.0.get_or_init(|| {
+            Box::new(Recovered {
+                fields: SignedFields::of(tx, sig),
+                sender: verdict(),
+            })
+        });
+        memo.fields.matches(tx, sig).then_some(&memo.sender)
+    }
+}
 
 impl Clone for SenderCache {
     fn clone(&self) -> SenderCache {
@@ -151,7 +227,7 @@ impl std::hash::Hash for SenderCache {
 
 impl std::fmt::Debug for SenderCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.get() {
+        match self.0.get().map(|m| &m.sender) {
             Some(Ok(a)) => write!(f, "{a}"),
             Some(Err(e)) => write!(f, "({e})"),
             None => f.write_str("(not recovered)"),
@@ -223,14 +299,19 @@ impl EvmSigningKey {
 }
 
 impl EvmTx {
-    /// The sender recovered from the signature (memoised): `Err` for an unsigned
-    /// transaction's call is not possible, it returns `from`. Does not check the
-    /// chain id against a configuration (`check_signature` does).
+    /// The sender recovered from the signature (memoised, for the fields the
+    /// transaction has now: see the module docs); an unsigned transaction returns
+    /// `from`. Does not check the chain id against a configuration
+    /// (`check_signature` does).
     pub fn recover_sender(&self) -> Result<Address, SignatureError> {
         let Some(sig) = &self.signature else {
             return Ok(Address::new(self.from));
         };
-        sig.sender.0.get_or_init(|| recover(self, sig)).clone()
+        match sig.sender.get_or_init(self, sig, || recover(self, sig)) {
+            Some(memo) => memo.clone(),
+            // Changed since the memo was made: recovered from what it holds now.
+            None => recover(self, sig),
+        }
     }
 
     /// `None` if the transaction may run under chain `chain_id`: unsigned, or
@@ -249,12 +330,12 @@ impl EvmTx {
                 signed: sig.chain_id,
                 expected: chain_id,
             };
-            let memo = sig.sender.0.get_or_init(|| Err(refused.clone()));
-            // Recovered before this check (a caller asked for the sender first):
-            // the chain still decides.
+            let memo = sig.sender.get_or_init(self, sig, || Err(refused.clone()));
+            // Recovered before this check (a caller asked for the sender first), or
+            // memoised for other fields: the chain still decides.
             return Some(match memo {
-                Err(e) => e.clone(),
-                Ok(_) => refused,
+                Some(Err(e)) => e.clone(),
+                Some(Ok(_)) | None => refused,
             });
         }
         self.recover_sender().err()
@@ -504,6 +585,70 @@ mod tests {
         // From a clone of the recovered transaction the sender is recovered again.
         assert_eq!(signed.recover_sender(), Ok(key.address()));
         assert_eq!(signed.clone().recover_sender(), Ok(key.address()));
+    }
+
+    /// The memo answers only for the fields it was recovered from: a signed
+    /// transaction changed in place after its sender was recovered (any field the
+    /// signature covers, or the signature) is recovered again and never runs as the
+    /// signer. Before, the memo was the sender of whatever the transaction held when
+    /// first asked, so a changed nonce, value, recipient or calldata kept the
+    /// signer's address.
+    #[test]
+    fn a_transaction_changed_after_recovery_is_not_given_the_memoised_sender() {
+        let key = EvmSigningKey::for_account(1);
+        let signed = key.sign(transfer(), CHAIN).unwrap();
+        type Change = (&'static str, fn(&mut EvmTx));
+        let changes: [Change; 9] = [
+            ("nonce", |t| t.nonce += 1),
+            ("value", |t| t.value[31] ^= 1),
+            ("recipient", |t| t.to = Some([7; 20])),
+            ("gas limit", |t| t.gas_limit += 1),
+            ("data", |t| t.data.push(0)),
+            ("access list", |t| t.access_list = Some(vec![])),
+            ("y parity", |t| {
+                let sig = t.signature.as_mut().unwrap();
+                sig.y_parity = !sig.y_parity;
+            }),
+            ("r", |t| t.signature.as_mut().unwrap().r[31] ^= 1),
+            ("chain id", |t| t.signature.as_mut().unwrap().chain_id += 1),
+        ];
+        for (what, change) in changes {
+            let mut tx = signed.clone();
+            assert_eq!(tx.recover_sender(), Ok(key.address()), "{what}");
+            assert_eq!(tx.sender(), key.address());
+            change(&mut tx);
+            assert_ne!(tx.recover_sender(), Ok(key.address()), "changed {what}");
+            assert_ne!(tx.sender(), key.address(), "changed {what}");
+            // What a fresh recovery of the changed transaction gives (another
+            // address, or a refusal), memo or not.
+            assert_eq!(tx.recover_sender(), tx.clone().recover_sender(), "{what}");
+        }
+        // Unchanged, the memo still answers (and agrees with a fresh recovery).
+        let tx = signed.clone();
+        assert_eq!(tx.recover_sender(), Ok(key.address()));
+        assert_eq!(tx.check_signature(CHAIN), None);
+        assert_eq!(tx.recover_sender(), signed.clone().recover_sender());
+    }
+
+    /// A wrong-chain verdict memoised for one chain id is not the verdict of the
+    /// transaction once re-signed in place for the configured chain.
+    #[test]
+    fn a_wrong_chain_memo_does_not_outlive_a_changed_signature() {
+        let key = EvmSigningKey::for_account(2);
+        let mut tx = key.sign(transfer(), CHAIN + 1).unwrap();
+        assert!(matches!(
+            tx.check_signature(CHAIN),
+            Some(SignatureError::WrongChain { .. })
+        ));
+        let resigned = key.sign(transfer(), CHAIN).unwrap();
+        let (memo, sig) = (tx.signature.take().unwrap(), resigned.signature.unwrap());
+        // The same memo cell, the new signature's scalars.
+        tx.signature = Some(EvmSignature {
+            sender: memo.sender,
+            ..sig
+        });
+        assert_eq!(tx.check_signature(CHAIN), None);
+        assert_eq!(tx.recover_sender(), Ok(key.address()));
     }
 
     #[test]
