@@ -218,6 +218,14 @@ pub trait Vm: Clone + Send + Sync + 'static {
     /// `true`, or returns `false` if it declares nothing.
     fn declare(tx: &Self::Tx, out: &mut Vec<(Self::Key, Access)>) -> bool;
 
+    /// Calls `hint` on keys `tx` will probably read or write, so that a
+    /// scheduler can fetch their places into the cache before execution asks
+    /// for them (Block-STM's key table). Only a hint: any keys, in any order,
+    /// repeated or not, never change a result; by default none.
+    fn hint_keys(tx: &Self::Tx, hint: impl FnMut(&Self::Key)) {
+        let _ = (tx, hint);
+    }
+
     /// The receipt of a transaction the executor could not run (never expected).
     fn internal_error(&self) -> Self::Receipt;
 

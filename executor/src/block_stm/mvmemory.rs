@@ -318,6 +318,12 @@ impl<V: Vm> MvMemory<V> {
         }
     }
 
+    /// Prefetches the key table slot where `key` probably is (a hint).
+    #[inline]
+    pub(crate) fn prefetch(&self, key: &V::Key) {
+        self.keys.prefetch(V::key_hash(key));
+    }
+
     fn slot(&self, key: &V::Key) -> &KeySlot<V> {
         self.keys.slot(key, V::key_hash(key))
     }

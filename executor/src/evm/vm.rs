@@ -440,6 +440,35 @@ impl Vm for EvmVm {
         true
     }
 
+    /// The sender's and the recipient's account fields, then those of every
+    /// access-list entry and its slots (at most `MAX_HINTS` keys).
+    fn hint_keys(tx: &EvmTx, mut hint: impl FnMut(&EvmKey)) {
+        const MAX_HINTS: usize = 32;
+        let mut left = MAX_HINTS;
+        let mut key = |k: EvmKey| {
+            if left > 0 {
+                left -= 1;
+                hint(&k);
+            }
+        };
+        let account = |key: &mut dyn FnMut(EvmKey), a: Address| {
+            key(EvmKey::Balance(a));
+            key(EvmKey::Nonce(a));
+            key(EvmKey::Code(a));
+        };
+        account(&mut key, tx.sender());
+        if let Some(to) = tx.recipient() {
+            account(&mut key, to);
+        }
+        for entry in tx.access_list.iter().flatten() {
+            let a = Address::new(entry.address);
+            account(&mut key, a);
+            for slot in &entry.slots {
+                key(EvmKey::Slot(a, U256::from_be_bytes(*slot)));
+            }
+        }
+    }
+
     fn internal_error(&self) -> EvmReceipt {
         internal_error()
     }
@@ -766,4 +795,42 @@ pub fn attach_access_lists(state: &EvmState, txs: &[EvmTx], config: &EvmConfig) 
             tx.clone().with_access_list(list)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_both_accounts_and_the_access_list_within_the_cap() {
+        let (from, to, token) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
+        let slots: Vec<[u8; 32]> = (0..40u8).map(|i| [i; 32]).collect();
+        let tx = EvmTx::call(from, to, U256::ZERO, 0, 100_000, Vec::new()).with_access_list(vec![
+            AccessListEntry {
+                address: token.into_array(),
+                slots,
+            },
+        ]);
+        let mut hinted = Vec::new();
+        EvmVm::hint_keys(&tx, |k| hinted.push(*k));
+        assert_eq!(hinted.len(), 32, "capped");
+        assert_eq!(
+            &hinted[..3],
+            &[
+                EvmKey::Balance(from),
+                EvmKey::Nonce(from),
+                EvmKey::Code(from)
+            ]
+        );
+        assert!(hinted.contains(&EvmKey::Code(to)));
+        assert!(hinted.contains(&EvmKey::Slot(token, U256::from_be_bytes([0; 32]))));
+        let plain = EvmTx::call(from, to, U256::ZERO, 0, 100_000, Vec::new());
+        let mut n = 0;
+        EvmVm::hint_keys(&plain, |_| n += 1);
+        assert_eq!(n, 6, "no access list: the two accounts' fields");
+    }
 }
