@@ -44,7 +44,7 @@ const CACHED_CLIENT_KEYS: usize = 65_536;
 /// One MAC per replica (index = replica id), each over the request's digest under the
 /// key the client shares with that replica. Empty for an unauthenticated request.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Authenticator(pub Vec<[u8; MAC_LEN]>);
+pub struct Authenticator(#[serde(with = "crate::byte_arrays::list")] pub Vec<[u8; MAC_LEN]>);
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -14,16 +14,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
-use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::client_auth::{ClientMacVerifier, MacKey};
 use crate::request::Request;
 use crate::types::{ClientId, Digest, ReplicaId};
 
 /// An Ed25519 signature.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Signature(pub [u8; 64]);
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature(#[serde(with = "crate::byte_arrays")] pub [u8; 64]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,46 +31,6 @@ impl fmt::Debug for Signature {
             "sig:{:02x}{:02x}{:02x}{:02x}",
             self.0[0], self.0[1], self.0[2], self.0[3]
         )
-    }
-}
-
-impl Serialize for Signature {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Signature {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Signature, D::Error> {
-        struct SigVisitor;
-        impl<'de> Visitor<'de> for SigVisitor {
-            type Value = Signature;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("64 signature bytes")
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Signature, E> {
-                let arr: [u8; 64] = v
-                    .try_into()
-                    .map_err(|_| E::invalid_length(v.len(), &self))?;
-                Ok(Signature(arr))
-            }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Signature, E> {
-                self.visit_bytes(&v)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
-                let mut arr = [0u8; 64];
-                for (i, slot) in arr.iter_mut().enumerate() {
-                    *slot = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
-                }
-                if seq.next_element::<u8>()?.is_some() {
-                    return Err(de::Error::invalid_length(65, &self));
-                }
-                Ok(Signature(arr))
-            }
-        }
-        d.deserialize_bytes(SigVisitor)
     }
 }
 
@@ -314,7 +273,7 @@ mod tests {
 
     struct BytesOnly<'a>(&'a [u8]);
     impl Serialize for BytesOnly<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_bytes(self.0)
         }
     }

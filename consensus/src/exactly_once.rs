@@ -328,12 +328,15 @@ pub fn record_result(cache: &mut ReplyCache, client: ClientId, result: ReplyResu
     let results = cache.entry(client).or_default();
     results.insert(result.number, result);
     let highest = *results.keys().next_back().expect("just inserted");
-    let keep_from = highest.saturating_sub(window - 1);
-    if results
+    let keep_from = highest.saturating_sub(window.saturating_sub(1));
+    // One entry leaves per entry recorded in the steady state: popping the oldest is
+    // O(log n) where `split_off` rebuilt the map's spine at every batch (9% of a
+    // backup's CPU in `tandem local`, d50ccc4).
+    while results
         .first_key_value()
         .is_some_and(|(n, _)| *n < keep_from)
     {
-        *results = results.split_off(&keep_from);
+        results.pop_first();
     }
 }
 

@@ -30,6 +30,7 @@
 mod counters;
 
 pub mod application;
+mod byte_arrays;
 pub mod checkpoint;
 pub mod client;
 pub mod client_auth;

@@ -95,7 +95,7 @@ impl fmt::Display for Seq {
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Digest(pub [u8; 32]);
+pub struct Digest(#[serde(with = "crate::byte_arrays")] pub [u8; 32]);
 
 impl Digest {
     /// SHA-256 of `parts`, concatenated.
