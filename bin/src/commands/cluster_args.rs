@@ -22,8 +22,9 @@ pub struct ClusterArgs {
     /// Executor: sequential, block-stm, access-list, auto, or none (consensus only).
     #[arg(long, default_value_t = ClusterParams::default().executor)]
     pub executor: String,
-    /// Executor threads per replica [default: 2; `tandem local` with a CPU budget: the
-    /// budget rounded up].
+    /// Executor threads per replica [default: `tandem local` the CPU budget rounded up,
+    /// or without one the replica's share of this machine (CPUs / replicas, at least
+    /// 1); `keygen` 2].
     #[arg(long)]
     pub threads: Option<usize>,
     /// The VM the replicas run: ledger (the native DeFi ledger) or evm (revm).

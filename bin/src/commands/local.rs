@@ -67,7 +67,7 @@ pub struct LocalArgs {
 pub fn run(args: LocalArgs) -> Result<ExitCode> {
     let cpu_budget = args.cpu.budget(args.cluster.replicas)?;
     let mut cluster = args.cluster.params();
-    cluster.threads = cpu_budget.threads(args.cluster.threads, cluster.threads);
+    cluster.threads = cpu_budget.threads(args.cluster.threads, cluster.replicas);
     let options = LocalOptions {
         cluster,
         cpu_budget,

@@ -270,7 +270,7 @@ impl CompareSpec {
             replicas,
             batch_size: value("batch_size").parse().context("--batch-size")?,
             signed_all: value("signed_all").parse().context("--signed-all")?,
-            threads: cpu_budget.threads(s.threads, d.threads),
+            threads: cpu_budget.threads(s.threads, replicas),
             accounts: s.accounts.unwrap_or(d.accounts),
             pools: s.pools.unwrap_or(d.pools),
             work: s.work.unwrap_or(d.work),
@@ -639,7 +639,19 @@ mod tests {
             .unwrap();
         assert_eq!(cells.len(), 1);
         assert_eq!(cells[0].label, "all");
-        assert_eq!(cells[0].cluster, ClusterParams::default());
+        let d = ClusterParams::default();
+        let share = crate::cpu_budget::machine_share_threads(
+            crate::cpu_budget::usable_cpu_count(),
+            d.replicas,
+        );
+        assert_eq!(
+            cells[0].cluster,
+            ClusterParams {
+                threads: share,
+                ..d
+            },
+            "the defaults, with the replicas' share of the machine as executor threads"
+        );
     }
 
     /// Two variants of one protocol are two cells; each cell's cluster section holds

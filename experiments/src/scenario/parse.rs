@@ -274,7 +274,7 @@ fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<Cl
     };
     let cpu = cpu_budget(src, raw.cpus_per_replica, raw.cpu_sets, replicas)?;
     let threads = match raw.threads {
-        None => cpu.threads(None, 2),
+        None => cpu.threads(None, replicas),
         Some(t) if *t.get_ref() == 0 || *t.get_ref() > 256 => {
             return Err(src.error(t.span(), "threads must be between 1 and 256"));
         }
@@ -1751,7 +1751,11 @@ target = "primary"
         assert_eq!(given.cluster.threads, 3, "`threads` wins over the budget");
         let none = parse_text("[cluster]\nreplicas = 4\n[load]\nduration = 5\n").unwrap();
         assert!(none.cluster.cpu.is_none());
-        assert_eq!(none.cluster.threads, 2);
+        assert_eq!(
+            none.cluster.threads,
+            crate::cpu_budget::machine_share_threads(crate::cpu_budget::usable_cpu_count(), 4),
+            "no budget: the replica's share of the machine"
+        );
     }
 
     #[test]
