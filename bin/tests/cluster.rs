@@ -153,6 +153,11 @@ fn a_budgeted_run_reports_each_replicas_cpu_set_and_threads() {
                 "1",
                 "--executor",
                 "sequential",
+                // A stable checkpoint even when a loaded machine delivers few
+                // batches in 3 s: without one the digests cannot be compared and
+                // the run fails.
+                "--checkpoint-interval",
+                "16",
             ])
             .args(["--cpu-sets", sets])
             .arg("--results")
