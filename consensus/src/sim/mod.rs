@@ -630,6 +630,33 @@ mod tests {
         }
     }
 
+    /// The same restarts with a Byzantine replica of every mode of each protocol
+    /// (one mode per seed): whatever a faulty replica answers, the restarted clients
+    /// renumber only what f+1 replicas witness spent, run nothing twice and complete.
+    #[test]
+    fn a_restarted_client_completes_beside_every_byzantine_mode() {
+        for protocol in [ProtocolKind::Pbft, ProtocolKind::HotStuff] {
+            for (seed, mode) in protocol.byzantine_modes().into_iter().enumerate() {
+                let mut cfg = SimConfig::new(protocol, seed as u64, FaultMix::Byzantine(mode), 4);
+                cfg.clients = 2;
+                cfg.requests_per_client = 80;
+                let at = |ms: u64| Time::ZERO + Duration::from_millis(ms);
+                cfg.scripted_faults = Some(vec![
+                    (at(1200), FaultEvent::ClientRestart(0)),
+                    (at(2400), FaultEvent::ClientRestart(1)),
+                ]);
+                let report = run(&cfg);
+                assert!(
+                    report.ok(),
+                    "{protocol} {mode} seed {seed}: {:?}\n    replay: {}",
+                    report.violations,
+                    report.replay_command()
+                );
+                assert_eq!(report.requests_completed, report.requests_planned);
+            }
+        }
+    }
+
     #[test]
     fn correct_quorum_survives_the_same_seeds() {
         for seed in 0..10 {
