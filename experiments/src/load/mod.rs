@@ -384,6 +384,7 @@ pub async fn run_load(
         unfinished: core.outstanding() as u64,
         shed,
         busy_refusals: c.busy_refusals,
+        renumbered: c.renumbered,
     });
     transport.shutdown().await;
     Ok(stats)

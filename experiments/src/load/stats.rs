@@ -79,6 +79,9 @@ pub struct LoadStats {
     /// Busy refusals received (a replica's queue was full; the request was sent
     /// again after a back-off): admission control at work, not a failure.
     pub busy_refusals: u64,
+    /// Requests numbered again because f+1 replicas witnessed their numbers spent
+    /// by an earlier run under the client's key (`ClientCounters::renumbered`).
+    pub renumbered: u64,
     /// Every request whose result was accepted (f+1 matching replies), per client id,
     /// warm-up included: what the acknowledged-loss check looks for in the replicas.
     pub acknowledged: Acknowledged,
@@ -99,6 +102,8 @@ pub struct FinalCounts {
     pub shed: u64,
     /// Busy refusals received.
     pub busy_refusals: u64,
+    /// Requests numbered again (their numbers spent by an earlier run).
+    pub renumbered: u64,
 }
 
 impl LoadStats {
@@ -120,6 +125,7 @@ impl LoadStats {
             unfinished: 0,
             shed: 0,
             busy_refusals: 0,
+            renumbered: 0,
             acknowledged: Acknowledged::new(),
         }
     }
@@ -159,6 +165,7 @@ impl LoadStats {
         self.unfinished = counts.unfinished;
         self.shed = counts.shed;
         self.busy_refusals = counts.busy_refusals;
+        self.renumbered = counts.renumbered;
     }
 
     /// Adds another client's stats (same run start).
@@ -186,6 +193,7 @@ impl LoadStats {
         self.unfinished += other.unfinished;
         self.shed += other.shed;
         self.busy_refusals += other.busy_refusals;
+        self.renumbered += other.renumbered;
         for (client, ranges) in &other.acknowledged {
             self.acknowledged.entry(*client).or_default().merge(ranges);
         }
@@ -215,7 +223,7 @@ impl LoadStats {
         format!(
             "submitted {}  completed {}  ({:.0} tx/s over {:.0} s)\n\
              latency ms  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
-             outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  busy {}  retransmissions {}",
+             outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  busy {}  retransmissions {}  renumbered {}",
             self.submitted,
             self.completed,
             tps,
@@ -231,7 +239,8 @@ impl LoadStats {
             self.unfinished,
             self.shed,
             self.busy_refusals,
-            self.retransmissions
+            self.retransmissions,
+            self.renumbered
         )
     }
 }
@@ -277,6 +286,7 @@ mod tests {
             unfinished: 1,
             shed: 1,
             busy_refusals: 2,
+            renumbered: 3,
         });
         let text = s.render_client_summary(Duration::from_secs(1), Duration::ZERO);
         let lines: Vec<&str> = text.lines().collect();
@@ -288,7 +298,7 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "outcomes    applied 4  aborted 0  malformed 0  unfinished 1  shed 1  busy 2  retransmissions 1"
+            "outcomes    applied 4  aborted 0  malformed 0  unfinished 1  shed 1  busy 2  retransmissions 1  renumbered 3"
         );
     }
 }
