@@ -82,6 +82,11 @@ fn start_cluster(dir: &Path, flags: &[&str]) -> Replicas {
 
 /// Runs `tandem client` under `key` for 3 s (32 outstanding) with `flags`: the
 /// completed, applied, unfinished and renumbered counts it printed, and its output.
+/// A client keeps 32 outstanding and numbers nothing 32 or more above its oldest
+/// outstanding request, so completing more than 64 means the requests it numbered
+/// again completed (a stuck one would hold everything behind it); what is still
+/// unfinished after the 2 s drain is not asserted, since a loaded machine may need
+/// longer.
 fn client_run(dir: &Path, key: &str, flags: &[&str]) -> (u64, u64, u64, u64, String) {
     let out = run_ok(
         tandem()
@@ -121,14 +126,13 @@ fn a_ledger_client_key_run_twice_gets_its_work_done_both_times() {
         .unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let _replicas = start_cluster(dir.path(), &["--clients", "1", "--accounts", "1000"]);
-    let (first, first_applied, unfinished, renumbered, out) = client_run(dir.path(), "c0.key", &[]);
+    let (first, first_applied, _, renumbered, out) = client_run(dir.path(), "c0.key", &[]);
     assert!(first > 100 && first_applied > 0, "{out}");
-    assert_eq!((unfinished, renumbered), (0, 0), "{out}");
-    let (second, applied, unfinished, renumbered, out) = client_run(dir.path(), "c0.key", &[]);
+    assert_eq!(renumbered, 0, "{out}");
+    let (second, applied, _, renumbered, out) = client_run(dir.path(), "c0.key", &[]);
     assert!(second > 100, "the second run completed too little:\n{out}");
     assert!(renumbered > 0, "its first numbers were spent:\n{out}");
     assert!(applied > 0, "{out}");
-    assert_eq!(unfinished, 0, "{out}");
 }
 
 /// The EVM: the second run under the same key, on a sender class the first run did
@@ -156,11 +160,9 @@ fn an_evm_client_key_run_twice_gets_its_work_done_both_times() {
     );
     let class = |i: &'static str| ["--client-count", "2", "--client-index", i];
     let (first, first_applied, _, _, out) = client_run(dir.path(), "c0.key", &class("0"));
-    assert!(first > 50 && first_applied > 0, "{out}");
-    let (second, applied, unfinished, renumbered, out) =
-        client_run(dir.path(), "c0.key", &class("1"));
-    assert!(second > 50, "the second run completed too little:\n{out}");
+    assert!(first > 100 && first_applied > 0, "{out}");
+    let (second, applied, _, renumbered, out) = client_run(dir.path(), "c0.key", &class("1"));
+    assert!(second > 100, "the second run completed too little:\n{out}");
     assert!(renumbered > 0, "its first numbers were spent:\n{out}");
     assert!(applied > 0, "{out}");
-    assert_eq!(unfinished, 0, "{out}");
 }
