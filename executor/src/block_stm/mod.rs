@@ -37,9 +37,10 @@
 //! twice the one before, so about six segments for 10,000 transactions), each
 //! run to the end (`Scheduler::resume`: the workers carry on from the end of the
 //! last segment over the same multi-version memory; what is done is never handed
-//! out again). If a segment took at least 0.8 × threads executions per
-//! transaction (two threads that each execute every transaction `e` times are at
-//! most `2 / e` times as fast as one), what is done is committed and the rest of
+//! out again). If a segment took at least 1.6 × threads executions and
+//! dependency waits per transaction (3.2 on two threads: one Uniswap pair shows
+//! about 4.8; two native pools with 20 µs swaps, where speculation still pays,
+//! about 2.3), what is done is committed and the rest of
 //! the batch runs in order (the sequential executor's loop, as with one worker),
 //! counted in `BatchStats::fallbacks`. Either way the result is the sequential
 //! one: a finished prefix holds the sequential results of its transactions, and
@@ -135,14 +136,16 @@ struct WorkerStats {
 impl WorkerStats {
     /// Whether a segment of `probe` transactions run by `threads` workers with
     /// these counters says speculation cannot pay on the rest of the batch:
-    /// `threads` workers that run every transaction `e` times on average get
-    /// at most `threads / e` times sequential's speed before any overhead, so
-    /// from `e ≥ 0.8 × threads` (1.6 executions per transaction on two
-    /// threads) in-order execution is at least as fast.
+    /// every transaction executed `e` times and suspended `w` times on average
+    /// (each suspension an execution cut short and a worker left without its
+    /// transaction until the one it waits for finishes), from `e + w ≥ 1.6 ×
+    /// threads` (3.2 on two threads: one Uniswap pair shows about 4.8, two
+    /// native pools with 20 µs of work per swap about 2.3, where speculation
+    /// still runs 1.4× sequential's speed).
     fn conflict_heavy(&self, probe: usize, threads: usize) -> bool {
-        let executions = u128::from(self.executions);
-        let bound = (probe as u128) * (threads as u128) * 4;
-        executions * 5 >= bound
+        let costs = u128::from(self.executions) + u128::from(self.dependency_waits);
+        let bound = (probe as u128) * (threads as u128) * 8;
+        costs * 5 >= bound
     }
 }
 
