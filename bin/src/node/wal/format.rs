@@ -6,7 +6,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `TNDMWAL\0` |
-//! | 4 | format version (2) |
+//! | 4 | format version ([`VERSION`]) |
 //! | 32 | cluster id (SHA-256 of the cluster's replica keys) |
 //! | 8 | segment number `n` |
 //! | 4 | CRC-32 of the 52 bytes before |
@@ -19,7 +19,12 @@
 //! stable checkpoint's sequence number (8), its application digest (32), the state's
 //! length (8), a CRC-32 of the header and the state, then the state: a chunk list
 //! (`tandem_consensus::state_chunks`), restored chunk by chunk, each verified against
-//! the digest. Version 2 (version 1 held the state as one encoding).
+//! the digest.
+//!
+//! Versions: 4 writes digests, signatures and MAC authenticators inside records as
+//! length-prefixed byte strings (`tandem_consensus`'s `byte_arrays`), where 3 wrote
+//! them byte by byte; 2 introduced the chunked snapshot (1 held the state as one
+//! encoding). A log of another version is refused at start with both versions named.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,7 +34,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"TNDMWAL\0";
 /// Snapshot magic.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"TNDMSNAP";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Bytes of a segment header.
 pub const SEGMENT_HEADER: usize = 56;
 /// Bytes of a snapshot header (before the state).

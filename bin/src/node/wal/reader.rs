@@ -170,8 +170,8 @@ mod tests {
             WalErrorKind::NotALog
         );
         let mut newer = good.clone();
-        newer[8] = 4;
-        assert_eq!(kind(&newer), WalErrorKind::Version { found: 4 });
+        newer[8] = 5;
+        assert_eq!(kind(&newer), WalErrorKind::Version { found: 5 });
         let mut older = good.clone();
         older[8] = 1; // version 1 held snapshots as one encoding, not a chunk list
         assert_eq!(kind(&older), WalErrorKind::Version { found: 1 });
@@ -179,6 +179,9 @@ mod tests {
         // history: refused by version, never decoded and moved aside.
         older[8] = 2;
         assert_eq!(kind(&older), WalErrorKind::Version { found: 2 });
+        // Version 3 wrote digests and MACs byte by byte: refused, not misread.
+        older[8] = 3;
+        assert_eq!(kind(&older), WalErrorKind::Version { found: 3 });
         let other = scan_segment(&good, &[8; 32], 3, true, Path::new("f")).unwrap_err();
         assert!(matches!(other.kind, WalErrorKind::OtherCluster { .. }));
         let mut crc = good.clone();
