@@ -93,6 +93,8 @@ pub struct Completed {
     pub number: u64,
     /// The agreed result.
     pub result: Bytes,
+    /// The request's payload (what the result answers, whatever number it ran under).
+    pub payload: Bytes,
     /// When the request was first sent.
     pub sent_at: Time,
     /// From first send to the (f+1)-th matching reply.
@@ -624,6 +626,7 @@ impl ClientCore {
                 done.push(Completed {
                     number: *number,
                     result: result.clone(),
+                    payload: entry.request.payload.clone(),
                     sent_at: entry.sent_at,
                     latency: now.since(entry.sent_at),
                     retransmitted: entry.retransmitted,

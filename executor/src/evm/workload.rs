@@ -216,6 +216,7 @@ impl EvmWorkloadSpec {
             senders: Chooser::new(n, self.zipf)?,
             receivers: Chooser::new(n, self.zipf)?,
             nonces: (0..n).map(|i| genesis.nonce(accounts.address(i))).collect(),
+            last_sender: 0,
             debt: vec![0; slots],
             staked: vec![0; slots],
             client: (0, 1),
@@ -268,6 +269,8 @@ pub struct EvmGenerator {
     senders: Chooser,
     receivers: Chooser,
     nonces: Vec<u64>,
+    /// The sender (account index) of the last generated transaction.
+    last_sender: u64,
     /// Per (account, instance): loan debt (lending) or stake (staking) so far.
     debt: Vec<u128>,
     staked: Vec<u128>,
@@ -283,6 +286,22 @@ impl EvmGenerator {
     /// The accounts it sends from (and their keys, under secp256k1).
     pub fn accounts(&self) -> &EvmAccounts {
         &self.accounts
+    }
+
+    /// The account index of the last generated transaction's sender.
+    pub fn last_sender(&self) -> u64 {
+        self.last_sender
+    }
+
+    /// Makes account `sender`'s next transaction use `nonce` if that is below the
+    /// nonce it would use: a transaction of it that did not run (refused as invalid,
+    /// say a nonce above the chain's after an earlier one was lost) left its nonce
+    /// unused, and every later one would fail behind the gap. Unknown accounts are
+    /// ignored.
+    pub fn rewind_nonce(&mut self, sender: u64, nonce: u64) {
+        if let Some(n) = self.nonces.get_mut(sender as usize) {
+            *n = (*n).min(nonce);
+        }
     }
 
     pub fn batch(&mut self, n: usize) -> Vec<EvmTx> {
@@ -308,6 +327,7 @@ impl EvmGenerator {
         let (to, value, data) = self.op(kind, sender, instance, amount);
         let nonce = self.nonces[sender as usize];
         self.nonces[sender as usize] += 1;
+        self.last_sender = sender;
         EvmTx::call(
             self.accounts.address(sender),
             to,
@@ -391,6 +411,7 @@ impl EvmGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evm::EvmStatus;
     use crate::evm::execute::{EvmConfig, execute_batch};
 
     fn small(kind: EvmWorkloadKind, instances: u32) -> EvmWorkloadSpec {
@@ -427,6 +448,54 @@ mod tests {
                 assert!(gas >= 200 * 21_000, "{kind}");
             }
         }
+    }
+
+    /// A sender whose transaction was lost before the chain saw it: its later ones
+    /// fail as invalid (nonce too high) and, without a rewind, every one after them
+    /// too; rewound to the unused nonce, the generator's next transactions of that
+    /// sender run again once the lost one is resent.
+    #[test]
+    fn a_rewound_sender_resumes_after_a_lost_transaction() {
+        let spec = EvmWorkloadSpec {
+            accounts: 2,
+            ..small(EvmWorkloadKind::EvmTransfer, 1)
+        };
+        let (genesis, deployment) = spec.genesis().unwrap();
+        // Client 0 of 2 sends from account 0 only.
+        let mut g = spec.client_generator(&genesis, &deployment, 0, 2).unwrap();
+        let config = EvmConfig::unbounded();
+        let mut state = genesis.clone();
+        let lost = g.next_transaction();
+        let later = g.batch(3);
+        assert_eq!(g.last_sender(), 0);
+        let receipts = execute_batch(&mut state, &later, &config);
+        assert!(
+            receipts
+                .iter()
+                .all(|r| matches!(r.status, EvmStatus::Invalid(_)))
+        );
+        // The lost one is resent and runs; the generator's next uses the nonce after
+        // the three refused ones unless rewound.
+        assert!(
+            execute_batch(&mut state, &[lost], &config)[0]
+                .status
+                .is_success()
+        );
+        let mut unrewound = spec.client_generator(&genesis, &deployment, 0, 2).unwrap();
+        unrewound.batch(4);
+        let behind_the_gap = unrewound.next_transaction();
+        assert!(matches!(
+            execute_batch(&mut state.clone(), &[behind_the_gap], &config)[0].status,
+            EvmStatus::Invalid(_)
+        ));
+        g.rewind_nonce(0, later[0].nonce);
+        g.rewind_nonce(7, 0); // no such sender: ignored
+        let next = g.batch(2);
+        let receipts = execute_batch(&mut state, &next, &config);
+        assert!(
+            receipts.iter().all(|r| r.status.is_success()),
+            "{receipts:?}"
+        );
     }
 
     #[test]

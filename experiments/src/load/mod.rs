@@ -6,13 +6,14 @@
 
 pub mod stats;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use tandem_consensus::client::{ClientAction, ClientCore, Completed};
 use tandem_consensus::client_auth::ClientMacs;
 use tandem_consensus::{ClientId, ProtocolKind, Request, Time};
@@ -269,10 +270,10 @@ pub async fn run_load(
                     settings.client_count,
                 )
                 .context("cannot build the EVM workload generator")?,
+                EvmNonces::default(),
             )
         }
     };
-    let evm = settings.evm.is_some();
     let mut core = ClientCore::new(
         ClientId(client_id),
         settings.replicas,
@@ -364,7 +365,7 @@ pub async fn run_load(
                     handle_frame(&mut core, now(origin), from, &bytes, settings.max_frame, &mut done, &mut stats);
                 }
                 let finished = done.len() as u64;
-                record(&mut stats, client_id, &mut done, evm);
+                record(&mut stats, client_id, &mut done, &mut generator);
                 progress.completed.fetch_add(finished, Ordering::Relaxed);
                 if let LoadMode::Window(w) = settings.mode && Instant::now() < stop_submitting && !core.backing_off(now(origin)) {
                     let want = w.saturating_sub(core.outstanding()) as u64;
@@ -403,10 +404,52 @@ pub fn client_bind_address(replicas: impl IntoIterator<Item = SocketAddr>) -> So
 }
 
 /// Where a load client's transactions come from: the ledger's generator, or the
-/// EVM's (nonces exact from genesis: an EVM client runs once per cluster).
+/// EVM's (nonces exact from genesis: an EVM client runs once per sender class) with
+/// what its senders' results say about their nonces.
 enum TxSource {
     Ledger(Generator),
-    Evm(EvmGenerator),
+    Evm(EvmGenerator, EvmNonces),
+}
+
+/// The EVM load client's view of its senders' nonces. EVM nonces must be exact: a
+/// transaction lost before ordering (held by a primary that crashed) is resent only
+/// after the client's time-out, and meanwhile the sender's later transactions are
+/// ordered first and refused as invalid (nonce too high) — they do not run, so their
+/// nonces stay unused. Without a rewind the generator would go on past them and every
+/// later transaction of that sender would fail too, for the rest of the run. So a
+/// result of a transaction that did not run rewinds its sender's next nonce to that
+/// transaction's (never below one its sender is known to have used).
+#[derive(Debug, Default)]
+struct EvmNonces {
+    /// Outstanding payloads: (sender account index, nonce).
+    sent: HashMap<Bytes, (u64, u64)>,
+    /// Per sender: one above the highest nonce seen to run.
+    used_below: HashMap<u64, u64>,
+}
+
+impl EvmNonces {
+    /// `payload` went out as `sender`'s transaction with `nonce`.
+    fn sent(&mut self, payload: Bytes, sender: u64, nonce: u64) {
+        self.sent.insert(payload, (sender, nonce));
+    }
+
+    /// The accepted `result` of `payload`: the sender and the nonce its next
+    /// transaction should use, when the transaction did not run (its nonce unused).
+    fn completed(&mut self, payload: &Bytes, result: &[u8]) -> Option<(u64, u64)> {
+        let (sender, nonce) = self.sent.remove(payload)?;
+        // Status bytes (`encode_evm_result`): 0 success, 1 reverted, 2 out of gas,
+        // 3 halted ran and used the nonce; 4 invalid, 5 gas limit above the maximum,
+        // 6 batch budget exhausted, 7 bad signature did not run.
+        let used = self.used_below.entry(sender).or_insert(0);
+        match result.first() {
+            Some(0..=3) => {
+                *used = (*used).max(nonce.saturating_add(1));
+                None
+            }
+            Some(4..=7) => Some((sender, nonce.max(*used))),
+            _ => None,
+        }
+    }
 }
 
 impl TxSource {
@@ -414,13 +457,16 @@ impl TxSource {
     fn next_payload(&mut self, payload_bytes: usize) -> bytes::Bytes {
         match self {
             TxSource::Ledger(g) => encode_payload(&g.next_transaction(), payload_bytes),
-            TxSource::Evm(g) => {
+            TxSource::Evm(g, nonces) => {
                 let tx = g.next_transaction();
+                let (sender, nonce) = (g.last_sender(), tx.nonce);
                 let tx = g
                     .accounts()
                     .sign(tx, tandem_executor::evm::CHAIN_ID)
                     .expect("generated transactions are from the workload's accounts");
-                encode_evm_payload(&tx)
+                let payload = encode_evm_payload(&tx);
+                nonces.sent(payload.clone(), sender, nonce);
+                payload
             }
         }
     }
@@ -471,9 +517,15 @@ fn handle_frame(
     }
 }
 
-fn record(stats: &mut LoadStats, client: u32, done: &mut Vec<Completed>, evm: bool) {
+fn record(stats: &mut LoadStats, client: u32, done: &mut Vec<Completed>, source: &mut TxSource) {
+    let evm = matches!(source, TxSource::Evm(..));
     for c in done.drain(..) {
         stats.acknowledge(client, c.number);
+        if let TxSource::Evm(g, nonces) = source
+            && let Some((sender, nonce)) = nonces.completed(&c.payload, &c.result)
+        {
+            g.rewind_nonce(sender, nonce);
+        }
         let outcome = if evm {
             match evm_result_succeeded(&c.result) {
                 Some(true) => stats::Outcome::Applied,
@@ -525,6 +577,34 @@ mod tests {
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    /// A sender's transactions refused as invalid rewind its next nonce to the
+    /// lowest unused one, never below a nonce seen to run; results of payloads not
+    /// sent (or answered twice) rewind nothing.
+    #[test]
+    fn results_of_transactions_that_did_not_run_rewind_their_senders_nonce() {
+        let mut n = EvmNonces::default();
+        let p = |i: u8| Bytes::from(vec![i]);
+        let (ok, reverted, invalid) = ([0u8; 9], [1u8; 9], [4u8; 9]);
+        for (i, nonce) in [(1, 8), (2, 9), (3, 10), (4, 11)] {
+            n.sent(p(i), 5, nonce);
+        }
+        assert_eq!(n.completed(&p(3), &invalid), Some((5, 10)));
+        assert_eq!(n.completed(&p(3), &invalid), None, "answered once");
+        assert_eq!(n.completed(&p(1), &ok), None);
+        assert_eq!(
+            n.completed(&p(2), &reverted),
+            None,
+            "a revert used its nonce"
+        );
+        assert_eq!(n.completed(&p(4), &invalid), Some((5, 11)));
+        // A late refusal of an old nonce after a later one ran: not below it.
+        n.sent(p(6), 5, 3);
+        assert_eq!(n.completed(&p(6), &invalid), Some((5, 10)));
+        assert_eq!(n.completed(&p(9), &invalid), None, "never sent");
+        n.sent(p(7), 5, 12);
+        assert_eq!(n.completed(&p(7), &[]), None, "no status byte");
     }
 
     #[test]
