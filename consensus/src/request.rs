@@ -205,19 +205,32 @@ impl Reply {
         results: Vec<ReplyResult>,
         signer: Option<&Keyring>,
     ) -> Reply {
-        let mut reply = Reply {
+        Reply {
+            results,
+            ..Reply::empty(view, replica, client)
+        }
+        .signed_by(signer)
+    }
+
+    /// An unsigned reply from `replica` to `client` in `view` carrying nothing yet.
+    fn empty(view: View, replica: ReplicaId, client: ClientId) -> Reply {
+        Reply {
             view,
             replica,
             client,
-            results,
+            results: Vec::new(),
             busy: Vec::new(),
             stale: Vec::new(),
             signature: None,
-        };
-        if let Some(keys) = signer {
-            reply.signature = Some(keys.sign(&reply.signing_bytes()));
         }
-        reply
+    }
+
+    /// This reply, signed with `signer` if given (signed-all mode).
+    fn signed_by(mut self, signer: Option<&Keyring>) -> Reply {
+        if let Some(keys) = signer {
+            self.signature = Some(keys.sign(&self.signing_bytes()));
+        }
+        self
     }
 
     /// `replica`'s refusal of `client`'s requests `numbers` as busy (see
@@ -229,19 +242,11 @@ impl Reply {
         numbers: Vec<u64>,
         signer: Option<&Keyring>,
     ) -> Reply {
-        let mut reply = Reply {
-            view,
-            replica,
-            client,
-            results: Vec::new(),
+        Reply {
             busy: numbers,
-            stale: Vec::new(),
-            signature: None,
-        };
-        if let Some(keys) = signer {
-            reply.signature = Some(keys.sign(&reply.signing_bytes()));
+            ..Reply::empty(view, replica, client)
         }
-        reply
+        .signed_by(signer)
     }
 
     /// `replica`'s notice to `client` that a request's number is spent (see
@@ -253,19 +258,11 @@ impl Reply {
         stale: StaleNumber,
         signer: Option<&Keyring>,
     ) -> Reply {
-        let mut reply = Reply {
-            view,
-            replica,
-            client,
-            results: Vec::new(),
-            busy: Vec::new(),
+        Reply {
             stale: vec![stale],
-            signature: None,
-        };
-        if let Some(keys) = signer {
-            reply.signature = Some(keys.sign(&reply.signing_bytes()));
+            ..Reply::empty(view, replica, client)
         }
-        reply
+        .signed_by(signer)
     }
 
     /// About how many bytes the reply takes encoded (for cutting replies into frames).
