@@ -47,8 +47,12 @@ const MIN_SHARE: f64 = 0.01;
 /// the byte-string commit, one run each, back to back), the difference being
 /// threads waiting for a core, not execution.
 pub fn machine_share_threads(cpus: usize, replicas: usize) -> usize {
-    (cpus / replicas.max(1)).max(1)
+    (cpus / replicas.max(1)).clamp(1, MAX_SHARE_THREADS)
 }
+
+/// The most executor threads the machine share gives a replica: the largest `threads`
+/// a scenario file accepts.
+pub const MAX_SHARE_THREADS: usize = 256;
 
 /// The CPUs this process may run on (its affinity and cgroup quota, as
 /// `std::thread::available_parallelism` sees them; 1 if that fails).
@@ -652,6 +656,7 @@ mod tests {
             4,
             "no replicas: no division by zero"
         );
+        assert_eq!(machine_share_threads(4096, 4), MAX_SHARE_THREADS, "capped");
     }
 
     #[test]

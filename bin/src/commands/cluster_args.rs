@@ -24,7 +24,7 @@ pub struct ClusterArgs {
     pub executor: String,
     /// Executor threads per replica [default: `tandem local` the CPU budget rounded up,
     /// or without one the replica's share of this machine (CPUs / replicas, at least
-    /// 1); `keygen` 2].
+    /// 1); `keygen` and `deploy`, whose replicas run on machines of their own, 2].
     #[arg(long)]
     pub threads: Option<usize>,
     /// The VM the replicas run: ledger (the native DeFi ledger) or evm (revm).

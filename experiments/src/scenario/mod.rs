@@ -177,7 +177,8 @@ pub struct ClusterSpec {
     pub protocol: ProtocolSection,
     /// `sequential`, `block-stm`, `access-list`, `auto` or `none`.
     pub executor: String,
-    /// Executor threads per replica (default 2, or the CPU budget rounded up).
+    /// Executor threads per replica (default: the CPU budget rounded up, or without one
+    /// the replica's share of this machine, `cpu_budget::machine_share_threads`).
     pub threads: usize,
     /// How replicas run.
     pub backend: BackendKind,

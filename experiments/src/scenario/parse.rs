@@ -216,14 +216,15 @@ pub(crate) fn parse(path: &Path, text: &str) -> Checked<Scenario> {
 fn cluster(src: &SourceText<'_>, raw: Option<Spanned<RawCluster>>) -> Checked<ClusterSpec> {
     let Some(raw) = raw else {
         let protocol = ProtocolSection::default();
+        let cpu = CpuBudget::default();
         return Ok(ClusterSpec {
             replicas: protocol.common.replicas,
+            threads: cpu.threads(None, protocol.common.replicas),
             protocol,
             executor: "block-stm".into(),
-            threads: 2,
             backend: BackendKind::Process,
             durability: Durability::None,
-            cpu: CpuBudget::default(),
+            cpu,
         });
     };
     let cluster_span = raw.span();
@@ -1749,12 +1750,18 @@ target = "primary"
             parse_text("[cluster]\nthreads = 3\ncpus_per_replica = 0.5\n[load]\nduration = 5\n")
                 .unwrap();
         assert_eq!(given.cluster.threads, 3, "`threads` wins over the budget");
+        let share =
+            crate::cpu_budget::machine_share_threads(crate::cpu_budget::usable_cpu_count(), 4);
         let none = parse_text("[cluster]\nreplicas = 4\n[load]\nduration = 5\n").unwrap();
         assert!(none.cluster.cpu.is_none());
         assert_eq!(
-            none.cluster.threads,
-            crate::cpu_budget::machine_share_threads(crate::cpu_budget::usable_cpu_count(), 4),
+            none.cluster.threads, share,
             "no budget: the replica's share of the machine"
+        );
+        let no_cluster = parse_text("[load]\nduration = 5\n").unwrap();
+        assert_eq!(
+            no_cluster.cluster.threads, share,
+            "no [cluster] at all: the same"
         );
     }
 
