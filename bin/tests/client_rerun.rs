@@ -5,10 +5,12 @@
 //! requests were taken as done: it completed nothing (or, with a short first run,
 //! only what it numbered past the first run's numbers).
 
-use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
+
+mod hand_cluster;
+use hand_cluster::{Replicas, free_addresses};
 
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -26,28 +28,6 @@ fn run_ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn free_addresses(n: usize) -> Vec<String> {
-    let sockets: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    sockets
-        .iter()
-        .map(|s| s.local_addr().unwrap().to_string())
-        .collect()
-}
-
-/// Replica processes, killed on drop.
-struct Replicas(Vec<Child>);
-
-impl Drop for Replicas {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// `tandem keygen` with `flags` into `dir`, then its four replicas.

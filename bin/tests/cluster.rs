@@ -2,7 +2,6 @@
 //! clients, a crashed primary, hostile clients, and bad configuration. Each cluster
 //! test holds a lock so two clusters never compete for this machine's two cores.
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -10,6 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
+
+mod hand_cluster;
+use hand_cluster::{Replicas, free_addresses};
 
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -247,27 +249,6 @@ fn killing_the_primary_recovers_through_a_view_change_and_finishes_the_load() {
         "{}",
         s["throughput"]
     );
-}
-
-fn free_addresses(n: usize) -> Vec<String> {
-    let sockets: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    sockets
-        .iter()
-        .map(|s| s.local_addr().unwrap().to_string())
-        .collect()
-}
-
-struct Replicas(Vec<Child>);
-
-impl Drop for Replicas {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn metrics_of(path: &Path) -> Value {
