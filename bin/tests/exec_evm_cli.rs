@@ -174,6 +174,15 @@ fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
     let emitted = exec_evm(&["--genesis", &genesis, "--emit-txs", "30"]);
     let mut entries: Vec<Value> = serde_json::from_slice(&emitted.stdout).unwrap();
     assert!(entries.iter().all(|e| e["raw"].is_string()));
+    // Both forms: legacy (an RLP list, 0xf8…) and EIP-1559 (0x02 ‖ …).
+    let forms: Vec<&str> = entries
+        .iter()
+        .map(|e| &e["raw"].as_str().unwrap()[..4])
+        .collect();
+    assert!(
+        forms.contains(&"0xf8") && forms.contains(&"0x02"),
+        "{forms:?}"
+    );
     // Entry 4: flip a bit of s (the last byte of the signed bytes).
     let raw = entries[4]["raw"].as_str().unwrap().to_string();
     let last = u8::from_str_radix(&raw[raw.len() - 2..], 16).unwrap() ^ 1;
@@ -209,6 +218,29 @@ fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
             assert_eq!(first, &(v["receipts"].clone()), "{executor}");
         }
         seen = Some(v["receipts"].clone());
+    }
+    // Under a base fee of 1 gwei the legacy entries (gas price 0) are refused; the
+    // type-2 ones (max fee 1 gwei) are not refused for their fees.
+    let out = exec_evm(&[
+        "--genesis",
+        &genesis,
+        "--txs",
+        &txs,
+        "--base-fee",
+        "1000000000",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let receipts = v["receipts"].as_array().unwrap();
+    for (i, (entry, receipt)) in entries.iter().zip(receipts).enumerate() {
+        if i == 4 {
+            continue; // its signature may fail first
+        }
+        let below = receipt["status"] == "max fee below the block's base fee";
+        assert_eq!(
+            below,
+            entry["raw"].as_str().unwrap().starts_with("0xf8"),
+            "{receipt}"
+        );
     }
     // An unsigned entry under secp256k1 is refused.
     let unsigned = write(

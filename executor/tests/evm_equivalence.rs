@@ -8,13 +8,16 @@
 //! batch after batch on the same executor instances; with and without EIP-2930
 //! access lists, with out-of-gas transactions, gas limits above the maximum and
 //! batches whose gas budget runs out; channel-authenticated or signed
-//! (secp256k1, senders recovered before execution), with bad signatures.
+//! (secp256k1, senders recovered before execution; legacy, EIP-2930 and EIP-1559
+//! transactions mixed), with bad signatures and fee caps that do not fit the base
+//! fee.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tandem_executor::evm::{
-    EvmAuth, EvmConfig, EvmReceipt, EvmSignature, EvmState, EvmStatus, EvmTx, EvmVm,
-    EvmWorkloadKind, EvmWorkloadSpec, SignatureError, attach_access_lists, execute_batch,
+    Eip1559Fees, EvmAuth, EvmConfig, EvmReceipt, EvmSignature, EvmState, EvmStatus, EvmTx, EvmVm,
+    EvmWorkloadKind, EvmWorkloadSpec, SignatureError, WORKLOAD_FEES, attach_access_lists,
+    execute_batch,
 };
 use tandem_executor::{BlockStmExecutor, ContentionProbe, Executor, ExecutorOptions, executor_for};
 
@@ -201,6 +204,8 @@ fn status_name(s: &EvmStatus) -> &'static str {
         EvmStatus::GasLimitAboveMax => "above max",
         EvmStatus::BatchGasBudgetExhausted => "budget",
         EvmStatus::BadSignature(_) => "bad signature",
+        EvmStatus::PriorityFeeAboveMaxFee => "priority above max fee",
+        EvmStatus::MaxFeeBelowBaseFee => "max fee below base fee",
     }
 }
 
@@ -489,6 +494,103 @@ fn signed_batches_with_bad_signatures(auth: EvmAuth) {
             assert_eq!(out.stats.signatures_verified, 39, "{name}");
             assert_eq!(executor.digest(state), reference.digest(), "{name}");
             assert_eq!(*state, reference, "{name}");
+        }
+    }
+}
+
+/// EIP-1559 fee caps against a base fee of 1 gwei, in one signed batch of every
+/// form: legacy and type-1 transactions (gas price 0) and type-2 ones whose max fee
+/// is below the base fee are refused (`MaxFeeBelowBaseFee`), type-2 ones whose
+/// priority fee is above their max fee too (`PriorityFeeAboveMaxFee`), with no gas
+/// and no budget reserved; the workloads' type-2 caps (max fee 1 gwei) and higher
+/// ones run. Every executor gives the same receipts, gas and state.
+#[test]
+fn evm_executors_agree_on_fee_caps_against_the_base_fee() {
+    let spec = EvmWorkloadSpec {
+        kind: EvmWorkloadKind::EvmTransfer,
+        accounts: 48,
+        instances: 1,
+        zipf: 0.0,
+        seed: 9,
+    };
+    let accounts = spec.accounts_for(EvmAuth::Secp256k1);
+    let (genesis, deployment) = spec.genesis_with(&accounts).unwrap();
+    let plain = spec
+        .generator_with(&genesis, &deployment, &accounts)
+        .unwrap()
+        .batch(40);
+    let base_fee = 1_000_000_000u64;
+    let config = EvmConfig {
+        base_fee,
+        max_batch_gas: 30 * 21_000 * 2,
+        auth: EvmAuth::Secp256k1,
+        ..EvmConfig::default()
+    };
+    let gwei = u128::from(base_fee);
+    let caps = |max, priority| Eip1559Fees {
+        max_fee_per_gas: max,
+        max_priority_fee_per_gas: priority,
+    };
+    let listed = attach_access_lists(&genesis, &plain, &config);
+    let txs: Vec<EvmTx> = plain
+        .iter()
+        .zip(&listed)
+        .enumerate()
+        .map(|(i, (tx, with_list))| {
+            let tx = match i % 6 {
+                // Legacy or type 1 (gas price 0 < base fee), or the workloads'
+                // type 2 by nonce (max fee 1 gwei = base fee).
+                0 => tx.clone(),
+                1 => with_list.clone(),
+                2 => tx.clone().with_eip1559_fees(caps(gwei - 1, 0)),
+                3 => tx.clone().with_eip1559_fees(caps(3 * gwei, 3 * gwei + 1)),
+                4 => tx.clone().with_eip1559_fees(caps(3 * gwei, gwei)),
+                _ => with_list.clone().with_eip1559_fees(caps(gwei, gwei)),
+            };
+            accounts.sign(tx, config.chain_id).unwrap()
+        })
+        .collect();
+    let mut reference = genesis.clone();
+    let expected = execute_batch(&mut reference, &txs, &config);
+    let mut runnable = 0u64;
+    for (i, (tx, r)) in txs.iter().zip(&expected).enumerate() {
+        let want = match tx.eip1559 {
+            None => Some(EvmStatus::MaxFeeBelowBaseFee),
+            Some(f) if f.max_priority_fee_per_gas > f.max_fee_per_gas => {
+                Some(EvmStatus::PriorityFeeAboveMaxFee)
+            }
+            Some(f) if f.max_fee_per_gas < gwei => Some(EvmStatus::MaxFeeBelowBaseFee),
+            Some(_) => None,
+        };
+        match want {
+            Some(status) => {
+                assert_eq!((&r.status, r.gas_used), (&status, 0), "{i}");
+            }
+            None => {
+                runnable += 1;
+                assert!(
+                    !matches!(
+                        r.status,
+                        EvmStatus::MaxFeeBelowBaseFee | EvmStatus::PriorityFeeAboveMaxFee
+                    ),
+                    "{i}: {r:?}"
+                );
+            }
+        }
+    }
+    // Both kinds of refusal, the workloads' own type-2 caps among those that run.
+    assert!(txs.iter().any(|t| t.eip1559 == Some(WORKLOAD_FEES)));
+    assert!(expected.iter().any(|r| r.status.is_success()));
+    assert!(runnable >= 10, "{runnable}");
+    for threads in [1, 2] {
+        for (name, mut executor) in executors(config, threads) {
+            let mut state = genesis.clone();
+            let out = executor.execute(&mut state, &txs);
+            compare(&expected, &out.receipts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // Only the transactions the fees admit reserve gas.
+            assert_eq!(out.stats.gas, runnable * plain[0].gas_limit, "{name}");
+            assert_eq!(executor.digest(&mut state), reference.digest(), "{name}");
+            assert_eq!(state, reference, "{name}");
         }
     }
 }

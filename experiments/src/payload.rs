@@ -44,7 +44,8 @@ pub fn decode_evm_payload_as(auth: EvmAuth, payload: &[u8]) -> Option<EvmTx> {
 
 /// An EVM request's result: the receipt's status as one byte (0 success, 1
 /// reverted, 2 out of gas, 3 other halt, 4 invalid, 5 gas limit above the maximum,
-/// 6 batch gas budget exhausted, 7 bad signature), then the gas used (8 bytes, big-endian).
+/// 6 batch gas budget exhausted, 7 bad signature, 8 priority fee above the max fee,
+/// 9 max fee below the base fee), then the gas used (8 bytes, big-endian).
 pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
     let status: u8 = match receipt.status {
         EvmStatus::Success => 0,
@@ -55,6 +56,8 @@ pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
         EvmStatus::GasLimitAboveMax => 5,
         EvmStatus::BatchGasBudgetExhausted => 6,
         EvmStatus::BadSignature(_) => 7,
+        EvmStatus::PriorityFeeAboveMaxFee => 8,
+        EvmStatus::MaxFeeBelowBaseFee => 9,
     };
     let mut out = Vec::with_capacity(9);
     out.push(status);
@@ -65,7 +68,7 @@ pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
 /// Whether an EVM result says success; `None` if it is not a result at all.
 pub fn evm_result_succeeded(result: &[u8]) -> Option<bool> {
     match result {
-        [status @ 0..=7, gas @ ..] if gas.len() == 8 => Some(*status == 0),
+        [status @ 0..=9, gas @ ..] if gas.len() == 8 => Some(*status == 0),
         _ => None,
     }
 }
@@ -89,7 +92,9 @@ mod tests {
         assert_eq!(evm_result_succeeded(b""), None);
         let bad = encode_evm_result(&EvmReceipt::refused(EvmStatus::BadSignature("s".into())));
         assert_eq!(evm_result_succeeded(&bad), Some(false));
-        assert_eq!(evm_result_succeeded(&[8; 9]), None);
+        let fees = encode_evm_result(&EvmReceipt::refused(EvmStatus::MaxFeeBelowBaseFee));
+        assert_eq!(evm_result_succeeded(&fees), Some(false));
+        assert_eq!(evm_result_succeeded(&[10; 9]), None);
         assert_eq!(evm_result_succeeded(&ok[..8]), None);
     }
     use tandem_executor::{WorkloadKind, WorkloadSpec};

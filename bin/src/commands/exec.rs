@@ -46,6 +46,11 @@ pub struct ExecArgs {
     /// limits admitted, default 200000000).
     #[arg(long)]
     max_batch_cost: Option<u64>,
+    /// evm: the block's base fee in wei per gas (default 0). A transaction whose
+    /// max fee (EIP-1559) or gas price (legacy, EIP-2930: 0) is below it is refused
+    /// with `max fee below the block's base fee`; nothing is charged either way.
+    #[arg(long)]
+    base_fee: Option<u64>,
     /// Split the file into batches of this many transactions (default: one batch).
     #[arg(long)]
     batch_size: Option<usize>,
@@ -64,7 +69,11 @@ fn read(path: &PathBuf) -> Result<String> {
 
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
     match args.vm.as_str() {
-        "ledger" => {}
+        "ledger" => {
+            if args.base_fee.is_some() {
+                bail!("--base-fee: only with --vm evm (the ledger has no gas price)");
+            }
+        }
         "evm" => return run_evm(&args),
         other => bail!("--vm: expected `ledger` or `evm`, got `{other}`"),
     }
@@ -164,6 +173,7 @@ fn run_evm(args: &ExecArgs) -> Result<ExitCode> {
     let config = EvmConfig {
         max_tx_gas: args.max_tx_cost.unwrap_or(defaults.max_tx_gas),
         max_batch_gas: args.max_batch_cost.unwrap_or(defaults.max_batch_gas),
+        base_fee: args.base_fee.unwrap_or(defaults.base_fee),
         ..defaults
     };
     let mut executor = executor_for(

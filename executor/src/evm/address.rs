@@ -10,13 +10,21 @@ use std::sync::Arc;
 use revm::primitives::Address;
 
 use super::sender_recovery::{EvmAuth, EvmSigningKey};
-use super::tx::EvmTx;
+use super::tx::{Eip1559Fees, EvmTx};
 use crate::error::Error;
 
 /// The address that deploys the contracts at genesis and mints their tokens.
 pub const DEPLOYER: Address = Address::new([
     0xde, 0xde, 0xde, 0xde, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ]);
+
+/// The fee caps of the workloads' EIP-1559 transactions ([`EvmAccounts::sign`]): a
+/// max fee of 1 gwei and no priority fee, so at the default base fee 0 the
+/// effective gas price is 0, as a legacy transaction's.
+pub const WORKLOAD_FEES: Eip1559Fees = Eip1559Fees {
+    max_fee_per_gas: 1_000_000_000,
+    max_priority_fee_per_gas: 0,
+};
 
 /// The address of workload account `index`.
 pub fn account_address(index: u64) -> Address {
@@ -90,10 +98,18 @@ impl EvmAccounts {
 
     /// Under secp256k1, `tx` signed for `chain_id` by its sender's key (`from`
     /// must be one of these accounts); under channel, `tx` itself.
-    pub fn sign(&self, tx: EvmTx, chain_id: u64) -> Result<EvmTx, Error> {
+    ///
+    /// The workloads' mix of transaction types: a transaction with an odd nonce
+    /// and no fee caps is signed as an EIP-1559 (type-2) one with
+    /// [`WORKLOAD_FEES`], the others as they are (legacy, or type 1 with an access
+    /// list), so every signed workload runs both forms half and half.
+    pub fn sign(&self, mut tx: EvmTx, chain_id: u64) -> Result<EvmTx, Error> {
         let Some(keys) = &self.keys else {
             return Ok(tx);
         };
+        if tx.nonce % 2 == 1 && tx.eip1559.is_none() {
+            tx.eip1559 = Some(WORKLOAD_FEES);
+        }
         let from = Address::new(tx.from);
         let Some(&i) = keys.index.get(&from) else {
             return Err(Error::Workload(format!(
@@ -133,6 +149,17 @@ mod tests {
         assert_eq!(channel.sign(tx.clone(), 1).unwrap(), tx);
         let s = signed.sign(tx.clone(), 1).unwrap();
         assert_eq!(s.sender(), signed.address(2));
+        assert_eq!(s.tx_type(), 0);
+        // Odd nonces are signed as type 2.
+        let odd = EvmTx {
+            nonce: 1,
+            ..tx.clone()
+        };
+        let s = signed.sign(odd.clone(), 1).unwrap();
+        assert_eq!((s.tx_type(), s.eip1559), (2, Some(WORKLOAD_FEES)));
+        assert_eq!(s.sender(), signed.address(2));
+        assert_eq!(EvmTx::decode_signed(&s.encode().unwrap()).unwrap(), s);
+        assert_eq!(channel.sign(odd.clone(), 1).unwrap(), odd);
         let stranger = EvmTx::call(DEPLOYER, DEPLOYER, Default::default(), 0, 21_000, vec![]);
         assert!(signed.sign(stranger, 1).is_err());
     }

@@ -430,3 +430,102 @@ fn evm_plain_transfer_and_value_above_balance() {
     assert_eq!(r.gas_used, 0);
     assert_eq!(state.digest(), before);
 }
+
+/// An EIP-1559 transaction runs as its legacy twin (same receipt, same state: no
+/// fee is charged), revm sees its effective gas price `min(max_fee, base_fee +
+/// priority_fee)` (GASPRICE), and fee caps that do not fit the base fee are refused
+/// before it runs, changing nothing, not even the nonce.
+#[test]
+fn evm_eip1559_transactions_run_as_legacy_ones_and_see_their_gas_price() {
+    use super::tx::Eip1559Fees;
+    let caps = |max, priority| Eip1559Fees {
+        max_fee_per_gas: max,
+        max_priority_fee_per_gas: priority,
+    };
+    let (genesis, deployment) = genesis(EvmWorkloadKind::Erc20, 1);
+    let token = deployment.tokens[0];
+    let legacy = EvmTx::call(
+        user(0),
+        token,
+        U256::ZERO,
+        0,
+        100_000,
+        transfer(user(1), 77),
+    );
+    let mut one = genesis.clone();
+    let mut two = genesis.clone();
+    let a = execute_batch(
+        &mut one,
+        std::slice::from_ref(&legacy),
+        &EvmConfig::default(),
+    );
+    let typed = legacy.clone().with_eip1559_fees(caps(50, 7));
+    let b = execute_batch(&mut two, &[typed], &EvmConfig::default());
+    assert_eq!(a, b);
+    assert!(a[0].status.is_success());
+    assert_eq!(one, two);
+    assert_eq!(two.balance(user(0)), genesis.balance(user(0)));
+
+    // A contract returning GASPRICE: 3a 60 00 52 60 20 60 00 f3, deployed by an
+    // init code returning it.
+    let mut init = vec![0x68, 0x3a, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3];
+    init.extend_from_slice(&[0x60, 0x00, 0x52, 0x60, 0x09, 0x60, 0x17, 0xf3]);
+    let mut state = genesis.clone();
+    let deployer = user(2);
+    let create = EvmTx::create(deployer, 0, 200_000, init);
+    let gas_price_contract = create.created_address().unwrap();
+    let r = execute_batch(&mut state, &[create], &EvmConfig::default());
+    assert!(r[0].status.is_success(), "{:?}", r[0]);
+    let config = EvmConfig {
+        base_fee: 10,
+        ..EvmConfig::default()
+    };
+    let ask = |nonce, fees: Option<Eip1559Fees>| {
+        let tx = EvmTx::call(
+            deployer,
+            gas_price_contract,
+            U256::ZERO,
+            nonce,
+            50_000,
+            vec![],
+        );
+        match fees {
+            Some(f) => tx.with_eip1559_fees(f),
+            None => tx,
+        }
+    };
+    // min(50, 10 + 7) = 17; min(12, 10 + 7) = 12.
+    let r = execute_batch(
+        &mut state,
+        &[ask(1, Some(caps(50, 7))), ask(2, Some(caps(12, 7)))],
+        &config,
+    );
+    assert_eq!(U256::from_be_slice(&r[0].output), U256::from(17));
+    assert_eq!(U256::from_be_slice(&r[1].output), U256::from(12));
+    assert_eq!(state.balance(deployer), genesis.balance(deployer));
+    // Refusals: a priority fee above the max fee, a max fee below the base fee, a
+    // legacy transaction (gas price 0) under a base fee; nothing changes.
+    let before = state.clone();
+    let r = execute_batch(
+        &mut state,
+        &[
+            ask(3, Some(caps(20, 21))),
+            ask(3, Some(caps(9, 0))),
+            ask(3, None),
+        ],
+        &config,
+    );
+    let statuses: Vec<_> = r.iter().map(|r| (r.status.clone(), r.gas_used)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (EvmStatus::PriorityFeeAboveMaxFee, 0),
+            (EvmStatus::MaxFeeBelowBaseFee, 0),
+            (EvmStatus::MaxFeeBelowBaseFee, 0),
+        ]
+    );
+    assert_eq!(state, before);
+    // The legacy one runs at base fee 0 (the default).
+    let r = execute_batch(&mut state, &[ask(3, None)], &EvmConfig::default());
+    assert_eq!(U256::from_be_slice(&r[0].output), U256::ZERO);
+}

@@ -11,6 +11,13 @@
 //!   yParity, r, s])`; the signing hash is `keccak256(0x01 ‖ rlp([chainId, nonce,
 //!   gasPrice, gasLimit, to, value, data, accessList]))`, the access list being
 //!   `[[address, [storageKey, …]], …]`.
+//! - **EIP-1559, type 2** (fee caps instead of a gas price): the signed form is
+//!   `0x02 ‖ rlp([chainId, nonce, maxPriorityFeePerGas, maxFeePerGas, gasLimit, to,
+//!   value, data, accessList, yParity, r, s])`; the signing hash is
+//!   `keccak256(0x02 ‖ rlp([chainId, nonce, maxPriorityFeePerGas, maxFeePerGas,
+//!   gasLimit, to, value, data, accessList]))`. An empty access list decodes as
+//!   none (`access_list: None`), and none encodes as the empty list, so the bytes
+//!   still round-trip exactly.
 //!
 //! `to` is the empty string for a contract creation, else 20 bytes; integers are
 //! big-endian without leading zeros. Decoding is strict, so every byte string
@@ -24,7 +31,7 @@
 use alloy_rlp::{Decodable, Encodable, Header};
 use revm::primitives::{Address, B256, U256, keccak256};
 
-use super::tx::{AccessListEntry, MAX_EVM_TX_BYTES};
+use super::tx::{AccessListEntry, Eip1559Fees, MAX_EVM_TX_BYTES};
 
 /// Why bytes are not a signed Ethereum transaction of the forms above.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +40,7 @@ pub enum EthTxError {
     TooLong,
     #[error("RLP: {0}")]
     Rlp(#[from] alloy_rlp::Error),
-    #[error("transaction type {0:#04x} (only legacy EIP-155 and EIP-2930 type 1)")]
+    #[error("transaction type {0:#04x} (only legacy EIP-155, EIP-2930 type 1 and EIP-1559 type 2)")]
     UnsupportedType(u8),
     #[error("bytes after the transaction")]
     Trailing,
@@ -48,14 +55,18 @@ pub enum EthTxError {
 pub(super) struct EthFields<'a> {
     pub chain_id: u64,
     pub nonce: u64,
-    /// Wei per gas (Tandem's transactions: always 0).
+    /// Wei per gas of a legacy or type-1 transaction (Tandem's: always 0); unused
+    /// by a type-2 one.
     pub gas_price: u128,
     pub gas_limit: u64,
     pub to: Option<&'a [u8; 20]>,
     pub value: &'a [u8; 32],
     pub data: &'a [u8],
-    /// `Some`: a type-1 transaction with this list; `None`: legacy.
+    /// Without `fees`: `Some`, a type-1 transaction with this list; `None`,
+    /// legacy. With `fees`: the type-2 transaction's list (`None`: empty).
     pub access_list: Option<&'a [AccessListEntry]>,
+    /// `Some`: an EIP-1559 type-2 transaction with these fee caps.
+    pub fees: Option<Eip1559Fees>,
 }
 
 /// An ECDSA signature as Ethereum carries it (validity unchecked).
@@ -77,33 +88,33 @@ pub(super) struct DecodedEthTx {
     pub value: [u8; 32],
     pub data: Vec<u8>,
     pub access_list: Option<Vec<AccessListEntry>>,
+    pub fees: Option<Eip1559Fees>,
     pub sig: EthSig,
 }
 
 const TYPE_2930: u8 = 0x01;
+const TYPE_1559: u8 = 0x02;
 
 impl EthFields<'_> {
     /// The hash the sender signs (see the module docs).
     pub fn signing_hash(&self) -> [u8; 32] {
         let mut out = Vec::with_capacity(self.data.len() + 128);
-        match self.access_list {
+        let mut payload = Vec::with_capacity(self.data.len() + 96);
+        match self.tx_type() {
             None => {
-                let mut payload = Vec::with_capacity(self.data.len() + 96);
                 self.common(&mut payload);
                 self.chain_id.encode(&mut payload);
                 0u8.encode(&mut payload);
                 0u8.encode(&mut payload);
-                list(&payload, &mut out);
             }
-            Some(_) => {
-                out.push(TYPE_2930);
-                let mut payload = Vec::with_capacity(self.data.len() + 96);
+            Some(tx_type) => {
+                out.push(tx_type);
                 self.chain_id.encode(&mut payload);
                 self.common(&mut payload);
                 self.encode_access_list(&mut payload);
-                list(&payload, &mut out);
             }
         }
+        list(&payload, &mut out);
         keccak256(&out).0
     }
 
@@ -111,14 +122,14 @@ impl EthFields<'_> {
     pub fn encode_signed(&self, sig: &EthSig) -> Vec<u8> {
         let mut payload = Vec::with_capacity(self.data.len() + 160);
         let mut out = Vec::with_capacity(self.data.len() + 168);
-        match self.access_list {
+        match self.tx_type() {
             None => {
                 self.common(&mut payload);
                 let v = u128::from(self.chain_id) * 2 + 35 + u128::from(sig.y_parity);
                 v.encode(&mut payload);
             }
-            Some(_) => {
-                out.push(TYPE_2930);
+            Some(tx_type) => {
+                out.push(tx_type);
                 self.chain_id.encode(&mut payload);
                 self.common(&mut payload);
                 self.encode_access_list(&mut payload);
@@ -131,10 +142,26 @@ impl EthFields<'_> {
         out
     }
 
-    /// nonce, gasPrice, gasLimit, to, value, data.
+    /// The type byte of a typed transaction (1 or 2); `None` for legacy.
+    fn tx_type(&self) -> Option<u8> {
+        match (&self.fees, &self.access_list) {
+            (Some(_), _) => Some(TYPE_1559),
+            (None, Some(_)) => Some(TYPE_2930),
+            (None, None) => None,
+        }
+    }
+
+    /// nonce, gasPrice (type 2: maxPriorityFeePerGas, maxFeePerGas), gasLimit, to,
+    /// value, data.
     fn common(&self, out: &mut Vec<u8>) {
         self.nonce.encode(out);
-        self.gas_price.encode(out);
+        match &self.fees {
+            None => self.gas_price.encode(out),
+            Some(fees) => {
+                fees.max_priority_fee_per_gas.encode(out);
+                fees.max_fee_per_gas.encode(out);
+            }
+        }
         self.gas_limit.encode(out);
         match self.to {
             Some(to) => Address::new(*to).encode(out),
@@ -170,15 +197,15 @@ fn list(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// Decodes a signed transaction of either form (see the module docs).
+/// Decodes a signed transaction of any of the three forms (see the module docs).
 pub(super) fn decode_signed(bytes: &[u8]) -> Result<DecodedEthTx, EthTxError> {
     if bytes.len() > MAX_EVM_TX_BYTES {
         return Err(EthTxError::TooLong);
     }
-    let (typed, mut buf) = match bytes.first() {
-        Some(&TYPE_2930) => (true, &bytes[1..]),
+    let (tx_type, mut buf) = match bytes.first() {
+        Some(&b @ (TYPE_2930 | TYPE_1559)) => (Some(b), &bytes[1..]),
         Some(&b) if b < alloy_rlp::EMPTY_LIST_CODE => return Err(EthTxError::UnsupportedType(b)),
-        _ => (false, bytes),
+        _ => (None, bytes),
     };
     let mut payload = Header::decode_bytes(&mut buf, true)?;
     if !buf.is_empty() {
@@ -186,9 +213,22 @@ pub(super) fn decode_signed(bytes: &[u8]) -> Result<DecodedEthTx, EthTxError> {
     }
     let total = payload.len();
     let p = &mut payload;
-    let chain_id = if typed { Some(u64::decode(p)?) } else { None };
+    let chain_id = match tx_type {
+        Some(_) => Some(u64::decode(p)?),
+        None => None,
+    };
     let nonce = u64::decode(p)?;
-    let gas_price = u128::decode(p)?;
+    let (gas_price, fees) = if tx_type == Some(TYPE_1559) {
+        let max_priority_fee_per_gas = u128::decode(p)?;
+        let max_fee_per_gas = u128::decode(p)?;
+        let fees = Eip1559Fees {
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+        };
+        (0, Some(fees))
+    } else {
+        (u128::decode(p)?, None)
+    };
     let gas_limit = u64::decode(p)?;
     let to = if p.first() == Some(&alloy_rlp::EMPTY_STRING_CODE) {
         *p = &p[1..];
@@ -205,7 +245,9 @@ pub(super) fn decode_signed(bytes: &[u8]) -> Result<DecodedEthTx, EthTxError> {
             if parity > 1 {
                 return Err(EthTxError::YParity(parity));
             }
-            (chain_id, Some(list), parity == 1)
+            // Type 2's empty list is no list (see the module docs).
+            let list = (fees.is_none() || !list.is_empty()).then_some(list);
+            (chain_id, list, parity == 1)
         }
         None => {
             let v = u128::decode(p)?;
@@ -234,6 +276,7 @@ pub(super) fn decode_signed(bytes: &[u8]) -> Result<DecodedEthTx, EthTxError> {
         value,
         data,
         access_list,
+        fees,
         sig: EthSig { y_parity, r, s },
     })
 }
@@ -270,6 +313,7 @@ impl DecodedEthTx {
             value: &self.value,
             data: &self.data,
             access_list: self.access_list.as_deref(),
+            fees: self.fees,
         }
     }
 }
@@ -306,6 +350,7 @@ mod tests {
             value: &value,
             data: &[],
             access_list: None,
+            fees: None,
         };
         assert_eq!(
             fields.signing_hash(),
@@ -341,6 +386,7 @@ mod tests {
             value: &value,
             data: &[0x60, 0x00],
             access_list: Some(&list),
+            fees: None,
         };
         let sig = EthSig {
             y_parity: true,
@@ -358,6 +404,92 @@ mod tests {
         assert_ne!(fields.signing_hash(), hash);
         fields.access_list = None;
         assert_ne!(fields.signing_hash(), hash);
+    }
+
+    fn type_2() -> (Vec<u8>, EthSig) {
+        let value = U256::from(5u64).to_be_bytes::<32>();
+        let fields = EthFields {
+            chain_id: 0x7a4d,
+            nonce: 3,
+            gas_price: 0,
+            gas_limit: 60_000,
+            to: Some(&[0x42; 20]),
+            value: &value,
+            data: &[0xa9, 0x05, 0x9c, 0xbb],
+            access_list: None,
+            fees: Some(Eip1559Fees {
+                max_fee_per_gas: 30_000_000_000,
+                max_priority_fee_per_gas: 1,
+            }),
+        };
+        let sig = EthSig {
+            y_parity: false,
+            r: [0x33; 32],
+            s: [0x44; 32],
+        };
+        (fields.encode_signed(&sig), sig)
+    }
+
+    #[test]
+    fn type_2_round_trips_and_its_fees_and_list_are_signed() {
+        let (bytes, sig) = type_2();
+        assert_eq!(bytes[0], 2);
+        let decoded = decode_signed(&bytes).unwrap();
+        assert_eq!(decoded.sig, sig);
+        assert_eq!(decoded.gas_price, 0);
+        assert_eq!(decoded.access_list, None);
+        assert_eq!(decoded.fields().encode_signed(&sig), bytes);
+        let mut fields = decoded.fields();
+        let hash = fields.signing_hash();
+        // The empty list and no list are the same transaction.
+        fields.access_list = Some(&[]);
+        assert_eq!(fields.signing_hash(), hash);
+        assert_eq!(fields.encode_signed(&sig), bytes);
+        let list = [AccessListEntry {
+            address: [7; 20],
+            slots: vec![[1; 32]],
+        }];
+        fields.access_list = Some(&list);
+        assert_ne!(fields.signing_hash(), hash);
+        let listed = fields.encode_signed(&sig);
+        assert_eq!(
+            decode_signed(&listed).unwrap().access_list.as_deref(),
+            Some(&list[..])
+        );
+        // Either fee cap, or the type, changes the hash.
+        for fees in [
+            Eip1559Fees {
+                max_fee_per_gas: 30_000_000_001,
+                max_priority_fee_per_gas: 1,
+            },
+            Eip1559Fees {
+                max_fee_per_gas: 30_000_000_000,
+                max_priority_fee_per_gas: 2,
+            },
+            // The two caps swapped.
+            Eip1559Fees {
+                max_fee_per_gas: 1,
+                max_priority_fee_per_gas: 30_000_000_000,
+            },
+        ] {
+            let mut other = decoded.fields();
+            other.fees = Some(fees);
+            assert_ne!(other.signing_hash(), hash);
+        }
+        let mut type_1 = decoded.fields();
+        type_1.fees = None;
+        type_1.access_list = Some(&[]);
+        assert_ne!(type_1.signing_hash(), hash);
+        // Truncated, trailing, a y parity of 2.
+        assert!(decode_signed(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0x80);
+        assert_eq!(decode_signed(&longer), Err(EthTxError::Trailing));
+        let at_parity = bytes.len() - 2 * 33 - 1;
+        assert_eq!(bytes[at_parity], 0x80);
+        let mut parity = bytes.clone();
+        parity[at_parity] = 2;
+        assert_eq!(decode_signed(&parity), Err(EthTxError::YParity(2)));
     }
 
     #[test]
@@ -379,11 +511,14 @@ mod tests {
         let mut old = signed.clone();
         old[at_v] = 27;
         assert_eq!(decode_signed(&old), Err(EthTxError::NotEip155(27)));
-        // An unknown type byte; the EIP-1559 type.
-        assert_eq!(
-            decode_signed(&[0x02, 0xc0]),
-            Err(EthTxError::UnsupportedType(2))
-        );
+        // Unknown type bytes (EIP-4844's blob type among them); an empty type 2.
+        for t in [0x00, 0x03, 0x04, 0x7f] {
+            assert_eq!(
+                decode_signed(&[t, 0xc0]),
+                Err(EthTxError::UnsupportedType(t))
+            );
+        }
+        assert!(decode_signed(&[0x02, 0xc0]).is_err());
         assert!(decode_signed(&[]).is_err());
     }
 
@@ -398,8 +533,8 @@ mod tests {
             if let Ok(tx) = decode_signed(&bytes) {
                 prop_assert_eq!(tx.fields().encode_signed(&tx.sig), bytes.clone());
             }
-            // Mutations of a valid transaction.
-            let mut signed = hex(EIP155_SIGNED);
+            // Mutations of a valid transaction (legacy, or type 2 on odd flips).
+            let mut signed = if flip % 2 == 0 { hex(EIP155_SIGNED) } else { type_2().0 };
             let i = cut.index(signed.len());
             signed[i] ^= flip;
             if let Ok(tx) = decode_signed(&signed) {

@@ -6,7 +6,10 @@
 //! ledger's `cost.rs` charges `work`): in batch order, a signed transaction whose
 //! signature gives no sender for `chain_id` is refused (`BadSignature`, reserving
 //! nothing: `sender_recovery.rs`; the parallel executors recover senders on their
-//! threads first, this reference one by one); a transaction whose gas limit
+//! threads first, this reference one by one); a transaction whose fee caps do
+//! not fit the block's base fee is refused (`fee_verdict`: an EIP-1559 priority
+//! fee above the max fee, a max fee or gas price below `base_fee`), reserving
+//! nothing; a transaction whose gas limit
 //! is above `max_tx_gas` is refused (`GasLimitAboveMax`); otherwise its gas
 //! *limit* is reserved from `max_batch_gas`, and the first transaction whose limit
 //! does not fit in what remains stops admission: it and every later transaction
@@ -14,8 +17,9 @@
 //! Unused gas is not handed back to the budget, since that would make admission
 //! depend on the gas earlier transactions actually used.
 //!
-//! Admitted transactions run one after another through revm (Cancun rules, gas
-//! price 0, fee charge disabled: the block beneficiary is never touched), each
+//! Admitted transactions run one after another through revm (Cancun rules, the
+//! configuration's base fee, fee charge disabled: the block beneficiary is never
+//! touched and no sender pays for gas), each
 //! committed to the state before the next. Out-of-gas is an ordinary EVM halt:
 //! deterministic, gas used = the limit, changes undone except the nonce.
 
@@ -45,6 +49,11 @@ pub struct EvmConfig {
     /// [`EvmAuth::Secp256k1`] an unsigned transaction gets a `BadSignature`
     /// receipt on every executor (channel, the default, runs it as its `from`).
     pub auth: EvmAuth,
+    /// The block's base fee, wei per gas (0 by default): a transaction's max fee
+    /// (type 2) or gas price (legacy, type 1: 0) below it is refused at admission
+    /// (`MaxFeeBelowBaseFee`). revm sees it as the block's base fee (BASEFEE, the
+    /// effective gas price); nothing is charged.
+    pub base_fee: u64,
 }
 
 /// Tandem's EVM chain id, 0x7a4d = 31309 (arbitrary, not a public network's): the
@@ -59,6 +68,7 @@ impl Default for EvmConfig {
             max_batch_gas: 200_000_000,
             chain_id: CHAIN_ID,
             auth: EvmAuth::Channel,
+            base_fee: 0,
         }
     }
 }
@@ -82,6 +92,9 @@ pub fn execute_batch(state: &mut EvmState, txs: &[EvmTx], config: &EvmConfig) ->
         .map(|tx| {
             if let Some(why) = tx.check_authentication(config.chain_id, config.auth) {
                 return EvmReceipt::refused(EvmStatus::BadSignature(why.to_string()));
+            }
+            if let Some(status) = fee_verdict(tx, config.base_fee) {
+                return EvmReceipt::refused(status);
             }
             if tx.gas_limit > config.max_tx_gas {
                 return EvmReceipt::refused(EvmStatus::GasLimitAboveMax);
@@ -108,6 +121,21 @@ pub fn execute_batch(state: &mut EvmState, txs: &[EvmTx], config: &EvmConfig) ->
             }
         })
         .collect()
+}
+
+/// The admission verdict on `tx`'s fees under base fee `base_fee` (see the module
+/// docs): `PriorityFeeAboveMaxFee`, `MaxFeeBelowBaseFee` or `None` (it may run).
+/// The transaction's fields alone decide, so every executor refuses the same ones;
+/// revm's own validation would refuse them too, later and as `Invalid`.
+pub(super) fn fee_verdict(tx: &EvmTx, base_fee: u64) -> Option<EvmStatus> {
+    let max_fee = match &tx.eip1559 {
+        Some(fees) if fees.max_priority_fee_per_gas > fees.max_fee_per_gas => {
+            return Some(EvmStatus::PriorityFeeAboveMaxFee);
+        }
+        Some(fees) => fees.max_fee_per_gas,
+        None => 0,
+    };
+    (max_fee < u128::from(base_fee)).then_some(EvmStatus::MaxFeeBelowBaseFee)
 }
 
 /// Calls `to` with `data` from the zero address without committing anything
@@ -140,7 +168,7 @@ pub(super) fn context(config: &EvmConfig) -> Context {
             block.number = U256::from(1);
             block.timestamp = U256::from(1);
             block.gas_limit = config.max_tx_gas;
-            block.basefee = 0;
+            block.basefee = config.base_fee;
             block.beneficiary = Address::ZERO;
         })
 }

@@ -10,7 +10,7 @@
 //!   (not yet the Merkle tree of `merkle.rs`).
 //! - `tx.rs`: [`EvmTx`] and its encodings; `receipt.rs`: [`EvmReceipt`].
 //! - `eth_rlp.rs`: Ethereum's signed-transaction bytes and signing hash (RLP,
-//!   EIP-155 legacy and EIP-2930 type 1); `sender_recovery.rs`: [`EvmAuth`]
+//!   EIP-155 legacy, EIP-2930 type 1 and EIP-1559 type 2); `sender_recovery.rs`: [`EvmAuth`]
 //!   (channel or secp256k1), [`EvmSignature`], signing ([`EvmSigningKey`]) and the
 //!   sender recovery admission runs on the executor's threads before a batch.
 //! - `execute.rs`: [`EvmConfig`] (per-transaction gas limit, per-batch gas budget)
@@ -27,11 +27,15 @@
 //! - `snapshot.rs`: the state as verifiable chunks ([`EvmChunks`], a manifest and
 //!   data chunks; [`EvmChunkedRestore`]) for a replicated application.
 //!
-//! Fees: the gas price is 0 and revm's fee charge is disabled, so no transaction
-//! reads or writes the block beneficiary (crediting a coinbase per transaction
-//! would make every pair of transactions conflict, issue 15 item 2). Gas bounds
-//! and measures execution; it costs the sender nothing. A fee, if one is added,
-//! is to be charged once at the end of the batch.
+//! Fees: revm's fee charge is disabled, so no transaction reads or writes the
+//! block beneficiary (crediting a coinbase per transaction would make every pair
+//! of transactions conflict, issue 15 item 2). Gas bounds and measures execution;
+//! it costs the sender nothing. A legacy or type-1 transaction's gas price is 0;
+//! a type-2 one carries fee caps, which admission checks against the block's base
+//! fee ([`EvmConfig::base_fee`], 0 by default) before it runs, deterministically
+//! on every executor: a priority fee above the max fee, or a max fee (a gas
+//! price) below the base fee, gets a refusal receipt, no gas and no change. A
+//! fee, if one is charged some day, is to be charged once at the end of the batch.
 
 mod abi;
 mod address;
@@ -52,7 +56,7 @@ mod workload;
 mod contract_tests;
 
 pub use abi::{Abi, selector};
-pub use address::{DEPLOYER, EvmAccounts, account_address};
+pub use address::{DEPLOYER, EvmAccounts, WORKLOAD_FEES, account_address};
 pub use contracts::Contract;
 pub use db::{EvmAccount, EvmState};
 pub use execute::{CHAIN_ID, EvmConfig, call_view, execute_batch};
@@ -60,7 +64,7 @@ pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS};
 pub use receipt::{EvmLog, EvmReceipt, EvmStatus};
 pub use sender_recovery::{EvmAuth, EvmSignature, EvmSigningKey, SignatureError};
 pub use snapshot::{EVM_CHUNK_TARGET, EvmChunkedRestore, EvmChunks};
-pub use tx::{AccessListEntry, EvmTx, MAX_EVM_TX_BYTES};
+pub use tx::{AccessListEntry, Eip1559Fees, EvmTx, MAX_EVM_TX_BYTES};
 pub use vm::{EvmKey, EvmScratch, EvmShard, EvmValue, EvmVm, attach_access_lists};
 pub use workload::{EvmGenerator, EvmWorkloadKind, EvmWorkloadSpec};
 

@@ -1,9 +1,9 @@
 //! What executing an EVM transaction gives back: a status, the gas used (what an
 //! Ethereum receipt reports: after refunds, the whole limit on an exceptional
 //! halt such as out-of-gas), the logs and the call's return data. Transactions
-//! refused before they run (a bad signature, invalid for revm, above the
-//! per-transaction gas limit, or past the batch's gas budget) use no gas and
-//! change nothing.
+//! refused before they run (a bad signature, fee caps that do not fit the base
+//! fee, invalid for revm, above the per-transaction gas limit, or past the
+//! batch's gas budget) use no gas and change nothing.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,12 @@ pub enum EvmStatus {
     /// Its Ethereum signature gives no sender for this chain (why: see
     /// `SignatureError`): not run, no gas, no change (`sender_recovery.rs`).
     BadSignature(String),
+    /// An EIP-1559 transaction whose max priority fee is above its max fee: not
+    /// run, no gas, no change.
+    PriorityFeeAboveMaxFee,
+    /// Its max fee (type 2) or gas price (legacy, type 1: 0) is below the block's
+    /// base fee (`EvmConfig::base_fee`): not run, no gas, no change.
+    MaxFeeBelowBaseFee,
 }
 
 impl EvmStatus {
@@ -50,6 +56,8 @@ impl std::fmt::Display for EvmStatus {
             }
             EvmStatus::BatchGasBudgetExhausted => f.write_str("batch gas budget exhausted"),
             EvmStatus::BadSignature(why) => write!(f, "bad signature: {why}"),
+            EvmStatus::PriorityFeeAboveMaxFee => f.write_str("max priority fee above max fee"),
+            EvmStatus::MaxFeeBelowBaseFee => f.write_str("max fee below the block's base fee"),
         }
     }
 }

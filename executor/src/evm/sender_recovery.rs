@@ -6,8 +6,9 @@
 //! scheduling a batch (`check_signatures`, called by `EvmVm::admit` and by
 //! `execute_batch`).
 //!
-//! The signing hash is Ethereum's (`eth_rlp.rs`: EIP-155 legacy, or EIP-2930 type
-//! 1 when the transaction carries an access list) with the signature's chain id.
+//! The signing hash is Ethereum's (`eth_rlp.rs`: EIP-155 legacy, EIP-2930 type 1
+//! when the transaction carries an access list, EIP-1559 type 2 when it carries fee
+//! caps) with the signature's chain id.
 //! A signature is accepted when its chain id is the configuration's
 //! (`EvmConfig::chain_id`, [`super::CHAIN_ID`] by default: replay protection), r
 //! and s are in 1..n, s is at most n/2 (EIP-2: the other of the two valid s
@@ -21,8 +22,8 @@
 //! each sender once and execution reads it; a clone starts without it (so a
 //! benchmark that clones its batches measures recovery every run). The memo keeps
 //! a copy of everything the signature covers and of the signature itself (chain
-//! id, y parity, r, s, nonce, gas limit, recipient, value, data, access list) and
-//! answers only while the transaction still has exactly those: a transaction whose
+//! id, y parity, r, s, nonce, gas limit, recipient, value, data, access list, fee
+//! caps) and answers only while the transaction still has exactly those: a transaction whose
 //! fields were changed after its sender was recovered is recovered again from what
 //! it holds now, never given the sender of the fields it had (the fields are
 //! public, so the memo cannot assume they stay as they were).
@@ -155,6 +156,7 @@ struct SignedFields {
     value: [u8; 32],
     data: Vec<u8>,
     access_list: Option<Vec<crate::evm::AccessListEntry>>,
+    eip1559: Option<crate::evm::Eip1559Fees>,
 }
 
 impl SignedFields {
@@ -170,6 +172,7 @@ impl SignedFields {
             value: tx.value,
             data: tx.data.clone(),
             access_list: tx.access_list.clone(),
+            eip1559: tx.eip1559,
         }
     }
 
@@ -185,6 +188,7 @@ impl SignedFields {
             && self.value == tx.value
             && self.data == tx.data
             && self.access_list == tx.access_list
+            && self.eip1559 == tx.eip1559
     }
 }
 
@@ -408,10 +412,15 @@ pub(super) fn check_signatures(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evm::eth_rlp::{EthFields, EthSig, decode_signed};
     use crate::evm::{AccessListEntry, U256};
     use proptest::prelude::*;
 
     const CHAIN: u64 = super::super::execute::CHAIN_ID;
+    const FEES: crate::evm::Eip1559Fees = crate::evm::Eip1559Fees {
+        max_fee_per_gas: 7_000_000_000,
+        max_priority_fee_per_gas: 2,
+    };
 
     fn transfer() -> EvmTx {
         EvmTx::call(
@@ -508,6 +517,7 @@ mod tests {
             value: &tx.value,
             data: &tx.data,
             access_list: None,
+            fees: None,
         }
         .signing_hash();
         let example = EvmSigningKey::from_bytes(&[0x46; 32]).unwrap().address();
@@ -523,6 +533,152 @@ mod tests {
         assert!(EvmTx::decode_signed(&bytes).is_err());
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn word(s: &str) -> [u8; 32] {
+        unhex(s).try_into().unwrap()
+    }
+
+    fn address(s: &str) -> [u8; 20] {
+        unhex(s).try_into().unwrap()
+    }
+
+    /// A published EIP-2930 vector: a mainnet type-1 transaction with a three-entry
+    /// access list (chain 1, nonce 9215, gas price 43 gwei, gas 1,000,000), its
+    /// signed bytes, fields, signature and sender, from ethers-rs
+    /// (gakonst/ethers-rs, `ethers-core/src/types/transaction/eip2930.rs`, test
+    /// `decoding_eip2930_with_access_list`). Checks the signed encoding both ways
+    /// and, through the sender recovered, the signing hash.
+    #[test]
+    fn published_eip2930_vector_decodes_encodes_and_recovers_its_sender() {
+        let raw = unhex(concat!(
+            "01f90126018223ff850a02ffee00830f4240940000000000a8fb09af944ab3baf7a9b3e1ab29d880b8",
+            "76200200001525000000000b69ffb300000000557b933a7c2c45672b610f8954a3deb39a51a8cae53e",
+            "c727dbdeb9e2d5456c3be40cff031ab40a55724d5c9c618a2152e99a45649a3b8cf198321f46720b72",
+            "2f4ec38f99ba3bb1303258d2e816e6a95b25647e01bd0967c1b9599fa3521939871d1d0888f845d694",
+            "724d5c9c618a2152e99a45649a3b8cf198321f46c0d694720b722f4ec38f99ba3bb1303258d2e816e6",
+            "a95bc0d69425647e01bd0967c1b9599fa3521939871d1d0888c001a08323efae7b9993bd31a58da792",
+            "4359d24b5504aa2b33194fcc5ae206e65d2e62a054ce201e3b4b5cd38eb17c56ee2f9111b2e164efcd",
+            "57b3e70fa308a0a51f7014",
+        ));
+        let data = unhex(concat!(
+            "200200001525000000000b69ffb300000000557b933a7c2c45672b610f8954a3deb39a51a8cae53ec7",
+            "27dbdeb9e2d5456c3be40cff031ab40a55724d5c9c618a2152e99a45649a3b8cf198321f46720b722f",
+            "4ec38f99ba3bb1303258d2e816e6a95b25647e01bd0967c1b9599fa3521939871d1d0888",
+        ));
+        let list: Vec<AccessListEntry> = [
+            "724d5c9c618a2152e99a45649a3b8cf198321f46",
+            "720b722f4ec38f99ba3bb1303258d2e816e6a95b",
+            "25647e01bd0967c1b9599fa3521939871d1d0888",
+        ]
+        .iter()
+        .map(|a| AccessListEntry {
+            address: address(a),
+            slots: vec![],
+        })
+        .collect();
+        let to = address("0000000000a8fb09af944ab3baf7a9b3e1ab29d8");
+        let fields = EthFields {
+            chain_id: 1,
+            nonce: 9215,
+            gas_price: 43_000_000_000,
+            gas_limit: 1_000_000,
+            to: Some(&to),
+            value: &[0; 32],
+            data: &data,
+            access_list: Some(&list),
+            fees: None,
+        };
+        let sig = EthSig {
+            y_parity: true,
+            r: word("8323efae7b9993bd31a58da7924359d24b5504aa2b33194fcc5ae206e65d2e62"),
+            s: word("54ce201e3b4b5cd38eb17c56ee2f9111b2e164efcd57b3e70fa308a0a51f7014"),
+        };
+        assert_eq!(fields.encode_signed(&sig), raw);
+        let decoded = decode_signed(&raw).unwrap();
+        assert_eq!(decoded.sig, sig);
+        assert_eq!(decoded.access_list.as_deref(), Some(&list[..]));
+        assert_eq!(decoded.fields().encode_signed(&decoded.sig), raw);
+        let hash = fields.signing_hash();
+        assert_eq!(decoded.fields().signing_hash(), hash);
+        assert_eq!(
+            recover_prehash(&hash, sig.y_parity, sig.r, sig.s),
+            Ok(Address::new(address(
+                "e9c790e8fde820ded558a4771b72eec916c04763"
+            )))
+        );
+        // Tandem's decoder refuses it: its gas price is not 0.
+        assert!(EvmTx::decode_signed(&raw).is_err());
+    }
+
+    /// A published EIP-1559 vector: mainnet transaction
+    /// 0x0ec0b6a2df4d87424e5f6ad2a654e27aaeb7dac20ae9e8385cc09087ad532ee0 (chain 1,
+    /// nonce 0x42, max priority fee 1 gwei, max fee 20 gwei, gas 44386, a
+    /// `setApprovalForAll` call), its fields, signature, hash and signer, from reth
+    /// (paradigmxyz/reth, `crates/primitives/src/transaction/eip1559.rs`, test
+    /// `recover_signer_eip1559`). The transaction hash is keccak256 of the signed
+    /// bytes, so it checks the signed encoding; the signer checks the signing hash.
+    #[test]
+    fn published_eip1559_vector_hashes_and_recovers_its_signer() {
+        let to = address("6069a6c32cf691f5982febae4faf8a6f3ab2f0f6");
+        let data = unhex(concat!(
+            "a22cb4650000000000000000000000005eee75727d804a2b13038928d36f8b188945a57a",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        ));
+        let fields = EthFields {
+            chain_id: 1,
+            nonce: 0x42,
+            gas_price: 0,
+            gas_limit: 44_386,
+            to: Some(&to),
+            value: &[0; 32],
+            data: &data,
+            access_list: None,
+            fees: Some(crate::evm::Eip1559Fees {
+                max_fee_per_gas: 0x4_a817_c800,
+                max_priority_fee_per_gas: 0x3b9a_ca00,
+            }),
+        };
+        let sig = EthSig {
+            y_parity: false,
+            r: word("840cfc572845f5786e702984c2a582528cad4b49b2a10b9db1be7fca90058565"),
+            s: word("25e7109ceb98168d95b09b18bbf6b685130e0562f233877d492b94eee0c5b6d1"),
+        };
+        let signed = fields.encode_signed(&sig);
+        assert_eq!(signed[0], 2);
+        assert_eq!(
+            keccak256(&signed).0,
+            word("0ec0b6a2df4d87424e5f6ad2a654e27aaeb7dac20ae9e8385cc09087ad532ee0")
+        );
+        let decoded = decode_signed(&signed).unwrap();
+        assert_eq!((decoded.fees, decoded.sig), (fields.fees, sig));
+        assert_eq!(decoded.access_list, None);
+        assert_eq!(decoded.fields().encode_signed(&decoded.sig), signed);
+        let hash = fields.signing_hash();
+        assert_eq!(decoded.fields().signing_hash(), hash);
+        assert_eq!(
+            recover_prehash(&hash, sig.y_parity, sig.r, sig.s),
+            Ok(Address::new(address(
+                "dd6b8b3dc6b7ad97db52f08a275ff4483e024cea"
+            )))
+        );
+        // Tandem decodes it (type 2 carries any fee caps) and recovers the signer
+        // for chain 1.
+        let tx = EvmTx::decode_signed(&signed).unwrap();
+        assert_eq!(tx.tx_type(), 2);
+        assert_eq!(tx.check_signature(1), None);
+        assert_eq!(
+            tx.sender(),
+            Address::new(address("dd6b8b3dc6b7ad97db52f08a275ff4483e024cea"))
+        );
+        assert_eq!(tx.encode().unwrap(), signed);
+    }
+
     #[test]
     fn signed_transactions_round_trip_and_recover_their_signer() {
         let key = EvmSigningKey::for_account(5);
@@ -535,6 +691,14 @@ mod tests {
                 slots: vec![[1; 32]],
             }]),
             EvmTx::create(Address::ZERO, 0, 1_000_000, vec![0x60, 0x00]),
+            transfer().with_eip1559_fees(FEES),
+            transfer()
+                .with_eip1559_fees(FEES)
+                .with_access_list(vec![AccessListEntry {
+                    address: [9; 20],
+                    slots: vec![[1; 32], [2; 32]],
+                }]),
+            EvmTx::create(Address::ZERO, 0, 1_000_000, vec![0x60, 0x00]).with_eip1559_fees(FEES),
         ] {
             let signed = key.sign(tx.clone(), CHAIN).unwrap();
             assert_eq!(signed.from, [0; 20]);
@@ -551,7 +715,11 @@ mod tests {
             );
             // The unsigned decoder does not take it, nor the signed one the unsigned form.
             assert!(EvmTx::decode_as(EvmAuth::Channel, &bytes).is_err());
-            assert!(EvmTx::decode_signed(&tx.encode().unwrap()).is_err());
+            match tx.encode() {
+                Ok(plain) => assert!(EvmTx::decode_signed(&plain).is_err()),
+                // Fee caps: only the signed form carries them.
+                Err(_) => assert_eq!(tx.tx_type(), 2),
+            }
         }
     }
 
@@ -598,13 +766,14 @@ mod tests {
         let key = EvmSigningKey::for_account(1);
         let signed = key.sign(transfer(), CHAIN).unwrap();
         type Change = (&'static str, fn(&mut EvmTx));
-        let changes: [Change; 9] = [
+        let changes: [Change; 10] = [
             ("nonce", |t| t.nonce += 1),
             ("value", |t| t.value[31] ^= 1),
             ("recipient", |t| t.to = Some([7; 20])),
             ("gas limit", |t| t.gas_limit += 1),
             ("data", |t| t.data.push(0)),
             ("access list", |t| t.access_list = Some(vec![])),
+            ("fee caps", |t| t.eip1559 = Some(FEES)),
             ("y parity", |t| {
                 let sig = t.signature.as_mut().unwrap();
                 sig.y_parity = !sig.y_parity;

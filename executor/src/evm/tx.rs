@@ -1,6 +1,9 @@
 //! An EVM transaction as Tandem carries it: sender, recipient (none = contract
-//! creation), value in wei, nonce, gas limit and calldata. The gas price is always
-//! 0 (see `mod.rs`). Two ways to authenticate the sender (`EvmAuth`, issue 15 item
+//! creation), value in wei, nonce, gas limit and calldata. A legacy or type-1
+//! transaction's gas price is always 0; an EIP-1559 (type-2) transaction carries
+//! the fee caps its sender signed ([`Eip1559Fees`]), which admission checks
+//! against the block's base fee and revm sees, but no fee is charged (see
+//! `mod.rs`). Two ways to authenticate the sender (`EvmAuth`, issue 15 item
 //! 5): *channel*, where `from` is trusted because the client's channel is
 //! authenticated, as for the ledger's unsigned transactions; or *secp256k1*, an
 //! Ethereum signature ([`EvmSignature`]) from which the sender is recovered before
@@ -24,12 +27,14 @@
 //! `MAX_EVM_TX_BYTES` and refuses bytes neither form consumes exactly.
 //!
 //! A signed transaction encodes as Ethereum's signed transaction (`eth_rlp.rs`:
-//! legacy EIP-155 without an access list, EIP-2930 type 1 with one, gas price 0),
+//! legacy EIP-155 without an access list, EIP-2930 type 1 with one, both at gas
+//! price 0; EIP-1559 type 2 when it has fee caps, with or without a list),
 //! decoded by [`EvmTx::decode_signed`]; `decode` keeps reading the unsigned forms
 //! only, so each decoder maps a byte string to at most one transaction, and a
 //! replica decodes with the one its cluster's `evm_auth` names
 //! ([`EvmTx::decode_as`]): under secp256k1 an unsigned transaction, whose `from`
-//! nobody vouches for, never decodes.
+//! nobody vouches for, never decodes. The unsigned forms have no fee caps: an
+//! unsigned transaction with them does not encode (`encode` fails).
 
 use revm::context::TxEnv;
 use revm::context_interface::transaction::{AccessList, AccessListItem};
@@ -50,6 +55,17 @@ pub struct AccessListEntry {
     pub slots: Vec<[u8; 32]>,
 }
 
+/// The fee caps of an EIP-1559 (type-2) transaction, wei per gas. Admission refuses
+/// a transaction whose priority fee is above its max fee, or whose max fee is below
+/// the block's base fee (`EvmConfig::base_fee`); the effective gas price
+/// `min(max_fee, base_fee + priority_fee)` is what the GASPRICE opcode returns, and
+/// is not charged (see `mod.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Eip1559Fees {
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+}
+
 /// One EVM transaction (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EvmTx {
@@ -63,6 +79,10 @@ pub struct EvmTx {
     pub data: Vec<u8>,
     /// The EIP-2930 access list, if the transaction declares one.
     pub access_list: Option<Vec<AccessListEntry>>,
+    /// `Some`: an EIP-1559 (type-2) transaction with these fee caps (and
+    /// `access_list`, `None` meaning the empty list); `None`: gas price 0, legacy
+    /// or type 1.
+    pub eip1559: Option<Eip1559Fees>,
     /// The Ethereum signature of a secp256k1-authenticated transaction (`None`:
     /// channel-authenticated). It covers every field above but `from`, the access
     /// list included: attach a list before signing.
@@ -110,6 +130,7 @@ impl EvmTx {
             gas_limit,
             data,
             access_list: None,
+            eip1559: None,
             signature: None,
         }
     }
@@ -118,6 +139,23 @@ impl EvmTx {
     pub fn with_access_list(mut self, list: Vec<AccessListEntry>) -> EvmTx {
         self.access_list = Some(list);
         self
+    }
+
+    /// The same transaction as an EIP-1559 (type-2) one with these fee caps (it
+    /// keeps its access list, if any). Only the signed form carries them: sign it.
+    pub fn with_eip1559_fees(mut self, fees: Eip1559Fees) -> EvmTx {
+        self.eip1559 = Some(fees);
+        self
+    }
+
+    /// The EIP-2718 type Ethereum gives it: 0 legacy, 1 EIP-2930 (an access list,
+    /// no fee caps), 2 EIP-1559 (fee caps).
+    pub fn tx_type(&self) -> u8 {
+        match (&self.eip1559, &self.access_list) {
+            (Some(_), _) => 2,
+            (None, Some(_)) => 1,
+            (None, None) => 0,
+        }
     }
 
     /// A contract creation running `init` (deploy bytecode and constructor arguments).
@@ -130,6 +168,7 @@ impl EvmTx {
             gas_limit,
             data: init,
             access_list: None,
+            eip1559: None,
             signature: None,
         }
     }
@@ -160,29 +199,32 @@ impl EvmTx {
         }
     }
 
-    /// revm's transaction environment at gas price 0: legacy, or EIP-2930 with
-    /// its access list.
+    /// revm's transaction environment: legacy at gas price 0, EIP-2930 with its
+    /// access list at gas price 0, or EIP-1559 with its fee caps (gas price = max
+    /// fee, priority fee) and its list.
     pub(super) fn env(&self, chain_id: u64) -> TxEnv {
-        let (tx_type, access_list) = match &self.access_list {
-            None => (0, AccessList::default()),
-            Some(list) => (
-                1,
-                AccessList(
-                    list.iter()
-                        .map(|e| AccessListItem {
-                            address: Address::new(e.address),
-                            storage_keys: e.slots.iter().map(|s| B256::new(*s)).collect(),
-                        })
-                        .collect(),
-                ),
+        let access_list = match &self.access_list {
+            None => AccessList::default(),
+            Some(list) => AccessList(
+                list.iter()
+                    .map(|e| AccessListItem {
+                        address: Address::new(e.address),
+                        storage_keys: e.slots.iter().map(|s| B256::new(*s)).collect(),
+                    })
+                    .collect(),
             ),
         };
+        let (gas_price, gas_priority_fee) = match &self.eip1559 {
+            None => (0, None),
+            Some(fees) => (fees.max_fee_per_gas, Some(fees.max_priority_fee_per_gas)),
+        };
         TxEnv {
-            tx_type,
+            tx_type: self.tx_type(),
             access_list,
             caller: self.sender(),
             gas_limit: self.gas_limit,
-            gas_price: 0,
+            gas_price,
+            gas_priority_fee,
             kind: match self.recipient() {
                 Some(to) => TxKind::Call(to),
                 None => TxKind::Create,
@@ -206,6 +248,7 @@ impl EvmTx {
             value: &self.value,
             data: &self.data,
             access_list: self.access_list.as_deref(),
+            fees: self.eip1559,
         }
     }
 
@@ -226,6 +269,12 @@ impl EvmTx {
                 });
             }
             return Ok(bytes);
+        }
+        if self.eip1559.is_some() {
+            return Err(Error::Encode {
+                what: "EVM transaction",
+                reason: "EIP-1559 fee caps on an unsigned transaction (only the signed form carries them)".into(),
+            });
         }
         let config = bincode::config::standard();
         let tx = self.clone();
@@ -273,6 +322,7 @@ impl EvmTx {
                 gas_limit: p.gas_limit,
                 data: p.data,
                 access_list: None,
+                eip1559: None,
                 signature: None,
             }),
             Err(plain_error) => {
@@ -285,6 +335,7 @@ impl EvmTx {
                         gas_limit: w.gas_limit,
                         data: w.data,
                         access_list: Some(w.access_list),
+                        eip1559: None,
                         signature: None,
                     }),
                     Err(_) => Err(plain_error),
@@ -293,8 +344,9 @@ impl EvmTx {
         }
     }
 
-    /// Decodes a signed transaction (Ethereum's form, gas price 0, at most
-    /// `MAX_EVM_TX_BYTES`; see `eth_rlp.rs`). The signature is not checked here.
+    /// Decodes a signed transaction (Ethereum's form: legacy or type 1 at gas price
+    /// 0, or type 2 with any fee caps; at most `MAX_EVM_TX_BYTES`; see `eth_rlp.rs`).
+    /// The signature is not checked here, nor the fee caps (admission does).
     pub fn decode_signed(bytes: &[u8]) -> Result<EvmTx, Error> {
         let fail = |reason: String| Error::Decode {
             what: "signed EVM transaction",
@@ -312,6 +364,7 @@ impl EvmTx {
             gas_limit: d.gas_limit,
             data: d.data,
             access_list: d.access_list,
+            eip1559: d.fees,
             signature: Some(EvmSignature::new(
                 d.chain_id,
                 d.sig.y_parity,

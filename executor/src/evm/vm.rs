@@ -27,6 +27,7 @@
 //! **Admission** ([`Vm::admit`]) is `execute_batch`'s, from the ordered
 //! transactions alone: a signed transaction's sender is recovered, in parallel on
 //! the executor's threads (`sender_recovery.rs`), and a bad signature refused
+//! (reserving no gas); then fee caps that do not fit the base fee refused
 //! (reserving no gas); then above `max_tx_gas` refused, gas limits reserved from
 //! `max_batch_gas` in order, the first that does not fit and all after it refused.
 //! The value-against-balance check is part of execution (it reads the sender's
@@ -39,8 +40,7 @@
 //! listed slot (written). [`attach_access_lists`] makes such lists the way
 //! `eth_createAccessList` does, by running the batch once.
 //!
-//! Fees: gas price 0 and no fee charge (`mod.rs`), so no key is common to all
-//! transactions.
+//! Fees: no fee charge (`mod.rs`), so no key is common to all transactions.
 //!
 //! [`execute_batch`]: super::execute_batch
 
@@ -57,7 +57,7 @@ use revm::state::{Account, AccountInfo};
 use revm::{Context, ExecuteEvm, MainBuilder};
 
 use super::db::{EvmAccount, EvmState, StateShard};
-use super::execute::{EvmConfig, context, receipt};
+use super::execute::{EvmConfig, context, fee_verdict, receipt};
 use super::receipt::{EvmReceipt, EvmStatus};
 use super::sender_recovery::check_signatures;
 use super::tx::{AccessListEntry, EvmTx};
@@ -332,7 +332,9 @@ impl Vm for EvmVm {
             if verdict.is_some() {
                 continue;
             }
-            *verdict = if tx.gas_limit > self.config.max_tx_gas {
+            *verdict = if let Some(status) = fee_verdict(tx, self.config.base_fee) {
+                Some(status)
+            } else if tx.gas_limit > self.config.max_tx_gas {
                 Some(EvmStatus::GasLimitAboveMax)
             } else if exhausted || tx.gas_limit > remaining {
                 exhausted = true;

@@ -10,7 +10,8 @@
 //! `call` (`"swap(bool,uint256,uint256)"`) with `args` (one per parameter:
 //! `address`, `bool`, `uintN`); an optional `access_list` of `{"address", "slots":
 //! [64 hex digits, …]}`. Or a signed transaction, `{"raw": "0x…"}` alone: Ethereum's
-//! signed bytes (`EvmTx::decode_signed`; its sender is recovered when it runs). The
+//! signed bytes, legacy EIP-155, EIP-2930 type 1 or EIP-1559 type 2
+//! (`EvmTx::decode_signed`; its sender is recovered when it runs). The
 //! same strictness as the ledger's files: unknown or repeated keys refused, errors
 //! name file, entry, line and field.
 //!
@@ -275,6 +276,7 @@ fn tx_from_fields(fields: &Fields, deployment: &Deployment) -> Result<EvmTx, Loc
         gas_limit,
         data,
         access_list: None,
+        eip1559: None,
         signature: None,
     };
     if fields.has("access_list") {

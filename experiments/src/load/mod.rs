@@ -439,14 +439,15 @@ impl EvmNonces {
         let (sender, nonce) = self.sent.remove(payload)?;
         // Status bytes (`encode_evm_result`): 0 success, 1 reverted, 2 out of gas,
         // 3 halted ran and used the nonce; 4 invalid, 5 gas limit above the maximum,
-        // 6 batch budget exhausted, 7 bad signature did not run.
+        // 6 batch budget exhausted, 7 bad signature, 8 and 9 fee caps refused did
+        // not run.
         let used = self.used_below.entry(sender).or_insert(0);
         match result.first() {
             Some(0..=3) => {
                 *used = (*used).max(nonce.saturating_add(1));
                 None
             }
-            Some(4..=7) => Some((sender, nonce.max(*used))),
+            Some(4..=9) => Some((sender, nonce.max(*used))),
             _ => None,
         }
     }
