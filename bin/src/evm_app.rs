@@ -188,6 +188,68 @@ mod tests {
     use tandem_executor::evm::{EvmWorkloadKind, EvmWorkloadSpec};
     use tandem_experiments::payload::{encode_evm_payload, evm_result_succeeded};
 
+    /// `--payload` padding changes neither execution nor gas: the same transactions,
+    /// unpadded and padded to 512 bytes (and to the bound), give byte-identical
+    /// results (status and gas used) and the same digest, unsigned and signed
+    /// (legacy and EIP-1559), on the sequential executor and Block-STM.
+    #[test]
+    fn padded_evm_payloads_execute_exactly_as_unpadded_ones() {
+        use tandem_executor::evm::EvmAuth;
+        use tandem_experiments::payload::MAX_EVM_PAYLOAD_BYTES;
+        for auth in [EvmAuth::Channel, EvmAuth::Secp256k1] {
+            let spec = EvmWorkloadSpec {
+                accounts: 40,
+                ..EvmWorkloadSpec::new(EvmWorkloadKind::EvmMixed)
+            };
+            let accounts = spec.accounts_for(auth);
+            let (genesis, deployment) = spec.genesis_with(&accounts).unwrap();
+            let txs: Vec<_> = spec
+                .generator_with(&genesis, &deployment, &accounts)
+                .unwrap()
+                .batch(60)
+                .into_iter()
+                .map(|t| accounts.sign(t, tandem_executor::evm::CHAIN_ID).unwrap())
+                .collect();
+            let batch = |pad: usize| {
+                Batch::new(
+                    txs.iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let p = encode_evm_payload(t, pad);
+                            assert!(p.len() >= pad.min(MAX_EVM_PAYLOAD_BYTES));
+                            Request::new(ClientId(0), i as u64 + 1, p)
+                        })
+                        .collect(),
+                )
+            };
+            let config = EvmConfig {
+                auth,
+                ..EvmConfig::default()
+            };
+            let opts = ExecutorOptions::default();
+            for executor in ["sequential", "block-stm"] {
+                let mut runs = Vec::new();
+                for pad in [0, 512, MAX_EVM_PAYLOAD_BYTES] {
+                    let mut app = EvmApp::new(genesis.clone(), config, executor, 2, &opts)
+                        .unwrap()
+                        .with_auth(auth);
+                    let results = app.execute(Seq(1), &batch(pad));
+                    assert_eq!(app.totals().malformed, 0, "{auth} {executor} {pad}");
+                    runs.push((results, app.digest()));
+                }
+                assert!(runs[0].0.iter().all(|r| r.len() == 9));
+                let ok = runs[0]
+                    .0
+                    .iter()
+                    .filter(|r| evm_result_succeeded(r) == Some(true))
+                    .count();
+                assert!(ok >= 50, "{auth} {executor}: {ok} of 60 succeeded");
+                assert_eq!(runs[0], runs[1], "{auth} {executor}: 512");
+                assert_eq!(runs[0], runs[2], "{auth} {executor}: the bound");
+            }
+        }
+    }
+
     #[test]
     fn evm_app_executors_agree_and_state_transfers_by_chunks() {
         let spec = EvmWorkloadSpec {
@@ -196,7 +258,11 @@ mod tests {
         };
         let (genesis, deployment) = spec.genesis().unwrap();
         let mut generator = spec.generator(&genesis, &deployment).unwrap();
-        let mut payloads: Vec<Bytes> = generator.batch(40).iter().map(encode_evm_payload).collect();
+        let mut payloads: Vec<Bytes> = generator
+            .batch(40)
+            .iter()
+            .map(|t| encode_evm_payload(t, 0))
+            .collect();
         payloads.insert(5, Bytes::from_static(b"garbage"));
         let batch = Batch::new(
             payloads

@@ -1,7 +1,8 @@
 //! `tandem local --vm evm`: four replica processes run revm behind consensus on
 //! loopback, load clients send Uniswap swaps, and the replicas' checkpoint digests
 //! agree; with `--evm-auth secp256k1` the clients sign every swap Ethereum-style
-//! and the replicas recover the senders before executing.
+//! and the replicas recover the senders before executing; with `--payload 512`
+//! every request is padded to 512 bytes and runs as unpadded.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,6 +57,19 @@ fn run_cluster(extra: &[&str]) -> Value {
     let completed = s["throughput"]["completed_txs"].as_u64().unwrap();
     assert!(completed >= 100, "completed {completed}\n{stdout}");
     assert_eq!(s["parameters"]["vm"], "evm");
+    // Every request decoded: each replica's last metrics line counts transactions
+    // and no malformed payload.
+    for r in 0..4 {
+        let metrics =
+            std::fs::read_to_string(dirs[0].join(format!("replica-{r}.metrics.jsonl"))).unwrap();
+        let last: Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+        let execution = &last["execution"];
+        assert_eq!(execution["malformed"], 0, "r{r}: {execution}");
+        assert!(
+            execution["transactions"].as_u64().unwrap() >= 100,
+            "r{r}: {execution}"
+        );
+    }
     // Swaps succeed: nonces are exact per sender, so few fail (summed over the
     // four replicas).
     let committed = s["throughput"]["committed_txs"].as_u64().unwrap();
@@ -77,4 +91,12 @@ fn an_evm_cluster_commits_swaps_and_its_replicas_agree() {
 fn an_evm_cluster_with_signed_swaps_recovers_senders_and_agrees() {
     let s = run_cluster(&["--evm-auth", "secp256k1"]);
     assert_eq!(s["parameters"]["evm_auth"], "secp256k1");
+}
+
+/// Padded requests (signed, so both transaction types) decode on every replica:
+/// none is malformed, the swaps succeed as unpadded ones do.
+#[test]
+fn an_evm_cluster_with_padded_requests_runs_them_as_unpadded() {
+    let s = run_cluster(&["--evm-auth", "secp256k1", "--payload", "512"]);
+    assert_eq!(s["parameters"]["payload_bytes"], 512);
 }

@@ -26,8 +26,8 @@ fn local_refuses_flags_that_do_not_fit_the_vm() {
     let results = results.path().to_str().unwrap();
     for (args, want) in [
         (
-            &["--vm", "evm", "--payload", "512"][..],
-            "--payload: EVM transactions are not padded",
+            &["--vm", "evm", "--payload", "65537"][..],
+            "--payload 65537: an EVM request is at most 65536 bytes",
         ),
         (&["--vm", "evm", "--work", "10"], "--work is the ledger's"),
         (
@@ -126,8 +126,8 @@ fn keygen_writes_the_gas_bounds_and_client_refuses_what_the_evm_cannot_send() {
         refused(&args, want);
     };
     client(
-        &["--payload", "64"],
-        "--payload: the cluster runs the EVM, whose transactions are not padded",
+        &["--payload", "100000"],
+        "--payload 100000: the cluster runs the EVM, whose requests are at most 65536 bytes",
     );
     client(
         &["--workload", "erc20"],

@@ -1,7 +1,9 @@
-//! The request payload of the ledger application, shared by the load client that
-//! builds it and the replica that executes it: a bincode [`Transaction`]
-//! (`tandem-executor`'s encoding, at most `MAX_TX_BYTES`), optionally followed by zero
-//! bytes that model larger transactions.
+//! The request payloads of the ledger and EVM applications, shared by the load
+//! client that builds them and the replica that executes them: a bincode
+//! [`Transaction`] (`tandem-executor`'s encoding, at most `MAX_TX_BYTES`), optionally
+//! followed by zero bytes that model larger transactions; or an EVM transaction,
+//! optionally padded the same way with its length after the pad
+//! ([`encode_evm_payload`]).
 
 use bytes::Bytes;
 use tandem_executor::Transaction;
@@ -24,22 +26,67 @@ pub fn decode_payload(payload: &[u8]) -> Option<Transaction> {
     payload[used..].iter().all(|b| *b == 0).then_some(tx)
 }
 
+/// The largest EVM request payload, padded or not: `MAX_EVM_TX_BYTES` (64 KiB, the
+/// consensus layer's default `max_request_bytes`). A `--payload` above it is refused
+/// for the EVM, and a replica decodes nothing longer, so checking a pad's zero bytes
+/// is bounded.
+pub const MAX_EVM_PAYLOAD_BYTES: usize = tandem_executor::evm::MAX_EVM_TX_BYTES;
+
 /// Encodes an EVM transaction as a request payload (`vm = "evm"`): its bincode
-/// form, or a signed transaction's Ethereum bytes (`EvmTx::encode`), unpadded.
-pub fn encode_evm_payload(tx: &EvmTx) -> Bytes {
-    Bytes::from(tx.encode().expect("generated transactions encode"))
+/// form, or a signed transaction's Ethereum bytes (`EvmTx::encode`), padded to at
+/// least `pad_to` bytes when that is more (`--payload`, modelling larger
+/// transactions, as `encode_payload` does for the ledger's).
+///
+/// A padded payload is the encoding, then zero bytes, then the encoding's length
+/// (4 bytes, big-endian): at least 4 bytes longer than the encoding, at most
+/// [`MAX_EVM_PAYLOAD_BYTES`] (a transaction too long to pad within it goes
+/// unpadded). The length is needed because the EVM's unsigned form is not
+/// self-delimiting: the plain form followed by a zero byte is the same
+/// transaction with an empty access list, which executes differently (a type-1
+/// transaction, and a declared set for the access-list executor). The decoder
+/// ([`decode_evm_payload_as`]) gives back exactly the transaction encoded, so
+/// padding changes neither execution nor gas.
+pub fn encode_evm_payload(tx: &EvmTx, pad_to: usize) -> Bytes {
+    let mut bytes = tx.encode().expect("generated transactions encode");
+    let len = bytes.len();
+    let total = pad_to.min(MAX_EVM_PAYLOAD_BYTES).max(len + 4);
+    if pad_to > len && total <= MAX_EVM_PAYLOAD_BYTES {
+        bytes.resize(total - 4, 0);
+        bytes.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+    Bytes::from(bytes)
 }
 
-/// Decodes an EVM request payload (exactly one `EvmTx`, nothing after it).
+/// Decodes an EVM request payload under channel authentication (see
+/// [`decode_evm_payload_as`]).
 pub fn decode_evm_payload(payload: &[u8]) -> Option<EvmTx> {
-    EvmTx::decode(payload).ok()
+    decode_evm_payload_as(EvmAuth::Channel, payload)
 }
 
 /// Decodes an EVM request payload under the cluster's `evm_auth`: an unsigned
 /// `EvmTx` (channel) or a signed one, Ethereum's bytes (secp256k1), never the
-/// other form.
+/// other form; either exactly one encoding, or one padded by
+/// [`encode_evm_payload`] (the encoding of the length the last 4 bytes name, then
+/// only zero bytes). At most [`MAX_EVM_PAYLOAD_BYTES`]. A padded payload never
+/// decodes as a whole (the length after the pad leaves bytes no transaction
+/// consumes), so the two readings never compete.
 pub fn decode_evm_payload_as(auth: EvmAuth, payload: &[u8]) -> Option<EvmTx> {
-    EvmTx::decode_as(auth, payload).ok()
+    if payload.len() > MAX_EVM_PAYLOAD_BYTES {
+        return None;
+    }
+    if let Ok(tx) = EvmTx::decode_as(auth, payload) {
+        return Some(tx);
+    }
+    let (body, len) = payload.split_at(payload.len().checked_sub(4)?);
+    let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+    if len > body.len() {
+        return None;
+    }
+    let (encoded, pad) = body.split_at(len);
+    if !pad.iter().all(|b| *b == 0) {
+        return None;
+    }
+    EvmTx::decode_as(auth, encoded).ok()
 }
 
 /// An EVM request's result: the receipt's status as one byte (0 success, 1
@@ -114,5 +161,112 @@ mod tests {
         assert_eq!(decode_payload(&dirty), None);
         assert_eq!(decode_payload(b"garbage"), None);
         assert_eq!(decode_payload(&plain[..plain.len() - 1]), None);
+    }
+}
+
+#[cfg(test)]
+mod evm_padding_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tandem_executor::evm::{
+        AccessListEntry, EvmWorkloadKind, EvmWorkloadSpec, MAX_EVM_TX_BYTES,
+    };
+
+    /// Transactions of every workload, unsigned and signed (legacy and EIP-1559),
+    /// with and without an access list (the empty one included).
+    fn transactions() -> Vec<(EvmAuth, EvmTx)> {
+        let mut out = Vec::new();
+        for kind in [EvmWorkloadKind::EvmTransfer, EvmWorkloadKind::Uniswap] {
+            let spec = EvmWorkloadSpec {
+                accounts: 8,
+                ..EvmWorkloadSpec::new(kind)
+            };
+            for auth in [EvmAuth::Channel, EvmAuth::Secp256k1] {
+                let accounts = spec.accounts_for(auth);
+                let (genesis, deployment) = spec.genesis_with(&accounts).unwrap();
+                let mut generator = spec
+                    .generator_with(&genesis, &deployment, &accounts)
+                    .unwrap();
+                for (i, tx) in generator.batch(6).into_iter().enumerate() {
+                    let tx = match i % 3 {
+                        0 => tx,
+                        1 => tx.with_access_list(vec![]),
+                        _ => tx.with_access_list(vec![AccessListEntry {
+                            address: [3; 20],
+                            slots: vec![[4; 32]],
+                        }]),
+                    };
+                    out.push((
+                        auth,
+                        accounts.sign(tx, tandem_executor::evm::CHAIN_ID).unwrap(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn padded_evm_payloads_decode_to_the_transaction_and_junk_does_not() {
+        for (auth, tx) in transactions() {
+            let plain = encode_evm_payload(&tx, 0);
+            assert_eq!(plain, tx.encode().unwrap());
+            assert_eq!(decode_evm_payload_as(auth, &plain), Some(tx.clone()));
+            for pad_to in [1, plain.len(), plain.len() + 2, 512, 4096, usize::MAX] {
+                let padded = encode_evm_payload(&tx, pad_to);
+                let want = if pad_to <= plain.len() {
+                    plain.len()
+                } else {
+                    pad_to.min(MAX_EVM_PAYLOAD_BYTES).max(plain.len() + 4)
+                };
+                assert_eq!(padded.len(), want, "{pad_to}");
+                assert_eq!(
+                    decode_evm_payload_as(auth, &padded),
+                    Some(tx.clone()),
+                    "{pad_to}"
+                );
+                if padded.len() > plain.len() {
+                    assert_eq!(&padded[..plain.len()], &plain[..]);
+                    // Not the transaction as a whole (the plain form then a zero is
+                    // the empty-list form: the length tells them apart).
+                    assert!(EvmTx::decode_as(auth, &padded).is_err());
+                    // A non-zero pad byte, a wrong length, a cut: refused.
+                    let mut dirty = padded.to_vec();
+                    if padded.len() > plain.len() + 4 {
+                        dirty[plain.len()] = 1;
+                        assert_eq!(decode_evm_payload_as(auth, &dirty), None);
+                    }
+                    let mut wrong = padded.to_vec();
+                    let n = wrong.len();
+                    wrong[n - 1] ^= 1;
+                    assert_ne!(decode_evm_payload_as(auth, &wrong), Some(tx.clone()));
+                    assert_eq!(decode_evm_payload_as(auth, &padded[..n - 1]), None);
+                }
+            }
+        }
+        // Longer than the bound: refused, padded or not.
+        assert_eq!(decode_evm_payload(&vec![0; MAX_EVM_TX_BYTES + 1]), None);
+        assert_eq!(decode_evm_payload(b""), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn junk_evm_payloads_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            len in any::<u32>(),
+        ) {
+            let mut framed = bytes.clone();
+            framed.extend_from_slice(&len.to_be_bytes());
+            for auth in [EvmAuth::Channel, EvmAuth::Secp256k1] {
+                for p in [&bytes, &framed] {
+                    if let Some(tx) = decode_evm_payload_as(auth, p) {
+                        // Whatever decodes is one encoding, possibly padded.
+                        let plain = tx.encode().unwrap();
+                        prop_assert!(p.starts_with(&plain));
+                    }
+                }
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tandem_experiments::cluster::{ClusterFile, KeyFile, KeyFileAccess};
 use tandem_experiments::cluster_params::parse_workload;
 use tandem_experiments::load::{LoadMode, LoadSettings, Progress, run_load};
+use tandem_experiments::payload::MAX_EVM_PAYLOAD_BYTES;
 
 /// Arguments of `tandem client`.
 #[derive(Args, Debug)]
@@ -100,9 +101,10 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         ),
         _ => {}
     }
-    if cluster.evm_workload.is_some() && args.payload > 0 {
+    if cluster.evm_workload.is_some() && args.payload > MAX_EVM_PAYLOAD_BYTES {
         bail!(
-            "--payload: the cluster runs the EVM, whose transactions are not padded; leave --payload at 0"
+            "--payload {}: the cluster runs the EVM, whose requests are at most {MAX_EVM_PAYLOAD_BYTES} bytes, padding included",
+            args.payload
         );
     }
     if args.client_index >= args.client_count {

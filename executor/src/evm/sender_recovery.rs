@@ -279,10 +279,16 @@ impl EvmSigningKey {
         Address::from_public_key(self.0.verifying_key())
     }
 
-    /// Signs `tx` (all its fields but `from`, which it zeroes) for `chain_id`.
+    /// Signs `tx` (all its fields but `from`, which it zeroes) for `chain_id`. An
+    /// EIP-1559 transaction's empty access list becomes none (the same bytes and
+    /// signature: `eth_rlp.rs`), so the signed transaction is exactly what its
+    /// bytes decode to.
     pub fn sign(&self, mut tx: EvmTx, chain_id: u64) -> Result<EvmTx, Error> {
         tx.from = [0; 20];
         tx.signature = None;
+        if tx.eip1559.is_some() && tx.access_list.as_ref().is_some_and(Vec::is_empty) {
+            tx.access_list = None;
+        }
         let hash = tx.eth_fields(chain_id).signing_hash();
         let (sig, id) = self
             .0
@@ -692,6 +698,7 @@ mod tests {
             }]),
             EvmTx::create(Address::ZERO, 0, 1_000_000, vec![0x60, 0x00]),
             transfer().with_eip1559_fees(FEES),
+            transfer().with_eip1559_fees(FEES).with_access_list(vec![]),
             transfer()
                 .with_eip1559_fees(FEES)
                 .with_access_list(vec![AccessListEntry {

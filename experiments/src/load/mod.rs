@@ -454,7 +454,8 @@ impl EvmNonces {
 }
 
 impl TxSource {
-    /// The next request payload (an EVM payload is never padded).
+    /// The next request payload, padded to `payload_bytes` (`encode_payload`,
+    /// `encode_evm_payload`).
     fn next_payload(&mut self, payload_bytes: usize) -> bytes::Bytes {
         match self {
             TxSource::Ledger(g) => encode_payload(&g.next_transaction(), payload_bytes),
@@ -465,7 +466,7 @@ impl TxSource {
                     .accounts()
                     .sign(tx, tandem_executor::evm::CHAIN_ID)
                     .expect("generated transactions are from the workload's accounts");
-                let payload = encode_evm_payload(&tx);
+                let payload = encode_evm_payload(&tx, payload_bytes);
                 nonces.sent(payload.clone(), sender, nonce);
                 payload
             }

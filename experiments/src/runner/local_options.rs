@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::cluster_params::ClusterParams;
 use crate::cpu_budget::{self, CpuBudget, CpuSet};
 use crate::load::LoadMode;
+use crate::payload::MAX_EVM_PAYLOAD_BYTES;
 use crate::runner::{RunPlan, faults};
 use crate::scenario::{
     BackendKind, ClusterSpec, EvmSpec, LoadShape, LoadSpec, Scenario, ScenarioSource, render,
@@ -84,9 +85,10 @@ impl LocalOptions {
         }
         let c = &self.cluster;
         c.check_vm_flags()?;
-        if c.vm == "evm" && self.payload > 0 {
+        if c.vm == "evm" && self.payload > MAX_EVM_PAYLOAD_BYTES {
             bail!(
-                "--payload: EVM transactions are not padded (--vm evm sends each as its bincode EvmTx); leave --payload at 0"
+                "--payload {}: an EVM request is at most {MAX_EVM_PAYLOAD_BYTES} bytes, padding included",
+                self.payload
             );
         }
         let mut protocol = c.protocol_section()?;
@@ -343,10 +345,10 @@ mod tests {
                         workload: "erc20".into(),
                         ..ClusterParams::default()
                     },
-                    payload: 64,
+                    payload: 65_537,
                     ..options()
                 },
-                "--payload: EVM transactions are not padded",
+                "--payload 65537: an EVM request is at most 65536 bytes",
             ),
             (
                 LocalOptions {

@@ -183,11 +183,14 @@ pub(crate) fn parse(path: &Path, text: &str) -> Checked<Scenario> {
     };
     if evm.is_some()
         && let Some(payload) = &raw_load.get_ref().payload_bytes
-        && *payload.get_ref() > 0
+        && *payload.get_ref() > crate::payload::MAX_EVM_PAYLOAD_BYTES
     {
         return Err(src.error(
             payload.span(),
-            "EVM transactions are not padded: payload_bytes needs vm = \"ledger\" (or 0)",
+            format!(
+                "an EVM request is at most {} bytes, padding included",
+                crate::payload::MAX_EVM_PAYLOAD_BYTES
+            ),
         ));
     }
     let load = load(&src, raw_load)?;
@@ -1688,11 +1691,11 @@ target = "primary"
                 "set max_batch_gas too",
             ),
             (
-                format!("{}payload_bytes = 512\n", evm("", "")),
+                format!("{}payload_bytes = 65537\n", evm("", "")),
                 7,
                 "[load]",
                 "payload_bytes",
-                "not padded",
+                "at most 65536 bytes, padding included",
             ),
         ];
         for (text, line, table, field, message) in cases {
