@@ -32,6 +32,18 @@
 //! request fills, and the window's low mark stuck below it). A renumbered request keeps
 //! its payload; its result is accepted only under its new number's digest.
 //!
+//! Stale-number notices need a witness, and after the replicas restarted between two
+//! runs (or took a state transfer) their reply caches are empty, so the only one left
+//! is a done number a whole window above. A run therefore starts with a *marks query*
+//! ([`ClientCore::query_marks`], usable again whenever nothing is outstanding): every
+//! replica answers with its row of the replicated exactly-once table
+//! ([`ClientMarks`]: low mark, high mark, done numbers above the low mark), and the
+//! client numbers nothing until f+1 distinct replicas answered (and 2f+1, or a
+//! time-out passed). It then numbers above the (f+1)-th highest low mark and skips the
+//! numbers above it that f+1 answers hold done (see [`ClientCore::query_marks`] for
+//! why f Byzantine replicas can make it neither skip a usable number nor reuse a spent
+//! one).
+//!
 //! Like the replica, it never reads a clock or touches a socket: the caller passes the
 //! time and carries out [`ClientAction`]s.
 
@@ -42,7 +54,7 @@ use bytes::Bytes;
 
 use crate::client_auth::ClientMacs;
 use crate::crypto::verify_signature;
-use crate::request::{Reply, ReplyResult, Request, StaleNumber};
+use crate::request::{ClientMarks, Reply, ReplyResult, Request, StaleNumber};
 use crate::types::{ClientId, Digest, ReplicaId, Time, View, max_faulty};
 
 /// Where a client sends a new request: a policy each protocol supplies
@@ -84,6 +96,9 @@ pub enum ClientAction {
         /// Request.
         request: Request,
     },
+    /// Ask every replica for this client's marks in its exactly-once table
+    /// (`Event::MarksQuery` at the replica; [`ClientCore::query_marks`]).
+    QueryMarks,
 }
 
 /// A request whose result f+1 replicas agreed on.
@@ -139,6 +154,14 @@ pub struct ClientCounters {
     /// Busy refusals ignored because they came from a replica the request is not
     /// routed to (only the route's replicas decide whether it queues).
     pub ignored_busy: u64,
+    /// Marks queries sent to every replica ([`ClientCore::query_marks`], and again
+    /// after each time-out while fewer than f+1 replicas answered).
+    pub marks_queries: u64,
+    /// Marks answers dropped: malformed ([`ClientMarks::is_well_formed`]), or
+    /// arriving when no query was open (late), or a replica's second answer.
+    pub marks_dropped: u64,
+    /// Numbers skipped because f+1 marks answers held them done.
+    pub skipped_spent: u64,
 }
 
 /// The first back-off after a busy refusal; it doubles with every further refusal up
@@ -202,6 +225,15 @@ struct Parked {
     retransmitted: bool,
 }
 
+/// An open marks query: when it was sent, when it goes out again if fewer than f+1
+/// replicas answered, and the first well-formed answer of each replica.
+#[derive(Debug)]
+struct MarksQuery {
+    asked_at: Time,
+    retry_at: Time,
+    answers: BTreeMap<ReplicaId, ClientMarks>,
+}
+
 impl Outstanding {
     /// The earlier of the resend-to-all deadline and the busy retry: its key in
     /// `ClientCore::deadlines`.
@@ -260,8 +292,14 @@ pub struct ClientCore {
     lows: BTreeMap<ReplicaId, u64>,
     /// Requests to number again, in the order their numbers were found spent.
     parked: VecDeque<Parked>,
-    /// When parked requests can be numbered again (on the next tick).
+    /// When [`ClientCore::on_tick`] has work no timer stands for: parked requests to
+    /// number again, or a marks query that can be closed.
     renumber_at: Option<Time>,
+    /// The open marks query, if any.
+    marks_query: Option<MarksQuery>,
+    /// Numbers above the floor that f+1 marks answers held done, as inclusive runs
+    /// (first → last), never numbered.
+    spent: BTreeMap<u64, u64>,
     deadlines: BTreeSet<(Time, u64)>,
     routing: Box<dyn ClientRouting>,
     macs: ClientMacs,
@@ -300,6 +338,8 @@ impl ClientCore {
             lows: BTreeMap::new(),
             parked: VecDeque::new(),
             renumber_at: None,
+            marks_query: None,
+            spent: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             routing,
             macs: ClientMacs::default(),
@@ -360,9 +400,9 @@ impl ClientCore {
 
     /// Whether a new request can be numbered without its oldest outstanding request
     /// falling out of the replicas' exactly-once window (requests waiting to be
-    /// numbered again go first).
+    /// numbered again go first), and no marks query is open.
     pub fn can_submit(&self) -> bool {
-        self.parked.is_empty() && self.can_number()
+        self.parked.is_empty() && self.marks_query.is_none() && self.can_number()
     }
 
     /// Every number up to this is done at some correct replica: the (f+1)-th highest
@@ -373,9 +413,19 @@ impl ClientCore {
         lows.get(self.weak - 1).copied().unwrap_or(0)
     }
 
-    /// The number the next request gets: the next of this run's, or above the floor.
+    /// The number the next request gets: the next of this run's, or above the floor,
+    /// past any run of numbers f+1 marks answers held done.
     fn candidate(&self) -> u64 {
-        self.next_number.max(self.floor().saturating_add(1))
+        let mut n = self.next_number.max(self.floor().saturating_add(1));
+        while let Some((_, &last)) = self.spent.range(..=n).next_back()
+            && last >= n
+        {
+            if last == u64::MAX {
+                return u64::MAX; // never used: `can_number` refuses it
+            }
+            n = last + 1;
+        }
+        n
     }
 
     /// Whether [`ClientCore::candidate`] may be used: below `u64::MAX` and less than
@@ -393,8 +443,175 @@ impl ClientCore {
     /// Takes the next number ([`ClientCore::can_number`] said yes).
     fn take_number(&mut self) -> u64 {
         let n = self.candidate();
+        let unskipped = self.next_number.max(self.floor().saturating_add(1));
+        self.counters.skipped_spent += n - unskipped;
         self.next_number = n.saturating_add(1);
         n
+    }
+
+    /// Opens a marks query: asks every replica for this client's row of its
+    /// exactly-once table ([`ClientAction::QueryMarks`]), and numbers nothing until it
+    /// closes — once f+1 distinct replicas answered and either 2f+1 did or a
+    /// retransmission time-out passed since it was sent (sent again after each
+    /// time-out while fewer than f+1 answered). It then numbers above the (f+1)-th
+    /// highest low mark the answers (and earlier stale-number notices) reported, and
+    /// skips every number above that f+1 answers hold done (below their low mark or
+    /// in one of their runs of done numbers, [`ClientMarks`]). Returns whether the
+    /// query is open; refused (`false`, nothing sent) while requests are outstanding
+    /// or waiting to be numbered again, so a run asks before its first request, and
+    /// may ask again whenever it is idle.
+    ///
+    /// Why f Byzantine replicas can do neither harm:
+    /// - *No spent number is reused because of them.* The floor is the (f+1)-th
+    ///   highest low mark, so at least one of the f+1 answers at or above it is a
+    ///   correct replica's, and a correct replica's table is that of a prefix of the
+    ///   committed sequence: every number up to the floor was delivered, for good. A
+    ///   faulty replica reporting a low (or high) mark of 0 only lowers its own
+    ///   entry, which is not among the f+1 highest unless f+1 others are lower.
+    /// - *No usable number is skipped because of them.* A number is skipped only when
+    ///   f+1 answers hold it done, so at least one correct replica delivered it: it is
+    ///   spent whatever the faulty ones say, and a faulty replica reporting a huge low
+    ///   mark or runs up to `u64::MAX` moves nothing alone (its answer is one vote of
+    ///   the f+1 needed; at or below the floor only if f correct ones are that high).
+    ///   Every answer counted arrived before this query closed, and nothing was
+    ///   numbered while it was open, so no correct replica's "done" can be a request
+    ///   of this query's numbering: it was a previous run's (or, on a later query,
+    ///   this run's completed ones, all below its next number anyway).
+    /// - *The high mark* bounds what an answer may claim (every run lies at or below
+    ///   it, [`ClientMarks::is_well_formed`]); numbers between the floor and the high
+    ///   marks that fewer than f+1 answers hold done are numbered as usual: a
+    ///   faulty or lagging replica can make the client try such a number, never
+    ///   skip it, and if it was in fact spent, its stale-number notices renumber it as
+    ///   before. Skipping never breaks the window rule: a skipped run ends where a
+    ///   correct replica had a done number, so at most the window above its low
+    ///   mark, and [`ClientCore::can_number`] still keeps every new number under the
+    ///   window above the oldest outstanding request.
+    pub fn query_marks(&mut self, now: Time, out: &mut Vec<ClientAction>) -> bool {
+        if !self.outstanding.is_empty() || !self.parked.is_empty() {
+            return false;
+        }
+        if self.marks_query.is_none() {
+            self.marks_query = Some(MarksQuery {
+                asked_at: now,
+                retry_at: now + self.retransmit_timeout(),
+                answers: BTreeMap::new(),
+            });
+            self.counters.marks_queries += 1;
+            out.push(ClientAction::QueryMarks);
+        }
+        true
+    }
+
+    /// Whether a marks query is open (nothing is numbered until it closes).
+    pub fn querying_marks(&self) -> bool {
+        self.marks_query.is_some()
+    }
+
+    /// A marks answer from `from`: kept if a query is open, the answer well formed
+    /// and the replica's first; a query that can close is closed on the next tick.
+    fn on_marks(&mut self, now: Time, from: ReplicaId, marks: &ClientMarks) {
+        let Some(query) = self.marks_query.as_mut() else {
+            self.counters.marks_dropped += 1;
+            return;
+        };
+        if !marks.is_well_formed() || query.answers.contains_key(&from) {
+            self.counters.marks_dropped += 1;
+            return;
+        }
+        query.answers.insert(from, marks.clone());
+        if self.marks_ready(now) {
+            self.renumber_at.get_or_insert(now);
+        }
+    }
+
+    /// When the open marks query next needs the tick: at its close if f+1 answered,
+    /// else at its resend.
+    fn marks_deadline(&self) -> Option<Time> {
+        let q = self.marks_query.as_ref()?;
+        Some(if q.answers.len() >= self.weak {
+            q.asked_at + self.retransmit_timeout()
+        } else {
+            q.retry_at
+        })
+    }
+
+    /// Whether the open marks query may close: f+1 answered, and 2f+1 did or its
+    /// time-out passed.
+    fn marks_ready(&self, now: Time) -> bool {
+        let Some(q) = &self.marks_query else {
+            return false;
+        };
+        let answered = q.answers.len();
+        let all_correct = self.replicas - (self.weak - 1);
+        answered >= self.weak
+            && (answered >= all_correct || now >= q.asked_at + self.retransmit_timeout())
+    }
+
+    /// Closes the marks query: each answer's low mark joins the reported lows (so the
+    /// floor is the (f+1)-th highest), and the numbers above the floor that f+1
+    /// answers hold done join [`ClientCore::spent`] (see
+    /// [`ClientCore::query_marks`]).
+    fn close_marks(&mut self) {
+        let Some(query) = self.marks_query.take() else {
+            return;
+        };
+        for (r, m) in &query.answers {
+            let low = self.lows.entry(*r).or_insert(m.low);
+            *low = (*low).max(m.low);
+        }
+        let floor = self.floor();
+        let Some(above) = floor.checked_add(1) else {
+            return;
+        };
+        // Coverage sweep over the answers' done intervals above the floor: each
+        // answer's intervals are disjoint, so the depth at a number is how many
+        // answers hold it done. Ends are exclusive, in u128 (`last` may be u64::MAX).
+        let mut edges: Vec<(u128, i64)> = Vec::new();
+        for m in query.answers.values() {
+            let low_part = (m.low >= above).then_some((above, m.low));
+            for (first, last) in low_part.into_iter().chain(m.runs.iter().copied()) {
+                let first = first.max(above);
+                if first <= last {
+                    edges.push((u128::from(first), 1));
+                    edges.push((u128::from(last) + 1, -1));
+                }
+            }
+        }
+        edges.sort_unstable();
+        let mut runs: Vec<(u64, u64)> = self.spent.iter().map(|(f, l)| (*f, *l)).collect();
+        let (mut depth, mut start, mut i) = (0i64, None, 0);
+        while i < edges.len() {
+            let point = edges[i].0;
+            while i < edges.len() && edges[i].0 == point {
+                depth += edges[i].1;
+                i += 1;
+            }
+            match (start, depth >= self.weak as i64) {
+                (None, true) => start = Some(point),
+                (Some(first), false) => {
+                    // `point - 1` and `first` are numbers (u64) by construction.
+                    runs.push((first as u64, (point - 1) as u64));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        runs.sort_unstable();
+        self.spent.clear();
+        for (first, last) in runs {
+            if last < above {
+                continue;
+            }
+            match self.spent.last_entry() {
+                Some(mut prev) if first <= prev.get().saturating_add(1) => {
+                    let end = prev.get_mut();
+                    *end = (*end).max(last);
+                }
+                _ => {
+                    self.spent.insert(first, last);
+                }
+            }
+        }
     }
 
     /// Numbers and sends a new request and returns its number, or returns `None` (and
@@ -592,6 +809,9 @@ impl ClientCore {
         if !reply.stale.is_empty() {
             self.on_stale(now, reply.replica, &reply.stale);
         }
+        if let Some(marks) = &reply.marks {
+            self.on_marks(now, reply.replica, marks);
+        }
         for ReplyResult {
             number,
             request,
@@ -653,12 +873,25 @@ impl ClientCore {
         self.retransmit_after * 8
     }
 
-    /// Numbers again the requests f+1 replicas witnessed spent, as far as the window
-    /// allows, and sends them where new requests go. Retransmits every request whose
+    /// Closes a marks query that may close, or asks again when its time-out passed
+    /// with fewer than f+1 answers. Numbers again the requests f+1 replicas witnessed
+    /// spent, as far as the window allows, and sends them where new requests go. Retransmits every request whose
     /// time-out passed and that looks lost (see the module comment), or that a
     /// replica witnessed spent, to all replicas, doubling its time-out (up to 8× the
     /// configured one); the others wait another time-out.
     pub fn on_tick(&mut self, now: Time, out: &mut Vec<ClientAction>) {
+        self.renumber_at = None;
+        if self.marks_ready(now) {
+            self.close_marks();
+        } else if let timeout = self.retransmit_timeout()
+            && let Some(q) = self.marks_query.as_mut()
+            && q.retry_at <= now
+            && q.answers.len() < self.weak
+        {
+            q.retry_at = now + timeout;
+            self.counters.marks_queries += 1;
+            out.push(ClientAction::QueryMarks);
+        }
         if !self.parked.is_empty() {
             self.renumber_parked(now, out);
         }
@@ -716,10 +949,10 @@ impl ClientCore {
     /// When [`ClientCore::on_tick`] next has work.
     pub fn next_deadline(&self) -> Option<Time> {
         let timer = self.deadlines.first().map(|(t, _)| *t);
-        match (timer, self.renumber_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [timer, self.renumber_at, self.marks_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -727,6 +960,7 @@ impl ClientCore {
 mod tests {
     use super::*;
     use crate::pbft::PrimaryRouting;
+    use crate::request::MAX_MARK_RUNS;
 
     fn routing() -> Box<dyn ClientRouting> {
         Box::new(PrimaryRouting::new(4))
@@ -751,6 +985,7 @@ mod tests {
             }],
             busy: Vec::new(),
             stale: Vec::new(),
+            marks: None,
             signature: None,
         }
     }
@@ -777,13 +1012,14 @@ mod tests {
     /// The requests `out` sends, as (number, payload, broadcast).
     fn sent(out: &[ClientAction]) -> Vec<(u64, Bytes, bool)> {
         out.iter()
-            .map(|a| match a {
+            .filter_map(|a| match a {
                 ClientAction::Send { request, .. } => {
-                    (request.number, request.payload.clone(), false)
+                    Some((request.number, request.payload.clone(), false))
                 }
                 ClientAction::Broadcast { request } => {
-                    (request.number, request.payload.clone(), true)
+                    Some((request.number, request.payload.clone(), true))
                 }
+                ClientAction::QueryMarks => None,
             })
             .collect()
     }
@@ -1190,6 +1426,143 @@ mod tests {
         c.on_tick(Time(0) + ms(40), &mut out);
         assert_eq!(out.len(), 1);
         assert!(matches!(&out[0], ClientAction::Broadcast { request } if request.number == b));
+    }
+
+    /// Replica `replica`'s answer to `c`'s marks query.
+    fn marks(replica: u32, low: u64, high: u64, runs: &[(u64, u64)]) -> Reply {
+        let marks = ClientMarks {
+            low,
+            high,
+            runs: runs.to_vec(),
+            truncated: false,
+        };
+        Reply::marks_answer(View(0), ReplicaId(replica), ClientId(3), marks, None)
+    }
+
+    /// A new run asks for its marks before its first request and numbers above the
+    /// (f+1)-th highest low mark, skipping the numbers f+1 answers hold done: the
+    /// replicas restarted since the previous run, so no stale-number notice could
+    /// witness those numbers (their reply caches are empty) and a run numbering from 1
+    /// stalled. One Byzantine answer claiming everything up to 10,000 done moves
+    /// nothing alone.
+    #[test]
+    fn a_new_run_numbers_past_what_f_plus_one_marks_answers_hold_done() {
+        let ms = |m: u64| Time(m * 1_000_000);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        assert!(c.query_marks(ms(0), &mut out));
+        assert_eq!(out, [ClientAction::QueryMarks]);
+        assert!(
+            !c.can_submit(),
+            "nothing is numbered while the query is open"
+        );
+        assert_eq!(c.submit(ms(0), Bytes::from_static(b"a"), &mut out), None);
+        c.on_reply(ms(1), &marks(0, 100, 110, &[(105, 110)]), &mut done);
+        c.on_reply(
+            ms(1),
+            &marks(1, 100, 112, &[(105, 110), (112, 112)]),
+            &mut done,
+        );
+        assert!(
+            c.querying_marks(),
+            "f+1 answered: waits for 2f+1 or the time-out"
+        );
+        assert_eq!(c.next_deadline(), Some(ms(1_000)));
+        c.on_reply(ms(2), &marks(3, 10_000, 10_000, &[]), &mut done);
+        assert_eq!(c.next_deadline(), Some(ms(2)), "closes on the next tick");
+        out.clear();
+        c.on_tick(ms(2), &mut out);
+        assert!(out.is_empty() && !c.querying_marks());
+        assert_eq!(
+            c.floor(),
+            100,
+            "r3's 10,000 is the highest low, not the (f+1)-th"
+        );
+        let numbers: Vec<u64> = (0..6)
+            .map(|_| c.submit(ms(3), Bytes::from_static(b"x"), &mut out).unwrap())
+            .collect();
+        // 101..=104 only r3 holds done: used. 105..=110 r0, r1 and r3 do, and 112
+        // r1 and r3 (f+1, so a correct replica among them): skipped.
+        assert_eq!(numbers, [101, 102, 103, 104, 111, 113]);
+        assert_eq!(c.counters().skipped_spent, 7);
+        // A second answer from a replica, or one after the query closed, is dropped.
+        c.on_reply(ms(4), &marks(2, 100, 100, &[]), &mut done);
+        assert_eq!(c.counters().marks_dropped, 1);
+        assert!(
+            !c.query_marks(ms(4), &mut out),
+            "refused while requests are outstanding"
+        );
+    }
+
+    /// Only f+1 answers, a time-out after the query: it closes then (2f+1 may never
+    /// answer). With fewer than f+1 it is sent again each time-out. Malformed answers
+    /// are dropped and counted; a faulty answer reaching `u64::MAX` makes nothing
+    /// overflow.
+    #[test]
+    fn a_marks_query_closes_on_f_plus_one_after_its_time_out_and_drops_bad_answers() {
+        let ms = |m: u64| Time(m * 1_000_000);
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing());
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        c.query_marks(ms(0), &mut out);
+        out.clear();
+        let bad = [
+            marks(0, 5, 4, &[]),               // high below low
+            marks(0, 5, 9, &[(6, 9)]),         // starts at low + 1 (folded)
+            marks(0, 5, 9, &[(8, 9), (7, 7)]), // descending
+            marks(0, 5, 9, &[(7, 8), (9, 9)]), // runs that touch
+            marks(0, 5, 9, &[(7, 12)]),        // above high
+            marks(0, u64::MAX, u64::MAX, &[(u64::MAX, u64::MAX)]),
+        ];
+        for reply in &bad {
+            c.on_reply(ms(1), reply, &mut done);
+        }
+        assert_eq!(c.counters().marks_dropped, bad.len() as u64);
+        let long = ClientMarks {
+            runs: (0..=MAX_MARK_RUNS as u64)
+                .map(|i| (10 + 3 * i, 10 + 3 * i))
+                .collect(),
+            high: u64::MAX,
+            ..ClientMarks::default()
+        };
+        let long = Reply::marks_answer(View(0), ReplicaId(0), ClientId(3), long, None);
+        c.on_reply(ms(1), &long, &mut done);
+        assert_eq!(
+            c.counters().marks_dropped,
+            bad.len() as u64 + 1,
+            "too many runs"
+        );
+        c.on_reply(
+            ms(1),
+            &marks(1, 7, u64::MAX, &[(u64::MAX - 5, u64::MAX)]),
+            &mut done,
+        );
+        c.on_tick(ms(1_000), &mut out);
+        assert_eq!(out, [ClientAction::QueryMarks], "one answer: asked again");
+        assert_eq!(c.counters().marks_queries, 2);
+        out.clear();
+        c.on_reply(
+            ms(1_001),
+            &marks(2, 3, u64::MAX, &[(u64::MAX - 9, u64::MAX)]),
+            &mut done,
+        );
+        c.on_tick(ms(1_001), &mut out);
+        assert!(
+            out.is_empty() && !c.querying_marks(),
+            "f+1 after the time-out: closed"
+        );
+        assert_eq!(c.floor(), 3);
+        assert_eq!(
+            c.submit(ms(1_002), Bytes::from_static(b"a"), &mut out),
+            Some(4)
+        );
+        assert_eq!(
+            c.spent.iter().map(|(f, l)| (*f, *l)).collect::<Vec<_>>(),
+            [(u64::MAX - 5, u64::MAX)],
+            "held done by both"
+        );
+        c.next_number = u64::MAX - 5;
+        assert_eq!(c.candidate(), u64::MAX);
+        assert!(!c.can_submit(), "u64::MAX is never used");
     }
 
     /// A rotating-leader policy: the next two leaders after the highest round

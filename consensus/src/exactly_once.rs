@@ -24,8 +24,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Batch, ReplyResult, Request, StaleNumber};
-use crate::types::{ClientId, Digest};
+use crate::request::{Batch, ClientMarks, MAX_MARK_RUNS, ReplyResult, Request, StaleNumber};
+use crate::types::{ClientId, Digest, Time};
 
 /// Which request numbers of one client were delivered.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +95,32 @@ impl DedupWindow {
                 .is_none_or(|next| !self.above.contains(&next))
         );
         Admission::Fresh
+    }
+
+    /// This window as a marks answer ([`ClientMarks`]): the low and high marks and the
+    /// done numbers above the low mark as runs, the lowest [`MAX_MARK_RUNS`] of them
+    /// (`truncated` when more remain). Walks at most the numbers of those runs.
+    pub fn marks(&self) -> ClientMarks {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut truncated = false;
+        for n in &self.above {
+            if let Some(run) = runs.last_mut()
+                && run.1.checked_add(1) == Some(*n)
+            {
+                run.1 = *n;
+            } else if runs.len() == MAX_MARK_RUNS {
+                truncated = true;
+                break;
+            } else {
+                runs.push((*n, *n));
+            }
+        }
+        ClientMarks {
+            low: self.low,
+            high: self.high(),
+            runs,
+            truncated,
+        }
     }
 
     /// A window with arbitrary contents, as a faulty peer could send it (tests only).
@@ -213,6 +239,65 @@ pub fn answer_delivered(
             low: window.low(),
             high: window.high(),
         }),
+    }
+}
+
+/// The shortest time between two answers to one client's marks queries
+/// ([`MarksDesk`]): a correct client asks once per run (and again after its
+/// retransmission time-out, at least this long, while fewer than f+1 answered).
+pub const MARKS_QUERY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The most clients a [`MarksDesk`] remembers a recent answer for. When that many
+/// were answered within [`MARKS_QUERY_INTERVAL`], further clients' queries are refused
+/// until the oldest answers age out: at most this many answers per interval in all.
+pub const MARKS_DESK_CLIENTS: usize = 4096;
+
+/// Why a [`MarksDesk`] did not answer a marks query (each counted by the replica).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarksRefusal {
+    /// The client was answered less than [`MARKS_QUERY_INTERVAL`] ago.
+    TooSoon,
+    /// [`MARKS_DESK_CLIENTS`] other clients were answered within the interval.
+    Busy,
+}
+
+/// A replica's answers to clients' marks queries (`Event::MarksQuery`), shared by
+/// every protocol: the client's row of the exactly-once table ([`DedupWindow::marks`],
+/// about 4 KiB at most), at most one answer per client per
+/// [`MARKS_QUERY_INTERVAL`] and [`MARKS_DESK_CLIENTS`] answers per interval in all.
+/// Its memory is bounded by [`MARKS_DESK_CLIENTS`] entries; it is soft state (a
+/// restarted replica starts with none).
+#[derive(Clone, Debug, Default)]
+pub struct MarksDesk {
+    answered: BTreeMap<ClientId, Time>,
+}
+
+impl MarksDesk {
+    /// `client`'s marks in `table` (zero marks for a client with no row), unless
+    /// the bounds above refuse the query now.
+    pub fn answer(
+        &mut self,
+        now: Time,
+        client: ClientId,
+        table: &DeliveredTable,
+    ) -> Result<ClientMarks, MarksRefusal> {
+        let recent = |at: &Time| now.since(*at) < MARKS_QUERY_INTERVAL;
+        match self.answered.get(&client) {
+            Some(at) if recent(at) => return Err(MarksRefusal::TooSoon),
+            Some(_) => {}
+            None if self.answered.len() >= MARKS_DESK_CLIENTS => {
+                self.answered.retain(|_, at| recent(at));
+                if self.answered.len() >= MARKS_DESK_CLIENTS {
+                    return Err(MarksRefusal::Busy);
+                }
+            }
+            None => {}
+        }
+        self.answered.insert(client, now);
+        Ok(table
+            .get(&client)
+            .map(DedupWindow::marks)
+            .unwrap_or_default())
     }
 }
 
@@ -520,6 +605,50 @@ mod tests {
             answer_delivered(&table, &cache, &mine),
             DeliveredAnswer::Result(result(&mine))
         );
+    }
+
+    /// A window's marks list its done numbers above the low mark as runs, the lowest
+    /// `MAX_MARK_RUNS` of them; the desk answers a client once per interval and at
+    /// most `MARKS_DESK_CLIENTS` clients per interval.
+    #[test]
+    fn marks_are_runs_of_the_window_and_the_desk_bounds_answers() {
+        let mut w = DedupWindow::default();
+        for n in [1, 2, 4, 5, 6, 9] {
+            w.admit(n, 1 << 20);
+        }
+        let m = w.marks();
+        assert_eq!((m.low, m.high, m.truncated), (2, 9, false));
+        assert_eq!(m.runs, [(4, 6), (9, 9)]);
+        assert!(m.is_well_formed());
+        let mut w = DedupWindow::default();
+        for i in 0..(MAX_MARK_RUNS as u64 + 10) {
+            w.admit(10 + 2 * i, 1 << 20);
+        }
+        let m = w.marks();
+        assert_eq!(m.runs.len(), MAX_MARK_RUNS);
+        assert!(m.truncated && m.is_well_formed());
+        assert_eq!(m.high, 10 + 2 * (MAX_MARK_RUNS as u64 + 9));
+
+        let mut table = DeliveredTable::new();
+        table.insert(ClientId(1), w);
+        let mut desk = MarksDesk::default();
+        let t0 = Time::ZERO;
+        assert_eq!(desk.answer(t0, ClientId(1), &table), Ok(m));
+        assert_eq!(
+            desk.answer(t0, ClientId(1), &table),
+            Err(MarksRefusal::TooSoon)
+        );
+        for c in 2..=MARKS_DESK_CLIENTS as u32 {
+            assert_eq!(
+                desk.answer(t0, ClientId(c), &table),
+                Ok(ClientMarks::default())
+            );
+        }
+        let busy = desk.answer(t0, ClientId(u32::MAX), &table);
+        assert_eq!(busy, Err(MarksRefusal::Busy));
+        let later = t0 + MARKS_QUERY_INTERVAL;
+        assert!(desk.answer(later, ClientId(u32::MAX), &table).is_ok());
+        assert!(desk.answered.len() <= MARKS_DESK_CLIENTS);
     }
 
     #[test]

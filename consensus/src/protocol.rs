@@ -39,6 +39,14 @@ use crate::types::{ClientId, Digest, ReplicaId, Seq, Time, View};
 pub enum Event<M, T> {
     /// A client's request arrived on that client's authenticated channel.
     ClientRequest(Request),
+    /// A client asked, on its authenticated channel, for its marks in the replicated
+    /// exactly-once table (before numbering a run's first request: `client.rs`). A
+    /// protocol answers with a [`Reply`] carrying
+    /// [`ClientMarks`](crate::request::ClientMarks), through its
+    /// [`MarksDesk`](crate::exactly_once::MarksDesk) (one answer per client per
+    /// [`MARKS_QUERY_INTERVAL`](crate::exactly_once::MARKS_QUERY_INTERVAL)), and
+    /// drops (and counts) a query from a client outside the cluster.
+    MarksQuery(ClientId),
     /// A message from another replica, whose identity the transport authenticated.
     Message {
         /// The authenticated sender.

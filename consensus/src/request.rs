@@ -169,6 +169,54 @@ impl StaleNumber {
     }
 }
 
+/// Most runs of done numbers above the low mark a [`ClientMarks`] answer lists: 256
+/// runs of 16 bytes, about 4 KiB encoded. A replica lists the lowest runs and sets
+/// [`ClientMarks::truncated`] when more remain.
+pub const MAX_MARK_RUNS: usize = 256;
+
+/// A replica's answer to a client's marks query (`Event::MarksQuery`): the client's
+/// row of its replicated exactly-once table as of the answer — the low mark, the
+/// highest done number, and the done numbers above the low mark as runs. Replicated
+/// state (part of the checkpoint digest, restored by log replay and state transfer),
+/// so unlike the reply cache it survives restarts. A client starting a run takes
+/// answers from f+1 distinct replicas and numbers above the (f+1)-th highest low mark,
+/// skipping numbers f+1 answers hold done (`client.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMarks {
+    /// Every number up to it is done.
+    pub low: u64,
+    /// The highest done number (`low` when none is done above it).
+    pub high: u64,
+    /// Done numbers above `low`, as inclusive runs `(first, last)`, ascending and
+    /// apart (each starts at least two above the previous one's end), at most
+    /// [`MAX_MARK_RUNS`] of them.
+    pub runs: Vec<(u64, u64)>,
+    /// Whether done numbers above the last run were left out (more than
+    /// [`MAX_MARK_RUNS`] runs): nothing is said about numbers above it.
+    pub truncated: bool,
+}
+
+impl ClientMarks {
+    /// Whether the answer has a shape a correct replica sends: at most
+    /// [`MAX_MARK_RUNS`] runs, each `first ≤ last ≤ high`, each starting at least two
+    /// above the previous one's end (the first at least two above `low`: a done
+    /// `low + 1` is folded into the low mark), and `high ≥ low`. Any values up to
+    /// `u64::MAX` are checked without overflow (a faulty replica could send anything).
+    pub fn is_well_formed(&self) -> bool {
+        if self.runs.len() > MAX_MARK_RUNS || self.high < self.low {
+            return false;
+        }
+        let mut previous = self.low;
+        for &(first, last) in &self.runs {
+            if first <= previous || first - previous < 2 || first > last || last > self.high {
+                return false;
+            }
+            previous = last;
+        }
+        true
+    }
+}
+
 /// A replica's answer to one client for the requests of that client executed in one
 /// batch. The client accepts a result once f+1 replicas sent the same one for the
 /// request it sent.
@@ -191,6 +239,9 @@ pub struct Reply {
     /// request's result (see [`StaleNumber`]): the client renumbers them once f+1
     /// replicas witness it.
     pub stale: Vec<StaleNumber>,
+    /// The answer to a marks query (`Event::MarksQuery`): the client's row of this
+    /// replica's exactly-once table ([`ClientMarks`]).
+    pub marks: Option<ClientMarks>,
     /// Set in signed-all mode: the replica's signature over the reply.
     pub signature: Option<Signature>,
 }
@@ -221,6 +272,7 @@ impl Reply {
             results: Vec::new(),
             busy: Vec::new(),
             stale: Vec::new(),
+            marks: None,
             signature: None,
         }
     }
@@ -265,10 +317,27 @@ impl Reply {
         .signed_by(signer)
     }
 
+    /// `replica`'s answer to `client`'s marks query (see [`ClientMarks`]), reporting
+    /// `view`, signed with `signer` if given.
+    pub fn marks_answer(
+        view: View,
+        replica: ReplicaId,
+        client: ClientId,
+        marks: ClientMarks,
+        signer: Option<&Keyring>,
+    ) -> Reply {
+        Reply {
+            marks: Some(marks),
+            ..Reply::empty(view, replica, client)
+        }
+        .signed_by(signer)
+    }
+
     /// About how many bytes the reply takes encoded (for cutting replies into frames).
     pub fn size_hint(&self) -> usize {
         32 + 8 * self.busy.len()
             + 64 * self.stale.len()
+            + self.marks.as_ref().map_or(0, |m| 24 + 16 * m.runs.len())
             + self
                 .results
                 .iter()
@@ -305,6 +374,17 @@ impl Reply {
                 ctx.update(&[u8::from(s.executed_other)]);
                 ctx.update(&s.low.to_le_bytes());
                 ctx.update(&s.high.to_le_bytes());
+            }
+        }
+        if let Some(m) = &self.marks {
+            ctx.update(b"marks");
+            ctx.update(&m.low.to_le_bytes());
+            ctx.update(&m.high.to_le_bytes());
+            ctx.update(&[u8::from(m.truncated)]);
+            ctx.update(&(m.runs.len() as u64).to_le_bytes());
+            for (first, last) in &m.runs {
+                ctx.update(&first.to_le_bytes());
+                ctx.update(&last.to_le_bytes());
             }
         }
         ctx.finish().as_ref().to_vec()

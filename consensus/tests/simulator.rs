@@ -191,10 +191,24 @@ mix_tests! {
     overload_never_changes_view_or_transfers_state => FaultMix::Overload, false,
 }
 
+/// The client-rerun mix (every replica restarts from its disk between two runs of a
+/// client key): 30 seeds at n = 4, 4 at n = 7, 2 at n = 10.
+const RERUN_SWEEP: MixSweep = MixSweep {
+    n4: 0..30,
+    n7: 10_000..10_004,
+    n10: 20_000..20_002,
+    ..PBFT_SWEEP
+};
+
+mix_tests! {
+    RERUN_SWEEP;
+    client_rerun_after_the_replicas_restarted => FaultMix::ClientRerun,
+}
+
 /// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
 #[test]
 fn every_mix_of_the_protocol_is_swept() {
-    assert_eq!(FaultMix::all(PBFT).len(), 20);
+    assert_eq!(FaultMix::all(PBFT).len(), 21);
 }
 
 #[test]
@@ -360,6 +374,7 @@ mod hotstuff {
         byzantine_timeout_storm => FaultMix::byzantine(H::TimeoutStorm), true,
         twins => FaultMix::byzantine(H::Twins), true,
         byzantine_forge_requests => FaultMix::byzantine(H::ForgeRequests), true,
+        client_rerun_after_the_replicas_restarted => FaultMix::ClientRerun, true,
         everything_mixed => FaultMix::Mixed, true,
     }
 
@@ -466,7 +481,7 @@ mod hotstuff {
     /// Every HotStuff mix has its test above.
     #[test]
     fn every_mix_of_the_protocol_is_swept() {
-        assert_eq!(FaultMix::all(HOTSTUFF).len(), 15);
+        assert_eq!(FaultMix::all(HOTSTUFF).len(), 16);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub enum ClientFrame {
     Requests(Vec<Request>),
     /// A control command; obeyed only from the launcher's key.
     Control(Box<ControlRequest>),
+    /// Asks for the sending client's marks in the replica's exactly-once table
+    /// (`Event::MarksQuery`): answered with a reply carrying them, at most one per
+    /// client per `MARKS_QUERY_INTERVAL`. One byte on the wire.
+    MarksQuery,
 }
 
 /// A replica's frame to a client.

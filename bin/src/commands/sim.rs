@@ -75,7 +75,7 @@ pub struct SimArgs {
 impl SimArgs {
     /// Sets the disks and the protocol parameters of a run.
     fn configure(&self, cfg: &mut SimConfig) {
-        cfg.disks = self.durability.as_deref() == Some("wal");
+        cfg.disks = self.durability.as_deref() == Some("wal") || cfg.faults.needs_disks();
         cfg.storage_faults = !self.no_storage_faults;
         cfg.protocol_params = self.protocol_params.clone();
     }

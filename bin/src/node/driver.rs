@@ -403,6 +403,7 @@ impl<P: Protocol, T: Transport> Driver<P, T> {
                     }
                 }
                 Ok(ClientFrame::Control(request)) => self.on_control(from, *request),
+                Ok(ClientFrame::MarksQuery) => self.feed(Event::MarksQuery(ClientId(c))),
                 Err(e) => {
                     self.counters.decode_errors += 1;
                     tracing::debug!(%from, error = %e, "undecodable frame from a client");

@@ -219,6 +219,30 @@ impl HotStuff {
         true
     }
 
+    /// A client's marks query (`Event::MarksQuery`): answered with its row of the
+    /// exactly-once table ([`MarksDesk`](crate::exactly_once::MarksDesk), which bounds
+    /// the answers per client), signed in signed-all mode; dropped and counted for a
+    /// client outside the cluster or one answered too recently.
+    pub(crate) fn on_marks_query(
+        &mut self,
+        now: Time,
+        client: ClientId,
+        out: &mut Vec<HotStuffAction>,
+    ) {
+        if !self.client_allowed(client) {
+            self.counters.marks_refused += 1;
+            return;
+        }
+        let Ok(marks) = self.marks_desk.answer(now, client, &self.delivered_table) else {
+            self.counters.marks_refused += 1;
+            return;
+        };
+        self.counters.marks_answered += 1;
+        let signer = self.cfg.common.signed_all.then_some(&self.keys);
+        let reply = Reply::marks_answer(self.round(), self.me, client, marks, signer);
+        out.push(Action::Reply { client, reply });
+    }
+
     /// Answers an already delivered request: from the reply cache if the cached
     /// result is this request's, else with a [`StaleNumber`](crate::request::StaleNumber) notice (as PBFT does);
     /// returns whether it was delivered.

@@ -29,7 +29,7 @@ use crate::checkpoint::{
 use crate::client::ClientRouting;
 use crate::client_quota::QueuedPerClient;
 use crate::crypto::Keyring;
-use crate::exactly_once::{DeliveredTable, ReplyCache};
+use crate::exactly_once::{DeliveredTable, MarksDesk, ReplyCache};
 use crate::hotstuff::block::{Block, Round};
 use crate::hotstuff::block_tree::BlockTree;
 use crate::hotstuff::byzantine::{Byzantine, ByzantineMode};
@@ -163,6 +163,8 @@ pub struct HotStuff {
     // Clients.
     pub(crate) delivered_table: DeliveredTable,
     pub(crate) reply_cache: ReplyCache,
+    /// Answers to clients' marks queries, rate-bounded per client.
+    pub(crate) marks_desk: MarksDesk,
     pub(crate) queue: VecDeque<Request>,
     /// Queued requests not delivered yet (the queue is cleaned lazily).
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
@@ -242,6 +244,7 @@ impl HotStuff {
             state_budgets: BTreeMap::new(),
             delivered_table: DeliveredTable::new(),
             reply_cache: ReplyCache::new(),
+            marks_desk: MarksDesk::default(),
             queue: VecDeque::new(),
             pending: BTreeSet::new(),
             pending_by_client: QueuedPerClient::default(),
@@ -333,6 +336,7 @@ impl HotStuff {
     pub fn handle(&mut self, now: Time, event: HotStuffEvent, out: &mut Vec<HotStuffAction>) {
         match event {
             Event::ClientRequest(req) => self.on_client_request(now, req, out),
+            Event::MarksQuery(client) => self.on_marks_query(now, client, out),
             Event::Message { from, msg } => self.on_envelope(now, from, msg, out),
             Event::Timer(timer) => self.on_timer(now, timer, out),
             Event::Executed(executed) => self.on_executed(now, executed, out),

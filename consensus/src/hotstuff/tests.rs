@@ -2117,3 +2117,52 @@ fn forwarded_requests_count_against_admission_and_the_client_share() {
     }
     assert_eq!(c.replicas[3].core().counters().refused_busy, 0);
 }
+
+/// A marks query is answered with the client's row of the replicated exactly-once
+/// table, signed in signed-all mode, and the row survives a restart from the log
+/// (the reply cache need not: that is why a new run asks). At most one answer per
+/// client per `MARKS_QUERY_INTERVAL`.
+#[test]
+fn a_marks_query_is_answered_from_the_table_a_restart_recovers() {
+    use crate::exactly_once::MARKS_QUERY_INTERVAL;
+    use crate::request::ClientMarks;
+    let mut c = Cluster::with_params(4, 2, LeaderElection::RoundRobin, |common| {
+        common.signed_all = true;
+    });
+    for i in [1, 2, 3, 5, 6] {
+        c.request(1, 7, i);
+        c.request(2, 7, i);
+        c.settle();
+    }
+    c.settle();
+    assert_eq!(committed_requests(&c, 3), 5);
+    c.restart_from_log(3);
+    c.settle();
+    // Replaying its log re-executed what lies above its snapshot; results below a
+    // snapshot (or skipped by a state transfer) are not held: the cache is soft state.
+    c.replicas[3].core_mut().reply_cache.clear();
+    c.replies.clear();
+    c.feed(3, Event::MarksQuery(ClientId(7)));
+    c.feed(3, Event::MarksQuery(ClientId(7)));
+    assert_eq!(c.replies.len(), 1, "answered once per interval");
+    let reply = &c.replies[0];
+    let want = ClientMarks {
+        low: 3,
+        high: 6,
+        runs: vec![(5, 6)],
+        truncated: false,
+    };
+    assert_eq!(reply.marks.as_ref(), Some(&want));
+    let key = c.keys[0].replica_keys()[3];
+    let sig = reply.signature.expect("signed-all: signed");
+    assert!(crate::crypto::verify_signature(
+        &key,
+        &reply.signing_bytes(),
+        &sig
+    ));
+    let counters = c.replicas[3].core().counters();
+    assert_eq!((counters.marks_answered, counters.marks_refused), (1, 1));
+    c.now = c.now + MARKS_QUERY_INTERVAL;
+    c.feed(3, Event::MarksQuery(ClientId(7)));
+    assert_eq!(c.replies.len(), 2);
+}

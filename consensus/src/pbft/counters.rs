@@ -26,6 +26,13 @@ counters! {
     /// Requests answered with a stale-number notice: their number was delivered with
     /// another request (a new run of the client numbering from 1 again).
     stale_numbers,
+    /// Marks queries answered (`Event::MarksQuery`: a client asking for its row of
+    /// the exactly-once table before numbering a run).
+    marks_answered,
+    /// Marks queries dropped: the client was answered less than
+    /// `MARKS_QUERY_INTERVAL` ago, or the desk was full (`MarksDesk`), or the client
+    /// is outside the cluster.
+    marks_refused,
     /// Retransmitted requests already delivered whose result this replica does not
     /// hold (out of the client's window, or skipped by state transfer).
     uncached_retransmissions,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::checkpoint::{CheckpointReplica, CheckpointVotes, OwnCheckpoint, PendingInstall};
 use crate::client_quota::QueuedPerClient;
 use crate::crypto::Keyring;
-use crate::exactly_once::{DeliveredTable, ReplyCache};
+use crate::exactly_once::{DeliveredTable, MarksDesk, ReplyCache};
 use crate::params::ParamsError;
 use crate::pbft::config::PbftConfig;
 use crate::pbft::counters::Counters;
@@ -230,6 +230,8 @@ pub struct Pbft {
     // Clients.
     pub(crate) delivered_table: DeliveredTable,
     pub(crate) reply_cache: ReplyCache,
+    /// Answers to clients' marks queries, rate-bounded per client.
+    pub(crate) marks_desk: MarksDesk,
     pub(crate) queue: VecDeque<Request>,
     pub(crate) queue_since: Option<Time>,
     pub(crate) pending: BTreeSet<(ClientId, u64)>,
@@ -337,6 +339,7 @@ impl Pbft {
             resend_budgets: BTreeMap::new(),
             delivered_table: DeliveredTable::new(),
             reply_cache: ReplyCache::new(),
+            marks_desk: MarksDesk::default(),
             queue: VecDeque::new(),
             queue_since: None,
             pending: BTreeSet::new(),
@@ -406,6 +409,7 @@ impl Pbft {
     pub fn handle(&mut self, now: Time, event: PbftEvent, out: &mut Vec<PbftAction>) {
         match event {
             Event::ClientRequest(req) => self.on_client_request(now, req, out),
+            Event::MarksQuery(client) => self.on_marks_query(now, client, out),
             Event::Message { from, msg } => self.on_envelope(now, from, msg, out),
             Event::Timer(timer) => self.on_timer(now, timer, out),
             Event::Executed(executed) => self.on_executed(now, executed, out),

@@ -1932,3 +1932,56 @@ fn flooding_through_a_backup_gets_only_the_clients_share() {
     assert!(h.nodes[0].counters.dropped_forward_over_share > 0);
     assert!(h.nodes[0].queue.len() <= bound);
 }
+
+/// A marks query is answered with the client's row of the replicated exactly-once
+/// table — what a new run under the key numbers past — also after the reply cache is
+/// gone (a restart empties it, so stale-number notices no longer witness anything):
+/// low mark 3, high mark 5, the run 5..=5 done above the low mark. At most one answer
+/// per client per `MARKS_QUERY_INTERVAL`; a client outside the cluster gets none.
+#[test]
+fn a_marks_query_is_answered_from_the_replicated_table_and_rate_bounded() {
+    use crate::exactly_once::MARKS_QUERY_INTERVAL;
+    use crate::request::ClientMarks;
+    let mut h = Harness::new(4, |_| {});
+    for k in [1, 2, 3, 5] {
+        h.request(0, 5, k);
+        h.settle();
+    }
+    h.advance(Duration::from_millis(5));
+    assert_eq!(h.delivered_keys(1).len(), 4);
+    h.nodes[1].reply_cache.clear();
+    h.replies.clear();
+    h.feed(1, Event::MarksQuery(ClientId(5)));
+    let want = ClientMarks {
+        low: 3,
+        high: 5,
+        runs: vec![(5, 5)],
+        truncated: false,
+    };
+    assert_eq!(h.replies.len(), 1);
+    assert_eq!(h.replies[0].marks.as_ref(), Some(&want));
+    assert_eq!(
+        (h.replies[0].replica, h.replies[0].client),
+        (ReplicaId(1), ClientId(5))
+    );
+    assert!(h.replies[0].results.is_empty() && h.replies[0].stale.is_empty());
+    h.feed(1, Event::MarksQuery(ClientId(5)));
+    assert_eq!(h.replies.len(), 1, "answered once per interval");
+    assert_eq!(h.nodes[1].counters.marks_refused, 1);
+    h.feed(1, Event::MarksQuery(ClientId(9)));
+    assert_eq!(
+        h.replies.last().and_then(|r| r.marks.clone()),
+        Some(ClientMarks::default()),
+        "a client without a row: nothing done"
+    );
+    h.advance(MARKS_QUERY_INTERVAL);
+    h.feed(1, Event::MarksQuery(ClientId(5)));
+    assert_eq!(h.replies.last().and_then(|r| r.marks.as_ref()), Some(&want));
+    assert_eq!(h.nodes[1].counters.marks_answered, 3);
+    h.nodes[1].set_allowed_clients([ClientId(5)]);
+    h.advance(MARKS_QUERY_INTERVAL);
+    let before = h.replies.len();
+    h.feed(1, Event::MarksQuery(ClientId(9)));
+    assert_eq!(h.replies.len(), before, "outside the cluster: dropped");
+    assert_eq!(h.nodes[1].counters.marks_refused, 2);
+}

@@ -46,6 +46,10 @@ enum Scheduled<M, T> {
         to: usize,
         request: Request,
     },
+    MarksQueryToReplica {
+        to: usize,
+        client: ClientId,
+    },
     ReplyToClient {
         client: usize,
         reply: Reply,
@@ -86,7 +90,9 @@ impl<M, T> Scheduled<M, T> {
     /// The replica the event is for, if it is for one (held while it is paused).
     fn replica(&self) -> Option<usize> {
         match self {
-            Scheduled::ToReplica { to, .. } | Scheduled::RequestToReplica { to, .. } => Some(*to),
+            Scheduled::ToReplica { to, .. }
+            | Scheduled::RequestToReplica { to, .. }
+            | Scheduled::MarksQueryToReplica { to, .. } => Some(*to),
             Scheduled::Timer { replica, .. }
             | Scheduled::Executed { replica, .. }
             | Scheduled::Snapshot { replica, .. }
@@ -112,6 +118,9 @@ impl<M, T> Scheduled<M, T> {
             Scheduled::ClientWake { client } => (7, *client as u64),
             Scheduled::Fault(_) => (8, 0),
             Scheduled::Fsync { replica, .. } => (10, *replica as u64),
+            Scheduled::MarksQueryToReplica { to, client } => {
+                (11, (*to as u64) << 32 ^ u64::from(client.0))
+            }
         }
     }
 }
@@ -147,6 +156,9 @@ pub struct SimClient {
     /// they completed ([`FaultEvent::ClientRestart`]).
     earlier_submitted: u64,
     earlier_completed: u64,
+    /// Whether a restarted run asks for its marks before numbering (as `tandem
+    /// client` does); off only to show what happens without the query (tests).
+    asks_marks: bool,
 }
 
 impl SimClient {
@@ -161,7 +173,16 @@ impl SimClient {
             next_wake: None,
             earlier_submitted: 0,
             earlier_completed: 0,
+            asks_marks: true,
         }
+    }
+
+    /// This client without the marks query at a restart (tests: the liveness gap the
+    /// query closes).
+    #[cfg(test)]
+    pub(crate) fn without_marks_query(mut self) -> SimClient {
+        self.asks_marks = false;
+        self
     }
 
     fn finished(&self) -> bool {
@@ -478,6 +499,9 @@ impl<P: Protocol> Engine<P> {
                         self.now, request.client, request.number
                     )
                 }
+                Scheduled::MarksQueryToReplica { to, client } => {
+                    format!("{} {client} -> r{to}: marks query", self.now)
+                }
                 Scheduled::ReplyToClient { client, reply } => {
                     format!(
                         "{} {} -> c{client}: reply {:?}",
@@ -527,6 +551,9 @@ impl<P: Protocol> Engine<P> {
             }
             Scheduled::RequestToReplica { to, request } => {
                 self.feed(to, Event::ClientRequest(request))
+            }
+            Scheduled::MarksQueryToReplica { to, client } => {
+                self.feed(to, Event::MarksQuery(client))
             }
             Scheduled::ReplyToClient { client, reply } => self.on_reply(client, reply),
             Scheduled::Timer {
@@ -945,8 +972,10 @@ impl<P: Protocol> Engine<P> {
         for action in &actions {
             // Requests numbered again are submissions too (the same payload under a
             // new number).
-            let (ClientAction::Send { request, .. } | ClientAction::Broadcast { request }) = action;
-            self.checker.submitted(id, request.number, request.digest());
+            if let ClientAction::Send { request, .. } | ClientAction::Broadcast { request } = action
+            {
+                self.checker.submitted(id, request.number, request.digest());
+            }
         }
         for action in actions {
             match action {
@@ -954,6 +983,11 @@ impl<P: Protocol> Engine<P> {
                 ClientAction::Broadcast { request } => {
                     for to in 0..self.nodes.len() {
                         self.send_request(c, to, request.clone());
+                    }
+                }
+                ClientAction::QueryMarks => {
+                    for to in 0..self.nodes.len() {
+                        self.send_marks_query(c, to);
                     }
                 }
             }
@@ -968,6 +1002,23 @@ impl<P: Protocol> Engine<P> {
         {
             client.next_wake = Some(at);
             self.schedule(at, Scheduled::ClientWake { client: c });
+        }
+    }
+
+    fn send_marks_query(&mut self, c: usize, to: usize) {
+        for at in self.net.arrivals(
+            &mut self.rng,
+            self.now,
+            Endpoint::Client(c),
+            Endpoint::Replica(to),
+        ) {
+            self.schedule(
+                at,
+                Scheduled::MarksQueryToReplica {
+                    to,
+                    client: ClientId(c as u32),
+                },
+            );
         }
     }
 
@@ -1033,10 +1084,31 @@ impl<P: Protocol> Engine<P> {
             FaultEvent::Links(faults) => self.net.faults = faults,
             FaultEvent::CleanLinks => self.net.faults = LinkFaults::default(),
             FaultEvent::Step(step) => self.apply_step(step),
+            FaultEvent::ClusterRestart => {
+                for r in 0..self.nodes.len() {
+                    if self.nodes[r].proto.is_some() {
+                        self.apply_fault(FaultEvent::Crash(r));
+                    }
+                    self.apply_fault(FaultEvent::Restart(r));
+                }
+            }
             FaultEvent::ClientRestart(c) => {
                 let routing = P::client_routing(self.nodes.len());
                 let fresh = self.clients[c].core.restarted(routing);
                 self.clients[c].restart(fresh);
+                // A new run asks for its marks first, as `tandem client` does.
+                let mut actions = Vec::new();
+                let now = self.now;
+                if self.clients[c].asks_marks {
+                    self.clients[c].core.query_marks(now, &mut actions);
+                }
+                for action in actions {
+                    if let ClientAction::QueryMarks = action {
+                        for to in 0..self.nodes.len() {
+                            self.send_marks_query(c, to);
+                        }
+                    }
+                }
                 self.wake_client(c);
             }
         }

@@ -34,6 +34,13 @@ pub enum FaultMix {
     /// request costs time in the simulator): a healthy overloaded cluster must never
     /// change view, time out a round or transfer state (`Violation::Overload`).
     Overload,
+    /// Every replica restarts from its disk between two runs of a client key
+    /// ([`FaultEvent::ClusterRestart`] then [`FaultEvent::ClientRestart`], twice), with
+    /// the default exactly-once window (65,536): the replicas keep their exactly-once
+    /// tables but not their reply caches, so no stale-number notice witnesses the
+    /// spent numbers, and the new run must number past them from its marks query.
+    /// Runs with disks whatever the command line says ([`FaultMix::needs_disks`]).
+    ClientRerun,
     /// f replicas (replica 0, the first primary or leader, among them) misbehave in
     /// the protocol's Byzantine mode of this name.
     Byzantine(&'static str),
@@ -52,6 +59,7 @@ impl FaultMix {
             FaultMix::Partition,
             FaultMix::Lossy,
             FaultMix::Overload,
+            FaultMix::ClientRerun,
         ];
         all.extend(
             protocol
@@ -76,9 +84,16 @@ impl FaultMix {
             FaultMix::Partition => "partition",
             FaultMix::Lossy => "lossy",
             FaultMix::Overload => "overload",
+            FaultMix::ClientRerun => "client-rerun",
             FaultMix::Byzantine(mode) => mode,
             FaultMix::Mixed => "mixed",
         }
+    }
+
+    /// Whether the mix only makes sense with disks (a restart without one loses the
+    /// exactly-once table the mix is about): its runs get them.
+    pub fn needs_disks(self) -> bool {
+        self == FaultMix::ClientRerun
     }
 
     /// Parses a name from [`FaultMix::name`] among `protocol`'s mixes.
@@ -119,6 +134,12 @@ pub enum FaultEvent {
     /// replicas remember the numbers its previous run used. The requests it forgot are
     /// submitted again as new ones, so it must still complete all it planned.
     ClientRestart(usize),
+    /// Every replica crashes at once and restarts from its disk (a cluster restarted
+    /// by its operator; without disks they restart empty). Not a fault in the BFT
+    /// sense — nothing durable is lost, no storage fault is drawn — so it does not
+    /// count against f ([`FaultPlan::faulty`]); what it loses is soft state, such as
+    /// the reply caches.
+    ClusterRestart,
 }
 
 /// The faults of one run.
@@ -169,6 +190,14 @@ pub fn plan(
             }
         }
         FaultMix::Partition => add_partitions(&mut p, n, period, rng),
+        FaultMix::ClientRerun => {
+            for (client, from, to) in [(0, 0.25, 0.4), (1, 0.6, 0.8)] {
+                let at = Time::ZERO + period.mul_f64(rng.random_range(from..to));
+                p.events.push((at, FaultEvent::ClusterRestart));
+                let rerun = at + Duration::from_millis(rng.random_range(20..200));
+                p.events.push((rerun, FaultEvent::ClientRestart(client)));
+            }
+        }
         FaultMix::Lossy => {
             let faults = LinkFaults {
                 loss: rng.random_range(0.05..0.3),
@@ -294,7 +323,7 @@ mod tests {
     fn byzantine_mixes_are_the_protocols_modes() {
         let mixes = FaultMix::all(ProtocolKind::Pbft);
         let modes = ProtocolKind::Pbft.byzantine_modes();
-        assert_eq!(mixes.len(), 6 + modes.len());
+        assert_eq!(mixes.len(), 7 + modes.len());
         assert_eq!(
             FaultMix::byzantine(crate::pbft::ByzantineMode::SlowPrimary),
             FaultMix::Byzantine("slow-primary")

@@ -91,6 +91,10 @@ pub struct SimConfig {
     /// ([`ProtocolParams::break_safety`]), to show the checker catches it.
     #[cfg(test)]
     pub break_safety: bool,
+    /// Test-only: restarted clients skip the marks query (the liveness gap it
+    /// closes: `client-rerun` stalls).
+    #[cfg(test)]
+    pub no_marks_query: bool,
 }
 
 impl SimConfig {
@@ -101,6 +105,9 @@ impl SimConfig {
     pub fn new(protocol: ProtocolKind, seed: u64, faults: FaultMix, replicas: usize) -> SimConfig {
         if faults == FaultMix::Overload {
             return SimConfig::overload(protocol, seed, replicas);
+        }
+        if faults == FaultMix::ClientRerun {
+            return SimConfig::client_rerun(protocol, seed, replicas);
         }
         let mut load = ChaCha8Rng::seed_from_u64(seed ^ 0x10AD_10AD);
         SimConfig {
@@ -123,6 +130,22 @@ impl SimConfig {
             client_window: 32,
             exactly_once_window: 64,
             ..SimConfig::light(protocol, seed, FaultMix::Overload, replicas)
+        }
+    }
+
+    /// The `client-rerun` mix's run: the seeded load of [`SimConfig::new`] with
+    /// disks (its replicas restart from them) and the default exactly-once window,
+    /// 65,536, far above the numbers a run uses, so no done number lies a window above
+    /// a spent one (the stale-number notices' other witness).
+    pub fn client_rerun(protocol: ProtocolKind, seed: u64, replicas: usize) -> SimConfig {
+        let mut load = ChaCha8Rng::seed_from_u64(seed ^ 0x10AD_10AD);
+        SimConfig {
+            clients: load.random_range(2..=4),
+            requests_per_client: load.random_range(30..=120),
+            client_window: [1, 4, 16][load.random_range(0..3)],
+            exactly_once_window: crate::params::CommonParams::default().client_window,
+            disks: true,
+            ..SimConfig::light(protocol, seed, FaultMix::ClientRerun, replicas)
         }
     }
 
@@ -153,6 +176,8 @@ impl SimConfig {
             max_unexecuted: 8,
             #[cfg(test)]
             break_safety: false,
+            #[cfg(test)]
+            no_marks_query: false,
         }
     }
 
@@ -410,7 +435,14 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
                 P::client_routing(cfg.replicas),
             )
             .with_macs(client_macs[c].clone());
-            SimClient::new(core, times, cfg.client_window)
+            let client = SimClient::new(core, times, cfg.client_window);
+            #[cfg(test)]
+            let client = if cfg.no_marks_query {
+                client.without_marks_query()
+            } else {
+                client
+            };
+            client
         })
         .collect();
     let net = NetworkModel::new(
@@ -654,6 +686,44 @@ mod tests {
                 );
                 assert_eq!(report.requests_completed, report.requests_planned);
             }
+        }
+    }
+
+    /// The `client-rerun` mix: every replica restarts from its disk between two runs
+    /// of a client key, with the default window, so the reply caches hold nothing of
+    /// the previous run and no done number lies a window above a spent one. The new
+    /// runs must complete everything they planned (the checker's per-client
+    /// liveness), numbering past their marks, and run no payload twice. Without the
+    /// marks query (the test-only switch), the same runs stall: nothing witnesses the
+    /// spent numbers (README's liveness gap).
+    #[test]
+    fn a_client_run_after_the_replicas_restarted_completes_from_its_marks() {
+        for protocol in [ProtocolKind::Pbft, ProtocolKind::HotStuff] {
+            let mut stalled = 0;
+            for seed in 0..4 {
+                let mut cfg = SimConfig::new(protocol, seed, FaultMix::ClientRerun, 4);
+                assert!(cfg.disks);
+                let report = run(&cfg);
+                assert!(
+                    report.ok(),
+                    "{protocol} seed {seed}: {:?}\n    replay: {}",
+                    report.violations,
+                    report.replay_command()
+                );
+                assert_eq!(report.requests_completed, report.requests_planned);
+                cfg.no_marks_query = true;
+                let without = run(&cfg);
+                stalled += usize::from(
+                    without
+                        .violations
+                        .iter()
+                        .any(|v| matches!(v, Violation::Liveness(_))),
+                );
+            }
+            assert!(
+                stalled > 0,
+                "{protocol}: without the marks query nothing stalled"
+            );
         }
     }
 

@@ -314,6 +314,11 @@ pub async fn run_load(
     };
     let mut actions = Vec::new();
     let mut done = Vec::new();
+    // A run starts by asking the replicas for this key's marks in their exactly-once
+    // table, so it numbers past what an earlier run under the key spent even when the
+    // replicas restarted since (their reply caches empty: `client.rs`).
+    core.query_marks(now(origin), &mut actions);
+    send_actions(transport.as_ref(), &replicas, &mut actions);
 
     loop {
         tokio::select! {
@@ -553,6 +558,13 @@ fn send_actions(transport: &dyn Transport, replicas: &[NodeId], actions: &mut Ve
     let mut per_replica: BTreeMap<NodeId, Vec<Request>> = BTreeMap::new();
     for action in actions.drain(..) {
         match action {
+            ClientAction::QueryMarks => {
+                if let Ok(bytes) = frames::encode(&ClientFrame::MarksQuery) {
+                    for r in replicas {
+                        transport.send(*r, bytes.clone());
+                    }
+                }
+            }
             ClientAction::Send { to, request } => per_replica
                 .entry(NodeId::Replica(to.0))
                 .or_default()
