@@ -160,7 +160,8 @@ pub struct ClientCounters {
     /// Marks answers dropped: malformed ([`ClientMarks::is_well_formed`]), or
     /// arriving when no query was open (late), or a replica's second answer.
     pub marks_dropped: u64,
-    /// Numbers skipped because f+1 marks answers held them done.
+    /// Numbers passed over as spent: at or below the floor (the (f+1)-th highest low
+    /// mark reported) or held done by f+1 marks answers.
     pub skipped_spent: u64,
 }
 
@@ -443,8 +444,7 @@ impl ClientCore {
     /// Takes the next number ([`ClientCore::can_number`] said yes).
     fn take_number(&mut self) -> u64 {
         let n = self.candidate();
-        let unskipped = self.next_number.max(self.floor().saturating_add(1));
-        self.counters.skipped_spent += n - unskipped;
+        self.counters.skipped_spent += n - self.next_number;
         self.next_number = n.saturating_add(1);
         n
     }
@@ -1484,7 +1484,11 @@ mod tests {
         // 101..=104 only r3 holds done: used. 105..=110 r0, r1 and r3 do, and 112
         // r1 and r3 (f+1, so a correct replica among them): skipped.
         assert_eq!(numbers, [101, 102, 103, 104, 111, 113]);
-        assert_eq!(c.counters().skipped_spent, 7);
+        assert_eq!(
+            c.counters().skipped_spent,
+            100 + 7,
+            "1..=100, 105..=110, 112"
+        );
         // A second answer from a replica, or one after the query closed, is dropped.
         c.on_reply(ms(4), &marks(2, 100, 100, &[]), &mut done);
         assert_eq!(c.counters().marks_dropped, 1);

@@ -391,6 +391,7 @@ pub async fn run_load(
         shed,
         busy_refusals: c.busy_refusals,
         renumbered: c.renumbered,
+        skipped: c.skipped_spent,
     });
     transport.shutdown().await;
     Ok(stats)

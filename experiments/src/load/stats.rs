@@ -82,6 +82,9 @@ pub struct LoadStats {
     /// Requests numbered again because f+1 replicas witnessed their numbers spent
     /// by an earlier run under the client's key (`ClientCounters::renumbered`).
     pub renumbered: u64,
+    /// Request numbers passed over as spent by an earlier run under the key (from
+    /// the marks query or stale-number notices: `ClientCounters::skipped_spent`).
+    pub skipped: u64,
     /// Every request whose result was accepted (f+1 matching replies), per client id,
     /// warm-up included: what the acknowledged-loss check looks for in the replicas.
     pub acknowledged: Acknowledged,
@@ -104,6 +107,8 @@ pub struct FinalCounts {
     pub busy_refusals: u64,
     /// Requests numbered again (their numbers spent by an earlier run).
     pub renumbered: u64,
+    /// Numbers skipped as spent by an earlier run (from the marks query).
+    pub skipped: u64,
 }
 
 impl LoadStats {
@@ -126,6 +131,7 @@ impl LoadStats {
             shed: 0,
             busy_refusals: 0,
             renumbered: 0,
+            skipped: 0,
             acknowledged: Acknowledged::new(),
         }
     }
@@ -166,6 +172,7 @@ impl LoadStats {
         self.shed = counts.shed;
         self.busy_refusals = counts.busy_refusals;
         self.renumbered = counts.renumbered;
+        self.skipped = counts.skipped;
     }
 
     /// Adds another client's stats (same run start).
@@ -194,6 +201,7 @@ impl LoadStats {
         self.shed += other.shed;
         self.busy_refusals += other.busy_refusals;
         self.renumbered += other.renumbered;
+        self.skipped += other.skipped;
         for (client, ranges) in &other.acknowledged {
             self.acknowledged.entry(*client).or_default().merge(ranges);
         }
@@ -223,7 +231,7 @@ impl LoadStats {
         format!(
             "submitted {}  completed {}  ({:.0} tx/s over {:.0} s)\n\
              latency ms  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
-             outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  busy {}  retransmissions {}  renumbered {}",
+             outcomes    applied {}  aborted {}  malformed {}  unfinished {}  shed {}  busy {}  retransmissions {}  renumbered {}  skipped {}",
             self.submitted,
             self.completed,
             tps,
@@ -240,7 +248,8 @@ impl LoadStats {
             self.shed,
             self.busy_refusals,
             self.retransmissions,
-            self.renumbered
+            self.renumbered,
+            self.skipped
         )
     }
 }
@@ -287,6 +296,7 @@ mod tests {
             shed: 1,
             busy_refusals: 2,
             renumbered: 3,
+            skipped: 5,
         });
         let text = s.render_client_summary(Duration::from_secs(1), Duration::ZERO);
         let lines: Vec<&str> = text.lines().collect();
@@ -298,7 +308,7 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "outcomes    applied 4  aborted 0  malformed 0  unfinished 1  shed 1  busy 2  retransmissions 1  renumbered 3"
+            "outcomes    applied 4  aborted 0  malformed 0  unfinished 1  shed 1  busy 2  retransmissions 1  renumbered 3  skipped 5"
         );
     }
 }
