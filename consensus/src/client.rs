@@ -279,6 +279,10 @@ pub struct ClientCore {
     id: ClientId,
     replicas: usize,
     weak: usize,
+    /// How many distinct replicas' stale-number notices or marks answers the client
+    /// needs before it renumbers, skips or moves its floor: f+1 ([`ClientCore::weak`]
+    /// in value); 1 only under the test-only broken rule.
+    trusted: usize,
     retransmit_after: Duration,
     rtt: RttEstimate,
     /// When a request last completed, and when the latest-sent completed request
@@ -328,6 +332,7 @@ impl ClientCore {
             id,
             replicas,
             weak: max_faulty(replicas) + 1,
+            trusted: max_faulty(replicas) + 1,
             retransmit_after,
             rtt: RttEstimate::default(),
             last_completion_at: None,
@@ -351,18 +356,29 @@ impl ClientCore {
     }
 
     /// The same client started again (a new run under the same key): its id, cluster,
-    /// keys and time-out, routed by `routing`; nothing outstanding, nothing learned,
-    /// and numbering from 1 again.
+    /// keys, time-out and trust rule, routed by `routing`; nothing outstanding,
+    /// nothing learned, and numbering from 1 again.
     pub fn restarted(&self, routing: Box<dyn ClientRouting>) -> ClientCore {
-        ClientCore::new(
-            self.id,
-            self.replicas,
-            self.window,
-            self.retransmit_after,
-            self.replica_keys.clone(),
-            routing,
-        )
+        ClientCore {
+            trusted: self.trusted,
+            ..ClientCore::new(
+                self.id,
+                self.replicas,
+                self.window,
+                self.retransmit_after,
+                self.replica_keys.clone(),
+                routing,
+            )
+        }
         .with_macs(self.macs.clone())
+    }
+
+    /// Test-only: believes one replica's stale-number notice or marks answer, as if
+    /// f = 0 (the broken rule the simulator must catch with `forge-stale` replicas).
+    #[cfg(test)]
+    pub(crate) fn trusting_one_replica(mut self) -> ClientCore {
+        self.trusted = 1;
+        self
     }
 
     /// Whether the cluster refused this client's requests as busy and its back-off
@@ -411,7 +427,7 @@ impl ClientCore {
     fn floor(&self) -> u64 {
         let mut lows: Vec<u64> = self.lows.values().copied().collect();
         lows.sort_unstable_by(|a, b| b.cmp(a));
-        lows.get(self.weak - 1).copied().unwrap_or(0)
+        lows.get(self.trusted - 1).copied().unwrap_or(0)
     }
 
     /// The number the next request gets: the next of this run's, or above the floor,
@@ -528,7 +544,7 @@ impl ClientCore {
     /// else at its resend.
     fn marks_deadline(&self) -> Option<Time> {
         let q = self.marks_query.as_ref()?;
-        Some(if q.answers.len() >= self.weak {
+        Some(if q.answers.len() >= self.trusted {
             q.asked_at + self.retransmit_timeout()
         } else {
             q.retry_at
@@ -543,7 +559,7 @@ impl ClientCore {
         };
         let answered = q.answers.len();
         let all_correct = self.replicas - (self.weak - 1);
-        answered >= self.weak
+        answered >= self.trusted
             && (answered >= all_correct || now >= q.asked_at + self.retransmit_timeout())
     }
 
@@ -586,7 +602,7 @@ impl ClientCore {
                 depth += edges[i].1;
                 i += 1;
             }
-            match (start, depth >= self.weak as i64) {
+            match (start, depth >= self.trusted as i64) {
                 (None, true) => start = Some(point),
                 (Some(first), false) => {
                     // `point - 1` and `first` are numbers (u64) by construction.
@@ -688,7 +704,7 @@ impl ClientCore {
                 continue;
             }
             entry.stale_from.push(from);
-            if entry.stale_from.len() < self.weak {
+            if entry.stale_from.len() < self.trusted {
                 if entry.stale_probe == StaleProbe::None {
                     entry.stale_probe = StaleProbe::Due;
                     entry.retransmit_at = now;
@@ -886,7 +902,7 @@ impl ClientCore {
         } else if let timeout = self.retransmit_timeout()
             && let Some(q) = self.marks_query.as_mut()
             && q.retry_at <= now
-            && q.answers.len() < self.weak
+            && q.answers.len() < self.trusted
         {
             q.retry_at = now + timeout;
             self.counters.marks_queries += 1;

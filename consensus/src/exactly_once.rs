@@ -301,6 +301,50 @@ impl MarksDesk {
     }
 }
 
+/// How far above the truth a `forge-stale` Byzantine replica claims a client's
+/// numbers done ([`forged_stale`], [`forged_marks`]): far more than a simulator
+/// window, so a client that believed one such answer would number past what the
+/// replicas admit, or give up a request that still runs.
+pub(crate) const FORGED_AHEAD: u64 = 1_000;
+
+/// A `forge-stale` replica's answer to `req`: a stale-number notice that witnesses
+/// its number spent (another request's result "cached" under it, the low and high
+/// marks [`FORGED_AHEAD`] above it), whatever the truth. A client believing it alone
+/// would number the request again while it may still run under its own number.
+pub(crate) fn forged_stale(req: &Request) -> StaleNumber {
+    let far = req.number.saturating_add(FORGED_AHEAD);
+    StaleNumber {
+        number: req.number,
+        request: req.digest(),
+        executed_other: true,
+        low: far,
+        high: far,
+    }
+}
+
+/// A `forge-stale` replica's answer to `client`'s marks query: every number up to
+/// [`FORGED_AHEAD`] above its true low mark done, and a run of "done" numbers up to
+/// twice that — well formed, so a client counts it. A client believing it alone
+/// would skip numbers no replica delivered, leaving a gap its window never passes.
+pub(crate) fn forged_marks(table: &DeliveredTable, client: ClientId) -> ClientMarks {
+    let low = table
+        .get(&client)
+        .map_or(0, DedupWindow::low)
+        .saturating_add(FORGED_AHEAD);
+    let first = low.saturating_add(2);
+    let high = low.saturating_add(FORGED_AHEAD);
+    ClientMarks {
+        low,
+        high,
+        runs: if first <= high {
+            vec![(first, high)]
+        } else {
+            Vec::new()
+        },
+        truncated: false,
+    }
+}
+
 /// What [`filter_fresh`] left out of a committed batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Filtered {

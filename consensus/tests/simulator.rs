@@ -151,6 +151,7 @@ mix_tests! {
     byzantine_censoring_primary_answering_busy => FaultMix::byzantine(B::CensorBusy),
     byzantine_censoring_primary_proposing_empty_batches => FaultMix::byzantine(B::CensorEmpty),
     byzantine_forge_requests => FaultMix::byzantine(B::ForgeRequests),
+    byzantine_forge_stale => FaultMix::byzantine(B::ForgeStale),
     everything_mixed => FaultMix::Mixed,
 }
 
@@ -208,7 +209,7 @@ mix_tests! {
 /// Every PBFT mix has its test above: a mode added to PBFT without a sweep fails here.
 #[test]
 fn every_mix_of_the_protocol_is_swept() {
-    assert_eq!(FaultMix::all(PBFT).len(), 21);
+    assert_eq!(FaultMix::all(PBFT).len(), 22);
 }
 
 #[test]
@@ -374,6 +375,7 @@ mod hotstuff {
         byzantine_timeout_storm => FaultMix::byzantine(H::TimeoutStorm), true,
         twins => FaultMix::byzantine(H::Twins), true,
         byzantine_forge_requests => FaultMix::byzantine(H::ForgeRequests), true,
+        byzantine_forge_stale => FaultMix::byzantine(H::ForgeStale), true,
         client_rerun_after_the_replicas_restarted => FaultMix::ClientRerun, true,
         everything_mixed => FaultMix::Mixed, true,
     }
@@ -481,7 +483,7 @@ mod hotstuff {
     /// Every HotStuff mix has its test above.
     #[test]
     fn every_mix_of_the_protocol_is_swept() {
-        assert_eq!(FaultMix::all(HOTSTUFF).len(), 16);
+        assert_eq!(FaultMix::all(HOTSTUFF).len(), 17);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub struct LocalArgs {
     restart: Vec<String>,
     /// Make a replica Byzantine: r<id>=<mode>, a mode of the chosen protocol (pbft:
     /// silent, equivocate, slow-primary, bad-signatures, replay, corrupt-digests,
-    /// view-change-storm, censor, censor-busy, censor-empty, flood, status-flood, forge-requests, corrupt-state).
+    /// view-change-storm, censor, censor-busy, censor-empty, flood, status-flood, forge-requests, corrupt-state, forge-stale).
     #[arg(long)]
     byzantine: Vec<String>,
     #[command(flatten)]

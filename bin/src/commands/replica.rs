@@ -34,7 +34,7 @@ pub struct ReplicaArgs {
     metrics_interval_ms: u64,
     /// Misbehave, for experiments: a Byzantine mode of the cluster's protocol (pbft:
     /// silent, equivocate, slow-primary, bad-signatures, replay, corrupt-digests,
-    /// view-change-storm, censor, censor-busy, censor-empty, flood, status-flood, forge-requests, corrupt-state).
+    /// view-change-storm, censor, censor-busy, censor-empty, flood, status-flood, forge-requests, corrupt-state, forge-stale).
     #[arg(long)]
     byzantine: Option<String>,
     /// Threads for the protocol and the network (1: a single-threaded runtime, which

@@ -36,9 +36,9 @@ pub struct SimArgs {
     /// Run exactly this seed and print its details (replays a failure).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
-    /// Fault mix: none, crash, partition, lossy, one per Byzantine mode of the
+    /// Fault mix: none, crash, partition, lossy, overload, client-rerun, one per Byzantine mode of the
     /// protocol (pbft: silent, equivocate, slow-primary, bad-signatures, replay,
-    /// corrupt-digests, view-change-storm, censor, censor-busy, censor-empty, flood, status-flood, forge-requests, corrupt-state), mixed — or `all`, which gives seed s the
+    /// corrupt-digests, view-change-storm, censor, censor-busy, censor-empty, flood, status-flood, forge-requests, corrupt-state, forge-stale), mixed — or `all`, which gives seed s the
     /// mix number s modulo the number of mixes.
     #[arg(long, default_value = "all")]
     faults: String,
@@ -50,7 +50,7 @@ pub struct SimArgs {
     threads: Option<usize>,
     /// Replicas' disks: `wal` (a restart replays what was fsynced, storage faults at
     /// crashes) or `none` (replicas restart empty). Fault mixes default to `none`,
-    /// the cluster file's default; with `--scenario` the scenario's own `durability`
+    /// the cluster file's default (`client-rerun` always runs with disks); with `--scenario` the scenario's own `durability`
     /// is the default and this flag overrides it.
     #[arg(long, value_parser = ["wal", "none"])]
     durability: Option<String>,

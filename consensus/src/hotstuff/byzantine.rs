@@ -16,7 +16,7 @@ use crate::hotstuff::message::{Envelope, HotStuffTimer, Message, Proposal};
 use crate::hotstuff::qc::{TimeoutBody, TimeoutMsg};
 use crate::hotstuff::replica::{HotStuff, HotStuffAction, HotStuffEvent};
 use crate::protocol::{Action, Event};
-use crate::request::{Batch, Request};
+use crate::request::{Batch, Reply, Request};
 use crate::types::{ReplicaId, Time, View};
 
 /// A way for a HotStuff replica to misbehave.
@@ -48,11 +48,16 @@ pub enum ByzantineMode {
     /// known client's next two numbers and one a million ahead — to the current and
     /// next leaders, and as leader it puts them first in every block it proposes.
     ForgeRequests,
+    /// Orders and votes honestly, but answers every client request it receives with a
+    /// forged stale-number notice witnessing its number spent, and every marks query
+    /// with forged marks claiming numbers far above the truth done (as PBFT's mode of
+    /// the name): a client must renumber or skip only on f+1 such answers.
+    ForgeStale,
 }
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 9] = [
+    pub const ALL: [ByzantineMode; 10] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowLeader,
@@ -62,6 +67,7 @@ impl ByzantineMode {
         ByzantineMode::TimeoutStorm,
         ByzantineMode::Twins,
         ByzantineMode::ForgeRequests,
+        ByzantineMode::ForgeStale,
     ];
 
     /// The mode's name on the command line.
@@ -76,6 +82,7 @@ impl ByzantineMode {
             ByzantineMode::TimeoutStorm => "timeout-storm",
             ByzantineMode::Twins => "twins",
             ByzantineMode::ForgeRequests => "forge-requests",
+            ByzantineMode::ForgeStale => "forge-stale",
         }
     }
 }
@@ -106,6 +113,35 @@ fn forged_requests(core: &HotStuff) -> Vec<Request> {
     forged.truncate(core.cfg.common.max_batch);
     forged
 }
+/// Forge-stale: answers a client request with a forged stale-number notice (the core
+/// still handles the request) and a marks query with forged marks (the core does not
+/// answer it: returns true).
+fn forge_stale(core: &HotStuff, event: &HotStuffEvent, out: &mut Vec<HotStuffAction>) -> bool {
+    let signer = core.cfg.common.signed_all.then_some(&core.keys);
+    let round = core.round();
+    match event {
+        Event::ClientRequest(req) => {
+            let notice = crate::exactly_once::forged_stale(req);
+            let reply = Reply::stale_notice(round, core.me, req.client, notice, signer);
+            out.push(Action::Reply {
+                client: req.client,
+                reply,
+            });
+            false
+        }
+        Event::MarksQuery(client) => {
+            let marks = crate::exactly_once::forged_marks(&core.delivered_table, *client);
+            let reply = Reply::marks_answer(round, core.me, *client, marks, signer);
+            out.push(Action::Reply {
+                client: *client,
+                reply,
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
 const REPLAY_PER_TICK: usize = 8;
 const STORM_ROUNDS: u64 = 8;
 
@@ -166,6 +202,9 @@ impl Byzantine {
     ) {
         if self.mode == ByzantineMode::Twins {
             self.handle_twins(core, now, event, out);
+            return;
+        }
+        if self.mode == ByzantineMode::ForgeStale && forge_stale(core, &event, out) {
             return;
         }
         let status_tick = matches!(event, Event::Timer(HotStuffTimer::Status));
@@ -364,7 +403,9 @@ impl Byzantine {
                 }
                 other => other,
             }),
-            ByzantineMode::TimeoutStorm | ByzantineMode::Twins => out.push(action),
+            ByzantineMode::TimeoutStorm | ByzantineMode::Twins | ByzantineMode::ForgeStale => {
+                out.push(action)
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use crate::pbft::replica::MAX_VIEWS_AHEAD;
 use crate::pbft::replica::{PbftAction, PbftEvent};
 use crate::protocol::{Action, Event};
 use crate::request::Batch;
-use crate::request::Request;
+use crate::request::{Reply, Request};
 use crate::types::{ClientId, ReplicaId, Seq, Time, View};
 
 /// A way for a replica to misbehave.
@@ -77,6 +77,40 @@ pub enum ByzantineMode {
     /// their state — but serves every state chunk with a flipped byte (issue 10 item 6:
     /// a receiver must catch it at that chunk and ask another signer).
     CorruptState,
+    /// Orders and votes honestly, but answers every client request it receives with a
+    /// forged stale-number notice witnessing its number spent, and every marks query
+    /// with forged marks claiming numbers far above the truth done
+    /// (`exactly_once::forged_stale`, `forged_marks`): a client must renumber or skip
+    /// only on f+1 such answers.
+    ForgeStale,
+}
+
+/// Forge-stale: answers a client request with a forged stale-number notice (the core
+/// still handles the request) and a marks query with forged marks (the core does not
+/// answer it: returns true).
+fn forge_stale(core: &Pbft, event: &PbftEvent, out: &mut Vec<PbftAction>) -> bool {
+    let signer = core.cfg.signed_all.then_some(&core.keys);
+    match event {
+        Event::ClientRequest(req) => {
+            let notice = crate::exactly_once::forged_stale(req);
+            let reply = Reply::stale_notice(core.view, core.me, req.client, notice, signer);
+            out.push(Action::Reply {
+                client: req.client,
+                reply,
+            });
+            false
+        }
+        Event::MarksQuery(client) => {
+            let marks = crate::exactly_once::forged_marks(&core.delivered_table, *client);
+            let reply = Reply::marks_answer(core.view, core.me, *client, marks, signer);
+            out.push(Action::Reply {
+                client: *client,
+                reply,
+            });
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Censor-empty: one held request of the censored client goes through every this
@@ -102,7 +136,7 @@ pub const CENSORED_CLIENT: ClientId = ClientId(0);
 
 impl ByzantineMode {
     /// Every mode, in a fixed order.
-    pub const ALL: [ByzantineMode; 14] = [
+    pub const ALL: [ByzantineMode; 15] = [
         ByzantineMode::Silent,
         ByzantineMode::Equivocate,
         ByzantineMode::SlowPrimary,
@@ -117,6 +151,7 @@ impl ByzantineMode {
         ByzantineMode::StatusFlood,
         ByzantineMode::ForgeRequests,
         ByzantineMode::CorruptState,
+        ByzantineMode::ForgeStale,
     ];
 
     /// The mode's name on the command line.
@@ -136,6 +171,7 @@ impl ByzantineMode {
             ByzantineMode::StatusFlood => "status-flood",
             ByzantineMode::ForgeRequests => "forge-requests",
             ByzantineMode::CorruptState => "corrupt-state",
+            ByzantineMode::ForgeStale => "forge-stale",
         }
     }
 
@@ -205,6 +241,9 @@ impl Byzantine {
             && req.client == CENSORED_CLIENT
         {
             core.refuse_busy(req, out);
+            return;
+        }
+        if self.mode == ByzantineMode::ForgeStale && forge_stale(core, &event, out) {
             return;
         }
         let event = if self.mode == ByzantineMode::CensorEmpty {
@@ -381,7 +420,8 @@ impl Byzantine {
             | ByzantineMode::CensorBusy
             | ByzantineMode::CensorEmpty
             | ByzantineMode::Flood
-            | ByzantineMode::StatusFlood => out.push(action),
+            | ByzantineMode::StatusFlood
+            | ByzantineMode::ForgeStale => out.push(action),
         }
     }
 

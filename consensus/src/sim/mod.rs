@@ -95,6 +95,10 @@ pub struct SimConfig {
     /// closes: `client-rerun` stalls).
     #[cfg(test)]
     pub no_marks_query: bool,
+    /// Test-only: clients believe one replica's stale-number notice or marks answer
+    /// (f+1 rule broken), to show the checker catches `forge-stale` replicas then.
+    #[cfg(test)]
+    pub trust_one_replica: bool,
 }
 
 impl SimConfig {
@@ -178,6 +182,8 @@ impl SimConfig {
             break_safety: false,
             #[cfg(test)]
             no_marks_query: false,
+            #[cfg(test)]
+            trust_one_replica: false,
         }
     }
 
@@ -435,6 +441,12 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
                 P::client_routing(cfg.replicas),
             )
             .with_macs(client_macs[c].clone());
+            #[cfg(test)]
+            let core = if cfg.trust_one_replica {
+                core.trusting_one_replica()
+            } else {
+                core
+            };
             let client = SimClient::new(core, times, cfg.client_window);
             #[cfg(test)]
             let client = if cfg.no_marks_query {
@@ -724,6 +736,44 @@ mod tests {
                 stalled > 0,
                 "{protocol}: without the marks query nothing stalled"
             );
+        }
+    }
+
+    /// `forge-stale` replicas answer every request with a stale-number notice
+    /// witnessing its number spent and every marks query with marks far above the
+    /// truth. With the f+1 rule, restarted clients (and the client-rerun mix's) still
+    /// complete everything and run nothing twice; with the rule broken (a client
+    /// believing one replica), the checker catches it — a payload run under two
+    /// numbers, or requests numbered past the window that never complete.
+    #[test]
+    fn forged_stale_answers_are_harmless_with_f_plus_one_and_caught_without() {
+        for protocol in [ProtocolKind::Pbft, ProtocolKind::HotStuff] {
+            let mut caught = 0;
+            for seed in 0..4 {
+                let mut cfg = SimConfig::new(protocol, seed, FaultMix::ClientRerun, 4);
+                cfg.faults = FaultMix::Byzantine("forge-stale");
+                cfg.clients = 2;
+                cfg.requests_per_client = 60;
+                let at = |ms: u64| Time::ZERO + Duration::from_millis(ms);
+                cfg.scripted_faults = Some(vec![
+                    (at(1000), FaultEvent::ClusterRestart),
+                    (at(1100), FaultEvent::ClientRestart(0)),
+                    (at(2000), FaultEvent::ClientRestart(1)),
+                ]);
+                let report = run(&cfg);
+                assert_eq!(report.byzantine.len(), 1, "{:?}", report.byzantine);
+                assert!(
+                    report.ok(),
+                    "{protocol} seed {seed}: {:?}\n    replay: {}",
+                    report.violations,
+                    report.replay_command()
+                );
+                assert_eq!(report.requests_completed, report.requests_planned);
+                cfg.trust_one_replica = true;
+                let broken = run(&cfg);
+                caught += usize::from(!broken.ok());
+            }
+            assert_eq!(caught, 4, "{protocol}: the broken rule went unnoticed");
         }
     }
 
