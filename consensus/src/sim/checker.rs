@@ -59,9 +59,12 @@ pub struct Checker {
     /// than one when a restarted client used the number again).
     submitted: BTreeMap<(ClientId, u64), BTreeSet<Digest>>,
     seen: BTreeMap<(ReplicaId, u32), BTreeSet<(ClientId, u64)>>,
-    /// Per correct replica incarnation, the payloads of each client it executed: a
-    /// payload a client numbered again must run under one number only.
-    seen_payloads: BTreeMap<(ReplicaId, u32), BTreeMap<(ClientId, Bytes), u64>>,
+    /// Every payload of each client a correct replica executed, under which number
+    /// and by which replica first: a payload a client numbered again must run under
+    /// one number only — across replicas and their incarnations (a replica restarted
+    /// from its log, or by state transfer, executes some numbers again, under the
+    /// same numbers).
+    seen_payloads: BTreeMap<(ClientId, Bytes), (u64, ReplicaId)>,
     violations: Vec<Violation>,
 }
 
@@ -138,10 +141,7 @@ impl Checker {
             })
             .collect();
         let submitted = &self.submitted;
-        let payloads = self
-            .seen_payloads
-            .entry((replica, incarnation))
-            .or_default();
+        let payloads = &mut self.seen_payloads;
         let renumbered_twice: Vec<String> = d
             .batch
             .requests
@@ -152,17 +152,17 @@ impl Checker {
                     .get(&req.key())
                     .is_some_and(|digests| digests.contains(&req.digest()))
             })
-            .filter(|req| {
-                *payloads
+            .filter_map(|req| {
+                let (first, by) = *payloads
                     .entry((req.client, req.payload.clone()))
-                    .or_insert(req.number)
-                    != req.number
-            })
-            .map(|req| {
-                format!(
-                    "{replica} executed a payload of {} twice (again as {} at {})",
-                    req.client, req.number, d.seq
-                )
+                    .or_insert((req.number, replica));
+                (first != req.number).then(|| {
+                    format!(
+                        "{replica} executed a payload of {} twice (again as {} at {}; {by} \
+                         executed it as {first})",
+                        req.client, req.number, d.seq
+                    )
+                })
             })
             .collect();
         for msg in twice.into_iter().chain(renumbered_twice) {
@@ -357,6 +357,30 @@ mod tests {
             c.violations()[0]
                 .to_string()
                 .contains("payload of c0 twice")
+        );
+    }
+
+    /// Review of 87007e6: the payload check was per replica incarnation, so a payload
+    /// a replica executed under one number before a crash and under another after it
+    /// (or two replicas under two numbers) went unseen. Executing it again under the
+    /// same number after a restart (log replay, state transfer) is no violation.
+    #[test]
+    fn a_payload_under_two_numbers_across_a_restart_or_replicas_is_a_violation() {
+        let mut c = submitted(1..=1, b"a");
+        let again = Request::new(ClientId(0), 40, Bytes::from_static(b"a"));
+        c.submitted(ClientId(0), 40, again.digest());
+        c.delivery(ReplicaId(0), 0, &delivery(1, b"a", 1));
+        c.delivery(ReplicaId(0), 1, &delivery(1, b"a", 1));
+        c.delivery(ReplicaId(1), 0, &delivery(1, b"a", 1));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        c.delivery(ReplicaId(0), 2, &delivery(7, b"a", 40));
+        assert_eq!(c.violations().len(), 1, "{:?}", c.violations());
+        c.delivery(ReplicaId(2), 0, &delivery(7, b"a", 40));
+        assert_eq!(c.violations().len(), 2, "{:?}", c.violations());
+        assert!(
+            c.violations()[1]
+                .to_string()
+                .contains("r0 executed it as 1")
         );
     }
 
