@@ -159,6 +159,9 @@ pub struct SimClient {
     /// Whether a restarted run asks for its marks before numbering (as `tandem
     /// client` does); off only to show what happens without the query (tests).
     asks_marks: bool,
+    /// Whether it submits only within its congestion window (always, but in a test
+    /// that shows the `overload` mix's refusal rule catches clients that do not).
+    respects_congestion_window: bool,
 }
 
 impl SimClient {
@@ -174,6 +177,7 @@ impl SimClient {
             earlier_submitted: 0,
             earlier_completed: 0,
             asks_marks: true,
+            respects_congestion_window: true,
         }
     }
 
@@ -182,6 +186,13 @@ impl SimClient {
     #[cfg(test)]
     pub(crate) fn without_marks_query(mut self) -> SimClient {
         self.asks_marks = false;
+        self
+    }
+
+    /// Test-only: submit past the congestion window (a client that only backs off).
+    #[cfg(test)]
+    pub fn ignore_congestion_window(mut self) -> SimClient {
+        self.respects_congestion_window = false;
         self
     }
 
@@ -955,6 +966,7 @@ impl<P: Protocol> Engine<P> {
             }
             while client.due > 0
                 && client.core.outstanding() < client.window
+                && (client.core.congestion_room() > 0 || !client.respects_congestion_window)
                 && client.core.can_submit()
             {
                 client.due -= 1;

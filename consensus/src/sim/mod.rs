@@ -43,6 +43,12 @@ use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 /// per-batch delay): execution carries about 250 requests a second.
 pub const OVERLOAD_EXEC_PER_REQUEST: Duration = Duration::from_millis(4);
 
+/// Busy refusals per planned request above which the `overload` mix reports a
+/// violation: clients that keep offering past refusals (no congestion window, only a
+/// back-off) made PBFT's replicas refuse 2.1–3.3 per request over seeds 0–5; with the
+/// congestion window ([`crate::client::ClientCore::congestion_room`]) 0.85–1.1.
+pub const OVERLOAD_REFUSALS_PER_REQUEST: u64 = 2;
+
 /// One simulation run's parameters.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -99,6 +105,10 @@ pub struct SimConfig {
     /// (f+1 rule broken), to show the checker catches `forge-stale` replicas then.
     #[cfg(test)]
     pub trust_one_replica: bool,
+    /// Test-only: clients submit past their congestion window (only backing off
+    /// after refusals), to show the `overload` mix's refusal rule catches it.
+    #[cfg(test)]
+    pub ignore_congestion_window: bool,
 }
 
 impl SimConfig {
@@ -184,6 +194,8 @@ impl SimConfig {
             no_marks_query: false,
             #[cfg(test)]
             trust_one_replica: false,
+            #[cfg(test)]
+            ignore_congestion_window: false,
         }
     }
 
@@ -454,6 +466,12 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
             } else {
                 client
             };
+            #[cfg(test)]
+            let client = if cfg.ignore_congestion_window {
+                client.ignore_congestion_window()
+            } else {
+                client
+            };
             client
         })
         .collect();
@@ -504,6 +522,13 @@ fn run_inner<P: Protocol>(cfg: &SimConfig) -> SimReport {
         violations.push(Violation::Overload(format!(
             "without faults, correct replicas changed view or timed out {view_changes} \
              times and transferred state {state_transfers} times"
+        )));
+    }
+    if overload && refused_busy > OVERLOAD_REFUSALS_PER_REQUEST.saturating_mul(outcome.planned) {
+        violations.push(Violation::Overload(format!(
+            "correct replicas refused {refused_busy} requests as busy for {} planned: \
+             clients kept offering past the refusals",
+            outcome.planned
         )));
     }
     SimReport {
@@ -559,6 +584,35 @@ mod tests {
         }
         let report = caught.expect("a 2f quorum must produce a safety violation");
         assert!(report.replay_command().contains("--protocol pbft --seed"));
+    }
+
+    /// Regression (`tandem local --payload 512 --rate 120000`: 90,000 tx/s at 90,000
+    /// offered, about 65,000 at 120,000): clients that only backed off after busy
+    /// refusals alternated between silence and bursts the proposer refused. In the
+    /// `overload` mix the refusal rule catches such clients, and clients that keep
+    /// within their congestion window pass it.
+    #[test]
+    fn clients_that_ignore_refusals_are_caught_in_the_overload_mix() {
+        for seed in 0..3 {
+            let mut cfg = SimConfig::overload(ProtocolKind::Pbft, seed, 4);
+            let report = run(&cfg);
+            assert!(
+                report.violations.is_empty(),
+                "seed {seed}: {:?}",
+                report.violations
+            );
+            cfg.ignore_congestion_window = true;
+            let report = run(&cfg);
+            assert!(
+                report
+                    .violations
+                    .iter()
+                    .any(|v| matches!(v, Violation::Overload(s) if s.contains("refused"))),
+                "seed {seed}: {:?} ({} refused)",
+                report.violations,
+                report.refused_busy
+            );
+        }
     }
 
     /// Every replica crashes at once, twice, and restarts: with disks the cluster

@@ -347,11 +347,13 @@ pub async fn run_load(
                             // Past the outstanding cap the offered load is shed, not
                             // queued: an overloaded cluster is measured, not buried
                             // under its own retransmissions.
-                            let room = max_outstanding.saturating_sub(core.outstanding()) as u64;
+                            let room = max_outstanding
+                                .saturating_sub(core.outstanding())
+                                .min(core.congestion_room()) as u64;
                             shed += want.saturating_sub(room);
                             want.min(room)
                         }
-                        LoadMode::Window(w) => w.saturating_sub(core.outstanding()) as u64,
+                        LoadMode::Window(w) => w.saturating_sub(core.outstanding()).min(core.congestion_room()) as u64,
                     };
                     let sent = submit(&mut core, &mut generator, want, now(origin), settings.payload_bytes, &mut actions);
                     if matches!(settings.mode, LoadMode::Rate(_)) {
@@ -373,7 +375,7 @@ pub async fn run_load(
                 record(&mut stats, client_id, &mut done, &mut generator);
                 progress.completed.fetch_add(finished, Ordering::Relaxed);
                 if let LoadMode::Window(w) = settings.mode && Instant::now() < stop_submitting && !core.backing_off(now(origin)) {
-                    let want = w.saturating_sub(core.outstanding()) as u64;
+                    let want = w.saturating_sub(core.outstanding()).min(core.congestion_room()) as u64;
                     let sent = submit(&mut core, &mut generator, want, now(origin), settings.payload_bytes, &mut actions);
                     submitted += sent;
                     progress.submitted.fetch_add(sent, Ordering::Relaxed);
