@@ -304,8 +304,12 @@ impl Vm for EvmVm {
         }
     }
 
-    fn digest(state: &mut EvmState, _threads: Option<&WorkerThreads>) -> [u8; 32] {
-        state.digest()
+    /// On `threads`, the chunks are encoded in parallel (`EvmState::digest_on`).
+    fn digest(state: &mut EvmState, threads: Option<&WorkerThreads>) -> [u8; 32] {
+        match threads {
+            Some(threads) => state.digest_on(threads),
+            None => state.digest(),
+        }
     }
 
     /// `execute_batch`'s admission (see the module docs): signatures checked and
