@@ -906,4 +906,28 @@ mod tests {
             }
         }
     }
+
+    /// Signing drops an EIP-1559 transaction's empty access list, and the
+    /// transaction still declares its own accounts to the access-list executor
+    /// (it fell back on every signed batch holding one).
+    #[test]
+    fn a_signed_type_2_transaction_with_an_empty_list_still_declares() {
+        use crate::evm::{EvmKey, EvmVm};
+        use crate::tx::Access;
+        use crate::vm::Vm;
+        let key = EvmSigningKey::from_bytes(&[0x46; 32]).unwrap();
+        let mut tx = transfer().with_access_list(Vec::new());
+        tx.eip1559 = Some(FEES);
+        let signed = key.sign(tx, CHAIN).unwrap();
+        assert_eq!(signed.access_list, None);
+        let mut declared = Vec::new();
+        assert!(EvmVm::declare(&signed, &mut declared));
+        assert!(declared.contains(&(EvmKey::Balance(key.address()), Access::Write)));
+        assert!(declared.contains(&(
+            EvmKey::Balance(Address::with_last_byte(0x35)),
+            Access::Write
+        )));
+        // Without fee caps, no list still declares nothing.
+        assert!(!EvmVm::declare(&transfer(), &mut Vec::new()));
+    }
 }

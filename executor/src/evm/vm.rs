@@ -402,8 +402,13 @@ impl Vm for EvmVm {
     }
 
     fn declare(tx: &EvmTx, out: &mut Vec<(EvmKey, Access)>) -> bool {
-        let Some(list) = &tx.access_list else {
-            return false;
+        let list: &[_] = match &tx.access_list {
+            Some(list) => list,
+            // An EIP-1559 transaction's empty list and no list are the same bytes
+            // (`eth_rlp.rs`; signing drops an empty one): it declares its own
+            // accounts. An undeclared access is still caught and falls back.
+            None if tx.eip1559.is_some() => &[],
+            None => return false,
         };
         let mut add = |key: EvmKey, access: Access| match out.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => {
