@@ -3,7 +3,7 @@
 //! same identity). Correct replicas must stay safe against each (the simulator checks)
 //! and live once at most f replicas misbehave.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,9 +15,9 @@ use crate::hotstuff::block::Block;
 use crate::hotstuff::message::{Envelope, HotStuffTimer, Message, Proposal};
 use crate::hotstuff::qc::{TimeoutBody, TimeoutMsg};
 use crate::hotstuff::replica::{HotStuff, HotStuffAction, HotStuffEvent};
-use crate::protocol::{Action, Event};
+use crate::protocol::{Action, Event, Executed};
 use crate::request::{Batch, Reply, Request};
-use crate::types::{ReplicaId, Time, View};
+use crate::types::{ReplicaId, Seq, Time, View};
 
 /// A way for a HotStuff replica to misbehave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -41,7 +41,9 @@ pub enum ByzantineMode {
     TimeoutStorm,
     /// Twins (Bano et al., 2020): two honest instances under its one identity, each
     /// talking to half of the other replicas, so it votes and proposes twice per round
-    /// without any hand-written attack.
+    /// without any hand-written attack. The second instance executes nothing itself:
+    /// it takes the first one's execution reports, with no execution back-pressure of
+    /// its own, so it stays an honest instance.
     Twins,
     /// Forges requests in honest clients' names (issue 10 item 1): on each status tick
     /// it forwards requests with its own payload and a garbage authenticator — each
@@ -157,7 +159,16 @@ pub(crate) struct Byzantine {
     /// Twins: the second instance, and each instance's timer deadlines.
     twin: Option<Box<HotStuff>>,
     twin_timers: [BTreeMap<HotStuffTimer, Time>; 2],
+    /// Twins: the first instance's execution reports by sequence number, not yet
+    /// handed to the twin (at most [`TWIN_EXECUTED_KEPT`]).
+    twin_executed: BTreeMap<Seq, Executed>,
+    /// Twins: the sequence numbers the twin delivered and has not yet been told
+    /// executed.
+    twin_delivered: BTreeSet<Seq>,
 }
+
+/// The most execution reports of the first twin kept for the second.
+const TWIN_EXECUTED_KEPT: usize = 4096;
 
 impl Byzantine {
     pub(crate) fn new(mode: ByzantineMode) -> Byzantine {
@@ -168,6 +179,8 @@ impl Byzantine {
             replay_cursor: 0,
             twin: None,
             twin_timers: [BTreeMap::new(), BTreeMap::new()],
+            twin_executed: BTreeMap::new(),
+            twin_delivered: BTreeSet::new(),
         }
     }
 
@@ -180,7 +193,14 @@ impl Byzantine {
             core.start(now, out);
             return;
         }
-        let mut twin = HotStuff::new(core.cfg.clone(), core.keys.clone())
+        // The twin executes nothing itself: it learns of execution from the first
+        // instance's reports (`feed_twin`), which lag whenever the first instance's
+        // half of the cluster lags. Held back by `max_unexecuted` meanwhile, it
+        // proposed empty blocks and voted for none with requests — a censor, not an
+        // honest instance — so its execution back-pressure is off.
+        let mut cfg = core.cfg.clone();
+        cfg.common.max_unexecuted = 1 << 20; // the most `validate` accepts
+        let mut twin = HotStuff::new(cfg, core.keys.clone())
             .expect("the twin has the core's valid parameters");
         if let Some(allowed) = &core.allowed_clients {
             twin.set_allowed_clients(allowed.iter().copied());
@@ -450,12 +470,51 @@ impl Byzantine {
                     }
                 }
             }
-            // The application belongs to the first instance; the twin never executes.
+            // The application belongs to the first instance. Its reports also go to
+            // the twin when it delivers the same sequence number (`feed_twin`).
+            Event::Executed(ex) => {
+                self.twin_executed.insert(ex.seq, ex.clone());
+                while self.twin_executed.len() > TWIN_EXECUTED_KEPT {
+                    self.twin_executed.pop_first();
+                }
+                core.handle(now, Event::Executed(ex), &mut a);
+            }
             other => core.handle(now, other, &mut a),
         }
+        self.feed_twin(&mut twin, now, &mut b);
         self.twin = Some(twin);
         self.merge_twins(n, a, b, out);
         let _ = now;
+    }
+
+    /// Tells the twin its deliveries executed, with the first instance's reports for
+    /// the same sequence numbers (both commit one chain, so the results and state
+    /// digests are the same), in sequence order, as far as the first instance has
+    /// executed. Without it the twin never executed, so it stayed held back by
+    /// `max_unexecuted` for good: it proposed only empty blocks and voted for none
+    /// that carried requests — a censor, not an honest instance (with leader
+    /// reputation it then led nearly every round: `tandem sim --protocol hotstuff
+    /// --seed 30 --faults twins --durability wal --protocol-param
+    /// leader_election=reputation` completed 105 of 222 requests).
+    fn feed_twin(&mut self, twin: &mut HotStuff, now: Time, b: &mut Vec<HotStuffAction>) {
+        let mut scanned = 0;
+        loop {
+            for action in &b[scanned..] {
+                if let Action::Deliver(d) = action {
+                    self.twin_delivered.insert(d.seq);
+                }
+            }
+            scanned = b.len();
+            let Some(&seq) = self.twin_delivered.first() else {
+                return;
+            };
+            let Some(ex) = self.twin_executed.get(&seq).cloned() else {
+                return;
+            };
+            self.twin_delivered.remove(&seq);
+            self.twin_executed = self.twin_executed.split_off(&seq.next());
+            twin.handle(now, Event::Executed(ex), b);
+        }
     }
 
     /// Routes each instance's actions to its half of the peers, keeps only the first
