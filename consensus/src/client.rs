@@ -166,7 +166,7 @@ pub struct ClientCounters {
 }
 
 /// The first back-off after a busy refusal; it doubles with every further refusal of
-/// a request sent after the back-off began, up to [`MAX_BUSY_BACKOFF`], and starts
+/// a request sent at or after the moment the back-off began, up to [`MAX_BUSY_BACKOFF`], and starts
 /// over once a request completes.
 pub const MIN_BUSY_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest back-off after busy refusals.
@@ -174,6 +174,8 @@ pub const MAX_BUSY_BACKOFF: Duration = Duration::from_millis(320);
 /// The smallest congestion window ([`ClientCore::congestion_room`]): requests a
 /// client may keep outstanding however often it is refused.
 pub const MIN_CONGESTION_WINDOW: usize = 4;
+// The additive increase loop ends only because the window is never zero.
+const _: () = assert!(MIN_CONGESTION_WINDOW > 0);
 /// Additive increase of the congestion window: requests it grows by per window's
 /// worth of completions (about one round trip). A request is small against a TCP
 /// segment, so one per round trip would take thousands of round trips to refill a
@@ -828,7 +830,18 @@ impl ClientCore {
                 continue; // already backing off, or this replica already refused it
             }
             entry.busy_from.push(from);
-            if entry.busy_from.len() < needed {
+            // Only refusals from the current route count: one from a replica that
+            // was a target before the client's view of the round moved would let a
+            // Byzantine new target complete "every target refused" alone.
+            let refused_by_route = match &route {
+                Destination::One(_) | Destination::All => entry.busy_from.len(),
+                Destination::Several(targets) => entry
+                    .busy_from
+                    .iter()
+                    .filter(|r| targets.contains(r))
+                    .count(),
+            };
+            if refused_by_route < needed {
                 continue;
             }
             fresh_refusal |= self.busy_since.is_none_or(|since| entry.routed_at >= since);
@@ -843,7 +856,10 @@ impl ClientCore {
             self.congestion_window = Some((base / 2).max(MIN_CONGESTION_WINDOW));
             self.window_credit = 0;
             self.busy_since = Some(now);
-            self.busy_until = Some(now + self.busy_backoff);
+            // Never shortens a back-off already running (a completion may have
+            // reset `busy_backoff` meanwhile).
+            let until = now + self.busy_backoff;
+            self.busy_until = Some(self.busy_until.map_or(until, |t| t.max(until)));
             self.busy_backoff = (self.busy_backoff * 2).min(MAX_BUSY_BACKOFF);
         }
     }
@@ -1758,6 +1774,32 @@ mod tests {
             let leader = |k: u64| ReplicaId(((self.round + k) % 4) as u32);
             Destination::Several(vec![leader(1), leader(2)])
         }
+    }
+
+    /// Review of 5b9a7bb: a refusal from a replica that was a target before the
+    /// client's view of the round moved counted towards "every target refused", so
+    /// one Byzantine new target completed it alone. Only the current route counts.
+    #[test]
+    fn a_refusal_from_a_former_target_does_not_count_for_the_current_route() {
+        let routing = Box::new(NextTwoLeaders::default());
+        let mut c = ClientCore::new(ClientId(3), 4, 64, Duration::from_secs(1), None, routing);
+        let (mut out, mut done) = (Vec::new(), Vec::new());
+        let n = c
+            .submit(Time(0), Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        // Round 0: targets 1 and 2; replica 1 (busy) refuses.
+        let refusal =
+            |r: u32, v: u64| Reply::refusal(View(v), ReplicaId(r), ClientId(3), vec![n], None);
+        c.on_reply(Time(1), &refusal(1, 0), &mut done);
+        assert!(!c.backing_off(Time(2)), "one of two targets refused");
+        // Replica 3 reports round 1 (targets 2 and 3) and refuses: 1 is off the route.
+        c.on_reply(Time(2), &refusal(3, 1), &mut done);
+        assert!(!c.backing_off(Time(3)), "one current target refused");
+        assert_eq!(c.congestion_room(), usize::MAX, "the window untouched");
+        // Replica 2 refuses too: every current target refused.
+        c.on_reply(Time(3), &refusal(2, 1), &mut done);
+        assert!(c.backing_off(Time(4)));
+        assert_eq!(c.congestion_room(), MIN_CONGESTION_WINDOW - 1);
     }
 
     #[derive(Debug)]

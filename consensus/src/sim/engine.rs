@@ -189,7 +189,8 @@ impl SimClient {
         self
     }
 
-    /// Test-only: submit past the congestion window (a client that only backs off).
+    /// Test-only: submit past the congestion window (a client that keeps offering:
+    /// simulated clients never hold new requests during a back-off).
     #[cfg(test)]
     pub fn ignore_congestion_window(mut self) -> SimClient {
         self.respects_congestion_window = false;

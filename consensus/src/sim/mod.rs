@@ -44,9 +44,12 @@ use crate::types::{ClientId, Digest, ReplicaId, Seq, Time};
 pub const OVERLOAD_EXEC_PER_REQUEST: Duration = Duration::from_millis(4);
 
 /// Busy refusals per planned request above which the `overload` mix reports a
-/// violation: clients that keep offering past refusals (no congestion window, only a
-/// back-off) made PBFT's replicas refuse 2.1–3.3 per request over seeds 0–5; with the
-/// congestion window ([`crate::client::ClientCore::congestion_room`]) 0.85–1.1.
+/// violation: clients that keep offering past refusals (no congestion window; the
+/// simulator's clients never hold new requests during a back-off, only the refused
+/// requests wait it out) made PBFT's replicas refuse 2.1–3.3 per request over seeds
+/// 0–5; with the congestion window ([`crate::client::ClientCore::congestion_room`])
+/// 0.85–1.1. Refusals are counted per replica, so with HotStuff, whose requests go to
+/// several next leaders, the ratio also grows with the route.
 pub const OVERLOAD_REFUSALS_PER_REQUEST: u64 = 2;
 
 /// One simulation run's parameters.
@@ -105,8 +108,9 @@ pub struct SimConfig {
     /// (f+1 rule broken), to show the checker catches `forge-stale` replicas then.
     #[cfg(test)]
     pub trust_one_replica: bool,
-    /// Test-only: clients submit past their congestion window (only backing off
-    /// after refusals), to show the `overload` mix's refusal rule catches it.
+    /// Test-only: clients submit past their congestion window (and, as every
+    /// simulated client, do not hold new requests during a back-off), to show the
+    /// `overload` mix's refusal rule catches clients that keep offering.
     #[cfg(test)]
     pub ignore_congestion_window: bool,
 }
