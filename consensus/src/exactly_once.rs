@@ -24,8 +24,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Batch, ClientMarks, MAX_MARK_RUNS, ReplyResult, Request, StaleNumber};
-use crate::types::{ClientId, Digest, Time};
+use crate::crypto::Keyring;
+use crate::protocol::{Action, Event};
+use crate::request::{Batch, ClientMarks, MAX_MARK_RUNS, Reply, ReplyResult, Request, StaleNumber};
+use crate::types::{ClientId, Digest, ReplicaId, Time, View};
 
 /// Which request numbers of one client were delivered.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,6 +345,36 @@ pub(crate) fn forged_marks(table: &DeliveredTable, client: ClientId) -> ClientMa
         },
         truncated: false,
     }
+}
+
+/// How a `forge-stale` replica (either protocol) answers `event`, as replica `me` in
+/// `view` with its delivered `table`, signing with `signer` if given: a client
+/// request gets a [`forged_stale`] notice (and the core still handles the request), a
+/// marks query gets [`forged_marks`] (and the core must not answer it: returns
+/// `true`); any other event is left to the core (`false`).
+pub(crate) fn forge_stale_answer<M, T, R>(
+    event: &Event<M, T>,
+    view: View,
+    me: ReplicaId,
+    table: &DeliveredTable,
+    signer: Option<&Keyring>,
+    out: &mut Vec<Action<M, T, R>>,
+) -> bool {
+    let (client, reply, answered) = match event {
+        Event::ClientRequest(req) => (
+            req.client,
+            Reply::stale_notice(view, me, req.client, forged_stale(req), signer),
+            false,
+        ),
+        Event::MarksQuery(client) => (
+            *client,
+            Reply::marks_answer(view, me, *client, forged_marks(table, *client), signer),
+            true,
+        ),
+        _ => return false,
+    };
+    out.push(Action::Reply { client, reply });
+    answered
 }
 
 /// What [`filter_fresh`] left out of a committed batch.

@@ -16,7 +16,7 @@ use crate::hotstuff::message::{Envelope, HotStuffTimer, Message, Proposal};
 use crate::hotstuff::qc::{TimeoutBody, TimeoutMsg};
 use crate::hotstuff::replica::{HotStuff, HotStuffAction, HotStuffEvent};
 use crate::protocol::{Action, Event, Executed};
-use crate::request::{Batch, Reply, Request};
+use crate::request::{Batch, Request};
 use crate::types::{ReplicaId, Seq, Time, View};
 
 /// A way for a HotStuff replica to misbehave.
@@ -120,28 +120,14 @@ fn forged_requests(core: &HotStuff) -> Vec<Request> {
 /// answer it: returns true).
 fn forge_stale(core: &HotStuff, event: &HotStuffEvent, out: &mut Vec<HotStuffAction>) -> bool {
     let signer = core.cfg.common.signed_all.then_some(&core.keys);
-    let round = core.round();
-    match event {
-        Event::ClientRequest(req) => {
-            let notice = crate::exactly_once::forged_stale(req);
-            let reply = Reply::stale_notice(round, core.me, req.client, notice, signer);
-            out.push(Action::Reply {
-                client: req.client,
-                reply,
-            });
-            false
-        }
-        Event::MarksQuery(client) => {
-            let marks = crate::exactly_once::forged_marks(&core.delivered_table, *client);
-            let reply = Reply::marks_answer(round, core.me, *client, marks, signer);
-            out.push(Action::Reply {
-                client: *client,
-                reply,
-            });
-            true
-        }
-        _ => false,
-    }
+    crate::exactly_once::forge_stale_answer(
+        event,
+        core.round(),
+        core.me,
+        &core.delivered_table,
+        signer,
+        out,
+    )
 }
 
 const REPLAY_PER_TICK: usize = 8;

@@ -17,7 +17,7 @@ use crate::pbft::replica::MAX_VIEWS_AHEAD;
 use crate::pbft::replica::{PbftAction, PbftEvent};
 use crate::protocol::{Action, Event};
 use crate::request::Batch;
-use crate::request::{Reply, Request};
+use crate::request::Request;
 use crate::types::{ClientId, ReplicaId, Seq, Time, View};
 
 /// A way for a replica to misbehave.
@@ -90,27 +90,14 @@ pub enum ByzantineMode {
 /// answer it: returns true).
 fn forge_stale(core: &Pbft, event: &PbftEvent, out: &mut Vec<PbftAction>) -> bool {
     let signer = core.cfg.signed_all.then_some(&core.keys);
-    match event {
-        Event::ClientRequest(req) => {
-            let notice = crate::exactly_once::forged_stale(req);
-            let reply = Reply::stale_notice(core.view, core.me, req.client, notice, signer);
-            out.push(Action::Reply {
-                client: req.client,
-                reply,
-            });
-            false
-        }
-        Event::MarksQuery(client) => {
-            let marks = crate::exactly_once::forged_marks(&core.delivered_table, *client);
-            let reply = Reply::marks_answer(core.view, core.me, *client, marks, signer);
-            out.push(Action::Reply {
-                client: *client,
-                reply,
-            });
-            true
-        }
-        _ => false,
-    }
+    crate::exactly_once::forge_stale_answer(
+        event,
+        core.view,
+        core.me,
+        &core.delivered_table,
+        signer,
+        out,
+    )
 }
 
 /// Censor-empty: one held request of the censored client goes through every this

@@ -721,20 +721,12 @@ impl<P: Protocol> Engine<P> {
                 Action::Reply { client, reply } => {
                     let c = client.0 as usize;
                     if c < self.clients.len() {
-                        for at in self.net.arrivals(
-                            &mut self.rng,
-                            self.now,
-                            Endpoint::Replica(r),
-                            Endpoint::Client(c),
-                        ) {
-                            self.schedule(
-                                at,
-                                Scheduled::ReplyToClient {
-                                    client: c,
-                                    reply: reply.clone(),
-                                },
-                            );
-                        }
+                        self.transmit(Endpoint::Replica(r), Endpoint::Client(c), || {
+                            Scheduled::ReplyToClient {
+                                client: c,
+                                reply: reply.clone(),
+                            }
+                        });
                     }
                 }
                 Action::SetTimer { timer, at } => {
@@ -856,21 +848,13 @@ impl<P: Protocol> Engine<P> {
             self.checker
                 .sent_to_faulty(ReplicaId(from as u32), ReplicaId(to as u32), bytes, now);
         }
-        for at in self.net.arrivals(
-            &mut self.rng,
-            self.now,
-            Endpoint::Replica(from),
-            Endpoint::Replica(to),
-        ) {
-            self.schedule(
-                at,
-                Scheduled::ToReplica {
-                    to,
-                    from,
-                    msg: msg.clone(),
-                },
-            );
-        }
+        self.transmit(Endpoint::Replica(from), Endpoint::Replica(to), || {
+            Scheduled::ToReplica {
+                to,
+                from,
+                msg: msg.clone(),
+            }
+        });
     }
 
     /// The time replica `r`'s executor finishes one more batch (batches run one after
@@ -1019,36 +1003,33 @@ impl<P: Protocol> Engine<P> {
     }
 
     fn send_marks_query(&mut self, c: usize, to: usize) {
-        for at in self.net.arrivals(
-            &mut self.rng,
-            self.now,
-            Endpoint::Client(c),
-            Endpoint::Replica(to),
-        ) {
-            self.schedule(
-                at,
-                Scheduled::MarksQueryToReplica {
-                    to,
-                    client: ClientId(c as u32),
-                },
-            );
-        }
+        self.transmit(Endpoint::Client(c), Endpoint::Replica(to), || {
+            Scheduled::MarksQueryToReplica {
+                to,
+                client: ClientId(c as u32),
+            }
+        });
     }
 
     fn send_request(&mut self, c: usize, to: usize, request: Request) {
-        for at in self.net.arrivals(
-            &mut self.rng,
-            self.now,
-            Endpoint::Client(c),
-            Endpoint::Replica(to),
-        ) {
-            self.schedule(
-                at,
-                Scheduled::RequestToReplica {
-                    to,
-                    request: request.clone(),
-                },
-            );
+        self.transmit(Endpoint::Client(c), Endpoint::Replica(to), || {
+            Scheduled::RequestToReplica {
+                to,
+                request: request.clone(),
+            }
+        });
+    }
+
+    /// Schedules the event `make` builds at each time the network model delivers a
+    /// message from `from` to `to` (none if it is lost, two if duplicated).
+    fn transmit(
+        &mut self,
+        from: Endpoint,
+        to: Endpoint,
+        make: impl Fn() -> Scheduled<P::Message, P::Timer>,
+    ) {
+        for at in self.net.arrivals(&mut self.rng, self.now, from, to) {
+            self.schedule(at, make());
         }
     }
 
