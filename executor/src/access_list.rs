@@ -21,7 +21,8 @@
 //! Declarations are checked, not trusted: a transaction that declares nothing, a
 //! read of an undeclared key (the view answers `ReadError::Undeclared` and flags
 //! the batch) or a write of a key not declared writable (found when its outputs
-//! are filled) makes the whole batch run sequentially instead, on the unchanged
+//! are filled), or a read of a key deferred credits change (`Vm::settle`: the EVM's
+//! block beneficiary), makes the whole batch run sequentially instead, on the unchanged
 //! pre-batch state (nothing reaches the state before `commit`), so a wrong
 //! declaration costs time, never a result (`BatchStats::fallbacks`). Once the
 //! batch is flagged, the remaining transactions are released without running.
@@ -97,6 +98,8 @@ pub struct AccessListExecutor<V: Vm = LedgerVm> {
     values: Vec<Cell<Option<V::Value>>>,
     receipts: Vec<Cell<Option<V::Receipt>>>,
     verdicts: Vec<Option<V::Verdict>>,
+    /// Whether the last `run` ran sequentially (its credits are settled already).
+    ran_sequentially: bool,
 }
 
 impl<V: Vm> std::fmt::Debug for AccessListExecutor<V> {
@@ -193,6 +196,13 @@ impl<V: Vm> ReadView<V> for View<'_, '_, V> {
             }
         }
     }
+
+    /// Entries hold no deferred credits (`Vm::settle`): like an undeclared read,
+    /// the batch runs sequentially instead.
+    fn read_credited(&mut self, _key: &V::Key) -> Result<Option<V::Value>, ReadError> {
+        self.batch.undeclared.store(true, Ordering::Relaxed);
+        Err(ReadError::Credited)
+    }
 }
 
 impl AccessListExecutor {
@@ -226,6 +236,7 @@ impl<V: Vm> AccessListExecutor<V> {
             vm,
             threads,
             last_writer: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
+            ran_sequentially: false,
             keys: Vec::new(),
             writable: Vec::new(),
             sources: Vec::new(),
@@ -358,6 +369,7 @@ impl<V: Vm> AccessListExecutor<V> {
         let n = txs.len();
         stats.transactions += n as u64;
         stats.executions += n as u64;
+        self.ran_sequentially = false;
         if n >= NONE as usize {
             self.forget_plan();
             receipts.extend(std::iter::repeat_n(self.vm.internal_error(), n));
@@ -424,18 +436,25 @@ impl<V: Vm> AccessListExecutor<V> {
         stats: &mut BatchStats,
     ) {
         self.forget_plan();
+        self.ran_sequentially = true;
         stats.fallbacks += 1;
         self.sequential.run(state, txs, verdicts, receipts);
     }
 
     /// Writes the last `run`'s results into `state` and finishes the batch there
     /// (every shard committed and its digest folded, in parallel on the worker
-    /// threads).
-    pub(crate) fn commit(&self, state: &mut V::State) {
+    /// threads), then settles the deferred credits of `receipts`, the receipts
+    /// that `run` appended (`Vm::settle`; a sequential run settled them already).
+    /// After the writes: an entry of a declared write passes its key's value
+    /// through, so committing it would undo an earlier settlement.
+    pub(crate) fn commit(&self, state: &mut V::State, receipts: &[V::Receipt]) {
         let (last_writer, values) = (&self.last_writer, &self.values);
         V::finish_batch(state, Some(&self.threads), |i, shard| {
             commit_shard::<V>(&last_writer[i], values, shard)
         });
+        if !self.ran_sequentially {
+            self.vm.settle(state, receipts);
+        }
     }
 }
 
@@ -572,7 +591,7 @@ impl<V: Vm> Executor<V> for AccessListExecutor<V> {
         };
         self.run(state, txs, &verdicts, &mut receipts, &mut stats);
         self.verdicts = verdicts;
-        self.commit(state);
+        self.commit(state, &receipts);
         BatchOutcome { receipts, stats }
     }
 }

@@ -60,7 +60,10 @@ impl<V: ReadView<LedgerVm>> Ctx<'_, V> {
         match self.view.read(&key) {
             Ok(v) => Ok(v),
             Err(ReadError::Dependency(t)) => Err(Halt::Wait(t)),
-            Err(ReadError::Undeclared) => Err(Halt::Abort(AbortReason::Internal)),
+            // The ledger defers no credits, so `Credited` never comes.
+            Err(ReadError::Undeclared | ReadError::Credited) => {
+                Err(Halt::Abort(AbortReason::Internal))
+            }
         }
     }
 

@@ -152,12 +152,13 @@ impl<V: Vm> AutoExecutor<V> {
         receipts: &mut Vec<V::Receipt>,
         stats: &mut BatchStats,
     ) {
+        let start = receipts.len();
         if which == BLOCK_STM {
             self.block_stm.run(state, txs, verdicts, receipts, stats);
-            self.block_stm.commit(state);
+            self.block_stm.commit(state, &receipts[start..]);
         } else {
             self.access_list.run(state, txs, verdicts, receipts, stats);
-            self.access_list.commit(state);
+            self.access_list.commit(state, &receipts[start..]);
         }
     }
 

@@ -1,6 +1,6 @@
 //! The sequential executor: the baseline and the reference every other executor
 //! must match. Transactions run in order straight against the state, each one's
-//! writes applied before the next reads.
+//! writes and deferred credits (`Vm::settle`) applied before the next reads.
 
 use crate::cost::ExecutionLimits;
 use crate::executor::{BatchOutcome, BatchStats, Executor};
@@ -75,6 +75,7 @@ impl<V: Vm> SequentialExecutor<V> {
             for (k, v) in self.writes.drain() {
                 V::write_state(state, k, v);
             }
+            self.vm.settle(state, std::slice::from_ref(&receipt));
             receipts.push(receipt);
         }
     }

@@ -28,6 +28,17 @@
 //!   marks those it may write). The access-list executor trusts it only as far as it
 //!   checks it: a read or write outside the declared set is detected and the whole
 //!   batch is run sequentially instead (`access_list.rs`).
+//! - **Deferred credits** (the EVM's fees to the block beneficiary): what every
+//!   transaction would add to one key is not written by `execute` (that would
+//!   make every pair of transactions conflict) but left in its receipt, and
+//!   [`Vm::settle`] adds it to the state once the transaction's writes are there:
+//!   after each transaction in order (the sequential loop), or once per batch for
+//!   the transactions a parallel executor ran. `execute` reads such a key only
+//!   through [`ReadView::read_credited`], which only a view that holds every
+//!   earlier transaction's credit answers (the state under the sequential loop);
+//!   a speculative view refuses (`ReadError::Credited`) and its executor runs the
+//!   batch in order instead. So a transaction that reads the key sees exactly what
+//!   in-order execution gives it, and no speculative execution writes the key.
 //!
 //! [`LedgerVm`]: crate::LedgerVm
 
@@ -47,6 +58,10 @@ pub enum ReadError {
     Dependency(u32),
     /// The key is outside the transaction's declared set (access-list schedule).
     Undeclared,
+    /// A key that earlier transactions' deferred credits change (module docs), read
+    /// through a view that does not hold them: the executor runs the batch in
+    /// order.
+    Credited,
 }
 
 /// What a transaction reads through: the value of a key as the transaction being
@@ -54,6 +69,15 @@ pub enum ReadError {
 pub trait ReadView<V: Vm> {
     /// The current value of `key` for the transaction being executed.
     fn read(&mut self, key: &V::Key) -> Result<Option<V::Value>, ReadError>;
+
+    /// The value of `key`, a key deferred credits change ([`Vm::settle`]), with
+    /// every earlier transaction's credit applied; by default
+    /// `Err(ReadError::Credited)`: the view cannot tell (a speculative view must
+    /// also make its executor run the batch in order).
+    fn read_credited(&mut self, key: &V::Key) -> Result<Option<V::Value>, ReadError> {
+        let _ = key;
+        Err(ReadError::Credited)
+    }
 }
 
 /// A blocked execution: the transaction read an ESTIMATE of transaction `.0`.
@@ -229,6 +253,14 @@ pub trait Vm: Clone + Send + Sync + 'static {
     /// The receipt of a transaction the executor could not run (never expected).
     fn internal_error(&self) -> Self::Receipt;
 
+    /// Applies to `state` the deferred credits of the transactions whose receipts
+    /// these are, in batch order (module docs), once their writes are in the state:
+    /// after each transaction in the sequential loop, after `finish_batch` for a
+    /// parallel run. By default there are none.
+    fn settle(&self, state: &mut Self::State, receipts: &[Self::Receipt]) {
+        let _ = (state, receipts);
+    }
+
     /// A state and a batch of independent transactions, for `auto` to measure
     /// the parallel executors' overheads on (`None`: it does not calibrate).
     fn calibration(&self) -> Option<(Self::State, Vec<Self::Tx>)>;
@@ -239,6 +271,12 @@ pub(crate) struct Direct<'a, V: Vm>(pub(crate) &'a V::State);
 
 impl<V: Vm> ReadView<V> for Direct<'_, V> {
     fn read(&mut self, key: &V::Key) -> Result<Option<V::Value>, ReadError> {
+        Ok(V::read_state(self.0, key))
+    }
+
+    /// The sequential loop settles each transaction's credits before the next
+    /// one runs, so the state holds them.
+    fn read_credited(&mut self, key: &V::Key) -> Result<Option<V::Value>, ReadError> {
         Ok(V::read_state(self.0, key))
     }
 }

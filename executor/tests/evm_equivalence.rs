@@ -10,7 +10,10 @@
 //! batches whose gas budget runs out; channel-authenticated or signed
 //! (secp256k1, senders recovered before execution; legacy, EIP-2930 and EIP-1559
 //! transactions mixed), with bad signatures and fee caps that do not fit the base
-//! fee.
+//! fee; with fees charged (EIP-1559 caps on every transaction, a base fee, a
+//! workload account as the block beneficiary, so that transactions send to and
+//! from it and pay from its balance while its tips are deferred), and senders too
+//! poor for gas limit × max fee + value.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -77,7 +80,28 @@ struct Case {
     /// Sign every transaction (after its access list); each executor gets fresh
     /// copies, so it recovers the senders itself.
     auth: EvmAuth,
+    /// Charge fees: a base fee, EIP-1559 caps on every transaction (`fee_caps`)
+    /// and workload account 1 as the block beneficiary.
+    fees: bool,
 }
+
+/// The fee caps `check` gives transaction `i` of a batch under base fee
+/// `FEE_BASE`: priority fees 0 to 3, max fees from below the base fee (every
+/// eleventh: refused) to above base + priority (then capped by it).
+fn fee_caps(i: usize) -> Eip1559Fees {
+    let max = if i % 11 == 5 {
+        FEE_BASE - 1
+    } else {
+        FEE_BASE + 3 * (i as u128 % 3)
+    };
+    Eip1559Fees {
+        max_fee_per_gas: max,
+        max_priority_fee_per_gas: (i as u128 % 4).min(max),
+    }
+}
+
+/// The base fee of cases with fees, wei per gas.
+const FEE_BASE: u128 = 1_000_000_000;
 
 fn kind() -> impl Strategy<Value = EvmWorkloadKind> {
     prop::sample::select(EvmWorkloadKind::ALL.to_vec())
@@ -95,7 +119,10 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         prop::option::of(3usize..7),
         any::<bool>(),
-        prop::sample::select(vec![EvmAuth::Channel, EvmAuth::Secp256k1]),
+        (
+            prop::sample::select(vec![EvmAuth::Channel, EvmAuth::Secp256k1]),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
@@ -109,7 +136,7 @@ fn case() -> impl Strategy<Value = Case> {
                 lists,
                 starve,
                 tight,
-                auth,
+                (auth, fees),
             )| {
                 let config = if tight {
                     // Room for about two thirds of a batch, and a per-transaction
@@ -136,6 +163,7 @@ fn case() -> impl Strategy<Value = Case> {
                     starve_every: starve,
                     config,
                     auth,
+                    fees,
                 }
             },
         )
@@ -152,9 +180,15 @@ fn check(case: &Case) -> Result<(), String> {
         .spec
         .generator_with(&genesis, &deployment, &accounts)
         .map_err(|e| e.to_string())?;
+    let mut config = case.config;
+    if case.fees {
+        config.base_fee = FEE_BASE as u64;
+        config.beneficiary = accounts.addresses()[1];
+    }
+    let config = config;
     let mut reference = genesis.clone();
     let mut runs: Vec<(String, Box<dyn Executor<EvmVm>>, EvmState)> =
-        executors(case.config, case.threads)
+        executors(config, case.threads)
             .into_iter()
             .map(|(name, e)| (name, e, genesis.clone()))
             .collect();
@@ -166,15 +200,22 @@ fn check(case: &Case) -> Result<(), String> {
                 tx.gas_limit = 21_000 + 16 * tx.data.len() as u64 + 100;
             }
         }
+        if case.fees {
+            txs = txs
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| t.with_eip1559_fees(fee_caps(i)))
+                .collect();
+        }
         if case.lists {
-            txs = attach_access_lists(&reference, &txs, &case.config);
+            txs = attach_access_lists(&reference, &txs, &config);
         }
         let txs: Vec<EvmTx> = txs
             .into_iter()
-            .map(|t| accounts.sign(t, case.config.chain_id))
+            .map(|t| accounts.sign(t, config.chain_id))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        let expected = execute_batch(&mut reference, &txs.clone(), &case.config);
+        let expected = execute_batch(&mut reference, &txs.clone(), &config);
         statuses.extend(expected.iter().map(|r| status_name(&r.status)));
         let digest = reference.digest();
         for (name, executor, state) in &mut runs {
@@ -183,8 +224,12 @@ fn check(case: &Case) -> Result<(), String> {
             if executor.digest(state) != digest || *state != reference {
                 return Err(format!("{name}, batch {b}: state differs"));
             }
+            let touches_beneficiary = txs.iter().any(|t| {
+                t.sender() == config.beneficiary || t.recipient() == Some(config.beneficiary)
+            });
             if *name == format!("access-list x{}", case.threads)
                 && case.lists
+                && !touches_beneficiary
                 && out.stats.fallbacks != 0
             {
                 return Err(format!("{name}, batch {b}: fell back despite access lists"));
@@ -206,6 +251,7 @@ fn status_name(s: &EvmStatus) -> &'static str {
         EvmStatus::BadSignature(_) => "bad signature",
         EvmStatus::PriorityFeeAboveMaxFee => "priority above max fee",
         EvmStatus::MaxFeeBelowBaseFee => "max fee below base fee",
+        EvmStatus::InsufficientFunds => "insufficient funds",
     }
 }
 
@@ -261,6 +307,7 @@ fn evm_executors_match_sequential_revm_on_every_workload() {
                     starve_every: None,
                     config: EvmConfig::default(),
                     auth: EvmAuth::Channel,
+                    fees: true,
                 };
                 check(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
             }
@@ -302,6 +349,7 @@ fn evm_executors_match_sequential_revm_on_evm_mixed() {
                 starve_every: None,
                 config,
                 auth,
+                fees: tight,
             };
             check(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
         }
@@ -591,6 +639,200 @@ fn evm_executors_agree_on_fee_caps_against_the_base_fee() {
             assert_eq!(out.stats.gas, runnable * plain[0].gas_limit, "{name}");
             assert_eq!(executor.digest(&mut state), reference.digest(), "{name}");
             assert_eq!(state, reference, "{name}");
+        }
+    }
+}
+
+/// Fees and the deferred beneficiary credit (issue 15 item 2), in batches built to
+/// hit every case: independent ERC-20 transfers paying fees (legacy-priced at
+/// base fee 0 they pay nothing; here type 2 with a priority fee, so every one
+/// credits the beneficiary) — under Block-STM on two threads no transaction
+/// conflicts with another and nothing falls back, as the credit is deferred —;
+/// then a batch in which transactions touch the beneficiary: a transfer to it, a
+/// transfer from it (it pays its own fee from its balance, tips included), a
+/// contract reading BALANCE of it, and a sender too poor for gas limit × max fee
+/// (`InsufficientFunds`, nothing changes). Each sees exactly the balance
+/// sequential revm gives it, on every executor; the parallel ones fall back to in
+/// order for that batch.
+#[test]
+fn evm_executors_agree_on_fees_and_transactions_touching_the_beneficiary() {
+    use tandem_executor::evm::{Address, U256};
+    let spec = EvmWorkloadSpec {
+        kind: EvmWorkloadKind::Erc20,
+        accounts: 64,
+        instances: 1,
+        zipf: 0.0,
+        seed: 21,
+    };
+    let (mut genesis, deployment) = spec.genesis().unwrap();
+    let beneficiary = Address::repeat_byte(0xbe);
+    let poor = Address::repeat_byte(0x99);
+    // Enough for 21,000 gas at the base fee, not at the max fee asked.
+    genesis.fund(poor, U256::from(21_000u64 * 1_000_000_000));
+    genesis.fund(beneficiary, U256::from(10u64.pow(18)));
+    let config = EvmConfig {
+        base_fee: 1_000_000_000,
+        beneficiary,
+        ..EvmConfig::default()
+    };
+    let caps = |max: u128, priority: u128| Eip1559Fees {
+        max_fee_per_gas: max,
+        max_priority_fee_per_gas: priority,
+    };
+    let gwei = 1_000_000_000u128;
+    // Independent transfers: 32 distinct senders to 32 distinct receivers.
+    let mut nonces = std::collections::HashMap::new();
+    let mut next_nonce = |a: Address| {
+        let n = nonces.entry(a).or_insert(0u64);
+        *n += 1;
+        *n - 1
+    };
+    let transfer = |to: Address, amount: u64| {
+        let mut data = tandem_executor::evm::selector("transfer(address,uint256)").to_vec();
+        data.extend_from_slice(&[0; 12]);
+        data.extend_from_slice(to.as_slice());
+        data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
+        data
+    };
+    let user = tandem_executor::evm::account_address;
+    let token = deployment.tokens[0];
+    let independent: Vec<EvmTx> = (0..32)
+        .map(|i| {
+            let from = user(i);
+            EvmTx::call(
+                from,
+                token,
+                U256::ZERO,
+                next_nonce(from),
+                100_000,
+                transfer(user(32 + i), 5),
+            )
+            .with_eip1559_fees(caps(3 * gwei, 1 + i as u128 % 3 * gwei))
+        })
+        .collect();
+    // A contract returning BALANCE(COINBASE): 41 31 60 00 52 60 20 60 00 f3,
+    // deployed by an init code returning it.
+    let mut init = vec![
+        0x69, 0x41, 0x31, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3,
+    ];
+    init.extend_from_slice(&[0x60, 0x00, 0x52, 0x60, 0x0a, 0x60, 0x16, 0xf3]);
+    let deployer = user(40);
+    let create = EvmTx::create(deployer, next_nonce(deployer), 200_000, init)
+        .with_eip1559_fees(caps(2 * gwei, gwei));
+    let balance_reader = create.created_address().unwrap();
+    let mut touching: Vec<EvmTx> = vec![create];
+    for i in 0..6u64 {
+        let from = user(41 + i);
+        touching.push(
+            EvmTx::call(
+                from,
+                token,
+                U256::ZERO,
+                next_nonce(from),
+                100_000,
+                transfer(user(i), 1),
+            )
+            .with_eip1559_fees(caps(2 * gwei, gwei)),
+        );
+    }
+    // To the beneficiary, from it, and a read of its balance, between fee payers.
+    let to_it = EvmTx::call(
+        user(50),
+        beneficiary,
+        U256::from(777u64),
+        next_nonce(user(50)),
+        21_000,
+        vec![],
+    )
+    .with_eip1559_fees(caps(2 * gwei, gwei));
+    let from_it = EvmTx::call(
+        beneficiary,
+        user(51),
+        U256::from(10u64.pow(15)),
+        next_nonce(beneficiary),
+        21_000,
+        vec![],
+    )
+    .with_eip1559_fees(caps(3 * gwei, 2 * gwei));
+    let read_it = EvmTx::call(
+        deployer,
+        balance_reader,
+        U256::ZERO,
+        next_nonce(deployer),
+        50_000,
+        vec![],
+    )
+    .with_eip1559_fees(caps(2 * gwei, gwei));
+    let too_poor = EvmTx::call(poor, user(52), U256::ZERO, 0, 21_000, vec![])
+        .with_eip1559_fees(caps(2 * gwei, gwei));
+    touching.insert(3, to_it);
+    touching.insert(5, from_it);
+    touching.push(too_poor);
+    touching.push(read_it);
+    let mut reference = genesis.clone();
+    let first = execute_batch(&mut reference, &independent, &config);
+    assert!(first.iter().all(|r| r.status.is_success()), "{first:?}");
+    let tips: u128 = first.iter().map(|r| r.tip).sum();
+    let fees: u128 = first.iter().map(|r| r.fee).sum();
+    assert!(tips > 0 && fees > tips, "tips {tips}, fees {fees}");
+    assert_eq!(
+        reference.balance(beneficiary),
+        genesis.balance(beneficiary) + U256::from(tips)
+    );
+    let after_first = reference.clone();
+    let second = execute_batch(&mut reference, &touching, &config);
+    let n = touching.len();
+    assert_eq!(second[n - 2].status, EvmStatus::InsufficientFunds);
+    assert_eq!((second[n - 2].gas_used, second[n - 2].fee), (0, 0));
+    assert_eq!(reference.nonce(poor), 0);
+    assert!(
+        second[..n - 2].iter().all(|r| r.status.is_success()),
+        "{second:?}"
+    );
+    // BALANCE(COINBASE) sees every earlier fee credit of the batch, tips of the
+    // transactions before it included, and the transfers to and from it.
+    let before_read: u128 = second[..n - 1].iter().map(|r| r.tip).sum();
+    let from_it_cost = 10u128.pow(15) + second[5].fee;
+    let seen = U256::from_be_slice(&second[n - 1].output);
+    assert_eq!(
+        seen,
+        after_first.balance(beneficiary) + U256::from(777u64) + U256::from(before_read)
+            - U256::from(from_it_cost)
+    );
+    let reference_digests = [after_first.digest(), reference.digest()];
+    for threads in [1, 2] {
+        for (name, mut executor) in executors(config, threads) {
+            let mut state = genesis.clone();
+            let out = executor.execute(&mut state, &independent);
+            compare(&first, &out.receipts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(executor.digest(&mut state), reference_digests[0], "{name}");
+            if name == "block-stm x2" {
+                // The deferred credit makes no two of them conflict.
+                assert_eq!(out.stats.fallbacks, 0, "{name}");
+                assert_eq!(out.stats.validation_aborts, 0, "{name}");
+                assert_eq!(out.stats.executions, independent.len() as u64, "{name}");
+            }
+            let out = executor.execute(&mut state, &touching);
+            compare(&second, &out.receipts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(executor.digest(&mut state), reference_digests[1], "{name}");
+            assert_eq!(state, reference, "{name}");
+            if name == "block-stm x2" || name == "access-list x2" {
+                assert_eq!(out.stats.fallbacks, 1, "{name}: ran in order");
+            }
+            // The next batch runs speculatively again over the same executor.
+            let mut again = state.clone();
+            let mut expected_state = reference.clone();
+            let third: Vec<EvmTx> = (0..8u64)
+                .map(|i| {
+                    let from = user(56 + i);
+                    EvmTx::call(from, token, U256::ZERO, 0, 100_000, transfer(user(i), 2))
+                        .with_eip1559_fees(caps(2 * gwei, gwei))
+                })
+                .collect();
+            let expected = execute_batch(&mut expected_state, &third, &config);
+            let out = executor.execute(&mut again, &third);
+            compare(&expected, &out.receipts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(again, expected_state, "{name}");
         }
     }
 }

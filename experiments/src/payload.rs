@@ -92,7 +92,8 @@ pub fn decode_evm_payload_as(auth: EvmAuth, payload: &[u8]) -> Option<EvmTx> {
 /// An EVM request's result: the receipt's status as one byte (0 success, 1
 /// reverted, 2 out of gas, 3 other halt, 4 invalid, 5 gas limit above the maximum,
 /// 6 batch gas budget exhausted, 7 bad signature, 8 priority fee above the max fee,
-/// 9 max fee below the base fee), then the gas used (8 bytes, big-endian).
+/// 9 max fee below the base fee, 10 insufficient funds for gas limit × max fee +
+/// value), then the gas used (8 bytes, big-endian).
 pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
     let status: u8 = match receipt.status {
         EvmStatus::Success => 0,
@@ -105,6 +106,7 @@ pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
         EvmStatus::BadSignature(_) => 7,
         EvmStatus::PriorityFeeAboveMaxFee => 8,
         EvmStatus::MaxFeeBelowBaseFee => 9,
+        EvmStatus::InsufficientFunds => 10,
     };
     let mut out = Vec::with_capacity(9);
     out.push(status);
@@ -115,7 +117,7 @@ pub fn encode_evm_result(receipt: &EvmReceipt) -> Bytes {
 /// Whether an EVM result says success; `None` if it is not a result at all.
 pub fn evm_result_succeeded(result: &[u8]) -> Option<bool> {
     match result {
-        [status @ 0..=9, gas @ ..] if gas.len() == 8 => Some(*status == 0),
+        [status @ 0..=10, gas @ ..] if gas.len() == 8 => Some(*status == 0),
         _ => None,
     }
 }
@@ -129,6 +131,8 @@ mod tests {
         let ok = encode_evm_result(&EvmReceipt {
             status: EvmStatus::Success,
             gas_used: 71_148,
+            fee: 71_148,
+            tip: 0,
             logs: Vec::new(),
             output: Vec::new(),
         });
@@ -141,7 +145,10 @@ mod tests {
         assert_eq!(evm_result_succeeded(&bad), Some(false));
         let fees = encode_evm_result(&EvmReceipt::refused(EvmStatus::MaxFeeBelowBaseFee));
         assert_eq!(evm_result_succeeded(&fees), Some(false));
-        assert_eq!(evm_result_succeeded(&[10; 9]), None);
+        let poor = encode_evm_result(&EvmReceipt::refused(EvmStatus::InsufficientFunds));
+        assert_eq!(poor[0], 10);
+        assert_eq!(evm_result_succeeded(&poor), Some(false));
+        assert_eq!(evm_result_succeeded(&[11; 9]), None);
         assert_eq!(evm_result_succeeded(&ok[..8]), None);
     }
     use tandem_executor::{WorkloadKind, WorkloadSpec};

@@ -49,6 +49,16 @@
 //! segment (on a loaded machine one thread may run it alone) from deciding for
 //! the whole batch.
 //!
+//! **Deferred credits** (`Vm::settle`: the EVM's fees to the block beneficiary)
+//! are never in the multi-version memory: each transaction's credit stays in its
+//! receipt, and the batch's credits are settled into the state once, after its
+//! writes are committed. A transaction that reads a credited key (`ReadView::read_credited`:
+//! one that touches the beneficiary's account) cannot be answered from the
+//! multi-version memory, so the view flags the batch, the workers stop, what was
+//! speculated is discarded (never committed: the state is untouched) and the whole
+//! batch runs in order, counted in `BatchStats::fallbacks`: the sequential result
+//! by construction, at the cost of the discarded speculation.
+//!
 //! **Prefetching the key table.** The key table is far larger than the cache
 //! (one slot of two to three cache lines per key the batch touches), so the
 //! first read of a key in a batch misses on its slot, and an execution's misses
@@ -73,6 +83,7 @@ mod mvmemory;
 mod scheduler;
 mod spin;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mvmemory::{MvMemory, MvRead, ReadDescriptor};
@@ -212,6 +223,9 @@ struct Batch<'a, V: Vm> {
     scheduler: &'a Scheduler,
     mv: &'a MvMemory<V>,
     totals: Mutex<WorkerStats>,
+    /// Set when a transaction read a credited key (module docs): the workers
+    /// stop and the batch runs in order.
+    credited: AtomicBool,
 }
 
 /// A transaction's view: lower transactions' versions, else the pre-batch state;
@@ -221,6 +235,7 @@ struct MvView<'a, V: Vm> {
     base: &'a V::State,
     txn: TxnIndex,
     reads: &'a mut Vec<ReadDescriptor<V>>,
+    credited: &'a AtomicBool,
 }
 
 impl<V: Vm> ReadView<V> for MvView<'_, V> {
@@ -233,6 +248,13 @@ impl<V: Vm> ReadView<V> for MvView<'_, V> {
             MvRead::Estimate(blocking) => Err(ReadError::Dependency(blocking)),
             MvRead::Storage => Ok(V::read_state(self.base, key)),
         }
+    }
+
+    /// Deferred credits are not in the multi-version memory: flag the batch to
+    /// run in order (module docs).
+    fn read_credited(&mut self, _key: &V::Key) -> Result<Option<V::Value>, ReadError> {
+        self.credited.store(true, Ordering::Relaxed);
+        Err(ReadError::Credited)
     }
 }
 
@@ -329,7 +351,7 @@ impl<V: Vm> Executor<V> for BlockStmExecutor<V> {
         };
         self.run(state, txs, &verdicts, &mut receipts, &mut stats);
         self.verdicts = verdicts;
-        self.commit(state);
+        self.commit(state, &receipts);
         BatchOutcome { receipts, stats }
     }
 }
@@ -347,6 +369,7 @@ impl<V: Vm> BlockStmExecutor<V> {
         stats: &mut BatchStats,
     ) {
         let n = txs.len();
+        let start = receipts.len();
         stats.transactions += n as u64;
         self.last_in_order = self.runs_in_order(n);
         if self.last_in_order {
@@ -381,8 +404,20 @@ impl<V: Vm> BlockStmExecutor<V> {
         loop {
             let end = done + len.min(n - done);
             self.scheduler.resume(done, end);
-            let segment = self.speculate(state, txs, verdicts);
+            let (segment, credited) = self.speculate(state, txs, verdicts);
             stats.add(segment);
+            if credited {
+                // A transaction read a credited key: discard everything
+                // speculated (the state is untouched; the next batch resets the
+                // multi-version memory and the scheduler) and run the whole batch
+                // in order (module docs).
+                self.clean = false;
+                self.last_in_order = true;
+                self.in_order.run(state, txs, verdicts, receipts);
+                stats.executions += n as u64;
+                stats.fallbacks += 1;
+                return;
+            }
             if end == n {
                 break;
             }
@@ -395,6 +430,7 @@ impl<V: Vm> BlockStmExecutor<V> {
                 V::finish_batch(state, Some(&self.threads), |i, shard| {
                     Self::commit_shard(mv, scheduler, n, i, shard)
                 });
+                self.vm.settle(state, &receipts[start..]);
                 self.clean = true;
                 self.last_in_order = true;
                 self.in_order
@@ -411,13 +447,14 @@ impl<V: Vm> BlockStmExecutor<V> {
     }
 
     /// One broadcast of the worker loop over the batch as the scheduler holds it;
-    /// the workers' counters.
+    /// the workers' counters, and whether a transaction read a credited key (then
+    /// the workers stopped early and the batch's results are not usable).
     fn speculate(
         &self,
         state: &V::State,
         txs: &[V::Tx],
         verdicts: &[Option<V::Verdict>],
-    ) -> WorkerStats {
+    ) -> (WorkerStats, bool) {
         let batch = Batch {
             vm: &self.vm,
             txs,
@@ -426,9 +463,11 @@ impl<V: Vm> BlockStmExecutor<V> {
             scheduler: &self.scheduler,
             mv: &self.mv,
             totals: Mutex::new(WorkerStats::default()),
+            credited: AtomicBool::new(false),
         };
         self.threads.broadcast(&|id| worker(&batch, id));
-        *batch.totals.lock().unwrap_or_else(PoisonError::into_inner)
+        let totals = *batch.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        (totals, batch.credited.load(Ordering::Relaxed))
     }
 
     /// Appends the receipts of the transactions in `range` (all recorded).
@@ -462,8 +501,10 @@ impl<V: Vm> BlockStmExecutor<V> {
 
     /// Writes the last `run`'s results into `state` and finishes the batch there
     /// (every shard committed and its digest folded, in parallel on the worker
-    /// threads).
-    pub(crate) fn commit(&mut self, state: &mut V::State) {
+    /// threads), then settles the deferred credits of `receipts`, the receipts
+    /// that `run` appended (`Vm::settle`; a run that went in order settled them
+    /// already).
+    pub(crate) fn commit(&mut self, state: &mut V::State, receipts: &[V::Receipt]) {
         if self.last_in_order {
             // Everything is in the state already; the multi-version memory and
             // the scheduler were not touched.
@@ -475,6 +516,7 @@ impl<V: Vm> BlockStmExecutor<V> {
             Self::commit_shard(mv, scheduler, n, i, shard)
         });
         self.clean = true;
+        self.vm.settle(state, receipts);
     }
 }
 
@@ -507,7 +549,7 @@ fn worker<V: Vm>(b: &Batch<'_, V>, id: usize) {
             Some(Task::Execute(version)) => try_execute(b, &mut w, version),
             Some(Task::Validate(version)) => validate(b, &mut w, version),
             None => {
-                if b.scheduler.done() {
+                if b.scheduler.done() || b.credited.load(Ordering::Relaxed) {
                     break;
                 }
                 let next = b.scheduler.next_task(id);
@@ -547,6 +589,7 @@ fn try_execute<V: Vm>(b: &Batch<'_, V>, w: &mut Worker<V>, version: Version) -> 
             base: b.base,
             txn: version.txn,
             reads: &mut w.reads,
+            credited: &b.credited,
         };
         match b.vm.execute(
             tx,

@@ -426,17 +426,19 @@ fn evm_plain_transfer_and_value_above_balance() {
     let r = execute_batch(&mut state, &[tx], &EvmConfig::default())
         .pop()
         .unwrap();
-    assert!(matches!(r.status, EvmStatus::Invalid(_)), "{:?}", r.status);
-    assert_eq!(r.gas_used, 0);
+    assert_eq!(r.status, EvmStatus::InsufficientFunds);
+    assert_eq!((r.gas_used, r.fee), (0, 0));
     assert_eq!(state.digest(), before);
 }
 
-/// An EIP-1559 transaction runs as its legacy twin (same receipt, same state: no
-/// fee is charged), revm sees its effective gas price `min(max_fee, base_fee +
-/// priority_fee)` (GASPRICE), and fee caps that do not fit the base fee are refused
-/// before it runs, changing nothing, not even the nonce.
+/// An EIP-1559 transaction runs as its legacy twin (same status, gas, logs and
+/// output) but pays gas used × its effective gas price `min(max_fee, base_fee +
+/// priority_fee)`, which revm shows it (GASPRICE); the beneficiary gets gas used ×
+/// (effective price − base fee), the rest is burned; fee caps that do not fit the
+/// base fee are refused before it runs, changing nothing, not even the nonce.
 #[test]
-fn evm_eip1559_transactions_run_as_legacy_ones_and_see_their_gas_price() {
+fn evm_eip1559_transactions_pay_their_effective_gas_price() {
+    use super::execute::DEFAULT_BENEFICIARY;
     use super::tx::Eip1559Fees;
     let caps = |max, priority| Eip1559Fees {
         max_fee_per_gas: max,
@@ -461,10 +463,22 @@ fn evm_eip1559_transactions_run_as_legacy_ones_and_see_their_gas_price() {
     );
     let typed = legacy.clone().with_eip1559_fees(caps(50, 7));
     let b = execute_batch(&mut two, &[typed], &EvmConfig::default());
-    assert_eq!(a, b);
     assert!(a[0].status.is_success());
-    assert_eq!(one, two);
-    assert_eq!(two.balance(user(0)), genesis.balance(user(0)));
+    let gas = u128::from(a[0].gas_used);
+    assert_eq!((a[0].fee, a[0].tip), (0, 0), "gas price 0");
+    // Base fee 0: the effective price is the priority fee, all of it a tip.
+    assert_eq!((b[0].fee, b[0].tip), (7 * gas, 7 * gas));
+    assert_eq!(
+        (&a[0].status, a[0].gas_used, &a[0].logs, &a[0].output),
+        (&b[0].status, b[0].gas_used, &b[0].logs, &b[0].output)
+    );
+    assert_eq!(one.balance(user(0)), genesis.balance(user(0)));
+    assert_eq!(
+        two.balance(user(0)),
+        genesis.balance(user(0)) - U256::from(7 * gas)
+    );
+    assert_eq!(two.balance(DEFAULT_BENEFICIARY), U256::from(7 * gas));
+    assert_eq!(one.balance(DEFAULT_BENEFICIARY), U256::ZERO);
 
     // A contract returning GASPRICE: 3a 60 00 52 60 20 60 00 f3, deployed by an
     // init code returning it.
@@ -495,6 +509,7 @@ fn evm_eip1559_transactions_run_as_legacy_ones_and_see_their_gas_price() {
         }
     };
     // min(50, 10 + 7) = 17; min(12, 10 + 7) = 12.
+    let (paid_before, tips_before) = (state.balance(deployer), state.balance(DEFAULT_BENEFICIARY));
     let r = execute_batch(
         &mut state,
         &[ask(1, Some(caps(50, 7))), ask(2, Some(caps(12, 7)))],
@@ -502,7 +517,17 @@ fn evm_eip1559_transactions_run_as_legacy_ones_and_see_their_gas_price() {
     );
     assert_eq!(U256::from_be_slice(&r[0].output), U256::from(17));
     assert_eq!(U256::from_be_slice(&r[1].output), U256::from(12));
-    assert_eq!(state.balance(deployer), genesis.balance(deployer));
+    let (g0, g1) = (u128::from(r[0].gas_used), u128::from(r[1].gas_used));
+    assert_eq!((r[0].fee, r[0].tip), (17 * g0, 7 * g0));
+    assert_eq!((r[1].fee, r[1].tip), (12 * g1, 2 * g1));
+    assert_eq!(
+        state.balance(deployer),
+        paid_before - U256::from(17 * g0 + 12 * g1)
+    );
+    assert_eq!(
+        state.balance(DEFAULT_BENEFICIARY),
+        tips_before + U256::from(7 * g0 + 2 * g1)
+    );
     // Refusals: a priority fee above the max fee, a max fee below the base fee, a
     // legacy transaction (gas price 0) under a base fee; nothing changes.
     let before = state.clone();

@@ -18,13 +18,21 @@
 //! depend on the gas earlier transactions actually used.
 //!
 //! Admitted transactions run one after another through revm (Cancun rules, the
-//! configuration's base fee, fee charge disabled: the block beneficiary is never
-//! touched and no sender pays for gas), each
-//! committed to the state before the next. Out-of-gas is an ordinary EVM halt:
-//! deterministic, gas used = the limit, changes undone except the nonce.
+//! configuration's base fee and block beneficiary), each committed to the state
+//! before the next, paying for gas as on Ethereum: revm first checks that the
+//! sender's balance covers gas limit × max fee (legacy, type 1: gas price) + value
+//! (else `InsufficientFunds`: not run, no change, not even the nonce), takes gas
+//! limit × effective gas price, and after execution hands back the unused gas at
+//! that price; the sender pays gas used × effective gas price (`EvmReceipt::fee`),
+//! the effective gas price being `min(max_fee, base_fee + priority_fee)` (legacy,
+//! type 1: the gas price); the beneficiary is credited gas used × (effective gas
+//! price − base fee) (`EvmReceipt::tip`) and the base fee part is burned
+//! (EIP-1559). Here the credit is revm's own, made at the end of each transaction;
+//! the scheduled executors (`vm.rs`) defer it to the end of the batch and give
+//! the same receipts and state. Out-of-gas is an ordinary EVM halt:
+//! deterministic, gas used = the limit, changes undone except the nonce and the fee.
 
-use revm::context::result::{EVMError, ExecutionResult, HaltReason, Output};
-use revm::context_interface::ContextTr;
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, Output};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::{Address, Bytes, U256};
 use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
@@ -51,10 +59,19 @@ pub struct EvmConfig {
     pub auth: EvmAuth,
     /// The block's base fee, wei per gas (0 by default): a transaction's max fee
     /// (type 2) or gas price (legacy, type 1: 0) below it is refused at admission
-    /// (`MaxFeeBelowBaseFee`). revm sees it as the block's base fee (BASEFEE, the
-    /// effective gas price); nothing is charged.
+    /// (`MaxFeeBelowBaseFee`); every transaction that runs burns gas used × base
+    /// fee of its sender's ether (module docs). revm sees it as the block's base
+    /// fee (BASEFEE, the effective gas price).
     pub base_fee: u64,
+    /// The block beneficiary (COINBASE), credited every transaction's priority
+    /// fee part (module docs; [`DEFAULT_BENEFICIARY`] by default). Part of the
+    /// replicated state machine: every replica must use the same one.
+    pub beneficiary: Address,
 }
+
+/// The block beneficiary unless configured otherwise: `0xfefe…fe`, no workload
+/// account or contract (`address.rs`, `genesis.rs`).
+pub const DEFAULT_BENEFICIARY: Address = Address::new([0xfe; 20]);
 
 /// Tandem's EVM chain id, 0x7a4d = 31309 (arbitrary, not a public network's): the
 /// one place it is fixed. Signed transactions are signed for it
@@ -69,6 +86,7 @@ impl Default for EvmConfig {
             chain_id: CHAIN_ID,
             auth: EvmAuth::Channel,
             base_fee: 0,
+            beneficiary: DEFAULT_BENEFICIARY,
         }
     }
 }
@@ -104,19 +122,9 @@ pub fn execute_batch(state: &mut EvmState, txs: &[EvmTx], config: &EvmConfig) ->
                 return EvmReceipt::refused(EvmStatus::BatchGasBudgetExhausted);
             }
             remaining -= tx.gas_limit;
-            // With the fee charge disabled revm no longer checks the value against
-            // the balance up front (it would halt inside the call instead); keep
-            // Ethereum's rule: such a transaction is invalid and changes nothing.
-            if evm.ctx.db_ref().balance(tx.sender()) < tx.value() {
-                return EvmReceipt::refused(EvmStatus::Invalid(
-                    "balance below the value sent".into(),
-                ));
-            }
             match evm.transact_commit(tx.env(config.chain_id)) {
-                Ok(result) => receipt(result),
-                Err(EVMError::Transaction(why)) => {
-                    EvmReceipt::refused(EvmStatus::Invalid(why.to_string()))
-                }
+                Ok(result) => receipt(result, tx, config.base_fee),
+                Err(EVMError::Transaction(why)) => EvmReceipt::refused(invalid(why)),
                 Err(other) => EvmReceipt::refused(EvmStatus::Invalid(other.to_string())),
             }
         })
@@ -144,14 +152,17 @@ pub(super) fn fee_verdict(tx: &EvmTx, base_fee: u64) -> Option<EvmStatus> {
 pub fn call_view(state: &mut EvmState, to: Address, data: Vec<u8>) -> Result<Bytes, EvmStatus> {
     let config = EvmConfig::unbounded();
     let mut evm = context(&config)
-        .modify_cfg_chained(|cfg| cfg.disable_nonce_check = true)
+        .modify_cfg_chained(|cfg| {
+            cfg.disable_nonce_check = true;
+            cfg.disable_fee_charge = true;
+        })
         .with_db(&mut *state)
         .build_mainnet();
     let tx = EvmTx::call(Address::ZERO, to, U256::ZERO, 0, config.max_tx_gas, data);
     match evm.transact(tx.env(config.chain_id)) {
         Ok(out) => match out.result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
-            other => Err(receipt(other).status),
+            other => Err(receipt(other, &tx, 0).status),
         },
         Err(e) => Err(EvmStatus::Invalid(e.to_string())),
     }
@@ -162,23 +173,66 @@ pub(super) fn context(config: &EvmConfig) -> Context {
         .modify_cfg_chained(|cfg| {
             cfg.spec = SpecId::CANCUN;
             cfg.chain_id = config.chain_id;
-            cfg.disable_fee_charge = true;
         })
         .modify_block_chained(|block| {
             block.number = U256::from(1);
             block.timestamp = U256::from(1);
             block.gas_limit = config.max_tx_gas;
             block.basefee = config.base_fee;
-            block.beneficiary = Address::ZERO;
+            block.beneficiary = config.beneficiary;
         })
 }
 
-pub(super) fn receipt(result: ExecutionResult<HaltReason>) -> EvmReceipt {
-    let gas_used = result.tx_gas_used();
+/// A transaction revm refused before running it: `InsufficientFunds` when the
+/// sender cannot cover gas limit × max fee + value, else `Invalid` with revm's
+/// reason (a wrong nonce, a gas limit below the intrinsic cost, …).
+pub(super) fn invalid(why: InvalidTransaction) -> EvmStatus {
+    match why {
+        InvalidTransaction::LackOfFundForMaxFee { .. } => EvmStatus::InsufficientFunds,
+        other => EvmStatus::Invalid(other.to_string()),
+    }
+}
+
+/// What a transaction that used `gas_used` gas pays under base fee `base_fee`, in
+/// wei: the fee (gas used × effective gas price) and the tip, its part credited
+/// to the beneficiary (gas used × (effective gas price − base fee)); see the
+/// module docs. Saturating: admission and revm's balance check keep both within
+/// the sender's balance, so within the ether in existence.
+pub(super) fn fees(tx: &EvmTx, gas_used: u64, base_fee: u64) -> (u128, u128) {
+    let base_fee = u128::from(base_fee);
+    let price = match &tx.eip1559 {
+        None => 0,
+        Some(fees) => fees
+            .max_fee_per_gas
+            .min(base_fee.saturating_add(fees.max_priority_fee_per_gas)),
+    };
+    let gas = u128::from(gas_used);
+    (
+        gas.saturating_mul(price),
+        gas.saturating_mul(price.saturating_sub(base_fee)),
+    )
+}
+
+/// The receipt of `tx`, which ran with `result` under base fee `base_fee`.
+///
+/// Gas used is revm's receipt value capped at the gas limit: revm applies
+/// EIP-7623's calldata floor under Cancun too, and reports the floor as gas used
+/// even where it is above the limit (an out-of-gas transaction with much
+/// calldata, which Prague would refuse); the sender is charged, and the
+/// beneficiary credited, for at most the limit.
+pub(super) fn receipt(
+    result: ExecutionResult<HaltReason>,
+    tx: &EvmTx,
+    base_fee: u64,
+) -> EvmReceipt {
+    let gas_used = result.tx_gas_used().min(tx.gas_limit);
+    let (fee, tip) = fees(tx, gas_used, base_fee);
     match result {
         ExecutionResult::Success { logs, output, .. } => EvmReceipt {
             status: EvmStatus::Success,
             gas_used,
+            fee,
+            tip,
             logs: logs
                 .into_iter()
                 .map(|log| EvmLog {
@@ -195,6 +249,8 @@ pub(super) fn receipt(result: ExecutionResult<HaltReason>) -> EvmReceipt {
         ExecutionResult::Revert { output, .. } => EvmReceipt {
             status: EvmStatus::Reverted,
             gas_used,
+            fee,
+            tip,
             logs: Vec::new(),
             output: output.to_vec(),
         },
@@ -204,6 +260,8 @@ pub(super) fn receipt(result: ExecutionResult<HaltReason>) -> EvmReceipt {
                 other => EvmStatus::Halted(format!("{other:?}")),
             },
             gas_used,
+            fee,
+            tip,
             logs: Vec::new(),
             output: Vec::new(),
         },

@@ -27,15 +27,19 @@
 //! - `snapshot.rs`: the state as verifiable chunks ([`EvmChunks`], a manifest and
 //!   data chunks; [`EvmChunkedRestore`]) for a replicated application.
 //!
-//! Fees: revm's fee charge is disabled, so no transaction reads or writes the
-//! block beneficiary (crediting a coinbase per transaction would make every pair
-//! of transactions conflict, issue 15 item 2). Gas bounds and measures execution;
-//! it costs the sender nothing. A legacy or type-1 transaction's gas price is 0;
-//! a type-2 one carries fee caps, which admission checks against the block's base
-//! fee ([`EvmConfig::base_fee`], 0 by default) before it runs, deterministically
-//! on every executor: a priority fee above the max fee, or a max fee (a gas
-//! price) below the base fee, gets a refusal receipt, no gas and no change. A
-//! fee, if one is charged some day, is to be charged once at the end of the batch.
+//! Fees (`execute.rs`): every transaction that runs pays gas used × effective
+//! gas price from its sender's balance (after Ethereum's up-front check that the
+//! balance covers gas limit × max fee + value: else `InsufficientFunds`, nothing
+//! changes); the block beneficiary ([`EvmConfig::beneficiary`]) is credited the
+//! priority part, gas used × (effective gas price − base fee), and the base fee
+//! part is burned (EIP-1559). A type-2 transaction carries fee caps, which
+//! admission checks against the block's base fee ([`EvmConfig::base_fee`], 0 by
+//! default) before it runs, deterministically on every executor: a priority fee
+//! above the max fee, or a max fee (a gas price) below the base fee, gets a
+//! refusal receipt, no gas and no change; a legacy or type-1 transaction's gas
+//! price is 0. The beneficiary's credit is deferred to the end of the batch
+//! under the parallel executors, so that it makes no two transactions conflict
+//! (issue 15 item 2; `vm.rs`), and is still exactly what sequential revm gives.
 
 mod abi;
 mod address;
@@ -59,7 +63,7 @@ pub use abi::{Abi, selector};
 pub use address::{DEPLOYER, EvmAccounts, WORKLOAD_FEES, account_address};
 pub use contracts::Contract;
 pub use db::{EvmAccount, EvmState};
-pub use execute::{CHAIN_ID, EvmConfig, call_view, execute_batch};
+pub use execute::{CHAIN_ID, DEFAULT_BENEFICIARY, EvmConfig, call_view, execute_batch};
 pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS};
 pub use receipt::{EvmLog, EvmReceipt, EvmStatus};
 pub use sender_recovery::{EvmAuth, EvmSignature, EvmSigningKey, SignatureError};

@@ -2,8 +2,10 @@
 //! Ethereum receipt reports: after refunds, the whole limit on an exceptional
 //! halt such as out-of-gas), the logs and the call's return data. Transactions
 //! refused before they run (a bad signature, fee caps that do not fit the base
-//! fee, invalid for revm, above the per-transaction gas limit, or past the
-//! batch's gas budget) use no gas and change nothing.
+//! fee, a balance that cannot cover gas limit × max fee + value, invalid for
+//! revm, above the per-transaction gas limit, or past the batch's gas budget) use
+//! no gas, pay no fee and change nothing. A transaction that ran pays its fee
+//! (`fee`, of which `tip` goes to the block beneficiary).
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,10 @@ pub enum EvmStatus {
     /// Its max fee (type 2) or gas price (legacy, type 1: 0) is below the block's
     /// base fee (`EvmConfig::base_fee`): not run, no gas, no change.
     MaxFeeBelowBaseFee,
+    /// Its sender's balance is below gas limit × max fee (type 2; legacy, type
+    /// 1: gas price) + value, Ethereum's up-front check: not run, no gas, no
+    /// change, not even the nonce.
+    InsufficientFunds,
 }
 
 impl EvmStatus {
@@ -58,6 +64,9 @@ impl std::fmt::Display for EvmStatus {
             EvmStatus::BadSignature(why) => write!(f, "bad signature: {why}"),
             EvmStatus::PriorityFeeAboveMaxFee => f.write_str("max priority fee above max fee"),
             EvmStatus::MaxFeeBelowBaseFee => f.write_str("max fee below the block's base fee"),
+            EvmStatus::InsufficientFunds => {
+                f.write_str("balance below gas limit × max fee + value")
+            }
         }
     }
 }
@@ -75,6 +84,13 @@ pub struct EvmLog {
 pub struct EvmReceipt {
     pub status: EvmStatus,
     pub gas_used: u64,
+    /// What the sender paid for gas, wei: gas used × effective gas price
+    /// (`execute.rs`); 0 for a transaction that did not run.
+    pub fee: u128,
+    /// The part of `fee` credited to the block beneficiary, wei: gas used ×
+    /// (effective gas price − base fee); the rest is burned. The scheduled
+    /// executors credit it at the end of the batch (`vm.rs`, `Vm::settle`).
+    pub tip: u128,
     /// Logs of a successful transaction (none otherwise, as on Ethereum).
     pub logs: Vec<EvmLog>,
     /// Return data (a call's output, revert data, or a creation's runtime code is
@@ -88,6 +104,8 @@ impl EvmReceipt {
         EvmReceipt {
             status,
             gas_used: 0,
+            fee: 0,
+            tip: 0,
             logs: Vec::new(),
             output: Vec::new(),
         }

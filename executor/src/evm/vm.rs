@@ -40,7 +40,20 @@
 //! listed slot (written). [`attach_access_lists`] makes such lists the way
 //! `eth_createAccessList` does, by running the batch once.
 //!
-//! Fees: no fee charge (`mod.rs`), so no key is common to all transactions.
+//! **Fees** (`execute.rs`): revm charges the sender as `execute_batch` does, but
+//! the beneficiary's credit is deferred (issue 15 item 2; pevm had to do the
+//! same): crediting it in every transaction would make the beneficiary's balance
+//! a key every transaction reads and writes, so every pair would conflict. revm
+//! runs under a handler whose beneficiary reward does nothing
+//! (`DeferredReward`); the credit is left in the receipt (`EvmReceipt::tip`) and
+//! [`Vm::settle`] adds the credits to the beneficiary's balance, after each
+//! transaction under the sequential loop and once per batch after a parallel
+//! run. A transaction that itself loads the beneficiary's account (a transfer to
+//! or from it, BALANCE of it, a call to it) reads its balance through
+//! `ReadView::read_credited`: the state under the sequential loop, where every
+//! earlier credit is settled, so it sees exactly what `execute_batch` gives it;
+//! Block-STM and the access-list executor cannot answer that read and run the
+//! batch in order instead (`vm.rs` of the crate, "Deferred credits").
 //!
 //! [`execute_batch`]: super::execute_batch
 
@@ -48,16 +61,17 @@ use std::fmt;
 use std::ptr::NonNull;
 
 use revm::bytecode::Bytecode;
-use revm::context::result::EVMError;
+use revm::context::result::{EVMError, HaltReason, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, Journal, TxEnv};
+use revm::context_interface::ContextSetters;
 use revm::database_interface::{DBErrorMarker, Database};
-use revm::handler::MainnetEvm;
+use revm::handler::{FrameResult, Handler, MainnetEvm};
 use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
 use revm::state::{Account, AccountInfo};
 use revm::{Context, ExecuteEvm, MainBuilder};
 
 use super::db::{EvmAccount, EvmState, StateShard};
-use super::execute::{EvmConfig, context, fee_verdict, receipt};
+use super::execute::{EvmConfig, context, fee_verdict, invalid, receipt};
 use super::receipt::{EvmReceipt, EvmStatus};
 use super::sender_recovery::check_signatures;
 use super::tx::{AccessListEntry, EvmTx};
@@ -371,6 +385,7 @@ impl Vm for EvmVm {
             let reader = Reader {
                 view: None,
                 originals: Vec::new(),
+                beneficiary: config.beneficiary,
             };
             (
                 config,
@@ -393,7 +408,7 @@ impl Vm for EvmVm {
                 view,
             ))
         });
-        let outcome = run(evm, tx, config.chain_id, &mut scratch.changes, writes);
+        let outcome = run(evm, tx, &config, &mut scratch.changes, writes);
         evm.ctx.journaled_state.database.view = None;
         if outcome.is_err() {
             writes.clear();
@@ -484,6 +499,23 @@ impl Vm for EvmVm {
         internal_error()
     }
 
+    /// Adds the receipts' tips to the beneficiary's balance (module docs).
+    fn settle(&self, state: &mut EvmState, receipts: &[EvmReceipt]) {
+        let total = receipts
+            .iter()
+            .fold(U256::ZERO, |sum, r| sum.saturating_add(U256::from(r.tip)));
+        if total.is_zero() {
+            return;
+        }
+        let beneficiary = self.config.beneficiary;
+        let balance = state.account(beneficiary).map_or(U256::ZERO, |a| a.balance);
+        write_entry(
+            state,
+            EvmKey::Balance(beneficiary),
+            EvmValue::Balance(balance.saturating_add(total)),
+        );
+    }
+
     /// 1024 independent ether transfers between funded accounts, each with an
     /// (empty) access list so that every executor can schedule them.
     fn calibration(&self) -> Option<(EvmState, Vec<EvmTx>)> {
@@ -509,11 +541,30 @@ impl Vm for EvmVm {
     }
 }
 
+/// revm's mainnet handler, except that the beneficiary is not rewarded: its
+/// credit is deferred (module docs). Everything else — the sender's up-front
+/// balance check and charge, the refund of unused gas — is revm's own.
+struct DeferredReward;
+
+impl Handler for DeferredReward {
+    type Evm = ReaderEvm;
+    type Error = EVMError<ViewError, InvalidTransaction>;
+    type HaltReason = HaltReason;
+
+    fn reward_beneficiary(
+        &self,
+        _evm: &mut ReaderEvm,
+        _exec_result: &mut FrameResult,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
 /// One transaction on the thread's revm instance, its view set.
 fn run(
     evm: &mut ReaderEvm,
     tx: &EvmTx,
-    chain_id: u64,
+    config: &EvmConfig,
     changes: &mut Vec<(Address, Account)>,
     writes: &mut WriteSet<EvmKey, EvmValue>,
 ) -> Result<EvmReceipt, Blocked> {
@@ -521,25 +572,15 @@ fn run(
         ViewError::Read(ReadError::Dependency(t)) => Err(Blocked(t)),
         _ => Ok(internal_error()),
     };
-    // Ethereum's rule, kept with the fee charge off (see `execute_batch`); a
-    // transaction sending nothing passes it without reading the balance.
-    let value = tx.value();
-    if !value.is_zero() {
-        let db = &mut evm.ctx.journaled_state.database;
-        let balance = match db.field(EvmKey::Balance(tx.sender())) {
-            Ok(b) => balance_of(b),
-            Err(e) => return fail(e),
-        };
-        if balance < value {
-            return Ok(EvmReceipt::refused(EvmStatus::Invalid(
-                "balance below the value sent".into(),
-            )));
-        }
-    }
-    match evm.transact(tx.env(chain_id)) {
-        Ok(out) => {
+    // `ExecuteEvm::transact` with the handler above: run, then take the
+    // journal's changes (which also clears it for the next transaction).
+    evm.ctx.set_tx(tx.env(config.chain_id));
+    let result = DeferredReward.run(evm);
+    let state = evm.finalize();
+    match result {
+        Ok(result) => {
             changes.clear();
-            changes.extend(out.state);
+            changes.extend(state);
             // revm's map is a hash map: list the writes in address order.
             changes.sort_unstable_by_key(|(a, _)| *a);
             let originals = &evm.ctx.journaled_state.database.originals;
@@ -550,12 +591,10 @@ fn run(
                     .map_or(EMPTY_ACCOUNT, |(_, o)| *o);
                 account_writes(address, &account, &original, writes);
             }
-            Ok(receipt(out.result))
+            Ok(receipt(result, tx, config.base_fee))
         }
         Err(EVMError::Database(e)) => fail(e),
-        Err(EVMError::Transaction(why)) => {
-            Ok(EvmReceipt::refused(EvmStatus::Invalid(why.to_string())))
-        }
+        Err(EVMError::Transaction(why)) => Ok(EvmReceipt::refused(invalid(why))),
         Err(other) => Ok(EvmReceipt::refused(EvmStatus::Invalid(other.to_string()))),
     }
 }
@@ -643,12 +682,17 @@ impl DBErrorMarker for ViewError {}
 /// A scheduler's view behind a pointer without its type (see `Reader`).
 trait DynView {
     fn read_key(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError>;
+    fn read_credited_key(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError>;
 }
 
 impl<R: ReadView<EvmVm>> DynView for R {
     #[inline]
     fn read_key(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError> {
         self.read(key)
+    }
+
+    fn read_credited_key(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError> {
+        self.read_credited(key)
     }
 }
 
@@ -659,6 +703,9 @@ impl<R: ReadView<EvmVm>> DynView for R {
 struct Reader {
     view: Option<NonNull<dyn DynView>>,
     originals: Vec<(Address, EvmAccount)>,
+    /// The block beneficiary, whose balance deferred credits change: read through
+    /// `read_credited` (module docs).
+    beneficiary: Address,
 }
 
 impl Reader {
@@ -670,13 +717,26 @@ impl Reader {
         // long as the pointer is set, and nothing else uses that view meanwhile.
         unsafe { (*view.as_ptr()).read_key(&key) }.map_err(ViewError::Read)
     }
+
+    /// `field` for a key deferred credits change (the beneficiary's balance).
+    fn credited_field(&mut self, key: EvmKey) -> Result<Option<EvmValue>, ViewError> {
+        let Some(view) = self.view else {
+            return Err(ViewError::NoView);
+        };
+        // SAFETY: as in `field`.
+        unsafe { (*view.as_ptr()).read_credited_key(&key) }.map_err(ViewError::Read)
+    }
 }
 
 impl Database for Reader {
     type Error = ViewError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, ViewError> {
-        let balance = balance_of(self.field(EvmKey::Balance(address))?);
+        let balance = if address == self.beneficiary {
+            balance_of(self.credited_field(EvmKey::Balance(address))?)
+        } else {
+            balance_of(self.field(EvmKey::Balance(address))?)
+        };
         let nonce = match self.field(EvmKey::Nonce(address))? {
             Some(EvmValue::Nonce(n)) => n,
             _ => 0,
@@ -739,6 +799,11 @@ impl ReadView<EvmVm> for Recording<'_> {
         }
         Ok(EvmVm::read_state(self.state, key))
     }
+
+    /// The state copy is settled after each transaction, as the sequential loop's.
+    fn read_credited(&mut self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError> {
+        self.read(key)
+    }
 }
 
 /// `txs` with EIP-2930 access lists made as `eth_createAccessList` does: the
@@ -764,7 +829,7 @@ pub fn attach_access_lists(state: &EvmState, txs: &[EvmTx], config: &EvmConfig) 
                 access_list: None,
                 ..tx.clone()
             };
-            let _ = vm.execute(
+            let outcome = vm.execute(
                 &plain,
                 verdict.as_ref(),
                 &mut view,
@@ -802,6 +867,9 @@ pub fn attach_access_lists(state: &EvmState, txs: &[EvmTx], config: &EvmConfig) 
             }
             for (k, v) in writes.drain() {
                 write_entry(&mut state, k, v);
+            }
+            if let Ok(receipt) = outcome {
+                vm.settle(&mut state, std::slice::from_ref(&receipt));
             }
             tx.clone().with_access_list(list)
         })

@@ -455,11 +455,15 @@ pub fn evm_tx_json(tx: &EvmTx, deployment: &Deployment) -> Value {
 }
 
 /// A receipt as `tandem exec --vm evm` prints it: `status` (`success`, `reverted`,
-/// `out of gas`, …), `gas_used`, `logs` (address, topics, data in hex), `output`.
+/// `out of gas`, …), `gas_used`, `fee` and `tip` (wei, decimal strings: what the
+/// sender paid, and the part of it credited to the block beneficiary), `logs`
+/// (address, topics, data in hex), `output`.
 pub fn evm_receipt_json(receipt: &EvmReceipt) -> Value {
     serde_json::json!({
         "status": receipt.status.to_string(),
         "gas_used": receipt.gas_used,
+        "fee": receipt.fee.to_string(),
+        "tip": receipt.tip.to_string(),
         "logs": receipt.logs.iter().map(|l| serde_json::json!({
             "address": format!("0x{}", to_hex(&l.address)),
             "topics": l.topics.iter().map(|t| format!("0x{}", to_hex(t))).collect::<Vec<_>>(),
