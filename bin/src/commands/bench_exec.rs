@@ -32,7 +32,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tandem_executor::evm::{
-    EvmAuth, EvmConfig, EvmState, EvmTx, EvmVm, EvmWorkloadKind, EvmWorkloadSpec,
+    EvmAuth, EvmConfig, EvmState, EvmTx, EvmVm, EvmWorkloadKind, EvmWorkloadSpec, HOME_INSTANCES,
     attach_access_lists, execute_batch,
 };
 use tandem_executor::{
@@ -380,8 +380,9 @@ fn evm_workload(arg: &str, instances: u32) -> Result<(EvmWorkloadKind, u32)> {
     Ok((name.parse()?, n))
 }
 
-/// Most (account, instance) pairs an EVM genesis may seed (each a few
-/// transactions: mints and approvals).
+/// Most (account, home instance) pairs an EVM genesis may seed (each a few
+/// transactions: mints and approvals; an account is seeded in
+/// `HOME_INSTANCES` instances at most).
 const MAX_EVM_SEEDED: u64 = 1_000_000;
 
 /// `--vm evm`: the EVM workloads through every executor, against sequential revm.
@@ -395,13 +396,14 @@ fn run_evm(args: &BenchExecArgs) -> Result<Vec<Row>> {
         .iter()
         .map(|w| evm_workload(w, args.instances))
         .collect::<Result<_>>()?;
-    // Genesis seeds every account in every instance through transactions: refuse
-    // what would take minutes before measuring anything.
+    // Genesis seeds every account in each of its home instances through
+    // transactions: refuse what would take minutes before measuring anything.
     for (name, (_, instances)) in names.iter().zip(&workloads) {
-        let seeded = args.accounts.saturating_mul(u64::from(*instances));
+        let homes = (*instances).clamp(1, HOME_INSTANCES);
+        let seeded = args.accounts.saturating_mul(u64::from(homes));
         if seeded > MAX_EVM_SEEDED {
             bail!(
-                "--vm evm: `{name}` with {} accounts seeds {seeded} (account, instance) pairs at genesis, above {MAX_EVM_SEEDED}; use fewer --accounts (e.g. --accounts 1000 with @64)",
+                "--vm evm: `{name}` with {} accounts seeds {seeded} (account, home instance) pairs at genesis, above {MAX_EVM_SEEDED}; use fewer --accounts",
                 args.accounts
             );
         }

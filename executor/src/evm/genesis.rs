@@ -6,7 +6,18 @@
 //! them fails. Contract addresses follow from CREATE (deployer, nonce).
 //!
 //! Instance `i` of a two-token contract (pair, market, staking pool) uses tokens
-//! `2i` and `2i + 1` of `Deployment::tokens`, so instances share nothing. `evm-mixed`
+//! `2i` and `2i + 1` of `Deployment::tokens`, so instances share nothing.
+//!
+//! **Home instances.** An account is seeded in its home instances only
+//! ([`home_instances`]: `HOME_INSTANCES` = 2 of them, or every instance when
+//! there are fewer), as a DeFi account holds a few tokens and trades in a few
+//! pools, not in all of them: it holds the tokens, approvals, collateral and
+//! stake of those, and the generator sends its transactions there. So genesis
+//! holds state in proportion to the accounts, not to accounts × instances (with
+//! 10,000 accounts and 64 pairs, 80,000 token slots instead of 2.56 million),
+//! and a run over many instances measures execution rather than walks of a state
+//! no real chain holds per account. With one instance every account is at home
+//! in it, so the one-instance workloads are unchanged. `evm-mixed`
 //! deploys each part's tokens and contracts in turn (`EvmWorkloadKind::MIXED_PARTS`
 //! order), its tokens after the earlier parts' — the ERC-20 part's first.
 
@@ -23,18 +34,45 @@ use crate::error::Error;
 
 /// Ether (wei) every account and the deployer start with.
 pub const GENESIS_ETH: u128 = 1_000_000 * 10u128.pow(18);
-/// Tokens every account holds of every token its workload uses.
+/// Tokens every account holds of every token of its home instances.
 pub const GENESIS_TOKENS: u128 = 1_000_000 * 10u128.pow(18);
 /// Each side of every pair's initial reserves (price 1:1).
 pub const POOL_RESERVE: u128 = 1_000_000 * 10u128.pow(18);
 /// Loan tokens minted to every market.
 pub const MARKET_LIQUIDITY: u128 = 1_000_000_000 * 10u128.pow(18);
-/// Collateral each account deposits in every market at genesis.
+/// Collateral each account deposits in every market it is at home in, at genesis.
 pub const GENESIS_COLLATERAL: u128 = 10_000 * 10u128.pow(18);
 /// Collateral factor of the markets, in basis points.
 pub const COLLATERAL_FACTOR_BPS: u128 = 7_500;
 /// The deployer's stake in every staking pool, so rewards always have a staker.
 pub const DEPLOYER_STAKE: u128 = 10u128.pow(18);
+
+/// How many instances (tokens, pairs, markets, staking pools of one kind) an
+/// account is at home in: seeded there at genesis and trading only there.
+pub const HOME_INSTANCES: u32 = 2;
+
+/// The instances of `0..instances` account `account` is at home in (module docs):
+/// `min(instances, HOME_INSTANCES)` distinct ones, the first `account % instances`,
+/// the others spread evenly after it (`instances / HOME_INSTANCES` apart), so
+/// every instance is home to about as many accounts. `instances` must be at
+/// least 1.
+pub fn home_instances(account: u64, instances: u32) -> impl Iterator<Item = u32> {
+    let n = u64::from(instances.max(1));
+    let homes = u64::from(instances.clamp(1, HOME_INSTANCES));
+    let stride = n / homes;
+    (0..homes).map(move |j| ((account % n + j * stride) % n) as u32)
+}
+
+/// The accounts at home in each of `n` instances, in account order.
+fn residents(users: &[Address], n: usize) -> Vec<Vec<Address>> {
+    let mut by_instance = vec![Vec::new(); n];
+    for (i, &u) in users.iter().enumerate() {
+        for home in home_instances(i as u64, n as u32) {
+            by_instance[home as usize].push(u);
+        }
+    }
+    by_instance
+}
 
 const DEPLOY_GAS: u64 = 5_000_000;
 const SETUP_GAS: u64 = 1_000_000;
@@ -90,7 +128,8 @@ impl Deployment {
 
 /// Deploys and seeds `n` instances of `kind` (not `evm-mixed`) into `d`: its tokens
 /// first (appended to `tokens`; two-token instance `i` uses the `2i`-th and
-/// `2i + 1`-th of them), then its contracts.
+/// `2i + 1`-th of them), then its contracts; each account is seeded in its home
+/// instances only.
 fn seed(d: &mut Deployment, kind: EvmWorkloadKind, n: usize, users: &[Address], setup: &mut Setup) {
     let base = d.tokens.len();
     let token_count = match kind {
@@ -103,23 +142,24 @@ fn seed(d: &mut Deployment, kind: EvmWorkloadKind, n: usize, users: &[Address], 
     }
     let pair_of = |d: &Deployment, i: usize| (d.tokens[base + 2 * i], d.tokens[base + 2 * i + 1]);
     let max = U256::MAX;
+    let at_home = residents(users, n);
     match kind {
         EvmWorkloadKind::EvmTransfer | EvmWorkloadKind::EvmMixed => {}
         EvmWorkloadKind::Erc20 => {
-            for &token in &d.tokens[base..] {
-                setup.mint_all(token, users, GENESIS_TOKENS);
+            for (i, &token) in d.tokens[base..].iter().enumerate() {
+                setup.mint_all(token, &at_home[i], GENESIS_TOKENS);
             }
         }
         EvmWorkloadKind::Uniswap => {
-            for i in 0..n {
+            for (i, residents) in at_home.iter().enumerate() {
                 let (t0, t1) = pair_of(d, i);
                 let args = Abi::default().address(t0).address(t1).finish();
                 let pair = setup.deploy(Contract::Pair, args);
                 d.pairs.push(pair);
                 for t in [t0, t1] {
-                    setup.mint_all(t, users, GENESIS_TOKENS);
+                    setup.mint_all(t, residents, GENESIS_TOKENS);
                     setup.mint(t, DEPLOYER, POOL_RESERVE);
-                    setup.approve_all(t, users, pair);
+                    setup.approve_all(t, residents, pair);
                     setup.call(DEPLOYER, t, approve(pair, max));
                 }
                 let add = Abi::call("add_liquidity(uint256,uint256)")
@@ -130,7 +170,7 @@ fn seed(d: &mut Deployment, kind: EvmWorkloadKind, n: usize, users: &[Address], 
             }
         }
         EvmWorkloadKind::Lending => {
-            for i in 0..n {
+            for (i, residents) in at_home.iter().enumerate() {
                 let (collateral, loan) = pair_of(d, i);
                 let args = Abi::default()
                     .address(collateral)
@@ -141,26 +181,26 @@ fn seed(d: &mut Deployment, kind: EvmWorkloadKind, n: usize, users: &[Address], 
                 d.markets.push(market);
                 setup.mint(loan, market, MARKET_LIQUIDITY);
                 for t in [collateral, loan] {
-                    setup.mint_all(t, users, GENESIS_TOKENS);
-                    setup.approve_all(t, users, market);
+                    setup.mint_all(t, residents, GENESIS_TOKENS);
+                    setup.approve_all(t, residents, market);
                 }
                 let deposit = Abi::call("deposit(uint256)")
                     .u128(GENESIS_COLLATERAL)
                     .finish();
-                for &u in users {
+                for &u in residents {
                     setup.call(u, market, deposit.clone());
                 }
             }
         }
         EvmWorkloadKind::Staking => {
-            for i in 0..n {
+            for (i, residents) in at_home.iter().enumerate() {
                 let (stake, reward) = pair_of(d, i);
                 let args = Abi::default().address(stake).address(reward).finish();
                 let pool = setup.deploy(Contract::Staking, args);
                 d.staking.push(pool);
                 for t in [stake, reward] {
-                    setup.mint_all(t, users, GENESIS_TOKENS);
-                    setup.approve_all(t, users, pool);
+                    setup.mint_all(t, residents, GENESIS_TOKENS);
+                    setup.approve_all(t, residents, pool);
                 }
                 setup.mint(stake, DEPLOYER, DEPLOYER_STAKE);
                 setup.call(DEPLOYER, stake, approve(pool, max));

@@ -21,7 +21,8 @@
 //! - `abi.rs`: the few ABI encodings the contracts need; `address.rs`: the
 //!   workloads' account and deployer addresses.
 //! - `contracts.rs`: the checked-in bytecode of `executor/contracts/*.vy`.
-//! - `genesis.rs`: deploying and seeding the contracts at genesis ([`Deployment`]).
+//! - `genesis.rs`: deploying and seeding the contracts at genesis ([`Deployment`]),
+//!   each account in its home instances ([`home_instances`]).
 //! - `workload.rs`: [`EvmWorkloadSpec`] and its seeded [`EvmGenerator`] (one per
 //!   load client: `client_generator`).
 //! - `snapshot.rs`: the state as verifiable chunks ([`EvmChunks`], a manifest and
@@ -64,7 +65,7 @@ pub use address::{DEPLOYER, EvmAccounts, WORKLOAD_FEES, account_address};
 pub use contracts::Contract;
 pub use db::{EvmAccount, EvmState};
 pub use execute::{CHAIN_ID, DEFAULT_BENEFICIARY, EvmConfig, call_view, execute_batch};
-pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS};
+pub use genesis::{Deployment, GENESIS_ETH, GENESIS_TOKENS, HOME_INSTANCES, home_instances};
 pub use receipt::{EvmLog, EvmReceipt, EvmStatus};
 pub use sender_recovery::{EvmAuth, EvmSignature, EvmSigningKey, SignatureError};
 pub use snapshot::{EVM_CHUNK_TARGET, EvmChunkedRestore, EvmChunks};

@@ -7,7 +7,12 @@
 //! deploys all their contracts: `instances` of each). The dials are the
 //! native workloads' (`workload/`): account count, Zipf skew of sender and
 //! receiver choice (0 = uniform, the same sampler) and a seed; the transactions are
-//! a function of the spec and the genesis alone.
+//! a function of the spec and the genesis alone. Each account is at home in
+//! `HOME_INSTANCES` (2) of the instances (`genesis.rs`: it holds only their
+//! tokens, collateral and stake), and a transaction goes to one of its sender's
+//! home instances, drawn uniformly; the receiver of a transfer is any account.
+//! So instances share nothing, and every instance sees about the same share of
+//! the senders (accounts `i`, `i + instances`, … are at home in instance `i`).
 //!
 //! One stream for now (the native generators' per-client sender slices are not yet
 //! mirrored). The generator tracks each sender's nonce, and for lending and staking
@@ -25,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::abi::Abi;
 use super::address::EvmAccounts;
 use super::db::EvmState;
-use super::genesis::Deployment;
+use super::genesis::{Deployment, HOME_INSTANCES, home_instances};
 use super::sender_recovery::EvmAuth;
 use super::tx::EvmTx;
 use crate::error::Error;
@@ -117,7 +122,8 @@ pub struct EvmWorkloadSpec {
     /// secp256k1 authentication from `accounts_for`).
     pub accounts: u64,
     /// Tokens (`erc20`), pairs (`uniswap`), markets (`lending`) or staking pools
-    /// (`evm-mixed`: that many of each).
+    /// (`evm-mixed`: that many of each); each account is at home in
+    /// `HOME_INSTANCES` of them (all of them if fewer).
     pub instances: u32,
     /// Zipf exponent of sender and receiver choice; 0 is uniform.
     pub zipf: f64,
@@ -322,7 +328,13 @@ impl EvmGenerator {
             }
             kind => kind,
         };
-        let instance = self.rng.random_range(0..self.spec.instances) as usize;
+        // One of the sender's home instances (`genesis.rs`: where it holds tokens);
+        // with one instance, instance 0 as before.
+        let homes = self.spec.instances.clamp(1, HOME_INSTANCES);
+        let nth = self.rng.random_range(0..homes) as usize;
+        let instance = home_instances(sender, self.spec.instances)
+            .nth(nth)
+            .unwrap_or(0) as usize;
         let amount = self.rng.random_range(1..=MAX_AMOUNT);
         let (to, value, data) = self.op(kind, sender, instance, amount);
         let nonce = self.nonces[sender as usize];
@@ -411,8 +423,8 @@ impl EvmGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evm::EvmStatus;
     use crate::evm::execute::{EvmConfig, execute_batch};
+    use crate::evm::{EvmStatus, GENESIS_TOKENS};
 
     fn small(kind: EvmWorkloadKind, instances: u32) -> EvmWorkloadSpec {
         EvmWorkloadSpec {
@@ -607,6 +619,74 @@ mod tests {
             EvmWorkloadKind::from_str("evm-mixed").unwrap(),
             EvmWorkloadKind::EvmMixed
         );
+    }
+
+    /// Each account holds the tokens of its home pairs only and swaps there: the
+    /// state grows with the accounts, not with accounts × pairs, and every pair is
+    /// home to about as many accounts.
+    #[test]
+    fn evm_accounts_hold_and_trade_in_their_home_instances_only() {
+        use crate::evm::{call_view, home_instances};
+        assert_eq!(home_instances(5, 1).collect::<Vec<_>>(), [0]);
+        assert_eq!(home_instances(5, 3).collect::<Vec<_>>(), [2, 0]);
+        assert_eq!(home_instances(70, 64).collect::<Vec<_>>(), [6, 38]);
+        let spec = EvmWorkloadSpec {
+            accounts: 64,
+            ..small(EvmWorkloadKind::Uniswap, 8)
+        };
+        let (genesis, d) = spec.genesis().unwrap();
+        let few = EvmWorkloadSpec {
+            instances: 2,
+            ..spec.clone()
+        };
+        // Per account: two tokens in each of two home pairs, balance and allowance,
+        // whether there are 2 pairs or 8 (seeded everywhere, 8 pairs held 4 times
+        // the slots of 2).
+        let slots = |spec: &EvmWorkloadSpec| spec.genesis().unwrap().0.len().1;
+        let (many, two) = (slots(&spec), slots(&few));
+        assert!(
+            many * 2 < two * 3,
+            "{many} slots with 8 pairs, {two} with 2"
+        );
+        let balance = |state: &EvmState, token: Address, who: Address| {
+            let data = Abi::call("balanceOf(address)").address(who).finish();
+            let out = call_view(&mut state.clone(), token, data).unwrap();
+            U256::from_be_slice(&out)
+        };
+        let mut residents = vec![0; 8];
+        for account in [0u64, 9, 63] {
+            let who = crate::evm::account_address(account);
+            let homes: Vec<u32> = home_instances(account, 8).collect();
+            for pair in 0..8u32 {
+                let (t0, t1) = d.instance_tokens(pair as usize);
+                let held = if homes.contains(&pair) {
+                    GENESIS_TOKENS
+                } else {
+                    0
+                };
+                assert_eq!(balance(&genesis, t0, who), U256::from(held));
+                assert_eq!(balance(&genesis, t1, who), U256::from(held));
+            }
+        }
+        for account in 0..64 {
+            for home in home_instances(account, 8) {
+                residents[home as usize] += 1;
+            }
+        }
+        assert_eq!(residents, [16; 8]);
+        let txs = spec.generator(&genesis, &d).unwrap().batch(300);
+        for t in &txs {
+            let sender = u64::from_be_bytes(t.from[12..].try_into().unwrap());
+            let to = t.recipient().unwrap();
+            let pair = d.pairs.iter().position(|p| *p == to).unwrap() as u32;
+            assert!(
+                home_instances(sender, 8).any(|h| h == pair),
+                "{sender} at {pair}"
+            );
+        }
+        let mut state = genesis.clone();
+        let receipts = execute_batch(&mut state, &txs, &EvmConfig::unbounded());
+        assert!(receipts.iter().all(|r| r.status.is_success()));
     }
 
     #[test]
