@@ -836,3 +836,48 @@ fn evm_executors_agree_on_fees_and_transactions_touching_the_beneficiary() {
         }
     }
 }
+
+/// Block-STM's declared-hot-key estimate (module docs of `block_stm`): a batch
+/// of 1,024 swaps on one pair, every one declaring the pair's reserves, runs in
+/// order at once (one fallback, nothing validated, one execution each), and a
+/// batch of transfers of one token among many holders is speculated on; both
+/// give sequential revm's receipts and state, and so does a chain without access
+/// lists (no estimate: the segments decide).
+#[test]
+fn block_stm_runs_a_declared_chain_in_order_at_once() {
+    let config = EvmConfig::default();
+    for (kind, lists, chain) in [
+        (EvmWorkloadKind::Uniswap, true, true),
+        (EvmWorkloadKind::Erc20, true, false),
+        (EvmWorkloadKind::Uniswap, false, false),
+    ] {
+        let spec = EvmWorkloadSpec {
+            kind,
+            accounts: 1_000,
+            instances: 1,
+            zipf: 0.0,
+            seed: 9,
+        };
+        let (genesis, deployment) = spec.genesis().unwrap();
+        let mut txs = spec.generator(&genesis, &deployment).unwrap().batch(1_024);
+        if lists {
+            txs = attach_access_lists(&genesis, &txs, &config);
+        }
+        let mut reference = genesis.clone();
+        let expected = execute_batch(&mut reference, &txs, &config);
+        let mut executor = BlockStmExecutor::for_vm(EvmVm::new(config), 2).unwrap();
+        let mut state = genesis.clone();
+        let out = executor.execute(&mut state, &txs);
+        compare(&expected, &out.receipts).unwrap_or_else(|e| panic!("{kind} {lists}: {e}"));
+        assert_eq!(executor.digest(&mut state), reference.digest(), "{kind}");
+        assert!(state == reference, "{kind} {lists}");
+        let label = format!("{kind}, lists {lists}: {:?}", out.stats);
+        if chain {
+            assert_eq!(out.stats.fallbacks, 1, "{label}");
+            assert_eq!(out.stats.validations, 0, "{label}");
+            assert_eq!(out.stats.executions, 1_024, "{label}");
+        } else {
+            assert!(out.stats.validations > 0, "speculated on: {label}");
+        }
+    }
+}
