@@ -219,15 +219,16 @@ fn evm_signed_files_run_and_bad_signatures_are_refused_receipts() {
         }
         seen = Some(v["receipts"].clone());
     }
-    // Under a base fee of 1 gwei the legacy entries (gas price 0) are refused; the
-    // type-2 ones (max fee 1 gwei) are not refused for their fees.
+    // Under a base fee of 2.5 gwei the legacy entries (the workloads' gas price,
+    // 2 gwei) are refused; the type-2 ones (max fee 3 gwei) are not refused for
+    // their fees.
     let out = exec_evm(&[
         "--genesis",
         &genesis,
         "--txs",
         &txs,
         "--base-fee",
-        "1000000000",
+        "2500000000",
     ]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let receipts = v["receipts"].as_array().unwrap();

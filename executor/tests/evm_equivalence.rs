@@ -546,12 +546,13 @@ fn signed_batches_with_bad_signatures(auth: EvmAuth) {
     }
 }
 
-/// EIP-1559 fee caps against a base fee of 1 gwei, in one signed batch of every
-/// form: legacy and type-1 transactions (gas price 0) and type-2 ones whose max fee
-/// is below the base fee are refused (`MaxFeeBelowBaseFee`), type-2 ones whose
-/// priority fee is above their max fee too (`PriorityFeeAboveMaxFee`), with no gas
-/// and no budget reserved; the workloads' type-2 caps (max fee 1 gwei) and higher
-/// ones run. Every executor gives the same receipts, gas and state.
+/// EIP-1559 fee caps and gas prices against a base fee of 1 gwei, in one signed
+/// batch of every form: legacy and type-1 transactions at gas price 0 and type-2
+/// ones whose max fee is below the base fee are refused (`MaxFeeBelowBaseFee`),
+/// type-2 ones whose priority fee is above their max fee too
+/// (`PriorityFeeAboveMaxFee`), with no gas and no budget reserved; the workloads'
+/// gas price (2 gwei), their type-2 caps (max fee 3 gwei) and others run, and pay.
+/// Every executor gives the same receipts, gas and state.
 #[test]
 fn evm_executors_agree_on_fee_caps_against_the_base_fee() {
     let spec = EvmWorkloadSpec {
@@ -586,8 +587,9 @@ fn evm_executors_agree_on_fee_caps_against_the_base_fee() {
         .enumerate()
         .map(|(i, (tx, with_list))| {
             let tx = match i % 6 {
-                // Legacy or type 1 (gas price 0 < base fee), or the workloads'
-                // type 2 by nonce (max fee 1 gwei = base fee).
+                // Legacy or type 1 at the workloads' gas price (or the workloads'
+                // type 2 by nonce), or at gas price 0 < base fee.
+                0 if i % 4 == 0 => tx.clone().with_gas_price(0),
                 0 => tx.clone(),
                 1 => with_list.clone(),
                 2 => tx.clone().with_eip1559_fees(caps(gwei - 1, 0)),
@@ -603,7 +605,8 @@ fn evm_executors_agree_on_fee_caps_against_the_base_fee() {
     let mut runnable = 0u64;
     for (i, (tx, r)) in txs.iter().zip(&expected).enumerate() {
         let want = match tx.eip1559 {
-            None => Some(EvmStatus::MaxFeeBelowBaseFee),
+            None if tx.gas_price < gwei => Some(EvmStatus::MaxFeeBelowBaseFee),
+            None => None,
             Some(f) if f.max_priority_fee_per_gas > f.max_fee_per_gas => {
                 Some(EvmStatus::PriorityFeeAboveMaxFee)
             }
@@ -626,8 +629,12 @@ fn evm_executors_agree_on_fee_caps_against_the_base_fee() {
             }
         }
     }
-    // Both kinds of refusal, the workloads' own type-2 caps among those that run.
+    // Both kinds of refusal, the workloads' own type-2 caps and gas price among
+    // those that run.
     assert!(txs.iter().any(|t| t.eip1559 == Some(WORKLOAD_FEES)));
+    assert!(txs.iter().any(|t| t.gas_price == 2 * gwei));
+    assert!(txs.iter().any(|t| t.gas_price == 0 && t.eip1559.is_none()));
+    assert!(expected.iter().any(|r| r.fee > 0));
     assert!(expected.iter().any(|r| r.status.is_success()));
     assert!(runnable >= 10, "{runnable}");
     for threads in [1, 2] {

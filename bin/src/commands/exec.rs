@@ -47,8 +47,10 @@ pub struct ExecArgs {
     #[arg(long)]
     max_batch_cost: Option<u64>,
     /// evm: the block's base fee in wei per gas (default 0). A transaction whose
-    /// max fee (EIP-1559) or gas price (legacy, EIP-2930: 0) is below it is refused
-    /// with `max fee below the block's base fee`; nothing is charged either way.
+    /// max fee (EIP-1559) or gas price (legacy, EIP-2930) is below it is refused
+    /// with `max fee below the block's base fee`; one that runs pays gas used ×
+    /// its effective gas price, the base fee part burned, the rest credited to
+    /// the block beneficiary.
     #[arg(long)]
     base_fee: Option<u64>,
     /// Split the file into batches of this many transactions (default: one batch).

@@ -19,12 +19,19 @@ pub const DEPLOYER: Address = Address::new([
 ]);
 
 /// The fee caps of the workloads' EIP-1559 transactions ([`EvmAccounts::sign`]): a
-/// max fee of 1 gwei and no priority fee, so at the default base fee 0 the
-/// effective gas price is 0, as a legacy transaction's.
+/// max fee of 3 gwei and a priority fee of 1 gwei, so the effective gas price is
+/// 1 gwei at the default base fee 0 and 2 gwei at a base fee of 1 gwei, and the
+/// beneficiary gets 1 gwei per gas either way.
 pub const WORKLOAD_FEES: Eip1559Fees = Eip1559Fees {
-    max_fee_per_gas: 1_000_000_000,
-    max_priority_fee_per_gas: 0,
+    max_fee_per_gas: 3_000_000_000,
+    max_priority_fee_per_gas: 1_000_000_000,
 };
+
+/// The gas price of the workloads' legacy and EIP-2930 transactions (every
+/// generated transaction carries it; `EvmAccounts::sign` turns half of them
+/// into type-2 ones with [`WORKLOAD_FEES`] instead): 2 gwei, which a base fee up
+/// to 2 gwei admits.
+pub const WORKLOAD_GAS_PRICE: u128 = 2_000_000_000;
 
 /// The address of workload account `index`.
 pub fn account_address(index: u64) -> Address {
@@ -108,7 +115,7 @@ impl EvmAccounts {
             return Ok(tx);
         };
         if tx.nonce % 2 == 1 && tx.eip1559.is_none() {
-            tx.eip1559 = Some(WORKLOAD_FEES);
+            tx = tx.with_eip1559_fees(WORKLOAD_FEES);
         }
         let from = Address::new(tx.from);
         let Some(&i) = keys.index.get(&from) else {

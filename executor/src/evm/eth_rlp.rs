@@ -55,8 +55,7 @@ pub enum EthTxError {
 pub(super) struct EthFields<'a> {
     pub chain_id: u64,
     pub nonce: u64,
-    /// Wei per gas of a legacy or type-1 transaction (Tandem's: always 0); unused
-    /// by a type-2 one.
+    /// Wei per gas of a legacy or type-1 transaction; unused by a type-2 one.
     pub gas_price: u128,
     pub gas_limit: u64,
     pub to: Option<&'a [u8; 20]>,

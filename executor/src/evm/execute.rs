@@ -58,7 +58,7 @@ pub struct EvmConfig {
     /// receipt on every executor (channel, the default, runs it as its `from`).
     pub auth: EvmAuth,
     /// The block's base fee, wei per gas (0 by default): a transaction's max fee
-    /// (type 2) or gas price (legacy, type 1: 0) below it is refused at admission
+    /// (type 2) or gas price (legacy, type 1) below it is refused at admission
     /// (`MaxFeeBelowBaseFee`); every transaction that runs burns gas used × base
     /// fee of its sender's ether (module docs). revm sees it as the block's base
     /// fee (BASEFEE, the effective gas price).
@@ -141,7 +141,7 @@ pub(super) fn fee_verdict(tx: &EvmTx, base_fee: u64) -> Option<EvmStatus> {
             return Some(EvmStatus::PriorityFeeAboveMaxFee);
         }
         Some(fees) => fees.max_fee_per_gas,
-        None => 0,
+        None => tx.gas_price,
     };
     (max_fee < u128::from(base_fee)).then_some(EvmStatus::MaxFeeBelowBaseFee)
 }
@@ -201,7 +201,7 @@ pub(super) fn invalid(why: InvalidTransaction) -> EvmStatus {
 pub(super) fn fees(tx: &EvmTx, gas_used: u64, base_fee: u64) -> (u128, u128) {
     let base_fee = u128::from(base_fee);
     let price = match &tx.eip1559 {
-        None => 0,
+        None => tx.gas_price,
         Some(fees) => fees
             .max_fee_per_gas
             .min(base_fee.saturating_add(fees.max_priority_fee_per_gas)),

@@ -37,8 +37,8 @@
 //! admission checks against the block's base fee ([`EvmConfig::base_fee`], 0 by
 //! default) before it runs, deterministically on every executor: a priority fee
 //! above the max fee, or a max fee (a gas price) below the base fee, gets a
-//! refusal receipt, no gas and no change; a legacy or type-1 transaction's gas
-//! price is 0. The beneficiary's credit is deferred to the end of the batch
+//! refusal receipt, no gas and no change; so does a legacy or type-1
+//! transaction's gas price below it. The beneficiary's credit is deferred to the end of the batch
 //! under the parallel executors, so that it makes no two transactions conflict
 //! (issue 15 item 2; `vm.rs`), and is still exactly what sequential revm gives.
 
@@ -61,7 +61,7 @@ mod workload;
 mod contract_tests;
 
 pub use abi::{Abi, selector};
-pub use address::{DEPLOYER, EvmAccounts, WORKLOAD_FEES, account_address};
+pub use address::{DEPLOYER, EvmAccounts, WORKLOAD_FEES, WORKLOAD_GAS_PRICE, account_address};
 pub use contracts::Contract;
 pub use db::{EvmAccount, EvmState};
 pub use execute::{CHAIN_ID, DEFAULT_BENEFICIARY, EvmConfig, call_view, execute_batch};

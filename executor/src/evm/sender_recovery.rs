@@ -157,6 +157,7 @@ struct SignedFields {
     data: Vec<u8>,
     access_list: Option<Vec<crate::evm::AccessListEntry>>,
     eip1559: Option<crate::evm::Eip1559Fees>,
+    gas_price: u128,
 }
 
 impl SignedFields {
@@ -173,6 +174,7 @@ impl SignedFields {
             data: tx.data.clone(),
             access_list: tx.access_list.clone(),
             eip1559: tx.eip1559,
+            gas_price: tx.gas_price,
         }
     }
 
@@ -189,6 +191,7 @@ impl SignedFields {
             && self.data == tx.data
             && self.access_list == tx.access_list
             && self.eip1559 == tx.eip1559
+            && self.gas_price == tx.gas_price
     }
 }
 
@@ -535,8 +538,10 @@ mod tests {
             recover_prehash(&hash, !tx.sig.y_parity, tx.sig.r, tx.sig.s),
             Ok(example)
         );
-        // Tandem's decoder refuses it: its gas price is not 0.
-        assert!(EvmTx::decode_signed(&bytes).is_err());
+        // Tandem's decoder takes it with its gas price, and encodes it back.
+        let decoded = EvmTx::decode_signed(&bytes).unwrap();
+        assert_eq!(decoded.gas_price, tx.gas_price);
+        assert_eq!(decoded.encode().unwrap(), bytes);
     }
 
     fn unhex(s: &str) -> Vec<u8> {
@@ -618,8 +623,10 @@ mod tests {
                 "e9c790e8fde820ded558a4771b72eec916c04763"
             )))
         );
-        // Tandem's decoder refuses it: its gas price is not 0.
-        assert!(EvmTx::decode_signed(&raw).is_err());
+        // Tandem's decoder takes it with its gas price, and encodes it back.
+        let tx = EvmTx::decode_signed(&raw).unwrap();
+        assert_eq!(tx.gas_price, decoded.gas_price);
+        assert_eq!(tx.encode().unwrap(), raw);
     }
 
     /// A published EIP-1559 vector: mainnet transaction

@@ -1,9 +1,9 @@
 //! An EVM transaction as Tandem carries it: sender, recipient (none = contract
-//! creation), value in wei, nonce, gas limit and calldata. A legacy or type-1
-//! transaction's gas price is always 0; an EIP-1559 (type-2) transaction carries
-//! the fee caps its sender signed ([`Eip1559Fees`]), which admission checks
-//! against the block's base fee and revm sees, but no fee is charged (see
-//! `mod.rs`). Two ways to authenticate the sender (`EvmAuth`, issue 15 item
+//! creation), value in wei, nonce, gas limit, calldata and what it pays for gas:
+//! a legacy or type-1 transaction its gas price (`gas_price`, 0 by default), an
+//! EIP-1559 (type-2) transaction the fee caps its sender signed
+//! ([`Eip1559Fees`]); admission checks either against the block's base fee, and
+//! the sender pays gas used × effective gas price (`execute.rs`). Two ways to authenticate the sender (`EvmAuth`, issue 15 item
 //! 5): *channel*, where `from` is trusted because the client's channel is
 //! authenticated, as for the ledger's unsigned transactions; or *secp256k1*, an
 //! Ethereum signature ([`EvmSignature`]) from which the sender is recovered before
@@ -20,21 +20,28 @@
 //! length then the bytes. A transaction with an access list appends it: a varint
 //! count of entries, each an address (20 bytes) and a varint count of 32-byte
 //! slots. Without one nothing is appended, so transactions encoded before access
-//! lists existed decode unchanged and encode to the same bytes. Decoding reads
-//! the plain form if it takes all the bytes, else the form with a list (an empty
-//! list is the count 0), so every byte string decodes to at most one transaction,
-//! which encodes back to exactly those bytes. Decoding is limited to
-//! `MAX_EVM_TX_BYTES` and refuses bytes neither form consumes exactly.
+//! lists existed decode unchanged and encode to the same bytes. A transaction
+//! that pays for gas (a gas price above 0, or fee caps) appends to the form with
+//! a list (its list, or the count 0) whether it has a list (a byte, 0 or 1), its
+//! gas price (varint) and its fee caps (an option tag, then max fee and max
+//! priority fee, varints). Decoding reads the plain form if it takes all the
+//! bytes, else the form with a list, else the priced form; each form is the one
+//! before it plus a non-empty suffix, so every byte string decodes to at most one
+//! transaction, and the priced form is refused where an earlier form would
+//! encode it (no gas price and no caps), for a gas price beside fee caps, and for
+//! list entries under "no list", so each transaction encodes back to exactly
+//! those bytes (a type-2 transaction's empty list is no list, as in the signed
+//! form). Decoding is limited to `MAX_EVM_TX_BYTES` and refuses bytes no form
+//! consumes exactly.
 //!
 //! A signed transaction encodes as Ethereum's signed transaction (`eth_rlp.rs`:
-//! legacy EIP-155 without an access list, EIP-2930 type 1 with one, both at gas
-//! price 0; EIP-1559 type 2 when it has fee caps, with or without a list),
+//! legacy EIP-155 without an access list, EIP-2930 type 1 with one, both with
+//! their gas price; EIP-1559 type 2 when it has fee caps, with or without a list),
 //! decoded by [`EvmTx::decode_signed`]; `decode` keeps reading the unsigned forms
 //! only, so each decoder maps a byte string to at most one transaction, and a
 //! replica decodes with the one its cluster's `evm_auth` names
 //! ([`EvmTx::decode_as`]): under secp256k1 an unsigned transaction, whose `from`
-//! nobody vouches for, never decodes. The unsigned forms have no fee caps: an
-//! unsigned transaction with them does not encode (`encode` fails).
+//! nobody vouches for, never decodes.
 
 use revm::context::TxEnv;
 use revm::context_interface::transaction::{AccessList, AccessListItem};
@@ -58,8 +65,8 @@ pub struct AccessListEntry {
 /// The fee caps of an EIP-1559 (type-2) transaction, wei per gas. Admission refuses
 /// a transaction whose priority fee is above its max fee, or whose max fee is below
 /// the block's base fee (`EvmConfig::base_fee`); the effective gas price
-/// `min(max_fee, base_fee + priority_fee)` is what the GASPRICE opcode returns, and
-/// is not charged (see `mod.rs`).
+/// `min(max_fee, base_fee + priority_fee)` is what the GASPRICE opcode returns and
+/// what the sender pays per gas used (see `execute.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Eip1559Fees {
     pub max_fee_per_gas: u128,
@@ -80,9 +87,12 @@ pub struct EvmTx {
     /// The EIP-2930 access list, if the transaction declares one.
     pub access_list: Option<Vec<AccessListEntry>>,
     /// `Some`: an EIP-1559 (type-2) transaction with these fee caps (and
-    /// `access_list`, `None` meaning the empty list); `None`: gas price 0, legacy
-    /// or type 1.
+    /// `access_list`, `None` meaning the empty list); `None`: legacy or type 1,
+    /// paying `gas_price`.
     pub eip1559: Option<Eip1559Fees>,
+    /// Wei per gas a legacy or type-1 transaction pays (0 for a type-2 one: it
+    /// pays by its caps).
+    pub gas_price: u128,
     /// The Ethereum signature of a secp256k1-authenticated transaction (`None`:
     /// channel-authenticated). It covers every field above but `from`, the access
     /// list included: attach a list before signing.
@@ -112,6 +122,23 @@ struct WithList {
     access_list: Vec<AccessListEntry>,
 }
 
+/// The encoding of a transaction that pays for gas: `WithList` (the list, or
+/// none: the count 0), then whether it has a list, its gas price and fee caps
+/// (max fee, max priority fee).
+#[derive(Serialize, Deserialize)]
+struct Priced {
+    from: [u8; 20],
+    to: Option<[u8; 20]>,
+    value: [u8; 32],
+    nonce: u64,
+    gas_limit: u64,
+    data: Vec<u8>,
+    access_list: Vec<AccessListEntry>,
+    listed: bool,
+    gas_price: u128,
+    caps: Option<(u128, u128)>,
+}
+
 impl EvmTx {
     /// A call of `to` (or a plain transfer with empty `data`).
     pub fn call(
@@ -131,8 +158,16 @@ impl EvmTx {
             data,
             access_list: None,
             eip1559: None,
+            gas_price: 0,
             signature: None,
         }
+    }
+
+    /// The same transaction paying `price` wei per gas (legacy or type 1: a
+    /// type-2 transaction pays by its caps, and keeps a gas price of 0).
+    pub fn with_gas_price(mut self, price: u128) -> EvmTx {
+        self.gas_price = price;
+        self
     }
 
     /// The same transaction declaring `list` as its EIP-2930 access list.
@@ -142,9 +177,10 @@ impl EvmTx {
     }
 
     /// The same transaction as an EIP-1559 (type-2) one with these fee caps (it
-    /// keeps its access list, if any). Only the signed form carries them: sign it.
+    /// keeps its access list, if any; its gas price becomes 0).
     pub fn with_eip1559_fees(mut self, fees: Eip1559Fees) -> EvmTx {
         self.eip1559 = Some(fees);
+        self.gas_price = 0;
         self
     }
 
@@ -169,6 +205,7 @@ impl EvmTx {
             data: init,
             access_list: None,
             eip1559: None,
+            gas_price: 0,
             signature: None,
         }
     }
@@ -199,9 +236,9 @@ impl EvmTx {
         }
     }
 
-    /// revm's transaction environment: legacy at gas price 0, EIP-2930 with its
-    /// access list at gas price 0, or EIP-1559 with its fee caps (gas price = max
-    /// fee, priority fee) and its list.
+    /// revm's transaction environment: legacy at its gas price, EIP-2930 with its
+    /// access list at its gas price, or EIP-1559 with its fee caps (gas price =
+    /// max fee, priority fee) and its list.
     pub(super) fn env(&self, chain_id: u64) -> TxEnv {
         let access_list = match &self.access_list {
             None => AccessList::default(),
@@ -215,7 +252,7 @@ impl EvmTx {
             ),
         };
         let (gas_price, gas_priority_fee) = match &self.eip1559 {
-            None => (0, None),
+            None => (self.gas_price, None),
             Some(fees) => (fees.max_fee_per_gas, Some(fees.max_priority_fee_per_gas)),
         };
         TxEnv {
@@ -242,7 +279,7 @@ impl EvmTx {
         EthFields {
             chain_id,
             nonce: self.nonce,
-            gas_price: 0,
+            gas_price: self.gas_price,
             gas_limit: self.gas_limit,
             to: self.to.as_ref(),
             value: &self.value,
@@ -270,14 +307,42 @@ impl EvmTx {
             }
             return Ok(bytes);
         }
-        if self.eip1559.is_some() {
+        if self.eip1559.is_some() && self.gas_price != 0 {
             return Err(Error::Encode {
                 what: "EVM transaction",
-                reason: "EIP-1559 fee caps on an unsigned transaction (only the signed form carries them)".into(),
+                reason: "a gas price beside EIP-1559 fee caps".into(),
             });
         }
         let config = bincode::config::standard();
         let tx = self.clone();
+        if tx.gas_price != 0 || tx.eip1559.is_some() {
+            // A type-2 transaction's empty list is no list (module docs).
+            let listed = match (&tx.access_list, tx.eip1559) {
+                (Some(list), Some(_)) => !list.is_empty(),
+                (list, _) => list.is_some(),
+            };
+            return bincode::serde::encode_to_vec(
+                Priced {
+                    from: tx.from,
+                    to: tx.to,
+                    value: tx.value,
+                    nonce: tx.nonce,
+                    gas_limit: tx.gas_limit,
+                    data: tx.data,
+                    access_list: tx.access_list.unwrap_or_default(),
+                    listed,
+                    gas_price: tx.gas_price,
+                    caps: tx
+                        .eip1559
+                        .map(|f| (f.max_fee_per_gas, f.max_priority_fee_per_gas)),
+                },
+                config,
+            )
+            .map_err(|e| Error::Encode {
+                what: "EVM transaction",
+                reason: e.to_string(),
+            });
+        }
         let encoded = match tx.access_list {
             None => bincode::serde::encode_to_vec(
                 Plain {
@@ -323,6 +388,7 @@ impl EvmTx {
                 data: p.data,
                 access_list: None,
                 eip1559: None,
+                gas_price: 0,
                 signature: None,
             }),
             Err(plain_error) => {
@@ -336,26 +402,65 @@ impl EvmTx {
                         data: w.data,
                         access_list: Some(w.access_list),
                         eip1559: None,
+                        gas_price: 0,
                         signature: None,
                     }),
-                    Err(_) => Err(plain_error),
+                    Err(_) => match crate::tx::decode_exact_limited::<Priced, MAX_EVM_TX_BYTES>(
+                        bytes, WHAT,
+                    ) {
+                        Ok(p) => EvmTx::from_priced(p),
+                        Err(_) => Err(plain_error),
+                    },
                 }
             }
         }
     }
 
-    /// Decodes a signed transaction (Ethereum's form: legacy or type 1 at gas price
-    /// 0, or type 2 with any fee caps; at most `MAX_EVM_TX_BYTES`; see `eth_rlp.rs`).
-    /// The signature is not checked here, nor the fee caps (admission does).
+    /// The transaction of a decoded priced form, refused where it is not canonical
+    /// (module docs).
+    fn from_priced(p: Priced) -> Result<EvmTx, Error> {
+        let fail = |reason: &str| Error::Decode {
+            what: "EVM transaction",
+            reason: reason.to_string(),
+        };
+        match (p.gas_price, p.caps) {
+            (0, None) => return Err(fail("priced form without a gas price or fee caps")),
+            (1.., Some(_)) => return Err(fail("a gas price beside EIP-1559 fee caps")),
+            _ => {}
+        }
+        if !p.listed && !p.access_list.is_empty() {
+            return Err(fail("access list entries under \"no list\""));
+        }
+        if p.listed && p.caps.is_some() && p.access_list.is_empty() {
+            return Err(fail("a type-2 transaction's empty list marked as a list"));
+        }
+        Ok(EvmTx {
+            from: p.from,
+            to: p.to,
+            value: p.value,
+            nonce: p.nonce,
+            gas_limit: p.gas_limit,
+            data: p.data,
+            access_list: p.listed.then_some(p.access_list),
+            eip1559: p.caps.map(|(max, priority)| Eip1559Fees {
+                max_fee_per_gas: max,
+                max_priority_fee_per_gas: priority,
+            }),
+            gas_price: p.gas_price,
+            signature: None,
+        })
+    }
+
+    /// Decodes a signed transaction (Ethereum's form: legacy or type 1 with its gas
+    /// price, or type 2 with its fee caps; at most `MAX_EVM_TX_BYTES`; see
+    /// `eth_rlp.rs`). The signature is not checked here, nor the fees (admission
+    /// does).
     pub fn decode_signed(bytes: &[u8]) -> Result<EvmTx, Error> {
         let fail = |reason: String| Error::Decode {
             what: "signed EVM transaction",
             reason,
         };
         let d = eth_rlp::decode_signed(bytes).map_err(|e| fail(e.to_string()))?;
-        if d.gas_price != 0 {
-            return Err(fail(format!("gas price {} (must be 0)", d.gas_price)));
-        }
         Ok(EvmTx {
             from: [0; 20],
             to: d.to,
@@ -365,6 +470,7 @@ impl EvmTx {
             data: d.data,
             access_list: d.access_list,
             eip1559: d.fees,
+            gas_price: d.gas_price,
             signature: Some(EvmSignature::new(
                 d.chain_id,
                 d.sig.y_parity,
@@ -452,5 +558,104 @@ mod tests {
             assert!(EvmTx::decode(&trailing).is_err());
         }
         assert_eq!(EvmTx::decode(&plain_bytes).unwrap(), plain);
+    }
+
+    /// Transactions that pay for gas take the priced form: a gas price with or
+    /// without a list, fee caps with or without one; each decodes to itself and
+    /// encodes back to the same bytes (a type-2 transaction's empty list is no
+    /// list), the earlier forms are its prefixes, and non-canonical priced bytes
+    /// are refused.
+    #[test]
+    fn evm_tx_priced_form_round_trips_and_is_canonical() {
+        let plain = EvmTx::call(
+            Address::with_last_byte(1),
+            Address::with_last_byte(2),
+            U256::from(5u64),
+            3,
+            50_000,
+            vec![7, 8],
+        );
+        let entry = AccessListEntry {
+            address: [9; 20],
+            slots: vec![[1; 32]],
+        };
+        let caps = Eip1559Fees {
+            max_fee_per_gas: 3_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+        };
+        let priced = [
+            plain.clone().with_gas_price(2_000_000_000),
+            plain
+                .clone()
+                .with_access_list(vec![])
+                .with_gas_price(u128::MAX),
+            plain
+                .clone()
+                .with_access_list(vec![entry.clone()])
+                .with_gas_price(1),
+            plain.clone().with_eip1559_fees(caps),
+            plain
+                .clone()
+                .with_access_list(vec![entry.clone()])
+                .with_eip1559_fees(caps),
+        ];
+        let with_list = plain.clone().with_access_list(vec![]).encode().unwrap();
+        for tx in &priced {
+            let bytes = tx.encode().unwrap();
+            assert_eq!(&EvmTx::decode(&bytes).unwrap(), tx);
+            assert_eq!(EvmTx::decode(&bytes).unwrap().encode().unwrap(), bytes);
+            let mut trailing = bytes.clone();
+            trailing.push(0);
+            assert!(EvmTx::decode(&trailing).is_err());
+        }
+        // A type-2 transaction's empty list encodes as no list.
+        let empty = plain
+            .clone()
+            .with_access_list(vec![])
+            .with_eip1559_fees(caps);
+        assert_eq!(EvmTx::decode(&empty.encode().unwrap()).unwrap(), priced[3]);
+        // The priced form extends the form with a list; its suffix: listed, gas
+        // price, caps. Non-canonical suffixes are refused.
+        let suffix = |listed: u8, price: u8, caps: &[u8]| {
+            let mut b = with_list.clone();
+            b.extend_from_slice(&[listed, price]);
+            b.extend_from_slice(caps);
+            b
+        };
+        assert_eq!(
+            EvmTx::decode(&suffix(0, 9, &[0])).unwrap(),
+            plain.clone().with_gas_price(9)
+        );
+        assert!(
+            EvmTx::decode(&suffix(0, 0, &[0])).is_err(),
+            "no price, no caps"
+        );
+        assert!(
+            EvmTx::decode(&suffix(0, 9, &[1, 5, 1])).is_err(),
+            "price and caps"
+        );
+        assert!(
+            EvmTx::decode(&suffix(1, 0, &[1, 5, 1])).is_err(),
+            "type 2, empty list listed"
+        );
+        assert!(EvmTx::decode(&suffix(2, 9, &[0])).is_err(), "not a bool");
+        let unlisted = {
+            let mut b = plain
+                .clone()
+                .with_access_list(vec![entry])
+                .encode()
+                .unwrap();
+            b.extend_from_slice(&[0, 9, 0]);
+            b
+        };
+        assert!(EvmTx::decode(&unlisted).is_err(), "entries under no list");
+        assert!(
+            plain
+                .clone()
+                .with_eip1559_fees(caps)
+                .with_gas_price(1)
+                .encode()
+                .is_err()
+        );
     }
 }

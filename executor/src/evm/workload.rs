@@ -348,6 +348,7 @@ impl EvmGenerator {
             kind.gas_limit(),
             data,
         )
+        .with_gas_price(super::address::WORKLOAD_GAS_PRICE)
     }
 
     /// The call of one `kind` transaction (never `evm-mixed`: a part of it).

@@ -9,7 +9,9 @@
 //! default 0), `nonce`, `gas_limit`; calldata either `data` (hex) or a named call
 //! `call` (`"swap(bool,uint256,uint256)"`) with `args` (one per parameter:
 //! `address`, `bool`, `uintN`); an optional `access_list` of `{"address", "slots":
-//! [64 hex digits, …]}`. Or a signed transaction, `{"raw": "0x…"}` alone: Ethereum's
+//! [64 hex digits, …]}`; what it pays for gas, wei per gas (default: nothing):
+//! `gas_price` (legacy, or type 1 with a list), or `max_fee_per_gas` and
+//! `max_priority_fee_per_gas` together (EIP-1559). Or a signed transaction, `{"raw": "0x…"}` alone: Ethereum's
 //! signed bytes, legacy EIP-155, EIP-2930 type 1 or EIP-1559 type 2
 //! (`EvmTx::decode_signed`; its sender is recovered when it runs). The
 //! same strictness as the ledger's files: unknown or repeated keys refused, errors
@@ -42,6 +44,9 @@ const TX_FIELDS: &[&str] = &[
     "call",
     "args",
     "access_list",
+    "gas_price",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
     "raw",
 ];
 
@@ -277,10 +282,45 @@ fn tx_from_fields(fields: &Fields, deployment: &Deployment) -> Result<EvmTx, Loc
         data,
         access_list: None,
         eip1559: None,
+        gas_price: 0,
         signature: None,
     };
     if fields.has("access_list") {
         tx.access_list = Some(access_list(fields.raw("access_list")?, deployment)?);
+    }
+    match (
+        fields.has("max_fee_per_gas"),
+        fields.has("max_priority_fee_per_gas"),
+    ) {
+        (true, true) => {
+            if fields.has("gas_price") {
+                return Err(fields.located(
+                    "gas_price",
+                    "give either `gas_price` or the EIP-1559 fee caps, not both",
+                ));
+            }
+            tx.eip1559 = Some(crate::evm::Eip1559Fees {
+                max_fee_per_gas: fields.unsigned_or("max_fee_per_gas", u128::MAX, 0)?,
+                max_priority_fee_per_gas: fields.unsigned_or(
+                    "max_priority_fee_per_gas",
+                    u128::MAX,
+                    0,
+                )?,
+            });
+        }
+        (false, false) => tx.gas_price = fields.unsigned_or("gas_price", u128::MAX, 0)?,
+        (true, false) => {
+            return Err(fields.located(
+                "max_priority_fee_per_gas",
+                "missing: EIP-1559 fee caps come in pairs",
+            ));
+        }
+        (false, true) => {
+            return Err(fields.located(
+                "max_fee_per_gas",
+                "missing: EIP-1559 fee caps come in pairs",
+            ));
+        }
     }
     Ok(tx)
 }
@@ -433,6 +473,19 @@ pub fn evm_tx_json(tx: &EvmTx, deployment: &Deployment) -> Value {
     }
     out.insert("nonce".into(), Value::from(tx.nonce));
     out.insert("gas_limit".into(), Value::from(tx.gas_limit));
+    if tx.gas_price != 0 {
+        out.insert("gas_price".into(), Value::from(tx.gas_price.to_string()));
+    }
+    if let Some(fees) = tx.eip1559 {
+        out.insert(
+            "max_fee_per_gas".into(),
+            Value::from(fees.max_fee_per_gas.to_string()),
+        );
+        out.insert(
+            "max_priority_fee_per_gas".into(),
+            Value::from(fees.max_priority_fee_per_gas.to_string()),
+        );
+    }
     if !tx.data.is_empty() {
         out.insert(
             "data".into(),
@@ -491,9 +544,34 @@ mod tests {
         let text = r#"[
   {"from": 3, "to": "pair:0", "nonce": 0, "gas_limit": 200000, "call": "swap(bool,uint256,uint256)", "args": [true, "1000", 0]},
   {"from": "deployer", "to": 5, "value": "7", "nonce": 1, "gas_limit": 21000,
-   "access_list": [{"address": "token:1", "slots": ["0x0000000000000000000000000000000000000000000000000000000000000001"]}]}
+   "access_list": [{"address": "token:1", "slots": ["0x0000000000000000000000000000000000000000000000000000000000000001"]}]},
+  {"from": 4, "to": 5, "nonce": 0, "gas_limit": 21000, "gas_price": "2000000000"},
+  {"from": 4, "to": 5, "nonce": 1, "gas_limit": 21000, "max_fee_per_gas": 3000000000, "max_priority_fee_per_gas": "1000000000"}
 ]"#;
         let txs = read_evm_transactions("t.json", text, &d).unwrap();
+        assert_eq!((txs[2].gas_price, txs[2].tx_type()), (2_000_000_000, 0));
+        assert_eq!(
+            txs[3].eip1559,
+            Some(crate::evm::Eip1559Fees {
+                max_fee_per_gas: 3_000_000_000,
+                max_priority_fee_per_gas: 1_000_000_000
+            })
+        );
+        assert_eq!(txs[0].gas_price, 0);
+        for (fields, bad) in [
+            (r#""max_fee_per_gas": 3"#, "max_priority_fee_per_gas"),
+            (
+                r#""gas_price": 1, "max_fee_per_gas": 3, "max_priority_fee_per_gas": 1"#,
+                "gas_price",
+            ),
+        ] {
+            let text =
+                format!(r#"[{{"from": 4, "to": 5, "nonce": 0, "gas_limit": 21000, {fields}}}]"#);
+            let e = read_evm_transactions("f.json", &text, &d)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("`{bad}`")), "{e}");
+        }
         assert_eq!(txs[0].to, Some(d.pairs[0].into_array()));
         assert_eq!(
             txs[0].data,
