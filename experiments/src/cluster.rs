@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tandem_consensus::client_auth::MacKey;
-use tandem_executor::evm::{EvmAuth, EvmConfig, EvmWorkloadSpec};
+use tandem_executor::evm::{Address, EvmAuth, EvmConfig, EvmWorkloadSpec};
 use tandem_executor::{EXECUTOR_NAMES, ExecutionLimits, ExecutorOptions, WorkloadSpec};
 use tandem_network::{Member, Membership, NodeId};
 
@@ -135,6 +135,43 @@ pub struct ExecutionConfig {
     /// a replica decodes only signed transactions).
     #[serde(skip_serializing_if = "EvmAuth::is_channel")]
     pub evm_auth: EvmAuth,
+    /// EVM: the block's base fee, wei per gas (`EvmConfig::base_fee`, default 0):
+    /// a transaction whose max fee or gas price is below it is refused; every one
+    /// that runs burns gas used × base fee. Part of the replicated state machine:
+    /// every replica reads it from this file.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub evm_base_fee: u64,
+    /// EVM: the block beneficiary credited the transactions' priority fees
+    /// (`EvmConfig::beneficiary`), 40 hex digits (optional `0x`); by default
+    /// `tandem_executor::evm::DEFAULT_BENEFICIARY`.
+    #[serde(
+        with = "beneficiary_hex",
+        skip_serializing_if = "beneficiary_hex::is_default"
+    )]
+    pub evm_beneficiary: Address,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `evm_beneficiary` as a hex string (`parse_address`).
+mod beneficiary_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tandem_executor::evm::{Address, DEFAULT_BENEFICIARY, parse_address};
+
+    pub fn is_default(a: &Address) -> bool {
+        *a == DEFAULT_BENEFICIARY
+    }
+
+    pub fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{}", hex::encode(a.as_slice())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_address(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl ExecutionConfig {
@@ -149,12 +186,15 @@ impl ExecutionConfig {
         }
     }
 
-    /// The EVM's gas bounds from this section.
+    /// The EVM's gas bounds, authentication, base fee and beneficiary from this
+    /// section.
     pub fn evm_config(&self) -> EvmConfig {
         EvmConfig {
             max_tx_gas: self.max_tx_gas,
             max_batch_gas: self.max_batch_gas,
             auth: self.evm_auth,
+            base_fee: self.evm_base_fee,
+            beneficiary: self.evm_beneficiary,
             ..EvmConfig::default()
         }
     }
@@ -172,6 +212,8 @@ impl Default for ExecutionConfig {
             max_tx_gas: EvmConfig::default().max_tx_gas,
             max_batch_gas: 400_000_000,
             evm_auth: EvmAuth::Channel,
+            evm_base_fee: 0,
+            evm_beneficiary: tandem_executor::evm::DEFAULT_BENEFICIARY,
         }
     }
 }
@@ -371,6 +413,14 @@ impl ClusterFile {
         match (self.execution.vm.as_str(), &self.evm_workload) {
             ("ledger", None) if !self.execution.evm_auth.is_channel() => {
                 bail!("[execution] evm_auth is for vm = \"evm\"")
+            }
+            ("ledger", None) if self.execution.evm_base_fee != 0 => {
+                bail!("[execution] evm_base_fee is for vm = \"evm\"")
+            }
+            ("ledger", None)
+                if self.execution.evm_beneficiary != tandem_executor::evm::DEFAULT_BENEFICIARY =>
+            {
+                bail!("[execution] evm_beneficiary is for vm = \"evm\"")
             }
             ("ledger", None) => {}
             ("ledger", Some(_)) => {
@@ -719,6 +769,67 @@ mod tests {
         cluster.evm_workload = None;
         let err = cluster.validate().unwrap_err().to_string();
         assert!(err.contains("evm_auth"), "{err}");
+    }
+
+    /// `[execution] evm_base_fee` and `evm_beneficiary`: left out at their defaults,
+    /// read back otherwise into the EVM's configuration, refused without `vm =
+    /// "evm"`; a malformed value is refused naming the line and the field.
+    #[test]
+    fn evm_fees_round_trip_and_bad_values_name_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        let (mut cluster, _) = sample(4);
+        cluster.save(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("evm_base_fee") && !text.contains("evm_beneficiary"));
+        cluster.execution.vm = "evm".into();
+        cluster.evm_workload = Some(EvmWorkloadSpec::new(
+            tandem_executor::evm::EvmWorkloadKind::Erc20,
+        ));
+        let beneficiary = Address::new([0xbe; 20]);
+        cluster.execution.evm_base_fee = 1_000_000_000;
+        cluster.execution.evm_beneficiary = beneficiary;
+        cluster.validate().unwrap();
+        cluster.save(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("evm_base_fee = 1000000000"), "{text}");
+        assert!(text.contains(&format!("evm_beneficiary = \"0x{}\"", "be".repeat(20))));
+        let config = ClusterFile::load(&path).unwrap().execution.evm_config();
+        assert_eq!(
+            (config.base_fee, config.beneficiary),
+            (1_000_000_000, beneficiary)
+        );
+        for (from, to, field) in [
+            (
+                "evm_base_fee = 1000000000",
+                "evm_base_fee = -1",
+                "evm_base_fee",
+            ),
+            (
+                "evm_base_fee = 1000000000",
+                "evm_base_fee = \"lots\"",
+                "evm_base_fee",
+            ),
+            (
+                &format!("evm_beneficiary = \"0x{}\"", "be".repeat(20)),
+                "evm_beneficiary = \"0xbeef\"",
+                "evm_beneficiary",
+            ),
+        ] {
+            let bad = dir.path().join("bad.toml");
+            fs::write(&bad, text.replace(from, to)).unwrap();
+            let err = format!("{:#}", ClusterFile::load(&bad).unwrap_err());
+            let line = text.lines().position(|l| l.starts_with(field)).unwrap() + 1;
+            assert!(err.contains("bad.toml") && err.contains(field), "{err}");
+            assert!(err.contains(&format!("line {line}")), "{err}");
+        }
+        cluster.execution.vm = "ledger".into();
+        cluster.evm_workload = None;
+        let err = cluster.validate().unwrap_err().to_string();
+        assert!(err.contains("evm_base_fee"), "{err}");
+        cluster.execution.evm_base_fee = 0;
+        let err = cluster.validate().unwrap_err().to_string();
+        assert!(err.contains("evm_beneficiary"), "{err}");
     }
 
     /// Issue 10 item 11: a replica key that is the identity, the order-2 point or no

@@ -47,6 +47,12 @@ pub struct ClusterParams {
     pub max_batch_gas: Option<u64>,
     /// EVM: how senders are authenticated (`[execution] evm_auth`).
     pub evm_auth: EvmAuth,
+    /// EVM: the block's base fee, wei per gas (`[execution] evm_base_fee`);
+    /// `None` is 0.
+    pub base_fee: Option<u64>,
+    /// EVM: the block beneficiary (`[execution] evm_beneficiary`); `None` is
+    /// `tandem_executor::evm::DEFAULT_BENEFICIARY`.
+    pub beneficiary: Option<tandem_executor::evm::Address>,
     /// Accounts in the genesis state.
     pub accounts: u64,
     /// AMM pools (dex, mixed).
@@ -92,6 +98,8 @@ impl Default for ClusterParams {
             max_tx_gas: None,
             max_batch_gas: None,
             evm_auth: EvmAuth::Channel,
+            base_fee: None,
+            beneficiary: None,
             accounts: 10_000,
             pools: 4,
             zipf: 0.0,
@@ -155,6 +163,14 @@ impl ClusterParams {
             if !self.evm_auth.is_channel() {
                 bail!("--evm-auth authenticates EVM transactions: it needs --vm evm");
             }
+            if self.base_fee.is_some() || self.beneficiary.is_some() {
+                let flag = if self.base_fee.is_some() {
+                    "--base-fee"
+                } else {
+                    "--beneficiary"
+                };
+                bail!("{flag} sets EVM fees: it needs --vm evm");
+            }
             return Ok(());
         };
         if self.executor == "none" {
@@ -169,6 +185,14 @@ impl ClusterParams {
         }
         if self.signed_txs {
             bail!("--signed-txs signs ledger transactions (Ed25519); not available with --vm evm");
+        }
+        if let Some(fee) = self.base_fee
+            && u128::from(fee) > tandem_executor::evm::WORKLOAD_GAS_PRICE
+        {
+            bail!(
+                "--base-fee {fee} is above the workloads' gas price {} wei: every legacy transaction would be refused",
+                tandem_executor::evm::WORKLOAD_GAS_PRICE
+            );
         }
         let defaults = ExecutionConfig::default();
         let tx_gas = self.max_tx_gas.unwrap_or(defaults.max_tx_gas);
@@ -358,6 +382,8 @@ impl ClusterParams {
                 max_tx_gas: self.max_tx_gas.unwrap_or(defaults.max_tx_gas),
                 max_batch_gas: self.max_batch_gas.unwrap_or(defaults.max_batch_gas),
                 evm_auth: self.evm_auth,
+                evm_base_fee: self.base_fee.unwrap_or(defaults.evm_base_fee),
+                evm_beneficiary: self.beneficiary.unwrap_or(defaults.evm_beneficiary),
                 ..defaults
             },
             workload: self.workload_spec()?,

@@ -48,6 +48,16 @@ pub struct ClusterArgs {
     /// signatures, senders recovered before execution; `[execution] evm_auth`).
     #[arg(long, default_value = "channel")]
     pub evm_auth: tandem_executor::evm::EvmAuth,
+    /// With --vm evm: the block's base fee in wei per gas (`[execution]
+    /// evm_base_fee`) [default: 0]; at most the workloads' gas price, 2 gwei.
+    /// Every transaction that runs pays gas used × its effective gas price, the
+    /// base fee part burned, the rest credited to the beneficiary.
+    #[arg(long)]
+    pub base_fee: Option<u64>,
+    /// With --vm evm: the block beneficiary, 40 hex digits (`[execution]
+    /// evm_beneficiary`) [default: 0xfefe…fe].
+    #[arg(long, value_parser = beneficiary)]
+    pub beneficiary: Option<tandem_executor::evm::Address>,
     /// Accounts in the genesis state.
     #[arg(long, default_value_t = ClusterParams::default().accounts)]
     pub accounts: u64,
@@ -114,6 +124,8 @@ impl ClusterArgs {
             max_tx_gas: self.max_tx_gas,
             max_batch_gas: self.max_batch_gas,
             evm_auth: self.evm_auth,
+            base_fee: self.base_fee,
+            beneficiary: self.beneficiary,
             accounts: self.accounts,
             pools: self.pools,
             zipf: self.zipf,
@@ -153,4 +165,9 @@ impl CpuBudgetArgs {
     pub fn budget(&self, replicas: usize) -> Result<CpuBudget> {
         CpuBudget::from_flags(self.cpus_per_replica, self.cpu_sets.as_deref(), replicas)
     }
+}
+
+/// `--beneficiary`: an address, 40 hex digits (optional `0x`).
+fn beneficiary(text: &str) -> Result<tandem_executor::evm::Address, String> {
+    tandem_executor::evm::parse_address(text)
 }

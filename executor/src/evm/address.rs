@@ -33,6 +33,26 @@ pub const WORKLOAD_FEES: Eip1559Fees = Eip1559Fees {
 /// to 2 gwei admits.
 pub const WORKLOAD_GAS_PRICE: u128 = 2_000_000_000;
 
+/// An address written as 40 hex digits, with or without `0x` (the cluster file's
+/// `evm_beneficiary`, `--beneficiary`); `Err` says what is wrong.
+pub fn parse_address(text: &str) -> Result<Address, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    if digits.len() != 40 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "expected an address, 40 hex digits (optional 0x), got `{text}`"
+        ));
+    }
+    let mut bytes = [0u8; 20];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16)
+            .map_err(|e| format!("`{text}`: {e}"))?;
+    }
+    Ok(Address::new(bytes))
+}
+
 /// The address of workload account `index`.
 pub fn account_address(index: u64) -> Address {
     let mut bytes = [0u8; 20];
@@ -169,5 +189,22 @@ mod tests {
         assert_eq!(channel.sign(odd.clone(), 1).unwrap(), odd);
         let stranger = EvmTx::call(DEPLOYER, DEPLOYER, Default::default(), 0, 21_000, vec![]);
         assert!(signed.sign(stranger, 1).is_err());
+    }
+
+    #[test]
+    fn addresses_parse_from_40_hex_digits_only() {
+        let a = Address::new([0xab; 20]);
+        assert_eq!(parse_address(&"ab".repeat(20)), Ok(a));
+        assert_eq!(parse_address(&format!("0x{}", "AB".repeat(20))), Ok(a));
+        for bad in [
+            "",
+            "0x",
+            &"ab".repeat(19),
+            &"ab".repeat(21),
+            &format!("{}zz", "ab".repeat(19)),
+            "0x+1",
+        ] {
+            assert!(parse_address(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -61,7 +61,9 @@ mod workload;
 mod contract_tests;
 
 pub use abi::{Abi, selector};
-pub use address::{DEPLOYER, EvmAccounts, WORKLOAD_FEES, WORKLOAD_GAS_PRICE, account_address};
+pub use address::{
+    DEPLOYER, EvmAccounts, WORKLOAD_FEES, WORKLOAD_GAS_PRICE, account_address, parse_address,
+};
 pub use contracts::Contract;
 pub use db::{EvmAccount, EvmState};
 pub use execute::{CHAIN_ID, DEFAULT_BENEFICIARY, EvmConfig, call_view, execute_batch};

@@ -113,6 +113,8 @@ impl LocalOptions {
                     max_tx_gas: c.max_tx_gas.unwrap_or(d.max_tx_gas),
                     max_batch_gas: c.max_batch_gas.unwrap_or(d.max_batch_gas),
                     auth: c.evm_auth,
+                    base_fee: c.base_fee.unwrap_or(d.base_fee),
+                    beneficiary: c.beneficiary.unwrap_or(d.beneficiary),
                     ..d
                 }
             }),
@@ -372,6 +374,28 @@ mod tests {
                 },
                 "--max-tx-gas 100000 is below the 250000 gas staking transactions declare",
             ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        base_fee: Some(1),
+                        ..ClusterParams::default()
+                    },
+                    ..options()
+                },
+                "--base-fee sets EVM fees: it needs --vm evm",
+            ),
+            (
+                LocalOptions {
+                    cluster: ClusterParams {
+                        vm: "evm".into(),
+                        workload: "erc20".into(),
+                        base_fee: Some(2_000_000_001),
+                        ..ClusterParams::default()
+                    },
+                    ..options()
+                },
+                "--base-fee 2000000001 is above the workloads' gas price",
+            ),
         ];
         for (opts, flag) in cases {
             let err = format!("{:#}", opts.plan().unwrap_err());
@@ -390,6 +414,8 @@ mod tests {
                 accounts: 200,
                 pools: 1,
                 max_tx_gas: Some(300_000),
+                base_fee: Some(1_000_000_000),
+                beneficiary: Some(tandem_executor::evm::Address::new([0xbe; 20])),
                 ..ClusterParams::default()
             },
             ..options()
@@ -400,6 +426,13 @@ mod tests {
         let evm = s.evm.as_ref().unwrap();
         assert_eq!((evm.workload.accounts, evm.workload.instances), (200, 1));
         assert_eq!(evm.max_tx_gas, 300_000);
+        assert_eq!(
+            (evm.base_fee, evm.beneficiary),
+            (
+                1_000_000_000,
+                tandem_executor::evm::Address::new([0xbe; 20])
+            )
+        );
         assert_eq!(
             evm.max_batch_gas,
             crate::cluster::ExecutionConfig::default().max_batch_gas

@@ -120,6 +120,8 @@ pub fn scenario_parameters(s: &Scenario) -> serde_json::Value {
         "max_tx_gas": s.evm.as_ref().map(|e| e.max_tx_gas),
         "max_batch_gas": s.evm.as_ref().map(|e| e.max_batch_gas),
         "evm_auth": s.evm.as_ref().map(|e| e.auth.as_str()),
+        "evm_base_fee": s.evm.as_ref().map(|e| e.base_fee),
+        "evm_beneficiary": s.evm.as_ref().map(|e| format!("0x{}", hex::encode(e.beneficiary.as_slice()))),
         "clients": s.load.clients,
         "rate": rate,
         "window": window,
@@ -172,6 +174,8 @@ fn cluster_for(
         cluster.execution.max_tx_gas = evm.max_tx_gas;
         cluster.execution.max_batch_gas = evm.max_batch_gas;
         cluster.execution.evm_auth = evm.auth;
+        cluster.execution.evm_base_fee = evm.base_fee;
+        cluster.execution.evm_beneficiary = evm.beneficiary;
     }
     cluster.storage.durability = scenario.cluster.durability;
     if let Some(control) = cluster.control.as_mut() {

@@ -142,6 +142,12 @@ pub struct EvmSpec {
     /// How senders are authenticated (`[cluster] evm_auth`, the cluster file's
     /// `[execution]` field of that name).
     pub auth: tandem_executor::evm::EvmAuth,
+    /// The block's base fee, wei per gas (`[cluster] evm_base_fee`, the cluster
+    /// file's `[execution]` field of that name; default 0).
+    pub base_fee: u64,
+    /// The block beneficiary (`[cluster] evm_beneficiary`; default
+    /// `tandem_executor::evm::DEFAULT_BENEFICIARY`).
+    pub beneficiary: tandem_executor::evm::Address,
 }
 
 impl EvmSpec {
@@ -153,6 +159,8 @@ impl EvmSpec {
             max_tx_gas: defaults.max_tx_gas,
             max_batch_gas: defaults.max_batch_gas,
             auth: defaults.evm_auth,
+            base_fee: defaults.evm_base_fee,
+            beneficiary: defaults.evm_beneficiary,
         }
     }
 

@@ -62,6 +62,8 @@ struct RawCluster {
     max_tx_gas: Option<Spanned<u64>>,
     max_batch_gas: Option<Spanned<u64>>,
     evm_auth: Option<Spanned<String>>,
+    evm_base_fee: Option<Spanned<u64>>,
+    evm_beneficiary: Option<Spanned<String>>,
 }
 
 /// `[evm_workload]` as written: the cluster file's section of that name, every field
@@ -356,6 +358,15 @@ fn evm(
         if let Some(a) = c.and_then(|c| c.evm_auth.as_ref()) {
             return Err(src.error(a.span(), "evm_auth is the EVM's: it needs vm = \"evm\""));
         }
+        if let Some(f) = c.and_then(|c| c.evm_base_fee.as_ref()) {
+            return Err(src.error(f.span(), "evm_base_fee is the EVM's: it needs vm = \"evm\""));
+        }
+        if let Some(b) = c.and_then(|c| c.evm_beneficiary.as_ref()) {
+            return Err(src.error(
+                b.span(),
+                "evm_beneficiary is the EVM's: it needs vm = \"evm\"",
+            ));
+        }
         return Ok(None);
     }
     let vm_span = vm.map(Spanned::span).unwrap_or(0..0);
@@ -487,11 +498,33 @@ fn evm(
             .parse::<tandem_executor::evm::EvmAuth>()
             .map_err(|e| src.error(a.span(), e.to_string()))?,
     };
+    let base_fee = match c.and_then(|c| c.evm_base_fee.as_ref()) {
+        None => gas_defaults.evm_base_fee,
+        Some(f) if u128::from(*f.get_ref()) > tandem_executor::evm::WORKLOAD_GAS_PRICE => {
+            return Err(src.error(
+                f.span(),
+                format!(
+                    "evm_base_fee {} is above the workloads' gas price {} wei: every legacy transaction would be refused",
+                    f.get_ref(),
+                    tandem_executor::evm::WORKLOAD_GAS_PRICE
+                ),
+            ));
+        }
+        Some(f) => *f.get_ref(),
+    };
+    let beneficiary = match c.and_then(|c| c.evm_beneficiary.as_ref()) {
+        None => gas_defaults.evm_beneficiary,
+        Some(b) => {
+            tandem_executor::evm::parse_address(b.get_ref()).map_err(|e| src.error(b.span(), e))?
+        }
+    };
     Ok(Some(EvmSpec {
         workload: spec,
         max_tx_gas: tx_gas,
         max_batch_gas: batch_gas,
         auth,
+        base_fee,
+        beneficiary,
     }))
 }
 
@@ -1556,6 +1589,29 @@ target = "primary"
         let mut back = parse_text(&text).unwrap();
         back.source = signed.source.clone();
         assert_eq!(back, signed, "{text}");
+
+        // Fees: `evm_base_fee` and `evm_beneficiary` parse and render back.
+        let fees = parse_text(&format!(
+            "[cluster]\nvm = \"evm\"\nevm_base_fee = 1000000000\nevm_beneficiary = \"0x{}\"\n[evm_workload]\nkind = \"erc20\"\n[load]\nduration = 5\n",
+            "be".repeat(20)
+        ))
+        .unwrap();
+        let e = fees.evm.as_ref().unwrap();
+        assert_eq!(
+            (e.base_fee, e.beneficiary),
+            (
+                1_000_000_000,
+                tandem_executor::evm::Address::new([0xbe; 20])
+            )
+        );
+        let text = to_toml(&fees);
+        let mut back = parse_text(&text).unwrap();
+        back.source = fees.source.clone();
+        assert_eq!(back, fees, "{text}");
+        assert_eq!(
+            (evm.base_fee, evm.beneficiary),
+            (0, tandem_executor::evm::DEFAULT_BENEFICIARY)
+        );
     }
 
     /// Each bad EVM field names the file, the line, the table and the field.
@@ -1668,6 +1724,34 @@ target = "primary"
                 "[cluster]",
                 "evm_auth",
                 "expected channel or secp256k1",
+            ),
+            (
+                "[cluster]\nevm_base_fee = 7\n[load]\nduration = 5\n".into(),
+                2,
+                "[cluster]",
+                "evm_base_fee",
+                "needs vm = \"evm\"",
+            ),
+            (
+                evm("evm_base_fee = 3000000000\n", ""),
+                3,
+                "[cluster]",
+                "evm_base_fee",
+                "above the workloads' gas price",
+            ),
+            (
+                evm("evm_base_fee = -1\n", ""),
+                3,
+                "[cluster]",
+                "evm_base_fee",
+                "",
+            ),
+            (
+                evm("evm_beneficiary = \"0xbeef\"\n", ""),
+                3,
+                "[cluster]",
+                "evm_beneficiary",
+                "expected an address, 40 hex digits",
             ),
             (
                 evm("max_tx_gas = 1000\n", ""),

@@ -43,6 +43,15 @@ pub fn to_toml(s: &Scenario) -> String {
         if !evm.auth.is_channel() {
             cluster.insert("evm_auth".into(), evm.auth.as_str().into());
         }
+        if evm.base_fee != 0 {
+            cluster.insert("evm_base_fee".into(), int(evm.base_fee));
+        }
+        if evm.beneficiary != tandem_executor::evm::DEFAULT_BENEFICIARY {
+            cluster.insert(
+                "evm_beneficiary".into(),
+                format!("0x{}", hex::encode(evm.beneficiary.as_slice())).into(),
+            );
+        }
     }
     if let Ok(Value::Table(mut protocol)) = Value::try_from(&s.cluster.protocol) {
         protocol.remove("replicas");
