@@ -62,20 +62,28 @@
 //! **Estimating from declarations first.** The segments above cost a one-pair
 //! batch its speculated prefix: the first segments run with their conflicts
 //! before the probe sees them. So before any speculation, the transactions of
-//! the first segment (the same 64 to 256, for a batch the probe would segment)
+//! the first segment (the same 64 to 256, for a batch the probe segments)
 //! are asked for their declared keys (`Vm::declare`: an EVM transaction's
 //! EIP-2930 access list, whose storage slots count as written, and its sender's
 //! balance and nonce; the ledger's access set). If at least three quarters of
 //! them declare a write to one and the same key (`HOT_SHARE`: one Uniswap pair's
 //! reserves or one staking pool's reward index are in every transaction; with
 //! two pools each key is in half of them, where speculation still pays), they
-//! form a chain no schedule can run side by side, and the whole batch runs in
-//! order at once (counted in `BatchStats::fallbacks` like a probe's fallback).
-//! If any of them declares nothing there is no estimate and the segments decide
+//! form a chain no schedule can run side by side. An access list does not say
+//! which slots are written, though (a staking pool's index is in every
+//! transaction, written by few, and speculation there still pays about as much
+//! as it costs), so the declarations alone do not decide: a batch showing a
+//! declared chain runs in order at once only if the last such batch that was
+//! speculated on fell back in its segments (`ChainMemory`), and every
+//! `REPROBE_EVERY`-th (8th) such batch is speculated on again to check. One
+//! Uniswap pair thus pays the speculated prefix once per eight batches instead
+//! of every batch. A batch run in order at once counts in
+//! `BatchStats::fallbacks` like a probe's fallback. If any of the sampled
+//! transactions declares nothing there is no estimate and the segments decide
 //! as before. The estimate costs a few hundred `declare` calls per batch (well
 //! under 1% of a 10,000-transaction batch) and is only an estimate: a
-//! declaration may be wrong or incomplete, and it decides only how the batch is
-//! run, never its result — in order or speculated, a batch gives the sequential
+//! declaration may be wrong or incomplete, and it and the memory decide only
+//! how a batch is run, never its result — in order or speculated, a batch gives the sequential
 //! receipts and state by construction.
 //!
 //! **Prefetching the key table.** The key table is far larger than the cache
@@ -134,6 +142,8 @@ pub struct BlockStmExecutor<V: Vm = LedgerVm> {
     probe: ContentionProbe,
     /// The declared-hot-key estimate's scratch (reused across batches).
     hot: HotKeyEstimate<V>,
+    /// What the last batches with a declared chain showed.
+    chain: ChainMemory,
     /// Whether the last batch ran in order (its writes are already in the state),
     /// from the start or after its probe.
     last_in_order: bool,
@@ -286,6 +296,46 @@ impl<V: Vm> HotKeyEstimate<V> {
     }
 }
 
+/// What Block-STM remembers of the batches whose declarations showed a chain:
+/// whether the last of them to be speculated on was found conflict-heavy by the
+/// segments (then the next ones run in order at once), and how many have run in
+/// order at once since (every `REPROBE_EVERY`-th is speculated on again, so a
+/// workload whose declared chain does not conflict much — the staking pools'
+/// index, read by most transactions but written by few, since an access list
+/// does not say which slots are written — goes back to speculating).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ChainMemory {
+    /// The last speculated batch with a declared chain fell back.
+    confirmed: bool,
+    /// Batches run in order at once since that one.
+    skipped: u32,
+}
+
+/// How often a declared chain is speculated on again although the last such
+/// batch fell back (one batch in this many).
+const REPROBE_EVERY: u32 = 8;
+
+impl ChainMemory {
+    /// Whether a batch whose declarations show a chain (`declared`) runs in
+    /// order at once; counts it if so.
+    fn in_order_at_once(&mut self, declared: bool) -> bool {
+        let skip = declared && self.confirmed && self.skipped + 1 < REPROBE_EVERY;
+        if skip {
+            self.skipped += 1;
+        }
+        skip
+    }
+
+    /// Records a speculated batch: whether its declarations showed a chain and
+    /// whether the segments then found it conflict-heavy.
+    fn speculated(&mut self, declared: bool, fell_back: bool) {
+        *self = ChainMemory {
+            confirmed: declared && fell_back,
+            skipped: 0,
+        };
+    }
+}
+
 /// The share of a sample that, declaring a write to one key, makes the batch
 /// run in order at once: three quarters (one Uniswap pair or staking pool:
 /// every transaction; two pools: half each, where speculation still pays).
@@ -371,6 +421,7 @@ impl<V: Vm> BlockStmExecutor<V> {
             speculate_alone: false,
             probe: ContentionProbe::Default,
             hot: HotKeyEstimate::default(),
+            chain: ChainMemory::default(),
             last_in_order: false,
             last_n: 0,
             clean: true,
@@ -458,11 +509,12 @@ impl<V: Vm> BlockStmExecutor<V> {
             return;
         }
         let first = self.probe.len(n, self.threads.count());
-        if self.probe == ContentionProbe::Default && first < n && self.hot.serialises(&txs[..first])
-        {
-            // Most of the first segment declares a write to one key: the batch
-            // is a chain, so it runs in order at once, nothing speculated (module
-            // docs). The multi-version memory and the scheduler stay untouched.
+        let declared_chain = first < n && self.hot.serialises(&txs[..first]);
+        if self.chain.in_order_at_once(declared_chain) {
+            // Most of the first segment declares a write to one key, and the
+            // last such batch was found conflict-heavy: the batch is a chain, so
+            // it runs in order at once, nothing speculated (module docs). The
+            // multi-version memory and the scheduler stay untouched.
             self.last_in_order = true;
             self.in_order.run(state, txs, verdicts, receipts);
             stats.executions += n as u64;
@@ -514,6 +566,7 @@ impl<V: Vm> BlockStmExecutor<V> {
             if self.probe.falls_back(&segment, end - done, threads) {
                 // Speculation loses here: commit what is done and run the rest
                 // of the batch in order (module docs).
+                self.chain.speculated(declared_chain, true);
                 self.take_receipts(0..end, receipts);
                 self.mv.learn(end);
                 let (mv, scheduler) = (&self.mv, &self.scheduler);
@@ -532,6 +585,7 @@ impl<V: Vm> BlockStmExecutor<V> {
             done = end;
             len = len.saturating_mul(2);
         }
+        self.chain.speculated(declared_chain, false);
         self.mv.learn(n);
         self.take_receipts(0..n, receipts);
     }
@@ -724,4 +778,33 @@ fn validate<V: Vm>(b: &Batch<'_, V>, w: &mut Worker<V>, version: Version) -> Opt
         b.mv.convert_writes_to_estimates(version.txn);
     }
     b.scheduler.finish_validation(version.txn, aborted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A declared chain runs in order at once only after a speculated one fell
+    /// back, and is speculated on again every `REPROBE_EVERY`-th batch; a batch
+    /// without a declared chain, or a declared chain that speculated through,
+    /// clears the memory.
+    #[test]
+    fn declared_chains_run_in_order_once_confirmed_and_are_reprobed() {
+        let mut m = ChainMemory::default();
+        assert!(!m.in_order_at_once(true), "nothing confirmed yet");
+        m.speculated(true, true);
+        for _ in 1..REPROBE_EVERY {
+            assert!(m.in_order_at_once(true));
+        }
+        assert!(!m.in_order_at_once(true), "the 8th is speculated on again");
+        m.speculated(true, false);
+        assert!(!m.in_order_at_once(true), "it did not fall back");
+        m.speculated(true, true);
+        assert!(!m.in_order_at_once(false), "no declared chain: speculate");
+        m.speculated(false, true);
+        assert!(
+            !m.in_order_at_once(true),
+            "the fallback had no declared chain"
+        );
+    }
 }
