@@ -3,7 +3,8 @@
 //! aborts (failed validations: a whole execution wasted), waits (executions
 //! suspended at an ESTIMATE read, before doing their work) and re-executions
 //! (both) per transaction, and what `auto` picked (or, for Block-STM, `in-order×N`:
-//! batches whose rest ran in order after a conflict-heavy segment), as a table and
+//! batches whose rest ran in order after a conflict-heavy segment, or all of it on a
+//! declared chain), as a table and
 //! optionally as CSV. Every run's final digest is checked against sequential's.
 //!
 //! `--vm evm` runs the EVM workloads instead (erc20, uniswap, staking, lending,
@@ -136,7 +137,7 @@ struct Row {
 }
 
 /// The `picked` column's name for a Block-STM batch that fell back to running its
-/// rest in order (`BatchStats::fallbacks`).
+/// rest, or all of it, in order (`BatchStats::fallbacks`).
 const IN_ORDER: &str = "in-order";
 
 struct Run {
@@ -205,7 +206,8 @@ fn run_batches<V: Vm>(
         if let Some(p) = outcome.stats.picked {
             run.picked.push(p);
         }
-        // Block-STM batches whose rest ran in order after a conflict-heavy segment.
+        // Block-STM batches whose rest ran in order after a conflict-heavy segment
+        // (or all of it, on a declared chain).
         for _ in 0..outcome.stats.fallbacks {
             run.picked.push(IN_ORDER.to_string());
         }
