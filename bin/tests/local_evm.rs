@@ -10,8 +10,8 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Runs the cluster with `extra` flags; its summary.json, checked for agreement
-/// and mostly successful swaps.
-fn run_cluster(extra: &[&str]) -> Value {
+/// and mostly successful swaps, and the cluster file the replicas read.
+fn run_cluster(extra: &[&str]) -> (Value, String) {
     let base = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args([
@@ -78,25 +78,47 @@ fn run_cluster(extra: &[&str]) -> Value {
         failed * 10 <= committed * 4,
         "failed {failed} of {committed} x 4 replicas"
     );
-    s
+    let cluster = std::fs::read_to_string(dirs[0].join("cluster.toml")).unwrap();
+    (s, cluster)
 }
 
 #[test]
 fn an_evm_cluster_commits_swaps_and_its_replicas_agree() {
-    let s = run_cluster(&[]);
+    let (s, _) = run_cluster(&[]);
     assert_eq!(s["parameters"]["evm_auth"], "channel");
 }
 
 #[test]
 fn an_evm_cluster_with_signed_swaps_recovers_senders_and_agrees() {
-    let s = run_cluster(&["--evm-auth", "secp256k1"]);
+    let (s, _) = run_cluster(&["--evm-auth", "secp256k1"]);
     assert_eq!(s["parameters"]["evm_auth"], "secp256k1");
+}
+
+/// Fees: under a base fee of 1 gwei and a beneficiary of the cluster file, the
+/// signed workload's legacy (2 gwei) and type-2 (max fee 3 gwei) swaps pay and
+/// succeed, and the replicas agree on the state, the beneficiary's credits in it.
+#[test]
+fn an_evm_cluster_charging_fees_agrees() {
+    let (s, cluster) = run_cluster(&[
+        "--evm-auth",
+        "secp256k1",
+        "--base-fee",
+        "1000000000",
+        "--beneficiary",
+        "0xbebebebebebebebebebebebebebebebebebebebe",
+    ]);
+    assert_eq!(s["parameters"]["evm_base_fee"], 1_000_000_000u64);
+    assert!(cluster.contains("evm_base_fee = 1000000000"), "{cluster}");
+    assert!(
+        cluster.contains("evm_beneficiary = \"0xbebebebebebebebebebebebebebebebebebebebe\""),
+        "{cluster}"
+    );
 }
 
 /// Padded requests (signed, so both transaction types) decode on every replica:
 /// none is malformed, the swaps succeed as unpadded ones do.
 #[test]
 fn an_evm_cluster_with_padded_requests_runs_them_as_unpadded() {
-    let s = run_cluster(&["--evm-auth", "secp256k1", "--payload", "512"]);
+    let (s, _) = run_cluster(&["--evm-auth", "secp256k1", "--payload", "512"]);
     assert_eq!(s["parameters"]["payload_bytes"], 512);
 }

@@ -554,3 +554,29 @@ fn evm_eip1559_transactions_pay_their_effective_gas_price() {
     let r = execute_batch(&mut state, &[ask(3, None)], &EvmConfig::default());
     assert_eq!(U256::from_be_slice(&r[0].output), U256::ZERO);
 }
+
+/// The state digest covers the block beneficiary: settling a tip (`Vm::settle`)
+/// changes it, and settling a batch of tips equals settling them one by one.
+#[test]
+fn evm_digest_covers_the_beneficiarys_credit() {
+    use super::execute::DEFAULT_BENEFICIARY;
+    use crate::vm::Vm;
+    let (genesis, _) = genesis(EvmWorkloadKind::EvmTransfer, 1);
+    let vm = super::EvmVm::default();
+    let tip = |tip: u128| EvmReceipt {
+        tip,
+        ..EvmReceipt::refused(EvmStatus::Success)
+    };
+    let mut once = genesis.clone();
+    vm.settle(&mut once, &[tip(5), tip(0), tip(7)]);
+    assert_eq!(once.balance(DEFAULT_BENEFICIARY), U256::from(12));
+    assert_ne!(once.digest(), genesis.digest());
+    let mut each = genesis.clone();
+    for t in [5, 0, 7] {
+        vm.settle(&mut each, &[tip(t)]);
+    }
+    assert_eq!(each.digest(), once.digest());
+    let mut none = genesis.clone();
+    vm.settle(&mut none, &[tip(0)]);
+    assert_eq!(none, genesis, "no tip, no beneficiary account");
+}

@@ -148,6 +148,7 @@ impl LocalOptions {
             "cpu_budget": self.cpu_budget.label(),
             "vm": c.vm,
             "evm_auth": (c.vm == "evm").then(|| c.evm_auth.as_str()),
+            "evm_base_fee": (c.vm == "evm").then(|| c.base_fee.unwrap_or(0)),
             "workload": workload_label(c),
             "workload_spec": match c.evm_workload_spec()? {
                 Some(evm) => json!(evm),
