@@ -27,8 +27,8 @@ pub struct Request {
     /// replica check that the client sent it, whoever forwarded or proposed it. Not
     /// part of the batch digest.
     pub auth: Authenticator,
-    /// [`Request::digest`] as first computed on this value (and its clones); not
-    /// sent, not part of equality.
+    /// [`Request::digest`] as first computed on this value (a clone taken after
+    /// carries it); not sent, not part of equality.
     #[serde(skip)]
     digest_memo: DigestMemo,
 }
@@ -100,7 +100,8 @@ impl Request {
 
     /// SHA-256 over `(client, number, payload)`: what its MACs cover and what a reply
     /// names so a client accepts only the result of its own payload.
-    /// Computed once per request value (clones share it; see `DigestMemo`).
+    /// Computed once per request value; a clone taken after that carries it (see
+    /// `DigestMemo`).
     pub fn digest(&self) -> Digest {
         if let Some(d) = self.digest_memo.get(self) {
             return d;
