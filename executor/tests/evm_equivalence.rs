@@ -714,7 +714,7 @@ fn evm_executors_agree_on_fees_and_transactions_touching_the_beneficiary() {
                 100_000,
                 transfer(user(32 + i), 5),
             )
-            .with_eip1559_fees(caps(3 * gwei, 1 + i as u128 % 3 * gwei))
+            .with_eip1559_fees(caps(3 * gwei, (1 + i as u128 % 3) * gwei))
         })
         .collect();
     // A contract returning BALANCE(COINBASE): 41 31 60 00 52 60 20 60 00 f3,

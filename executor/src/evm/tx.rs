@@ -111,14 +111,11 @@ struct Plain {
 }
 
 /// The encoding of a transaction with an access list: `Plain`, then the list.
+/// bincode writes a nested struct's fields in order with nothing around them, so
+/// the nesting adds no byte.
 #[derive(Serialize, Deserialize)]
 struct WithList {
-    from: [u8; 20],
-    to: Option<[u8; 20]>,
-    value: [u8; 32],
-    nonce: u64,
-    gas_limit: u64,
-    data: Vec<u8>,
+    plain: Plain,
     access_list: Vec<AccessListEntry>,
 }
 
@@ -127,16 +124,40 @@ struct WithList {
 /// (max fee, max priority fee).
 #[derive(Serialize, Deserialize)]
 struct Priced {
-    from: [u8; 20],
-    to: Option<[u8; 20]>,
-    value: [u8; 32],
-    nonce: u64,
-    gas_limit: u64,
-    data: Vec<u8>,
-    access_list: Vec<AccessListEntry>,
+    with_list: WithList,
     listed: bool,
     gas_price: u128,
     caps: Option<(u128, u128)>,
+}
+
+impl Plain {
+    /// The common fields of `tx`.
+    fn of(tx: EvmTx) -> Plain {
+        Plain {
+            from: tx.from,
+            to: tx.to,
+            value: tx.value,
+            nonce: tx.nonce,
+            gas_limit: tx.gas_limit,
+            data: tx.data,
+        }
+    }
+
+    /// The unpriced, channel-authenticated transaction of these fields.
+    fn into_tx(self, access_list: Option<Vec<AccessListEntry>>) -> EvmTx {
+        EvmTx {
+            from: self.from,
+            to: self.to,
+            value: self.value,
+            nonce: self.nonce,
+            gas_limit: self.gas_limit,
+            data: self.data,
+            access_list,
+            eip1559: None,
+            gas_price: 0,
+            signature: None,
+        }
+    }
 }
 
 impl EvmTx {
@@ -314,27 +335,28 @@ impl EvmTx {
             });
         }
         let config = bincode::config::standard();
-        let tx = self.clone();
+        let mut tx = self.clone();
         if tx.gas_price != 0 || tx.eip1559.is_some() {
             // A type-2 transaction's empty list is no list (module docs).
             let listed = match (&tx.access_list, tx.eip1559) {
                 (Some(list), Some(_)) => !list.is_empty(),
                 (list, _) => list.is_some(),
             };
+            let (gas_price, caps) = (
+                tx.gas_price,
+                tx.eip1559
+                    .map(|f| (f.max_fee_per_gas, f.max_priority_fee_per_gas)),
+            );
+            let access_list = tx.access_list.take().unwrap_or_default();
             return bincode::serde::encode_to_vec(
                 Priced {
-                    from: tx.from,
-                    to: tx.to,
-                    value: tx.value,
-                    nonce: tx.nonce,
-                    gas_limit: tx.gas_limit,
-                    data: tx.data,
-                    access_list: tx.access_list.unwrap_or_default(),
+                    with_list: WithList {
+                        plain: Plain::of(tx),
+                        access_list,
+                    },
                     listed,
-                    gas_price: tx.gas_price,
-                    caps: tx
-                        .eip1559
-                        .map(|f| (f.max_fee_per_gas, f.max_priority_fee_per_gas)),
+                    gas_price,
+                    caps,
                 },
                 config,
             )
@@ -343,26 +365,11 @@ impl EvmTx {
                 reason: e.to_string(),
             });
         }
-        let encoded = match tx.access_list {
-            None => bincode::serde::encode_to_vec(
-                Plain {
-                    from: tx.from,
-                    to: tx.to,
-                    value: tx.value,
-                    nonce: tx.nonce,
-                    gas_limit: tx.gas_limit,
-                    data: tx.data,
-                },
-                config,
-            ),
+        let encoded = match tx.access_list.take() {
+            None => bincode::serde::encode_to_vec(Plain::of(tx), config),
             Some(access_list) => bincode::serde::encode_to_vec(
                 WithList {
-                    from: tx.from,
-                    to: tx.to,
-                    value: tx.value,
-                    nonce: tx.nonce,
-                    gas_limit: tx.gas_limit,
-                    data: tx.data,
+                    plain: Plain::of(tx),
                     access_list,
                 },
                 config,
@@ -379,32 +386,10 @@ impl EvmTx {
     pub fn decode(bytes: &[u8]) -> Result<EvmTx, Error> {
         const WHAT: &str = "EVM transaction";
         match crate::tx::decode_exact_limited::<Plain, MAX_EVM_TX_BYTES>(bytes, WHAT) {
-            Ok(p) => Ok(EvmTx {
-                from: p.from,
-                to: p.to,
-                value: p.value,
-                nonce: p.nonce,
-                gas_limit: p.gas_limit,
-                data: p.data,
-                access_list: None,
-                eip1559: None,
-                gas_price: 0,
-                signature: None,
-            }),
+            Ok(p) => Ok(p.into_tx(None)),
             Err(plain_error) => {
                 match crate::tx::decode_exact_limited::<WithList, MAX_EVM_TX_BYTES>(bytes, WHAT) {
-                    Ok(w) => Ok(EvmTx {
-                        from: w.from,
-                        to: w.to,
-                        value: w.value,
-                        nonce: w.nonce,
-                        gas_limit: w.gas_limit,
-                        data: w.data,
-                        access_list: Some(w.access_list),
-                        eip1559: None,
-                        gas_price: 0,
-                        signature: None,
-                    }),
+                    Ok(w) => Ok(w.plain.into_tx(Some(w.access_list))),
                     Err(_) => match crate::tx::decode_exact_limited::<Priced, MAX_EVM_TX_BYTES>(
                         bytes, WHAT,
                     ) {
@@ -428,26 +413,20 @@ impl EvmTx {
             (1.., Some(_)) => return Err(fail("a gas price beside EIP-1559 fee caps")),
             _ => {}
         }
-        if !p.listed && !p.access_list.is_empty() {
+        let list = p.with_list.access_list;
+        if !p.listed && !list.is_empty() {
             return Err(fail("access list entries under \"no list\""));
         }
-        if p.listed && p.caps.is_some() && p.access_list.is_empty() {
+        if p.listed && p.caps.is_some() && list.is_empty() {
             return Err(fail("a type-2 transaction's empty list marked as a list"));
         }
         Ok(EvmTx {
-            from: p.from,
-            to: p.to,
-            value: p.value,
-            nonce: p.nonce,
-            gas_limit: p.gas_limit,
-            data: p.data,
-            access_list: p.listed.then_some(p.access_list),
             eip1559: p.caps.map(|(max, priority)| Eip1559Fees {
                 max_fee_per_gas: max,
                 max_priority_fee_per_gas: priority,
             }),
             gas_price: p.gas_price,
-            signature: None,
+            ..p.with_list.plain.into_tx(p.listed.then_some(list))
         })
     }
 
@@ -519,6 +498,33 @@ mod tests {
             create.created_address(),
             Some(Address::with_last_byte(1).create(0))
         );
+    }
+
+    /// The nested wire structs add no byte: the access-list and priced forms
+    /// start with the plain form's bytes (what was written before they nested).
+    #[test]
+    fn evm_tx_wire_forms_extend_the_plain_form() {
+        let plain = EvmTx::call(
+            Address::with_last_byte(1),
+            Address::with_last_byte(2),
+            U256::from(7),
+            3,
+            50_000,
+            vec![1, 2],
+        );
+        let plain_bytes = plain.encode().unwrap();
+        let listed = plain.clone().with_access_list(vec![]).encode().unwrap();
+        assert_eq!(&listed[..plain_bytes.len()], &plain_bytes[..]);
+        assert_eq!(listed.len(), plain_bytes.len() + 1, "the list's count, 0");
+        let priced = plain.clone().with_gas_price(5).encode().unwrap();
+        assert_eq!(&priced[..plain_bytes.len()], &plain_bytes[..]);
+        let config = bincode::config::standard();
+        let tail = bincode::serde::encode_to_vec(
+            (0u8, false, 5u128, Option::<(u128, u128)>::None),
+            config,
+        )
+        .unwrap();
+        assert_eq!(&priced[plain_bytes.len()..], &tail[..]);
     }
 
     #[test]
